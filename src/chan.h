@@ -1,0 +1,106 @@
+/* chan.h - the encrypted frame channel over one connected socket.
+ *
+ * kb_chan_handshake() runs Noise_XX_25519_AESGCM_SHA256 (XXpsk3 with a
+ * pre-shared key) on the socket, checks the peer's static key with the
+ * caller's verify callback, negotiates version/capabilities/max frame in the
+ * handshake payloads, and then (responder) sends / (initiator) waits for one
+ * empty "accepted" transport frame, so a client learns that the server
+ * refused its key (-KB_EREFUSED) instead of seeing a bare EOF later.
+ *
+ * Transport frames: [4-byte BE length L][L bytes = ciphertext + 16-byte tag],
+ * L = plaintext + 16, the 4 length bytes are the AEAD associated data, nonce
+ * = per-direction 64-bit counter. A length over the negotiated maximum is
+ * rejected before any buffer is touched. Rekey (Noise Rekey()) in step on
+ * both sides every KB_CHAN_REKEY_FRAMES frames or KB_CHAN_REKEY_BYTES bytes
+ * per direction, whichever first. Any failure is fatal to the channel: every
+ * later call returns the same error.
+ *
+ * Zero copy: kb_chan_send() encrypts in place in the caller's buffer and
+ * sends it with one send(); kb_chan_recv_*() read straight into the caller's
+ * buffer and decrypt in place. No malloc per frame.
+ *
+ * Threads: one thread may receive while any number send (sends are
+ * serialised by an internal lock, which also orders the nonces).
+ */
+#ifndef KB_CHAN_H
+#define KB_CHAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "aead.h"
+
+#define KB_FRAME_HEAD 4  /* length prefix */
+#define KB_FRAME_TAG 16  /* AEAD tag after the ciphertext */
+/* Default maximum plaintext per frame: a 4 MiB block plus header room. */
+#define KB_FRAME_MAX_DEFAULT ((4u << 20) + 4096u)
+#define KB_FRAME_MAX_LIMIT (16u << 20)
+#define KB_CHAN_REKEY_FRAMES (1ull << 20)
+#define KB_CHAN_REKEY_BYTES (32ull << 30)
+#define KB_PROTO_VERSION 1u
+#define KB_CHAN_PROLOGUE "keibifs/1"
+
+struct kb_noise_rng;
+
+struct kb_chan_cfg {
+	bool initiator;
+	const uint8_t *s;            /* local static private key, 32 bytes */
+	const uint8_t *psk;          /* NULL, or 32 bytes: switches to XXpsk3 */
+	enum kb_aead_backend backend;
+	uint32_t max_frame;          /* largest plaintext we accept (0: default) */
+	uint64_t caps;               /* capability bits we offer */
+	struct kb_noise_rng *rng;
+	int timeout_ms;              /* bound on the whole handshake (0: 15 s) */
+	/* Decide on the peer's static key: 0 to accept (set *flags), negative
+	 * (e.g. -KB_EUNTRUSTED) to refuse. Called before we reveal anything
+	 * more. */
+	int (*verify)(void *arg, const uint8_t rs[static 32], unsigned *flags);
+	void *verify_arg;
+};
+
+struct kb_chan_info {
+	uint8_t remote_static[32];   /* valid once received, even on refusal */
+	bool have_remote_static;
+	uint32_t version;            /* negotiated: min of both sides' versions */
+	uint64_t caps;               /* intersection of both sides' caps */
+	uint32_t max_frame;          /* what the peer accepts from us */
+	unsigned flags;              /* from verify */
+	uint8_t hash[32];            /* handshake hash (channel binding) */
+};
+
+struct kb_chan; /* opaque; owns the fd (closed by kb_chan_free) */
+
+/* On failure the fd is closed and info->remote_static tells who it was. */
+int kb_chan_handshake(struct kb_chan **out, int fd, const struct kb_chan_cfg *cfg,
+		      struct kb_chan_info *info);
+/* Build a channel from raw keys (tests, benchmarks): no handshake. */
+int kb_chan_from_keys(struct kb_chan **out, int fd, enum kb_aead_backend be,
+		      const uint8_t send_key[static 32], const uint8_t recv_key[static 32],
+		      uint32_t max_frame_send, uint32_t max_frame_recv);
+void kb_chan_free(struct kb_chan *c); /* NULL-safe; closes fd, wipes keys */
+/* Wake a blocked receiver/sender and make every later call fail (any thread). */
+void kb_chan_shutdown(struct kb_chan *c);
+int kb_chan_fd(const struct kb_chan *c);
+
+/* Send the plaintext at frame[KB_FRAME_HEAD .. KB_FRAME_HEAD+plen); the
+ * caller's buffer must have KB_FRAME_TAG bytes of room after it. It is
+ * encrypted in place (the buffer's contents are ciphertext afterwards). */
+int kb_chan_send(struct kb_chan *c, uint8_t *frame, size_t plen);
+/* Send gathered plaintext (e.g. a small header + file data from the kernel):
+ * encrypted out of place into the channel's own preallocated buffer. */
+int kb_chan_sendv(struct kb_chan *c, const struct iovec *iov, int iovcnt);
+
+/* Read the next frame's length: *plen = plaintext bytes. */
+int kb_chan_recv_len(struct kb_chan *c, size_t *plen);
+/* Read that frame into buf (plen + KB_FRAME_TAG bytes of room) and decrypt
+ * in place: plaintext at buf[0..plen). */
+int kb_chan_recv_body(struct kb_chan *c, uint8_t *buf, size_t plen);
+
+struct kb_chan_stats {
+	uint64_t frames_sent, frames_recv, bytes_sent, bytes_recv, rekeys;
+};
+void kb_chan_stats(const struct kb_chan *c, struct kb_chan_stats *st);
+
+#endif

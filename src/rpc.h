@@ -1,0 +1,90 @@
+/* rpc.h - the client side of the keibifs protocol: one session with a server
+ * over a pool of `conns` encrypted connections (parallel block pulls).
+ *
+ * Requests carry ids and are pipelined; a receiver thread per connection
+ * matches replies by id (they may come back out of order). A reply frame is
+ * received into a pooled kb_buf and handed over whole: the caller (or the
+ * block cache) keeps the buffer, so file data is never copied in user space.
+ *
+ * Reconnection (issue "Reliability") is designed in: every node is known by
+ * the client with its parent and name, so it can be re-resolved on a new
+ * session; the rpc layer reports -ENOTCONN / -KB_ECLOSED upward.
+ */
+#ifndef KB_RPC_H
+#define KB_RPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aead.h"
+#include "buf.h"
+#include "keibifs.pb.h"
+
+struct kb_keyset;
+struct kb_rpc; /* opaque; thread-safe */
+
+struct kb_rpc_cfg {
+	const char *host;            /* name, IPv4, or IPv6 (no brackets) */
+	const char *port;            /* "26431" */
+	const char *path;            /* directory inside the share, "/" = root */
+	unsigned conns;              /* parallel connections (>= 1) */
+	const uint8_t *identity;     /* client static private key, 32 bytes */
+	const struct kb_keyset *trust; /* pinned server keys */
+	const uint8_t *psk;          /* NULL or 32 bytes */
+	enum kb_aead_backend backend;
+	int timeout_ms;              /* connect/handshake/request timeout */
+	size_t max_frame;            /* largest frame we accept (>= block + headroom) */
+};
+
+/* Connect every connection, authenticate, HELLO (the path must exist and be
+ * a directory). On failure, err gets a clear one-line message (unknown peer
+ * with its fingerprint and how to trust it, refused key, connection refused,
+ * missing path...). root gets the entry of `path`. */
+int kb_rpc_new(struct kb_rpc **out, const struct kb_rpc_cfg *cfg, kb_Entry *root,
+	       bool *read_only, char *err, size_t errlen);
+/* Fails pending requests with -ENOTCONN, joins threads, closes. NULL-safe. */
+void kb_rpc_free(struct kb_rpc *r);
+
+/* The reply to one request. `resp` is large (readdir batches): callers keep
+ * it off the stack (kb_rpc_result_new / _free). */
+struct kb_rpc_result {
+	kb_Response resp;            /* decoded header */
+	struct kb_buf *frame;        /* the reply's frame; caller must kb_buf_put */
+	const uint8_t *bulk;         /* points into frame */
+	size_t bulk_len;
+};
+struct kb_rpc_result *kb_rpc_result_new(void);
+void kb_rpc_result_free(struct kb_rpc_result *res); /* puts frame; NULL-safe */
+/* Drop the frame reference (and bulk) but keep the struct for reuse. */
+void kb_rpc_result_reset(struct kb_rpc_result *res);
+
+/* Synchronous call: send req (+ bulk), wait for the reply. Returns 0 when the
+ * server answered OK, the server's -errno when it answered an error, or a
+ * transport error (-ENOTCONN, -ETIMEDOUT, -KB_E*). req->id is assigned here.
+ * `res` may be NULL when the caller needs only the status. */
+int kb_rpc_call(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
+		struct kb_rpc_result *res);
+
+/* Asynchronous call: cb runs once, on a receiver thread (or the caller's
+ * thread on a send failure), with status as for kb_rpc_call. The callback
+ * may take its own reference to res->frame (kb_buf_ref); res itself is only
+ * valid during the callback. `conn_hint` picks the connection (e.g. block
+ * index), -1 for round robin. */
+typedef void (*kb_rpc_cb)(void *arg, int status, struct kb_rpc_result *res);
+int kb_rpc_submit(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
+		  int conn_hint, kb_rpc_cb cb, void *arg);
+
+/* Server pushes (NOTIFY) are handed to this callback (receiver thread). */
+void kb_rpc_set_notify(struct kb_rpc *r, void (*cb)(void *arg, const kb_Response *n),
+		       void *arg);
+
+struct kb_rpc_stats {
+	uint64_t bytes_sent, bytes_recv, requests, errors;
+	uint64_t rtt_us;             /* last PING round trip */
+	unsigned conns_up;
+	char peer_fpr[64];
+};
+void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st);
+
+#endif

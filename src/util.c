@@ -1,0 +1,158 @@
+/* util.c - small shared helpers. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "util.h"
+
+void kb_memzero(void *p, size_t n)
+{
+	explicit_bzero(p, n);
+}
+
+int kb_memcmp_ct(const void *a, const void *b, size_t n)
+{
+	const volatile uint8_t *x = a, *y = b;
+	uint8_t d = 0;
+
+	for (size_t i = 0; i < n; i++)
+		d |= x[i] ^ y[i];
+	return d;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+ssize_t kb_hex_decode(uint8_t *out, size_t cap, const char *hex)
+{
+	size_t len = strlen(hex);
+
+	if (len % 2 || len / 2 > cap)
+		return -EINVAL;
+	for (size_t i = 0; i < len / 2; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return (ssize_t)(len / 2);
+}
+
+void kb_hex_encode(char *out, const uint8_t *in, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void kb_b64_encode(char *out, const uint8_t *in, size_t n, int pad)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16;
+		size_t left = n - i;
+
+		if (left > 1)
+			v |= (uint32_t)in[i + 1] << 8;
+		if (left > 2)
+			v |= in[i + 2];
+		out[o++] = b64[v >> 18 & 63];
+		out[o++] = b64[v >> 12 & 63];
+		if (left > 1)
+			out[o++] = b64[v >> 6 & 63];
+		else if (pad)
+			out[o++] = '=';
+		if (left > 2)
+			out[o++] = b64[v & 63];
+		else if (pad)
+			out[o++] = '=';
+	}
+	out[o] = '\0';
+}
+
+ssize_t kb_b64_decode(uint8_t *out, size_t cap, const char *in, size_t len)
+{
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t o = 0;
+
+	while (len > 0 && in[len - 1] == '=')
+		len--;
+	for (size_t i = 0; i < len; i++) {
+		const char *p = memchr(b64, in[i], 64);
+
+		if (!p || in[i] == '\0')
+			return -EINVAL;
+		acc = acc << 6 | (uint32_t)(p - b64);
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (o >= cap)
+				return -EINVAL;
+			out[o++] = (uint8_t)(acc >> bits);
+		}
+	}
+	if (bits >= 6)
+		return -EINVAL;
+	return (ssize_t)o;
+}
+
+int kb_read_full(int fd, void *buf, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r = read(fd, (char *)buf + done, n - done);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return done ? -KB_ETRUNC : -KB_ECLOSED;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+int kb_write_full(int fd, const void *buf, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r = write(fd, (const char *)buf + done, n - done);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+uint64_t kb_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

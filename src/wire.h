@@ -1,0 +1,39 @@
+/* wire.h - one protocol message inside one transport frame's plaintext:
+ *   [u32 BE header length H][H bytes of protobuf Request/Response][bulk]
+ * Decoding happens only on an already-authenticated plaintext buffer; every
+ * size is bounded by the .options file and by the frame length.
+ */
+#ifndef KB_WIRE_H
+#define KB_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keibifs.pb.h"
+
+#define KB_WIRE_LEN 4
+/* Room a sender reserves before bulk data for [frame len][H][small header]:
+ * READ replies and WRITE requests have headers far below this. */
+#define KB_WIRE_HEADROOM 512
+
+/* Encode r as [u32 H][H bytes] at out; *len = 4 + H. -ENOSPC if cap is short. */
+int kb_wire_encode_req(uint8_t *out, size_t cap, const kb_Request *r, size_t *len);
+int kb_wire_encode_resp(uint8_t *out, size_t cap, const kb_Response *r, size_t *len);
+/* Size of the encoded header (4 + H) without writing it. */
+size_t kb_wire_resp_size(const kb_Response *r);
+size_t kb_wire_req_size(const kb_Request *r);
+
+/* Decode a frame's plaintext. *bulk points into `frame` (not copied).
+ * -KB_EPROTO on anything malformed or over a bound. */
+int kb_wire_decode_req(const uint8_t *frame, size_t len, kb_Request *r,
+		       const uint8_t **bulk, size_t *bulk_len);
+int kb_wire_decode_resp(const uint8_t *frame, size_t len, kb_Response *r,
+			const uint8_t **bulk, size_t *bulk_len);
+
+/* errno <-> portable wire enum. err is 0 or -errno; unknown -> E_IO / -EIO. */
+kb_Err kb_wire_err_from_errno(int err);
+int kb_wire_err_to_errno(kb_Err e);
+
+const char *kb_wire_op_name(kb_Op op);
+
+#endif
