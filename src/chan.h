@@ -103,4 +103,26 @@ struct kb_chan_stats {
 };
 void kb_chan_stats(const struct kb_chan *c, struct kb_chan_stats *st);
 
+/* recv_len + recv_body into buf (cap bytes, must hold plen + KB_FRAME_TAG;
+ * a longer frame kills the channel with -KB_ETOOBIG). */
+int kb_chan_recv(struct kb_chan *c, uint8_t *buf, size_t cap, size_t *plen);
+/* Rekey schedule (tests): both peers must use the same values; 0 = default.
+ * Call before the first frame. */
+void kb_chan_set_rekey(struct kb_chan *c, uint64_t frames, uint64_t bytes);
+
+/* Shared by chan.c and chan_hs.c (and the tests); not for other modules. */
+/* On success the channel owns fd, tx and rx; on failure the caller still
+ * does. max 0 = KB_FRAME_MAX_DEFAULT. */
+int kb_chan_new_aead(struct kb_chan **out, int fd, struct kb_aead *tx, struct kb_aead *rx,
+		     uint32_t max_send, uint32_t max_recv);
+/* Noise Rekey() on an AEAD key (nonce 2^64-1 over 32 zero bytes). */
+int kb_chan_rekey_aead(struct kb_aead *a);
+/* Bound a frame's length bytes: *plen or -KB_EPROTO / -KB_ETOOBIG. */
+int kb_chan_check_len(const struct kb_chan *c, const uint8_t head[KB_FRAME_HEAD],
+		      size_t *plen);
+/* Open an already-read frame body (plen + tag bytes) in place; wipes and
+ * kills the channel on failure. */
+int kb_chan_open_frame(struct kb_chan *c, const uint8_t head[KB_FRAME_HEAD], uint8_t *buf,
+		       size_t plen);
+
 #endif
