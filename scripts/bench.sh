@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# make bench: one table, measured in one run on loopback, for keibifs, sshfs
+# (against a throw-away sshd on 127.0.0.1, aes256-gcm) and the local disk,
+# plus the machine's own ceilings (raw AEAD, memcpy, a null FUSE filesystem).
+#
+# "cold" = a fresh mount (client caches empty); the server's page cache is
+# warm for every contender alike, so the numbers compare protocols, not disks.
+# Env: BENCH_BIG_MB (1024), BENCH_LS_FILES (10000), BENCH_SMALL_FILES (2000).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+BIG_MB=${BENCH_BIG_MB:-1024}
+LS_FILES=${BENCH_LS_FILES:-10000}
+SMALL_FILES=${BENCH_SMALL_FILES:-2000}
+RAND_OPS=${BENCH_RAND_OPS:-2000}
+
+work=$(mktemp -d /tmp/keibifs-bench.XXXXXX)
+SSHD_PID=""
+cleanup() {
+	kb_cleanup
+	[ -n "$SSHD_PID" ] && kill "$SSHD_PID" 2>/dev/null
+	rm -rf "$work"
+}
+trap cleanup EXIT
+share=$work/share
+mkdir -p "$share/many" "$share/small" "$work/out"
+
+echo "bench: preparing data (${BIG_MB} MiB file, $LS_FILES + $SMALL_FILES small files)" >&2
+head -c $((BIG_MB << 20)) /dev/urandom >"$share/big"
+python3 - "$share" "$LS_FILES" "$SMALL_FILES" <<'PY'
+import os, sys
+share, nls, nsmall = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+blk = os.urandom(4096)
+for i in range(nls):
+    open(f"{share}/many/f{i:05d}", "wb").close()
+for i in range(nsmall):
+    with open(f"{share}/small/s{i:05d}", "wb") as f:
+        f.write(blk)
+PY
+sync
+
+# --- measurement helpers -------------------------------------------------
+now() { date +%s.%N; }
+elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }
+mbps() { python3 -c "print(f'{$1 / ($3 - $2):.0f}')"; }
+
+seq_read() { # FILE -> MB/s
+	local t0 t1
+	t0=$(now)
+	dd if="$1" of=/dev/null bs=1M status=none
+	t1=$(now)
+	mbps "$BIG_MB * 1.048576" "$t0" "$t1"
+}
+
+rand_read() { # FILE -> reads/s
+	python3 - "$1" "$RAND_OPS" <<'PY'
+import os, sys, random, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+n = int(sys.argv[2])
+random.seed(7)
+offs = [random.randrange(0, size // 4096) * 4096 for _ in range(n)]
+t = time.monotonic()
+for o in offs:
+    os.pread(fd, 4096, o)
+print(f"{n / (time.monotonic() - t):.0f}")
+PY
+}
+
+timed() { # CMD... -> seconds
+	local t0 t1
+	t0=$(now)
+	"$@" >/dev/null
+	t1=$(now)
+	elapsed "$t0" "$t1"
+}
+
+proc_stats() { # PIDS... -> "rss_mib cpu_s" (sum)
+	python3 - "$@" <<'PY'
+import os, sys
+tck = os.sysconf("SC_CLK_TCK")
+rss = cpu = 0
+for p in sys.argv[1:]:
+    try:
+        for line in open(f"/proc/{p}/status"):
+            if line.startswith("VmHWM:"):
+                rss += int(line.split()[1])
+        f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+        cpu += (int(f[11]) + int(f[12])) / tck
+    except OSError:
+        pass
+print(f"{rss / 1024:.0f} {cpu:.1f}")
+PY
+}
+
+declare -A R
+
+# --- contenders: mount/unmount ---------------------------------------------
+kb_keys "$work/keys"
+KB_PORT=$(kb_free_port)
+kb_serve "$work/keys" "$share" "$KB_PORT"
+KB_MNT=$work/kbmnt
+KB_OPTS=""
+mount_keibifs() { KB_CLIENT_PID=$(kb_mount "$work/keys" "$KB_PORT" "$KB_MNT" "$KB_OPTS"); M=$KB_MNT; PIDS=$KB_CLIENT_PID; }
+umount_keibifs() { fusermount3 -u "$KB_MNT"; wait "$KB_CLIENT_PID" 2>/dev/null || true; }
+
+setup_sshd() {
+	mkdir -p "$work/ssh" /run/sshd
+	ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/host" >/dev/null
+	ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/id" >/dev/null
+	cp "$work/ssh/id.pub" "$work/ssh/authorized_keys"
+	SSH_PORT=$(kb_free_port)
+	cat >"$work/ssh/sshd_config" <<EOF
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $work/ssh/host
+AuthorizedKeysFile $work/ssh/authorized_keys
+PermitRootLogin yes
+StrictModes no
+UsePAM no
+PidFile $work/ssh/sshd.pid
+Subsystem sftp internal-sftp
+EOF
+	/usr/sbin/sshd -D -f "$work/ssh/sshd_config" -E "$work/ssh/sshd.log" &
+	SSHD_PID=$!
+	sleep 0.5
+}
+SS_MNT=$work/ssmnt
+mount_sshfs() {
+	mkdir -p "$SS_MNT"
+	sshfs "root@127.0.0.1:$share" "$SS_MNT" -f -p "$SSH_PORT" \
+		-o IdentityFile="$work/ssh/id",StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null \
+		-o Ciphers=aes256-gcm@openssh.com,LogLevel=ERROR 2>>"$work/ssh/sshfs.log" &
+	SS_PID=$!
+	for _ in $(seq 200); do mountpoint -q "$SS_MNT" && break; sleep 0.05; done
+	M=$SS_MNT
+	PIDS="$SS_PID $(pgrep -P "$SS_PID" | tr '\n' ' ')"
+}
+umount_sshfs() { fusermount3 -u "$SS_MNT"; wait "$SS_PID" 2>/dev/null || true; }
+mount_local() { M=$share; PIDS=""; }
+umount_local() { :; }
+
+run_suite() { # NAME
+	local n=$1 st
+	echo "bench: $n" >&2
+	"mount_$n"
+	R[$n,seq]=$(seq_read "$M/big")
+	R[$n,warm]=$(seq_read "$M/big")
+	st=$(proc_stats $PIDS)
+	R[$n,rss]=${st% *}
+	R[$n,cpu]=${st#* }
+	"umount_$n"
+	"mount_$n"
+	R[$n,rand]=$(rand_read "$M/big")
+	R[$n,ls]=$(timed ls -l "$M/many")
+	"umount_$n"
+	"mount_$n"
+	rm -rf "$work/out/small"
+	R[$n,cp]=$(timed cp -r "$M/small" "$work/out/small")
+	"umount_$n"
+}
+
+# --- ceilings ---------------------------------------------------------------
+echo "bench: ceilings" >&2
+CEIL=$("$KB_BUILD/bench-channel" --seconds 1 2>&1 || true)
+NULLFS_BIN=$work/fuse-null
+cc -O2 $(pkg-config --cflags fuse3) -o "$NULLFS_BIN" "$here/../bench/fuse-null.c" $(pkg-config --libs fuse3)
+mkdir -p "$work/nullmnt"
+"$NULLFS_BIN" "$work/nullmnt" -f &
+NULL_PID=$!
+KB_PIDS+=("$NULL_PID")
+for _ in $(seq 100); do mountpoint -q "$work/nullmnt" && break; sleep 0.05; done
+bdi=$(mountpoint -d "$work/nullmnt")
+echo 1024 >"/sys/class/bdi/$bdi/read_ahead_kb" 2>/dev/null || true
+dd if="$work/nullmnt/zero" of=/dev/null bs=1M count=1024 status=none # warm-up, discarded
+t0=$(now); dd if="$work/nullmnt/zero" of=/dev/null bs=1M count=1024 status=none; t1=$(now)
+FUSE_CEIL=$(mbps 1073.741824 "$t0" "$t1")
+fusermount3 -u "$work/nullmnt"
+
+# --- the contenders -----------------------------------------------------------
+setup_sshd
+mount_keibifs; dd if="$M/big" of=/dev/null bs=1M count=64 status=none; umount_keibifs # warm-up
+run_suite local
+run_suite keibifs
+run_suite sshfs
+KB_OPTS="crypto=mbedtls"
+echo "bench: keibifs crypto=mbedtls" >&2
+mount_keibifs
+R[mbed,seq]=$(seq_read "$M/big")
+umount_keibifs
+
+# --- the table ----------------------------------------------------------------
+ratio() { python3 -c "a,b=$1,$2; print(f'{a/b:.1f}x' if b else '-')"; }
+printf '\nkeibifs benchmark, loopback, one run (%s)\n' "$(date -u +%Y-%m-%dT%H:%MZ)"
+printf '%-34s %12s %12s %12s %10s\n' "measure" "keibifs" "sshfs" "local" "kb/sshfs"
+printf '%-34s %12s %12s %12s %10s\n' "cold seq read ${BIG_MB} MiB (MB/s)" "${R[keibifs,seq]}" "${R[sshfs,seq]}" "${R[local,seq]}" "$(ratio "${R[keibifs,seq]}" "${R[sshfs,seq]}")"
+printf '%-34s %12s %12s %12s %10s\n' "warm re-read (MB/s)" "${R[keibifs,warm]}" "${R[sshfs,warm]}" "${R[local,warm]}" "$(ratio "${R[keibifs,warm]}" "${R[sshfs,warm]}")"
+printf '%-34s %12s %12s %12s %10s\n' "4 KiB random reads (reads/s)" "${R[keibifs,rand]}" "${R[sshfs,rand]}" "${R[local,rand]}" "$(ratio "${R[keibifs,rand]}" "${R[sshfs,rand]}")"
+printf '%-34s %12s %12s %12s %10s\n' "ls -l of $LS_FILES files (s)" "${R[keibifs,ls]}" "${R[sshfs,ls]}" "${R[local,ls]}" "$(ratio "${R[sshfs,ls]}" "${R[keibifs,ls]}")"
+printf '%-34s %12s %12s %12s %10s\n' "cp -r out of $SMALL_FILES x 4 KiB (s)" "${R[keibifs,cp]}" "${R[sshfs,cp]}" "${R[local,cp]}" "$(ratio "${R[sshfs,cp]}" "${R[keibifs,cp]}")"
+printf '%-34s %12s %12s %12s\n' "client peak RSS, seq read (MiB)" "${R[keibifs,rss]}" "${R[sshfs,rss]}" "-"
+printf '%-34s %12s %12s %12s\n' "client CPU s, 2 reads of ${BIG_MB} MiB" "${R[keibifs,cpu]}" "${R[sshfs,cpu]}" "-"
+printf '%-34s %12s\n' "keibifs crypto=mbedtls cold (MB/s)" "${R[mbed,seq]}"
+printf '\nceilings measured in this run:\n'
+printf '  null FUSE filesystem, 1 MiB reads: %s MB/s\n' "$FUSE_CEIL"
+printf '%s\n' "$CEIL" | sed 's/^/  /'
+if [ -x "$KB_BUILD/bench-server" ]; then
+	printf '\nserver, protocol-level client (no FUSE):\n'
+	"$KB_BUILD/bench-server" 2>&1 | sed 's/^/  /' || true
+fi
