@@ -79,11 +79,15 @@ TEST_BIN := $(BUILD)/tests/runner
 # fuse/ objects other than main are linked into the runner for unit tests.
 FUSE_LIB_OBJ := $(filter-out $(BUILD)/obj/fuse/main.o,$(FUSE_OBJ))
 
+# Stand-alone test tools (fault proxy...): tests/tools/NAME.c -> build/tests/NAME
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRC))
+
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
 .PHONY: all test check fuzz bench demo install uninstall clean format deps
-all: $(CORE_LIB) $(CMD_BIN) $(FUSE_BIN) $(TEST_BIN)
+all: $(CORE_LIB) $(CMD_BIN) $(FUSE_BIN) $(TEST_BIN) $(TOOL_BIN)
 
 deps:
 	@sh scripts/install-deps.sh
@@ -131,6 +135,10 @@ $(TEST_BIN): $(TEST_OBJ) $(FUSE_LIB_OBJ) $(CORE_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(FUSE_LIB_OBJ) $(CORE_LIB) $(CHECK_LIBS) \
 		$(FUSE_LIBS) $(LIBS)
+
+$(BUILD)/tests/%: tests/tools/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
 # `make test` installs what is missing, builds, and runs the whole suite.
 # KB_TESTS=name,name runs a subset.
