@@ -48,7 +48,7 @@ CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 CRYPTO_LIBS := -lmbedtls -lmbedx509 -lmbedcrypto
 ifeq ($(CRYPTO),openssl)
-CFLAGS += -DKB_HAVE_OPENSSL=1
+override CFLAGS += -DKB_HAVE_OPENSSL=1
 CRYPTO_LIBS += $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto)
 endif
 NANOPB_LIBS := -lprotobuf-nanopb
