@@ -173,6 +173,10 @@ install: all
 	install -m 755 $(BUILD)/keibifsd $(DESTDIR)$(SBINDIR)/
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	if [ -d /lib/systemd/system ] || [ -d /usr/lib/systemd/system ]; then \
+		install -d $(DESTDIR)/lib/systemd/system && \
+		sed 's|/usr/local/sbin|$(SBINDIR)|' contrib/keibifsd.service \
+			> $(DESTDIR)/lib/systemd/system/keibifsd.service; fi
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/keibifs $(DESTDIR)$(BINDIR)/keibifs-keygen \
