@@ -67,13 +67,29 @@ int kb_rpc_call(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk
 		struct kb_rpc_result *res);
 
 /* Asynchronous call: cb runs once, on a receiver thread (or the caller's
- * thread on a send failure), with status as for kb_rpc_call. The callback
- * may take its own reference to res->frame (kb_buf_ref); res itself is only
- * valid during the callback. `conn_hint` picks the connection (e.g. block
- * index), -1 for round robin. */
+ * thread on a send failure, or the timer thread on a timeout), with status
+ * as for kb_rpc_call. The callback may take its own reference to res->frame
+ * (kb_buf_ref); res itself is only valid during the callback, and is NULL
+ * when no reply arrived (transport error or timeout). `conn_hint` picks the
+ * connection (e.g. block index), -1 for round robin.
+ * Returns 0 when cb has run or will run exactly once; a negative error
+ * (-ENOTCONN: every connection is down, -ETIMEDOUT: no room in flight
+ * before the deadline, -KB_ETOOBIG, -ENOSPC) when the request was not
+ * accepted and cb will NOT run. May block while the connection has too
+ * many requests/bytes in flight (backpressure). Callbacks must not block
+ * and must not make synchronous calls (they run on the receiver thread). */
 typedef void (*kb_rpc_cb)(void *arg, int status, struct kb_rpc_result *res);
 int kb_rpc_submit(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
 		  int conn_hint, kb_rpc_cb cb, void *arg);
+
+/* Synchronous call without a kb_rpc_result: `take` (may be NULL) runs on the
+ * receiver thread with the decoded reply and its bulk when the server
+ * answered, before this returns; copy what you need there. Keeps the 60 KB
+ * Response off the caller's stack and heap. Returns as kb_rpc_call. */
+typedef void (*kb_rpc_take_fn)(void *arg, const kb_Response *resp, const uint8_t *bulk,
+			       size_t bulk_len);
+int kb_rpc_call_take(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
+		     kb_rpc_take_fn take, void *arg);
 
 /* Server pushes (NOTIFY) are handed to this callback (receiver thread). */
 void kb_rpc_set_notify(struct kb_rpc *r, void (*cb)(void *arg, const kb_Response *n),
@@ -86,5 +102,33 @@ struct kb_rpc_stats {
 	char peer_fpr[64];
 };
 void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st);
+
+/* Limits fixed at connect time. max_read: the largest READ length whose
+ * reply fits in a frame we accept; max_write: the largest WRITE bulk the
+ * server accepts in one request. */
+size_t kb_rpc_max_read(const struct kb_rpc *r);
+size_t kb_rpc_max_write(const struct kb_rpc *r);
+unsigned kb_rpc_conns(const struct kb_rpc *r);
+
+/* Thin wrappers (rpc_ops.c). Each returns as kb_rpc_call. */
+int kb_rpc_ping(struct kb_rpc *r, uint64_t *rtt_us);
+int kb_rpc_lookup(struct kb_rpc *r, uint64_t parent, const char *name, kb_Entry *out);
+int kb_rpc_getattr(struct kb_rpc *r, uint64_t node, kb_Attr *out);
+/* Fire and forget (async, status ignored). */
+int kb_rpc_forget(struct kb_rpc *r, uint64_t node, uint64_t count);
+int kb_rpc_open(struct kb_rpc *r, uint64_t node, uint32_t flags, uint64_t *fh,
+		uint32_t *open_flags);
+int kb_rpc_opendir(struct kb_rpc *r, uint64_t node, uint64_t *fh);
+int kb_rpc_release(struct kb_rpc *r, uint64_t node, uint64_t fh, bool dir);
+/* READ of len bytes at off (fh 0: the server's read-only descriptor); the
+ * reply's bulk holds the data, res->resp.eof marks end of file. */
+int kb_rpc_read_async(struct kb_rpc *r, uint64_t node, uint64_t fh, uint64_t off,
+		      uint32_t len, int conn_hint, kb_rpc_cb cb, void *arg);
+/* Synchronous READ into buf (one copy: tests and tools, not the cache). */
+int kb_rpc_pread(struct kb_rpc *r, uint64_t node, uint64_t fh, void *buf, size_t len,
+		 uint64_t off, size_t *got);
+/* NUL-terminated target in buf; -ERANGE when it does not fit. */
+int kb_rpc_readlink(struct kb_rpc *r, uint64_t node, char *buf, size_t cap);
+int kb_rpc_statfs(struct kb_rpc *r, uint64_t node, kb_Statfs *out);
 
 #endif

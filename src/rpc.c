@@ -1,0 +1,792 @@
+/* rpc.c - the protocol client: pipelined requests over a pool of channels.
+ *
+ * Design
+ * ------
+ * Session. kb_rpc_new (rpc_conn.c) resolves the host (getaddrinfo: name,
+ * IPv4, IPv6), connects `conns` TCP connections with a deadline (net.c) and
+ * runs kb_chan_handshake on each as initiator; the verify callback accepts
+ * the server's static key only when it is in cfg->trust (kb_keyset_match).
+ * Connection 0 sends HELLO{version, path} and gets the session token, the
+ * root entry and read_only; the others send ATTACH{token}. Failures become
+ * one clear line in err (refused connection, unknown server key with its
+ * fingerprint and how to trust it, our key refused, missing directory,
+ * timeouts). Each connection is a slot that can be re-established and
+ * ATTACHed again (transparent reconnect is a later issue).
+ *
+ * Requests. Each connection owns a fixed table of KB_RPC_SLOTS pending
+ * request slots (no malloc per request). A request id is
+ * (sequence << SLOT_BITS | slot index): unique per connection, looked up in
+ * O(1), and a late reply to a timed-out request never matches the slot's
+ * next user. The header is encoded on the caller's stack and sent with the
+ * bulk bytes (WRITE data) by kb_chan_sendv, which encrypts out of place into
+ * the channel's own buffer: the data is not copied here.
+ *
+ * Receiving. One receiver thread per connection: kb_chan_recv_len, a kb_buf
+ * from the smallest receive pool that fits (size classes, so a small reply
+ * never pins a 4 MiB buffer and a 1 MiB block sits in a ~1 MiB buffer),
+ * kb_chan_recv_body decrypts in place there, the id is peeked from the
+ * protobuf header, the slot is claimed, and the reply is decoded: straight
+ * into the sync caller's kb_rpc_result, or into the connection's scratch
+ * Response (receiver-owned, never on a small stack) for async callbacks and
+ * result-less calls. The kb_buf reference goes to the caller
+ * (kb_rpc_result.frame, bulk points into it): a READ reply's bytes stay
+ * where they were decrypted and the block cache replies from them.
+ *
+ * Completion. A slot is INFLIGHT while in the table; exactly one completer
+ * (reply, timeout, connection failure) moves it to CLAIMED under the
+ * connection lock and finishes it outside the lock: a sync waiter is woken
+ * (DONE; the waiter frees the slot), an async callback runs and the slot is
+ * freed after it.
+ *
+ * Choice and backpressure. conn_hint % conns, or round robin; a connection
+ * that is down is skipped. At most KB_RPC_SLOTS requests and
+ * KB_RPC_MAX_BYTES bytes (bulk + expected READ data) in flight per
+ * connection; callers block until room frees, bounded by the deadline.
+ *
+ * Timeouts and keepalive. Every request has a deadline (cfg->timeout_ms).
+ * A timer thread ticks every KB_RPC_TICK_MS: expired requests fail with
+ * -ETIMEDOUT; a connection idle for KB_RPC_KEEPALIVE_MS gets a PING whose
+ * round trip lands in kb_rpc_stats.rtt_us. Sends are bounded by
+ * SO_SNDTIMEO so a stuck peer cannot hold a sender past its deadline.
+ *
+ * Failure. A channel error marks the connection down and fails its pending
+ * requests with -ENOTCONN; later requests go to the remaining connections;
+ * with none left calls fail fast with -ENOTCONN. Server pushes (id 0,
+ * NOTIFY) go to the notify callback. kb_rpc_free shuts every channel down,
+ * which fails what is pending with -ENOTCONN, joins the threads and frees
+ * the pools (buffers still held by callers outlive it).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "rpc_int.h"
+#include "util.h"
+#include "wire.h"
+
+#define SLOT_MASK (KB_RPC_SLOTS - 1)
+
+static struct timespec abs_ts(uint64_t ns)
+{
+	return (struct timespec){.tv_sec = (time_t)(ns / 1000000000u),
+				 .tv_nsec = (long)(ns % 1000000000u)};
+}
+
+static int cond_init_mono(pthread_cond_t *cv)
+{
+	pthread_condattr_t a;
+	int rc;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	rc = pthread_cond_init(cv, &a);
+	pthread_condattr_destroy(&a);
+	return -rc;
+}
+
+/* ---- results ---------------------------------------------------------- */
+
+struct kb_rpc_result *kb_rpc_result_new(void)
+{
+	return calloc(1, sizeof(struct kb_rpc_result));
+}
+
+void kb_rpc_result_reset(struct kb_rpc_result *res)
+{
+	if (!res)
+		return;
+	kb_buf_put(res->frame);
+	res->frame = NULL;
+	res->bulk = NULL;
+	res->bulk_len = 0;
+}
+
+void kb_rpc_result_free(struct kb_rpc_result *res)
+{
+	kb_rpc_result_reset(res);
+	free(res);
+}
+
+/* ---- receive pools ---------------------------------------------------- */
+
+int kb_rpc_pools_init(struct kb_rpc *r, size_t max_frame)
+{
+	static const size_t base[] = {4u << 10, 64u << 10, 256u << 10, 1u << 20};
+	static const unsigned keep[] = {256, 64, 16, 16};
+	int rc;
+
+	for (size_t i = 0; i < KB_ARRAY_SIZE(base); i++) {
+		size_t cap = base[i] + KB_WIRE_HEADROOM + KB_FRAME_TAG;
+
+		if (cap >= max_frame + KB_FRAME_TAG)
+			break;
+		rc = kb_bufpool_new(&r->pools[r->npools], cap, keep[i]);
+		if (rc)
+			return rc;
+		r->npools++;
+	}
+	rc = kb_bufpool_new(&r->pools[r->npools], max_frame + KB_FRAME_TAG, 2);
+	if (!rc)
+		r->npools++;
+	return rc;
+}
+
+static struct kb_bufpool *pool_for(struct kb_rpc *r, size_t need)
+{
+	for (unsigned i = 0; i + 1 < r->npools; i++)
+		if (kb_bufpool_cap(r->pools[i]) >= need)
+			return r->pools[i];
+	return r->pools[r->npools - 1];
+}
+
+/* ---- slots ------------------------------------------------------------ */
+
+int kb_rpc_conn_init(struct kb_rpc_conn *c, struct kb_rpc *r, unsigned idx)
+{
+	int rc;
+
+	c->r = r;
+	c->idx = idx;
+	c->scratch = kb_rpc_result_new();
+	if (!c->scratch)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	rc = cond_init_mono(&c->space);
+	for (unsigned i = 0; !rc && i < KB_RPC_SLOTS; i++) {
+		pthread_cond_init(&c->slots[i].done, NULL);
+		c->slots[i].next_free = i + 1;
+	}
+	c->free_head = 0;
+	c->nfree = KB_RPC_SLOTS;
+	c->down_err = -ENOTCONN;
+	return rc;
+}
+
+void kb_rpc_conn_destroy(struct kb_rpc_conn *c)
+{
+	if (!c->r)
+		return;
+	kb_chan_free(c->chan);
+	c->chan = NULL;
+	for (unsigned i = 0; i < KB_RPC_SLOTS; i++)
+		pthread_cond_destroy(&c->slots[i].done);
+	pthread_cond_destroy(&c->space);
+	pthread_mutex_destroy(&c->lock);
+	kb_rpc_result_free(c->scratch);
+	c->r = NULL;
+}
+
+/* Lock held. Wait (until wait_ns) for room for `bytes`, take a slot. */
+static int slot_get(struct kb_rpc_conn *c, bool need_ready, size_t bytes, uint64_t wait_ns,
+		    struct kb_rpc_slot **out)
+{
+	struct timespec ts = abs_ts(wait_ns);
+	struct kb_rpc_slot *s;
+
+	for (;;) {
+		if (!c->up || (need_ready && !c->ready))
+			return -ENOTCONN;
+		if (c->nfree &&
+		    (c->inflight_bytes + bytes <= KB_RPC_MAX_BYTES || c->nfree == KB_RPC_SLOTS))
+			break;
+		if (pthread_cond_timedwait(&c->space, &c->lock, &ts) == ETIMEDOUT)
+			return -ETIMEDOUT;
+	}
+	s = &c->slots[c->free_head];
+	c->free_head = s->next_free;
+	c->nfree--;
+	s->id = ++c->seq << KB_RPC_SLOT_BITS | (uint64_t)(s - c->slots);
+	s->state = KB_SLOT_INFLIGHT;
+	s->bytes = bytes;
+	s->cb = NULL;
+	s->res = NULL;
+	s->take = NULL;
+	c->inflight_bytes += bytes;
+	*out = s;
+	return 0;
+}
+
+/* Lock held. */
+static void slot_put(struct kb_rpc_conn *c, struct kb_rpc_slot *s)
+{
+	s->state = KB_SLOT_FREE;
+	c->inflight_bytes -= s->bytes;
+	s->next_free = c->free_head;
+	c->free_head = (unsigned)(s - c->slots);
+	c->nfree++;
+	pthread_cond_broadcast(&c->space);
+}
+
+/* Finish a CLAIMED slot (no lock held). */
+static void complete(struct kb_rpc_conn *c, struct kb_rpc_slot *s, int status,
+		     struct kb_rpc_result *res)
+{
+	if (status < 0)
+		atomic_fetch_add(&c->r->errors, 1);
+	if (s->cb) {
+		s->cb(s->arg, status, res);
+		pthread_mutex_lock(&c->lock);
+		slot_put(c, s);
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	s->status = status;
+	s->state = KB_SLOT_DONE;
+	pthread_cond_signal(&s->done);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Fail every in-flight request (all, or those past their deadline). */
+static void fail_pending(struct kb_rpc_conn *c, int status, bool expired_only, uint64_t now)
+{
+	for (unsigned i = 0; i < KB_RPC_SLOTS; i++) {
+		struct kb_rpc_slot *s = &c->slots[i];
+		bool mine;
+
+		pthread_mutex_lock(&c->lock);
+		mine = s->state == KB_SLOT_INFLIGHT && (!expired_only || s->deadline_ns <= now);
+		if (mine)
+			s->state = KB_SLOT_CLAIMED;
+		pthread_mutex_unlock(&c->lock);
+		if (mine)
+			complete(c, s, status, NULL);
+	}
+}
+
+static void conn_down(struct kb_rpc_conn *c, int err)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->up)
+		c->down_err = err;
+	c->up = false;
+	c->ready = false;
+	pthread_cond_broadcast(&c->space);
+	pthread_mutex_unlock(&c->lock);
+	kb_chan_shutdown(c->chan);
+	fail_pending(c, -ENOTCONN, false, 0);
+}
+
+/* ---- receiving -------------------------------------------------------- */
+
+static int pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (unsigned sh = 0; sh < 64; sh += 7) {
+		uint8_t b;
+
+		if (*p >= end)
+			return -KB_EPROTO;
+		b = *(*p)++;
+		x |= (uint64_t)(b & 0x7f) << sh;
+		if (!(b & 0x80)) {
+			*v = x;
+			return 0;
+		}
+	}
+	return -KB_EPROTO;
+}
+
+/* The reply's id (protobuf field 1; last one wins, absent = 0) without
+ * decoding the whole Response: it tells where to decode it. */
+static int peek_id(const uint8_t *frame, size_t len, uint64_t *id)
+{
+	const uint8_t *p, *end;
+	uint32_t h;
+
+	if (len < KB_WIRE_LEN)
+		return -KB_EPROTO;
+	h = kb_get_be32(frame);
+	if (h > len - KB_WIRE_LEN)
+		return -KB_EPROTO;
+	p = frame + KB_WIRE_LEN;
+	end = p + h;
+	*id = 0;
+	while (p < end) {
+		uint64_t key, v;
+
+		if (pb_varint(&p, end, &key))
+			return -KB_EPROTO;
+		switch (key & 7) {
+		case 0:
+			if (pb_varint(&p, end, &v))
+				return -KB_EPROTO;
+			if (key >> 3 == 1)
+				*id = v;
+			break;
+		case 1:
+		case 5:
+			v = (key & 7) == 1 ? 8 : 4;
+			if ((uint64_t)(end - p) < v)
+				return -KB_EPROTO;
+			p += v;
+			break;
+		case 2:
+			if (pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
+				return -KB_EPROTO;
+			p += v;
+			break;
+		default:
+			return -KB_EPROTO;
+		}
+	}
+	return 0;
+}
+
+static void rx_notify(struct kb_rpc_conn *c, struct kb_buf *buf)
+{
+	struct kb_rpc *r = c->r;
+	struct kb_rpc_result *res = c->scratch;
+	void (*cb)(void *, const kb_Response *);
+	void *arg;
+
+	if (kb_wire_decode_resp(buf->mem, buf->len, &res->resp, &res->bulk, &res->bulk_len)) {
+		kb_buf_put(buf); /* pushes are advisory: drop a malformed one */
+		return;
+	}
+	pthread_mutex_lock(&r->lock);
+	cb = r->notify;
+	arg = r->notify_arg;
+	pthread_mutex_unlock(&r->lock);
+	if (cb && res->resp.id == 0)
+		cb(arg, &res->resp);
+	kb_buf_put(buf);
+	res->bulk = NULL;
+}
+
+/* Consumes buf. Nonzero only for errors fatal to the connection. */
+static int rx_dispatch(struct kb_rpc_conn *c, struct kb_buf *buf)
+{
+	struct kb_rpc_result *res;
+	struct kb_rpc_slot *s;
+	uint64_t id;
+	int rc;
+
+	rc = peek_id(buf->mem, buf->len, &id);
+	if (rc) {
+		kb_buf_put(buf);
+		return rc;
+	}
+	if (id == 0) {
+		rx_notify(c, buf);
+		return 0;
+	}
+	s = &c->slots[id & SLOT_MASK];
+	pthread_mutex_lock(&c->lock);
+	if (s->state != KB_SLOT_INFLIGHT || s->id != id) {
+		pthread_mutex_unlock(&c->lock); /* late reply to a timed-out request */
+		kb_buf_put(buf);
+		return 0;
+	}
+	s->state = KB_SLOT_CLAIMED;
+	pthread_mutex_unlock(&c->lock);
+
+	res = s->cb || !s->res ? c->scratch : s->res;
+	rc = kb_wire_decode_resp(buf->mem, buf->len, &res->resp, &res->bulk, &res->bulk_len);
+	if (!rc && res->resp.id != id)
+		rc = -KB_EPROTO;
+	if (rc) {
+		kb_buf_put(buf);
+		res->bulk = NULL;
+		res->bulk_len = 0;
+		complete(c, s, rc, NULL);
+		return 0;
+	}
+	res->frame = buf;
+	buf->off = (size_t)(res->bulk - buf->mem);
+	rc = res->resp.err == kb_Err_OK ? 0 : kb_wire_err_to_errno(res->resp.err);
+	if (!s->cb && s->take)
+		s->take(s->take_arg, &res->resp, res->bulk, res->bulk_len);
+	if (res == c->scratch && !s->cb)
+		kb_rpc_result_reset(res);
+	complete(c, s, rc, res);
+	if (res == c->scratch)
+		kb_rpc_result_reset(res);
+	return 0;
+}
+
+static void *rx_main(void *arg)
+{
+	struct kb_rpc_conn *c = arg;
+	int rc;
+
+	for (;;) {
+		struct kb_buf *buf;
+		size_t plen;
+
+		rc = kb_chan_recv_len(c->chan, &plen);
+		if (rc)
+			break;
+		buf = kb_buf_get(pool_for(c->r, plen + KB_FRAME_TAG));
+		if (!buf) {
+			rc = -ENOMEM;
+			break;
+		}
+		rc = kb_chan_recv_body(c->chan, buf->mem, plen);
+		if (rc) {
+			kb_buf_put(buf);
+			break;
+		}
+		buf->len = plen;
+		atomic_store(&c->last_rx_ns, kb_now_ns());
+		rc = rx_dispatch(c, buf);
+		if (rc)
+			break;
+	}
+	conn_down(c, rc);
+	return NULL;
+}
+
+int kb_rpc_conn_start(struct kb_rpc_conn *c, struct kb_chan *chan,
+		      const struct kb_chan_info *info)
+{
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	c->chan = chan;
+	c->info = *info;
+	c->up = true;
+	pthread_mutex_unlock(&c->lock);
+	atomic_store(&c->last_rx_ns, kb_now_ns());
+	rc = -pthread_create(&c->rx, NULL, rx_main, c);
+	if (rc) {
+		pthread_mutex_lock(&c->lock);
+		c->up = false;
+		pthread_mutex_unlock(&c->lock);
+		return rc;
+	}
+	c->rx_started = true;
+	return 0;
+}
+
+void kb_rpc_conn_set_ready(struct kb_rpc_conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->ready = c->up;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void kb_rpc_conn_shutdown(struct kb_rpc_conn *c)
+{
+	if (!c->r)
+		return;
+	kb_chan_shutdown(c->chan);
+	if (c->rx_started)
+		pthread_join(c->rx, NULL);
+	c->rx_started = false;
+	conn_down(c, -KB_ECLOSED); /* no receiver ever ran: nothing pending, harmless */
+}
+
+/* ---- sending ---------------------------------------------------------- */
+
+struct call {
+	kb_Request *req;
+	const void *bulk;
+	size_t bulk_len;
+	kb_rpc_cb cb;                /* async */
+	void *arg;
+	struct kb_rpc_result *res;   /* sync */
+	kb_rpc_take_fn take;         /* sync */
+	void *take_arg;
+};
+
+static size_t call_bytes(const struct call *cl)
+{
+	size_t n = cl->bulk_len + KB_WIRE_HEADROOM;
+
+	if (cl->req->op == kb_Op_READ)
+		n += (size_t)KB_MIN(cl->req->length, (uint64_t)KB_FRAME_MAX_LIMIT);
+	return n;
+}
+
+/* Pick a connection (pinned, hinted or round robin) and take a slot in it.
+ * Returns with that connection's lock held. */
+static int acquire(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, size_t bytes,
+		   uint64_t wait_ns, struct kb_rpc_conn **cout, struct kb_rpc_slot **sout)
+{
+	unsigned n = r->nconns, start;
+	int rc = -ENOTCONN;
+
+	if (pin) {
+		pthread_mutex_lock(&pin->lock);
+		rc = slot_get(pin, false, bytes, wait_ns, sout);
+		if (rc)
+			pthread_mutex_unlock(&pin->lock);
+		*cout = pin;
+		return rc;
+	}
+	start = hint >= 0 ? (unsigned)hint % n : atomic_fetch_add(&r->rr, 1) % n;
+	for (unsigned i = 0; i < n; i++) {
+		struct kb_rpc_conn *c = &r->conns[(start + i) % n];
+
+		pthread_mutex_lock(&c->lock);
+		rc = slot_get(c, true, bytes, wait_ns, sout);
+		if (!rc) {
+			*cout = c;
+			return 0;
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (rc != -ENOTCONN)
+			break;
+	}
+	return rc;
+}
+
+/* Encode the header on this stack (~9 KB, never a FUSE-sized concern) and
+ * send it with the bulk; the channel encrypts both into its own buffer. */
+static int send_req(struct kb_rpc_conn *c, const kb_Request *req, const void *bulk,
+		    size_t bulk_len)
+{
+	uint8_t hdr[KB_WIRE_LEN + kb_Request_size]; /* encoded header; this frame only */
+	struct iovec iov[2];
+	size_t hlen;
+	int rc;
+
+	rc = kb_wire_encode_req(hdr, sizeof(hdr), req, &hlen);
+	if (rc)
+		return rc;
+	iov[0] = (struct iovec){.iov_base = hdr, .iov_len = hlen};
+	iov[1] = (struct iovec){.iov_base = (void *)bulk, .iov_len = bulk_len};
+	return kb_chan_sendv(c->chan, iov, bulk_len ? 2 : 1);
+}
+
+/* Errors after which nothing was sent and the channel is intact. */
+static bool send_err_benign(int rc)
+{
+	return rc == -KB_ETOOBIG || rc == -ENOSPC || rc == -KB_EPROTO || rc == -EINVAL;
+}
+
+/* Start a request: slot, id, send. 0: in flight (or already failed by a
+ * connection failure, so its completion is under way); <0: not accepted,
+ * no completion will run. */
+static int start(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, struct call *cl,
+		 uint64_t wait_ns, struct kb_rpc_conn **cout, struct kb_rpc_slot **sout)
+{
+	struct kb_rpc_conn *c;
+	struct kb_rpc_slot *s;
+	uint64_t id;
+	int rc;
+
+	rc = acquire(r, pin, hint, call_bytes(cl), wait_ns, &c, &s);
+	if (rc)
+		return rc;
+	s->deadline_ns = kb_now_ns() + (uint64_t)r->timeout_ms * 1000000u;
+	s->cb = cl->cb;
+	s->arg = cl->arg;
+	s->res = cl->res;
+	s->take = cl->take;
+	s->take_arg = cl->take_arg;
+	id = cl->req->id = s->id;
+	pthread_mutex_unlock(&c->lock);
+	atomic_fetch_add(&r->requests, 1);
+
+	rc = send_req(c, cl->req, cl->bulk, cl->bulk_len);
+	*cout = c;
+	*sout = s;
+	if (!rc)
+		return 0;
+	if (!send_err_benign(rc)) {
+		conn_down(c, rc);
+		return 0;
+	}
+	pthread_mutex_lock(&c->lock);
+	if (s->state == KB_SLOT_INFLIGHT && s->id == id)
+		slot_put(c, s);
+	else
+		rc = 0; /* a failure claimed it first: its completion runs */
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+static int call_sync(struct kb_rpc *r, struct kb_rpc_conn *pin, struct call *cl)
+{
+	struct kb_rpc_conn *c;
+	struct kb_rpc_slot *s;
+	uint64_t wait = kb_now_ns() + (uint64_t)r->timeout_ms * 1000000u;
+	int rc;
+
+	kb_rpc_result_reset(cl->res);
+	rc = start(r, pin, -1, cl, wait, &c, &s);
+	if (rc) {
+		atomic_fetch_add(&r->errors, 1);
+		return rc;
+	}
+	pthread_mutex_lock(&c->lock);
+	while (s->state != KB_SLOT_DONE)
+		pthread_cond_wait(&s->done, &c->lock);
+	rc = s->status;
+	slot_put(c, s);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+int kb_rpc_call(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
+		struct kb_rpc_result *res)
+{
+	struct call cl = {.req = req, .bulk = bulk, .bulk_len = bulk_len, .res = res};
+
+	return call_sync(r, NULL, &cl);
+}
+
+int kb_rpc_call_take(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
+		     kb_rpc_take_fn take, void *arg)
+{
+	struct call cl = {.req = req, .bulk = bulk, .bulk_len = bulk_len, .take = take,
+			  .take_arg = arg};
+
+	return call_sync(r, NULL, &cl);
+}
+
+int kb_rpc_call_on(struct kb_rpc_conn *c, kb_Request *req, kb_rpc_take_fn take, void *arg)
+{
+	struct call cl = {.req = req, .take = take, .take_arg = arg};
+
+	return call_sync(c->r, c, &cl);
+}
+
+int kb_rpc_submit(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
+		  int conn_hint, kb_rpc_cb cb, void *arg)
+{
+	struct call cl = {.req = req, .bulk = bulk, .bulk_len = bulk_len, .cb = cb, .arg = arg};
+	uint64_t wait = kb_now_ns() + (uint64_t)r->timeout_ms * 1000000u;
+	struct kb_rpc_conn *c;
+	struct kb_rpc_slot *s;
+	int rc;
+
+	if (!cb)
+		return -EINVAL;
+	rc = start(r, NULL, conn_hint, &cl, wait, &c, &s);
+	if (rc)
+		atomic_fetch_add(&r->errors, 1);
+	return rc;
+}
+
+/* ---- timer: deadlines and keepalive ----------------------------------- */
+
+static void ping_done(void *arg, int status, struct kb_rpc_result *res)
+{
+	struct kb_rpc_conn *c = arg;
+	uint64_t sent = atomic_exchange(&c->ping_sent_ns, 0);
+
+	(void)res;
+	if (!status && sent)
+		atomic_store(&c->r->rtt_us, (kb_now_ns() - sent) / 1000u);
+}
+
+/* PING a connection idle (nothing in flight, nothing received) for a while.
+ * Never blocks the timer: no waiting for room. */
+static void keepalive(struct kb_rpc_conn *c, uint64_t now)
+{
+	kb_Request req = {.op = kb_Op_PING};
+	struct call cl = {.req = &req, .cb = ping_done, .arg = c};
+	struct kb_rpc_conn *used;
+	struct kb_rpc_slot *s;
+	bool idle;
+
+	if (now - atomic_load(&c->last_rx_ns) < (uint64_t)KB_RPC_KEEPALIVE_MS * 1000000u ||
+	    atomic_load(&c->ping_sent_ns))
+		return;
+	pthread_mutex_lock(&c->lock);
+	idle = c->ready && c->nfree == KB_RPC_SLOTS;
+	pthread_mutex_unlock(&c->lock);
+	if (!idle)
+		return;
+	atomic_store(&c->ping_sent_ns, now);
+	if (start(c->r, c, -1, &cl, 0, &used, &s))
+		atomic_store(&c->ping_sent_ns, 0);
+}
+
+static void *timer_main(void *arg)
+{
+	struct kb_rpc *r = arg;
+
+	pthread_mutex_lock(&r->lock);
+	while (!r->stopping) {
+		struct timespec ts = abs_ts(kb_now_ns() + KB_RPC_TICK_MS * 1000000ull);
+		uint64_t now;
+
+		pthread_cond_timedwait(&r->tick, &r->lock, &ts);
+		if (r->stopping)
+			break;
+		pthread_mutex_unlock(&r->lock);
+		now = kb_now_ns();
+		for (unsigned i = 0; i < r->nconns; i++) {
+			fail_pending(&r->conns[i], -ETIMEDOUT, true, now);
+			keepalive(&r->conns[i], now);
+		}
+		pthread_mutex_lock(&r->lock);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+int kb_rpc_timer_start(struct kb_rpc *r)
+{
+	int rc = -pthread_create(&r->timer, NULL, timer_main, r);
+
+	r->timer_started = !rc;
+	return rc;
+}
+
+void kb_rpc_timer_stop(struct kb_rpc *r)
+{
+	if (!r->timer_started)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stopping = true;
+	pthread_cond_broadcast(&r->tick);
+	pthread_mutex_unlock(&r->lock);
+	pthread_join(r->timer, NULL);
+	r->timer_started = false;
+}
+
+/* ---- small accessors -------------------------------------------------- */
+
+void kb_rpc_set_notify(struct kb_rpc *r, void (*cb)(void *arg, const kb_Response *n), void *arg)
+{
+	pthread_mutex_lock(&r->lock);
+	r->notify = cb;
+	r->notify_arg = arg;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	for (unsigned i = 0; i < r->nconns; i++) {
+		struct kb_rpc_conn *c = &r->conns[i];
+		struct kb_chan_stats cs;
+
+		pthread_mutex_lock(&c->lock);
+		if (c->chan) {
+			kb_chan_stats(c->chan, &cs);
+			st->bytes_sent += cs.bytes_sent;
+			st->bytes_recv += cs.bytes_recv;
+		}
+		st->conns_up += c->up;
+		pthread_mutex_unlock(&c->lock);
+	}
+	st->requests = atomic_load(&r->requests);
+	st->errors = atomic_load(&r->errors);
+	st->rtt_us = atomic_load(&r->rtt_us);
+	snprintf(st->peer_fpr, sizeof(st->peer_fpr), "%s", r->peer_fpr);
+}
+
+size_t kb_rpc_max_read(const struct kb_rpc *r)
+{
+	return r->max_read;
+}
+
+size_t kb_rpc_max_write(const struct kb_rpc *r)
+{
+	return r->max_write;
+}
+
+unsigned kb_rpc_conns(const struct kb_rpc *r)
+{
+	return r->nconns;
+}

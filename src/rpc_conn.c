@@ -1,0 +1,265 @@
+/* rpc_conn.c - opening a session: connect, authenticate, HELLO / ATTACH,
+ * with one clear line of error text for each way it can fail. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "net.h"
+#include "noise.h"
+#include "rpc_int.h"
+#include "util.h"
+#include "wire.h"
+
+#define KB_RPC_MAX_CONNS 64
+
+static int verify_server(void *arg, const uint8_t rs[static 32], unsigned *flags)
+{
+	struct kb_rpc *r = arg;
+
+	return kb_keyset_match(r->cfg.trust, rs, flags) ? -KB_EUNTRUSTED : 0;
+}
+
+static void handshake_error(const struct kb_rpc *r, const struct kb_chan_info *info, int rc,
+			    char *err, size_t errlen)
+{
+	char where[320], fpr[KB_FPR_LEN];
+
+	kb_net_format(where, sizeof(where), r->host, r->port);
+	if (rc == -KB_EUNTRUSTED && info->have_remote_static) {
+		kb_key_fingerprint(info->remote_static, fpr);
+		snprintf(err, errlen,
+			 "unknown server key %s for %s: if you trust it, add it with -o peer=%s "
+			 "or append its .pub line to your known_peers file",
+			 fpr, r->host, fpr);
+	} else if (rc == -KB_EREFUSED) {
+		kb_key_fingerprint(r->our_pub, fpr);
+		snprintf(err, errlen,
+			 "the server %s refused our key %s: add our .pub line to its authorized "
+			 "keys file",
+			 where, fpr);
+	} else if (rc == -KB_ETIMEOUT || rc == -ETIMEDOUT || rc == -EAGAIN) {
+		snprintf(err, errlen, "timed out during the handshake with %s", where);
+	} else {
+		snprintf(err, errlen, "handshake with %s failed: %s", where, kb_strerror(rc));
+	}
+}
+
+/* TCP + Noise for connection i; on success c owns the channel and its
+ * receiver runs. */
+static int conn_connect(struct kb_rpc *r, unsigned i, char *err, size_t errlen)
+{
+	struct kb_net_opts no = {.timeout_ms = r->timeout_ms};
+	struct kb_chan_cfg cc = {
+		.initiator = true,
+		.s = r->cfg.identity,
+		.psk = r->cfg.psk,
+		.backend = r->cfg.backend,
+		.max_frame = (uint32_t)r->cfg.max_frame,
+		.rng = r->rng,
+		.timeout_ms = r->timeout_ms,
+		.verify = verify_server,
+		.verify_arg = r,
+	};
+	struct kb_chan_info info = {0};
+	struct kb_chan *chan = NULL;
+	int fd = -1, rc;
+
+	rc = kb_net_connect(&fd, r->host, r->port, &no, err, errlen);
+	if (rc)
+		return rc;
+	rc = kb_chan_handshake(&chan, fd, &cc, &info); /* closes fd on failure */
+	if (rc) {
+		handshake_error(r, &info, rc, err, errlen);
+		return rc;
+	}
+	if (i == 0) {
+		memcpy(r->server_key, info.remote_static, KB_KEY_LEN);
+		kb_key_fingerprint(r->server_key, r->peer_fpr);
+	} else if (kb_memcmp_ct(r->server_key, info.remote_static, KB_KEY_LEN)) {
+		snprintf(err, errlen, "the server's key changed between connections");
+		kb_chan_free(chan);
+		return -KB_EUNTRUSTED;
+	}
+	/* A stuck peer must not hold a sender past its deadline. */
+	kb_net_send_timeout(kb_chan_fd(chan), r->timeout_ms);
+	if (info.max_frame > KB_WIRE_HEADROOM)
+		r->max_write = i == 0 ? info.max_frame - KB_WIRE_HEADROOM
+				      : KB_MIN(r->max_write, info.max_frame - KB_WIRE_HEADROOM);
+	rc = kb_rpc_conn_start(&r->conns[i], chan, &info);
+	if (rc)
+		snprintf(err, errlen, "cannot start a receiver thread: %s", strerror(-rc));
+	return rc;
+}
+
+struct hello_out {
+	kb_Entry *root;
+	bool *read_only;
+	struct kb_rpc *r;
+	bool got_token;
+};
+
+static void hello_take(void *arg, const kb_Response *resp, const uint8_t *bulk, size_t n)
+{
+	struct hello_out *h = arg;
+
+	(void)bulk;
+	(void)n;
+	if (resp->err != kb_Err_OK)
+		return;
+	if (h->root)
+		*h->root = resp->entry;
+	if (h->read_only)
+		*h->read_only = resp->read_only;
+	if (resp->token.size > 0 && resp->token.size <= sizeof(h->r->token)) {
+		memcpy(h->r->token, resp->token.bytes, resp->token.size);
+		h->r->token_len = resp->token.size;
+		h->got_token = true;
+	}
+}
+
+static void hello_error(const struct kb_rpc *r, int rc, char *err, size_t errlen)
+{
+	if (rc == -ENOENT)
+		snprintf(err, errlen, "no such directory on the server: %s", r->path);
+	else if (rc == -ENOTDIR)
+		snprintf(err, errlen, "not a directory on the server: %s", r->path);
+	else if (rc == -EACCES || rc == -EPERM)
+		snprintf(err, errlen, "permission denied on the server: %s", r->path);
+	else if (rc == -ETIMEDOUT)
+		snprintf(err, errlen, "the server did not answer HELLO in time");
+	else
+		snprintf(err, errlen, "the server refused the session for %s: %s", r->path,
+			 kb_strerror(rc));
+}
+
+/* The session: HELLO on connection 0, ATTACH on the others. */
+static int conn_session(struct kb_rpc *r, unsigned i, kb_Entry *root, bool *read_only,
+			char *err, size_t errlen)
+{
+	kb_Request req = kb_Request_init_zero; /* ~9 KB: kb_rpc_new's own stack */
+	struct hello_out h = {.root = root, .read_only = read_only, .r = r};
+	int rc;
+
+	if (i == 0) {
+		req.op = kb_Op_HELLO;
+		req.version = KB_PROTO_VERSION;
+		snprintf(req.path, sizeof(req.path), "%s", r->path);
+		rc = kb_rpc_call_on(&r->conns[0], &req, hello_take, &h);
+		if (!rc && !h.got_token)
+			rc = -KB_EPROTO;
+		if (rc)
+			hello_error(r, rc, err, errlen);
+	} else {
+		req.op = kb_Op_ATTACH;
+		req.token.size = (pb_size_t)r->token_len;
+		memcpy(req.token.bytes, r->token, r->token_len);
+		rc = kb_rpc_call_on(&r->conns[i], &req, NULL, NULL);
+		if (rc)
+			snprintf(err, errlen, "the server refused connection %u of the session: %s",
+				 i + 1, kb_strerror(rc));
+	}
+	if (!rc)
+		kb_rpc_conn_set_ready(&r->conns[i]);
+	return rc;
+}
+
+int kb_rpc_conn_open(struct kb_rpc *r, unsigned i, kb_Entry *root, bool *read_only, char *err,
+		     size_t errlen)
+{
+	int rc = conn_connect(r, i, err, errlen);
+
+	if (!rc)
+		rc = conn_session(r, i, root, read_only, err, errlen);
+	return rc;
+}
+
+static int rpc_alloc(struct kb_rpc **out, const struct kb_rpc_cfg *cfg)
+{
+	size_t max_frame = cfg->max_frame ? cfg->max_frame : KB_FRAME_MAX_DEFAULT;
+	struct kb_rpc *r = calloc(1, sizeof(*r));
+	int rc = -ENOMEM;
+
+	if (!r)
+		return -ENOMEM;
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->tick, NULL);
+	*out = r; /* partially built: kb_rpc_free copes */
+	r->cfg = *cfg;
+	r->host = strdup(cfg->host);
+	r->port = strdup(cfg->port ? cfg->port : "26431");
+	r->path = strdup(cfg->path ? cfg->path : "/");
+	r->conns = calloc(cfg->conns, sizeof(*r->conns));
+	if (!r->host || !r->port || !r->path || !r->conns)
+		return rc;
+	r->cfg.host = r->host;
+	r->cfg.port = r->port;
+	r->cfg.path = r->path;
+	r->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : KB_RPC_DEFAULT_TIMEOUT_MS;
+	r->max_read = max_frame - KB_WIRE_HEADROOM;
+	rc = kb_x25519_pub(cfg->identity, r->our_pub);
+	if (!rc)
+		rc = kb_noise_rng_new(&r->rng);
+	if (!rc)
+		rc = kb_rpc_pools_init(r, max_frame);
+	for (unsigned i = 0; !rc && i < cfg->conns; i++) {
+		rc = kb_rpc_conn_init(&r->conns[i], r, i);
+		r->nconns = i + 1;
+	}
+	if (!rc)
+		rc = kb_rpc_timer_start(r);
+	return rc;
+}
+
+int kb_rpc_new(struct kb_rpc **out, const struct kb_rpc_cfg *cfg, kb_Entry *root,
+	       bool *read_only, char *err, size_t errlen)
+{
+	struct kb_rpc *r = NULL;
+	int rc = -EINVAL;
+
+	snprintf(err, errlen, "invalid client configuration");
+	if (!cfg->host || !cfg->identity || !cfg->trust || cfg->conns < 1 ||
+	    cfg->conns > KB_RPC_MAX_CONNS || (cfg->max_frame &&
+	    (cfg->max_frame <= KB_WIRE_HEADROOM || cfg->max_frame > KB_FRAME_MAX_LIMIT)))
+		return rc;
+	rc = rpc_alloc(&r, cfg);
+	if (rc) {
+		snprintf(err, errlen, "cannot set up the client: %s", kb_strerror(rc));
+		goto out;
+	}
+	for (unsigned i = 0; !rc && i < r->nconns; i++)
+		rc = kb_rpc_conn_open(r, i, root, read_only, err, errlen);
+out:
+	if (rc) {
+		kb_rpc_free(r);
+		return rc;
+	}
+	err[0] = '\0';
+	*out = r;
+	return 0;
+}
+
+void kb_rpc_free(struct kb_rpc *r)
+{
+	if (!r)
+		return;
+	kb_rpc_timer_stop(r);
+	for (unsigned i = 0; i < r->nconns; i++)
+		kb_chan_shutdown(r->conns[i].chan);
+	for (unsigned i = 0; i < r->nconns; i++)
+		kb_rpc_conn_shutdown(&r->conns[i]);
+	for (unsigned i = 0; i < r->nconns; i++)
+		kb_rpc_conn_destroy(&r->conns[i]);
+	for (unsigned i = 0; i < r->npools; i++)
+		kb_bufpool_free(r->pools[i]);
+	kb_noise_rng_free(r->rng);
+	pthread_cond_destroy(&r->tick);
+	pthread_mutex_destroy(&r->lock);
+	kb_memzero(r->token, sizeof(r->token));
+	free(r->conns);
+	free(r->host);
+	free(r->port);
+	free(r->path);
+	free(r);
+}
