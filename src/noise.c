@@ -232,8 +232,11 @@ static int hs_init_symmetric(struct kb_noise_hs *hs, const struct kb_noise_hs_cf
 		ret = mix_hash(hs, cfg->prologue, cfg->prologue ? cfg->prologue_len : 0);
 	if (ret)
 		return ret;
-	if ((pat->pre_i | pat->pre_r) && !(hs->has_s && hs->has_rs))
-		return -EINVAL; /* a pre-message needs both static keys */
+	/* A pre-message needs that side's static key: ours or the peer's. */
+	if (pat->pre_i && !(hs->initiator ? hs->has_s : hs->has_rs))
+		return -EINVAL;
+	if (pat->pre_r && !(hs->initiator ? hs->has_rs : hs->has_s))
+		return -EINVAL;
 	if (pat->pre_i && (ret = mix_hash(hs, ipre, 32)))
 		return ret;
 	if (pat->pre_r && (ret = mix_hash(hs, rpre, 32)))
