@@ -1,0 +1,353 @@
+/* server.c - keibifsd: listening, accepting, stopping.
+ *
+ * THREADS. One accept thread (the caller of kb_srv_run) polls the listening
+ * sockets and the stop fds. Each accepted connection gets its own receiver
+ * thread, which runs the Noise handshake (so a slow or hostile peer never
+ * holds up accept) and then reads frames, plus its own small set of worker
+ * threads (cfg.workers, default 4) that serve that connection's requests and
+ * send the replies. We chose per-connection workers over one shared pool:
+ * N connections use N cores without a global queue lock, replies leave in
+ * completion order (a slow FSYNC or a 4 MiB READ never holds up a GETATTR
+ * behind it), and a client that stops reading can block only its own
+ * workers, never another client's. Threads are cheap next to the frame
+ * buffers they own.
+ *
+ * BUFFERS (no malloc per request in steady state). Received frames land in
+ * kb_buf buffers from two server-wide pools (small <= 64 KiB, large = max
+ * frame), decrypted in place; WRITE data is pwritten straight from there.
+ * Each worker owns one transmit buffer of max-frame size, allocated once:
+ * READ preads straight into it after KB_WIRE_HEADROOM bytes, the reply
+ * header is placed immediately before the data, and kb_chan_send encrypts
+ * the frame in place (srv_sess.c). File data is never memcpy'd.
+ *
+ * LIMITS per connection: KB_SRV_MAX_INFLIGHT requests and
+ * KB_SRV_INFLIGHT_BYTES bytes queued (beyond that we stop reading: TCP
+ * backpressure); per session KB_SRV_MAX_HANDLES handles and
+ * KB_SRV_MAX_NODES nodes; per server cfg.max_conns connections.
+ *
+ * LOCKS (order srv.lock -> conn.lock; node/handle table locks are leaves):
+ * srv.lock guards the session and connection lists; conn.lock guards the
+ * connection's job queue and counters; see srv_impl.h for each field.
+ *
+ * STOP. kb_srv_stop() / the stop fd end the accept loop; every connection's
+ * socket is shut for reading, so each receiver sees EOF, its workers answer
+ * what was already received and exit; after a grace period, sends stuck on a
+ * peer that does not read are broken too. kb_srv_run returns when the last
+ * connection is gone.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "err.h"
+#include "net.h"
+#include "noise.h"
+#include "srv_impl.h"
+#include "util.h"
+
+#define STOP_GRACE_MS 10000
+
+void kb_srv_logf(const struct kb_srv *s, int prio, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (s->log)
+		s->log(s->log_arg, prio, line);
+	else
+		fprintf(stderr, "keibifsd: %s\n", line);
+}
+
+/* Split "ADDR[:PORT]", "[V6]:PORT", "V6" or ":PORT" into host and port. */
+static int split_listen(const char *spec, char *host, size_t hcap, char *port, size_t pcap)
+{
+	const char *colon;
+
+	snprintf(port, pcap, "%s", KB_SRV_DEFAULT_PORT);
+	if (!spec || !*spec) {
+		snprintf(host, hcap, "0.0.0.0");
+		return 0;
+	}
+	if (spec[0] == '[') {
+		const char *end = strchr(spec, ']');
+
+		if (!end || (end[1] && end[1] != ':') || (size_t)(end - spec - 1) >= hcap)
+			return -EINVAL;
+		snprintf(host, hcap, "%.*s", (int)(end - spec - 1), spec + 1);
+		if (end[1] == ':')
+			snprintf(port, pcap, "%s", end + 2);
+		return *port ? 0 : -EINVAL;
+	}
+	colon = strchr(spec, ':');
+	if (colon && strchr(colon + 1, ':')) { /* bare IPv6 literal */
+		snprintf(host, hcap, "%s", spec);
+		return 0;
+	}
+	if (colon) {
+		if ((size_t)(colon - spec) >= hcap || !colon[1])
+			return -EINVAL;
+		snprintf(host, hcap, "%.*s", (int)(colon - spec), spec);
+		snprintf(port, pcap, "%s", colon + 1);
+		if (!*host)
+			snprintf(host, hcap, "0.0.0.0");
+		return 0;
+	}
+	snprintf(host, hcap, "%s", spec);
+	return 0;
+}
+
+static void format_addr(const struct sockaddr *sa, socklen_t len, char *out, size_t cap)
+{
+	char h[NI_MAXHOST], p[NI_MAXSERV];
+
+	if (getnameinfo(sa, len, h, sizeof(h), p, sizeof(p), NI_NUMERICHOST | NI_NUMERICSERV))
+		snprintf(out, cap, "?");
+	else
+		kb_net_format(out, cap, h, p);
+}
+
+static int bind_one(struct kb_srv *s, const struct addrinfo *ai)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int one = 1, fd, ret;
+
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ai->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 128) ||
+	    getsockname(fd, (struct sockaddr *)&ss, &len)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	if (!s->nlfd)
+		format_addr((struct sockaddr *)&ss, len, s->addr, sizeof(s->addr));
+	s->lfd[s->nlfd++] = fd;
+	return 0;
+}
+
+static int do_listen(struct kb_srv *s, const char *spec, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	struct addrinfo *res = NULL, *ai;
+	char host[256], port[32];
+	int ret;
+
+	if (split_listen(spec, host, sizeof(host), port, sizeof(port))) {
+		snprintf(err, errlen, "bad --listen address '%s' (want ADDR[:PORT] or [V6]:PORT)",
+			 spec);
+		return -EINVAL;
+	}
+	ret = getaddrinfo(host, port, &hints, &res);
+	if (ret) {
+		snprintf(err, errlen, "cannot resolve listen address %s port %s: %s", host, port,
+			 gai_strerror(ret));
+		return -EINVAL;
+	}
+	ret = -EADDRNOTAVAIL;
+	for (ai = res; ai && s->nlfd < KB_SRV_MAX_LISTEN; ai = ai->ai_next) {
+		ret = bind_one(s, ai);
+		if (ret)
+			break;
+	}
+	freeaddrinfo(res);
+	if (ret) {
+		snprintf(err, errlen, "cannot listen on %s port %s: %s%s", host, port,
+			 strerror(-ret), ret == -EADDRINUSE ? " (port busy?)" : "");
+		return ret;
+	}
+	return 0;
+}
+
+static int open_share(struct kb_srv *s, const char *share, char *err, size_t errlen)
+{
+	struct stat st;
+
+	s->rootfd = open(share, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (s->rootfd < 0 || fstat(s->rootfd, &st)) {
+		int e = errno;
+
+		snprintf(err, errlen, "cannot use share %s: %s", share, strerror(e));
+		return -e;
+	}
+	if (faccessat(s->rootfd, "", R_OK | X_OK, AT_EMPTY_PATH)) {
+		int e = errno;
+
+		snprintf(err, errlen, "cannot use share %s: %s", share, strerror(e));
+		return -e;
+	}
+	s->share = strdup(share);
+	return s->share ? 0 : -ENOMEM;
+}
+
+int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, size_t errlen)
+{
+	struct kb_srv *s = calloc(1, sizeof(*s));
+	int ret;
+
+	if (!s)
+		return -ENOMEM;
+	s->rootfd = s->stop_pipe[0] = s->stop_pipe[1] = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	memcpy(s->priv, cfg->priv, KB_KEY_LEN);
+	if (cfg->psk) {
+		memcpy(s->psk, cfg->psk, sizeof(s->psk));
+		s->have_psk = true;
+	}
+	s->read_only = cfg->read_only;
+	s->authorized = cfg->authorized;
+	s->backend = cfg->backend;
+	s->nworkers = cfg->workers ? cfg->workers : 4;
+	s->max_conns = cfg->max_conns ? cfg->max_conns : 256;
+	s->log = cfg->log;
+	s->log_arg = cfg->log_arg;
+	ret = kb_x25519_pub(s->priv, s->pub);
+	if (ret)
+		snprintf(err, errlen, "bad server key");
+	if (!ret)
+		ret = open_share(s, cfg->share, err, errlen);
+	if (!ret && pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK))
+		ret = -errno;
+	if (!ret && !cfg->no_listen)
+		ret = do_listen(s, cfg->listen, err, errlen);
+	if (ret) {
+		kb_srv_free(s);
+		return ret;
+	}
+	*out = s;
+	return 0;
+}
+
+const char *kb_srv_address(const struct kb_srv *s)
+{
+	return s->addr;
+}
+
+int kb_srv_start(struct kb_srv *s, char *err, size_t errlen)
+{
+	int ret = kb_noise_rng_new(&s->rng);
+
+	if (!ret)
+		ret = kb_bufpool_new(&s->small, KB_SRV_SMALL_FRAME + KB_FRAME_TAG, 256);
+	if (!ret)
+		ret = kb_bufpool_new(&s->large, KB_FRAME_MAX_DEFAULT + KB_FRAME_TAG, 16);
+	if (ret)
+		snprintf(err, errlen, "cannot start: %s", kb_strerror(ret));
+	return ret;
+}
+
+static void accept_one(struct kb_srv *s, int lfd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct kb_net_opts o = {0};
+	char peer[96];
+	int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOMEM)
+			usleep(100000); /* let connections go away */
+		return;
+	}
+	kb_net_tune(fd, &o);
+	format_addr((struct sockaddr *)&ss, len, peer, sizeof(peer));
+	if (kb_srv_conn_spawn(s, fd, peer))
+		kb_srv_logf(s, KB_SRV_LOG_INFO, "refused %s: too many connections", peer);
+}
+
+/* Wait until every connection is gone; after the grace period, break the
+ * sends of peers that do not read. */
+static void drain(struct kb_srv *s)
+{
+	struct timespec dl;
+	bool forced = false;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += STOP_GRACE_MS / 1000;
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	kb_srv_conns_shutdown(s, false);
+	while (s->nconns > 0) {
+		if (forced) {
+			pthread_cond_wait(&s->cond, &s->lock);
+		} else if (pthread_cond_timedwait(&s->cond, &s->lock, &dl) == ETIMEDOUT) {
+			kb_srv_conns_shutdown(s, true);
+			forced = true;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+int kb_srv_run(struct kb_srv *s, int stop_fd)
+{
+	struct pollfd pf[KB_SRV_MAX_LISTEN + 2];
+	int n = 0;
+
+	for (int i = 0; i < s->nlfd; i++)
+		pf[n++] = (struct pollfd){.fd = s->lfd[i], .events = POLLIN};
+	pf[n++] = (struct pollfd){.fd = s->stop_pipe[0], .events = POLLIN};
+	pf[n++] = (struct pollfd){.fd = stop_fd, .events = POLLIN};
+	for (;;) {
+		if (poll(pf, (nfds_t)n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pf[n - 1].revents || pf[n - 2].revents)
+			break;
+		for (int i = 0; i < s->nlfd; i++)
+			if (pf[i].revents & POLLIN)
+				accept_one(s, s->lfd[i]);
+	}
+	for (int i = 0; i < s->nlfd; i++)
+		close(s->lfd[i]);
+	s->nlfd = 0;
+	drain(s);
+	return 0;
+}
+
+void kb_srv_stop(struct kb_srv *s)
+{
+	ssize_t r = write(s->stop_pipe[1], "x", 1);
+
+	(void)r;
+}
+
+void kb_srv_free(struct kb_srv *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < s->nlfd; i++)
+		close(s->lfd[i]);
+	if (s->rootfd >= 0)
+		close(s->rootfd);
+	for (int i = 0; i < 2; i++)
+		if (s->stop_pipe[i] >= 0)
+			close(s->stop_pipe[i]);
+	kb_noise_rng_free(s->rng);
+	kb_bufpool_free(s->small);
+	kb_bufpool_free(s->large);
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+	free(s->share);
+	kb_memzero(s->priv, sizeof(s->priv));
+	kb_memzero(s->psk, sizeof(s->psk));
+	free(s);
+}

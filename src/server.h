@@ -1,0 +1,77 @@
+/* server.h - keibifsd's core: share a directory over encrypted channels.
+ *
+ * kb_srv_new() opens the share and binds the listening sockets (so every
+ * configuration error is reported before a daemon forks); kb_srv_run()
+ * starts the accept loop in the calling thread and returns after
+ * kb_srv_stop() or when `stop_fd` (e.g. a signalfd) becomes readable, once
+ * every in-flight request has been answered. Threads, locks and the request
+ * path are described at the top of server.c.
+ */
+#ifndef KB_SERVER_H
+#define KB_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aead.h"
+
+struct kb_keyset;
+struct kb_srv;
+
+/* Log priorities (syslog's values). */
+#define KB_SRV_LOG_ERR 3
+#define KB_SRV_LOG_INFO 6
+
+struct kb_srv_cfg {
+	const char *share;           /* directory to export */
+	const char *listen;          /* "ADDR[:PORT]", "[V6]:PORT", NULL: 0.0.0.0 */
+	const uint8_t *priv;         /* server static private key, 32 bytes */
+	const struct kb_keyset *authorized; /* client keys (KB_KEYF_RO honoured) */
+	const uint8_t *psk;          /* NULL or 32 bytes */
+	bool read_only;              /* EROFS for every mutating operation */
+	enum kb_aead_backend backend;
+	unsigned workers;            /* worker threads per connection (0: 4) */
+	unsigned max_conns;          /* simultaneous connections (0: 256) */
+	bool no_listen;              /* fuzzer / unit tests: bind nothing */
+	/* Where log lines go (NULL: stderr). One line each, no newline. */
+	void (*log)(void *arg, int prio, const char *line);
+	void *log_arg;
+};
+
+#define KB_SRV_DEFAULT_PORT "26431"
+#define KB_SRV_MAX_HANDLES 4096      /* open files/dirs per session */
+#define KB_SRV_MAX_INFLIGHT 64       /* requests per connection */
+#define KB_SRV_MAX_NODES (1u << 20)  /* nodes per session */
+
+/* Opens the share, binds the socket. On failure err holds one clear line. */
+int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, size_t errlen);
+/* "127.0.0.1:26431" or "[::1]:26431": the bound address (port resolved). */
+const char *kb_srv_address(const struct kb_srv *s);
+/* Start the shared state (RNG, threads). Call after any fork. */
+int kb_srv_start(struct kb_srv *s, char *err, size_t errlen);
+/* Accept until stopped; then stop reading, finish in-flight requests,
+ * close every connection. stop_fd: -1 or an fd whose readability stops. */
+int kb_srv_run(struct kb_srv *s, int stop_fd);
+/* Ask kb_srv_run to return (any thread; async-signal-safe). */
+void kb_srv_stop(struct kb_srv *s);
+void kb_srv_free(struct kb_srv *s); /* NULL-safe; closes sockets */
+
+/* ---- Socket-less entry for the fuzzer and unit tests ---------------- */
+struct kb_srv_conn;
+struct kb_srv_worker;
+/* A connection without a channel (replies are built but not sent); `flags`
+ * as from the key check (KB_KEYF_RO). */
+int kb_srv_conn_detached(struct kb_srv_conn **out, struct kb_srv *s, unsigned flags);
+void kb_srv_conn_detached_free(struct kb_srv_conn *c);
+int kb_srv_worker_new(struct kb_srv_worker **out, size_t max_frame);
+void kb_srv_worker_free(struct kb_srv_worker *w);
+/* Handle one decrypted frame plaintext (pt[0..len) = [u32 H][Request][bulk]).
+ * On success *reply points at the reply frame (KB_FRAME_HEAD bytes, then
+ * *rlen bytes of plaintext) inside the worker's buffer. Returns a negative
+ * value when the connection must be closed (malformed, or not HELLO/ATTACH
+ * first); *reply may still hold a reply to send before closing. */
+int kb_srv_handle_frame(struct kb_srv_conn *c, struct kb_srv_worker *w, const uint8_t *pt,
+			size_t len, uint8_t **reply, size_t *rlen);
+
+#endif

@@ -1,0 +1,361 @@
+/* srv_conn.c - one client connection: handshake, a receiver thread and its
+ * own worker threads.
+ *
+ * The receiver reads each frame (kb_chan_recv_len, then recv_body into a
+ * pooled kb_buf sized for it) and queues it; the connection's workers take
+ * frames from the queue, serve them and send the replies themselves
+ * (kb_chan_send serialises senders), so replies leave in completion order.
+ * Backpressure: at most KB_SRV_MAX_INFLIGHT frames and
+ * KB_SRV_INFLIGHT_BYTES bytes are queued or being served per connection;
+ * beyond that the receiver stops reading (TCP flow control does the rest).
+ * The first frame (HELLO/ATTACH) is served before the next is read.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "err.h"
+#include "srv_impl.h"
+#include "util.h"
+
+static int verify_peer(void *arg, const uint8_t rs[static 32], unsigned *flags)
+{
+	const struct kb_srv *s = arg;
+
+	return kb_keyset_match(s->authorized, rs, flags) ? -KB_EUNTRUSTED : 0;
+}
+
+/* Worker: serve queued frames until the connection closes and the queue is
+ * empty (so requests already received are answered on a graceful stop). */
+static void *worker_main(void *arg)
+{
+	struct kb_srv_worker *w = arg;
+	struct kb_srv_conn *c = w->conn;
+
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		struct kb_srv_job *j;
+		uint8_t *reply = NULL;
+		size_t rlen = 0;
+		int rc;
+
+		while (!c->head && !c->closing)
+			pthread_cond_wait(&c->cond, &c->lock);
+		j = c->head;
+		if (!j)
+			break;
+		c->head = j->next;
+		if (!c->head)
+			c->tail = NULL;
+		pthread_mutex_unlock(&c->lock);
+
+		rc = kb_srv_handle_frame(c, w, j->frame->mem, j->len, &reply, &rlen);
+		if (reply && kb_chan_send(c->chan, reply, rlen) < 0)
+			kb_chan_shutdown(c->chan);
+		if (rc < 0) {
+			kb_srv_logf(c->srv, KB_SRV_LOG_INFO, "closing %s: %s", c->peer,
+				    kb_strerror(rc));
+			kb_chan_shutdown(c->chan);
+		}
+		kb_buf_put(j->frame);
+
+		pthread_mutex_lock(&c->lock);
+		c->inflight--;
+		c->inflight_bytes -= j->len;
+		j->frame = NULL;
+		j->next = c->free;
+		c->free = j;
+		pthread_cond_broadcast(&c->cond);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+static int start_workers(struct kb_srv_conn *c)
+{
+	c->w = calloc(c->srv->nworkers, sizeof(*c->w));
+	if (!c->w)
+		return -ENOMEM;
+	for (unsigned i = 0; i < c->srv->nworkers; i++) {
+		int rc = kb_srv_worker_new(&c->w[i], KB_FRAME_MAX_DEFAULT);
+
+		if (!rc) {
+			c->w[i]->conn = c;
+			rc = -pthread_create(&c->w[i]->th, NULL, worker_main, c->w[i]);
+		}
+		if (rc) {
+			kb_srv_worker_free(c->w[i]);
+			c->w[i] = NULL;
+			return rc;
+		}
+		c->nworkers++;
+	}
+	return 0;
+}
+
+static void stop_workers(struct kb_srv_conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->closing = true;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	for (unsigned i = 0; i < c->nworkers; i++) {
+		pthread_join(c->w[i]->th, NULL);
+		kb_srv_worker_free(c->w[i]);
+	}
+	free(c->w);
+	c->w = NULL;
+	c->nworkers = 0;
+}
+
+/* Wait for room (and, before a session exists, for the first frame to be
+ * served); false when the connection should end. */
+static bool wait_room(struct kb_srv_conn *c, bool first_sent)
+{
+	bool ok;
+
+	pthread_mutex_lock(&c->lock);
+	while (!c->closing && (c->inflight >= KB_SRV_MAX_INFLIGHT ||
+			       c->inflight_bytes >= KB_SRV_INFLIGHT_BYTES ||
+			       (first_sent && !c->sess && c->inflight > 0)))
+		pthread_cond_wait(&c->cond, &c->lock);
+	ok = !c->closing && (!first_sent || c->sess);
+	pthread_mutex_unlock(&c->lock);
+	return ok;
+}
+
+static int recv_one(struct kb_srv_conn *c)
+{
+	struct kb_srv_job *j;
+	struct kb_buf *b;
+	size_t plen;
+	int rc = kb_chan_recv_len(c->chan, &plen);
+
+	if (rc)
+		return rc;
+	b = kb_buf_get(plen <= KB_SRV_SMALL_FRAME ? c->srv->small : c->srv->large);
+	if (!b)
+		return -ENOMEM;
+	rc = kb_chan_recv_body(c->chan, b->mem, plen);
+	if (rc) {
+		kb_buf_put(b);
+		return rc;
+	}
+	pthread_mutex_lock(&c->lock);
+	j = c->free; /* wait_room guaranteed a free slot */
+	c->free = j->next;
+	j->frame = b;
+	j->len = plen;
+	j->next = NULL;
+	if (c->tail)
+		c->tail->next = j;
+	else
+		c->head = j;
+	c->tail = j;
+	c->inflight++;
+	c->inflight_bytes += plen;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+static void serve(struct kb_srv_conn *c)
+{
+	bool first_sent = false;
+	int rc = 0;
+
+	while (wait_room(c, first_sent)) {
+		rc = recv_one(c);
+		if (rc)
+			break;
+		first_sent = true;
+	}
+	if (rc && rc != -KB_ECLOSED)
+		kb_srv_logf(c->srv, KB_SRV_LOG_INFO, "connection %s: %s", c->peer,
+			    kb_strerror(rc));
+}
+
+static int handshake(struct kb_srv_conn *c, int fd)
+{
+	struct kb_srv *s = c->srv;
+	struct kb_chan_cfg cfg = {
+		.initiator = false, .s = s->priv, .psk = s->have_psk ? s->psk : NULL,
+		.backend = s->backend, .max_frame = KB_FRAME_MAX_DEFAULT, .rng = s->rng,
+		.verify = verify_peer, .verify_arg = s,
+	};
+	struct kb_chan_info info;
+	struct kb_chan *ch;
+	int rc;
+
+	memset(&info, 0, sizeof(info));
+	rc = kb_chan_handshake(&ch, fd, &cfg, &info);
+	if (info.have_remote_static)
+		kb_key_fingerprint(info.remote_static, c->fpr);
+	if (rc) {
+		if (rc == -KB_EUNTRUSTED)
+			kb_srv_logf(s, KB_SRV_LOG_INFO, "refused %s: key %s is not authorized",
+				    c->peer, c->fpr);
+		else
+			kb_srv_logf(s, KB_SRV_LOG_INFO, "handshake with %s failed: %s", c->peer,
+				    kb_strerror(rc));
+		return rc;
+	}
+	memcpy(c->key, info.remote_static, KB_KEY_LEN);
+	c->flags = info.flags;
+	c->max_send = info.max_frame ? info.max_frame : KB_FRAME_MAX_DEFAULT;
+	pthread_mutex_lock(&c->lock);
+	c->chan = ch;
+	pthread_mutex_unlock(&c->lock);
+	kb_srv_logf(s, KB_SRV_LOG_INFO, "connect from %s key %s%s", c->peer, c->fpr,
+		    (c->flags & KB_KEYF_RO) ? " (ro)" : "");
+	return 0;
+}
+
+static void conn_unlist(struct kb_srv_conn *c)
+{
+	struct kb_srv *s = c->srv;
+	struct kb_srv_conn **pp;
+
+	pthread_mutex_lock(&s->lock);
+	for (pp = &s->conns; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	s->nconns--;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void *conn_main(void *arg)
+{
+	struct kb_srv_conn *c = arg;
+	int hs = handshake(c, c->fd_pending);
+
+	pthread_mutex_lock(&c->lock);
+	c->fd_pending = -1; /* owned by the channel now, or closed */
+	pthread_mutex_unlock(&c->lock);
+	if (!hs) {
+		int rc = start_workers(c);
+
+		if (!rc)
+			serve(c);
+		else
+			kb_srv_logf(c->srv, KB_SRV_LOG_ERR, "connection %s: %s", c->peer,
+				    kb_strerror(rc));
+		stop_workers(c);
+		kb_srv_sess_detach(c);
+		kb_srv_logf(c->srv, KB_SRV_LOG_INFO, "disconnect %s key %s", c->peer, c->fpr);
+	}
+	conn_unlist(c);
+	pthread_mutex_lock(&c->lock);
+	kb_chan_free(c->chan);
+	c->chan = NULL;
+	pthread_mutex_unlock(&c->lock);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	return NULL;
+}
+
+static struct kb_srv_conn *conn_alloc(struct kb_srv *s)
+{
+	struct kb_srv_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->srv = s;
+	c->fd_pending = -1;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	for (unsigned i = 0; i < KB_SRV_MAX_INFLIGHT; i++) {
+		c->slots[i].next = c->free;
+		c->free = &c->slots[i];
+	}
+	return c;
+}
+
+int kb_srv_conn_spawn(struct kb_srv *s, int fd, const char *peer)
+{
+	struct kb_srv_conn *c = conn_alloc(s);
+	pthread_attr_t attr;
+	pthread_t th;
+	int rc = -ENOMEM;
+
+	if (!c)
+		goto out;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	snprintf(c->fpr, sizeof(c->fpr), "(none)");
+	c->fd_pending = fd;
+	pthread_mutex_lock(&s->lock);
+	if (s->stopping || s->nconns >= s->max_conns) {
+		pthread_mutex_unlock(&s->lock);
+		rc = -EMFILE;
+		goto out;
+	}
+	c->next = s->conns;
+	s->conns = c;
+	s->nconns++;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = -pthread_create(&th, &attr, conn_main, c);
+	pthread_attr_destroy(&attr);
+	if (rc) {
+		s->conns = c->next;
+		s->nconns--;
+	}
+	pthread_mutex_unlock(&s->lock);
+out:
+	if (rc) {
+		close(fd);
+		if (c) {
+			pthread_cond_destroy(&c->cond);
+			pthread_mutex_destroy(&c->lock);
+		}
+		free(c);
+	}
+	return rc;
+}
+
+/* Stop reading on every connection (graceful stop); with `force`, also
+ * break sends that a stuck peer blocks. Caller holds s->lock. */
+void kb_srv_conns_shutdown(struct kb_srv *s, bool force)
+{
+	for (struct kb_srv_conn *c = s->conns; c; c = c->next) {
+		pthread_mutex_lock(&c->lock);
+		if (c->chan && force)
+			kb_chan_shutdown(c->chan);
+		else if (c->chan)
+			shutdown(kb_chan_fd(c->chan), SHUT_RD);
+		else if (c->fd_pending >= 0)
+			shutdown(c->fd_pending, SHUT_RDWR); /* still in the handshake */
+		pthread_mutex_unlock(&c->lock);
+	}
+}
+
+int kb_srv_conn_detached(struct kb_srv_conn **out, struct kb_srv *s, unsigned flags)
+{
+	struct kb_srv_conn *c = conn_alloc(s);
+
+	if (!c)
+		return -ENOMEM;
+	c->flags = flags;
+	c->max_send = KB_FRAME_MAX_DEFAULT;
+	snprintf(c->peer, sizeof(c->peer), "detached");
+	*out = c;
+	return 0;
+}
+
+void kb_srv_conn_detached_free(struct kb_srv_conn *c)
+{
+	if (!c)
+		return;
+	kb_srv_sess_detach(c);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}

@@ -1,0 +1,226 @@
+/* srv_impl.h - keibifsd internals shared by server.c and the srv_*.c modules.
+ * Not part of the library interface (see server.h). Lock order:
+ *   kb_srv.lock  ->  kb_srv_conn.lock
+ *   kb_srv_nodetab.lock and kb_srv_fhtab.lock are leaves (never nested);
+ *   kb_srv_fh.lock (readdir position) is taken without any other lock.
+ */
+#ifndef KB_SRV_IMPL_H
+#define KB_SRV_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "keibifs.pb.h"
+#include "keys.h"
+#include "server.h"
+
+#define KB_SRV_TOKEN 16
+#define KB_SRV_MAX_LISTEN 4
+/* Per-connection bytes of received frames waiting or being served. */
+#define KB_SRV_INFLIGHT_BYTES (48u << 20)
+/* Frames up to this size come from the small buffer pool. */
+#define KB_SRV_SMALL_FRAME (64u << 10)
+#define KB_SRV_XATTR_MAX (64u << 10)
+
+/* ---- nodes and handles (srv_node.c) -------------------------------- */
+
+struct kb_srv_node {
+	uint64_t id;                 /* immutable */
+	dev_t dev;                   /* immutable */
+	ino_t ino;                   /* immutable */
+	mode_t fmt;                  /* S_IFMT bits, immutable */
+	int fd;                      /* O_PATH|O_NOFOLLOW, owned, immutable */
+	atomic_int rdfd;             /* O_RDONLY for fh-0 reads, -1 until opened */
+	uint64_t nlookup;            /* tab lock */
+	atomic_uint refs;            /* 1 for table membership + users */
+	struct kb_srv_node *next_id; /* tab lock: chain by id */
+	struct kb_srv_node *next_ino;/* tab lock: chain by (dev, ino) */
+};
+
+struct kb_srv_nodetab {
+	pthread_mutex_t lock;
+	struct kb_srv_node **by_id;  /* owned array of chains (lock) */
+	struct kb_srv_node **by_ino; /* owned array of chains (lock) */
+	size_t nbuckets;             /* power of two (lock) */
+	size_t count;                /* (lock) */
+	size_t max;                  /* immutable */
+	uint64_t next_id;            /* (lock) */
+};
+
+struct kb_srv_fh {
+	uint64_t id;                 /* immutable */
+	struct kb_srv_node *node;    /* referenced, immutable */
+	int fd;                      /* owned, immutable */
+	bool dir;                    /* immutable */
+	pthread_mutex_t lock;        /* readdir: serialises the dir offset */
+	atomic_uint refs;            /* 1 for table membership + users */
+	struct kb_srv_fh *next;      /* tab lock */
+};
+
+struct kb_srv_fhtab {
+	pthread_mutex_t lock;
+	struct kb_srv_fh **b;        /* owned array of chains (lock) */
+	size_t nbuckets;             /* fixed */
+	size_t count;                /* (lock) */
+	size_t max;                  /* immutable */
+	uint64_t next_id;            /* (lock) */
+};
+
+int kb_srv_nodetab_init(struct kb_srv_nodetab *t, size_t max);
+void kb_srv_nodetab_destroy(struct kb_srv_nodetab *t);
+/* Referenced node or NULL. */
+struct kb_srv_node *kb_srv_node_get(struct kb_srv_nodetab *t, uint64_t id);
+void kb_srv_node_put(struct kb_srv_node *n);
+/* Adds one lookup for the inode behind fd (consumed: closed when the inode
+ * already has a node). *out is referenced. */
+int kb_srv_node_add(struct kb_srv_nodetab *t, int fd, const struct stat *st,
+		    struct kb_srv_node **out);
+/* Subtract count lookups; drops the node at zero. */
+int kb_srv_node_forget(struct kb_srv_nodetab *t, uint64_t id, uint64_t count);
+size_t kb_srv_node_count(struct kb_srv_nodetab *t);
+
+int kb_srv_fhtab_init(struct kb_srv_fhtab *t, size_t max);
+void kb_srv_fhtab_destroy(struct kb_srv_fhtab *t);
+/* Takes fd and a node reference of its own; *id gets the handle. */
+int kb_srv_fh_add(struct kb_srv_fhtab *t, struct kb_srv_node *n, int fd, bool dir, uint64_t *id);
+struct kb_srv_fh *kb_srv_fh_get(struct kb_srv_fhtab *t, uint64_t id);
+void kb_srv_fh_put(struct kb_srv_fh *h);
+int kb_srv_fh_remove(struct kb_srv_fhtab *t, uint64_t id);
+
+/* ---- names and confinement (srv_path.c) ---------------------------- */
+
+/* 0 for a valid single component, else -EINVAL / -ENAMETOOLONG. */
+int kb_srv_name_ok(const char *name);
+/* Rejects a request whose header has a string field with a NUL inside
+ * (nanopb would silently truncate it). hdr = the protobuf bytes. */
+int kb_srv_strings_ok(const uint8_t *hdr, size_t len);
+/* Resolve "a/b/c" under dirfd component by component, no symlinks, no
+ * "..": *out is an O_PATH fd of the final directory. */
+int kb_srv_walk(int dirfd, const char *path, int *out);
+/* Reopen a node for I/O via /proc/self/fd (regular files and dirs only:
+ * ELOOP for symlinks, EPERM for others). */
+int kb_srv_reopen(const struct kb_srv_node *n, int flags);
+/* "/proc/self/fd/N" of a node that is not a symlink. */
+int kb_srv_proc_path(const struct kb_srv_node *n, char *buf, size_t cap);
+
+/* ---- sessions, connections, workers -------------------------------- */
+
+struct kb_srv_sess {
+	struct kb_srv *srv;
+	struct kb_srv_sess *next;    /* srv lock */
+	unsigned conns;              /* srv lock: attached connections */
+	uint8_t token[KB_SRV_TOKEN]; /* immutable */
+	uint8_t key[KB_KEY_LEN];     /* client key that made it, immutable */
+	bool ro;                     /* immutable */
+	uint64_t root;               /* node id of the HELLO path, immutable */
+	struct kb_srv_nodetab nodes;
+	struct kb_srv_fhtab fhs;
+};
+
+struct kb_srv_job {
+	struct kb_buf *frame;        /* referenced; plaintext at mem[0..len) */
+	size_t len;
+	struct kb_srv_job *next;     /* conn lock */
+};
+
+struct kb_srv_worker {
+	uint8_t *tx;                 /* owned: frame head + plaintext + tag */
+	size_t max_plain;            /* plaintext room in tx */
+	uint8_t *dents;              /* owned getdents64 scratch */
+	size_t dents_cap;
+	kb_Request req;              /* decoded request (worker-private) */
+	kb_Response resp;            /* reply being built (worker-private) */
+	struct kb_srv_conn *conn;    /* thread's connection */
+	pthread_t th;
+};
+
+struct kb_srv_conn {
+	struct kb_srv *srv;
+	struct kb_chan *chan;        /* owned; NULL for a detached conn */
+	struct kb_srv_sess *sess;    /* set by the first request, before any other */
+	unsigned flags;              /* KB_KEYF_* from the key check */
+	uint8_t key[KB_KEY_LEN];     /* peer's static key */
+	char peer[64];               /* "ADDR:PORT" */
+	char fpr[KB_FPR_LEN];
+	uint32_t max_send;           /* largest plaintext the peer accepts */
+	int fd_pending;              /* lock: the socket during the handshake */
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;         /* job queued / job done / closing */
+	struct kb_srv_job slots[KB_SRV_MAX_INFLIGHT]; /* lock */
+	struct kb_srv_job *free;     /* lock */
+	struct kb_srv_job *head, *tail; /* queue (lock) */
+	unsigned inflight;           /* queued + being served (lock) */
+	size_t inflight_bytes;       /* (lock) */
+	bool closing;                /* workers exit when queue drained (lock) */
+
+	struct kb_srv_worker **w;    /* owned array of nworkers */
+	unsigned nworkers;
+	pthread_t rx;
+	struct kb_srv_conn *next;    /* srv lock */
+};
+
+struct kb_srv {
+	char *share;                 /* owned copy */
+	int rootfd;                  /* O_PATH of the share, owned */
+	uint8_t priv[KB_KEY_LEN];    /* wiped on free */
+	uint8_t pub[KB_KEY_LEN];
+	uint8_t psk[32];             /* wiped on free */
+	bool have_psk, read_only;
+	const struct kb_keyset *authorized; /* caller's */
+	enum kb_aead_backend backend;
+	unsigned nworkers, max_conns;
+	void (*log)(void *arg, int prio, const char *line);
+	void *log_arg;
+
+	int lfd[KB_SRV_MAX_LISTEN];  /* owned listening sockets */
+	int nlfd;
+	char addr[96];
+	int stop_pipe[2];            /* owned; kb_srv_stop writes */
+	struct kb_noise_rng *rng;    /* owned, thread-safe */
+	struct kb_bufpool *small, *large; /* owned receive pools */
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;         /* a connection went away */
+	struct kb_srv_sess *sessions;/* lock */
+	struct kb_srv_conn *conns;   /* lock */
+	unsigned nconns;             /* lock */
+	bool stopping;               /* lock */
+};
+
+void kb_srv_logf(const struct kb_srv *s, int prio, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* server.c: sessions */
+int kb_srv_sess_hello(struct kb_srv_conn *c, const char *path, struct kb_srv_node **root);
+int kb_srv_sess_attach(struct kb_srv_conn *c, const uint8_t *token, size_t len);
+void kb_srv_sess_detach(struct kb_srv_conn *c);
+
+/* srv_conn.c: one connection's threads */
+int kb_srv_conn_spawn(struct kb_srv *s, int fd, const char *peer);
+/* Caller holds s->lock. */
+void kb_srv_conns_shutdown(struct kb_srv *s, bool force);
+
+/* srv_ops.c: one request (session established); fills w->resp and, for
+ * replies with bulk bytes, *data_len bytes at `data`. */
+struct kb_srv_req {
+	struct kb_srv_conn *conn;
+	struct kb_srv_sess *sess;
+	const kb_Request *q;
+	kb_Response *r;
+	const uint8_t *bulk;         /* request bulk, inside the received frame */
+	size_t bulk_len;
+	uint8_t *data;               /* reply bulk area inside w->tx */
+	size_t data_max;             /* room at data */
+	size_t data_len;             /* reply bulk bytes produced */
+	struct kb_srv_worker *w;
+};
+int kb_srv_dispatch(struct kb_srv_req *rq);
+void kb_srv_attr_fill(kb_Attr *a, const struct stat *st);
+
+#endif

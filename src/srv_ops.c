@@ -1,0 +1,410 @@
+/* srv_ops.c - request dispatch and the metadata / namespace operations.
+ *
+ * Every operation works on node fds: fstatat(fd, "", AT_EMPTY_PATH |
+ * AT_SYMLINK_NOFOLLOW), *at() calls relative to a parent node's fd with a
+ * validated single-component name (srv_path.c). A node id that is unknown
+ * in the session answers ESTALE; a read-only session (share --read-only or
+ * an `ro` key) answers EROFS to every mutating operation before anything is
+ * touched.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include "srv_impl.h"
+#include "srv_ops.h"
+
+int kb_srv_stat(const struct kb_srv_node *n, struct stat *st)
+{
+	return fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) ? -errno : 0;
+}
+
+void kb_srv_attr_fill(kb_Attr *a, const struct stat *st)
+{
+	a->ino = st->st_ino;
+	a->mode = st->st_mode;
+	a->nlink = (uint32_t)st->st_nlink;
+	a->uid = st->st_uid;
+	a->gid = st->st_gid;
+	a->rdev = st->st_rdev;
+	a->size = (uint64_t)st->st_size;
+	a->blocks = (uint64_t)st->st_blocks;
+	a->blksize = (uint32_t)st->st_blksize;
+	a->atime = st->st_atim.tv_sec;
+	a->atime_ns = (uint32_t)st->st_atim.tv_nsec;
+	a->mtime = st->st_mtim.tv_sec;
+	a->mtime_ns = (uint32_t)st->st_mtim.tv_nsec;
+	a->ctime = st->st_ctim.tv_sec;
+	a->ctime_ns = (uint32_t)st->st_ctim.tv_nsec;
+}
+
+/* Open `name` under parent p as itself (never following it), add a lookup
+ * to its node and describe it in e. */
+int kb_srv_lookup(struct kb_srv_sess *s, struct kb_srv_node *p, const char *name, kb_Entry *e)
+{
+	struct kb_srv_node *n;
+	struct stat st;
+	int fd, ret;
+
+	ret = kb_srv_name_ok(name);
+	if (ret)
+		return ret;
+	fd = openat(p->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	ret = kb_srv_node_add(&s->nodes, fd, &st, &n);
+	if (ret)
+		return ret;
+	e->node = n->id;
+	e->has_attr = true;
+	kb_srv_attr_fill(&e->attr, &st);
+	kb_srv_node_put(n);
+	return 0;
+}
+
+static int op_lookup(struct kb_srv_req *rq, struct kb_srv_node *n)
+{
+	int ret = kb_srv_lookup(rq->sess, n, rq->q->name, &rq->r->entry);
+
+	rq->r->has_entry = ret == 0;
+	return ret;
+}
+
+static int op_getattr(struct kb_srv_req *rq, struct kb_srv_node *n)
+{
+	struct stat st;
+	int ret = kb_srv_stat(n, &st);
+
+	if (ret)
+		return ret;
+	rq->r->has_attr = true;
+	kb_srv_attr_fill(&rq->r->attr, &st);
+	return 0;
+}
+
+static int set_size(struct kb_srv_req *rq, struct kb_srv_node *n, uint64_t size)
+{
+	char path[64];
+	int ret = 0;
+
+	if (size > INT64_MAX)
+		return -EFBIG;
+	if (rq->q->fh) {
+		struct kb_srv_fh *h = kb_srv_fh_get(&rq->sess->fhs, rq->q->fh);
+
+		if (!h || h->node != n || h->dir)
+			ret = -EBADF;
+		else if (ftruncate(h->fd, (off_t)size))
+			ret = -errno;
+		kb_srv_fh_put(h);
+		return ret;
+	}
+	if (n->fmt == S_IFDIR)
+		return -EISDIR;
+	if (n->fmt != S_IFREG)
+		return -EINVAL;
+	kb_srv_proc_path(n, path, sizeof(path));
+	return truncate(path, (off_t)size) ? -errno : 0;
+}
+
+static int time_arg(struct timespec *ts, uint32_t mask, uint32_t now_bit, uint32_t set_bit,
+		    int64_t sec, uint32_t nsec)
+{
+	ts->tv_sec = 0;
+	ts->tv_nsec = UTIME_OMIT;
+	if (mask & now_bit) {
+		ts->tv_nsec = UTIME_NOW;
+	} else if (mask & set_bit) {
+		if (nsec >= 1000000000u)
+			return -EINVAL;
+		ts->tv_sec = sec;
+		ts->tv_nsec = nsec;
+	}
+	return 0;
+}
+
+static int op_setattr(struct kb_srv_req *rq, struct kb_srv_node *n)
+{
+	const kb_Request *q = rq->q;
+	const kb_Attr *a = &q->attr;
+	uint32_t m = q->set_mask;
+	struct timespec ts[2];
+	char path[64];
+	int ret;
+
+	if (m & (kb_SetMask_SET_MODE | kb_SetMask_SET_UID | kb_SetMask_SET_GID | kb_SetMask_SET_SIZE |
+		 kb_SetMask_SET_ATIME | kb_SetMask_SET_MTIME) && !q->has_attr)
+		return -EINVAL;
+	if (m & kb_SetMask_SET_MODE) {
+		if (kb_srv_proc_path(n, path, sizeof(path)))
+			return -EOPNOTSUPP; /* Linux has no lchmod */
+		if (chmod(path, a->mode & 07777))
+			return -errno;
+	}
+	if (m & (kb_SetMask_SET_UID | kb_SetMask_SET_GID)) {
+		uid_t uid = m & kb_SetMask_SET_UID ? a->uid : (uid_t)-1;
+		gid_t gid = m & kb_SetMask_SET_GID ? a->gid : (gid_t)-1;
+
+		if (fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+			return -errno;
+	}
+	if (m & kb_SetMask_SET_SIZE) {
+		ret = set_size(rq, n, a->size);
+		if (ret)
+			return ret;
+	}
+	if (m & (kb_SetMask_SET_ATIME | kb_SetMask_SET_MTIME | kb_SetMask_SET_ATIME_NOW |
+		 kb_SetMask_SET_MTIME_NOW)) {
+		if (time_arg(&ts[0], m, kb_SetMask_SET_ATIME_NOW, kb_SetMask_SET_ATIME, a->atime,
+			     a->atime_ns) ||
+		    time_arg(&ts[1], m, kb_SetMask_SET_MTIME_NOW, kb_SetMask_SET_MTIME, a->mtime,
+			     a->mtime_ns))
+			return -EINVAL;
+		if (utimensat(n->fd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+			return -errno;
+	}
+	return op_getattr(rq, n);
+}
+
+/* A second node named by q->node2, referenced; NULL: ESTALE. */
+static struct kb_srv_node *node2(struct kb_srv_req *rq)
+{
+	return kb_srv_node_get(&rq->sess->nodes, rq->q->node2);
+}
+
+static int reply_entry(struct kb_srv_req *rq, struct kb_srv_node *p, const char *name)
+{
+	int ret = kb_srv_lookup(rq->sess, p, name, &rq->r->entry);
+
+	rq->r->has_entry = ret == 0;
+	return ret;
+}
+
+static int op_mkdir(struct kb_srv_req *rq, struct kb_srv_node *p)
+{
+	const kb_Request *q = rq->q;
+	int ret = kb_srv_name_ok(q->name);
+
+	if (ret)
+		return ret;
+	if (mkdirat(p->fd, q->name, q->mode & 07777 & ~q->umask))
+		return -errno;
+	return reply_entry(rq, p, q->name);
+}
+
+static int op_mknod(struct kb_srv_req *rq, struct kb_srv_node *p)
+{
+	const kb_Request *q = rq->q;
+	int ret = kb_srv_name_ok(q->name);
+
+	if (ret)
+		return ret;
+	if (!S_ISFIFO(q->mode))
+		return -EPERM; /* devices and sockets are never created */
+	if (mknodat(p->fd, q->name, S_IFIFO | (q->mode & 07777 & ~q->umask), 0))
+		return -errno;
+	return reply_entry(rq, p, q->name);
+}
+
+static int op_unlink(struct kb_srv_req *rq, struct kb_srv_node *p, int flags)
+{
+	int ret = kb_srv_name_ok(rq->q->name);
+
+	if (ret)
+		return ret;
+	return unlinkat(p->fd, rq->q->name, flags) ? -errno : 0;
+}
+
+static int op_rename(struct kb_srv_req *rq, struct kb_srv_node *p)
+{
+	const kb_Request *q = rq->q;
+	struct kb_srv_node *np;
+	int ret;
+
+	if (q->flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return -EINVAL;
+	ret = kb_srv_name_ok(q->name);
+	if (!ret)
+		ret = kb_srv_name_ok(q->name2);
+	if (ret)
+		return ret;
+	np = node2(rq);
+	if (!np)
+		return -ESTALE;
+	ret = renameat2(p->fd, q->name, np->fd, q->name2, q->flags) ? -errno : 0;
+	kb_srv_node_put(np);
+	return ret;
+}
+
+/* LINK takes the target as a node, which is inside the share by
+ * construction: no path names an inode outside it. */
+static int op_link(struct kb_srv_req *rq, struct kb_srv_node *n)
+{
+	const kb_Request *q = rq->q;
+	struct kb_srv_node *np;
+	char path[64];
+	int ret = kb_srv_name_ok(q->name2);
+
+	if (ret)
+		return ret;
+	if (n->fmt == S_IFDIR)
+		return -EPERM;
+	np = node2(rq);
+	if (!np)
+		return -ESTALE;
+	ret = linkat(n->fd, "", np->fd, q->name2, AT_EMPTY_PATH) ? -errno : 0;
+	/* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc works without. */
+	if (ret == -ENOENT && !kb_srv_proc_path(n, path, sizeof(path)))
+		ret = linkat(AT_FDCWD, path, np->fd, q->name2, AT_SYMLINK_FOLLOW) ? -errno : 0;
+	if (!ret)
+		ret = reply_entry(rq, np, q->name2);
+	kb_srv_node_put(np);
+	return ret;
+}
+
+static int op_symlink(struct kb_srv_req *rq, struct kb_srv_node *p)
+{
+	const kb_Request *q = rq->q;
+	int ret = kb_srv_name_ok(q->name);
+
+	if (ret)
+		return ret;
+	if (!q->name2[0])
+		return -ENOENT;
+	if (symlinkat(q->name2, p->fd, q->name))
+		return -errno;
+	return reply_entry(rq, p, q->name);
+}
+
+static int op_readlink(struct kb_srv_req *rq, struct kb_srv_node *n)
+{
+	ssize_t len;
+
+	if (n->fmt != S_IFLNK)
+		return -EINVAL;
+	len = readlinkat(n->fd, "", rq->r->link, sizeof(rq->r->link) - 1);
+	if (len < 0)
+		return -errno;
+	rq->r->link[len] = '\0';
+	return 0;
+}
+
+static int op_statfs(struct kb_srv_req *rq, struct kb_srv_node *n)
+{
+	struct statfs sf;
+	kb_Statfs *st = &rq->r->st;
+
+	if (fstatfs(n->fd, &sf))
+		return -errno;
+	rq->r->has_st = true;
+	st->bsize = (uint64_t)sf.f_bsize;
+	st->frsize = (uint64_t)(sf.f_frsize ? sf.f_frsize : sf.f_bsize);
+	st->blocks = sf.f_blocks;
+	st->bfree = sf.f_bfree;
+	st->bavail = sf.f_bavail;
+	st->files = sf.f_files;
+	st->ffree = sf.f_ffree;
+	st->namemax = (uint64_t)sf.f_namelen;
+	return 0;
+}
+
+static int op_access(struct kb_srv_req *rq, struct kb_srv_node *n)
+{
+	uint32_t mask = rq->q->mode;
+
+	if (mask & ~(unsigned)(R_OK | W_OK | X_OK))
+		return -EINVAL;
+	if ((mask & W_OK) && rq->sess->ro)
+		return -EROFS;
+	if (faccessat(n->fd, "", (int)mask, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+		return -errno;
+	return 0;
+}
+
+/* Operations that change the share: refused with EROFS on a read-only
+ * session. (OPEN checks its flags itself; ACCESS its W_OK.) */
+static bool mutating(kb_Op op)
+{
+	switch (op) {
+	case kb_Op_SETATTR: case kb_Op_CREATE: case kb_Op_WRITE: case kb_Op_MKDIR:
+	case kb_Op_MKNOD: case kb_Op_UNLINK: case kb_Op_RMDIR: case kb_Op_RENAME:
+	case kb_Op_LINK: case kb_Op_SYMLINK: case kb_Op_SETXATTR: case kb_Op_REMOVEXATTR:
+	case kb_Op_FALLOCATE: case kb_Op_COPY_FILE_RANGE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static int dispatch_node(struct kb_srv_req *rq, struct kb_srv_node *n)
+{
+	switch (rq->q->op) {
+	case kb_Op_LOOKUP: return op_lookup(rq, n);
+	case kb_Op_GETATTR: return op_getattr(rq, n);
+	case kb_Op_SETATTR: return op_setattr(rq, n);
+	case kb_Op_OPENDIR: return kb_srv_op_opendir(rq, n);
+	case kb_Op_READDIR: return kb_srv_op_readdir(rq, n);
+	case kb_Op_OPEN: return kb_srv_op_open(rq, n);
+	case kb_Op_CREATE: return kb_srv_op_create(rq, n);
+	case kb_Op_READ: return kb_srv_op_read(rq, n);
+	case kb_Op_WRITE: return kb_srv_op_write(rq, n);
+	case kb_Op_FLUSH: return kb_srv_op_flush(rq, n);
+	case kb_Op_FSYNC: case kb_Op_FSYNCDIR: return kb_srv_op_fsync(rq, n);
+	case kb_Op_MKDIR: return op_mkdir(rq, n);
+	case kb_Op_MKNOD: return op_mknod(rq, n);
+	case kb_Op_UNLINK: return op_unlink(rq, n, 0);
+	case kb_Op_RMDIR: return op_unlink(rq, n, AT_REMOVEDIR);
+	case kb_Op_RENAME: return op_rename(rq, n);
+	case kb_Op_LINK: return op_link(rq, n);
+	case kb_Op_SYMLINK: return op_symlink(rq, n);
+	case kb_Op_READLINK: return op_readlink(rq, n);
+	case kb_Op_STATFS: return op_statfs(rq, n);
+	case kb_Op_GETXATTR: case kb_Op_LISTXATTR: return kb_srv_op_getxattr(rq, n);
+	case kb_Op_SETXATTR: case kb_Op_REMOVEXATTR: return kb_srv_op_setxattr(rq, n);
+	case kb_Op_FALLOCATE: return kb_srv_op_fallocate(rq, n);
+	case kb_Op_COPY_FILE_RANGE: return kb_srv_op_copy(rq, n);
+	case kb_Op_LSEEK: return kb_srv_op_lseek(rq, n);
+	case kb_Op_ACCESS: return op_access(rq, n);
+	default: return -ENOSYS;
+	}
+}
+
+int kb_srv_dispatch(struct kb_srv_req *rq)
+{
+	const kb_Request *q = rq->q;
+	struct kb_srv_node *n;
+	int ret;
+
+	switch (q->op) {
+	case kb_Op_PING:
+		return 0;
+	case kb_Op_FORGET:
+		/* `count` per the .proto; `length` accepted for 64-bit counts */
+		kb_srv_node_forget(&rq->sess->nodes, q->node, q->count ? q->count : q->length);
+		return 0;
+	case kb_Op_RELEASE: case kb_Op_RELEASEDIR:
+		return kb_srv_fh_remove(&rq->sess->fhs, q->fh);
+	case kb_Op_HELLO: case kb_Op_ATTACH:
+		return -EINVAL; /* only as a connection's first request */
+	default:
+		break;
+	}
+	if (mutating(q->op) && rq->sess->ro)
+		return -EROFS;
+	n = kb_srv_node_get(&rq->sess->nodes, q->node);
+	if (!n)
+		return -ESTALE;
+	ret = dispatch_node(rq, n);
+	kb_srv_node_put(n);
+	return ret;
+}

@@ -1,0 +1,29 @@
+/* srv_ops.h - the operations, split over srv_ops.c (metadata, namespace),
+ * srv_io.c (handles, data, xattrs) and srv_dir.c (directory listing). Each
+ * takes the request and its node (referenced by the caller) and returns 0
+ * or -errno; replies are built in rq->r (and rq->data for bulk). */
+#ifndef KB_SRV_OPS_H
+#define KB_SRV_OPS_H
+
+#include <sys/stat.h>
+
+#include "srv_impl.h"
+
+int kb_srv_stat(const struct kb_srv_node *n, struct stat *st);
+int kb_srv_lookup(struct kb_srv_sess *s, struct kb_srv_node *p, const char *name, kb_Entry *e);
+
+int kb_srv_op_opendir(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_readdir(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_open(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_create(struct kb_srv_req *rq, struct kb_srv_node *p);
+int kb_srv_op_read(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_write(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_flush(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_fsync(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_getxattr(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_setxattr(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_fallocate(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_copy(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_lseek(struct kb_srv_req *rq, struct kb_srv_node *n);
+
+#endif

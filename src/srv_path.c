@@ -1,0 +1,138 @@
+/* srv_path.c - names from the wire and confinement to the share.
+ *
+ * The server never resolves a path string given by a client with the
+ * kernel's path walk. Every name is one validated component, opened with
+ * openat(parent_fd, name, O_PATH | O_NOFOLLOW) relative to a node's fd, and
+ * every node is reached that way from the share root, so no name can climb
+ * out ("..", "/"), and a symlink is opened as itself, never followed (a
+ * symlink swapped in during a lookup yields a symlink node, on which every
+ * directory operation fails with ENOTDIR). /proc/self/fd/N is used only to
+ * reopen regular files and directories, whose magic link names the inode
+ * itself.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <pb_decode.h>
+
+#include "err.h"
+#include "srv_impl.h"
+
+int kb_srv_name_ok(const char *name)
+{
+	size_t len = strnlen(name, NAME_MAX + 1);
+
+	if (len == 0)
+		return -EINVAL;
+	if (len > NAME_MAX)
+		return -ENAMETOOLONG;
+	if (memchr(name, '/', len) || !strcmp(name, ".") || !strcmp(name, ".."))
+		return -EINVAL;
+	return 0;
+}
+
+/* String fields of kb.Request (name, name2, path): nanopb copies them into
+ * char arrays and adds a NUL, so "a\0b" would silently become "a". */
+static bool is_string_field(uint32_t tag)
+{
+	return tag == kb_Request_name_tag || tag == kb_Request_name2_tag ||
+	       tag == kb_Request_path_tag;
+}
+
+int kb_srv_strings_ok(const uint8_t *hdr, size_t len)
+{
+	pb_istream_t is = pb_istream_from_buffer(hdr, len);
+	pb_wire_type_t wt;
+	uint32_t tag, slen;
+	bool eof;
+	uint8_t tmp[256];
+
+	while (pb_decode_tag(&is, &wt, &tag, &eof)) {
+		if (!(wt == PB_WT_STRING && is_string_field(tag))) {
+			if (!pb_skip_field(&is, wt))
+				return -KB_EPROTO;
+			continue;
+		}
+		if (!pb_decode_varint32(&is, &slen) || slen > is.bytes_left)
+			return -KB_EPROTO;
+		while (slen > 0) {
+			uint32_t n = slen < sizeof(tmp) ? slen : sizeof(tmp);
+
+			if (!pb_read(&is, tmp, n))
+				return -KB_EPROTO;
+			if (memchr(tmp, '\0', n))
+				return -EINVAL;
+			slen -= n;
+		}
+	}
+	return eof ? 0 : -KB_EPROTO;
+}
+
+int kb_srv_walk(int dirfd, const char *path, int *out)
+{
+	char comp[NAME_MAX + 1];
+	int cur = -1, ret = 0;
+	const char *p = path;
+
+	cur = openat(dirfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cur < 0)
+		return -errno;
+	while (*p) {
+		size_t len = strcspn(p, "/");
+		int next;
+
+		if (len == 0 || (len == 1 && p[0] == '.')) {
+			p += len + (p[len] == '/');
+			continue;
+		}
+		if (len > NAME_MAX) {
+			ret = -ENAMETOOLONG;
+			goto out;
+		}
+		memcpy(comp, p, len);
+		comp[len] = '\0';
+		ret = kb_srv_name_ok(comp);
+		if (ret)
+			goto out;
+		next = openat(cur, comp, O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+		if (next < 0) {
+			ret = errno == ELOOP ? -ENOTDIR : -errno;
+			goto out;
+		}
+		close(cur);
+		cur = next;
+		p += len + (p[len] == '/');
+	}
+	*out = cur;
+	cur = -1;
+out:
+	if (cur >= 0)
+		close(cur);
+	return ret;
+}
+
+int kb_srv_proc_path(const struct kb_srv_node *n, char *buf, size_t cap)
+{
+	if (n->fmt == S_IFLNK)
+		return -ELOOP;
+	snprintf(buf, cap, "/proc/self/fd/%d", n->fd);
+	return 0;
+}
+
+int kb_srv_reopen(const struct kb_srv_node *n, int flags)
+{
+	char path[64];
+	int fd;
+
+	if (n->fmt == S_IFLNK)
+		return -ELOOP;
+	if (n->fmt != S_IFREG && n->fmt != S_IFDIR)
+		return -EPERM;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", n->fd);
+	fd = open(path, (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW | O_PATH)) | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}

@@ -1,0 +1,267 @@
+/* srv_sess.c - sessions (HELLO / ATTACH) and the per-frame entry point.
+ *
+ * kb_srv_handle_frame() turns one decrypted frame plaintext into one reply
+ * frame inside the worker's transmit buffer:
+ *
+ *   w->tx: [4 frame len][u32 H][Response]...............[tag room]   no bulk
+ *   w->tx: [....free....][4][u32 H][Response][bulk data][tag room]   bulk
+ *                         ^ reply              ^ tx + 4 + KB_WIRE_HEADROOM
+ *
+ * Bulk replies (READ, GETXATTR, LISTXATTR) are produced straight at
+ * tx + KB_FRAME_HEAD + KB_WIRE_HEADROOM; the small header is then encoded
+ * on the stack and copied just before the data, so the frame starts a few
+ * bytes into the buffer and kb_chan_send() encrypts it in place.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "err.h"
+#include "noise.h"
+#include "srv_impl.h"
+#include "srv_ops.h"
+#include "util.h"
+#include "wire.h"
+
+#define DENTS_CAP (32u << 10)
+
+int kb_srv_worker_new(struct kb_srv_worker **out, size_t max_frame)
+{
+	struct kb_srv_worker *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	w->max_plain = max_frame;
+	w->tx = malloc(KB_FRAME_HEAD + max_frame + KB_FRAME_TAG);
+	w->dents_cap = DENTS_CAP;
+	w->dents = malloc(w->dents_cap);
+	if (!w->tx || !w->dents) {
+		kb_srv_worker_free(w);
+		return -ENOMEM;
+	}
+	*out = w;
+	return 0;
+}
+
+void kb_srv_worker_free(struct kb_srv_worker *w)
+{
+	if (!w)
+		return;
+	free(w->tx);
+	free(w->dents);
+	free(w);
+}
+
+static void sess_free(struct kb_srv_sess *s)
+{
+	kb_srv_fhtab_destroy(&s->fhs);
+	kb_srv_nodetab_destroy(&s->nodes);
+	kb_memzero(s->token, sizeof(s->token));
+	free(s);
+}
+
+static int root_entry(struct kb_srv_sess *s, kb_Entry *e)
+{
+	struct kb_srv_node *n = kb_srv_node_get(&s->nodes, s->root);
+	struct stat st;
+	int ret = n ? kb_srv_stat(n, &st) : -ESTALE;
+
+	if (!ret) {
+		e->node = n->id;
+		e->has_attr = true;
+		kb_srv_attr_fill(&e->attr, &st);
+	}
+	kb_srv_node_put(n);
+	return ret;
+}
+
+static int hello(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
+{
+	struct kb_srv *srv = c->srv;
+	struct kb_srv_sess *s;
+	struct kb_srv_node *root = NULL;
+	struct stat st;
+	int fd = -1, ret;
+
+	if (q->version > KB_PROTO_VERSION)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->srv = srv;
+	s->ro = srv->read_only || (c->flags & KB_KEYF_RO);
+	memcpy(s->key, c->key, KB_KEY_LEN);
+	ret = kb_srv_nodetab_init(&s->nodes, KB_SRV_MAX_NODES);
+	if (ret) {
+		free(s);
+		return ret;
+	}
+	ret = kb_srv_fhtab_init(&s->fhs, KB_SRV_MAX_HANDLES);
+	if (ret) {
+		kb_srv_nodetab_destroy(&s->nodes);
+		free(s);
+		return ret;
+	}
+	ret = kb_noise_rng_bytes(srv->rng, s->token, sizeof(s->token));
+	if (!ret)
+		ret = kb_srv_walk(srv->rootfd, q->path, &fd);
+	if (!ret && fstatat(fd, "", &st, AT_EMPTY_PATH))
+		ret = -errno;
+	if (!ret) {
+		ret = kb_srv_node_add(&s->nodes, fd, &st, &root);
+		fd = -1;
+	}
+	if (ret)
+		goto out;
+	s->root = root->id;
+	kb_srv_node_put(root);
+	ret = root_entry(s, &r->entry);
+	if (ret)
+		goto out;
+	r->has_entry = true;
+	r->read_only = s->ro;
+	r->token.size = sizeof(s->token);
+	memcpy(r->token.bytes, s->token, sizeof(s->token));
+	pthread_mutex_lock(&srv->lock);
+	s->conns = 1;
+	s->next = srv->sessions;
+	srv->sessions = s;
+	pthread_mutex_unlock(&srv->lock);
+	c->sess = s;
+	s = NULL;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (s)
+		sess_free(s);
+	return ret;
+}
+
+static int attach(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
+{
+	struct kb_srv *srv = c->srv;
+	struct kb_srv_sess *s;
+
+	if (q->token.size != KB_SRV_TOKEN)
+		return -EINVAL;
+	pthread_mutex_lock(&srv->lock);
+	for (s = srv->sessions; s; s = s->next)
+		if (!kb_memcmp_ct(s->token, q->token.bytes, KB_SRV_TOKEN))
+			break;
+	/* A session is joined only with the key that opened it. */
+	if (s && kb_memcmp_ct(s->key, c->key, KB_KEY_LEN))
+		s = NULL;
+	if (s)
+		s->conns++;
+	pthread_mutex_unlock(&srv->lock);
+	if (!s)
+		return -EACCES;
+	c->sess = s;
+	r->read_only = s->ro;
+	r->token.size = KB_SRV_TOKEN;
+	memcpy(r->token.bytes, s->token, KB_SRV_TOKEN);
+	r->has_entry = !root_entry(s, &r->entry);
+	return 0;
+}
+
+void kb_srv_sess_detach(struct kb_srv_conn *c)
+{
+	struct kb_srv *srv = c->srv;
+	struct kb_srv_sess *s = c->sess, **pp;
+
+	if (!s)
+		return;
+	c->sess = NULL;
+	pthread_mutex_lock(&srv->lock);
+	if (--s->conns == 0) {
+		for (pp = &srv->sessions; *pp != s; pp = &(*pp)->next)
+			;
+		*pp = s->next;
+	} else {
+		s = NULL;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	if (s)
+		sess_free(s);
+}
+
+/* Encode w->resp (+ data_len bulk bytes at data) into a frame. */
+static int finish(struct kb_srv_conn *c, struct kb_srv_worker *w, uint8_t *data, size_t data_len,
+		  uint8_t **reply, size_t *rlen)
+{
+	uint8_t hdr[KB_WIRE_HEADROOM];
+	size_t hlen;
+	size_t cap = KB_MIN(w->max_plain, (size_t)c->max_send);
+	int ret;
+
+	if (!data_len) {
+		ret = kb_wire_encode_resp(w->tx + KB_FRAME_HEAD, cap, &w->resp, &hlen);
+		if (ret)
+			return ret;
+		*reply = w->tx;
+		*rlen = hlen;
+		return 0;
+	}
+	ret = kb_wire_encode_resp(hdr, sizeof(hdr) - KB_FRAME_HEAD, &w->resp, &hlen);
+	if (ret)
+		return ret;
+	memcpy(data - hlen, hdr, hlen);
+	*reply = data - hlen - KB_FRAME_HEAD;
+	*rlen = hlen + data_len;
+	return 0;
+}
+
+static void resp_reset(kb_Response *r, uint64_t id)
+{
+	memset(r, 0, offsetof(kb_Response, ents_count));
+	r->ents_count = 0;
+	r->id = id;
+}
+
+int kb_srv_handle_frame(struct kb_srv_conn *c, struct kb_srv_worker *w, const uint8_t *pt,
+			size_t len, uint8_t **reply, size_t *rlen)
+{
+	size_t room = KB_MIN(w->max_plain, (size_t)c->max_send);
+	struct kb_srv_req rq = {
+		.conn = c, .sess = c->sess, .q = &w->req, .r = &w->resp, .w = w,
+		.data = w->tx + KB_FRAME_HEAD + KB_WIRE_HEADROOM,
+		.data_max = room > KB_WIRE_HEADROOM ? room - KB_WIRE_HEADROOM : 0,
+	};
+	int ret, status;
+
+	*reply = NULL;
+	*rlen = 0;
+	ret = kb_wire_decode_req(pt, len, &w->req, &rq.bulk, &rq.bulk_len);
+	if (ret)
+		return ret; /* no id to answer to: close the connection */
+	resp_reset(&w->resp, w->req.id);
+	status = kb_srv_strings_ok(pt + KB_WIRE_LEN, kb_get_be32(pt));
+	if (status == -KB_EPROTO)
+		return status;
+	if (!status && !c->sess) {
+		if (w->req.op == kb_Op_HELLO)
+			status = hello(c, &w->req, &w->resp);
+		else if (w->req.op == kb_Op_ATTACH)
+			status = attach(c, &w->req, &w->resp);
+		else
+			return -KB_EPROTO;
+	} else if (!status) {
+		status = kb_srv_dispatch(&rq);
+	}
+	if (status) {
+		resp_reset(&w->resp, w->req.id);
+		w->resp.err = kb_wire_err_from_errno(status);
+		rq.data_len = 0;
+	}
+	ret = finish(c, w, rq.data, rq.data_len, reply, rlen);
+	if (ret) { /* cannot happen with bounded replies; answer EIO */
+		resp_reset(&w->resp, w->req.id);
+		w->resp.err = kb_Err_E_IO;
+		ret = finish(c, w, NULL, 0, reply, rlen);
+	}
+	return ret;
+}
