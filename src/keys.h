@@ -30,11 +30,21 @@ int kb_key_load_private(const char *path, uint8_t priv[static KB_KEY_LEN],
 /* Writes FILE (0600) and FILE.pub; refuses to overwrite unless `force`. */
 int kb_key_generate(const char *path, bool force, struct kb_noise_rng *rng,
 		    uint8_t pub_out[static KB_KEY_LEN], char *err, size_t errlen);
+/* Same with a comment (NULL: "user@host"); the keygen tool uses it. */
+int kb_key_generate_comment(const char *path, const char *comment, bool force,
+			    struct kb_noise_rng *rng, uint8_t pub_out[static KB_KEY_LEN],
+			    char *err, size_t errlen);
 /* Parses one public key line ("keibifs-x25519 B64 [comment]"). */
 int kb_key_parse_public_line(const char *line, uint8_t pub[static KB_KEY_LEN]);
+/* Same, also copying the comment (may be empty) into comment[ccap]. */
+int kb_key_parse_public_comment(const char *line, uint8_t pub[static KB_KEY_LEN],
+				char *comment, size_t ccap);
 /* Reads the public key from a .pub file (or a private key file). */
 int kb_key_load_public(const char *path, uint8_t pub[static KB_KEY_LEN], char *err,
 		       size_t errlen);
+/* Same with the .pub line's comment (the path for a private key file). */
+int kb_key_load_public_comment(const char *path, uint8_t pub[static KB_KEY_LEN], char *comment,
+			       size_t ccap, char *err, size_t errlen);
 
 /* A set of pinned keys, each with flags. */
 #define KB_KEYF_RO 1u
