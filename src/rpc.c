@@ -687,7 +687,9 @@ static void keepalive(struct kb_rpc_conn *c, uint64_t now)
 	struct kb_rpc_slot *s;
 	bool idle;
 
-	if (now - atomic_load(&c->last_rx_ns) < (uint64_t)KB_RPC_KEEPALIVE_MS * 1000000u ||
+	uint64_t last = atomic_load(&c->last_rx_ns); /* may be later than now */
+
+	if (last >= now || now - last < (uint64_t)KB_RPC_KEEPALIVE_MS * 1000000u ||
 	    atomic_load(&c->ping_sent_ns))
 		return;
 	pthread_mutex_lock(&c->lock);

@@ -37,7 +37,9 @@ struct kb_rpc_cfg {
 	size_t max_frame;            /* largest frame we accept (>= block + headroom) */
 };
 
-/* Connect every connection, authenticate, HELLO (the path must exist and be
+/* cfg and what it points to (identity, trust, psk) are only used during
+ * kb_rpc_new: the caller may free them when it returns.
+ * Connect every connection, authenticate, HELLO (the path must exist and be
  * a directory). On failure, err gets a clear one-line message (unknown peer
  * with its fingerprint and how to trust it, refused key, connection refused,
  * missing path...). root gets the entry of `path`. */

@@ -198,7 +198,7 @@ static int rpc_alloc(struct kb_rpc **out, const struct kb_rpc_cfg *cfg)
 	r->cfg.path = r->path;
 	r->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : KB_RPC_DEFAULT_TIMEOUT_MS;
 	r->max_read = max_frame - KB_WIRE_HEADROOM;
-	rc = kb_x25519_pub(cfg->identity, r->our_pub);
+	rc = cfg->identity ? kb_x25519_pub(cfg->identity, r->our_pub) : 0;
 	if (!rc)
 		rc = kb_noise_rng_new(&r->rng);
 	if (!rc)
@@ -230,12 +230,44 @@ int kb_rpc_new(struct kb_rpc **out, const struct kb_rpc_cfg *cfg, kb_Entry *root
 	}
 	for (unsigned i = 0; !rc && i < r->nconns; i++)
 		rc = kb_rpc_conn_open(r, i, root, read_only, err, errlen);
+	/* The caller's keys and trust set are only borrowed while connecting. */
+	r->cfg.identity = NULL;
+	r->cfg.trust = NULL;
+	r->cfg.psk = NULL;
 out:
 	if (rc) {
 		kb_rpc_free(r);
 		return rc;
 	}
 	err[0] = '\0';
+	*out = r;
+	return 0;
+}
+
+int kb_rpc_new_raw(struct kb_rpc **out, const struct kb_rpc_cfg *cfg, struct kb_chan **chans)
+{
+	struct kb_rpc *r = NULL;
+	int rc = -EINVAL;
+
+	if (cfg->conns < 1 || cfg->conns > KB_RPC_MAX_CONNS || !cfg->host)
+		goto out;
+	rc = rpc_alloc(&r, cfg);
+	r->max_write = r->max_read;
+	for (unsigned i = 0; !rc && i < r->nconns; i++) {
+		struct kb_chan_info info = {.max_frame = (uint32_t)(r->max_read + KB_WIRE_HEADROOM)};
+
+		rc = kb_rpc_conn_start(&r->conns[i], chans[i], &info);
+		chans[i] = NULL;
+		if (!rc)
+			kb_rpc_conn_set_ready(&r->conns[i]);
+	}
+out:
+	for (unsigned i = 0; i < cfg->conns && i < KB_RPC_MAX_CONNS; i++)
+		kb_chan_free(chans[i]); /* those not taken */
+	if (rc) {
+		kb_rpc_free(r);
+		return rc;
+	}
 	*out = r;
 	return 0;
 }

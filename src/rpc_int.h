@@ -114,4 +114,8 @@ void kb_rpc_conn_set_ready(struct kb_rpc_conn *c);
 int kb_rpc_conn_open(struct kb_rpc *r, unsigned i, kb_Entry *root, bool *read_only,
 		     char *err, size_t errlen);
 
+/* Tests: a session over already established channels (no handshake, no
+ * HELLO). Takes every chans[i] (cfg->conns of them), even on failure. */
+int kb_rpc_new_raw(struct kb_rpc **out, const struct kb_rpc_cfg *cfg, struct kb_chan **chans);
+
 #endif
