@@ -1,0 +1,123 @@
+/* kbfs.h - the mount client's shared state and module interfaces.
+ *
+ * Modules: kbfs_opts.c (command line), kbfs_setup.c (keys, connect, mount
+ * helpers), kbfs_node.c (inode table), kbfs_ops.c (FUSE operations),
+ * kbfs_dir.c (readdir), kbfs_pull.c (read path: block pulls + readahead),
+ * main.c (main only).
+ *
+ * Threads: libfuse workers run the operations; rpc receiver threads run
+ * pull completions and reply to reads from there. Locks: nodes->lock (inode
+ * table and node fields), file->lock (readahead state), the cache's own
+ * lock; never nested except cache lock inside nothing else.
+ */
+#ifndef KBFS_H
+#define KBFS_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "aead.h"
+#include "cache.h"
+#include "keibifs.pb.h"
+
+#define KBFS_DEFAULT_PORT 26431
+#define KBFS_SUB_SHIFT 16 /* 64 KiB sub-blocks for random reads */
+
+struct kb_rpc;
+struct kbfs_nodes;
+
+/* Parsed command line. Strings are owned (freed by kbfs_opts_free). */
+struct kbfs_opts {
+	char *host, *path, *mountpoint;
+	char *port, *identity, *peer, *known_peers, *psk, *crypto;
+	char *block_size_s, *cache_size_s;
+	unsigned conns;
+	double attr_timeout, entry_timeout, negative_timeout;
+	int timeout;          /* seconds */
+	int ro, foreground, debug, show_help, show_version;
+	size_t block_size;    /* bytes, power of two */
+	size_t cache_size;    /* bytes */
+	enum kb_aead_backend backend;
+};
+
+struct kbfs {
+	const struct kbfs_opts *o;
+	struct kb_rpc *rpc;             /* owned by main */
+	struct kbfs_nodes *nodes;       /* owned by main */
+	struct kb_cache *cache;         /* owned by main */
+	struct kb_keyset *trust;        /* owned; the rpc keeps pointing at it */
+	uint8_t identity[32];           /* client private key; wiped at fini */
+	uint8_t psk[32];                /* wiped at fini */
+	bool have_psk;
+	struct fuse_session *se;
+	uid_t uid;                      /* mounting user (idmap=user) */
+	gid_t gid;
+	uint32_t remote_uid, remote_gid; /* owner of the share root on the server */
+	bool read_only;
+	unsigned block_shift;
+	unsigned sub_shift;             /* == block_shift: no sub-blocks */
+	unsigned ra_max;                /* readahead window limit, in blocks */
+	unsigned conns;
+	struct kbfs_rd *rd_free;        /* read request pool (rd_lock) */
+	pthread_mutex_t rd_lock;
+};
+
+/* kbfs_opts.c */
+/* Parses argv; `args` gets what is left for fuse_session_new (+ defaults).
+ * Returns 0, or -EINVAL with a message in err. */
+int kbfs_opts_parse(int argc, char *argv[], struct kbfs_opts *o, struct fuse_args *args,
+		    char *err, size_t errlen);
+void kbfs_opts_free(struct kbfs_opts *o);
+void kbfs_usage(FILE *f, const char *prog);
+/* "1M", "512k", "4096" (unit when no suffix) -> bytes; -EINVAL. */
+int kbfs_parse_size(const char *s, size_t unit, size_t *out);
+/* "host:/path", "[v6]:/path" -> owned host and path. */
+int kbfs_parse_remote(const char *spec, char **host, char **path);
+
+/* kbfs_setup.c */
+/* Loads keys, connects, authenticates, checks PATH. */
+int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, char *err,
+		 size_t errlen);
+/* Raise the mount's bdi read_ahead_kb (needs the device from mountinfo). */
+int kbfs_raise_readahead(const char *realmnt, size_t kib);
+/* Reads a 32-byte pre-shared key file (base64 or hex, one line). */
+int kbfs_load_psk(const char *path, uint8_t psk[static 32], char *err, size_t errlen);
+/* Allocate shared state (cache, read pool); kbfs_fini_state frees it and
+ * everything kbfs_connect made. */
+int kbfs_init_state(struct kbfs *fs, const struct kbfs_opts *o);
+void kbfs_fini_state(struct kbfs *fs);
+
+/* kbfs_ops.c */
+extern const struct fuse_lowlevel_ops kbfs_ops;
+void kbfs_attr_to_stat(const struct kbfs *fs, const kb_Attr *a, struct stat *st);
+void kbfs_notify(void *arg, const kb_Response *n);
+
+/* kbfs_dir.c */
+void kbfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void kbfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		  struct fuse_file_info *fi);
+void kbfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		      struct fuse_file_info *fi);
+void kbfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+
+/* kbfs_pull.c: one open file (fi->fh). */
+struct kbfs_file {
+	uint64_t remote_fh;
+	uint64_t ino;
+	uint64_t remote;   /* server node id at open */
+	uint64_t version;  /* file version at open: the cache key */
+	uint64_t size;     /* size at open: bounds readahead */
+	pthread_mutex_t lock;
+	uint64_t next_off; /* end of the furthest recent read (lock) */
+	uint64_t ra_next;  /* first block not yet prefetched (lock) */
+	unsigned win;      /* readahead window in blocks, 0 = random (lock) */
+};
+void kbfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	       struct fuse_file_info *fi);
+void kbfs_rd_pool_free(struct kbfs *fs);
+
+#endif

@@ -1,0 +1,204 @@
+/* kbfs_dir.c - opendir / readdir(plus) / releasedir.
+ *
+ * One READDIR round trip fetches a batch of up to 128 entries (with their
+ * attributes for readdirplus) into the handle; kernel readdir calls are
+ * served from that batch until it is used up, so `ls -l` of a large
+ * directory costs one round trip per batch, not per file.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "kbfs.h"
+#include "kbfs_node.h"
+#include "rpc.h"
+
+#define KBFS_DIR_BATCH 128
+
+struct kbfs_dirh {
+	uint64_t remote_fh;
+	pthread_mutex_t lock;
+	struct kb_rpc_result *batch; /* owned; the last READDIR reply (lock) */
+	unsigned pos;                /* next unconsumed entry of batch (lock) */
+	bool have, plus;             /* batch valid / fetched with plus (lock) */
+	uint64_t next_off;           /* offset the next readdir call continues at */
+};
+
+#define FS(req) ((struct kbfs *)fuse_req_userdata(req))
+
+void kbfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct kbfs *fs = FS(req);
+	struct kbfs_dirh *dh = calloc(1, sizeof(*dh));
+	uint64_t fh = 0;
+	int ret = -ENOMEM;
+
+	if (!dh || !(dh->batch = kb_rpc_result_new()))
+		goto fail;
+	ret = kb_rpc_opendir(fs->rpc, kbfs_node_remote(fs->nodes, ino), &fh);
+	if (ret < 0)
+		goto fail;
+	pthread_mutex_init(&dh->lock, NULL);
+	dh->remote_fh = fh;
+	fi->fh = (uintptr_t)dh;
+	fi->cache_readdir = 0;
+	if (fuse_reply_open(req, fi) != 0) {
+		kb_rpc_release(fs->rpc, kbfs_node_remote(fs->nodes, ino), fh, true);
+		pthread_mutex_destroy(&dh->lock);
+		kb_rpc_result_free(dh->batch);
+		free(dh);
+	}
+	return;
+fail:
+	if (dh)
+		kb_rpc_result_free(dh->batch);
+	free(dh);
+	fuse_reply_err(req, -kb_err_to_errno(ret));
+}
+
+/* Forget the lookups the server counted for entries never handed to the
+ * kernel, then drop the batch. */
+static void drop_batch(struct kbfs *fs, struct kbfs_dirh *dh)
+{
+	if (dh->have && dh->plus)
+		for (unsigned i = dh->pos; i < dh->batch->resp.ents_count; i++)
+			if (dh->batch->resp.ents[i].entry.node)
+				kb_rpc_forget(fs->rpc, dh->batch->resp.ents[i].entry.node, 1);
+	kb_rpc_result_reset(dh->batch);
+	dh->have = false;
+	dh->pos = 0;
+}
+
+static int fetch(struct kbfs *fs, struct kbfs_dirh *dh, fuse_ino_t ino, uint64_t off, bool plus)
+{
+	kb_Request r = kb_Request_init_zero;
+	int ret;
+
+	drop_batch(fs, dh);
+	r.op = kb_Op_READDIR;
+	r.node = kbfs_node_remote(fs->nodes, ino);
+	r.fh = dh->remote_fh;
+	r.cookie = off;
+	r.count = KBFS_DIR_BATCH;
+	r.plus = plus;
+	ret = kb_rpc_call(fs->rpc, &r, NULL, 0, dh->batch);
+	if (ret < 0) {
+		kb_rpc_result_reset(dh->batch);
+		return ret;
+	}
+	dh->have = true;
+	dh->plus = plus;
+	dh->next_off = off;
+	return 0;
+}
+
+/* Add entry i of the batch to buf; 0 when it did not fit. */
+static size_t add_entry(fuse_req_t req, struct kbfs_dirh *dh, fuse_ino_t dir, char *buf,
+			size_t rem, const kb_Dirent *d)
+{
+	struct kbfs *fs = FS(req);
+	struct fuse_entry_param ep = {0};
+	size_t need;
+
+	ep.attr.st_ino = d->ino;
+	ep.attr.st_mode = (mode_t)d->type << 12;
+	if (!dh->plus) {
+		need = fuse_add_direntry(req, buf, rem, d->name, &ep.attr, (off_t)d->cookie);
+		return need > rem ? 0 : need;
+	}
+	need = fuse_add_direntry_plus(req, NULL, 0, d->name, NULL, 0);
+	if (need > rem)
+		return 0;
+	if (d->entry.node) {
+		ep.ino = kbfs_node_enter(fs->nodes, dir, d->name, &d->entry,
+					 (uint64_t)(fs->o->attr_timeout * 1e9));
+		if (!ep.ino) {
+			kb_rpc_forget(fs->rpc, d->entry.node, 1);
+		} else {
+			ep.generation = d->entry.generation;
+			ep.attr_timeout = fs->o->attr_timeout;
+			ep.entry_timeout = fs->o->entry_timeout;
+			kbfs_attr_to_stat(fs, &d->entry.attr, &ep.attr);
+		}
+	}
+	return fuse_add_direntry_plus(req, buf, rem, d->name, &ep, (off_t)d->cookie);
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct kbfs *fs = FS(req);
+	struct kbfs_dirh *dh = (struct kbfs_dirh *)(uintptr_t)fi->fh;
+	char *buf = malloc(size); /* the reply; freed here */
+	size_t used = 0;
+	int ret = 0;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&dh->lock);
+	if (!dh->have || dh->plus != plus || (uint64_t)off != dh->next_off)
+		ret = fetch(fs, dh, ino, (uint64_t)off, plus);
+	while (ret == 0) {
+		kb_Response *resp = &dh->batch->resp;
+		size_t n = 0;
+
+		while (dh->pos < resp->ents_count) {
+			const kb_Dirent *d = &resp->ents[dh->pos];
+
+			n = add_entry(req, dh, ino, buf + used, size - used, d);
+			if (!n)
+				break;
+			used += n;
+			dh->pos++;
+			dh->next_off = d->cookie;
+		}
+		if (dh->pos < resp->ents_count || resp->eof || !resp->ents_count)
+			break; /* buffer full, or the directory is done */
+		ret = fetch(fs, dh, ino, dh->next_off, plus);
+	}
+	pthread_mutex_unlock(&dh->lock);
+	if (ret < 0 && used == 0)
+		fuse_reply_err(req, -kb_err_to_errno(ret));
+	else
+		fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+void kbfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		  struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+void kbfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		      struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+static void releasedir_done(void *arg, int status, struct kb_rpc_result *res)
+{
+	(void)arg;
+	(void)status;
+	(void)res;
+}
+
+void kbfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct kbfs *fs = FS(req);
+	struct kbfs_dirh *dh = (struct kbfs_dirh *)(uintptr_t)fi->fh;
+	kb_Request r = kb_Request_init_zero;
+
+	drop_batch(fs, dh);
+	r.op = kb_Op_RELEASEDIR;
+	r.node = kbfs_node_remote(fs->nodes, ino);
+	r.fh = dh->remote_fh;
+	kb_rpc_submit(fs->rpc, &r, NULL, 0, -1, releasedir_done, NULL);
+	pthread_mutex_destroy(&dh->lock);
+	kb_rpc_result_free(dh->batch);
+	free(dh);
+	fuse_reply_err(req, 0);
+}

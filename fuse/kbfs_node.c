@@ -1,0 +1,278 @@
+/* kbfs_node.c - the inode table (see kbfs_node.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kbfs_node.h"
+#include "util.h"
+
+#define KBFS_ROOT_INO 1 /* FUSE_ROOT_ID */
+#define NODE_BUCKETS 4096
+
+struct kbfs_nodes {
+	pthread_mutex_t lock;
+	struct kbfs_node root;
+	struct kbfs_node *hash[NODE_BUCKETS]; /* by remote id (lock) */
+	unsigned count;                       /* live nodes besides root (lock) */
+};
+
+uint64_t kbfs_attr_version(const kb_Attr *a)
+{
+	uint64_t v[5] = {a->size, (uint64_t)a->mtime, a->mtime_ns, (uint64_t)a->ctime,
+			 a->ctime_ns};
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (int i = 0; i < 5; i++) {
+		h ^= v[i];
+		h *= 0x100000001b3ull;
+		h ^= h >> 29;
+	}
+	return h ? h : 1; /* 0 means "no version" to the cache */
+}
+
+static unsigned bucket(uint64_t remote)
+{
+	return (unsigned)((remote * 0x9e3779b97f4a7c15ull) >> 52) % NODE_BUCKETS;
+}
+
+static void hash_add(struct kbfs_nodes *t, struct kbfs_node *n)
+{
+	unsigned b = bucket(n->remote);
+
+	n->hnext = t->hash[b];
+	t->hash[b] = n;
+}
+
+static void hash_del(struct kbfs_nodes *t, struct kbfs_node *n)
+{
+	struct kbfs_node **pp = &t->hash[bucket(n->remote)];
+
+	while (*pp && *pp != n)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = n->hnext;
+	n->hnext = NULL;
+}
+
+static struct kbfs_node *hash_find(struct kbfs_nodes *t, uint64_t remote)
+{
+	struct kbfs_node *n = t->hash[bucket(remote)];
+
+	while (n && n->remote != remote)
+		n = n->hnext;
+	return n;
+}
+
+int kbfs_nodes_new(struct kbfs_nodes **out, const kb_Entry *root)
+{
+	struct kbfs_nodes *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	pthread_mutex_init(&t->lock, NULL);
+	t->root.ino = KBFS_ROOT_INO;
+	t->root.remote = root->node;
+	t->root.nlookup = UINT64_MAX / 2; /* never forgotten */
+	t->root.attr = root->attr;
+	t->root.version = kbfs_attr_version(&root->attr);
+	hash_add(t, &t->root);
+	*out = t;
+	return 0;
+}
+
+static void node_free_chain(struct kbfs_nodes *t, struct kbfs_node *n)
+{
+	while (n && n != &t->root && n->nlookup == 0 && n->pins == 0) {
+		struct kbfs_node *parent = n->parent;
+
+		if (n->remote)
+			hash_del(t, n);
+		free(n->name);
+		free(n);
+		t->count--;
+		if (parent)
+			parent->pins--;
+		n = parent;
+	}
+}
+
+void kbfs_nodes_free(struct kbfs_nodes *t)
+{
+	if (!t)
+		return;
+	for (unsigned b = 0; b < NODE_BUCKETS; b++) {
+		while (t->hash[b]) {
+			struct kbfs_node *n = t->hash[b];
+
+			t->hash[b] = n->hnext;
+			n->remote = 0;
+			if (n != &t->root) {
+				n->nlookup = 0;
+				node_free_chain(t, n);
+			}
+		}
+	}
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+struct kbfs_node *kbfs_node_of(struct kbfs_nodes *t, uint64_t ino)
+{
+	return ino == KBFS_ROOT_INO ? &t->root : (struct kbfs_node *)(uintptr_t)ino;
+}
+
+uint64_t kbfs_node_remote(struct kbfs_nodes *t, uint64_t ino)
+{
+	uint64_t r;
+
+	pthread_mutex_lock(&t->lock);
+	r = kbfs_node_of(t, ino)->remote;
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+static void set_attr_locked(struct kbfs_node *n, const kb_Attr *a, uint64_t ttl_ns)
+{
+	n->attr = *a;
+	n->attr_expiry_ns = kb_now_ns() + ttl_ns;
+	n->version = kbfs_attr_version(a);
+}
+
+/* Re-point a node at parent/name (hard links, renames seen). Lock held. */
+static int set_name_locked(struct kbfs_nodes *t, struct kbfs_node *n, struct kbfs_node *parent,
+			   const char *name)
+{
+	char *copy;
+
+	if (n->parent == parent && n->name && !strcmp(n->name, name))
+		return 0;
+	copy = strdup(name);
+	if (!copy)
+		return -ENOMEM;
+	free(n->name);
+	n->name = copy;
+	if (n->parent != parent) {
+		struct kbfs_node *old = n->parent;
+
+		parent->pins++;
+		n->parent = parent;
+		if (old) {
+			old->pins--;
+			node_free_chain(t, old);
+		}
+	}
+	return 0;
+}
+
+uint64_t kbfs_node_enter(struct kbfs_nodes *t, uint64_t parent_ino, const char *name,
+			 const kb_Entry *e, uint64_t attr_ttl_ns)
+{
+	struct kbfs_node *parent = kbfs_node_of(t, parent_ino), *n;
+	uint64_t ino = 0;
+
+	pthread_mutex_lock(&t->lock);
+	n = hash_find(t, e->node);
+	if (!n) {
+		n = calloc(1, sizeof(*n));
+		if (!n)
+			goto out;
+		n->ino = (uintptr_t)n;
+		n->remote = e->node;
+		hash_add(t, n);
+		t->count++;
+	}
+	if (n != &t->root)
+		set_name_locked(t, n, parent, name); /* ENOMEM: keeps the old name */
+	n->nlookup++;
+	n->rlookup++;
+	set_attr_locked(n, &e->attr, attr_ttl_ns);
+	ino = n->ino;
+out:
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
+void kbfs_node_forget(struct kbfs_nodes *t, uint64_t ino, uint64_t n, uint64_t *remote,
+		      uint64_t *count)
+{
+	struct kbfs_node *node = kbfs_node_of(t, ino);
+
+	*remote = *count = 0;
+	if (node == &t->root)
+		return;
+	pthread_mutex_lock(&t->lock);
+	node->nlookup = n >= node->nlookup ? 0 : node->nlookup - n;
+	if (node->nlookup == 0) {
+		if (node->remote) {
+			*remote = node->remote;
+			*count = node->rlookup;
+			hash_del(t, node);
+			node->remote = 0;
+		}
+		node->rlookup = 0;
+		node_free_chain(t, node);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool kbfs_node_set_attr(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
+			uint64_t attr_ttl_ns, uint64_t *version)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+	bool changed;
+
+	pthread_mutex_lock(&t->lock);
+	changed = n->version != kbfs_attr_version(a);
+	set_attr_locked(n, a, attr_ttl_ns);
+	if (version)
+		*version = n->version;
+	pthread_mutex_unlock(&t->lock);
+	return changed;
+}
+
+bool kbfs_node_fresh_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+	bool fresh;
+
+	pthread_mutex_lock(&t->lock);
+	fresh = n->attr_expiry_ns > kb_now_ns();
+	if (fresh)
+		*a = n->attr;
+	pthread_mutex_unlock(&t->lock);
+	return fresh;
+}
+
+bool kbfs_node_open_version(struct kbfs_nodes *t, uint64_t ino, uint64_t version)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+	bool same;
+
+	pthread_mutex_lock(&t->lock);
+	same = n->kcache_version == version;
+	n->kcache_version = version;
+	pthread_mutex_unlock(&t->lock);
+	return same;
+}
+
+uint64_t kbfs_node_by_remote(struct kbfs_nodes *t, uint64_t remote)
+{
+	struct kbfs_node *n;
+	uint64_t ino;
+
+	pthread_mutex_lock(&t->lock);
+	n = hash_find(t, remote);
+	ino = n ? n->ino : 0;
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
+unsigned kbfs_nodes_count(struct kbfs_nodes *t)
+{
+	unsigned c;
+
+	pthread_mutex_lock(&t->lock);
+	c = t->count;
+	pthread_mutex_unlock(&t->lock);
+	return c;
+}

@@ -1,0 +1,69 @@
+/* kbfs_node.h - the inode table: FUSE ino -> node.
+ *
+ * A node knows its server node id, the kernel's lookup count, the lookups
+ * the server counted for it, its parent and name (so that it can be
+ * re-resolved on a new session), and its cached attributes. The FUSE ino of
+ * a node is its address (FUSE_ROOT_ID for the root), stable for its life.
+ * Every field is protected by the table's lock.
+ */
+#ifndef KBFS_NODE_H
+#define KBFS_NODE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keibifs.pb.h"
+
+struct kbfs_node {
+	uint64_t ino;             /* FUSE ino (1 for the root) */
+	uint64_t remote;          /* server node id; 0 once forgotten */
+	uint64_t nlookup;         /* kernel's lookup count */
+	uint64_t rlookup;         /* lookups the server counted (FORGET this) */
+	struct kbfs_node *parent; /* pinned while we name it */
+	unsigned pins;            /* children naming us as parent */
+	char *name;               /* owned; NULL for the root */
+	kb_Attr attr;             /* last attributes seen */
+	uint64_t attr_expiry_ns;
+	uint64_t version;         /* kbfs_attr_version(attr) */
+	uint64_t kcache_version;  /* version the kernel page cache holds */
+	struct kbfs_node *hnext;  /* remote id hash chain */
+};
+
+struct kbfs_nodes;
+
+/* Version of a file's data: a hash of size, mtime and ctime. */
+uint64_t kbfs_attr_version(const kb_Attr *a);
+
+int kbfs_nodes_new(struct kbfs_nodes **out, const kb_Entry *root);
+void kbfs_nodes_free(struct kbfs_nodes *t);
+
+/* Node of a FUSE ino (valid while the kernel holds a lookup on it). */
+struct kbfs_node *kbfs_node_of(struct kbfs_nodes *t, uint64_t ino);
+/* Server node id of ino, or 0. */
+uint64_t kbfs_node_remote(struct kbfs_nodes *t, uint64_t ino);
+
+/* An entry the server returned under parent/name (counted one lookup on
+ * the server): find or create its node, count one kernel lookup, store the
+ * attributes. Returns the FUSE ino, or 0 on ENOMEM (the server lookup is
+ * then forgotten). */
+uint64_t kbfs_node_enter(struct kbfs_nodes *t, uint64_t parent_ino, const char *name,
+			 const kb_Entry *e, uint64_t attr_ttl_ns);
+/* The kernel forgot n lookups. When a node's count reaches zero, *remote
+ * and *count get what to FORGET on the server (0 otherwise). */
+void kbfs_node_forget(struct kbfs_nodes *t, uint64_t ino, uint64_t n, uint64_t *remote,
+		      uint64_t *count);
+/* Store fresh attributes; returns true when the version changed. */
+bool kbfs_node_set_attr(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
+			uint64_t attr_ttl_ns, uint64_t *version);
+/* Cached attributes if still fresh: true and *a. */
+bool kbfs_node_fresh_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a);
+/* At open: record that the kernel cache now holds `version`; returns true
+ * when it already did (keep_cache). */
+bool kbfs_node_open_version(struct kbfs_nodes *t, uint64_t ino, uint64_t version);
+/* FUSE ino of a server node id, or 0 (notifications). */
+uint64_t kbfs_node_by_remote(struct kbfs_nodes *t, uint64_t remote);
+/* Number of live nodes (tests). */
+unsigned kbfs_nodes_count(struct kbfs_nodes *t);
+
+#endif

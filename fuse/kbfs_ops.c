@@ -1,0 +1,494 @@
+/* kbfs_ops.c - FUSE low-level operations except reads and directories.
+ *
+ * Every request gets exactly one reply. Errors from the rpc layer (-errno
+ * or -KB_E*) are collapsed to errno only here, at the FUSE boundary.
+ * Mutating operations answer EROFS until the write path lands.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "err.h"
+#include "kbfs.h"
+#include "kbfs_node.h"
+#include "rpc.h"
+
+#define FS(req) ((struct kbfs *)fuse_req_userdata(req))
+#define NS(sec) ((uint64_t)((sec) * 1e9))
+
+static void reply_err(fuse_req_t req, int err)
+{
+	fuse_reply_err(req, -kb_err_to_errno(err));
+}
+
+void kbfs_attr_to_stat(const struct kbfs *fs, const kb_Attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	/* idmap=user: the share owner's ids appear as the mounting user's */
+	st->st_uid = a->uid == fs->remote_uid ? fs->uid : a->uid;
+	st->st_gid = a->gid == fs->remote_gid ? fs->gid : a->gid;
+	st->st_rdev = a->rdev;
+	st->st_size = (off_t)a->size;
+	st->st_blocks = (blkcnt_t)a->blocks;
+	st->st_blksize = a->blksize ? (blksize_t)a->blksize : 4096;
+	st->st_atim.tv_sec = a->atime;
+	st->st_atim.tv_nsec = a->atime_ns;
+	st->st_mtim.tv_sec = a->mtime;
+	st->st_mtim.tv_nsec = a->mtime_ns;
+	st->st_ctim.tv_sec = a->ctime;
+	st->st_ctim.tv_nsec = a->ctime_ns;
+}
+
+static void kbfs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct kbfs *fs = userdata;
+	unsigned want = FUSE_CAP_ASYNC_READ | FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO |
+			FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_AUTO_INVAL_DATA |
+			FUSE_CAP_CACHE_SYMLINKS;
+
+	/* Must equal the -o max_read we passed (kbfs_opts_parse). */
+	conn->max_read = (unsigned)fs->o->block_size;
+	if (conn->max_readahead > fs->o->block_size)
+		conn->max_readahead = (unsigned)fs->o->block_size;
+	conn->want |= want & conn->capable;
+	/* Replies come from memory buffers: splice would only add a pipe. */
+	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+}
+
+/* Reply with an entry the server counted; undo the count if the kernel
+ * never gets it. */
+static void reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const kb_Entry *e)
+{
+	struct kbfs *fs = FS(req);
+	struct fuse_entry_param ep = {0};
+	uint64_t remote, count;
+
+	ep.ino = kbfs_node_enter(fs->nodes, parent, name, e, NS(fs->o->attr_timeout));
+	if (!ep.ino) {
+		kb_rpc_forget(fs->rpc, e->node, 1);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ep.generation = e->generation;
+	ep.attr_timeout = fs->o->attr_timeout;
+	ep.entry_timeout = fs->o->entry_timeout;
+	kbfs_attr_to_stat(fs, &e->attr, &ep.attr);
+	if (fuse_reply_entry(req, &ep) != 0) {
+		kbfs_node_forget(fs->nodes, ep.ino, 1, &remote, &count);
+		if (count)
+			kb_rpc_forget(fs->rpc, remote, count);
+	}
+}
+
+static void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct kbfs *fs = FS(req);
+	kb_Entry e;
+	int ret = kb_rpc_lookup(fs->rpc, kbfs_node_remote(fs->nodes, parent), name, &e);
+
+	if (ret == -ENOENT || (!ret && !e.node)) {
+		struct fuse_entry_param neg = {.entry_timeout = fs->o->negative_timeout};
+
+		if (fs->o->negative_timeout > 0)
+			fuse_reply_entry(req, &neg);
+		else
+			fuse_reply_err(req, ENOENT);
+		return;
+	}
+	if (ret < 0)
+		reply_err(req, ret);
+	else
+		reply_entry(req, parent, name, &e);
+}
+
+static void forget_one(struct kbfs *fs, fuse_ino_t ino, uint64_t n)
+{
+	uint64_t remote, count;
+
+	kbfs_node_forget(fs->nodes, ino, n, &remote, &count);
+	if (count)
+		kb_rpc_forget(fs->rpc, remote, count);
+}
+
+static void kbfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	forget_one(FS(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void kbfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
+{
+	for (size_t i = 0; i < count; i++)
+		forget_one(FS(req), f[i].ino, f[i].nlookup);
+	fuse_reply_none(req);
+}
+
+/* Fetch attributes; a changed version drops the file's cached blocks. */
+static int fetch_attr(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version)
+{
+	int ret = kb_rpc_getattr(fs->rpc, kbfs_node_remote(fs->nodes, ino), a);
+
+	if (ret < 0)
+		return ret;
+	if (kbfs_node_set_attr(fs->nodes, ino, a, NS(fs->o->attr_timeout), version))
+		kb_cache_invalidate(fs->cache, ino, *version);
+	return 0;
+}
+
+static void kbfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct kbfs *fs = FS(req);
+	struct stat st;
+	uint64_t version;
+	kb_Attr a;
+	int ret = fetch_attr(fs, ino, &a, &version);
+
+	(void)fi;
+	if (ret < 0) {
+		reply_err(req, ret);
+		return;
+	}
+	kbfs_attr_to_stat(fs, &a, &st);
+	fuse_reply_attr(req, &st, fs->o->attr_timeout);
+}
+
+static void kbfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct kbfs *fs = FS(req);
+	struct kbfs_file *f;
+	uint32_t open_flags = 0;
+	uint64_t fh = 0, version;
+	kb_Attr a;
+	int ret;
+
+	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	ret = kb_rpc_open(fs->rpc, kbfs_node_remote(fs->nodes, ino), (uint32_t)fi->flags, &fh,
+			  &open_flags);
+	if (ret < 0) {
+		reply_err(req, ret);
+		return;
+	}
+	/* Attributes as fresh as attr_timeout allows decide the version. */
+	if (kbfs_node_fresh_attr(fs->nodes, ino, &a))
+		version = kbfs_attr_version(&a);
+	else if ((ret = fetch_attr(fs, ino, &a, &version)) < 0)
+		goto fail;
+	f = calloc(1, sizeof(*f));
+	ret = -ENOMEM;
+	if (!f)
+		goto fail;
+	pthread_mutex_init(&f->lock, NULL);
+	f->remote_fh = fh;
+	f->ino = ino;
+	f->remote = kbfs_node_remote(fs->nodes, ino);
+	f->version = version;
+	f->size = a.size;
+	fi->fh = (uintptr_t)f;
+	/* An unchanged file keeps the kernel's page cache across opens. */
+	fi->keep_cache = kbfs_node_open_version(fs->nodes, ino, version);
+	if (!fi->keep_cache)
+		kb_cache_invalidate(fs->cache, ino, version);
+	if (fuse_reply_open(req, fi) != 0) { /* interrupted: the kernel forgot it */
+		kb_rpc_release(fs->rpc, f->remote, fh, false);
+		pthread_mutex_destroy(&f->lock);
+		free(f);
+	}
+	return;
+fail:
+	kb_rpc_release(fs->rpc, kbfs_node_remote(fs->nodes, ino), fh, false);
+	reply_err(req, ret);
+}
+
+static void release_done(void *arg, int status, struct kb_rpc_result *res)
+{
+	(void)arg;
+	(void)status;
+	(void)res;
+}
+
+static void kbfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct kbfs *fs = FS(req);
+	struct kbfs_file *f = (struct kbfs_file *)(uintptr_t)fi->fh;
+	kb_Request r = kb_Request_init_zero;
+
+	(void)ino;
+	r.op = kb_Op_RELEASE;
+	r.node = f->remote;
+	r.fh = f->remote_fh;
+	/* Nobody waits for it: the reply is ignored (the handle dies with the
+	 * session anyway). */
+	kb_rpc_submit(fs->rpc, &r, NULL, 0, -1, release_done, NULL);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+	fuse_reply_err(req, 0);
+}
+
+static void kbfs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct kbfs *fs = FS(req);
+	char buf[4097]; /* PATH_MAX + NUL, the protocol's bound */
+	int ret = kb_rpc_readlink(fs->rpc, kbfs_node_remote(fs->nodes, ino), buf, sizeof(buf));
+
+	if (ret < 0) {
+		reply_err(req, ret);
+		return;
+	}
+	fuse_reply_readlink(req, buf);
+}
+
+static void kbfs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct kbfs *fs = FS(req);
+	struct statvfs sv = {0};
+	kb_Statfs s;
+	int ret = kb_rpc_statfs(fs->rpc, kbfs_node_remote(fs->nodes, ino), &s);
+
+	if (ret < 0) {
+		reply_err(req, ret);
+		return;
+	}
+	sv.f_bsize = s.bsize;
+	sv.f_frsize = s.frsize;
+	sv.f_blocks = s.blocks;
+	sv.f_bfree = s.bfree;
+	sv.f_bavail = s.bavail;
+	sv.f_files = s.files;
+	sv.f_ffree = s.ffree;
+	sv.f_favail = s.ffree;
+	sv.f_namemax = s.namemax;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* xattr replies: the value is copied out of the frame on the receiver
+ * thread into `buf` (small, bounded by the caller's size). */
+struct xattr_take {
+	char *buf;      /* owned by the caller */
+	size_t cap, len;
+	uint64_t value;
+	bool too_big;
+};
+
+static void take_xattr(void *arg, const kb_Response *resp, const uint8_t *bulk, size_t n)
+{
+	struct xattr_take *x = arg;
+
+	x->value = resp->value;
+	if (n > x->cap) {
+		x->too_big = true;
+		return;
+	}
+	if (n)
+		memcpy(x->buf, bulk, n);
+	x->len = n;
+}
+
+static void xattr_op(fuse_req_t req, fuse_ino_t ino, kb_Op op, const char *name, size_t size)
+{
+	struct kbfs *fs = FS(req);
+	kb_Request r = kb_Request_init_zero;
+	struct xattr_take x = {0};
+	int ret;
+
+	if (name && strlen(name) >= sizeof(r.name)) {
+		fuse_reply_err(req, ERANGE);
+		return;
+	}
+	if (size > 65536)
+		size = 65536; /* XATTR_SIZE_MAX */
+	r.op = op;
+	r.node = kbfs_node_remote(fs->nodes, ino);
+	r.length = size;
+	if (name)
+		strcpy(r.name, name);
+	x.cap = size;
+	x.buf = size ? malloc(size) : NULL;
+	if (size && !x.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_xattr, &x);
+	if (ret < 0)
+		reply_err(req, ret);
+	else if (x.too_big)
+		fuse_reply_err(req, ERANGE);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)x.value);
+	else
+		fuse_reply_buf(req, x.buf, x.len);
+	free(x.buf);
+}
+
+static void kbfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	xattr_op(req, ino, kb_Op_GETXATTR, name, size);
+}
+
+static void kbfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	xattr_op(req, ino, kb_Op_LISTXATTR, NULL, size);
+}
+
+static void kbfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	struct kbfs *fs = FS(req);
+	kb_Request r = kb_Request_init_zero;
+
+	if ((mask & W_OK) && fs->read_only) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	r.op = kb_Op_ACCESS;
+	r.node = kbfs_node_remote(fs->nodes, ino);
+	r.mode = (uint32_t)mask;
+	reply_err(req, kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL));
+}
+
+/* The write path is a later issue: refuse cleanly. */
+static void rofs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *a, int set,
+			 struct fuse_file_info *fi)
+{
+	(void)ino, (void)a, (void)set, (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void rofs_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t d)
+{
+	(void)p, (void)n, (void)m, (void)d;
+	fuse_reply_err(req, EROFS);
+}
+
+static void rofs_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
+{
+	(void)p, (void)n, (void)m;
+	fuse_reply_err(req, EROFS);
+}
+
+static void rofs_unlink(fuse_req_t req, fuse_ino_t p, const char *n)
+{
+	(void)p, (void)n;
+	fuse_reply_err(req, EROFS);
+}
+
+static void rofs_symlink(fuse_req_t req, const char *l, fuse_ino_t p, const char *n)
+{
+	(void)l, (void)p, (void)n;
+	fuse_reply_err(req, EROFS);
+}
+
+static void rofs_rename(fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np,
+			const char *nn, unsigned int flags)
+{
+	(void)p, (void)n, (void)np, (void)nn, (void)flags;
+	fuse_reply_err(req, EROFS);
+}
+
+static void rofs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t np, const char *nn)
+{
+	(void)ino, (void)np, (void)nn;
+	fuse_reply_err(req, EROFS);
+}
+
+static void rofs_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
+			struct fuse_file_info *fi)
+{
+	(void)p, (void)n, (void)m, (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void rofs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *n, const char *v,
+			  size_t s, int f)
+{
+	(void)ino, (void)n, (void)v, (void)s, (void)f;
+	fuse_reply_err(req, EROFS);
+}
+
+static void rofs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *n)
+{
+	(void)ino, (void)n;
+	fuse_reply_err(req, EROFS);
+}
+
+const struct fuse_lowlevel_ops kbfs_ops = {
+	.init = kbfs_init,
+	.lookup = kbfs_lookup,
+	.forget = kbfs_forget,
+	.forget_multi = kbfs_forget_multi,
+	.getattr = kbfs_getattr,
+	.readlink = kbfs_readlink,
+	.open = kbfs_open,
+	.read = kbfs_read,
+	.release = kbfs_release,
+	.opendir = kbfs_opendir,
+	.readdir = kbfs_readdir,
+	.readdirplus = kbfs_readdirplus,
+	.releasedir = kbfs_releasedir,
+	.statfs = kbfs_statfs,
+	.getxattr = kbfs_getxattr,
+	.listxattr = kbfs_listxattr,
+	.access = kbfs_access,
+	.setattr = rofs_setattr,
+	.mknod = rofs_mknod,
+	.mkdir = rofs_mkdir,
+	.unlink = rofs_unlink,
+	.rmdir = rofs_unlink,
+	.symlink = rofs_symlink,
+	.rename = rofs_rename,
+	.link = rofs_link,
+	.create = rofs_create,
+	.setxattr = rofs_setxattr,
+	.removexattr = rofs_removexattr,
+};
+
+/* Server pushes: invalidate from a thread of our own, never from the rpc
+ * receiver (the kernel may wait on a read that this receiver must answer). */
+struct notify_job {
+	struct kbfs *fs;
+	uint64_t ino;
+	char name[256]; /* empty: the inode changed */
+};
+
+static void *notify_main(void *arg)
+{
+	struct notify_job *j = arg;
+
+	if (j->name[0])
+		fuse_lowlevel_notify_inval_entry(j->fs->se, j->ino, j->name, strlen(j->name));
+	else
+		fuse_lowlevel_notify_inval_inode(j->fs->se, j->ino, 0, 0);
+	free(j);
+	return NULL;
+}
+
+void kbfs_notify(void *arg, const kb_Response *n)
+{
+	struct kbfs *fs = arg;
+	uint64_t ino = kbfs_node_by_remote(fs->nodes, n->notify_node);
+	struct notify_job *j;
+	pthread_attr_t at;
+	pthread_t th;
+
+	if (!ino || !fs->se)
+		return;
+	if (!n->notify_name[0])
+		kb_cache_invalidate(fs->cache, ino, 0);
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	j->fs = fs;
+	j->ino = ino;
+	snprintf(j->name, sizeof(j->name), "%s", n->notify_name);
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &at, notify_main, j) != 0)
+		free(j);
+	pthread_attr_destroy(&at);
+}

@@ -1,0 +1,294 @@
+/* kbfs_opts.c - command line: HOST:/PATH MOUNTPOINT [-f] [-d] [-o OPTIONS].
+ *
+ * Our options are parsed from a fuse_opt table into struct kbfs_opts; the
+ * rest (allow_other, default_permissions, fsname, mount(8)'s rw/dev/suid...)
+ * stays in `args` for fuse_session_new. Options only mount(8) or systemd
+ * understand (_netdev, nofail, noauto, x-systemd.*...) are dropped.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kbfs.h"
+
+enum { KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_RO, KEY_DROP };
+
+#define OPT(t, f, v) {t, offsetof(struct kbfs_opts, f), v}
+static const struct fuse_opt kbfs_opt_table[] = {
+	OPT("port=%s", port, 0),
+	OPT("identity=%s", identity, 0),
+	OPT("peer=%s", peer, 0),
+	OPT("known_peers=%s", known_peers, 0),
+	OPT("psk=%s", psk, 0),
+	OPT("conns=%u", conns, 0),
+	OPT("block_size=%s", block_size_s, 0),
+	OPT("cache_size=%s", cache_size_s, 0),
+	OPT("attr_timeout=%lf", attr_timeout, 0),
+	OPT("entry_timeout=%lf", entry_timeout, 0),
+	OPT("negative_timeout=%lf", negative_timeout, 0),
+	OPT("timeout=%d", timeout, 0),
+	OPT("crypto=%s", crypto, 0),
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-f", KEY_FG),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("_netdev", KEY_DROP),
+	FUSE_OPT_KEY("nofail", KEY_DROP),
+	FUSE_OPT_KEY("noauto", KEY_DROP),
+	FUSE_OPT_KEY("auto", KEY_DROP),
+	FUSE_OPT_KEY("user", KEY_DROP),
+	FUSE_OPT_KEY("users", KEY_DROP),
+	FUSE_OPT_KEY("nouser", KEY_DROP),
+	FUSE_OPT_KEY("owner", KEY_DROP),
+	FUSE_OPT_KEY("group", KEY_DROP),
+	FUSE_OPT_KEY("defaults", KEY_DROP),
+	FUSE_OPT_KEY("comment=", KEY_DROP),
+	FUSE_OPT_KEY("-s", KEY_DROP), /* single-threaded: not offered */
+	FUSE_OPT_END,
+};
+
+int kbfs_parse_size(const char *s, size_t unit, size_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'k': case 'K':
+		unit = 1ull << 10;
+		end++;
+		break;
+	case 'm': case 'M':
+		unit = 1ull << 20;
+		end++;
+		break;
+	case 'g': case 'G':
+		unit = 1ull << 30;
+		end++;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end == 'i')
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || (v && unit > SIZE_MAX / v))
+		return -EINVAL;
+	*out = (size_t)(v * unit);
+	return 0;
+}
+
+int kbfs_parse_remote(const char *spec, char **host, char **path)
+{
+	const char *colon, *h = spec;
+	size_t hlen;
+
+	if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+
+		if (!close || close[1] != ':')
+			return -EINVAL;
+		h = spec + 1;
+		hlen = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strchr(spec, ':');
+		if (!colon)
+			return -EINVAL;
+		hlen = (size_t)(colon - spec);
+	}
+	if (hlen == 0 || hlen > 253)
+		return -EINVAL;
+	*host = strndup(h, hlen);
+	*path = strdup(colon[1] ? colon + 1 : "/");
+	if (!*host || !*path) {
+		free(*host);
+		free(*path);
+		*host = *path = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct kbfs_opts *o = data;
+
+	(void)outargs;
+	switch (key) {
+	case KEY_HELP:
+		o->show_help = 1;
+		return 0;
+	case KEY_VERSION:
+		o->show_version = 1;
+		return 0;
+	case KEY_FG:
+		o->foreground = 1;
+		return 0;
+	case KEY_DEBUG:
+		o->debug = o->foreground = 1;
+		return 1; /* libfuse prints requests too */
+	case KEY_RO:
+		o->ro = 1;
+		return 1; /* mount read-only as well */
+	case KEY_DROP:
+		return 0;
+	case FUSE_OPT_KEY_OPT:
+		return strncmp(arg, "x-", 2) ? 1 : 0; /* x-systemd.*, x-gvfs-* */
+	case FUSE_OPT_KEY_NONOPT:
+		if (!o->host) {
+			if (kbfs_parse_remote(arg, &o->host, &o->path) < 0)
+				return -1;
+			return 0;
+		}
+		if (!o->mountpoint) {
+			o->mountpoint = strdup(arg);
+			return o->mountpoint ? 0 : -1;
+		}
+		return -1;
+	default:
+		return 1;
+	}
+}
+
+/* Sizes, bounds and defaults once the table is parsed. */
+static int opts_finish(struct kbfs_opts *o, char *err, size_t errlen)
+{
+	if (kbfs_parse_size(o->block_size_s ? o->block_size_s : "1M", 1024, &o->block_size) ||
+	    o->block_size < 4096 || o->block_size > (4u << 20) ||
+	    (o->block_size & (o->block_size - 1))) {
+		snprintf(err, errlen, "block_size must be a power of two from 4K to 4M");
+		return -EINVAL;
+	}
+	if (kbfs_parse_size(o->cache_size_s ? o->cache_size_s : "256", 1u << 20,
+			    &o->cache_size) ||
+	    o->cache_size < o->block_size * 4) {
+		snprintf(err, errlen, "cache_size must be at least 4 blocks (in MiB, or with a suffix)");
+		return -EINVAL;
+	}
+	if (!o->conns || o->conns > 64) {
+		snprintf(err, errlen, "conns must be 1 to 64");
+		return -EINVAL;
+	}
+	if (o->attr_timeout < 0 || o->entry_timeout < 0 || o->negative_timeout < 0 ||
+	    o->timeout <= 0) {
+		snprintf(err, errlen, "timeouts must not be negative");
+		return -EINVAL;
+	}
+	o->backend = KB_AEAD_DEFAULT;
+	if (o->crypto && !strcmp(o->crypto, "mbedtls"))
+		o->backend = KB_AEAD_MBEDTLS;
+	else if (o->crypto && !strcmp(o->crypto, "openssl"))
+		o->backend = KB_AEAD_OPENSSL;
+	else if (o->crypto) {
+		snprintf(err, errlen, "crypto must be openssl or mbedtls");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int kbfs_opts_parse(int argc, char *argv[], struct kbfs_opts *o, struct fuse_args *args,
+		    char *err, size_t errlen)
+{
+	char extra[128];
+
+	memset(o, 0, sizeof(*o));
+	o->conns = 4;
+	o->attr_timeout = o->entry_timeout = 1.0;
+	o->timeout = 15;
+	*args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
+	if (fuse_opt_parse(args, o, kbfs_opt_table, opt_proc) == -1) {
+		snprintf(err, errlen, "bad arguments (see --help)");
+		return -EINVAL;
+	}
+	if (o->show_help || o->show_version)
+		return 0;
+	if (!o->host || !o->mountpoint) {
+		snprintf(err, errlen, "usage: %s HOST:/PATH MOUNTPOINT [-f] [-d] [-o OPTIONS]",
+			 argc > 0 ? argv[0] : "keibifs");
+		return -EINVAL;
+	}
+	if (!o->port)
+		o->port = strdup("26431");
+	if (opts_finish(o, err, errlen) < 0)
+		return -EINVAL;
+	/* Defaults first so that a user's fsname=/subtype= given later wins;
+	 * max_read must match what init() asks for (FUSE-NOTES.md). */
+	snprintf(extra, sizeof(extra), "-omax_read=%zu,subtype=keibifs", o->block_size);
+	if (fuse_opt_insert_arg(args, 1, extra) < 0)
+		return -ENOMEM;
+	{
+		char *fsname = NULL;
+		int r = asprintf(&fsname, "-ofsname=%s:%s", o->host, o->path);
+
+		if (r < 0)
+			return -ENOMEM;
+		/* commas would split the option: libfuse expects them escaped */
+		for (char *p = fsname; *p; p++)
+			if (*p == ',')
+				*p = '_';
+		r = fuse_opt_insert_arg(args, 1, fsname);
+		free(fsname);
+		if (r < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+void kbfs_opts_free(struct kbfs_opts *o)
+{
+	char **strs[] = {&o->host, &o->path, &o->mountpoint, &o->port, &o->identity,
+			 &o->peer, &o->known_peers, &o->psk, &o->crypto, &o->block_size_s,
+			 &o->cache_size_s};
+
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		free(*strs[i]);
+		*strs[i] = NULL;
+	}
+}
+
+void kbfs_usage(FILE *f, const char *prog)
+{
+	fprintf(f,
+		"usage: %s HOST:/PATH MOUNTPOINT [-f] [-d] [-o OPTIONS]\n"
+		"Mount directory PATH of a keibifsd server (HOST: name, IPv4 or [IPv6]).\n\n"
+		"  -f                     stay in the foreground\n"
+		"  -d, -o debug           foreground, print every FUSE request\n"
+		"  -h, --help             this text\n"
+		"  -V, --version          version and AEAD backend\n\n"
+		"keibifs options (-o name=value, comma separated):\n"
+		"  port=N                 server port (26431)\n"
+		"  identity=FILE          client private key (~/.config/keibifs/id_x25519,\n"
+		"                         then /etc/keibifs/id_x25519)\n"
+		"  peer=FINGERPRINT       trust the server key with this SHA256: fingerprint\n"
+		"  known_peers=FILE       trusted server keys (~/.config/keibifs/known_peers)\n"
+		"  psk=FILE               32-byte pre-shared key (base64 or hex) (none)\n"
+		"  conns=N                parallel connections (4)\n"
+		"  block_size=N           block size, KiB or with K/M suffix, power of two,\n"
+		"                         4K..4M (1M)\n"
+		"  cache_size=N           block cache, MiB or with K/M/G suffix (256)\n"
+		"  attr_timeout=S         attribute cache seconds (1)\n"
+		"  entry_timeout=S        name cache seconds (1)\n"
+		"  negative_timeout=S     cache of missing names, seconds (0)\n"
+		"  timeout=S              connect and request timeout, seconds (15)\n"
+		"  ro                     mount read-only\n"
+		"  crypto=openssl|mbedtls AEAD backend for bulk frames (openssl when built)\n\n"
+		"FUSE options such as allow_other, default_permissions, fsname=, subtype=\n"
+		"are passed through; mount(8)'s _netdev, nofail, noauto, x-systemd.* are\n"
+		"accepted and ignored.\n",
+		prog);
+}

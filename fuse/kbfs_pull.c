@@ -1,0 +1,296 @@
+/* kbfs_pull.c - the read path: cache lookups, block pulls, readahead, and
+ * zero-copy replies.
+ *
+ * A read maps to at most a few blocks ("pieces"). Each piece is looked up
+ * in the block cache; a missing one is pulled with an asynchronous READ
+ * (fh 0) on connection index % conns, and every reader of that block waits
+ * on the single pull. The reply is a fuse_reply_iov() straight from the
+ * frame buffers the blocks live in, holding a reference on each until the
+ * kernel has copied them: the only copy of file data is the kernel's.
+ * Sequential readers grow a window of block pulls ahead of them; random
+ * small reads pull only the 64 KiB sub-block around them.
+ *
+ * The last piece to resolve replies, on whatever thread it resolved (a
+ * FUSE worker for hits, an rpc receiver thread for pulls). Read requests
+ * come from a free list: no malloc per block in steady state.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "err.h"
+#include "kbfs.h"
+#include "rpc.h"
+#include "util.h"
+
+#define KBFS_MAX_PIECES 4
+#define KBFS_MAX_TRIES 4
+
+struct kbfs_rd;
+
+struct kbfs_piece {
+	struct kb_cache_waiter w;  /* first: waiter callbacks cast back */
+	struct kbfs_rd *rd;
+	struct kb_cache_key key;   /* the block being waited for / held */
+	struct kb_cache_ref ref;   /* the block once resolved (a reference) */
+	int err;
+	unsigned tries;
+	bool sub;                  /* a sub-block read: try the full block first */
+};
+
+struct kbfs_rd {
+	struct kbfs_rd *next;      /* free list */
+	struct kbfs *fs;
+	fuse_req_t req;
+	uint64_t off;
+	size_t size;
+	uint64_t remote;           /* server node id */
+	unsigned npieces;
+	atomic_uint pending;       /* unresolved pieces + 1 while starting */
+	struct kbfs_piece p[KBFS_MAX_PIECES];
+};
+
+static struct kbfs_rd *rd_get(struct kbfs *fs)
+{
+	struct kbfs_rd *rd;
+
+	pthread_mutex_lock(&fs->rd_lock);
+	rd = fs->rd_free;
+	if (rd)
+		fs->rd_free = rd->next;
+	pthread_mutex_unlock(&fs->rd_lock);
+	if (!rd)
+		rd = malloc(sizeof(*rd));
+	if (rd)
+		memset(rd, 0, sizeof(*rd));
+	return rd;
+}
+
+static void rd_put(struct kbfs *fs, struct kbfs_rd *rd)
+{
+	pthread_mutex_lock(&fs->rd_lock);
+	rd->next = fs->rd_free;
+	fs->rd_free = rd;
+	pthread_mutex_unlock(&fs->rd_lock);
+}
+
+void kbfs_rd_pool_free(struct kbfs *fs)
+{
+	while (fs->rd_free) {
+		struct kbfs_rd *rd = fs->rd_free;
+
+		fs->rd_free = rd->next;
+		free(rd);
+	}
+}
+
+static void pull_done(void *arg, int status, struct kb_rpc_result *res)
+{
+	struct kb_cache_entry *fill = arg;
+
+	if (status == 0 && res && res->frame)
+		kb_cache_complete(fill, 0, res->frame, res->bulk, res->bulk_len);
+	else
+		kb_cache_complete(fill, status < 0 ? status : -EIO, NULL, NULL, 0);
+}
+
+/* Pull one block into the cache entry `fill`. */
+static void pull(struct kbfs *fs, uint64_t remote, const struct kb_cache_key *k,
+		 struct kb_cache_entry *fill)
+{
+	int ret = kb_rpc_read_async(fs->rpc, remote, 0, k->index << k->shift, 1u << k->shift,
+				    (int)(k->index % fs->conns), pull_done, fill);
+
+	if (ret < 0) /* not accepted: the callback will not run */
+		kb_cache_complete(fill, ret, NULL, NULL, 0);
+}
+
+static void piece_wait_cb(struct kb_cache_waiter *w, int status);
+
+/* Try to resolve a piece: true when done (hit or error), false when its
+ * waiter will be called. */
+static bool piece_resolve(struct kbfs_piece *p)
+{
+	struct kbfs *fs = p->rd->fs;
+	struct kb_cache_entry *fill = NULL;
+	int st;
+
+	if (++p->tries > KBFS_MAX_TRIES) {
+		p->err = -EIO;
+		return true;
+	}
+	if (p->sub) { /* a full block present or on its way serves us too */
+		struct kb_cache_key full = p->key;
+
+		full.shift = fs->block_shift;
+		full.index = (p->key.index << p->key.shift) >> fs->block_shift;
+		st = kb_cache_get(fs->cache, &full, 0, &p->w, &p->ref, NULL);
+		if (st == KB_CACHE_HIT || st == KB_CACHE_WAIT) {
+			p->key = full;
+			p->sub = false;
+			return st == KB_CACHE_HIT;
+		}
+	}
+	st = kb_cache_get(fs->cache, &p->key, KB_CACHE_CREATE, &p->w, &p->ref, &fill);
+	switch (st) {
+	case KB_CACHE_HIT:
+		return true;
+	case KB_CACHE_WAIT:
+		return false;
+	case KB_CACHE_FILL:
+		pull(fs, p->rd->remote, &p->key, fill);
+		return false;
+	default:
+		p->err = st < 0 ? st : -EIO;
+		return true;
+	}
+}
+
+/* Reply from the pieces' buffers, then drop our references. */
+static void rd_finish(struct kbfs_rd *rd)
+{
+	struct iovec iov[KBFS_MAX_PIECES];
+	uint64_t pos = rd->off, end = rd->off + rd->size;
+	int n = 0, err = 0;
+
+	for (unsigned i = 0; i < rd->npieces && !err; i++)
+		err = rd->p[i].err;
+	for (unsigned i = 0; i < rd->npieces && !err && pos < end; i++) {
+		struct kbfs_piece *p = &rd->p[i];
+		uint64_t start = p->key.index << p->key.shift;
+		uint64_t have = start + p->ref.len;
+
+		if (pos < start || pos >= have)
+			break; /* end of file inside an earlier piece */
+		iov[n].iov_base = (void *)(p->ref.data + (pos - start));
+		iov[n].iov_len = (size_t)(KB_MIN(have, end) - pos);
+		pos += iov[n++].iov_len;
+		if (have < start + (1ull << p->key.shift))
+			break; /* short block: end of file */
+	}
+	if (err)
+		fuse_reply_err(rd->req, -kb_err_to_errno(err));
+	else
+		fuse_reply_iov(rd->req, iov, n);
+	for (unsigned i = 0; i < rd->npieces; i++)
+		kb_buf_put(rd->p[i].ref.buf);
+	rd_put(rd->fs, rd);
+}
+
+static void piece_done(struct kbfs_piece *p)
+{
+	struct kbfs_rd *rd = p->rd;
+
+	if (atomic_fetch_sub(&rd->pending, 1) == 1)
+		rd_finish(rd);
+}
+
+static void piece_wait_cb(struct kb_cache_waiter *w, int status)
+{
+	struct kbfs_piece *p = (struct kbfs_piece *)w;
+
+	if (status < 0) {
+		p->err = status;
+		piece_done(p);
+		return;
+	}
+	if (piece_resolve(p))
+		piece_done(p);
+}
+
+/* Note a read on the file's readahead state; returns the block range
+ * [*from, *to) to prefetch (empty when random). */
+static bool note_read(struct kbfs *fs, struct kbfs_file *f, uint64_t off, size_t size,
+		      uint64_t *from, uint64_t *to)
+{
+	uint64_t bs = 1ull << fs->block_shift, end = off + size, last;
+	bool seq;
+
+	pthread_mutex_lock(&f->lock);
+	/* In-order or nearly (the kernel sends readahead reads concurrently). */
+	seq = (off == 0 && f->next_off == 0) ||
+	      (end + 4 * bs >= f->next_off && off <= f->next_off + 4 * bs && f->next_off);
+	*from = *to = 0;
+	if (seq) {
+		f->win = f->win ? KB_MIN(f->win * 2, fs->ra_max) : KB_MIN(2u, fs->ra_max);
+		f->next_off = KB_MAX(f->next_off, end);
+		last = f->size ? (f->size - 1) >> fs->block_shift : 0;
+		*from = KB_MAX((end - 1) / bs + 1, f->ra_next);
+		*to = KB_MIN((end - 1) / bs + 1 + f->win, last + 1);
+		if (*to > f->ra_next)
+			f->ra_next = *to;
+	} else {
+		f->win = 0;
+		f->ra_next = 0;
+		f->next_off = end;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return seq;
+}
+
+static void prefetch(struct kbfs *fs, struct kbfs_file *f, uint64_t from, uint64_t to)
+{
+	for (uint64_t b = from; b < to; b++) {
+		struct kb_cache_key k = {f->ino, f->version, b, fs->block_shift};
+		struct kb_cache_entry *fill = NULL;
+		struct kb_cache_ref ref;
+
+		if (kb_cache_get(fs->cache, &k, KB_CACHE_CREATE, NULL, &ref, &fill) ==
+		    KB_CACHE_FILL)
+			pull(fs, f->remote, &k, fill);
+	}
+}
+
+void kbfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+	       struct fuse_file_info *fi)
+{
+	struct kbfs *fs = fuse_req_userdata(req);
+	struct kbfs_file *f = (struct kbfs_file *)(uintptr_t)fi->fh;
+	uint64_t from, to, first, last;
+	unsigned shift = fs->block_shift;
+	struct kbfs_rd *rd;
+	bool seq;
+
+	(void)ino;
+	if (size == 0) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	seq = note_read(fs, f, (uint64_t)off, size, &from, &to);
+	/* Random small reads: only the sub-blocks they touch (at most 2). */
+	if (!seq && ((uint64_t)off >> fs->sub_shift) + 1 >=
+			    ((uint64_t)off + size - 1) >> fs->sub_shift)
+		shift = fs->sub_shift;
+	first = (uint64_t)off >> shift;
+	last = ((uint64_t)off + size - 1) >> shift;
+	rd = rd_get(fs);
+	if (!rd || last - first + 1 > KBFS_MAX_PIECES) {
+		if (rd)
+			rd_put(fs, rd);
+		fuse_reply_err(req, rd ? EINVAL : ENOMEM);
+		return;
+	}
+	rd->fs = fs;
+	rd->req = req;
+	rd->off = (uint64_t)off;
+	rd->size = size;
+	rd->remote = f->remote;
+	rd->npieces = (unsigned)(last - first + 1);
+	atomic_store(&rd->pending, rd->npieces + 1);
+	for (unsigned i = 0; i < rd->npieces; i++) {
+		struct kbfs_piece *p = &rd->p[i];
+
+		p->w.fn = piece_wait_cb;
+		p->rd = rd;
+		p->key = (struct kb_cache_key){f->ino, f->version, first + i, shift};
+		p->sub = shift != fs->block_shift;
+	}
+	for (unsigned i = 0; i < rd->npieces; i++)
+		if (piece_resolve(&rd->p[i]))
+			piece_done(&rd->p[i]);
+	if (from < to)
+		prefetch(fs, f, from, to);
+	piece_done(&(struct kbfs_piece){.rd = rd}); /* the starter's count */
+}

@@ -1,0 +1,225 @@
+/* kbfs_setup.c - keys, connection, shared state, bdi readahead. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kbfs.h"
+#include "kbfs_node.h"
+#include "err.h"
+#include "keys.h"
+#include "rpc.h"
+#include "util.h"
+#include "wire.h"
+
+int kbfs_load_psk(const char *path, uint8_t psk[static 32], char *err, size_t errlen)
+{
+	char line[256]; /* holds the encoded key: wiped */
+	struct stat st;
+	ssize_t n;
+	int fd, ret = -EINVAL;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "psk %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		ret = -EPERM;
+		snprintf(err, errlen, "psk %s: readable by others (chmod 600)", path);
+		goto out;
+	}
+	n = read(fd, line, sizeof(line) - 1);
+	if (n < 0)
+		n = 0;
+	line[n] = '\0';
+	line[strcspn(line, " \t\r\n")] = '\0';
+	if (strlen(line) == 64)
+		n = kb_hex_decode(psk, 32, line);
+	else
+		n = kb_b64_decode(psk, 32, line, strlen(line));
+	if (n == 32)
+		ret = 0;
+	else
+		snprintf(err, errlen, "psk %s: not 32 bytes of base64 or hex", path);
+out:
+	kb_memzero(line, sizeof(line));
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+/* Default file under ~/.config/keibifs, then /etc/keibifs, if it exists. */
+static const char *default_file(char *buf, size_t len, const char *name)
+{
+	const char *home = getenv("HOME");
+
+	if (home) {
+		snprintf(buf, len, "%s/.config/keibifs/%s", home, name);
+		if (access(buf, F_OK) == 0)
+			return buf;
+	}
+	snprintf(buf, len, "/etc/keibifs/%s", name);
+	return access(buf, F_OK) == 0 ? buf : NULL;
+}
+
+static int load_trust(struct kbfs *fs, const struct kbfs_opts *o, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	const char *kp = o->known_peers;
+	int ret;
+
+	if (!kp)
+		kp = default_file(path, sizeof(path), "known_peers");
+	ret = kp ? kb_keyset_load(&fs->trust, kp, err, errlen) : kb_keyset_new(&fs->trust);
+	if (ret < 0) {
+		if (!*err)
+			snprintf(err, errlen, "known_peers %s: %s", kp, kb_strerror(ret));
+		return ret;
+	}
+	if (o->peer && (ret = kb_keyset_add_fingerprint(fs->trust, o->peer)) < 0) {
+		snprintf(err, errlen, "peer=%s: not a SHA256: fingerprint", o->peer);
+		return ret;
+	}
+	return 0;
+}
+
+int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, char *err,
+		 size_t errlen)
+{
+	uint8_t pub[KB_KEY_LEN];
+	char path[PATH_MAX];
+	const char *id = o->identity;
+	struct kb_rpc_cfg cfg = {0};
+	bool ro = false;
+	int ret;
+
+	err[0] = '\0';
+	if (!id)
+		id = default_file(path, sizeof(path), "id_x25519");
+	if (!id) {
+		snprintf(err, errlen, "no client key: create one with keibifs-keygen "
+			 "~/.config/keibifs/id_x25519 or pass -o identity=FILE");
+		return -ENOENT;
+	}
+	ret = kb_key_load_private(id, fs->identity, pub, err, errlen);
+	if (ret < 0) {
+		if (!*err)
+			snprintf(err, errlen, "identity %s: %s", id, kb_strerror(ret));
+		return ret;
+	}
+	if ((ret = load_trust(fs, o, err, errlen)) < 0)
+		return ret;
+	if (o->psk && (ret = kbfs_load_psk(o->psk, fs->psk, err, errlen)) < 0)
+		return ret;
+	fs->have_psk = o->psk != NULL;
+	cfg.host = o->host;
+	cfg.port = o->port;
+	cfg.path = o->path;
+	cfg.conns = o->conns;
+	cfg.identity = fs->identity;
+	cfg.trust = fs->trust;
+	cfg.psk = fs->have_psk ? fs->psk : NULL;
+	cfg.backend = o->backend;
+	cfg.timeout_ms = o->timeout * 1000;
+	cfg.max_frame = o->block_size + KB_WIRE_HEADROOM + 4096;
+	ret = kb_rpc_new(&fs->rpc, &cfg, root, &ro, err, errlen);
+	if (ret < 0) {
+		if (!*err)
+			snprintf(err, errlen, "%s: %s", o->host, kb_strerror(ret));
+		return ret;
+	}
+	fs->read_only = ro || o->ro;
+	fs->remote_uid = root->attr.uid;
+	fs->remote_gid = root->attr.gid;
+	return 0;
+}
+
+int kbfs_init_state(struct kbfs *fs, const struct kbfs_opts *o)
+{
+	int ret;
+
+	fs->o = o;
+	fs->uid = getuid();
+	fs->gid = getgid();
+	fs->block_shift = (unsigned)__builtin_ctzll(o->block_size);
+	fs->sub_shift = fs->block_shift > KBFS_SUB_SHIFT ? KBFS_SUB_SHIFT : fs->block_shift;
+	fs->conns = o->conns;
+	/* Readahead: up to 16 blocks, at most a quarter of the cache. */
+	fs->ra_max = (unsigned)KB_MIN((size_t)16, o->cache_size / o->block_size / 4);
+	if (fs->ra_max < 1)
+		fs->ra_max = 1;
+	pthread_mutex_init(&fs->rd_lock, NULL);
+	ret = kb_cache_new(&fs->cache, o->cache_size, (size_t)1 << fs->sub_shift);
+	return ret;
+}
+
+void kbfs_fini_state(struct kbfs *fs)
+{
+	kb_rpc_free(fs->rpc); /* completes every pull before the cache goes */
+	fs->rpc = NULL;
+	kb_cache_free(fs->cache);
+	fs->cache = NULL;
+	kbfs_rd_pool_free(fs);
+	kbfs_nodes_free(fs->nodes);
+	fs->nodes = NULL;
+	kb_keyset_free(fs->trust);
+	fs->trust = NULL;
+	kb_memzero(fs->identity, sizeof(fs->identity));
+	kb_memzero(fs->psk, sizeof(fs->psk));
+	pthread_mutex_destroy(&fs->rd_lock);
+}
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void unescape(char *s)
+{
+	char *d = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] && s[3]) {
+			*d++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+			s += 3;
+		} else {
+			*d++ = *s;
+		}
+	}
+	*d = '\0';
+}
+
+int kbfs_raise_readahead(const char *realmnt, size_t kib)
+{
+	char line[8192], mnt[PATH_MAX + 1], sys[128];
+	unsigned maj = 0, min = 0;
+	bool found = false;
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	int fd, ret = -ENOENT;
+
+	if (!f)
+		return -errno;
+	/* Never stat() the mountpoint here: the session loop is not running
+	 * yet, so the kernel's request would wait for us forever. */
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%*u %*u %u:%u %*s %4096s", &maj, &min, mnt) == 3) {
+			unescape(mnt);
+			if (!strcmp(mnt, realmnt))
+				found = true; /* the last match is the top mount */
+			if (found && !strcmp(mnt, realmnt))
+				snprintf(sys, sizeof(sys), "/sys/class/bdi/%u:%u/read_ahead_kb",
+					 maj, min);
+		}
+	fclose(f);
+	if (!found)
+		return ret;
+	fd = open(sys, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	snprintf(line, sizeof(line), "%zu\n", kib);
+	ret = write(fd, line, strlen(line)) < 0 ? -errno : 0;
+	close(fd);
+	return ret;
+}
