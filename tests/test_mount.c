@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "th.h"
 #include "th_mount.h"
 #include "th_server.h"
+#include "util.h"
 
 #define BS (1u << 20) /* the default block size */
 #define BIG (100u << 20)
@@ -64,7 +66,7 @@ static void teardown(void)
 
 static const char *mp(const char *rel)
 {
-	static __thread char p[PATH_MAX];
+	static __thread char p[2 * PATH_MAX];
 
 	snprintf(p, sizeof(p), "%s/%s", mnt.mnt, rel);
 	return p;

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+struct kb_rpc_result; /* th_server.h uses it in a prototype */
 #include "th_server.h"
 
 struct th_mount {
