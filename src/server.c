@@ -235,6 +235,13 @@ int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, siz
 	return 0;
 }
 
+void kb_srv_set_log(struct kb_srv *s, void (*log)(void *arg, int prio, const char *line),
+		    void *arg)
+{
+	s->log = log;
+	s->log_arg = arg;
+}
+
 const char *kb_srv_address(const struct kb_srv *s)
 {
 	return s->addr;

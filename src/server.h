@@ -46,6 +46,9 @@ struct kb_srv_cfg {
 
 /* Opens the share, binds the socket. On failure err holds one clear line. */
 int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, size_t errlen);
+/* Change where log lines go (e.g. syslog after daemonizing). */
+void kb_srv_set_log(struct kb_srv *s, void (*log)(void *arg, int prio, const char *line),
+		    void *arg);
 /* "127.0.0.1:26431" or "[::1]:26431": the bound address (port resolved). */
 const char *kb_srv_address(const struct kb_srv *s);
 /* Start the shared state (RNG, threads). Call after any fork. */

@@ -1,0 +1,259 @@
+/* keibifsd - share a directory with keibifs clients.
+ *
+ *   keibifsd --share DIR --key FILE --authorized FILE [--listen ADDR[:PORT]]
+ *            [--read-only] [--foreground] [--pidfile FILE] [--psk FILE]
+ *
+ * Everything that can fail on bad configuration (arguments, keys, share,
+ * port) happens before daemonizing, so errors reach the terminal. SIGTERM
+ * and SIGINT are blocked in every thread and read from a signalfd by the
+ * accept loop: stop accepting, answer what is in flight, exit 0.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "keys.h"
+#include "server.h"
+#include "util.h"
+#include "version.h"
+
+struct opts {
+	const char *share, *key, *authorized, *listen, *pidfile, *psk;
+	bool read_only, foreground;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: keibifsd --share DIR --key FILE --authorized FILE [--listen ADDR[:PORT]]\n"
+		"                [--read-only] [--foreground] [--pidfile FILE] [--psk FILE]\n"
+		"  --share DIR        directory to export\n"
+		"  --key FILE         server private key (keibifs-keygen)\n"
+		"  --authorized FILE  client public keys, one per line (\"ro \" prefix: read-only)\n"
+		"  --listen ADDR[:PORT]  default 0.0.0.0:26431; IPv6 as [ADDR]:PORT\n"
+		"  --read-only        refuse every change (EROFS)\n"
+		"  --foreground       do not daemonize; log to stderr\n"
+		"  --pidfile FILE     write the server's pid\n"
+		"  --psk FILE         32-byte pre-shared key (base64), both sides\n");
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{"share", 1, NULL, 's'}, {"key", 1, NULL, 'k'}, {"authorized", 1, NULL, 'a'},
+		{"listen", 1, NULL, 'l'}, {"read-only", 0, NULL, 'r'},
+		{"foreground", 0, NULL, 'f'}, {"pidfile", 1, NULL, 'p'}, {"psk", 1, NULL, 'P'},
+		{"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'}, {NULL, 0, NULL, 0},
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 's': o->share = optarg; break;
+		case 'k': o->key = optarg; break;
+		case 'a': o->authorized = optarg; break;
+		case 'l': o->listen = optarg; break;
+		case 'r': o->read_only = true; break;
+		case 'f': o->foreground = true; break;
+		case 'p': o->pidfile = optarg; break;
+		case 'P': o->psk = optarg; break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': kb_print_version(stdout, "keibifsd"); exit(0);
+		default: usage(stderr); return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "keibifsd: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!o->share || !o->key || !o->authorized) {
+		fprintf(stderr, "keibifsd: --share, --key and --authorized are required\n");
+		usage(stderr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int load_psk(const char *path, uint8_t psk[static 32])
+{
+	char line[128];
+	FILE *f = fopen(path, "r");
+	ssize_t n = -1;
+
+	if (!f)
+		return -errno;
+	if (fgets(line, sizeof(line), f))
+		n = kb_b64_decode(psk, 32, line, strcspn(line, " \r\n"));
+	fclose(f);
+	kb_memzero(line, sizeof(line));
+	return n == 32 ? 0 : -EINVAL;
+}
+
+static void log_syslog(void *arg, int prio, const char *line)
+{
+	(void)arg;
+	syslog(prio, "%s", line);
+}
+
+/* Fork into the background; the parent exits 0 once the child says it is
+ * running (a byte on the pipe), 1 if the child died first. */
+static int daemonize(int *ready_fd)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe2(p, O_CLOEXEC))
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		_exit(read(p[0], &c, 1) == 1 ? 0 : 1);
+	}
+	close(p[0]);
+	setsid();
+	if (fork() > 0)
+		_exit(0);
+	if (chdir("/")) {
+		/* nothing: paths are absolute or already opened */
+	}
+	int devnull = open("/dev/null", O_RDWR);
+
+	if (devnull >= 0) {
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		dup2(devnull, 2);
+		if (devnull > 2)
+			close(devnull);
+	}
+	*ready_fd = p[1];
+	return 0;
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int write_pidfile(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -errno;
+	fprintf(f, "%d\n", (int)getpid());
+	return fclose(f) ? -errno : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {0};
+	struct kb_srv_cfg cfg = {0};
+	struct kb_keyset *auth = NULL;
+	struct kb_srv *srv = NULL;
+	uint8_t priv[KB_KEY_LEN], pub[KB_KEY_LEN], psk[32];
+	char err[512], fpr[KB_FPR_LEN];
+	int ret = 1, rc, sfd = -1, ready_fd = -1;
+	sigset_t sigs;
+
+	if (parse(argc, argv, &o))
+		return 2;
+	raise_nofile();
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* every later thread inherits it */
+	if (kb_key_load_private(o.key, priv, pub, err, sizeof(err))) {
+		fprintf(stderr, "keibifsd: %s\n", err);
+		goto out;
+	}
+	if (kb_keyset_load(&auth, o.authorized, err, sizeof(err))) {
+		fprintf(stderr, "keibifsd: %s\n", err);
+		goto out;
+	}
+	if (o.psk && (rc = load_psk(o.psk, psk))) {
+		fprintf(stderr, "keibifsd: cannot read pre-shared key %s: %s\n", o.psk,
+			rc == -EINVAL ? "not 32 bytes of base64" : strerror(-rc));
+		goto out;
+	}
+	cfg.share = o.share;
+	cfg.listen = o.listen;
+	cfg.priv = priv;
+	cfg.authorized = auth;
+	cfg.psk = o.psk ? psk : NULL;
+	cfg.read_only = o.read_only;
+	if (kb_srv_new(&srv, &cfg, err, sizeof(err))) {
+		fprintf(stderr, "keibifsd: %s\n", err);
+		goto out;
+	}
+	if (!o.foreground) {
+		if ((rc = daemonize(&ready_fd))) {
+			fprintf(stderr, "keibifsd: cannot daemonize: %s\n", strerror(-rc));
+			goto out;
+		}
+		openlog("keibifsd", LOG_PID, LOG_DAEMON);
+		kb_srv_set_log(srv, log_syslog, NULL);
+	}
+	if (o.pidfile && (rc = write_pidfile(o.pidfile))) {
+		fprintf(stderr, "keibifsd: cannot write pidfile %s: %s\n", o.pidfile, strerror(-rc));
+		goto out;
+	}
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	if (sfd < 0 || kb_srv_start(srv, err, sizeof(err))) {
+		fprintf(stderr, "keibifsd: %s\n", sfd < 0 ? strerror(errno) : err);
+		goto out;
+	}
+	kb_key_fingerprint(pub, fpr);
+	{
+		char line[1024];
+
+		snprintf(line, sizeof(line), "ready on %s, sharing %s%s (key %s)",
+			 kb_srv_address(srv), o.share, o.read_only ? " read-only" : "", fpr);
+		if (o.foreground) {
+			fprintf(stderr, "keibifsd: %s\n", line);
+			fflush(stderr);
+		} else {
+			syslog(LOG_INFO, "%s", line);
+		}
+	}
+	if (ready_fd >= 0) {
+		if (write(ready_fd, "r", 1) != 1) {
+			/* parent gone: keep serving */
+		}
+		close(ready_fd);
+		ready_fd = -1;
+	}
+	kb_srv_run(srv, sfd);
+	if (o.foreground)
+		fprintf(stderr, "keibifsd: stopped\n");
+	else
+		syslog(LOG_INFO, "stopped");
+	ret = 0;
+out:
+	if (o.pidfile && ret == 0)
+		unlink(o.pidfile);
+	if (sfd >= 0)
+		close(sfd);
+	kb_srv_free(srv);
+	kb_keyset_free(auth);
+	kb_memzero(priv, sizeof(priv));
+	kb_memzero(psk, sizeof(psk));
+	return ret;
+}
