@@ -85,7 +85,7 @@ static int create(uint64_t parent, const char *name, uint32_t flags, uint64_t *n
 
 static int simple(kb_Op op, uint64_t node, const char *name)
 {
-	Q(q, NONE);
+	Q(q, OP_NONE);
 	q.op = op;
 	q.node = node;
 	if (name)
