@@ -21,7 +21,8 @@ enum kb_aead_backend {
 	KB_AEAD_OPENSSL,
 };
 
-struct kb_aead; /* opaque; owns its key schedule, wiped on free */
+struct kb_aead; /* opaque; owns its key schedule, wiped on free. Not for two
+		 * threads at once: callers serialise (the channel's send lock). */
 
 /* -ENOTSUP when the backend was not built in. */
 int kb_aead_new(struct kb_aead **out, enum kb_aead_backend be,

@@ -56,11 +56,14 @@ struct kb_noise_hs; /* opaque HandshakeState */
 int kb_noise_hs_new(struct kb_noise_hs **out, const struct kb_noise_hs_cfg *cfg);
 void kb_noise_hs_free(struct kb_noise_hs *hs); /* NULL-safe, wipes */
 
-/* WriteMessage: out receives the handshake message; *outlen its size. */
+/* WriteMessage: out receives the handshake message; *outlen its size.
+ * payload must not overlap out. Any error poisons the state (later calls
+ * return -KB_EHANDSHAKE). */
 int kb_noise_hs_write(struct kb_noise_hs *hs, const uint8_t *payload, size_t plen,
 		      uint8_t *out, size_t outcap, size_t *outlen);
 /* ReadMessage: payload receives the decrypted payload. -KB_EHANDSHAKE on a
- * malformed or unauthenticated message. */
+ * malformed or unauthenticated message (or a payload over pcap); payload
+ * may alias msg. */
 int kb_noise_hs_read(struct kb_noise_hs *hs, const uint8_t *msg, size_t len,
 		     uint8_t *payload, size_t pcap, size_t *plen);
 /* True when it is this side's turn to write. */
