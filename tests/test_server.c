@@ -908,7 +908,7 @@ static int run_keibifsd(char **out, const char *args)
 
 START_TEST(test_bad_arguments)
 {
-	char *out = NULL, args[4096];
+	char *out = NULL, args[5 * PATH_MAX];
 	int port;
 
 	ck_assert_int_ne(run_keibifsd(&out, "--bogus"), 0);
@@ -943,7 +943,7 @@ END_TEST
 
 START_TEST(test_daemon_pidfile)
 {
-	char args[4096], pidfile[PATH_MAX + 16];
+	char args[6 * PATH_MAX], pidfile[PATH_MAX + 16];
 	int port = th_free_port();
 	FILE *f;
 	int pid = 0;
