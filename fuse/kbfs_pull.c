@@ -26,7 +26,6 @@
 #include "util.h"
 
 #define KBFS_MAX_PIECES 4
-#define KBFS_MAX_TRIES 4
 
 struct kbfs_rd;
 
@@ -36,7 +35,6 @@ struct kbfs_piece {
 	struct kb_cache_key key;   /* the block being waited for / held */
 	struct kb_cache_ref ref;   /* the block once resolved (a reference) */
 	int err;
-	unsigned tries;
 	bool sub;                  /* a sub-block read: try the full block first */
 };
 
@@ -107,8 +105,6 @@ static void pull(struct kbfs *fs, uint64_t remote, const struct kb_cache_key *k,
 		kb_cache_complete(fill, ret, NULL, NULL, 0);
 }
 
-static void piece_wait_cb(struct kb_cache_waiter *w, int status);
-
 /* Try to resolve a piece: true when done (hit or error), false when its
  * waiter will be called. */
 static bool piece_resolve(struct kbfs_piece *p)
@@ -117,10 +113,6 @@ static bool piece_resolve(struct kbfs_piece *p)
 	struct kb_cache_entry *fill = NULL;
 	int st;
 
-	if (++p->tries > KBFS_MAX_TRIES) {
-		p->err = -EIO;
-		return true;
-	}
 	if (p->sub) { /* a full block present or on its way serves us too */
 		struct kb_cache_key full = p->key;
 
@@ -191,13 +183,13 @@ static void piece_wait_cb(struct kb_cache_waiter *w, int status)
 {
 	struct kbfs_piece *p = (struct kbfs_piece *)w;
 
-	if (status < 0) {
+	/* Runs on the completing (rpc receiver) thread: never pull from here,
+	 * the cache handed us our own reference. */
+	if (status < 0)
 		p->err = status;
-		piece_done(p);
-		return;
-	}
-	if (piece_resolve(p))
-		piece_done(p);
+	else
+		p->ref = w->ref;
+	piece_done(p);
 }
 
 /* Note a read on the file's readahead state; returns the block range

@@ -256,6 +256,11 @@ void kb_cache_complete(struct kb_cache_entry *e, int status, struct kb_buf *buf,
 	while (w) {
 		struct kb_cache_waiter *next = w->next;
 
+		if (status == 0) {
+			w->ref.buf = kb_buf_ref(buf);
+			w->ref.data = data;
+			w->ref.len = len;
+		}
 		w->fn(w, status);
 		w = next;
 	}

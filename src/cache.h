@@ -19,8 +19,11 @@
  *                       exactly once (the waiter, if given, is registered
  *                       like any other); MISS: absent and not created.
  *   kb_cache_complete() publishes the data (or drops the entry on error) and
- *                       calls every waiter with the status, outside the lock.
- *                       Waiters re-run kb_cache_get() to take their reference.
+ *                       calls every waiter with the status, outside the lock;
+ *                       on success each waiter is handed its own reference
+ *                       in w->ref (it must kb_buf_put it), so no waiter has
+ *                       to look the block up again (it may be evicted by
+ *                       then) and none ever pulls from the completing thread.
  * Entries are preallocated at kb_cache_new(): no malloc per block.
  *
  * Thread-safe (one mutex). Waiter callbacks run on the completing thread
@@ -54,6 +57,7 @@ struct kb_cache_ref {
 /* Embedded in the caller's request; linked into a pending entry. */
 struct kb_cache_waiter {
 	void (*fn)(struct kb_cache_waiter *w, int status);
+	struct kb_cache_ref ref;      /* status 0: the waiter's own reference */
 	struct kb_cache_waiter *next; /* cache-private link */
 };
 
