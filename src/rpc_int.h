@@ -102,7 +102,16 @@ void kb_rpc_conn_shutdown(struct kb_rpc_conn *c); /* wake + join the receiver */
 int kb_rpc_pools_init(struct kb_rpc *r, size_t max_frame);
 int kb_rpc_timer_start(struct kb_rpc *r);
 void kb_rpc_timer_stop(struct kb_rpc *r);
-/* Start one connection's receiver over an established channel (takes it). */
+/* rpc.c, shared with rpc_rx.c. Lock held: */
+void kb_rpc_slot_put(struct kb_rpc_conn *c, struct kb_rpc_slot *s);
+/* No lock held: finish a CLAIMED slot (wake the waiter or run the cb). */
+void kb_rpc_complete(struct kb_rpc_conn *c, struct kb_rpc_slot *s, int status,
+		     struct kb_rpc_result *res);
+/* Mark down, shut the channel, fail everything pending with -ENOTCONN. */
+void kb_rpc_conn_down(struct kb_rpc_conn *c, int err);
+struct kb_bufpool *kb_rpc_pool_for(struct kb_rpc *r, size_t need);
+
+/* rpc_rx.c: start one connection's receiver over an established channel (takes it). */
 int kb_rpc_conn_start(struct kb_rpc_conn *c, struct kb_chan *chan,
 		      const struct kb_chan_info *info);
 /* Sync call pinned to one connection that is up but maybe not ready yet

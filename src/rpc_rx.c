@@ -1,0 +1,222 @@
+/* rpc_rx.c - the receiver thread of one connection: frames into pooled
+ * buffers, replies matched by id and handed over whole (see rpc.c). */
+#include <errno.h>
+#include <string.h>
+
+#include "err.h"
+#include "rpc_int.h"
+#include "util.h"
+#include "wire.h"
+
+#define SLOT_MASK (KB_RPC_SLOTS - 1)
+
+/* ---- receiving -------------------------------------------------------- */
+
+static int pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	for (unsigned sh = 0; sh < 64; sh += 7) {
+		uint8_t b;
+
+		if (*p >= end)
+			return -KB_EPROTO;
+		b = *(*p)++;
+		x |= (uint64_t)(b & 0x7f) << sh;
+		if (!(b & 0x80)) {
+			*v = x;
+			return 0;
+		}
+	}
+	return -KB_EPROTO;
+}
+
+/* The reply's id (protobuf field 1; last one wins, absent = 0) without
+ * decoding the whole Response: it tells where to decode it. */
+static int peek_id(const uint8_t *frame, size_t len, uint64_t *id)
+{
+	const uint8_t *p, *end;
+	uint32_t h;
+
+	if (len < KB_WIRE_LEN)
+		return -KB_EPROTO;
+	h = kb_get_be32(frame);
+	if (h > len - KB_WIRE_LEN)
+		return -KB_EPROTO;
+	p = frame + KB_WIRE_LEN;
+	end = p + h;
+	*id = 0;
+	while (p < end) {
+		uint64_t key, v;
+
+		if (pb_varint(&p, end, &key))
+			return -KB_EPROTO;
+		switch (key & 7) {
+		case 0:
+			if (pb_varint(&p, end, &v))
+				return -KB_EPROTO;
+			if (key >> 3 == 1)
+				*id = v;
+			break;
+		case 1:
+		case 5:
+			v = (key & 7) == 1 ? 8 : 4;
+			if ((uint64_t)(end - p) < v)
+				return -KB_EPROTO;
+			p += v;
+			break;
+		case 2:
+			if (pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
+				return -KB_EPROTO;
+			p += v;
+			break;
+		default:
+			return -KB_EPROTO;
+		}
+	}
+	return 0;
+}
+
+static void rx_notify(struct kb_rpc_conn *c, struct kb_buf *buf)
+{
+	struct kb_rpc *r = c->r;
+	struct kb_rpc_result *res = c->scratch;
+	void (*cb)(void *, const kb_Response *);
+	void *arg;
+
+	if (kb_wire_decode_resp(buf->mem, buf->len, &res->resp, &res->bulk, &res->bulk_len)) {
+		kb_buf_put(buf); /* pushes are advisory: drop a malformed one */
+		return;
+	}
+	pthread_mutex_lock(&r->lock);
+	cb = r->notify;
+	arg = r->notify_arg;
+	pthread_mutex_unlock(&r->lock);
+	if (cb && res->resp.id == 0)
+		cb(arg, &res->resp);
+	kb_buf_put(buf);
+	res->bulk = NULL;
+}
+
+/* Consumes buf. Nonzero only for errors fatal to the connection. */
+static int rx_dispatch(struct kb_rpc_conn *c, struct kb_buf *buf)
+{
+	struct kb_rpc_result *res;
+	struct kb_rpc_slot *s;
+	uint64_t id;
+	int rc;
+
+	rc = peek_id(buf->mem, buf->len, &id);
+	if (rc) {
+		kb_buf_put(buf);
+		return rc;
+	}
+	if (id == 0) {
+		rx_notify(c, buf);
+		return 0;
+	}
+	s = &c->slots[id & SLOT_MASK];
+	pthread_mutex_lock(&c->lock);
+	if (s->state != KB_SLOT_INFLIGHT || s->id != id) {
+		pthread_mutex_unlock(&c->lock); /* late reply to a timed-out request */
+		kb_buf_put(buf);
+		return 0;
+	}
+	s->state = KB_SLOT_CLAIMED;
+	pthread_mutex_unlock(&c->lock);
+
+	res = s->cb || !s->res ? c->scratch : s->res;
+	rc = kb_wire_decode_resp(buf->mem, buf->len, &res->resp, &res->bulk, &res->bulk_len);
+	if (!rc && res->resp.id != id)
+		rc = -KB_EPROTO;
+	if (rc) {
+		kb_buf_put(buf);
+		res->bulk = NULL;
+		res->bulk_len = 0;
+		kb_rpc_complete(c, s, rc, NULL);
+		return 0;
+	}
+	res->frame = buf;
+	buf->off = (size_t)(res->bulk - buf->mem);
+	rc = res->resp.err == kb_Err_OK ? 0 : kb_wire_err_to_errno(res->resp.err);
+	if (!s->cb && s->take)
+		s->take(s->take_arg, &res->resp, res->bulk, res->bulk_len);
+	if (res == c->scratch && !s->cb)
+		kb_rpc_result_reset(res);
+	kb_rpc_complete(c, s, rc, res);
+	if (res == c->scratch)
+		kb_rpc_result_reset(res);
+	return 0;
+}
+
+static void *rx_main(void *arg)
+{
+	struct kb_rpc_conn *c = arg;
+	int rc;
+
+	for (;;) {
+		struct kb_buf *buf;
+		size_t plen;
+
+		rc = kb_chan_recv_len(c->chan, &plen);
+		if (rc)
+			break;
+		buf = kb_buf_get(kb_rpc_pool_for(c->r, plen + KB_FRAME_TAG));
+		if (!buf) {
+			rc = -ENOMEM;
+			break;
+		}
+		rc = kb_chan_recv_body(c->chan, buf->mem, plen);
+		if (rc) {
+			kb_buf_put(buf);
+			break;
+		}
+		buf->len = plen;
+		atomic_store(&c->last_rx_ns, kb_now_ns());
+		rc = rx_dispatch(c, buf);
+		if (rc)
+			break;
+	}
+	kb_rpc_conn_down(c, rc);
+	return NULL;
+}
+
+int kb_rpc_conn_start(struct kb_rpc_conn *c, struct kb_chan *chan,
+		      const struct kb_chan_info *info)
+{
+	int rc;
+
+	pthread_mutex_lock(&c->lock);
+	c->chan = chan;
+	c->info = *info;
+	c->up = true;
+	pthread_mutex_unlock(&c->lock);
+	atomic_store(&c->last_rx_ns, kb_now_ns());
+	rc = -pthread_create(&c->rx, NULL, rx_main, c);
+	if (rc) {
+		pthread_mutex_lock(&c->lock);
+		c->up = false;
+		pthread_mutex_unlock(&c->lock);
+		return rc;
+	}
+	c->rx_started = true;
+	return 0;
+}
+
+void kb_rpc_conn_set_ready(struct kb_rpc_conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->ready = c->up;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void kb_rpc_conn_shutdown(struct kb_rpc_conn *c)
+{
+	if (!c->r)
+		return;
+	kb_chan_shutdown(c->chan);
+	if (c->rx_started)
+		pthread_join(c->rx, NULL);
+	c->rx_started = false;
+	kb_rpc_conn_down(c, -KB_ECLOSED); /* no receiver ever ran: nothing pending, harmless */
+}
