@@ -252,7 +252,8 @@ int kb_rpc_new_raw(struct kb_rpc **out, const struct kb_rpc_cfg *cfg, struct kb_
 	if (cfg->conns < 1 || cfg->conns > KB_RPC_MAX_CONNS || !cfg->host)
 		goto out;
 	rc = rpc_alloc(&r, cfg);
-	r->max_write = r->max_read;
+	if (!rc)
+		r->max_write = r->max_read;
 	for (unsigned i = 0; !rc && i < r->nconns; i++) {
 		struct kb_chan_info info = {.max_frame = (uint32_t)(r->max_read + KB_WIRE_HEADROOM)};
 
