@@ -111,6 +111,11 @@ void kb_rpc_complete(struct kb_rpc_conn *c, struct kb_rpc_slot *s, int status,
 void kb_rpc_conn_down(struct kb_rpc_conn *c, int err);
 struct kb_bufpool *kb_rpc_pool_for(struct kb_rpc *r, size_t need);
 
+/* rpc_rx.c: the id of a reply frame's plaintext ([u32 H][protobuf][bulk]),
+ * protobuf field 1, last one wins, 0 when absent; -KB_EPROTO when the
+ * header is not well-formed protobuf. */
+int kb_rpc_peek_id(const uint8_t *frame, size_t len, uint64_t *id);
+
 /* rpc_rx.c: start one connection's receiver over an established channel (takes it). */
 int kb_rpc_conn_start(struct kb_rpc_conn *c, struct kb_chan *chan,
 		      const struct kb_chan_info *info);

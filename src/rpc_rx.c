@@ -12,17 +12,20 @@
 
 /* ---- receiving -------------------------------------------------------- */
 
+/* A varint of at most 10 bytes; keeps the low 64 bits (as nanopb does for
+ * every value it accepts). */
 static int pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 {
 	uint64_t x = 0;
 
-	for (unsigned sh = 0; sh < 64; sh += 7) {
+	for (unsigned sh = 0; sh < 70; sh += 7) {
 		uint8_t b;
 
 		if (*p >= end)
 			return -KB_EPROTO;
 		b = *(*p)++;
-		x |= (uint64_t)(b & 0x7f) << sh;
+		if (sh < 64)
+			x |= (uint64_t)(b & 0x7f) << sh;
 		if (!(b & 0x80)) {
 			*v = x;
 			return 0;
@@ -31,9 +34,19 @@ static int pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
 	return -KB_EPROTO;
 }
 
+/* Skip an unknown varint field's value: nanopb takes any length. */
+static int pb_skip_varint(const uint8_t **p, const uint8_t *end)
+{
+	while (*p < end)
+		if (!(*(*p)++ & 0x80))
+			return 0;
+	return -KB_EPROTO;
+}
+
 /* The reply's id (protobuf field 1; last one wins, absent = 0) without
- * decoding the whole Response: it tells where to decode it. */
-static int peek_id(const uint8_t *frame, size_t len, uint64_t *id)
+ * decoding the whole Response: it tells where to decode it. Agrees with
+ * nanopb on every header nanopb accepts (fuzz_rpc_reply checks). */
+int kb_rpc_peek_id(const uint8_t *frame, size_t len, uint64_t *id)
 {
 	const uint8_t *p, *end;
 	uint32_t h;
@@ -51,12 +64,15 @@ static int peek_id(const uint8_t *frame, size_t len, uint64_t *id)
 
 		if (pb_varint(&p, end, &key))
 			return -KB_EPROTO;
+		key = (uint32_t)key; /* tags are 32-bit in nanopb */
 		switch (key & 7) {
 		case 0:
-			if (pb_varint(&p, end, &v))
+			if (key >> 3 != 1) {
+				if (pb_skip_varint(&p, end))
+					return -KB_EPROTO;
+			} else if (pb_varint(&p, end, id)) {
 				return -KB_EPROTO;
-			if (key >> 3 == 1)
-				*id = v;
+			}
 			break;
 		case 1:
 		case 5:
@@ -106,7 +122,7 @@ static int rx_dispatch(struct kb_rpc_conn *c, struct kb_buf *buf)
 	uint64_t id;
 	int rc;
 
-	rc = peek_id(buf->mem, buf->len, &id);
+	rc = kb_rpc_peek_id(buf->mem, buf->len, &id);
 	if (rc) {
 		kb_buf_put(buf);
 		return rc;
