@@ -1,0 +1,394 @@
+/* bench-channel - throughput of the frame channel beside raw AES-256-GCM of
+ * the same backend and raw memcpy, all measured in the same run, plus heap
+ * allocations per frame in steady state.
+ *
+ *   build/bench-channel [--backend openssl|mbedtls] [--seconds S] [--tcp]
+ *
+ * malloc/calloc/realloc/free are wrapped in this binary (they call glibc's
+ * __libc_* functions and count), so every allocation of the channel, the
+ * AEAD backends and libc during a measured interval is seen. Not under
+ * AddressSanitizer, which owns the allocator there.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "aead.h"
+#include "chan.h"
+#include "err.h"
+#include "util.h"
+#include "version.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define BENCH_COUNT_MALLOC 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BENCH_COUNT_MALLOC 0
+#endif
+#endif
+#ifndef BENCH_COUNT_MALLOC
+#define BENCH_COUNT_MALLOC 1
+#endif
+
+static atomic_ulong n_allocs; /* process-wide by nature: the malloc hook */
+
+#if BENCH_COUNT_MALLOC
+void *__libc_malloc(size_t n);
+void *__libc_calloc(size_t n, size_t m);
+void *__libc_realloc(void *p, size_t n);
+void __libc_free(void *p);
+
+void *malloc(size_t n)
+{
+	atomic_fetch_add_explicit(&n_allocs, 1, memory_order_relaxed);
+	return __libc_malloc(n);
+}
+
+void *calloc(size_t n, size_t m)
+{
+	atomic_fetch_add_explicit(&n_allocs, 1, memory_order_relaxed);
+	return __libc_calloc(n, m);
+}
+
+void *realloc(void *p, size_t n)
+{
+	atomic_fetch_add_explicit(&n_allocs, 1, memory_order_relaxed);
+	return __libc_realloc(p, n);
+}
+
+void free(void *p)
+{
+	__libc_free(p);
+}
+#endif
+
+static unsigned long allocs(void)
+{
+	return atomic_load_explicit(&n_allocs, memory_order_relaxed);
+}
+
+static const uint8_t key_ab[32] = {1, 2, 3, 4};
+static const uint8_t key_ba[32] = {5, 6, 7, 8};
+
+struct opts {
+	enum kb_aead_backend be;
+	double seconds;
+	bool tcp;
+};
+
+/* A connected stream pair: AF_UNIX socketpair or 127.0.0.1 TCP. */
+static int make_pair(const struct opts *o, int sv[2])
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	int l, one = 1, rc = -1;
+
+	if (!o->tcp)
+		return socketpair(AF_UNIX, SOCK_STREAM, 0, sv) ? -errno : 0;
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	if (l < 0)
+		return -errno;
+	if (bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) ||
+	    getsockname(l, (struct sockaddr *)&a, &alen))
+		goto out;
+	sv[0] = socket(AF_INET, SOCK_STREAM, 0);
+	if (sv[0] < 0 || connect(sv[0], (struct sockaddr *)&a, sizeof(a)))
+		goto out;
+	sv[1] = accept(l, NULL, NULL);
+	if (sv[1] < 0)
+		goto out;
+	setsockopt(sv[0], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(sv[1], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	rc = 0;
+out:
+	if (rc)
+		rc = -errno;
+	close(l);
+	return rc;
+}
+
+struct run {
+	struct kb_chan *tx, *rx;   /* channel mode */
+	int txfd, rxfd;            /* raw socket mode (tx/rx NULL) */
+	size_t plen;
+	atomic_bool stop;
+	int rc;
+};
+
+#define WARMUP_FRAMES 8
+
+static int raw_send(struct run *r, uint8_t *f, size_t n)
+{
+	return kb_write_full(r->txfd, f, n);
+}
+
+static void *send_main(void *arg)
+{
+	struct run *r = arg;
+	size_t cap = KB_FRAME_HEAD + r->plen + KB_FRAME_TAG;
+	uint8_t *f = calloc(1, cap); /* owned: the frame, re-encrypted in place */
+	int rc = f ? 0 : -ENOMEM;
+
+	if (f) /* raw mode: a non-zero length word marks a data frame */
+		kb_put_be32(f, (uint32_t)(r->plen + KB_FRAME_TAG));
+	while (!rc && !atomic_load_explicit(&r->stop, memory_order_relaxed))
+		rc = r->tx ? kb_chan_send(r->tx, f, r->plen) : raw_send(r, f, cap);
+	/* a zero-length frame ends the run */
+	if (!rc)
+		rc = r->tx ? kb_chan_send(r->tx, f, 0)
+			   : raw_send(r, memset(f, 0, KB_FRAME_HEAD), KB_FRAME_HEAD);
+	free(f);
+	r->rc = rc;
+	return NULL;
+}
+
+/* Receive one frame; *plen 0 means the end. */
+static int recv_one(struct run *r, uint8_t *buf, size_t *plen)
+{
+	uint8_t h[KB_FRAME_HEAD];
+	int rc;
+
+	if (r->rx)
+		return kb_chan_recv(r->rx, buf, r->plen + KB_FRAME_TAG, plen);
+	rc = kb_read_full(r->rxfd, h, sizeof(h));
+	if (rc || !kb_get_be32(h)) {
+		*plen = 0;
+		return rc;
+	}
+	*plen = r->plen;
+	return kb_read_full(r->rxfd, buf, r->plen + KB_FRAME_TAG - KB_FRAME_HEAD);
+}
+
+struct result {
+	double mbs;
+	double allocs_per_frame;
+};
+
+/* Sender thread vs this (receiving) thread through one socket pair. */
+static int run_stream(const struct opts *o, struct run *r, struct result *res)
+{
+	uint8_t *buf = malloc(r->plen + KB_FRAME_TAG); /* owned: receive buffer */
+	uint64_t frames = 0, t0 = 0, deadline = 0;
+	unsigned long a0 = 0;
+	size_t plen = 1;
+	pthread_t t;
+	int rc;
+
+	if (!buf)
+		return -ENOMEM;
+	rc = -pthread_create(&t, NULL, send_main, r);
+	while (!rc) {
+		rc = recv_one(r, buf, &plen);
+		if (rc || !plen)
+			break;
+		if (++frames == WARMUP_FRAMES) {
+			t0 = kb_now_ns();
+			deadline = t0 + (uint64_t)(o->seconds * 1e9);
+			a0 = allocs();
+		} else if (frames > WARMUP_FRAMES && kb_now_ns() >= deadline) {
+			atomic_store(&r->stop, true);
+		}
+	}
+	if (rc) /* unblock the sender */
+		shutdown(r->rx ? kb_chan_fd(r->rx) : r->rxfd, SHUT_RDWR);
+	if (!rc && frames > WARMUP_FRAMES) {
+		uint64_t n = frames - WARMUP_FRAMES;
+
+		res->mbs = (double)n * (double)r->plen / ((double)(kb_now_ns() - t0) / 1e3);
+		res->allocs_per_frame = (double)(allocs() - a0) / (double)n;
+	}
+	atomic_store(&r->stop, true);
+	pthread_join(t, NULL);
+	free(buf);
+	return rc ? rc : r->rc;
+}
+
+static int bench_chan(const struct opts *o, size_t plen, struct result *res)
+{
+	struct run r = {.plen = plen, .txfd = -1, .rxfd = -1};
+	int sv[2], rc;
+
+	rc = make_pair(o, sv);
+	if (rc)
+		return rc;
+	rc = kb_chan_from_keys(&r.tx, sv[0], o->be, key_ab, key_ba, 0, 0);
+	if (rc) {
+		close(sv[0]);
+		close(sv[1]);
+		return rc;
+	}
+	rc = kb_chan_from_keys(&r.rx, sv[1], o->be, key_ba, key_ab, 0, 0);
+	if (rc) {
+		close(sv[1]);
+		goto out;
+	}
+	rc = run_stream(o, &r, res);
+out:
+	kb_chan_free(r.tx);
+	kb_chan_free(r.rx);
+	return rc;
+}
+
+/* The same two threads and socket, no crypto: the transport's own ceiling. */
+static int bench_socket(const struct opts *o, size_t plen, struct result *res)
+{
+	struct run r = {.plen = plen};
+	int sv[2], rc;
+
+	rc = make_pair(o, sv);
+	if (rc)
+		return rc;
+	r.txfd = sv[0];
+	r.rxfd = sv[1];
+	rc = run_stream(o, &r, res);
+	close(sv[0]);
+	close(sv[1]);
+	return rc;
+}
+
+/* One thread: seal in place over and over, nonce counting like a frame. */
+static int bench_seal(const struct opts *o, size_t plen, double *mbs)
+{
+	struct kb_aead *a = NULL; /* owned here */
+	uint8_t *buf = calloc(1, plen + KB_AEAD_TAG), ad[4] = {0}; /* owned here */
+	uint64_t n = 0, t0, t;
+	int rc = buf ? kb_aead_new(&a, o->be, key_ab) : -ENOMEM;
+
+	t0 = kb_now_ns();
+	for (t = t0; !rc && t - t0 < (uint64_t)(o->seconds * 1e9); n++) {
+		rc = kb_aead_seal(a, n, ad, 4, buf, buf, plen, buf + plen);
+		t = kb_now_ns();
+	}
+	*mbs = t > t0 ? (double)n * (double)plen / ((double)(t - t0) / 1e3) : 0;
+	kb_aead_free(a);
+	free(buf);
+	return rc;
+}
+
+static double bench_memcpy(const struct opts *o, size_t plen)
+{
+	uint8_t *src = calloc(1, plen), *dst = calloc(1, plen); /* owned here */
+	uint64_t n = 0, t0 = kb_now_ns(), t = t0;
+
+	if (!src || !dst)
+		goto out;
+	for (; t - t0 < (uint64_t)(o->seconds * 1e9); n++) {
+		memcpy(dst, src, plen);
+		__asm__ volatile("" : : "r"(dst) : "memory");
+		t = kb_now_ns();
+	}
+out:
+	free(src);
+	free(dst);
+	return t > t0 ? (double)n * (double)plen / ((double)(t - t0) / 1e3) : 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: bench-channel [--backend openssl|mbedtls] [--seconds S] [--tcp]\n");
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(a, "--version")) {
+			kb_print_version(stdout, "bench-channel");
+			exit(0);
+		} else if (!strcmp(a, "--tcp")) {
+			o->tcp = true;
+		} else if (!strcmp(a, "--backend") && v) {
+			if (!strcmp(v, "openssl"))
+				o->be = KB_AEAD_OPENSSL;
+			else if (!strcmp(v, "mbedtls"))
+				o->be = KB_AEAD_MBEDTLS;
+			else
+				return -EINVAL;
+			i++;
+		} else if (!strcmp(a, "--seconds") && v) {
+			o->seconds = strtod(v, NULL);
+			if (!(o->seconds > 0 && o->seconds < 3600))
+				return -EINVAL;
+			i++;
+		} else {
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static void header(const struct opts *o)
+{
+	printf("bench-channel: AES-256-GCM backend %s, %s, %.1f s per cell, MB/s = 10^6 B/s of plaintext\n",
+	       kb_aead_backend_name(o->be), o->tcp ? "127.0.0.1 TCP pair" : "AF_UNIX socketpair",
+	       o->seconds);
+	printf("  channel   : kb_chan_send in a sender thread -> socket -> kb_chan_recv in a\n"
+	       "              receiver thread: seal and open run in parallel on the 2 cores,\n"
+	       "              each thread also pays its kernel copy\n"
+	       "  socket    : the same two threads and socket, no crypto (transport ceiling)\n"
+	       "  raw seal  : kb_aead_seal in place, one thread, same backend, same sizes\n"
+	       "  memcpy    : one thread\n"
+	       "  %%seal     : channel / raw seal (goal >= 85%% at 1 MiB)\n"
+	       "  allocs/fr : heap allocations per frame in steady state, both threads\n\n");
+	printf("%-8s %10s %10s %10s %10s %7s %10s\n", "frame", "channel", "socket", "raw seal",
+	       "memcpy", "%seal", "allocs/fr");
+}
+
+static int row(const struct opts *o, size_t plen, const char *name)
+{
+	struct result ch = {0}, so = {0};
+	double seal = 0, mc;
+	int rc;
+
+	rc = bench_chan(o, plen, &ch);
+	if (!rc)
+		rc = bench_socket(o, plen, &so);
+	if (!rc)
+		rc = bench_seal(o, plen, &seal);
+	if (rc)
+		return rc;
+	mc = bench_memcpy(o, plen);
+	printf("%-8s %10.0f %10.0f %10.0f %10.0f %6.0f%% ", name, ch.mbs, so.mbs, seal, mc,
+	       seal > 0 ? 100 * ch.mbs / seal : 0);
+	if (BENCH_COUNT_MALLOC)
+		printf("%10.3f\n", ch.allocs_per_frame);
+	else
+		printf("%10s\n", "n/a (asan)");
+	fflush(stdout);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		size_t plen;
+		const char *name;
+	} sizes[] = {{64 << 10, "64 KiB"}, {1 << 20, "1 MiB"}, {4 << 20, "4 MiB"}};
+	struct opts o = {.be = KB_AEAD_DEFAULT, .seconds = 1.0};
+	int rc;
+
+	if (parse(argc, argv, &o)) {
+		usage(stderr);
+		return 2;
+	}
+	if (o.be == KB_AEAD_DEFAULT)
+		o.be = kb_aead_default();
+	header(&o);
+	for (size_t i = 0; i < KB_ARRAY_SIZE(sizes); i++) {
+		rc = row(&o, sizes[i].plen, sizes[i].name);
+		if (rc) {
+			fprintf(stderr, "bench-channel: %s\n", kb_strerror(rc));
+			return 1;
+		}
+	}
+	return 0;
+}
