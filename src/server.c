@@ -30,10 +30,10 @@
  * connection's job queue and counters; see srv_impl.h for each field.
  *
  * STOP. kb_srv_stop() / the stop fd end the accept loop; every connection's
- * socket is shut for reading, so each receiver sees EOF, its workers answer
- * what was already received and exit; after a grace period, sends stuck on a
- * peer that does not read are broken too. kb_srv_run returns when the last
- * connection is gone.
+ * receiver stops reading at the next frame boundary (it polls the socket
+ * and the stop pipe), its workers answer what was already received and
+ * exit; after a grace period, sends stuck on a peer that does not read are
+ * broken too. kb_srv_run returns when the last connection is gone.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -288,6 +288,7 @@ static void drain(struct kb_srv *s)
 
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += STOP_GRACE_MS / 1000;
+	kb_srv_stop(s); /* receivers watch the stop pipe */
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
 	kb_srv_conns_shutdown(s, false);

@@ -11,6 +11,7 @@
  * The first frame (HELLO/ATTACH) is served before the next is read.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,13 +129,31 @@ static bool wait_room(struct kb_srv_conn *c, bool first_sent)
 	return ok;
 }
 
+/* Wait for the next frame, or for the server to stop (its stop pipe stays
+ * readable once written): a graceful stop ends reading at a frame boundary
+ * and leaves the channel usable for the replies still to be sent. */
+static int wait_frame(struct kb_srv_conn *c)
+{
+	struct pollfd pf[2] = {
+		{.fd = kb_chan_fd(c->chan), .events = POLLIN},
+		{.fd = c->srv->stop_pipe[0], .events = POLLIN},
+	};
+
+	while (poll(pf, 2, -1) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return pf[1].revents ? -KB_ECLOSED : 0;
+}
+
 static int recv_one(struct kb_srv_conn *c)
 {
 	struct kb_srv_job *j;
 	struct kb_buf *b;
 	size_t plen;
-	int rc = kb_chan_recv_len(c->chan, &plen);
+	int rc = wait_frame(c);
 
+	if (!rc)
+		rc = kb_chan_recv_len(c->chan, &plen);
 	if (rc)
 		return rc;
 	b = kb_buf_get(plen <= KB_SRV_SMALL_FRAME ? c->srv->small : c->srv->large);
@@ -321,17 +340,16 @@ out:
 	return rc;
 }
 
-/* Stop reading on every connection (graceful stop); with `force`, also
- * break sends that a stuck peer blocks. Caller holds s->lock. */
+/* Receivers stop by themselves once the stop pipe is readable; here we end
+ * handshakes in progress and, with `force`, break sends that a peer that
+ * does not read keeps blocked. Caller holds s->lock. */
 void kb_srv_conns_shutdown(struct kb_srv *s, bool force)
 {
 	for (struct kb_srv_conn *c = s->conns; c; c = c->next) {
 		pthread_mutex_lock(&c->lock);
 		if (c->chan && force)
 			kb_chan_shutdown(c->chan);
-		else if (c->chan)
-			shutdown(kb_chan_fd(c->chan), SHUT_RD);
-		else if (c->fd_pending >= 0)
+		else if (!c->chan && c->fd_pending >= 0)
 			shutdown(c->fd_pending, SHUT_RDWR); /* still in the handshake */
 		pthread_mutex_unlock(&c->lock);
 	}
