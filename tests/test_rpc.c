@@ -6,6 +6,7 @@
  * "server": against a real build/keibifsd (th_server.h).
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -589,7 +590,16 @@ static int srv_connect(struct th_server *ts, const struct conn_opts *o, struct k
 
 static void srv_start(struct th_server *ts)
 {
-	ck_assert_int_eq(th_server_start(ts, 0, NULL), 0);
+	int rc = -1;
+
+	/* a free port can be taken by a concurrent test run before the server
+	 * binds it: try again on a new one */
+	for (int i = 0; i < 3 && rc; i++) {
+		rc = th_server_start(ts, 0, NULL);
+		if (rc)
+			th_server_cleanup(ts);
+	}
+	ck_assert_int_eq(rc, 0);
 	ck_assert_int_eq(th_write_pattern(th_server_path(ts, "small"), 5000, 1, 0644), 0);
 	ck_assert_int_eq(th_write_pattern(th_server_path(ts, "big"), 8u << 20, 2, 0644), 0);
 	ck_assert_int_eq(mkdir(th_server_path(ts, "sub"), 0755), 0);
@@ -927,6 +937,47 @@ START_TEST(test_srv_sync_threads)
 }
 END_TEST
 
+/* True when the task's /proc status says "T (stopped)". */
+static bool task_stopped(const char *path)
+{
+	char line[256];
+	bool stopped = false;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return true; /* gone */
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "State:", 6))
+			stopped = strchr(line, 'T') != NULL;
+	fclose(f);
+	return stopped;
+}
+
+/* SIGSTOP is asynchronous: wait until every thread of pid is stopped. */
+static void wait_stopped(pid_t pid)
+{
+	char dir[64], path[512];
+
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	for (int i = 0; i < 500; i++) {
+		bool all = true;
+		struct dirent *de;
+		DIR *d = opendir(dir);
+
+		ck_assert_ptr_nonnull(d);
+		while (all && (de = readdir(d)))
+			if (de->d_name[0] != '.') {
+				snprintf(path, sizeof(path), "%s/%s/status", dir, de->d_name);
+				all = task_stopped(path);
+			}
+		closedir(d);
+		if (all)
+			return;
+		usleep(10000);
+	}
+	ck_abort_msg("server did not stop");
+}
+
 START_TEST(test_srv_stopped_timeout)
 {
 	struct th_server ts;
@@ -940,6 +991,7 @@ START_TEST(test_srv_stopped_timeout)
 	srv_start(&ts);
 	ck_assert_msg(!srv_connect(&ts, &o, &r, &root, &ro, err, sizeof(err)), "%s", err);
 	ck_assert_int_eq(kill(ts.pid, SIGSTOP), 0);
+	wait_stopped(ts.pid);
 	ck_assert_int_eq(kb_rpc_getattr(r, root.node, &a), -ETIMEDOUT);
 	ck_assert_int_eq(kb_rpc_ping(r, NULL), -ETIMEDOUT);
 	ck_assert_int_eq(kill(ts.pid, SIGCONT), 0);
