@@ -301,6 +301,7 @@ static void drain(struct kb_srv *s)
 		}
 	}
 	pthread_mutex_unlock(&s->lock);
+	kb_srv_reap(s);
 }
 
 int kb_srv_run(struct kb_srv *s, int stop_fd)
@@ -323,6 +324,7 @@ int kb_srv_run(struct kb_srv *s, int stop_fd)
 		for (int i = 0; i < s->nlfd; i++)
 			if (pf[i].revents & POLLIN)
 				accept_one(s, s->lfd[i]);
+		kb_srv_reap(s);
 	}
 	for (int i = 0; i < s->nlfd; i++)
 		close(s->lfd[i]);
@@ -342,6 +344,7 @@ void kb_srv_free(struct kb_srv *s)
 {
 	if (!s)
 		return;
+	kb_srv_reap(s);
 	for (int i = 0; i < s->nlfd; i++)
 		close(s->lfd[i]);
 	if (s->rootfd >= 0)

@@ -234,6 +234,8 @@ static int handshake(struct kb_srv_conn *c, int fd)
 	return 0;
 }
 
+/* Move c to the server's list of exited receivers; kb_srv_reap() joins the
+ * thread (so its thread-local state is gone too) and frees c. */
 static void conn_unlist(struct kb_srv_conn *c)
 {
 	struct kb_srv *s = c->srv;
@@ -245,6 +247,8 @@ static void conn_unlist(struct kb_srv_conn *c)
 			*pp = c->next;
 			break;
 		}
+	c->next = s->dead;
+	s->dead = c;
 	s->nconns--;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
@@ -270,15 +274,34 @@ static void *conn_main(void *arg)
 		kb_srv_sess_detach(c);
 		kb_srv_logf(c->srv, KB_SRV_LOG_INFO, "disconnect %s key %s", c->peer, c->fpr);
 	}
-	conn_unlist(c);
 	pthread_mutex_lock(&c->lock);
 	kb_chan_free(c->chan);
 	c->chan = NULL;
 	pthread_mutex_unlock(&c->lock);
+	conn_unlist(c); /* the last touch of c and the server */
+	return NULL;
+}
+
+static void conn_destroy(struct kb_srv_conn *c)
+{
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
-	return NULL;
+}
+
+void kb_srv_reap(struct kb_srv *s)
+{
+	struct kb_srv_conn *c, *next;
+
+	pthread_mutex_lock(&s->lock);
+	c = s->dead;
+	s->dead = NULL;
+	pthread_mutex_unlock(&s->lock);
+	for (; c; c = next) {
+		next = c->next;
+		pthread_join(c->rx, NULL);
+		conn_destroy(c);
+	}
 }
 
 static struct kb_srv_conn *conn_alloc(struct kb_srv *s)
@@ -301,8 +324,6 @@ static struct kb_srv_conn *conn_alloc(struct kb_srv *s)
 int kb_srv_conn_spawn(struct kb_srv *s, int fd, const char *peer)
 {
 	struct kb_srv_conn *c = conn_alloc(s);
-	pthread_attr_t attr;
-	pthread_t th;
 	int rc = -ENOMEM;
 
 	if (!c)
@@ -319,10 +340,7 @@ int kb_srv_conn_spawn(struct kb_srv *s, int fd, const char *peer)
 	c->next = s->conns;
 	s->conns = c;
 	s->nconns++;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = -pthread_create(&th, &attr, conn_main, c);
-	pthread_attr_destroy(&attr);
+	rc = -pthread_create(&c->rx, NULL, conn_main, c); /* joined by kb_srv_reap */
 	if (rc) {
 		s->conns = c->next;
 		s->nconns--;
@@ -331,11 +349,8 @@ int kb_srv_conn_spawn(struct kb_srv *s, int fd, const char *peer)
 out:
 	if (rc) {
 		close(fd);
-		if (c) {
-			pthread_cond_destroy(&c->cond);
-			pthread_mutex_destroy(&c->lock);
-		}
-		free(c);
+		if (c)
+			conn_destroy(c);
 	}
 	return rc;
 }
@@ -373,7 +388,5 @@ void kb_srv_conn_detached_free(struct kb_srv_conn *c)
 	if (!c)
 		return;
 	kb_srv_sess_detach(c);
-	pthread_cond_destroy(&c->cond);
-	pthread_mutex_destroy(&c->lock);
-	free(c);
+	conn_destroy(c);
 }

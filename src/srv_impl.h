@@ -161,8 +161,8 @@ struct kb_srv_conn {
 
 	struct kb_srv_worker **w;    /* owned array of nworkers */
 	unsigned nworkers;
-	pthread_t rx;
-	struct kb_srv_conn *next;    /* srv lock */
+	pthread_t rx;                /* receiver, joined by kb_srv_reap */
+	struct kb_srv_conn *next;    /* srv lock: conns or dead list */
 };
 
 struct kb_srv {
@@ -189,6 +189,7 @@ struct kb_srv {
 	pthread_cond_t cond;         /* a connection went away */
 	struct kb_srv_sess *sessions;/* lock */
 	struct kb_srv_conn *conns;   /* lock */
+	struct kb_srv_conn *dead;    /* lock: exited receivers to join */
 	unsigned nconns;             /* lock */
 	bool stopping;               /* lock */
 };
@@ -205,6 +206,8 @@ void kb_srv_sess_detach(struct kb_srv_conn *c);
 int kb_srv_conn_spawn(struct kb_srv *s, int fd, const char *peer);
 /* Caller holds s->lock. */
 void kb_srv_conns_shutdown(struct kb_srv *s, bool force);
+/* Join and free the connections whose receivers have exited. */
+void kb_srv_reap(struct kb_srv *s);
 
 /* srv_ops.c: one request (session established); fills w->resp and, for
  * replies with bulk bytes, *data_len bytes at `data`. */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "chan.h"
@@ -81,6 +82,12 @@ static void teardown(void)
 	res = NULL;
 	kb_rpc_free(R);
 	R = NULL;
+	if (ts.pid > 0) { /* a clean exit: no crash, no sanitizer report */
+		int st = th_server_stop(&ts);
+
+		th_server_cleanup(&ts);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "keibifsd exit status %d", st);
+	}
 	th_server_cleanup(&ts);
 }
 

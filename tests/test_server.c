@@ -46,6 +46,12 @@ static void teardown(void)
 	res = NULL;
 	kb_rpc_free(R);
 	R = NULL;
+	if (ts.pid > 0) { /* a clean exit: no crash, no sanitizer report */
+		int st = th_server_stop(&ts);
+
+		th_server_cleanup(&ts);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "keibifsd exit status %d", st);
+	}
 	th_server_cleanup(&ts);
 }
 
