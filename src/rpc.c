@@ -47,7 +47,17 @@
  * A timer thread ticks every KB_RPC_TICK_MS: expired requests fail with
  * -ETIMEDOUT; a connection idle for KB_RPC_KEEPALIVE_MS gets a PING whose
  * round trip lands in kb_rpc_stats.rtt_us. Sends are bounded by
- * SO_SNDTIMEO so a stuck peer cannot hold a sender past its deadline.
+ * SO_SNDTIMEO so a stuck peer cannot hold a sender past its deadline, and
+ * TCP_USER_TIMEOUT (2 x timeout) turns a vanished host into a dead
+ * connection. A timeout alone does not take a connection down (a slow or
+ * stopped server may come back; its late replies are dropped by id).
+ *
+ * Threads and locks: one receiver per connection, one timer per session,
+ * any number of callers. Per-connection lock: slot table, counters, up /
+ * ready; session lock: notify callback, timer sleep; never both held. No
+ * lock is held while sending, receiving or running a callback. Callbacks
+ * run on a receiver (or the timer, or a failing sender) and must not block
+ * or make synchronous calls.
  *
  * Failure. A channel error marks the connection down and fails its pending
  * requests with -ENOTCONN; later requests go to the remaining connections;

@@ -50,7 +50,10 @@ static void handshake_error(const struct kb_rpc *r, const struct kb_chan_info *i
  * receiver runs. */
 static int conn_connect(struct kb_rpc *r, unsigned i, char *err, size_t errlen)
 {
-	struct kb_net_opts no = {.timeout_ms = r->timeout_ms};
+	/* TCP_USER_TIMEOUT: a vanished peer (data unacknowledged for twice the
+	 * request timeout) kills the connection; a stuck but alive one only
+	 * times requests out. */
+	struct kb_net_opts no = {.timeout_ms = r->timeout_ms, .user_timeout_ms = 2 * r->timeout_ms};
 	struct kb_chan_cfg cc = {
 		.initiator = true,
 		.s = r->cfg.identity,
