@@ -16,6 +16,7 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -62,6 +63,8 @@ struct kbfs {
 	unsigned sub_shift;             /* == block_shift: no sub-blocks */
 	unsigned ra_max;                /* readahead window limit, in blocks */
 	unsigned conns;
+	const char *realmnt;            /* canonical mountpoint (main's) */
+	atomic_int ra_pending;          /* read_ahead_kb still to be raised */
 	struct kbfs_rd *rd_free;        /* read request pool (rd_lock) */
 	pthread_mutex_t rd_lock;
 };
@@ -84,6 +87,10 @@ int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, cha
 		 size_t errlen);
 /* Raise the mount's bdi read_ahead_kb (needs the device from mountinfo). */
 int kbfs_raise_readahead(const char *realmnt, size_t kib);
+/* Once, from the first request after INIT: the kernel lowers read_ahead_kb
+ * to max_readahead when it processes the INIT reply, so raising it earlier
+ * does not stick; any later request proves INIT is done. */
+void kbfs_raise_readahead_once(struct kbfs *fs);
 /* Reads a 32-byte pre-shared key file (base64 or hex, one line). */
 int kbfs_load_psk(const char *path, uint8_t psk[static 32], char *err, size_t errlen);
 /* Allocate shared state (cache, read pool); kbfs_fini_state frees it and
@@ -119,5 +126,8 @@ struct kbfs_file {
 void kbfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	       struct fuse_file_info *fi);
 void kbfs_rd_pool_free(struct kbfs *fs);
+/* Start pulls of blocks [from, to) of a file version that are not cached. */
+void kbfs_prefetch(struct kbfs *fs, uint64_t ino, uint64_t remote, uint64_t version,
+		   uint64_t from, uint64_t to);
 
 #endif

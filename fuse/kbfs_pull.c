@@ -222,16 +222,19 @@ static bool note_read(struct kbfs *fs, struct kbfs_file *f, uint64_t off, size_t
 	return seq;
 }
 
-static void prefetch(struct kbfs *fs, struct kbfs_file *f, uint64_t from, uint64_t to)
+void kbfs_prefetch(struct kbfs *fs, uint64_t ino, uint64_t remote, uint64_t version,
+		   uint64_t from, uint64_t to)
 {
 	for (uint64_t b = from; b < to; b++) {
-		struct kb_cache_key k = {f->ino, f->version, b, fs->block_shift};
+		struct kb_cache_key k = {ino, version, b, fs->block_shift};
 		struct kb_cache_entry *fill = NULL;
 		struct kb_cache_ref ref;
+		int st = kb_cache_get(fs->cache, &k, KB_CACHE_CREATE, NULL, &ref, &fill);
 
-		if (kb_cache_get(fs->cache, &k, KB_CACHE_CREATE, NULL, &ref, &fill) ==
-		    KB_CACHE_FILL)
-			pull(fs, f->remote, &k, fill);
+		if (st == KB_CACHE_FILL)
+			pull(fs, remote, &k, fill);
+		else if (st == KB_CACHE_HIT)
+			kb_buf_put(ref.buf);
 	}
 }
 
@@ -283,6 +286,6 @@ void kbfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (piece_resolve(&rd->p[i]))
 			piece_done(&rd->p[i]);
 	if (from < to)
-		prefetch(fs, f, from, to);
+		kbfs_prefetch(fs, f->ino, f->remote, f->version, from, to);
 	piece_done(&(struct kbfs_piece){.rd = rd}); /* the starter's count */
 }

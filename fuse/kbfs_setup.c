@@ -223,3 +223,15 @@ int kbfs_raise_readahead(const char *realmnt, size_t kib)
 	close(fd);
 	return ret;
 }
+
+void kbfs_raise_readahead_once(struct kbfs *fs)
+{
+	int r;
+
+	if (!atomic_load_explicit(&fs->ra_pending, memory_order_relaxed) ||
+	    !atomic_exchange(&fs->ra_pending, 0) || !fs->realmnt)
+		return;
+	r = kbfs_raise_readahead(fs->realmnt, fs->o->block_size / 1024);
+	if (r < 0 && fs->o->debug)
+		fprintf(stderr, "keibifs: read_ahead_kb not raised: %s\n", strerror(-r));
+}

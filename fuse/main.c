@@ -148,10 +148,10 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	mounted = true;
-	/* The kernel sends reads of read_ahead_kb at most (FUSE-NOTES.md). */
-	r = kbfs_raise_readahead(real, o.block_size / 1024);
-	if (r < 0 && o.debug)
-		fprintf(stderr, "keibifs: read_ahead_kb not raised: %s\n", strerror(-r));
+	/* The kernel sends reads of read_ahead_kb at most (FUSE-NOTES.md);
+	 * raised from the first request after INIT (kbfs_raise_readahead_once). */
+	fs.realmnt = real;
+	atomic_store(&fs.ra_pending, 1);
 	if (status_fd >= 0) {
 		daemon_done(status_fd);
 		status_fd = -1;
