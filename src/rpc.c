@@ -249,21 +249,26 @@ void kb_rpc_complete(struct kb_rpc_conn *c, struct kb_rpc_slot *s, int status,
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* Fail every in-flight request (all, or those past their deadline). */
+/* Fail every in-flight request (all, or those past their deadline): claim
+ * them in one pass under the lock, complete them outside it. */
+_Static_assert(KB_RPC_SLOTS <= 64, "claimed slots are a 64-bit mask");
 static void fail_pending(struct kb_rpc_conn *c, int status, bool expired_only, uint64_t now)
 {
-	for (unsigned i = 0; i < KB_RPC_SLOTS; i++) {
-		struct kb_rpc_slot *s = &c->slots[i];
-		bool mine;
+	uint64_t mine = 0;
 
-		pthread_mutex_lock(&c->lock);
-		mine = s->state == KB_SLOT_INFLIGHT && (!expired_only || s->deadline_ns <= now);
-		if (mine)
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; c->nfree < KB_RPC_SLOTS && i < KB_RPC_SLOTS; i++) {
+		struct kb_rpc_slot *s = &c->slots[i];
+
+		if (s->state == KB_SLOT_INFLIGHT && (!expired_only || s->deadline_ns <= now)) {
 			s->state = KB_SLOT_CLAIMED;
-		pthread_mutex_unlock(&c->lock);
-		if (mine)
-			kb_rpc_complete(c, s, status, NULL);
+			mine |= 1ull << i;
+		}
 	}
+	pthread_mutex_unlock(&c->lock);
+	for (unsigned i = 0; mine; i++, mine >>= 1)
+		if (mine & 1)
+			kb_rpc_complete(c, &c->slots[i], status, NULL);
 }
 
 void kb_rpc_conn_down(struct kb_rpc_conn *c, int err)
