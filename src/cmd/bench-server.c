@@ -114,6 +114,13 @@ struct srv_env {
 	char port[16];
 };
 
+static void quiet(void *arg, int prio, const char *line)
+{
+	(void)arg;
+	if (prio <= KB_SRV_LOG_ERR)
+		fprintf(stderr, "keibifsd: %s\n", line);
+}
+
 static void *srv_main(void *arg)
 {
 	kb_srv_run(arg, -1);
@@ -123,7 +130,7 @@ static void *srv_main(void *arg)
 static int start_server(struct srv_env *e, const char *share)
 {
 	struct kb_noise_rng *rng = NULL;
-	struct kb_srv_cfg cfg = {.share = share, .listen = "127.0.0.1:0"};
+	struct kb_srv_cfg cfg = {.share = share, .listen = "127.0.0.1:0", .log = quiet};
 	char err[256];
 	const char *colon;
 	int rc = kb_noise_rng_new(&rng);
