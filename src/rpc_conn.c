@@ -87,9 +87,6 @@ static int conn_connect(struct kb_rpc *r, unsigned i, char *err, size_t errlen)
 	}
 	/* A stuck peer must not hold a sender past its deadline. */
 	kb_net_send_timeout(kb_chan_fd(chan), r->timeout_ms);
-	if (info.max_frame > KB_WIRE_HEADROOM)
-		r->max_write = i == 0 ? info.max_frame - KB_WIRE_HEADROOM
-				      : KB_MIN(r->max_write, info.max_frame - KB_WIRE_HEADROOM);
 	rc = kb_rpc_conn_start(&r->conns[i], chan, &info);
 	if (rc)
 		snprintf(err, errlen, "cannot start a receiver thread: %s", strerror(-rc));
@@ -178,6 +175,64 @@ int kb_rpc_conn_open(struct kb_rpc *r, unsigned i, kb_Entry *root, bool *read_on
 	return rc;
 }
 
+/* Connections 1..n-1 in parallel (after HELLO): a mount over a long link
+ * pays one connection setup, not n. */
+struct opener {
+	struct kb_rpc *r;
+	unsigned i;
+	int rc;
+	pthread_t th;
+	char err[512];
+};
+
+static void *opener_main(void *arg)
+{
+	struct opener *o = arg;
+
+	o->rc = kb_rpc_conn_open(o->r, o->i, NULL, NULL, o->err, sizeof(o->err));
+	return NULL;
+}
+
+static int open_rest(struct kb_rpc *r, char *err, size_t errlen)
+{
+	struct opener *o = calloc(r->nconns, sizeof(*o));
+	int rc = 0;
+
+	if (!o) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (unsigned i = 1; i < r->nconns; i++) {
+		o[i] = (struct opener){.r = r, .i = i, .rc = 1};
+		if (pthread_create(&o[i].th, NULL, opener_main, &o[i]))
+			opener_main(&o[i]); /* no thread: do it here */
+	}
+	for (unsigned i = 1; i < r->nconns; i++) {
+		if (o[i].rc == 1)
+			pthread_join(o[i].th, NULL);
+		else if (o[i].th)
+			pthread_join(o[i].th, NULL);
+	}
+	for (unsigned i = 1; i < r->nconns && !rc; i++) {
+		rc = o[i].rc;
+		if (rc)
+			snprintf(err, errlen, "%s", o[i].err);
+	}
+	free(o);
+	return rc;
+}
+
+/* What both sides accept, once every connection is up. */
+static void set_limits(struct kb_rpc *r)
+{
+	for (unsigned i = 0; i < r->nconns; i++) {
+		uint32_t mf = r->conns[i].info.max_frame;
+		size_t w = mf > KB_WIRE_HEADROOM ? mf - KB_WIRE_HEADROOM : 0;
+
+		r->max_write = i == 0 ? w : KB_MIN(r->max_write, w);
+	}
+}
+
 static int rpc_alloc(struct kb_rpc **out, const struct kb_rpc_cfg *cfg)
 {
 	size_t max_frame = cfg->max_frame ? cfg->max_frame : KB_FRAME_MAX_DEFAULT;
@@ -187,7 +242,14 @@ static int rpc_alloc(struct kb_rpc **out, const struct kb_rpc_cfg *cfg)
 	if (!r)
 		return -ENOMEM;
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_cond_init(&r->tick, NULL);
+	{
+		pthread_condattr_t ca; /* the timer sleeps to CLOCK_MONOTONIC deadlines */
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&r->tick, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	*out = r; /* partially built: kb_rpc_free copes */
 	r->cfg = *cfg;
 	r->host = strdup(cfg->host);
@@ -231,8 +293,11 @@ int kb_rpc_new(struct kb_rpc **out, const struct kb_rpc_cfg *cfg, kb_Entry *root
 		snprintf(err, errlen, "cannot set up the client: %s", kb_strerror(rc));
 		goto out;
 	}
-	for (unsigned i = 0; !rc && i < r->nconns; i++)
-		rc = kb_rpc_conn_open(r, i, root, read_only, err, errlen);
+	rc = kb_rpc_conn_open(r, 0, root, read_only, err, errlen);
+	if (!rc && r->nconns > 1)
+		rc = open_rest(r, err, errlen);
+	if (!rc)
+		set_limits(r);
 	/* The caller's keys and trust set are only borrowed while connecting. */
 	r->cfg.identity = NULL;
 	r->cfg.trust = NULL;
