@@ -46,9 +46,20 @@ static void setup_share(const char *dir)
 	}
 }
 
+static char tmpl[] = "/tmp/fuzz_request.XXXXXX";
+
+static void cleanup(void)
+{
+	char cmd[64];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpl);
+	if (system(cmd)) {
+		/* best effort */
+	}
+}
+
 static void init(void)
 {
-	static char tmpl[] = "/tmp/fuzz_request.XXXXXX";
 	struct kb_srv_cfg cfg = {0};
 	struct rlimit rl = {16 << 20, 16 << 20};
 	uint8_t priv[32], frame[8192], *reply;
@@ -58,6 +69,7 @@ static void init(void)
 
 	if (!dir)
 		abort();
+	atexit(cleanup);
 	setup_share(dir);
 	setrlimit(RLIMIT_FSIZE, &rl);
 	signal(SIGXFSZ, SIG_IGN);
