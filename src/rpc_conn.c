@@ -182,6 +182,7 @@ struct opener {
 	unsigned i;
 	int rc;
 	pthread_t th;
+	bool started;
 	char err[512];
 };
 
@@ -203,16 +204,14 @@ static int open_rest(struct kb_rpc *r, char *err, size_t errlen)
 		return -ENOMEM;
 	}
 	for (unsigned i = 1; i < r->nconns; i++) {
-		o[i] = (struct opener){.r = r, .i = i, .rc = 1};
-		if (pthread_create(&o[i].th, NULL, opener_main, &o[i]))
+		o[i] = (struct opener){.r = r, .i = i};
+		o[i].started = !pthread_create(&o[i].th, NULL, opener_main, &o[i]);
+		if (!o[i].started)
 			opener_main(&o[i]); /* no thread: do it here */
 	}
-	for (unsigned i = 1; i < r->nconns; i++) {
-		if (o[i].rc == 1)
+	for (unsigned i = 1; i < r->nconns; i++)
+		if (o[i].started)
 			pthread_join(o[i].th, NULL);
-		else if (o[i].th)
-			pthread_join(o[i].th, NULL);
-	}
 	for (unsigned i = 1; i < r->nconns && !rc; i++) {
 		rc = o[i].rc;
 		if (rc)
