@@ -113,7 +113,7 @@ void kbfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
 /* kbfs_pull.c: one open file (fi->fh). */
 struct kbfs_file {
-	uint64_t remote_fh;
+	uint64_t remote_fh; /* 0: no server handle (read-only opens) */
 	uint64_t ino;
 	uint64_t remote;   /* server node id at open */
 	uint64_t version;  /* file version at open: the cache key */

@@ -161,14 +161,33 @@ static void kbfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 	fuse_reply_attr(req, &st, fs->o->attr_timeout);
 }
 
+/* May the caller read a file with these attributes? Mode bits against the
+ * mapped owner (idmap=user). The server still refuses at READ whatever its
+ * own user cannot read. */
+static bool may_read(const struct kbfs *fs, fuse_req_t req, const kb_Attr *a)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct stat st;
+
+	kbfs_attr_to_stat(fs, a, &st);
+	if (ctx->uid == 0)
+		return true;
+	if (st.st_uid == ctx->uid)
+		return st.st_mode & S_IRUSR;
+	if (st.st_gid == ctx->gid)
+		return st.st_mode & S_IRGRP;
+	return st.st_mode & S_IROTH;
+}
+
+/* Read-only opens cost no round trip of their own: block pulls READ with
+ * fh 0 through the server's descriptor for the node (PROTOCOL.md), so the
+ * server-side OPEN would only add latency to every small file. */
 static void kbfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);
+	uint64_t remote = kbfs_node_remote(fs->nodes, ino), version;
 	struct kbfs_file *f;
-	uint32_t open_flags = 0;
-	uint64_t fh = 0, version;
 	kb_Attr a;
-	bool fresh;
 	int ret;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
@@ -176,30 +195,23 @@ static void kbfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	/* Attributes as fresh as attr_timeout allows decide the version. */
-	fresh = kbfs_node_fresh_attr(fs->nodes, ino, &a);
-	/* A small file is read whole right after open (cp -r): pull it during
-	 * the OPEN round trip instead of after it. */
-	if (fresh && S_ISREG(a.mode) && a.size && a.size <= fs->o->block_size)
-		kbfs_prefetch(fs, ino, kbfs_node_remote(fs->nodes, ino), kbfs_attr_version(&a), 0,
-			      1);
-	ret = kb_rpc_open(fs->rpc, kbfs_node_remote(fs->nodes, ino), (uint32_t)fi->flags, &fh,
-			  &open_flags);
-	if (ret < 0) {
-		reply_err(req, ret);
-		return;
-	}
-	if (fresh)
+	if (kbfs_node_fresh_attr(fs->nodes, ino, &a))
 		version = kbfs_attr_version(&a);
 	else if ((ret = fetch_attr(fs, ino, &a, &version)) < 0)
 		goto fail;
+	ret = -EACCES;
+	if (!may_read(fs, req, &a))
+		goto fail;
+	/* A small file is read whole right after open (cp -r): start now. */
+	if (S_ISREG(a.mode) && a.size && a.size <= fs->o->block_size)
+		kbfs_prefetch(fs, ino, remote, version, 0, 1);
 	f = calloc(1, sizeof(*f));
 	ret = -ENOMEM;
 	if (!f)
 		goto fail;
 	pthread_mutex_init(&f->lock, NULL);
-	f->remote_fh = fh;
 	f->ino = ino;
-	f->remote = kbfs_node_remote(fs->nodes, ino);
+	f->remote = remote;
 	f->version = version;
 	f->size = a.size;
 	fi->fh = (uintptr_t)f;
@@ -208,13 +220,11 @@ static void kbfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!fi->keep_cache)
 		kb_cache_invalidate(fs->cache, ino, version);
 	if (fuse_reply_open(req, fi) != 0) { /* interrupted: the kernel forgot it */
-		kb_rpc_release(fs->rpc, f->remote, fh, false);
 		pthread_mutex_destroy(&f->lock);
 		free(f);
 	}
 	return;
 fail:
-	kb_rpc_release(fs->rpc, kbfs_node_remote(fs->nodes, ino), fh, false);
 	reply_err(req, ret);
 }
 
@@ -236,8 +246,9 @@ static void kbfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 	r.node = f->remote;
 	r.fh = f->remote_fh;
 	/* Nobody waits for it: the reply is ignored (the handle dies with the
-	 * session anyway). */
-	kb_rpc_submit(fs->rpc, &r, NULL, 0, -1, release_done, NULL);
+	 * session anyway). Read-only opens hold no server handle. */
+	if (f->remote_fh)
+		kb_rpc_submit(fs->rpc, &r, NULL, 0, -1, release_done, NULL);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 	fuse_reply_err(req, 0);
