@@ -492,7 +492,7 @@ static void keepalive(struct kb_rpc_conn *c, uint64_t now)
 
 	uint64_t last = atomic_load(&c->last_rx_ns); /* may be later than now */
 
-	if (last >= now || now - last < (uint64_t)KB_RPC_KEEPALIVE_MS * 1000000u ||
+	if (!c->r->keepalive_ns || last >= now || now - last < c->r->keepalive_ns ||
 	    atomic_load(&c->ping_sent_ns))
 		return;
 	pthread_mutex_lock(&c->lock);

@@ -35,6 +35,7 @@ struct kb_rpc_cfg {
 	enum kb_aead_backend backend;
 	int timeout_ms;              /* connect/handshake/request timeout */
 	size_t max_frame;            /* largest frame we accept (>= block + headroom) */
+	int keepalive_ms;            /* PING a connection idle this long (0: 15 s, <0: off) */
 };
 
 /* cfg and what it points to (identity, trust, psk) are only used during

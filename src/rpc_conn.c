@@ -261,6 +261,9 @@ static int rpc_alloc(struct kb_rpc **out, const struct kb_rpc_cfg *cfg)
 	r->cfg.port = r->port;
 	r->cfg.path = r->path;
 	r->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : KB_RPC_DEFAULT_TIMEOUT_MS;
+	if (cfg->keepalive_ms >= 0)
+		r->keepalive_ns = (uint64_t)(cfg->keepalive_ms ? cfg->keepalive_ms
+							: KB_RPC_KEEPALIVE_MS) * 1000000u;
 	r->max_read = max_frame - KB_WIRE_HEADROOM;
 	rc = cfg->identity ? kb_x25519_pub(cfg->identity, r->our_pub) : 0;
 	if (!rc)

@@ -71,6 +71,7 @@ struct kb_rpc {
 	struct kb_rpc_cfg cfg;       /* strings point into the copies below */
 	char *host, *port, *path;    /* owned copies */
 	int timeout_ms;              /* effective request timeout */
+	uint64_t keepalive_ns;       /* idle time before a PING; 0: never */
 	uint8_t our_pub[KB_KEY_LEN];
 	struct kb_noise_rng *rng;    /* owned */
 	struct kb_bufpool *pools[KB_RPC_NCLASS]; /* owned; ascending capacity */

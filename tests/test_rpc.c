@@ -173,12 +173,12 @@ out:
 	return NULL;
 }
 
-static struct fake *fake_new(unsigned n, int timeout_ms)
+static struct fake *fake_new_ka(unsigned n, int timeout_ms, int keepalive_ms)
 {
 	static const uint8_t k1[32] = {1}, k2[32] = {2};
 	struct kb_chan *cc[8];
 	struct kb_rpc_cfg cfg = {.host = "fake", .conns = n, .timeout_ms = timeout_ms,
-				 .max_frame = FAKE_MAX_FRAME};
+				 .max_frame = FAKE_MAX_FRAME, .keepalive_ms = keepalive_ms};
 	struct fake *fk = calloc(1, sizeof(*fk));
 
 	fk->n = n;
@@ -198,6 +198,11 @@ static struct fake *fake_new(unsigned n, int timeout_ms)
 	}
 	ck_assert_int_eq(kb_rpc_new_raw(&fk->r, &cfg, cc), 0);
 	return fk;
+}
+
+static struct fake *fake_new(unsigned n, int timeout_ms)
+{
+	return fake_new_ka(n, timeout_ms, -1); /* no PINGs of our own */
 }
 
 static void fake_free(struct fake *fk)
@@ -518,6 +523,23 @@ START_TEST(test_fake_notify)
 	ck_assert_uint_eq(nt.node, 42);
 	ck_assert_str_eq(nt.name, "changed");
 	pthread_mutex_unlock(&nt.lock);
+	fake_free(fk);
+}
+END_TEST
+
+START_TEST(test_fake_keepalive)
+{
+	struct fake *fk = fake_new_ka(1, 5000, 100);
+	struct kb_rpc_stats rs = {0};
+
+	/* idle: the timer PINGs on its own and records the round trip */
+	for (int i = 0; i < 300 && rs.requests < 2; i++) {
+		usleep(10000);
+		kb_rpc_stats(fk->r, &rs);
+	}
+	ck_assert_uint_ge(rs.requests, 2);
+	ck_assert_uint_gt(rs.rtt_us, 0);
+	ck_assert_uint_eq(rs.errors, 0);
 	fake_free(fk);
 }
 END_TEST
@@ -1066,6 +1088,7 @@ Suite *suite_rpc(void)
 	tcase_add_test(tf, test_fake_conn_death);
 	tcase_add_test(tf, test_fake_free_fails_pending);
 	tcase_add_test(tf, test_fake_notify);
+	tcase_add_test(tf, test_fake_keepalive);
 	tcase_add_test(tf, test_fake_no_alloc_steady);
 	suite_add_tcase(s, tf);
 	tcase_set_timeout(ts, 60);
