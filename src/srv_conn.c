@@ -87,6 +87,8 @@ static int start_workers(struct kb_srv_conn *c)
 		if (!rc) {
 			c->w[i]->conn = c;
 			rc = -pthread_create(&c->w[i]->th, NULL, worker_main, c->w[i]);
+			if (!rc)
+				pthread_setname_np(c->w[i]->th, "kbsrv-work");
 		}
 		if (rc) {
 			kb_srv_worker_free(c->w[i]);
@@ -341,6 +343,8 @@ int kb_srv_conn_spawn(struct kb_srv *s, int fd, const char *peer)
 	s->conns = c;
 	s->nconns++;
 	rc = -pthread_create(&c->rx, NULL, conn_main, c); /* joined by kb_srv_reap */
+	if (!rc)
+		pthread_setname_np(c->rx, "kbsrv-recv");
 	if (rc) {
 		s->conns = c->next;
 		s->nconns--;

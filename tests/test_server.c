@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "keys.h"
 #include "rpc.h"
 #include "th.h"
 #include "th_server.h"
@@ -973,6 +974,60 @@ START_TEST(test_daemon_pidfile)
 }
 END_TEST
 
+START_TEST(test_handle_limit)
+{
+	uint64_t f, fh = 0, last = 0;
+	uint32_t of;
+	int rc = 0, n = 0;
+
+	ck_assert_int_eq(th_write_pattern(th_server_path(&ts, "h"), 10, 1, 0644), 0);
+	f = lookup_ok(root.node, "h");
+	while (n <= 4096 && !(rc = kb_rpc_open(R, f, O_RDONLY, &fh, &of))) {
+		last = fh;
+		n++;
+	}
+	ck_assert_int_eq(n, 4096);
+	ck_assert_int_eq(rc, -EMFILE);
+	ck_assert_int_eq(kb_rpc_release(R, f, last, false), 0);
+	ck_assert_int_eq(kb_rpc_open(R, f, O_RDONLY, &fh, &of), 0); /* room again */
+}
+END_TEST
+
+START_TEST(test_listen_ipv6)
+{
+	struct th_server t6;
+	char listen[64];
+	const char *extra[] = {"--listen", listen, NULL};
+	struct kb_keyset *trust = NULL;
+	struct kb_rpc *r = NULL;
+	kb_Entry e;
+	bool ro;
+	char err[256];
+	int port = th_free_port();
+
+	snprintf(listen, sizeof(listen), "[::1]:%d", port);
+	ck_assert_int_eq(th_server_start(&t6, 0, extra), 0);
+	ck_assert(th_wait_file_contains(t6.log, "ready on [::1]:", 10));
+	snprintf(t6.port_str, sizeof(t6.port_str), "%d", port);
+	{
+		struct kb_rpc_cfg cfg = {
+			.host = "::1", .port = t6.port_str, .path = "/", .conns = 2,
+			.identity = t6.client_priv, .timeout_ms = 5000,
+		};
+
+		ck_assert_int_eq(kb_keyset_new(&trust), 0);
+		ck_assert_int_eq(kb_keyset_add(trust, t6.server_pub, 0), 0);
+		cfg.trust = trust;
+		ck_assert_int_eq(kb_rpc_new(&r, &cfg, &e, &ro, err, sizeof(err)), 0);
+	}
+	ck_assert_int_eq(kb_rpc_ping(r, NULL), 0);
+	kb_rpc_free(r);
+	kb_keyset_free(trust);
+	ck_assert_int_eq(th_server_stop(&t6), 0);
+	th_server_cleanup(&t6);
+}
+END_TEST
+
 Suite *suite_server(void);
 Suite *suite_server(void)
 {
@@ -992,6 +1047,8 @@ Suite *suite_server(void)
 	tcase_add_test(ops, test_statfs_xattr);
 	tcase_add_test(ops, test_fallocate_copy_lseek_fsync);
 	tcase_add_test(ops, test_access);
+	tcase_add_test(ops, test_handle_limit);
+	tcase_add_test(ops, test_listen_ipv6);
 	suite_add_tcase(s, ops);
 
 	tcase_add_checked_fixture(modes, NULL, teardown);
