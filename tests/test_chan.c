@@ -13,6 +13,7 @@
 
 #include "chan.h"
 #include "err.h"
+#include "noise.h"
 #include "util.h"
 
 #define TC_MAX 1000 /* max frame of the raw-injection channels */
@@ -477,6 +478,31 @@ START_TEST(test_rekey_changes_key)
 }
 END_TEST
 
+/* The channel's Rekey() and noise.c's kb_noise_cs_rekey() agree. */
+START_TEST(test_rekey_matches_noise)
+{
+	struct kb_noise_cs cs;
+	struct kb_aead *mine;
+	uint8_t a[48], b[48], ta[16], tb[16];
+
+	kb_noise_cs_init(&cs);
+	ck_assert_int_eq(kb_aead_new(&cs.aead, be_pairs[_i][0], tc_key_ab), 0);
+	ck_assert_int_eq(kb_aead_new(&mine, be_pairs[_i][1], tc_key_ab), 0);
+	for (int round = 0; round < 3; round++) {
+		ck_assert_int_eq(kb_noise_cs_rekey(&cs), 0);
+		ck_assert_int_eq(kb_chan_rekey_aead(mine), 0);
+		tc_fill(a, sizeof(a), round);
+		memcpy(b, a, sizeof(b));
+		ck_assert_int_eq(kb_aead_seal(cs.aead, 9, NULL, 0, a, a, sizeof(a), ta), 0);
+		ck_assert_int_eq(kb_aead_seal(mine, 9, NULL, 0, b, b, sizeof(b), tb), 0);
+		ck_assert_mem_eq(a, b, sizeof(a));
+		ck_assert_mem_eq(ta, tb, sizeof(ta));
+	}
+	kb_aead_free(mine);
+	kb_noise_cs_destroy(&cs);
+}
+END_TEST
+
 struct multi {
 	struct kb_chan *c;
 	unsigned id;
@@ -596,6 +622,7 @@ Suite *suite_chan(void)
 	tcase_add_test(tc, test_reorder);
 	tcase_add_loop_test(tc, test_rekey_in_step, 0, npairs);
 	tcase_add_loop_test(tc, test_rekey_changes_key, 0, npairs);
+	tcase_add_loop_test(tc, test_rekey_matches_noise, 0, npairs);
 	tcase_add_test(tc, test_many_senders);
 	tcase_add_test(tc, test_shutdown);
 	suite_add_tcase(s, tc);
