@@ -316,6 +316,11 @@ int kb_srv_op_setxattr(struct kb_srv_req *rq, struct kb_srv_node *n)
 
 	if (ret)
 		return ret;
+	/* Only the user namespace may be changed: security.capability or
+	 * trusted.* set by a remote peer on a server running as root would
+	 * grant privileges on the server. */
+	if (strncmp(q->name, "user.", 5))
+		return -EPERM;
 	if (kb_srv_proc_path(n, path, sizeof(path)))
 		return -EPERM;
 	if (q->op == kb_Op_REMOVEXATTR)

@@ -489,6 +489,14 @@ START_TEST(test_statfs_xattr)
 		ck_assert_int_eq(call(&q, NULL, 0), 0);
 		ck_assert_ptr_nonnull(memmem(res->bulk, res->bulk_len, "user.kb", 8));
 	}
+	{
+		Q(q, SETXATTR); /* privileged namespaces are refused */
+		q.node = f;
+		snprintf(q.name, sizeof(q.name), "security.capability");
+		ck_assert_int_eq(call(&q, "\x01\x00\x00\x02", 4), -EPERM);
+		snprintf(q.name, sizeof(q.name), "trusted.kb");
+		ck_assert_int_eq(call(&q, "x", 1), -EPERM);
+	}
 	ck_assert_int_eq(simple(kb_Op_REMOVEXATTR, f, "user.kb"), 0);
 	ck_assert_int_eq(simple(kb_Op_REMOVEXATTR, f, "user.kb"), -ENODATA);
 }
