@@ -205,6 +205,8 @@ static int chan_write(struct kb_chan *c, const uint8_t *p, size_t n)
 			c->use_write = 1;
 			continue;
 		}
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return -KB_ETIMEOUT; /* SO_SNDTIMEO ran out mid-frame */
 		if (r < 0)
 			return -errno;
 		p += r;
@@ -276,6 +278,12 @@ int kb_chan_sendv(struct kb_chan *c, const struct iovec *iov, int iovcnt)
 	return rc;
 }
 
+/* SO_RCVTIMEO (set by a caller) running out shows as EAGAIN. */
+static int timeout_err(int rc)
+{
+	return rc == -EAGAIN || rc == -EWOULDBLOCK ? -KB_ETIMEOUT : rc;
+}
+
 /* Check a frame's length bytes; *plen = plaintext length. Nothing else is
  * read or sized before this passes. */
 int kb_chan_check_len(const struct kb_chan *c, const uint8_t head[KB_FRAME_HEAD], size_t *plen)
@@ -300,7 +308,7 @@ int kb_chan_recv_len(struct kb_chan *c, size_t *plen)
 		*plen = c->pending;
 		return 0;
 	}
-	rc = kb_read_full(c->fd, c->rx_head, KB_FRAME_HEAD);
+	rc = timeout_err(kb_read_full(c->fd, c->rx_head, KB_FRAME_HEAD));
 	if (!rc)
 		rc = kb_chan_check_len(c, c->rx_head, &c->pending);
 	if (rc)
@@ -344,7 +352,7 @@ int kb_chan_recv_body(struct kb_chan *c, uint8_t *buf, size_t plen)
 	if (c->pending == NO_PENDING || plen != c->pending)
 		return -EINVAL; /* caller bug: recv_len first, with its plen */
 	c->pending = NO_PENDING;
-	rc = kb_read_full(c->fd, buf, plen + KB_FRAME_TAG);
+	rc = timeout_err(kb_read_full(c->fd, buf, plen + KB_FRAME_TAG));
 	if (rc == -KB_ECLOSED)
 		rc = -KB_ETRUNC; /* the length arrived, the body did not */
 	if (rc) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "chan.h"
@@ -600,6 +601,29 @@ START_TEST(test_shutdown)
 }
 END_TEST
 
+/* A sender stuck behind a peer that does not read, with SO_SNDTIMEO set
+ * (as the RPC client does): -KB_ETIMEOUT, and the half-sent frame kills
+ * the channel. */
+START_TEST(test_send_timeout)
+{
+	struct timeval tv = {.tv_usec = 50000};
+	struct kb_chan *a, *b;
+	size_t plen = 1 << 20;
+	uint8_t *f = calloc(1, plen + KB_FRAME_HEAD + KB_FRAME_TAG); /* owned here */
+
+	tc_pair(&a, &b, KB_AEAD_DEFAULT, KB_AEAD_DEFAULT, 0);
+	ck_assert_int_eq(setsockopt(kb_chan_fd(a), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
+	ck_assert_int_eq(setsockopt(kb_chan_fd(b), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	ck_assert_int_eq(kb_chan_send(a, f, plen), -KB_ETIMEOUT);
+	ck_assert_int_eq(kb_chan_send(a, f, 1), -KB_ETIMEOUT);
+	/* the receiver got part of it and then times out inside the body */
+	ck_assert_int_eq(kb_chan_recv(b, f, plen + KB_FRAME_TAG, &plen), -KB_ETIMEOUT);
+	free(f);
+	kb_chan_free(a);
+	kb_chan_free(b);
+}
+END_TEST
+
 Suite *suite_chan(void);
 Suite *suite_chan(void)
 {
@@ -625,6 +649,7 @@ Suite *suite_chan(void)
 	tcase_add_loop_test(tc, test_rekey_matches_noise, 0, npairs);
 	tcase_add_test(tc, test_many_senders);
 	tcase_add_test(tc, test_shutdown);
+	tcase_add_test(tc, test_send_timeout);
 	suite_add_tcase(s, tc);
 	return s;
 }
