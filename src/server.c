@@ -55,6 +55,7 @@
 #include "util.h"
 
 #define STOP_GRACE_MS 10000
+#define SEND_TIMEOUT_MS 120000
 
 void kb_srv_logf(const struct kb_srv *s, int prio, const char *fmt, ...)
 {
@@ -274,6 +275,9 @@ static void accept_one(struct kb_srv *s, int lfd)
 		return;
 	}
 	kb_net_tune(fd, &o);
+	/* A peer that takes no data for this long is gone (or hostile): its
+	 * blocked send fails and the connection closes, freeing its workers. */
+	kb_net_send_timeout(fd, SEND_TIMEOUT_MS);
 	format_addr((struct sockaddr *)&ss, len, peer, sizeof(peer));
 	if (kb_srv_conn_spawn(s, fd, peer))
 		kb_srv_logf(s, KB_SRV_LOG_INFO, "refused %s: too many connections", peer);
