@@ -162,8 +162,12 @@ static void rd_finish(struct kbfs_rd *rd)
 		if (have < start + (1ull << p->key.shift))
 			break; /* short block: end of file */
 	}
+	/* fuse_reply_buf sends from a stack iovec; fuse_reply_iov mallocs one
+	 * (libfuse 3.14), so it is kept for reads that span two blocks. */
 	if (err)
 		fuse_reply_err(rd->req, -kb_err_to_errno(err));
+	else if (n <= 1)
+		fuse_reply_buf(rd->req, n ? iov[0].iov_base : NULL, n ? iov[0].iov_len : 0);
 	else
 		fuse_reply_iov(rd->req, iov, n);
 	for (unsigned i = 0; i < rd->npieces; i++)
