@@ -99,7 +99,8 @@ int kb_chan_recv_len(struct kb_chan *c, size_t *plen);
 int kb_chan_recv_body(struct kb_chan *c, uint8_t *buf, size_t plen);
 
 struct kb_chan_stats {
-	uint64_t frames_sent, frames_recv, bytes_sent, bytes_recv, rekeys;
+	uint64_t frames_sent, frames_recv, bytes_sent, bytes_recv; /* plaintext bytes */
+	uint64_t rekeys; /* both directions together */
 };
 void kb_chan_stats(const struct kb_chan *c, struct kb_chan_stats *st);
 

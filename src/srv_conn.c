@@ -78,6 +78,10 @@ static void *worker_main(void *arg)
 
 static int start_workers(struct kb_srv_conn *c)
 {
+	int ret = kb_srv_worker_new(&c->inl, KB_SRV_SMALL_FRAME);
+
+	if (ret)
+		return ret;
 	c->w = calloc(c->srv->nworkers, sizeof(*c->w));
 	if (!c->w)
 		return -ENOMEM;
@@ -113,6 +117,8 @@ static void stop_workers(struct kb_srv_conn *c)
 	free(c->w);
 	c->w = NULL;
 	c->nworkers = 0;
+	kb_srv_worker_free(c->inl);
+	c->inl = NULL;
 }
 
 /* Wait for room (and, before a session exists, for the first frame to be
@@ -147,6 +153,21 @@ static int wait_frame(struct kb_srv_conn *c)
 	return pf[1].revents ? -KB_ECLOSED : 0;
 }
 
+/* Serve a quick operation on the receiver thread itself: one thread
+ * handoff less on the round trip that matters most for metadata latency.
+ * Only ops that neither touch data nor walk paths qualify. */
+static int serve_inline(struct kb_srv_conn *c, struct kb_buf *b, size_t plen)
+{
+	uint8_t *reply = NULL;
+	size_t rlen = 0;
+	int rc = kb_srv_handle_frame(c, c->inl, b->mem, plen, &reply, &rlen);
+
+	if (reply && kb_chan_send(c->chan, reply, rlen) < 0)
+		kb_chan_shutdown(c->chan);
+	kb_buf_put(b);
+	return rc < 0 ? rc : 0;
+}
+
 static int recv_one(struct kb_srv_conn *c)
 {
 	struct kb_srv_job *j;
@@ -166,6 +187,8 @@ static int recv_one(struct kb_srv_conn *c)
 		kb_buf_put(b);
 		return rc;
 	}
+	if (c->sess && c->inl && kb_srv_quick_op(b->mem, plen))
+		return serve_inline(c, b, plen);
 	pthread_mutex_lock(&c->lock);
 	j = c->free; /* wait_room guaranteed a free slot */
 	c->free = j->next;

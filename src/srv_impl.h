@@ -161,6 +161,7 @@ struct kb_srv_conn {
 
 	struct kb_srv_worker **w;    /* owned array of nworkers */
 	unsigned nworkers;
+	struct kb_srv_worker *inl;   /* owned: the receiver's, for quick ops */
 	pthread_t rx;                /* receiver, joined by kb_srv_reap */
 	struct kb_srv_conn *next;    /* srv lock: conns or dead list */
 };
@@ -224,6 +225,9 @@ struct kb_srv_req {
 	struct kb_srv_worker *w;
 };
 int kb_srv_dispatch(struct kb_srv_req *rq);
+/* srv_sess.c: true for operations cheap enough to serve on the receiver
+ * thread (no data, no path walk): PING, GETATTR, FORGET, RELEASE(DIR). */
+bool kb_srv_quick_op(const uint8_t *pt, size_t len);
 void kb_srv_attr_fill(kb_Attr *a, const struct stat *st);
 
 #endif

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <pb_decode.h>
+
 #include "chan.h"
 #include "err.h"
 #include "noise.h"
@@ -213,6 +215,31 @@ static int finish(struct kb_srv_conn *c, struct kb_srv_worker *w, uint8_t *data,
 	*reply = data - hlen - KB_FRAME_HEAD;
 	*rlen = hlen + data_len;
 	return 0;
+}
+
+bool kb_srv_quick_op(const uint8_t *pt, size_t len)
+{
+	pb_istream_t is;
+	pb_wire_type_t wt;
+	uint32_t tag, h;
+	uint64_t op;
+	bool eof;
+
+	if (len < KB_WIRE_LEN || (h = kb_get_be32(pt)) > len - KB_WIRE_LEN || h > 256)
+		return false;
+	is = pb_istream_from_buffer(pt + KB_WIRE_LEN, h);
+	while (pb_decode_tag(&is, &wt, &tag, &eof)) {
+		if (tag != kb_Request_op_tag || wt != PB_WT_VARINT) {
+			if (!pb_skip_field(&is, wt))
+				return false;
+			continue;
+		}
+		if (!pb_decode_varint(&is, &op))
+			return false;
+		return op == kb_Op_PING || op == kb_Op_GETATTR || op == kb_Op_FORGET ||
+		       op == kb_Op_RELEASE || op == kb_Op_RELEASEDIR;
+	}
+	return false;
 }
 
 static void resp_reset(kb_Response *r, uint64_t id)

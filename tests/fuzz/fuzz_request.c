@@ -17,6 +17,7 @@
 
 #include "chan.h"
 #include "server.h"
+#include "srv_impl.h"
 #include "wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -107,6 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!copy)
 		copy = malloc(1u << 20);
 	memcpy(copy, data, size); /* the server may keep no pointer into it */
+	(void)kb_srv_quick_op(copy, size); /* the receiver's op peek */
 	rc = kb_srv_handle_frame(conn, worker, copy, size, &reply, &rlen);
 	if (reply) {
 		if (kb_wire_decode_resp(reply + KB_FRAME_HEAD, rlen, &resp, &bulk, &blen))
