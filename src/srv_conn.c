@@ -8,7 +8,8 @@
  * Backpressure: at most KB_SRV_MAX_INFLIGHT frames and
  * KB_SRV_INFLIGHT_BYTES bytes are queued or being served per connection;
  * beyond that the receiver stops reading (TCP flow control does the rest).
- * The first frame (HELLO/ATTACH) is served before the next is read.
+ * The first frame (HELLO/ATTACH) is served before the next is read; quick
+ * operations (kb_srv_quick_op) are served by the receiver itself.
  */
 #include <errno.h>
 #include <poll.h>
