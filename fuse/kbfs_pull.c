@@ -205,9 +205,10 @@ static bool note_read(struct kbfs *fs, struct kbfs_file *f, uint64_t off, size_t
 	bool seq;
 
 	pthread_mutex_lock(&f->lock);
-	/* In-order or nearly (the kernel sends readahead reads concurrently). */
+	/* In order, or out of order by at most one block (the kernel sends its
+	 * readahead reads concurrently and they may be served out of order). */
 	seq = (off == 0 && f->next_off == 0) ||
-	      (end + 4 * bs >= f->next_off && off <= f->next_off + 4 * bs && f->next_off);
+	      (f->next_off && end + bs >= f->next_off && off <= f->next_off + bs);
 	*from = *to = 0;
 	if (seq) {
 		f->win = f->win ? KB_MIN(f->win * 2, fs->ra_max) : KB_MIN(2u, fs->ra_max);

@@ -47,6 +47,10 @@ static void setup(void)
 		if (th_write_pattern(th_server_path(&srv, files[i].name), files[i].size,
 				     (unsigned)i + 1, 0644) < 0)
 			return;
+	/* read only by the tests that check what gets pulled / cached */
+	if (th_write_pattern(th_server_path(&srv, "rnd"), 64 * BS, 77, 0644) < 0 ||
+	    th_write_pattern(th_server_path(&srv, "kc"), 3 * BS, 78, 0644) < 0)
+		return;
 	if (th_sh("cd '%s' && mkdir -p sub/deeper && echo hi > sub/deeper/f && "
 		  "ln -s mid link && ln -s nowhere dangling && ln -s sub dirlink && "
 		  "ln bs hardlink && chmod 0600 one && chmod 0751 sub && "
@@ -337,6 +341,62 @@ START_TEST(test_changed_file_seen)
 }
 END_TEST
 
+/* Bytes the client process has read so far (sockets included). */
+static long long client_rchar(void)
+{
+	char path[64], *out = NULL;
+	long long v = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/io", (int)mnt.pid);
+	if (th_sh_out(&out, "awk '/^rchar/ {print $2}' %s", path) == 0 && out)
+		v = atoll(out);
+	free(out);
+	return v;
+}
+
+/* A 4 KiB random read pulls a 64 KiB sub-block, not a whole 1 MiB block. */
+START_TEST(test_random_no_overfetch)
+{
+	char buf[4096];
+	long long before, after;
+	int fd;
+
+	REQUIRE_UP();
+	fd = open(mp("rnd"), O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	before = client_rchar();
+	ck_assert_int_ge(before, 0);
+	for (int i = 0; i < 32; i++) /* one read in every other block */
+		ck_assert_int_eq(pread(fd, buf, sizeof(buf), (off_t)i * 2 * BS + 300000), 4096);
+	after = client_rchar();
+	close(fd);
+	/* whole blocks would be 32 MiB; sub-blocks (+ kernel read-around)
+	 * stay far below */
+	ck_assert_msg(after - before < 8 * BS, "pulled %lld bytes for 32 x 4 KiB",
+		      after - before);
+	ck_assert_msg(after - before >= 32 * 4096, "before %lld after %lld", before, after);
+}
+END_TEST
+
+/* An unchanged file keeps the kernel page cache across opens; a changed
+ * one loses it (fincore opens the file, then counts resident pages). */
+START_TEST(test_kernel_cache_versions)
+{
+	char *out = NULL;
+
+	REQUIRE_UP();
+	ck_assert_int_eq(th_sh("cat '%s' > /dev/null", mp("kc")), 0);
+	ck_assert_int_eq(th_sh_out(&out, "fincore -b -n -o RES '%s'", mp("kc")), 0);
+	ck_assert_msg(atoll(out) == 3 * BS, "resident after reopen: %s", out);
+	free(out);
+	ck_assert_int_eq(th_sh("touch -d '2011-11-11' '%s'", th_server_path(&srv, "kc")), 0);
+	usleep(1200 * 1000); /* attr_timeout */
+	ck_assert_int_eq(th_sh_out(&out, "fincore -b -n -o RES '%s'", mp("kc")), 0);
+	ck_assert_msg(atoll(out) == 0, "resident after change: %s", out);
+	free(out);
+}
+END_TEST
+
 /* ---- refusals: no mount may be left behind ---------------------------- */
 
 START_TEST(test_unknown_peer)
@@ -576,6 +636,8 @@ Suite *suite_mount(void)
 	tcase_add_test(tc, test_contents);
 	tcase_add_test(tc, test_concurrent_readers);
 	tcase_add_test(tc, test_random_reads);
+	tcase_add_test(tc, test_random_no_overfetch);
+	tcase_add_test(tc, test_kernel_cache_versions);
 	tcase_add_test(tc, test_symlinks);
 	tcase_add_test(tc, test_xattrs);
 	tcase_add_test(tc, test_readonly_ops);
