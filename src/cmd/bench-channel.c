@@ -5,6 +5,7 @@
  *   build/bench-channel [--backend openssl|mbedtls] [--seconds S] [--tcp]
  *                       [--sockbuf BYTES]  (AF_UNIX send buffer, default 4 MiB;
  *                                           0 = the system default)
+ *                       [--repeat N]       (best of N runs per column)
  *
  * malloc/calloc/realloc/free are wrapped in this binary (they call glibc's
  * __libc_* functions and count), so every allocation of the channel, the
@@ -87,6 +88,7 @@ struct opts {
 	double seconds;
 	bool tcp;
 	int sockbuf; /* AF_UNIX SO_SNDBUF (0: system default) */
+	int repeat;  /* best of this many runs per cell */
 };
 
 /* A connected stream pair: AF_UNIX socketpair or 127.0.0.1 TCP. */
@@ -336,7 +338,7 @@ out:
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: bench-channel [--backend openssl|mbedtls] [--seconds S] [--tcp]\n"
-		   "                     [--sockbuf BYTES]\n");
+		   "                     [--sockbuf BYTES] [--repeat N]\n");
 }
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -349,6 +351,11 @@ static int parse(int argc, char **argv, struct opts *o)
 			exit(0);
 		} else if (!strcmp(a, "--sockbuf") && v) {
 			o->sockbuf = atoi(v);
+			i++;
+		} else if (!strcmp(a, "--repeat") && v) {
+			o->repeat = atoi(v);
+			if (o->repeat < 1 || o->repeat > 100)
+				return -EINVAL;
 			i++;
 		} else if (!strcmp(a, "--tcp")) {
 			o->tcp = true;
@@ -375,9 +382,9 @@ static int parse(int argc, char **argv, struct opts *o)
 static void header(const struct opts *o)
 {
 	printf("bench-channel: AES-256-GCM backend %s, %s (SO_SNDBUF %d), %.1f s per cell,\n"
-	       "MB/s = 10^6 B/s of plaintext\n",
+	       "best of %d, MB/s = 10^6 B/s of plaintext\n",
 	       kb_aead_backend_name(o->be), o->tcp ? "127.0.0.1 TCP pair" : "AF_UNIX socketpair",
-	       o->tcp ? 0 : o->sockbuf, o->seconds);
+	       o->tcp ? 0 : o->sockbuf, o->seconds, o->repeat);
 	printf("  channel    kb_chan_send in a sender thread -> socket -> kb_chan_recv in a receiver\n"
 	       "             thread (wall clock): seal and open run in parallel on the 2 cores, and\n"
 	       "             each thread also pays its copy into / out of the kernel\n"
@@ -385,6 +392,9 @@ static void header(const struct opts *o)
 	       "  seal       raw kb_aead_seal in place, one thread, same backend and sizes\n"
 	       "             (seal, seal+open and memcpy: per CPU-second of their thread)\n"
 	       "  %%seal      channel / seal: the issue's goal is >= 85%% at 1 MiB\n"
+	       "  pipeline   1 / (1/seal + 1/socket): the most two threads can do when the\n"
+	       "             sender must both seal and push the bytes through this socket\n"
+	       "             (the receiver's open + copy out mirrors it); %%pipe = channel / it\n"
 	       "  chan/cpu   channel bytes per CPU-second of both threads (load-independent)\n"
 	       "  seal+open  one thread doing a seal and an open per frame: all the crypto a\n"
 	       "             frame needs; chan/cpu / seal+open = share of the channel's CPU time\n"
@@ -392,31 +402,59 @@ static void header(const struct opts *o)
 	       "  memcpy     one thread, same sizes\n"
 	       "  allocs/fr  heap allocations per frame in steady state (both threads)\n"
 	       "  Other load on the machine lowers the wall-clock columns; %%cpu is robust to it.\n\n");
-	printf("%-7s %8s %8s %8s %6s %9s %9s %6s %8s %9s\n", "frame", "channel", "socket", "seal",
-	       "%seal", "chan/cpu", "seal+open", "%cpu", "memcpy", "allocs/fr");
+	printf("%-7s %8s %8s %8s %6s %8s %6s %9s %9s %6s %8s %9s\n", "frame", "channel", "socket",
+	       "seal", "%seal", "pipeline", "%pipe", "chan/cpu", "seal+open", "%cpu", "memcpy",
+	       "allocs/fr");
+}
+
+struct cells {
+	struct result ch, so;
+	double seal, pair, mc;
+};
+
+/* One measurement of every column; `best` keeps each column's maximum. */
+static int measure(const struct opts *o, size_t plen, struct cells *best)
+{
+	struct cells c = {0};
+	int rc;
+
+	rc = bench_chan(o, plen, &c.ch);
+	if (!rc)
+		rc = bench_socket(o, plen, &c.so);
+	if (!rc)
+		rc = bench_aead(o, plen, false, &c.seal);
+	if (!rc)
+		rc = bench_aead(o, plen, true, &c.pair);
+	if (rc)
+		return rc;
+	c.mc = bench_memcpy(o, plen);
+	if (c.ch.mbs > best->ch.mbs)
+		best->ch = c.ch; /* its allocs and CPU figures go with it */
+	best->so.mbs = KB_MAX(best->so.mbs, c.so.mbs);
+	best->seal = KB_MAX(best->seal, c.seal);
+	best->pair = KB_MAX(best->pair, c.pair);
+	best->mc = KB_MAX(best->mc, c.mc);
+	return 0;
 }
 
 static int row(const struct opts *o, size_t plen, const char *name)
 {
-	struct result ch = {0}, so = {0};
-	double seal = 0, so_pair = 0, mc;
-	int rc;
+	struct cells b = {0};
+	double pipe;
+	int rc = 0;
 
-	rc = bench_chan(o, plen, &ch);
-	if (!rc)
-		rc = bench_socket(o, plen, &so);
-	if (!rc)
-		rc = bench_aead(o, plen, false, &seal);
-	if (!rc)
-		rc = bench_aead(o, plen, true, &so_pair);
+	for (int i = 0; i < o->repeat && !rc; i++)
+		rc = measure(o, plen, &b);
 	if (rc)
 		return rc;
-	mc = bench_memcpy(o, plen);
-	printf("%-7s %8.0f %8.0f %8.0f %5.0f%% %9.0f %9.0f %5.0f%% %8.0f ", name, ch.mbs, so.mbs,
-	       seal, seal > 0 ? 100 * ch.mbs / seal : 0, ch.cpu_mbs, so_pair,
-	       so_pair > 0 ? 100 * ch.cpu_mbs / so_pair : 0, mc);
+	/* the sender's work per byte is a seal plus what the socket costs it */
+	pipe = b.seal > 0 && b.so.mbs > 0 ? 1 / (1 / b.seal + 1 / b.so.mbs) : 0;
+	printf("%-7s %8.0f %8.0f %8.0f %5.0f%% %8.0f %5.0f%% %9.0f %9.0f %5.0f%% %8.0f ", name,
+	       b.ch.mbs, b.so.mbs, b.seal, b.seal > 0 ? 100 * b.ch.mbs / b.seal : 0, pipe,
+	       pipe > 0 ? 100 * b.ch.mbs / pipe : 0, b.ch.cpu_mbs, b.pair,
+	       b.pair > 0 ? 100 * b.ch.cpu_mbs / b.pair : 0, b.mc);
 	if (BENCH_COUNT_MALLOC)
-		printf("%9.3f\n", ch.allocs_per_frame);
+		printf("%9.3f\n", b.ch.allocs_per_frame);
 	else
 		printf("%9s\n", "n/a asan");
 	fflush(stdout);
@@ -429,7 +467,8 @@ int main(int argc, char **argv)
 		size_t plen;
 		const char *name;
 	} sizes[] = {{64 << 10, "64 KiB"}, {1 << 20, "1 MiB"}, {4 << 20, "4 MiB"}};
-	struct opts o = {.be = KB_AEAD_DEFAULT, .seconds = 1.0, .sockbuf = 4 << 20};
+	struct opts o = {.be = KB_AEAD_DEFAULT, .seconds = 1.0, .sockbuf = 4 << 20,
+			  .repeat = 1};
 	int rc;
 
 	if (parse(argc, argv, &o)) {
