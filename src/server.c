@@ -221,6 +221,11 @@ int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, siz
 	s->max_conns = cfg->max_conns ? cfg->max_conns : 256;
 	s->log = cfg->log;
 	s->log_arg = cfg->log_arg;
+	s->grace_ns = cfg->session_grace_s < 0 ? 0 : (uint64_t)(cfg->session_grace_s ?
+		      cfg->session_grace_s : KB_SRV_DEFAULT_GRACE_S) * 1000000000ull;
+	s->max_sess = cfg->max_sessions ? cfg->max_sessions : 1024;
+	s->max_sess_key = cfg->max_sessions_per_key ? cfg->max_sessions_per_key : 64;
+	s->no_notify = cfg->no_notify;
 	ret = kb_x25519_pub(s->priv, s->pub);
 	if (ret)
 		snprintf(err, errlen, "bad server key");
@@ -258,6 +263,8 @@ int kb_srv_start(struct kb_srv *s, char *err, size_t errlen)
 		ret = kb_bufpool_new(&s->small, KB_SRV_SMALL_FRAME + KB_FRAME_TAG, 256);
 	if (!ret)
 		ret = kb_bufpool_new(&s->large, KB_FRAME_MAX_DEFAULT + KB_FRAME_TAG, 16);
+	if (!ret && !s->no_notify && kb_srv_notify_start(s, &s->notifier))
+		kb_srv_logf(s, KB_SRV_LOG_ERR, "inotify unavailable: no change notifications");
 	if (ret)
 		snprintf(err, errlen, "cannot start: %s", kb_strerror(ret));
 	return ret;
@@ -308,6 +315,7 @@ static void drain(struct kb_srv *s)
 	}
 	pthread_mutex_unlock(&s->lock);
 	kb_srv_reap(s);
+	kb_srv_sess_expire(s, true);
 }
 
 int kb_srv_run(struct kb_srv *s, int stop_fd)
@@ -320,7 +328,11 @@ int kb_srv_run(struct kb_srv *s, int stop_fd)
 	pf[n++] = (struct pollfd){.fd = s->stop_pipe[0], .events = POLLIN};
 	pf[n++] = (struct pollfd){.fd = stop_fd, .events = POLLIN};
 	for (;;) {
-		if (poll(pf, (nfds_t)n, -1) < 0) {
+		/* Wake every second to free sessions past their grace period. */
+		int rc = poll(pf, (nfds_t)n, 1000);
+
+		kb_srv_sess_expire(s, false);
+		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
@@ -351,6 +363,8 @@ void kb_srv_free(struct kb_srv *s)
 	if (!s)
 		return;
 	kb_srv_reap(s);
+	kb_srv_sess_expire(s, true); /* idle sessions (all connections are gone) */
+	kb_srv_notify_stop(s->notifier);
 	for (int i = 0; i < s->nlfd; i++)
 		close(s->lfd[i]);
 	if (s->rootfd >= 0)

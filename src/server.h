@@ -34,6 +34,12 @@ struct kb_srv_cfg {
 	unsigned workers;            /* worker threads per connection (0: 4) */
 	unsigned max_conns;          /* simultaneous connections (0: 256) */
 	bool no_listen;              /* fuzzer / unit tests: bind nothing */
+	/* A session outlives its last connection this long, so that a client
+	 * can ATTACH again after a network cut (0: 60 s, <0: end at once). */
+	int session_grace_s;
+	unsigned max_sessions;       /* all sessions (0: 1024) */
+	unsigned max_sessions_per_key; /* per client key (0: 64) */
+	bool no_notify;              /* no inotify change notifications */
 	/* Where log lines go (NULL: stderr). One line each, no newline. */
 	void (*log)(void *arg, int prio, const char *line);
 	void *log_arg;
@@ -43,6 +49,8 @@ struct kb_srv_cfg {
 #define KB_SRV_MAX_HANDLES 4096      /* open files/dirs per session */
 #define KB_SRV_MAX_INFLIGHT 64       /* requests per connection */
 #define KB_SRV_MAX_NODES (1u << 20)  /* nodes per session */
+#define KB_SRV_DEFAULT_GRACE_S 60
+#define KB_SRV_MAX_WATCHES 4096      /* inotify watches per session */
 
 /* Opens the share, binds the socket. On failure err holds one clear line. */
 int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, size_t errlen);

@@ -301,6 +301,9 @@ static void *conn_main(void *arg)
 		kb_srv_logf(c->srv, KB_SRV_LOG_INFO, "disconnect %s key %s", c->peer, c->fpr);
 	}
 	pthread_mutex_lock(&c->lock);
+	c->closing = true;
+	while (c->notify_busy) /* a push being sent on this channel */
+		pthread_cond_wait(&c->cond, &c->lock);
 	kb_chan_free(c->chan);
 	c->chan = NULL;
 	pthread_mutex_unlock(&c->lock);

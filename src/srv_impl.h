@@ -110,10 +110,32 @@ int kb_srv_proc_path(const struct kb_srv_node *n, char *buf, size_t cap);
 
 /* ---- sessions, connections, workers -------------------------------- */
 
+/* Replies remembered per session by request id (srv_replay.c), so that a
+ * non-idempotent request re-sent after a reconnect is answered, not run
+ * again. */
+#define KB_SRV_REPLAY 128
+#define KB_SRV_REPLAY_MAX 256        /* largest cached reply plaintext */
+struct kb_srv_replay_ent {
+	uint64_t id;                 /* 0: unused */
+	bool done;                   /* reply stored (else: still executing) */
+	uint64_t seq;                /* age, for eviction */
+	size_t len;                  /* 0 with done: reply too large, not kept */
+	uint8_t reply[KB_SRV_REPLAY_MAX];
+};
+struct kb_srv_replay {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;         /* an entry became done */
+	struct kb_srv_replay_ent *ents; /* owned, KB_SRV_REPLAY of them, lazily (lock) */
+	uint64_t seq;                /* (lock) */
+};
+
 struct kb_srv_sess {
 	struct kb_srv *srv;
 	struct kb_srv_sess *next;    /* srv lock */
 	unsigned conns;              /* srv lock: attached connections */
+	uint64_t idle_since_ns;      /* srv lock: last detach (when conns == 0) */
+	struct kb_srv_replay replay;
+	unsigned nwatches;           /* notifier lock: inotify registrations */
 	uint8_t token[KB_SRV_TOKEN]; /* immutable */
 	uint8_t key[KB_KEY_LEN];     /* client key that made it, immutable */
 	bool ro;                     /* immutable */
@@ -162,6 +184,7 @@ struct kb_srv_conn {
 	struct kb_srv_worker **w;    /* owned array of nworkers */
 	unsigned nworkers;
 	struct kb_srv_worker *inl;   /* owned: the receiver's, for quick ops */
+	unsigned notify_busy;        /* lock: notifier sending on chan */
 	pthread_t rx;                /* receiver, joined by kb_srv_reap */
 	struct kb_srv_conn *next;    /* srv lock: conns or dead list */
 };
@@ -176,6 +199,10 @@ struct kb_srv {
 	const struct kb_keyset *authorized; /* caller's */
 	enum kb_aead_backend backend;
 	unsigned nworkers, max_conns;
+	uint64_t grace_ns;           /* session grace; 0: none */
+	unsigned max_sess, max_sess_key;
+	struct kb_srv_notifier *notifier; /* owned; NULL: no notifications */
+	bool no_notify;
 	void (*log)(void *arg, int prio, const char *line);
 	void *log_arg;
 
@@ -192,6 +219,7 @@ struct kb_srv {
 	struct kb_srv_conn *conns;   /* lock */
 	struct kb_srv_conn *dead;    /* lock: exited receivers to join */
 	unsigned nconns;             /* lock */
+	unsigned nsess;              /* lock */
 	bool stopping;               /* lock */
 };
 
@@ -202,6 +230,29 @@ void kb_srv_logf(const struct kb_srv *s, int prio, const char *fmt, ...)
 int kb_srv_sess_hello(struct kb_srv_conn *c, const char *path, struct kb_srv_node **root);
 int kb_srv_sess_attach(struct kb_srv_conn *c, const uint8_t *token, size_t len);
 void kb_srv_sess_detach(struct kb_srv_conn *c);
+/* Free sessions idle past the grace period (all of them with `all`). */
+void kb_srv_sess_expire(struct kb_srv *srv, bool all);
+
+/* srv_replay.c. Before serving a non-idempotent request: true when the
+ * reply is known (copied to out, *len set; waits while the first copy of
+ * the request still runs); false: run it, then kb_srv_replay_store. */
+bool kb_srv_replay_op(uint32_t op);
+bool kb_srv_replay_begin(struct kb_srv_replay *rp, uint64_t id, uint8_t *out, size_t cap,
+			 size_t *len);
+void kb_srv_replay_store(struct kb_srv_replay *rp, uint64_t id, const uint8_t *reply,
+			 size_t len);
+void kb_srv_replay_init(struct kb_srv_replay *rp);
+void kb_srv_replay_destroy(struct kb_srv_replay *rp);
+
+/* srv_notify.c: inotify watches of looked-up nodes, pushed as NOTIFY. */
+struct kb_srv_notifier;
+int kb_srv_notify_start(struct kb_srv *srv, struct kb_srv_notifier **out);
+void kb_srv_notify_stop(struct kb_srv_notifier *nf); /* NULL-safe */
+/* Watch node n for session s (bounded per session; failures ignored). */
+void kb_srv_notify_watch(struct kb_srv_notifier *nf, struct kb_srv_sess *s,
+			 const struct kb_srv_node *n);
+/* Drop every watch and pending push of s (before s is freed). */
+void kb_srv_notify_forget(struct kb_srv_notifier *nf, struct kb_srv_sess *s);
 
 /* srv_conn.c: one connection's threads */
 int kb_srv_conn_spawn(struct kb_srv *s, int fd, const char *peer);

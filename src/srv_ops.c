@@ -68,6 +68,7 @@ int kb_srv_lookup(struct kb_srv_sess *s, struct kb_srv_node *p, const char *name
 	e->node = n->id;
 	e->has_attr = true;
 	kb_srv_attr_fill(&e->attr, &st);
+	kb_srv_notify_watch(s->srv->notifier, s, n);
 	kb_srv_node_put(n);
 	return 0;
 }

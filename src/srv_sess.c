@@ -60,6 +60,8 @@ void kb_srv_worker_free(struct kb_srv_worker *w)
 
 static void sess_free(struct kb_srv_sess *s)
 {
+	kb_srv_notify_forget(s->srv->notifier, s);
+	kb_srv_replay_destroy(&s->replay);
 	kb_srv_fhtab_destroy(&s->fhs);
 	kb_srv_nodetab_destroy(&s->nodes);
 	kb_memzero(s->token, sizeof(s->token));
@@ -78,6 +80,72 @@ static int root_entry(struct kb_srv_sess *s, kb_Entry *e)
 		kb_srv_attr_fill(&e->attr, &st);
 	}
 	kb_srv_node_put(n);
+	return ret;
+}
+
+/* Node ids and handles start at a random point per session: after a
+ * server restart the ids a client still holds name nothing (ESTALE,
+ * EBADF) instead of another session's files. */
+static int random_bases(struct kb_srv_sess *s)
+{
+	uint64_t b[2];
+	int ret = kb_noise_rng_bytes(s->srv->rng, (uint8_t *)b, sizeof(b));
+
+	if (ret)
+		return ret;
+	s->nodes.next_id = (b[0] >> 4 & ~0xfffffull) | 1u << 30 | 1;
+	s->fhs.next_id = (b[1] >> 4 & ~0xfffffull) | 1u << 30 | 1;
+	return 0;
+}
+
+/* srv lock held: make room for one more session of `key` by evicting the
+ * oldest idle one (of that key when its own limit is what is reached);
+ * the victim is unlinked and returned for the caller to free. */
+static int sess_room(struct kb_srv *srv, const uint8_t *key, struct kb_srv_sess **victim)
+{
+	struct kb_srv_sess *s, **pp, **best = NULL;
+	unsigned mine = 0;
+
+	*victim = NULL;
+	for (s = srv->sessions; s; s = s->next)
+		mine += !kb_memcmp_ct(s->key, key, KB_KEY_LEN);
+	if (srv->nsess < srv->max_sess && mine < srv->max_sess_key)
+		return 0;
+	for (pp = &srv->sessions; *pp; pp = &(*pp)->next) {
+		s = *pp;
+		if (s->conns || (mine >= srv->max_sess_key && kb_memcmp_ct(s->key, key, KB_KEY_LEN)))
+			continue;
+		if (!best || s->idle_since_ns < (*best)->idle_since_ns)
+			best = pp;
+	}
+	if (!best)
+		return -EMFILE;
+	*victim = *best;
+	*best = (*best)->next;
+	srv->nsess--;
+	return 0;
+}
+
+static int sess_insert(struct kb_srv *srv, struct kb_srv_sess *s)
+{
+	struct kb_srv_sess *victim;
+	int ret;
+
+	pthread_mutex_lock(&srv->lock);
+	ret = sess_room(srv, s->key, &victim);
+	if (!ret) {
+		s->conns = 1;
+		s->next = srv->sessions;
+		srv->sessions = s;
+		srv->nsess++;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	if (victim) {
+		kb_srv_logf(srv, KB_SRV_LOG_INFO, "session limit: dropped an idle session");
+		sess_free(victim);
+	}
+	if (ret)
+		kb_srv_logf(srv, KB_SRV_LOG_INFO, "session limit reached: HELLO refused");
 	return ret;
 }
 
@@ -108,7 +176,10 @@ static int hello(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 		free(s);
 		return ret;
 	}
+	kb_srv_replay_init(&s->replay);
 	ret = kb_noise_rng_bytes(srv->rng, s->token, sizeof(s->token));
+	if (!ret)
+		ret = random_bases(s);
 	if (!ret)
 		ret = kb_srv_walk(srv->rootfd, q->path, &fd);
 	if (!ret && fstatat(fd, "", &st, AT_EMPTY_PATH))
@@ -120,7 +191,6 @@ static int hello(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 	if (ret)
 		goto out;
 	s->root = root->id;
-	kb_srv_node_put(root);
 	ret = root_entry(s, &r->entry);
 	if (ret)
 		goto out;
@@ -128,14 +198,17 @@ static int hello(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 	r->read_only = s->ro;
 	r->token.size = sizeof(s->token);
 	memcpy(r->token.bytes, s->token, sizeof(s->token));
-	pthread_mutex_lock(&srv->lock);
-	s->conns = 1;
-	s->next = srv->sessions;
-	srv->sessions = s;
-	pthread_mutex_unlock(&srv->lock);
+	ret = sess_insert(srv, s);
+	if (ret)
+		goto out;
 	c->sess = s;
+	if (root) /* watch the mounted directory itself */
+		kb_srv_notify_watch(srv->notifier, s, root);
+	kb_srv_node_put(root);
+	root = NULL;
 	s = NULL;
 out:
+	kb_srv_node_put(root);
 	if (fd >= 0)
 		close(fd);
 	if (s)
@@ -161,7 +234,7 @@ static int attach(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 		s->conns++;
 	pthread_mutex_unlock(&srv->lock);
 	if (!s)
-		return -EACCES;
+		return -EACCES; /* unknown or expired: the client says HELLO again */
 	c->sess = s;
 	r->read_only = s->ro;
 	r->token.size = KB_SRV_TOKEN;
@@ -170,6 +243,8 @@ static int attach(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 	return 0;
 }
 
+/* The last connection leaving keeps the session for the grace period
+ * (kb_srv_sess_expire frees it later), or ends it now without one. */
 void kb_srv_sess_detach(struct kb_srv_conn *c)
 {
 	struct kb_srv *srv = c->srv;
@@ -177,18 +252,44 @@ void kb_srv_sess_detach(struct kb_srv_conn *c)
 
 	if (!s)
 		return;
-	c->sess = NULL;
 	pthread_mutex_lock(&srv->lock);
-	if (--s->conns == 0) {
+	c->sess = NULL; /* under the lock: the notifier looks for conns of s */
+	if (--s->conns == 0 && !srv->grace_ns) {
 		for (pp = &srv->sessions; *pp != s; pp = &(*pp)->next)
 			;
 		*pp = s->next;
+		srv->nsess--;
 	} else {
+		s->idle_since_ns = kb_now_ns();
 		s = NULL;
 	}
 	pthread_mutex_unlock(&srv->lock);
 	if (s)
 		sess_free(s);
+}
+
+void kb_srv_sess_expire(struct kb_srv *srv, bool all)
+{
+	struct kb_srv_sess *dead = NULL, *s, **pp;
+	uint64_t now = kb_now_ns();
+
+	pthread_mutex_lock(&srv->lock);
+	for (pp = &srv->sessions; (s = *pp);) {
+		if (!s->conns && (all || now - s->idle_since_ns >= srv->grace_ns)) {
+			*pp = s->next;
+			s->next = dead;
+			dead = s;
+			srv->nsess--;
+		} else {
+			pp = &s->next;
+		}
+	}
+	pthread_mutex_unlock(&srv->lock);
+	for (; dead; dead = s) {
+		s = dead->next;
+		kb_srv_logf(srv, KB_SRV_LOG_INFO, "session expired");
+		sess_free(dead);
+	}
 }
 
 /* Encode w->resp (+ data_len bulk bytes at data) into a frame. */
@@ -258,6 +359,7 @@ int kb_srv_handle_frame(struct kb_srv_conn *c, struct kb_srv_worker *w, const ui
 		.data = w->tx + KB_FRAME_HEAD + KB_WIRE_HEADROOM,
 		.data_max = room > KB_WIRE_HEADROOM ? room - KB_WIRE_HEADROOM : 0,
 	};
+	bool replay = false;
 	int ret, status;
 
 	*reply = NULL;
@@ -277,6 +379,12 @@ int kb_srv_handle_frame(struct kb_srv_conn *c, struct kb_srv_worker *w, const ui
 		else
 			return -KB_EPROTO;
 	} else if (!status) {
+		replay = kb_srv_replay_op(w->req.op);
+		if (replay && kb_srv_replay_begin(&c->sess->replay, w->req.id,
+						  w->tx + KB_FRAME_HEAD, room, rlen)) {
+			*reply = w->tx; /* answered before: the same reply again */
+			return 0;
+		}
 		status = kb_srv_dispatch(&rq);
 	}
 	if (status) {
@@ -290,5 +398,8 @@ int kb_srv_handle_frame(struct kb_srv_conn *c, struct kb_srv_worker *w, const ui
 		w->resp.err = kb_Err_E_IO;
 		ret = finish(c, w, NULL, 0, reply, rlen);
 	}
+	if (replay) /* always, so that a waiting duplicate is released */
+		kb_srv_replay_store(&c->sess->replay, w->req.id,
+				    *reply ? *reply + KB_FRAME_HEAD : NULL, *reply ? *rlen : 0);
 	return ret;
 }
