@@ -2,6 +2,7 @@
  *
  *   keibifsd --share DIR --key FILE --authorized FILE [--listen ADDR[:PORT]]
  *            [--read-only] [--foreground] [--pidfile FILE] [--psk FILE]
+ *            [--session-grace SECONDS] [--no-notify]
  *
  * Everything that can fail on bad configuration (arguments, keys, share,
  * port) happens before daemonizing, so errors reach the terminal. SIGTERM
@@ -28,7 +29,8 @@
 
 struct opts {
 	const char *share, *key, *authorized, *listen, *pidfile, *psk;
-	bool read_only, foreground;
+	bool read_only, foreground, no_notify;
+	int grace_s;                 /* --session-grace; 0: default */
 };
 
 static void usage(FILE *f)
@@ -43,7 +45,10 @@ static void usage(FILE *f)
 		"  --read-only        refuse every change (EROFS)\n"
 		"  --foreground       do not daemonize; log to stderr\n"
 		"  --pidfile FILE     write the server's pid\n"
-		"  --psk FILE         32-byte pre-shared key (base64), both sides\n");
+		"  --psk FILE         32-byte pre-shared key (base64), both sides\n"
+		"  --session-grace S  keep a disconnected client's session S seconds (default 60;\n"
+		"                     0: end it with its last connection)\n"
+		"  --no-notify        do not push change notifications (inotify)\n");
 }
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -52,6 +57,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"share", 1, NULL, 's'}, {"key", 1, NULL, 'k'}, {"authorized", 1, NULL, 'a'},
 		{"listen", 1, NULL, 'l'}, {"read-only", 0, NULL, 'r'},
 		{"foreground", 0, NULL, 'f'}, {"pidfile", 1, NULL, 'p'}, {"psk", 1, NULL, 'P'},
+		{"session-grace", 1, NULL, 'g'}, {"no-notify", 0, NULL, 'n'},
 		{"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'}, {NULL, 0, NULL, 0},
 	};
 	int c;
@@ -66,6 +72,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'f': o->foreground = true; break;
 		case 'p': o->pidfile = optarg; break;
 		case 'P': o->psk = optarg; break;
+		case 'g': o->grace_s = atoi(optarg) > 0 ? atoi(optarg) : -1; break;
+		case 'n': o->no_notify = true; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': kb_print_version(stdout, "keibifsd"); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -199,6 +207,8 @@ int main(int argc, char **argv)
 	cfg.authorized = auth;
 	cfg.psk = o.psk ? psk : NULL;
 	cfg.read_only = o.read_only;
+	cfg.session_grace_s = o.grace_s;
+	cfg.no_notify = o.no_notify;
 	if (kb_srv_new(&srv, &cfg, err, sizeof(err))) {
 		fprintf(stderr, "keibifsd: %s\n", err);
 		goto out;
