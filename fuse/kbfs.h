@@ -3,12 +3,16 @@
  * Modules: kbfs_opts.c (command line), kbfs_setup.c (keys, connect, mount
  * helpers), kbfs_node.c (inode table), kbfs_ops.c (FUSE operations),
  * kbfs_dir.c (readdir), kbfs_pull.c (read path: block pulls + readahead),
- * main.c (main only).
+ * kbfs_write.c (open for write, create, pipelined writes, flush, fsync,
+ * release, fallocate, copy_file_range, lseek), kbfs_meta.c (setattr and
+ * the namespace: mknod, mkdir, unlink, rmdir, rename, link, symlink,
+ * xattrs, fsyncdir), main.c (main only).
  *
  * Threads: libfuse workers run the operations; rpc receiver threads run
- * pull completions and reply to reads from there. Locks: nodes->lock (inode
- * table and node fields), file->lock (readahead state), the cache's own
- * lock; never nested except cache lock inside nothing else.
+ * pull completions and reply to reads from there, and WRITE completions
+ * (which reply to the write). Locks: nodes->lock (inode table and node
+ * fields), file->lock (readahead and write state), the cache's own lock;
+ * never nested.
  */
 #ifndef KBFS_H
 #define KBFS_H
@@ -40,6 +44,7 @@ struct kbfs_opts {
 	double attr_timeout, entry_timeout, negative_timeout;
 	int timeout;          /* seconds */
 	int ro, foreground, debug, show_help, show_version;
+	int writeback;        /* writeback_cache (default) / no_writeback_cache */
 	size_t block_size;    /* bytes, power of two */
 	size_t cache_size;    /* bytes */
 	enum kb_aead_backend backend;
@@ -59,6 +64,7 @@ struct kbfs {
 	gid_t gid;
 	uint32_t remote_uid, remote_gid; /* owner of the share root on the server */
 	bool read_only;
+	bool writeback;                 /* FUSE writeback cache granted (init) */
 	unsigned block_shift;
 	unsigned sub_shift;             /* == block_shift: no sub-blocks */
 	unsigned ra_max;                /* readahead window limit, in blocks */
@@ -102,6 +108,17 @@ void kbfs_fini_state(struct kbfs *fs);
 extern const struct fuse_lowlevel_ops kbfs_ops;
 void kbfs_attr_to_stat(const struct kbfs *fs, const kb_Attr *a, struct stat *st);
 void kbfs_notify(void *arg, const kb_Response *n);
+/* Reply with an error: 0, -errno or -KB_E* (collapsed here). */
+void kbfs_reply_err(fuse_req_t req, int err);
+/* Reply with an entry the server counted one lookup for (undone when the
+ * kernel never gets it). */
+void kbfs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const kb_Entry *e);
+/* GETATTR; a changed version drops the file's cached blocks. */
+int kbfs_fetch_attr(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version);
+/* Attributes as fresh as attr_timeout allows (cached or fetched). */
+int kbfs_attr_now(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version);
+/* EROFS for a read-only mount or share: true when it replied. */
+bool kbfs_rofs(fuse_req_t req);
 
 /* kbfs_dir.c */
 void kbfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
@@ -113,7 +130,8 @@ void kbfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
 /* kbfs_pull.c: one open file (fi->fh). */
 struct kbfs_file {
-	uint64_t remote_fh; /* 0: no server handle (read-only opens) */
+	uint64_t remote_fh; /* 0: no server handle (read-only opens); (lock) once
+			     * published, set lazily by copy_file_range */
 	uint64_t ino;
 	uint64_t remote;   /* server node id at open */
 	uint64_t version;  /* file version at open: the cache key */
@@ -122,6 +140,10 @@ struct kbfs_file {
 	uint64_t next_off; /* end of the furthest recent read (lock) */
 	uint64_t ra_next;  /* first block not yet prefetched (lock) */
 	unsigned win;      /* readahead window in blocks, 0 = random (lock) */
+	unsigned inflight; /* WRITEs submitted and not completed (lock) */
+	int err;           /* first write error not yet reported (lock) */
+	bool err_guess;    /* err is -EIO for a short write: a real one wins (lock) */
+	pthread_cond_t idle; /* inflight dropped to 0 */
 };
 void kbfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	       struct fuse_file_info *fi);
@@ -129,5 +151,44 @@ void kbfs_rd_pool_free(struct kbfs *fs);
 /* Start pulls of blocks [from, to) of a file version that are not cached. */
 void kbfs_prefetch(struct kbfs *fs, uint64_t ino, uint64_t remote, uint64_t version,
 		   uint64_t from, uint64_t to);
+
+/* kbfs_write.c */
+struct kbfs_file *kbfs_file_new(uint64_t ino, uint64_t remote, uint64_t version, uint64_t size);
+void kbfs_file_free(struct kbfs_file *f);
+/* Our own change of a file's data: drop its cached blocks (every version:
+ * the cache key does not know yet) and let the node adopt the next version
+ * as the kernel cache's (that cache already holds what we wrote). */
+void kbfs_changed(struct kbfs *fs, fuse_ino_t ino, bool data);
+void kbfs_open_rw(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		 struct fuse_file_info *fi);
+void kbfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void kbfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void kbfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void kbfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void kbfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+		    struct fuse_file_info *fi);
+void kbfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			  struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			  struct fuse_file_info *fi_out, size_t len, int flags);
+void kbfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		struct fuse_file_info *fi);
+
+/* kbfs_meta.c */
+void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		  struct fuse_file_info *fi);
+void kbfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void kbfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void kbfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void kbfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void kbfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		 const char *newname, unsigned int flags);
+void kbfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void kbfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void kbfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		   size_t size, int flags);
+void kbfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+void kbfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 
 #endif

@@ -223,6 +223,9 @@ bool kbfs_node_set_attr(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
 
 	pthread_mutex_lock(&t->lock);
 	changed = n->version != kbfs_attr_version(a);
+	if (changed && n->own_change && n->kcache_version == n->version)
+		n->kcache_version = kbfs_attr_version(a);
+	n->own_change = false;
 	set_attr_locked(n, a, attr_ttl_ns);
 	if (version)
 		*version = n->version;
@@ -253,6 +256,16 @@ bool kbfs_node_open_version(struct kbfs_nodes *t, uint64_t ino, uint64_t version
 	n->kcache_version = version;
 	pthread_mutex_unlock(&t->lock);
 	return same;
+}
+
+void kbfs_node_changed(struct kbfs_nodes *t, uint64_t ino)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+
+	pthread_mutex_lock(&t->lock);
+	n->own_change = true;
+	n->attr_expiry_ns = 0;
+	pthread_mutex_unlock(&t->lock);
 }
 
 uint64_t kbfs_node_by_remote(struct kbfs_nodes *t, uint64_t remote)

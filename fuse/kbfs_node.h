@@ -27,6 +27,7 @@ struct kbfs_node {
 	uint64_t attr_expiry_ns;
 	uint64_t version;         /* kbfs_attr_version(attr) */
 	uint64_t kcache_version;  /* version the kernel page cache holds */
+	bool own_change;          /* we changed it since the last attributes */
 	struct kbfs_node *hnext;  /* remote id hash chain */
 };
 
@@ -61,6 +62,10 @@ bool kbfs_node_fresh_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a);
 /* At open: record that the kernel cache now holds `version`; returns true
  * when it already did (keep_cache). */
 bool kbfs_node_open_version(struct kbfs_nodes *t, uint64_t ino, uint64_t version);
+/* We changed the file (write, truncate, chmod...): its cached attributes
+ * are stale, and the next version seen is adopted as the kernel cache's
+ * (which already holds our change) instead of dropping that cache. */
+void kbfs_node_changed(struct kbfs_nodes *t, uint64_t ino);
 /* FUSE ino of a server node id, or 0 (notifications). */
 uint64_t kbfs_node_by_remote(struct kbfs_nodes *t, uint64_t remote);
 /* Number of live nodes (tests). */

@@ -14,13 +14,22 @@
 #include "kbfs.h"
 #include "kbfs_node.h"
 #include "rpc.h"
+#include "util.h"
 
 #define FS(req) ((struct kbfs *)fuse_req_userdata(req))
 #define NS(sec) ((uint64_t)((sec) * 1e9))
 
-static void reply_err(fuse_req_t req, int err)
+void kbfs_reply_err(fuse_req_t req, int err)
 {
 	fuse_reply_err(req, -kb_err_to_errno(err));
+}
+
+bool kbfs_rofs(fuse_req_t req)
+{
+	if (!FS(req)->read_only)
+		return false;
+	fuse_reply_err(req, EROFS);
+	return true;
 }
 
 void kbfs_attr_to_stat(const struct kbfs *fs, const kb_Attr *a, struct stat *st)
@@ -58,13 +67,24 @@ static void kbfs_init(void *userdata, struct fuse_conn_info *conn)
 		conn->max_readahead = (unsigned)fs->o->block_size;
 	conn->want |= want & conn->capable;
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/* Writes: the kernel gathers pages and sends WRITEs of max_write in
+	 * parallel (writeback cache); it then owns size and mtime of files
+	 * with dirty pages and tells us the mtime by SETATTR. Never on a
+	 * read-only mount (nothing to write back), and only when asked not
+	 * to skip it: a writeback cache trusts the kernel's size over the
+	 * server's, so files changed on the server by others are seen only
+	 * when their inode is dropped. */
+	conn->max_write = (unsigned)KB_MIN(fs->o->block_size, kb_rpc_max_write(fs->rpc));
+	if (!fs->read_only && fs->o->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	else
+		conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	fs->writeback = conn->want & FUSE_CAP_WRITEBACK_CACHE;
 	/* Replies come from memory buffers: splice would only add a pipe. */
 	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 }
 
-/* Reply with an entry the server counted; undo the count if the kernel
- * never gets it. */
-static void reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const kb_Entry *e)
+void kbfs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const kb_Entry *e)
 {
 	struct kbfs *fs = FS(req);
 	struct fuse_entry_param ep = {0};
@@ -104,9 +124,9 @@ static void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	}
 	if (ret < 0)
-		reply_err(req, ret);
+		kbfs_reply_err(req, ret);
 	else
-		reply_entry(req, parent, name, &e);
+		kbfs_reply_entry(req, parent, name, &e);
 }
 
 static void forget_one(struct kbfs *fs, fuse_ino_t ino, uint64_t n)
@@ -131,8 +151,7 @@ static void kbfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_d
 	fuse_reply_none(req);
 }
 
-/* Fetch attributes; a changed version drops the file's cached blocks. */
-static int fetch_attr(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version)
+int kbfs_fetch_attr(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version)
 {
 	int ret = kb_rpc_getattr(fs->rpc, kbfs_node_remote(fs->nodes, ino), a);
 
@@ -143,18 +162,27 @@ static int fetch_attr(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *ver
 	return 0;
 }
 
+int kbfs_attr_now(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version)
+{
+	if (kbfs_node_fresh_attr(fs->nodes, ino, a)) {
+		*version = kbfs_attr_version(a);
+		return 0;
+	}
+	return kbfs_fetch_attr(fs, ino, a, version);
+}
+
 static void kbfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);
 	struct stat st;
 	uint64_t version;
 	kb_Attr a;
-	int ret = fetch_attr(fs, ino, &a, &version);
+	int ret = kbfs_fetch_attr(fs, ino, &a, &version);
 
 	kbfs_raise_readahead_once(fs);
 	(void)fi;
 	if (ret < 0) {
-		reply_err(req, ret);
+		kbfs_reply_err(req, ret);
 		return;
 	}
 	kbfs_attr_to_stat(fs, &a, &st);
@@ -191,13 +219,11 @@ static void kbfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int ret;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-		fuse_reply_err(req, EROFS);
+		kbfs_open_rw(req, ino, fi);
 		return;
 	}
 	/* Attributes as fresh as attr_timeout allows decide the version. */
-	if (kbfs_node_fresh_attr(fs->nodes, ino, &a))
-		version = kbfs_attr_version(&a);
-	else if ((ret = fetch_attr(fs, ino, &a, &version)) < 0)
+	if ((ret = kbfs_attr_now(fs, ino, &a, &version)) < 0)
 		goto fail;
 	ret = -EACCES;
 	if (!may_read(fs, req, &a))
@@ -205,53 +231,20 @@ static void kbfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* A small file is read whole right after open (cp -r): start now. */
 	if (S_ISREG(a.mode) && a.size && a.size <= fs->o->block_size)
 		kbfs_prefetch(fs, ino, remote, version, 0, 1);
-	f = calloc(1, sizeof(*f));
+	f = kbfs_file_new(ino, remote, version, a.size);
 	ret = -ENOMEM;
 	if (!f)
 		goto fail;
-	pthread_mutex_init(&f->lock, NULL);
-	f->ino = ino;
-	f->remote = remote;
-	f->version = version;
-	f->size = a.size;
 	fi->fh = (uintptr_t)f;
 	/* An unchanged file keeps the kernel's page cache across opens. */
 	fi->keep_cache = kbfs_node_open_version(fs->nodes, ino, version);
 	if (!fi->keep_cache)
 		kb_cache_invalidate(fs->cache, ino, version);
-	if (fuse_reply_open(req, fi) != 0) { /* interrupted: the kernel forgot it */
-		pthread_mutex_destroy(&f->lock);
-		free(f);
-	}
+	if (fuse_reply_open(req, fi) != 0) /* interrupted: the kernel forgot it */
+		kbfs_file_free(f);
 	return;
 fail:
-	reply_err(req, ret);
-}
-
-static void release_done(void *arg, int status, struct kb_rpc_result *res)
-{
-	(void)arg;
-	(void)status;
-	(void)res;
-}
-
-static void kbfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct kbfs *fs = FS(req);
-	struct kbfs_file *f = (struct kbfs_file *)(uintptr_t)fi->fh;
-	kb_Request r = kb_Request_init_zero;
-
-	(void)ino;
-	r.op = kb_Op_RELEASE;
-	r.node = f->remote;
-	r.fh = f->remote_fh;
-	/* Nobody waits for it: the reply is ignored (the handle dies with the
-	 * session anyway). Read-only opens hold no server handle. */
-	if (f->remote_fh)
-		kb_rpc_submit(fs->rpc, &r, NULL, 0, -1, release_done, NULL);
-	pthread_mutex_destroy(&f->lock);
-	free(f);
-	fuse_reply_err(req, 0);
+	kbfs_reply_err(req, ret);
 }
 
 static void kbfs_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -261,7 +254,7 @@ static void kbfs_readlink(fuse_req_t req, fuse_ino_t ino)
 	int ret = kb_rpc_readlink(fs->rpc, kbfs_node_remote(fs->nodes, ino), buf, sizeof(buf));
 
 	if (ret < 0) {
-		reply_err(req, ret);
+		kbfs_reply_err(req, ret);
 		return;
 	}
 	fuse_reply_readlink(req, buf);
@@ -276,7 +269,7 @@ static void kbfs_statfs(fuse_req_t req, fuse_ino_t ino)
 
 	kbfs_raise_readahead_once(fs);
 	if (ret < 0) {
-		reply_err(req, ret);
+		kbfs_reply_err(req, ret);
 		return;
 	}
 	sv.f_bsize = s.bsize;
@@ -340,7 +333,7 @@ static void xattr_op(fuse_req_t req, fuse_ino_t ino, kb_Op op, const char *name,
 	}
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_xattr, &x);
 	if (ret < 0)
-		reply_err(req, ret);
+		kbfs_reply_err(req, ret);
 	else if (x.too_big)
 		fuse_reply_err(req, ERANGE);
 	else if (size == 0)
@@ -380,72 +373,7 @@ static void kbfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	r.op = kb_Op_ACCESS;
 	r.node = kbfs_node_remote(fs->nodes, ino);
 	r.mode = (uint32_t)mask;
-	reply_err(req, kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL));
-}
-
-/* The write path is a later issue: refuse cleanly. */
-static void rofs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *a, int set,
-			 struct fuse_file_info *fi)
-{
-	(void)ino, (void)a, (void)set, (void)fi;
-	fuse_reply_err(req, EROFS);
-}
-
-static void rofs_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t d)
-{
-	(void)p, (void)n, (void)m, (void)d;
-	fuse_reply_err(req, EROFS);
-}
-
-static void rofs_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
-{
-	(void)p, (void)n, (void)m;
-	fuse_reply_err(req, EROFS);
-}
-
-static void rofs_unlink(fuse_req_t req, fuse_ino_t p, const char *n)
-{
-	(void)p, (void)n;
-	fuse_reply_err(req, EROFS);
-}
-
-static void rofs_symlink(fuse_req_t req, const char *l, fuse_ino_t p, const char *n)
-{
-	(void)l, (void)p, (void)n;
-	fuse_reply_err(req, EROFS);
-}
-
-static void rofs_rename(fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np,
-			const char *nn, unsigned int flags)
-{
-	(void)p, (void)n, (void)np, (void)nn, (void)flags;
-	fuse_reply_err(req, EROFS);
-}
-
-static void rofs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t np, const char *nn)
-{
-	(void)ino, (void)np, (void)nn;
-	fuse_reply_err(req, EROFS);
-}
-
-static void rofs_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
-			struct fuse_file_info *fi)
-{
-	(void)p, (void)n, (void)m, (void)fi;
-	fuse_reply_err(req, EROFS);
-}
-
-static void rofs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *n, const char *v,
-			  size_t s, int f)
-{
-	(void)ino, (void)n, (void)v, (void)s, (void)f;
-	fuse_reply_err(req, EROFS);
-}
-
-static void rofs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *n)
-{
-	(void)ino, (void)n;
-	fuse_reply_err(req, EROFS);
+	kbfs_reply_err(req, kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL));
 }
 
 const struct fuse_lowlevel_ops kbfs_ops = {
@@ -466,17 +394,24 @@ const struct fuse_lowlevel_ops kbfs_ops = {
 	.getxattr = kbfs_getxattr,
 	.listxattr = kbfs_listxattr,
 	.access = kbfs_access,
-	.setattr = rofs_setattr,
-	.mknod = rofs_mknod,
-	.mkdir = rofs_mkdir,
-	.unlink = rofs_unlink,
-	.rmdir = rofs_unlink,
-	.symlink = rofs_symlink,
-	.rename = rofs_rename,
-	.link = rofs_link,
-	.create = rofs_create,
-	.setxattr = rofs_setxattr,
-	.removexattr = rofs_removexattr,
+	.setattr = kbfs_setattr,
+	.mknod = kbfs_mknod,
+	.mkdir = kbfs_mkdir,
+	.unlink = kbfs_unlink,
+	.rmdir = kbfs_rmdir,
+	.symlink = kbfs_symlink,
+	.rename = kbfs_rename,
+	.link = kbfs_link,
+	.create = kbfs_create,
+	.write = kbfs_write,
+	.flush = kbfs_flush,
+	.fsync = kbfs_fsync,
+	.fsyncdir = kbfs_fsyncdir,
+	.fallocate = kbfs_fallocate,
+	.copy_file_range = kbfs_copy_file_range,
+	.lseek = kbfs_lseek,
+	.setxattr = kbfs_setxattr,
+	.removexattr = kbfs_removexattr,
 };
 
 /* Server pushes: invalidate from a thread of our own, never from the rpc

@@ -30,6 +30,8 @@ static const struct fuse_opt kbfs_opt_table[] = {
 	OPT("negative_timeout=%lf", negative_timeout, 0),
 	OPT("timeout=%d", timeout, 0),
 	OPT("crypto=%s", crypto, 0),
+	OPT("writeback_cache", writeback, 1),
+	OPT("no_writeback_cache", writeback, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -208,6 +210,7 @@ int kbfs_opts_parse(int argc, char *argv[], struct kbfs_opts *o, struct fuse_arg
 
 	memset(o, 0, sizeof(*o));
 	o->conns = 4;
+	o->writeback = 1;
 	o->attr_timeout = o->entry_timeout = 1.0;
 	o->timeout = 15;
 	*args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
@@ -286,6 +289,8 @@ void kbfs_usage(FILE *f, const char *prog)
 		"  negative_timeout=S     cache of missing names, seconds (0)\n"
 		"  timeout=S              connect and request timeout, seconds (15)\n"
 		"  ro                     mount read-only\n"
+		"  no_writeback_cache     write through: no kernel write-back of pages\n"
+		"                         (use when others change the files on the server)\n"
 		"  crypto=openssl|mbedtls AEAD backend for bulk frames (openssl when built)\n\n"
 		"FUSE options such as allow_other, default_permissions, fsname=, subtype=\n"
 		"are passed through; mount(8)'s _netdev, nofail, noauto, x-systemd.* are\n"

@@ -1,0 +1,292 @@
+/* kbfs_meta.c - setattr and the namespace: mknod (fifos), mkdir, unlink,
+ * rmdir, rename (RENAME_NOREPLACE / RENAME_EXCHANGE), link, symlink,
+ * setxattr, removexattr, fsyncdir.
+ *
+ * Each is one synchronous round trip. Operations that create a name reply
+ * with the entry the server counted (kbfs_reply_entry). A read-only mount
+ * or share answers EROFS without asking the server.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "kbfs.h"
+#include "kbfs_node.h"
+#include "rpc.h"
+
+#define FS(req) ((struct kbfs *)fuse_req_userdata(req))
+#define NS(sec) ((uint64_t)((sec) * 1e9))
+
+static void take_attr(void *arg, const kb_Response *resp, const uint8_t *b, size_t n)
+{
+	(void)b, (void)n;
+	*(kb_Attr *)arg = resp->attr;
+}
+
+static void take_entry(void *arg, const kb_Response *resp, const uint8_t *b, size_t n)
+{
+	(void)b, (void)n;
+	*(kb_Entry *)arg = resp->entry;
+}
+
+/* FUSE setattr bits -> kb.SetMask and values. Owners are mapped back:
+ * the mounting user's ids name the share owner's (idmap=user). The
+ * kernel's FATTR_CTIME cannot be set (the server's ctime moves by itself). */
+static uint32_t set_mask(const struct kbfs *fs, const struct stat *st, int to_set, kb_Attr *a)
+{
+	uint32_t m = 0;
+
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		m |= kb_SetMask_SET_MODE;
+		a->mode = st->st_mode;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		m |= kb_SetMask_SET_UID;
+		a->uid = st->st_uid == fs->uid ? fs->remote_uid : st->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		m |= kb_SetMask_SET_GID;
+		a->gid = st->st_gid == fs->gid ? fs->remote_gid : st->st_gid;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		m |= kb_SetMask_SET_SIZE;
+		a->size = (uint64_t)st->st_size;
+	}
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+		m |= kb_SetMask_SET_ATIME_NOW;
+	} else if (to_set & FUSE_SET_ATTR_ATIME) {
+		m |= kb_SetMask_SET_ATIME;
+		a->atime = st->st_atim.tv_sec;
+		a->atime_ns = (uint32_t)st->st_atim.tv_nsec;
+	}
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+		m |= kb_SetMask_SET_MTIME_NOW;
+	} else if (to_set & FUSE_SET_ATTR_MTIME) {
+		m |= kb_SetMask_SET_MTIME;
+		a->mtime = st->st_mtim.tv_sec;
+		a->mtime_ns = (uint32_t)st->st_mtim.tv_nsec;
+	}
+	return m;
+}
+
+void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		  struct fuse_file_info *fi)
+{
+	struct kbfs *fs = FS(req);
+	struct kbfs_file *f = fi ? (struct kbfs_file *)(uintptr_t)fi->fh : NULL;
+	kb_Request r = kb_Request_init_zero;
+	struct stat st;
+	kb_Attr a = {0};
+	int ret;
+
+	if (kbfs_rofs(req))
+		return;
+	r.op = kb_Op_SETATTR;
+	r.node = kbfs_node_remote(fs->nodes, ino);
+	r.fh = f ? f->remote_fh : 0; /* 0: by node (read-only opens have none) */
+	r.has_attr = true;
+	r.set_mask = set_mask(fs, attr, to_set, &r.attr);
+	if (r.set_mask == 0) /* only ctime (or nothing): the current attributes */
+		r.op = kb_Op_GETATTR;
+	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_attr, &a);
+	if (ret < 0) {
+		kbfs_reply_err(req, ret);
+		return;
+	}
+	/* The kernel cache already reflects the change (it truncated its
+	 * pages itself): adopt the new version rather than drop it. */
+	kbfs_changed(fs, ino, r.set_mask & kb_SetMask_SET_SIZE);
+	kbfs_node_set_attr(fs->nodes, ino, &a, NS(fs->o->attr_timeout), NULL);
+	kbfs_attr_to_stat(fs, &a, &st);
+	fuse_reply_attr(req, &st, fs->o->attr_timeout);
+}
+
+/* Send a request that creates a name and reply with its entry. */
+static void entry_call(fuse_req_t req, fuse_ino_t parent, const char *name, kb_Request *r)
+{
+	struct kbfs *fs = FS(req);
+	kb_Entry e = {0};
+	int ret = kb_rpc_call_take(fs->rpc, r, NULL, 0, take_entry, &e);
+
+	if (ret < 0)
+		kbfs_reply_err(req, ret);
+	else if (!e.node)
+		fuse_reply_err(req, EIO);
+	else
+		kbfs_reply_entry(req, parent, name, &e);
+}
+
+/* A request naming `name` under parent; false (and replied) when the name
+ * cannot travel or the mount is read-only. */
+static bool name_req(fuse_req_t req, kb_Request *r, kb_Op op, fuse_ino_t parent,
+		     const char *name)
+{
+	struct kbfs *fs = FS(req);
+
+	if (kbfs_rofs(req))
+		return false;
+	if (strlen(name) >= sizeof(r->name)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return false;
+	}
+	r->op = op;
+	r->node = kbfs_node_remote(fs->nodes, parent);
+	strcpy(r->name, name);
+	return true;
+}
+
+void kbfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	kb_Request r = kb_Request_init_zero;
+
+	(void)rdev; /* fifos only: the server refuses devices */
+	if (!name_req(req, &r, kb_Op_MKNOD, parent, name))
+		return;
+	r.mode = mode;
+	entry_call(req, parent, name, &r);
+}
+
+void kbfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	kb_Request r = kb_Request_init_zero;
+
+	if (!name_req(req, &r, kb_Op_MKDIR, parent, name))
+		return;
+	r.mode = mode;
+	entry_call(req, parent, name, &r);
+}
+
+void kbfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	kb_Request r = kb_Request_init_zero;
+
+	if (!name_req(req, &r, kb_Op_SYMLINK, parent, name))
+		return;
+	if (strlen(link) >= sizeof(r.name2)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	strcpy(r.name2, link);
+	entry_call(req, parent, name, &r);
+}
+
+void kbfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct kbfs *fs = FS(req);
+	kb_Request r = kb_Request_init_zero;
+
+	if (kbfs_rofs(req))
+		return;
+	if (strlen(newname) >= sizeof(r.name2)) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	r.op = kb_Op_LINK;
+	r.node = kbfs_node_remote(fs->nodes, ino);
+	r.node2 = kbfs_node_remote(fs->nodes, newparent);
+	strcpy(r.name2, newname);
+	entry_call(req, newparent, newname, &r);
+}
+
+static void status_call(fuse_req_t req, kb_Request *r, const void *bulk, size_t len)
+{
+	kbfs_reply_err(req, kb_rpc_call_take(FS(req)->rpc, r, bulk, len, NULL, NULL));
+}
+
+void kbfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	kb_Request r = kb_Request_init_zero;
+
+	if (name_req(req, &r, kb_Op_UNLINK, parent, name))
+		status_call(req, &r, NULL, 0);
+}
+
+void kbfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	kb_Request r = kb_Request_init_zero;
+
+	if (name_req(req, &r, kb_Op_RMDIR, parent, name))
+		status_call(req, &r, NULL, 0);
+}
+
+void kbfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		 const char *newname, unsigned int flags)
+{
+	struct kbfs *fs = FS(req);
+	kb_Request r = kb_Request_init_zero;
+
+	if (!name_req(req, &r, kb_Op_RENAME, parent, name))
+		return;
+	if (strlen(newname) >= sizeof(r.name)) { /* a name, though it travels as name2 */
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	r.node2 = kbfs_node_remote(fs->nodes, newparent);
+	strcpy(r.name2, newname);
+	r.flags = flags; /* RENAME_NOREPLACE / RENAME_EXCHANGE: the same bits */
+	status_call(req, &r, NULL, 0);
+}
+
+/* Names the mount answers itself (kbfs_getxattr): never set remotely. */
+static bool local_xattr(const char *name)
+{
+	return !strcmp(name, "security.selinux") || !strncmp(name, "system.posix_acl_", 17);
+}
+
+void kbfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		   size_t size, int flags)
+{
+	struct kbfs *fs = FS(req);
+	kb_Request r = kb_Request_init_zero;
+
+	if (kbfs_rofs(req))
+		return;
+	if (local_xattr(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (strlen(name) >= sizeof(r.name) || size > 65536) { /* XATTR_SIZE_MAX */
+		fuse_reply_err(req, strlen(name) >= sizeof(r.name) ? ERANGE : E2BIG);
+		return;
+	}
+	r.op = kb_Op_SETXATTR;
+	r.node = kbfs_node_remote(fs->nodes, ino);
+	strcpy(r.name, name);
+	r.flags = (uint32_t)flags;
+	status_call(req, &r, value, size);
+}
+
+void kbfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct kbfs *fs = FS(req);
+	kb_Request r = kb_Request_init_zero;
+
+	if (kbfs_rofs(req))
+		return;
+	if (local_xattr(name)) {
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
+	if (strlen(name) >= sizeof(r.name)) {
+		fuse_reply_err(req, ERANGE);
+		return;
+	}
+	r.op = kb_Op_REMOVEXATTR;
+	r.node = kbfs_node_remote(fs->nodes, ino);
+	strcpy(r.name, name);
+	status_call(req, &r, NULL, 0);
+}
+
+/* Durable directory entries: the server fsyncs its own descriptor. */
+void kbfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct kbfs *fs = FS(req);
+	kb_Request r = kb_Request_init_zero;
+
+	(void)fi;
+	r.op = kb_Op_FSYNCDIR;
+	r.node = kbfs_node_remote(fs->nodes, ino);
+	r.flags = datasync ? 1 : 0;
+	status_call(req, &r, NULL, 0);
+}
