@@ -67,6 +67,7 @@
  * the pools (buffers still held by callers outlive it).
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,9 +165,12 @@ int kb_rpc_conn_init(struct kb_rpc_conn *c, struct kb_rpc *r, unsigned idx)
 		return -ENOMEM;
 	pthread_mutex_init(&c->lock, NULL);
 	rc = cond_init_mono(&c->space);
+	if (!rc)
+		rc = cond_init_mono(&c->kcond);
 	for (unsigned i = 0; !rc && i < KB_RPC_SLOTS; i++) {
 		pthread_cond_init(&c->slots[i].done, NULL);
 		c->slots[i].next_free = i + 1;
+		c->slots[i].hdr = c->slots[i].hdr_inline;
 	}
 	c->free_head = 0;
 	c->nfree = KB_RPC_SLOTS;
@@ -180,34 +184,49 @@ void kb_rpc_conn_destroy(struct kb_rpc_conn *c)
 		return;
 	kb_chan_free(c->chan);
 	c->chan = NULL;
-	for (unsigned i = 0; i < KB_RPC_SLOTS; i++)
+	for (unsigned i = 0; i < KB_RPC_SLOTS; i++) {
 		pthread_cond_destroy(&c->slots[i].done);
+		if (c->slots[i].hdr != c->slots[i].hdr_inline)
+			free(c->slots[i].hdr);
+	}
+	pthread_cond_destroy(&c->kcond);
 	pthread_cond_destroy(&c->space);
 	pthread_mutex_destroy(&c->lock);
 	kb_rpc_result_free(c->scratch);
 	c->r = NULL;
 }
 
-/* Lock held. Wait (until wait_ns) for room for `bytes`, take a slot. */
-static int slot_get(struct kb_rpc_conn *c, bool need_ready, size_t bytes, uint64_t wait_ns,
-		    struct kb_rpc_slot **out)
+/* Lock held. Wait (until wait_ns) for room for `bytes`, take a slot. With
+ * wait_down, a connection that is down (being re-established) is waited
+ * for too. */
+static int slot_get(struct kb_rpc_conn *c, bool need_ready, bool wait_down, size_t bytes,
+		    uint64_t wait_ns, struct kb_rpc_slot **out)
 {
 	struct timespec ts = abs_ts(wait_ns);
 	struct kb_rpc_slot *s;
 
 	for (;;) {
-		if (!c->up || (need_ready && !c->ready))
+		if (need_ready && atomic_load(&c->r->closing))
 			return -ENOTCONN;
-		if (c->nfree &&
-		    (c->inflight_bytes + bytes <= KB_RPC_MAX_BYTES || c->nfree == KB_RPC_SLOTS))
+		if (!c->up || (need_ready && !c->ready)) {
+			if (!wait_down)
+				return -ENOTCONN;
+		} else if (c->nfree && (c->inflight_bytes + bytes <= KB_RPC_MAX_BYTES ||
+					c->nfree == KB_RPC_SLOTS)) {
 			break;
+		}
 		if (pthread_cond_timedwait(&c->space, &c->lock, &ts) == ETIMEDOUT)
 			return -ETIMEDOUT;
 	}
 	s = &c->slots[c->free_head];
 	c->free_head = s->next_free;
 	c->nfree--;
-	s->id = ++c->seq << KB_RPC_SLOT_BITS | (uint64_t)(s - c->slots);
+	/* Unique in the session (the server's reply cache is keyed by it). */
+	s->id = ++c->seq << (KB_RPC_SLOT_BITS + KB_RPC_CONN_BITS) |
+		(uint64_t)c->idx << KB_RPC_SLOT_BITS | (uint64_t)(s - c->slots);
+	s->hlen = 0;
+	s->bulk = NULL;
+	s->bulk_len = 0;
 	s->state = KB_SLOT_INFLIGHT;
 	s->bytes = bytes;
 	s->cb = NULL;
@@ -221,6 +240,10 @@ static int slot_get(struct kb_rpc_conn *c, bool need_ready, size_t bytes, uint64
 /* Lock held. */
 void kb_rpc_slot_put(struct kb_rpc_conn *c, struct kb_rpc_slot *s)
 {
+	if (s->hdr != s->hdr_inline)
+		free(s->hdr);
+	s->hdr = s->hdr_inline;
+	s->hlen = 0;
 	s->state = KB_SLOT_FREE;
 	c->inflight_bytes -= s->bytes;
 	s->next_free = c->free_head;
@@ -249,10 +272,22 @@ void kb_rpc_complete(struct kb_rpc_conn *c, struct kb_rpc_slot *s, int status,
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* Fail every in-flight request (all, or those past their deadline): claim
- * them in one pass under the lock, complete them outside it. */
+static bool fail_match(const struct kb_rpc_slot *s, enum kb_rpc_fail which, uint64_t now)
+{
+	switch (which) {
+	case KB_FAIL_ALL: return true;
+	case KB_FAIL_EXPIRED: return s->deadline_ns <= now;
+	case KB_FAIL_NORETRY: return !s->retry;
+	case KB_FAIL_UNSAFE: return !kb_rpc_op_idempotent(s->op);
+	}
+	return false;
+}
+
+/* Fail the in-flight requests `which` selects: claim them in one pass
+ * under the lock, complete them outside it. Slots being re-sent are left
+ * to the re-sender. */
 _Static_assert(KB_RPC_SLOTS <= 64, "claimed slots are a 64-bit mask");
-static void fail_pending(struct kb_rpc_conn *c, int status, bool expired_only, uint64_t now)
+void kb_rpc_fail_pending(struct kb_rpc_conn *c, int status, enum kb_rpc_fail which, uint64_t now)
 {
 	uint64_t mine = 0;
 
@@ -260,7 +295,7 @@ static void fail_pending(struct kb_rpc_conn *c, int status, bool expired_only, u
 	for (unsigned i = 0; c->nfree < KB_RPC_SLOTS && i < KB_RPC_SLOTS; i++) {
 		struct kb_rpc_slot *s = &c->slots[i];
 
-		if (s->state == KB_SLOT_INFLIGHT && (!expired_only || s->deadline_ns <= now)) {
+		if (s->state == KB_SLOT_INFLIGHT && fail_match(s, which, now)) {
 			s->state = KB_SLOT_CLAIMED;
 			mine |= 1ull << i;
 		}
@@ -273,15 +308,23 @@ static void fail_pending(struct kb_rpc_conn *c, int status, bool expired_only, u
 
 void kb_rpc_conn_down(struct kb_rpc_conn *c, int err)
 {
+	struct kb_rpc *r = c->r;
+	bool keep = r->reconnect && !atomic_load(&r->closing);
+
 	pthread_mutex_lock(&c->lock);
-	if (c->up)
+	if (c->up) {
 		c->down_err = err;
+		if (keep) {
+			c->want_reconnect = true;
+			pthread_cond_signal(&c->kcond);
+		}
+	}
 	c->up = false;
 	c->ready = false;
 	pthread_cond_broadcast(&c->space);
+	kb_chan_shutdown(c->chan); /* under the lock: the keeper replaces chan under it */
 	pthread_mutex_unlock(&c->lock);
-	kb_chan_shutdown(c->chan);
-	fail_pending(c, -ENOTCONN, false, 0);
+	kb_rpc_fail_pending(c, -ENOTCONN, keep ? KB_FAIL_NORETRY : KB_FAIL_ALL, 0);
 }
 
 /* ---- sending ---------------------------------------------------------- */
@@ -295,6 +338,7 @@ struct call {
 	struct kb_rpc_result *res;   /* sync */
 	kb_rpc_take_fn take;         /* sync */
 	void *take_arg;
+	bool noretry;                /* fail, do not re-send, if the connection dies */
 };
 
 static size_t call_bytes(const struct call *cl)
@@ -312,11 +356,12 @@ static int acquire(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, size_t b
 		   uint64_t wait_ns, struct kb_rpc_conn **cout, struct kb_rpc_slot **sout)
 {
 	unsigned n = r->nconns, start;
+	struct kb_rpc_conn *c0;
 	int rc = -ENOTCONN;
 
 	if (pin) {
 		pthread_mutex_lock(&pin->lock);
-		rc = slot_get(pin, false, bytes, wait_ns, sout);
+		rc = slot_get(pin, false, false, bytes, wait_ns, sout);
 		if (rc)
 			pthread_mutex_unlock(&pin->lock);
 		*cout = pin;
@@ -327,34 +372,75 @@ static int acquire(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, size_t b
 		struct kb_rpc_conn *c = &r->conns[(start + i) % n];
 
 		pthread_mutex_lock(&c->lock);
-		rc = slot_get(c, true, bytes, wait_ns, sout);
+		rc = slot_get(c, true, false, bytes, wait_ns, sout);
 		if (!rc) {
 			*cout = c;
 			return 0;
 		}
 		pthread_mutex_unlock(&c->lock);
 		if (rc != -ENOTCONN)
-			break;
+			return rc;
 	}
+	if (!r->reconnect || !wait_ns)
+		return rc;
+	/* Every connection is down and being re-established: stall (until the
+	 * deadline) on the one we would have used. */
+	c0 = &r->conns[start];
+	pthread_mutex_lock(&c0->lock);
+	rc = slot_get(c0, true, true, bytes, wait_ns, sout);
+	if (rc)
+		pthread_mutex_unlock(&c0->lock);
+	*cout = c0;
 	return rc;
 }
 
 /* Encode the header on this stack (~9 KB, never a FUSE-sized concern) and
  * send it with the bulk; the channel encrypts both into its own buffer. */
-static int send_req(struct kb_rpc_conn *c, const kb_Request *req, const void *bulk,
+static int send_raw(struct kb_chan *chan, const uint8_t *hdr, size_t hlen, const void *bulk,
 		    size_t bulk_len)
 {
-	uint8_t hdr[KB_WIRE_LEN + kb_Request_size]; /* encoded header; this frame only */
 	struct iovec iov[2];
-	size_t hlen;
-	int rc;
 
-	rc = kb_wire_encode_req(hdr, sizeof(hdr), req, &hlen);
+	iov[0] = (struct iovec){.iov_base = (void *)hdr, .iov_len = hlen};
+	iov[1] = (struct iovec){.iov_base = (void *)bulk, .iov_len = bulk_len};
+	return kb_chan_sendv(chan, iov, bulk_len ? 2 : 1);
+}
+
+/* Encode the header on this stack and keep a copy in the slot (for a
+ * re-send after a reconnect). Lock held: the caller counts as a sender, so
+ * the keeper does not re-send the slot before this is done. */
+static int keep_header(struct kb_rpc_conn *c, struct kb_rpc_slot *s, const kb_Request *req)
+{
+	uint8_t hdr[KB_WIRE_LEN + kb_Request_size]; /* encoded header; copied out */
+	size_t hlen;
+	int rc = kb_wire_encode_req(hdr, sizeof(hdr), req, &hlen);
+
+	(void)c;
 	if (rc)
 		return rc;
-	iov[0] = (struct iovec){.iov_base = hdr, .iov_len = hlen};
-	iov[1] = (struct iovec){.iov_base = (void *)bulk, .iov_len = bulk_len};
-	return kb_chan_sendv(c->chan, iov, bulk_len ? 2 : 1);
+	if (hlen > sizeof(s->hdr_inline)) {
+		s->hdr = malloc(hlen);
+		if (!s->hdr) {
+			s->hdr = s->hdr_inline;
+			return -ENOMEM;
+		}
+	}
+	memcpy(s->hdr, hdr, hlen);
+	s->hlen = hlen;
+	return 0;
+}
+
+int kb_rpc_send_slot(struct kb_rpc_conn *c, struct kb_rpc_slot *s)
+{
+	return send_raw(c->chan, s->hdr, s->hlen, s->bulk, s->bulk_len);
+}
+
+static void sender_done(struct kb_rpc_conn *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->senders--;
+	pthread_cond_broadcast(&c->space);
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* Errors after which nothing was sent and the channel is intact. */
@@ -374,6 +460,8 @@ static int start(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, struct cal
 	uint64_t id;
 	int rc;
 
+	struct kb_chan *chan;
+
 	rc = acquire(r, pin, hint, call_bytes(cl), wait_ns, &c, &s);
 	if (rc)
 		return rc;
@@ -383,11 +471,20 @@ static int start(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, struct cal
 	s->res = cl->res;
 	s->take = cl->take;
 	s->take_arg = cl->take_arg;
+	s->op = cl->req->op;
+	s->retry = r->reconnect && !pin && !cl->noretry;
+	s->bulk = cl->bulk;
+	s->bulk_len = cl->bulk_len;
 	id = cl->req->id = s->id;
+	c->senders++;
+	chan = c->chan;
+	rc = keep_header(c, s, cl->req);
 	pthread_mutex_unlock(&c->lock);
 	atomic_fetch_add(&r->requests, 1);
 
-	rc = send_req(c, cl->req, cl->bulk, cl->bulk_len);
+	if (!rc)
+		rc = send_raw(chan, s->hdr, s->hlen, cl->bulk, cl->bulk_len);
+	sender_done(c);
 	*cout = c;
 	*sout = s;
 	if (!rc)
@@ -480,28 +577,44 @@ static void ping_done(void *arg, int status, struct kb_rpc_result *res)
 		atomic_store(&c->r->rtt_us, (kb_now_ns() - sent) / 1000u);
 }
 
-/* PING a connection idle (nothing in flight, nothing received) for a while.
- * Never blocks the timer: no waiting for room. */
+/* Keepalive and liveness. PING a connection idle (nothing in flight,
+ * nothing received) for keepalive_ns; with reconnection on, also probe one
+ * that has requests in flight but received nothing for a third of the
+ * timeout, and declare it dead (down: the keeper re-establishes it and
+ * re-sends) when a PING stays unanswered that long, or nothing at all
+ * arrived for the whole timeout. Never blocks the timer. */
 static void keepalive(struct kb_rpc_conn *c, uint64_t now)
 {
+	struct kb_rpc *r = c->r;
 	kb_Request req = {.op = kb_Op_PING};
-	struct call cl = {.req = &req, .cb = ping_done, .arg = c};
+	struct call cl = {.req = &req, .cb = ping_done, .arg = c, .noretry = true};
+	uint64_t last = atomic_load(&c->last_rx_ns); /* may be later than now */
+	uint64_t sent = atomic_load(&c->ping_sent_ns);
+	uint64_t quiet = last >= now ? 0 : now - last;
+	uint64_t probe = (uint64_t)r->timeout_ms * 1000000u / 3;
 	struct kb_rpc_conn *used;
 	struct kb_rpc_slot *s;
-	bool idle;
+	bool ready, idle;
 
-	uint64_t last = atomic_load(&c->last_rx_ns); /* may be later than now */
-
-	if (!c->r->keepalive_ns || last >= now || now - last < c->r->keepalive_ns ||
-	    atomic_load(&c->ping_sent_ns))
-		return;
 	pthread_mutex_lock(&c->lock);
-	idle = c->ready && c->nfree == KB_RPC_SLOTS;
+	ready = c->ready;
+	idle = c->nfree == KB_RPC_SLOTS;
 	pthread_mutex_unlock(&c->lock);
-	if (!idle)
+	if (!ready)
+		return;
+	if (r->reconnect && ((sent && now - sent > probe) ||
+			     (!idle && quiet > (uint64_t)r->timeout_ms * 1000000u))) {
+		kb_rpc_logf(r, "no answer from %s for %llu ms: reconnecting", r->host,
+			    (unsigned long long)(quiet / 1000000u));
+		kb_rpc_conn_down(c, -ETIMEDOUT);
+		return;
+	}
+	if (sent)
+		return;
+	if (idle ? !r->keepalive_ns || quiet < r->keepalive_ns : !r->reconnect || quiet < probe)
 		return;
 	atomic_store(&c->ping_sent_ns, now);
-	if (start(c->r, c, -1, &cl, 0, &used, &s))
+	if (start(r, c, -1, &cl, 0, &used, &s))
 		atomic_store(&c->ping_sent_ns, 0);
 }
 
@@ -520,7 +633,7 @@ static void *timer_main(void *arg)
 		pthread_mutex_unlock(&r->lock);
 		now = kb_now_ns();
 		for (unsigned i = 0; i < r->nconns; i++) {
-			fail_pending(&r->conns[i], -ETIMEDOUT, true, now);
+			kb_rpc_fail_pending(&r->conns[i], -ETIMEDOUT, KB_FAIL_EXPIRED, now);
 			keepalive(&r->conns[i], now);
 		}
 		pthread_mutex_lock(&r->lock);
@@ -559,6 +672,55 @@ void kb_rpc_set_notify(struct kb_rpc *r, void (*cb)(void *arg, const kb_Response
 	pthread_mutex_unlock(&r->lock);
 }
 
+void kb_rpc_set_session_cb(struct kb_rpc *r, kb_rpc_session_fn cb, void *arg)
+{
+	pthread_mutex_lock(&r->lock);
+	r->session_cb = cb;
+	r->session_arg = arg;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void kb_rpc_set_log(struct kb_rpc *r, kb_rpc_log_fn cb, void *arg)
+{
+	pthread_mutex_lock(&r->lock);
+	r->log = cb;
+	r->log_arg = arg;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void kb_rpc_logf(struct kb_rpc *r, const char *fmt, ...)
+{
+	char line[512];
+	kb_rpc_log_fn cb;
+	void *arg;
+	va_list ap;
+	int n = snprintf(line, sizeof(line), "keibifs: ");
+
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&r->lock);
+	cb = r->log;
+	arg = r->log_arg;
+	pthread_mutex_unlock(&r->lock);
+	if (cb)
+		cb(arg, line);
+	else
+		fprintf(stderr, "%s\n", line);
+}
+
+uint64_t kb_rpc_session(struct kb_rpc *r, kb_Entry *root)
+{
+	uint64_t gen;
+
+	pthread_mutex_lock(&r->sess_lock);
+	gen = r->gen;
+	if (root)
+		*root = r->root;
+	pthread_mutex_unlock(&r->sess_lock);
+	return gen;
+}
+
 void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -578,6 +740,8 @@ void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st)
 	st->requests = atomic_load(&r->requests);
 	st->errors = atomic_load(&r->errors);
 	st->rtt_us = atomic_load(&r->rtt_us);
+	st->reconnects = atomic_load(&r->reconnects);
+	st->session_gen = atomic_load(&r->session_gen);
 	snprintf(st->peer_fpr, sizeof(st->peer_fpr), "%s", r->peer_fpr);
 }
 

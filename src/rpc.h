@@ -6,9 +6,40 @@
  * received into a pooled kb_buf and handed over whole: the caller (or the
  * block cache) keeps the buffer, so file data is never copied in user space.
  *
- * Reconnection (issue "Reliability") is designed in: every node is known by
- * the client with its parent and name, so it can be re-resolved on a new
- * session; the rpc layer reports -ENOTCONN / -KB_ECLOSED upward.
+ * Reconnection (on by default; cfg.noreconnect turns it off). When a
+ * connection dies (reset, AEAD failure, or a peer silent past the liveness
+ * limit) its slot is re-established in the background: reconnect with
+ * backoff (100 ms doubling to 2 s), handshake against the server key pinned
+ * at the first connection, ATTACH with the session token. Requests in
+ * flight on it are kept and re-sent with the same id on the new connection
+ * (the server answers a re-sent non-idempotent request from its reply
+ * cache instead of running it twice). Callers see a stall, never an error,
+ * as long as the server is back before their deadline (cfg.timeout_ms);
+ * after it they get -ETIMEDOUT (or -ENOTCONN), never a hang. One log line
+ * per reconnect ("keibifs: reconnected to HOST (SHA256:...)") goes to the
+ * log callback (kb_rpc_set_log).
+ *
+ * Server restart (or a session expired after its grace period): ATTACH is
+ * refused, so the rpc sends HELLO again, bumps the session generation and
+ * calls the session callback (kb_rpc_set_session_cb) with the new root.
+ * Node ids and handles of the old session are then invalid: the server
+ * answers ESTALE (nodes) / EBADF (handles) for them; it starts ids at a
+ * random point per session so an old id never names another file.
+ * Requests in flight that were not safe to repeat (CREATE, MKDIR, UNLINK,
+ * RENAME, SETATTR, OPEN, ...) fail with -EIO (their outcome is unknown);
+ * reads and lookups are re-sent (and typically get ESTALE).
+ *
+ * The FUSE layer's side of that contract:
+ *  - keep parent node + name for every node; on -ESTALE for a node, LOOKUP
+ *    it again from its parent (recursively up to the root, whose new entry
+ *    the session callback gave), check attr.ino/type still match (else
+ *    keep ESTALE), remap, and retry the operation once;
+ *  - on -EBADF for a handle after a generation change, OPEN the node again
+ *    with the file's flags and retry once; dirty data acknowledged by the
+ *    server is durable there; a WRITE that failed with -EIO must be
+ *    reported at the next flush/fsync/close of that file;
+ *  - route kb_rpc_set_log lines to syslog/stderr, and pass NOTIFY pushes
+ *    (kb_rpc_set_notify) to fuse_lowlevel_notify_inval_inode/_entry.
  */
 #ifndef KB_RPC_H
 #define KB_RPC_H
@@ -36,6 +67,7 @@ struct kb_rpc_cfg {
 	int timeout_ms;              /* connect/handshake/request timeout */
 	size_t max_frame;            /* largest frame we accept (>= block + headroom) */
 	int keepalive_ms;            /* PING a connection idle this long (0: 15 s, <0: off) */
+	bool noreconnect;            /* a dead connection stays dead (pending: -ENOTCONN) */
 };
 
 /* cfg and what it points to (identity, trust, psk) are only used during
@@ -80,7 +112,9 @@ int kb_rpc_call(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk
  * before the deadline, -KB_ETOOBIG, -ENOSPC) when the request was not
  * accepted and cb will NOT run. May block while the connection has too
  * many requests/bytes in flight (backpressure). Callbacks must not block
- * and must not make synchronous calls (they run on the receiver thread). */
+ * and must not make synchronous calls (they run on the receiver thread).
+ * `req` is encoded before this returns; `bulk` must stay valid until cb
+ * runs (it is re-sent if the connection is re-established). */
 typedef void (*kb_rpc_cb)(void *arg, int status, struct kb_rpc_result *res);
 int kb_rpc_submit(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
 		  int conn_hint, kb_rpc_cb cb, void *arg);
@@ -94,15 +128,34 @@ typedef void (*kb_rpc_take_fn)(void *arg, const kb_Response *resp, const uint8_t
 int kb_rpc_call_take(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
 		     kb_rpc_take_fn take, void *arg);
 
-/* Server pushes (NOTIFY) are handed to this callback (receiver thread). */
+/* Server pushes (NOTIFY) are handed to this callback (receiver thread):
+ * notify_name empty: node notify_node changed (inval inode); else the entry
+ * notify_name of directory notify_node changed (inval entry). Node ids the
+ * client does not know (forgotten, or of an old session) are to be ignored. */
 void kb_rpc_set_notify(struct kb_rpc *r, void (*cb)(void *arg, const kb_Response *n),
 		       void *arg);
+
+/* After a new session (server restart / expired session): gen is the new
+ * generation (the first session is 0), root the entry of cfg.path in it.
+ * Runs on a keeper thread before the connection carries requests again;
+ * must not block or make synchronous calls (note the change, remap lazily
+ * on ESTALE). */
+typedef void (*kb_rpc_session_fn)(void *arg, uint64_t gen, const kb_Entry *root);
+void kb_rpc_set_session_cb(struct kb_rpc *r, kb_rpc_session_fn cb, void *arg);
+/* Log lines (no newline) from background threads, e.g. "keibifs:
+ * reconnected to HOST (SHA256:...)". NULL: stderr. */
+typedef void (*kb_rpc_log_fn)(void *arg, const char *line);
+void kb_rpc_set_log(struct kb_rpc *r, kb_rpc_log_fn cb, void *arg);
+/* Current session generation and its root entry. */
+uint64_t kb_rpc_session(struct kb_rpc *r, kb_Entry *root);
 
 struct kb_rpc_stats {
 	uint64_t bytes_sent, bytes_recv, requests, errors;
 	uint64_t rtt_us;             /* last PING round trip */
 	unsigned conns_up;
 	char peer_fpr[64];
+	uint64_t reconnects;         /* connections re-established */
+	uint64_t session_gen;        /* new sessions after the first */
 };
 void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st);
 

@@ -14,10 +14,16 @@
 
 #define KB_RPC_MAX_CONNS 64
 
+/* While kb_rpc_new runs: the caller's trust set. Later (reconnects): only
+ * the key the server had at the first connection. */
 static int verify_server(void *arg, const uint8_t rs[static 32], unsigned *flags)
 {
 	struct kb_rpc *r = arg;
 
+	if (!r->cfg.trust) {
+		*flags = 0;
+		return kb_memcmp_ct(r->server_key, rs, KB_KEY_LEN) ? -KB_EUNTRUSTED : 0;
+	}
 	return kb_keyset_match(r->cfg.trust, rs, flags) ? -KB_EUNTRUSTED : 0;
 }
 
@@ -48,7 +54,7 @@ static void handshake_error(const struct kb_rpc *r, const struct kb_chan_info *i
 
 /* TCP + Noise for connection i; on success c owns the channel and its
  * receiver runs. */
-static int conn_connect(struct kb_rpc *r, unsigned i, char *err, size_t errlen)
+int kb_rpc_conn_connect(struct kb_rpc *r, unsigned i, char *err, size_t errlen)
 {
 	/* TCP_USER_TIMEOUT: a vanished peer (data unacknowledged for twice the
 	 * request timeout) kills the connection; a stuck but alive one only
@@ -77,7 +83,7 @@ static int conn_connect(struct kb_rpc *r, unsigned i, char *err, size_t errlen)
 		handshake_error(r, &info, rc, err, errlen);
 		return rc;
 	}
-	if (i == 0) {
+	if (i == 0 && !r->peer_fpr[0]) {
 		memcpy(r->server_key, info.remote_static, KB_KEY_LEN);
 		kb_key_fingerprint(r->server_key, r->peer_fpr);
 	} else if (kb_memcmp_ct(r->server_key, info.remote_static, KB_KEY_LEN)) {
@@ -112,6 +118,8 @@ static void hello_take(void *arg, const kb_Response *resp, const uint8_t *bulk, 
 		*h->root = resp->entry;
 	if (h->read_only)
 		*h->read_only = resp->read_only;
+	if (resp->has_entry)
+		h->r->root = resp->entry;
 	if (resp->token.size > 0 && resp->token.size <= sizeof(h->r->token)) {
 		memcpy(h->r->token, resp->token.bytes, resp->token.size);
 		h->r->token_len = resp->token.size;
@@ -134,28 +142,47 @@ static void hello_error(const struct kb_rpc *r, int rc, char *err, size_t errlen
 			 kb_strerror(rc));
 }
 
+/* HELLO on slot i: a new session (token, root). The caller serialises
+ * session changes (kb_rpc_new, or the keepers' sess_lock). */
+int kb_rpc_conn_hello(struct kb_rpc *r, unsigned i, kb_Entry *root, bool *read_only)
+{
+	kb_Request req = kb_Request_init_zero; /* ~9 KB: caller's own thread stack */
+	struct hello_out h = {.root = root, .read_only = read_only, .r = r};
+	int rc;
+
+	req.op = kb_Op_HELLO;
+	req.version = KB_PROTO_VERSION;
+	snprintf(req.path, sizeof(req.path), "%s", r->path);
+	rc = kb_rpc_call_on(&r->conns[i], &req, hello_take, &h);
+	if (!rc && !h.got_token)
+		rc = -KB_EPROTO;
+	return rc;
+}
+
+/* ATTACH slot i to the current session (-EACCES: the server has no such
+ * session any more). */
+int kb_rpc_conn_attach(struct kb_rpc *r, unsigned i)
+{
+	kb_Request req = kb_Request_init_zero; /* ~9 KB: caller's own thread stack */
+
+	req.op = kb_Op_ATTACH;
+	req.token.size = (pb_size_t)r->token_len;
+	memcpy(req.token.bytes, r->token, r->token_len);
+	return kb_rpc_call_on(&r->conns[i], &req, NULL, NULL);
+}
+
 /* The session: HELLO on connection 0, ATTACH on the others. */
 static int conn_session(struct kb_rpc *r, unsigned i, kb_Entry *root, bool *read_only,
 			char *err, size_t errlen)
 {
-	kb_Request req = kb_Request_init_zero; /* ~9 KB: kb_rpc_new's own stack */
-	struct hello_out h = {.root = root, .read_only = read_only, .r = r};
 	int rc;
 
 	if (i == 0) {
-		req.op = kb_Op_HELLO;
-		req.version = KB_PROTO_VERSION;
-		snprintf(req.path, sizeof(req.path), "%s", r->path);
-		rc = kb_rpc_call_on(&r->conns[0], &req, hello_take, &h);
-		if (!rc && !h.got_token)
-			rc = -KB_EPROTO;
+		rc = kb_rpc_conn_hello(r, 0, root, read_only);
 		if (rc)
 			hello_error(r, rc, err, errlen);
 	} else {
-		req.op = kb_Op_ATTACH;
-		req.token.size = (pb_size_t)r->token_len;
-		memcpy(req.token.bytes, r->token, r->token_len);
-		rc = kb_rpc_call_on(&r->conns[i], &req, NULL, NULL);
+		rc = kb_rpc_conn_attach(r, i);
 		if (rc)
 			snprintf(err, errlen, "the server refused connection %u of the session: %s",
 				 i + 1, kb_strerror(rc));
@@ -168,7 +195,7 @@ static int conn_session(struct kb_rpc *r, unsigned i, kb_Entry *root, bool *read
 int kb_rpc_conn_open(struct kb_rpc *r, unsigned i, kb_Entry *root, bool *read_only, char *err,
 		     size_t errlen)
 {
-	int rc = conn_connect(r, i, err, errlen);
+	int rc = kb_rpc_conn_connect(r, i, err, errlen);
 
 	if (!rc)
 		rc = conn_session(r, i, root, read_only, err, errlen);
@@ -241,6 +268,7 @@ static int rpc_alloc(struct kb_rpc **out, const struct kb_rpc_cfg *cfg)
 	if (!r)
 		return -ENOMEM;
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->sess_lock, NULL);
 	{
 		pthread_condattr_t ca; /* the timer sleeps to CLOCK_MONOTONIC deadlines */
 
@@ -265,6 +293,15 @@ static int rpc_alloc(struct kb_rpc **out, const struct kb_rpc_cfg *cfg)
 		r->keepalive_ns = (uint64_t)(cfg->keepalive_ms ? cfg->keepalive_ms
 							: KB_RPC_KEEPALIVE_MS) * 1000000u;
 	r->max_read = max_frame - KB_WIRE_HEADROOM;
+	/* Our own copies of the keys: reconnects need them after kb_rpc_new. */
+	if (cfg->identity) {
+		memcpy(r->identity, cfg->identity, KB_KEY_LEN);
+		r->cfg.identity = r->identity;
+	}
+	if (cfg->psk) {
+		memcpy(r->psk, cfg->psk, sizeof(r->psk));
+		r->cfg.psk = r->psk;
+	}
 	rc = cfg->identity ? kb_x25519_pub(cfg->identity, r->our_pub) : 0;
 	if (!rc)
 		rc = kb_noise_rng_new(&r->rng);
@@ -300,10 +337,16 @@ int kb_rpc_new(struct kb_rpc **out, const struct kb_rpc_cfg *cfg, kb_Entry *root
 		rc = open_rest(r, err, errlen);
 	if (!rc)
 		set_limits(r);
-	/* The caller's keys and trust set are only borrowed while connecting. */
-	r->cfg.identity = NULL;
+	/* The caller's trust set is only borrowed while connecting; later
+	 * connections must meet the server key pinned now. */
 	r->cfg.trust = NULL;
-	r->cfg.psk = NULL;
+	r->reconnect = !cfg->noreconnect;
+	if (!rc && r->reconnect) {
+		rc = kb_rpc_keepers_start(r);
+		if (rc)
+			snprintf(err, errlen, "cannot start the reconnect threads: %s",
+				 kb_strerror(rc));
+	}
 out:
 	if (rc) {
 		kb_rpc_free(r);
@@ -347,6 +390,8 @@ void kb_rpc_free(struct kb_rpc *r)
 {
 	if (!r)
 		return;
+	atomic_store(&r->closing, true);
+	kb_rpc_keepers_stop(r); /* before the receivers: keepers join them too */
 	kb_rpc_timer_stop(r);
 	for (unsigned i = 0; i < r->nconns; i++)
 		kb_chan_shutdown(r->conns[i].chan);
@@ -359,7 +404,10 @@ void kb_rpc_free(struct kb_rpc *r)
 	kb_noise_rng_free(r->rng);
 	pthread_cond_destroy(&r->tick);
 	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->sess_lock);
 	kb_memzero(r->token, sizeof(r->token));
+	kb_memzero(r->identity, sizeof(r->identity));
+	kb_memzero(r->psk, sizeof(r->psk));
 	free(r->conns);
 	free(r->host);
 	free(r->port);

@@ -22,12 +22,26 @@
 #define KB_RPC_DEFAULT_TIMEOUT_MS 30000
 #define KB_RPC_TICK_MS 50                     /* timer granularity */
 #define KB_RPC_KEEPALIVE_MS 15000             /* PING after this long idle */
+#define KB_RPC_CONN_BITS 6                    /* conn index in ids: unique per session */
+#define KB_RPC_HDR_INLINE 192                 /* encoded headers kept in the slot */
+#define KB_RPC_BACKOFF_MIN_MS 100
+#define KB_RPC_BACKOFF_MAX_MS 2000
 
 enum kb_rpc_slot_state {
 	KB_SLOT_FREE,
 	KB_SLOT_INFLIGHT, /* in the table: a reply, timeout or failure may claim it */
 	KB_SLOT_CLAIMED,  /* one completer owns it (outside the lock) */
 	KB_SLOT_DONE,     /* sync only: result ready, waiter frees the slot */
+	KB_SLOT_SENDING,  /* being re-sent after a reconnect: a reply may claim it,
+			   * timeouts and failures leave it to the re-sender */
+};
+
+/* Which in-flight requests fail_pending fails. */
+enum kb_rpc_fail {
+	KB_FAIL_ALL,      /* every request (connection closed for good) */
+	KB_FAIL_EXPIRED,  /* past their deadline */
+	KB_FAIL_NORETRY,  /* those that are not re-sent after a reconnect */
+	KB_FAIL_UNSAFE,   /* those not safe to re-send on a new session */
 };
 
 /* One request in flight. Pooled: preallocated per connection. */
@@ -44,6 +58,14 @@ struct kb_rpc_slot {
 	void *take_arg;
 	pthread_cond_t done;         /* sync waiter sleeps here (conn lock) */
 	unsigned next_free;          /* free stack link */
+	/* Kept for a re-send after a reconnect (same id, same bytes): */
+	uint32_t op;
+	bool retry;                  /* false: fail it when the connection dies */
+	uint8_t hdr_inline[KB_RPC_HDR_INLINE];
+	uint8_t *hdr;                /* encoded header: hdr_inline or owned heap copy */
+	size_t hlen;
+	const void *bulk;            /* caller's; valid until the request completes */
+	size_t bulk_len;
 };
 
 struct kb_rpc_conn {
@@ -65,6 +87,12 @@ struct kb_rpc_conn {
 	_Atomic uint64_t last_rx_ns; /* last frame received */
 	_Atomic uint64_t ping_sent_ns; /* 0: no keepalive PING outstanding */
 	struct kb_rpc_result *scratch; /* owned by the receiver thread */
+	unsigned senders;            /* lock: threads sending on chan right now */
+	bool want_reconnect;         /* lock: the keeper should re-establish us */
+	pthread_cond_t kcond;        /* keeper sleeps here (lock) */
+	pthread_t keeper;            /* reconnects this slot (rpc_keep.c) */
+	bool keeper_started;
+	uint64_t gen;                /* session generation we are attached to (sess_lock) */
 };
 
 struct kb_rpc {
@@ -92,8 +120,21 @@ struct kb_rpc {
 	bool timer_started;
 	void (*notify)(void *arg, const kb_Response *n); /* lock */
 	void *notify_arg;            /* lock */
+	kb_rpc_session_fn session_cb; /* lock */
+	void *session_arg;           /* lock */
+	kb_rpc_log_fn log;           /* lock; NULL: stderr */
+	void *log_arg;               /* lock */
 
-	_Atomic uint64_t requests, errors, rtt_us;
+	/* Reconnection (rpc_keep.c). */
+	bool reconnect;              /* immutable after kb_rpc_new */
+	atomic_bool closing;         /* kb_rpc_free started: no more reconnects */
+	uint8_t identity[KB_KEY_LEN];/* our static private key (wiped at free) */
+	uint8_t psk[32];             /* wiped at free */
+	pthread_mutex_t sess_lock;   /* one HELLO/ATTACH at a time; token, gen, root */
+	uint64_t gen;                /* session generation: +1 per new HELLO (sess_lock) */
+	kb_Entry root;               /* entry of path in the current session (sess_lock) */
+
+	_Atomic uint64_t requests, errors, rtt_us, reconnects, session_gen;
 };
 
 /* rpc.c: connection slots (init/destroy), receive pools, the timer. */
@@ -108,8 +149,15 @@ void kb_rpc_slot_put(struct kb_rpc_conn *c, struct kb_rpc_slot *s);
 /* No lock held: finish a CLAIMED slot (wake the waiter or run the cb). */
 void kb_rpc_complete(struct kb_rpc_conn *c, struct kb_rpc_slot *s, int status,
 		     struct kb_rpc_result *res);
-/* Mark down, shut the channel, fail everything pending with -ENOTCONN. */
+/* Mark down, shut the channel; fail what is pending with -ENOTCONN (with
+ * reconnection on: only what is not re-sent, and wake the keeper). */
 void kb_rpc_conn_down(struct kb_rpc_conn *c, int err);
+void kb_rpc_fail_pending(struct kb_rpc_conn *c, int status, enum kb_rpc_fail which,
+			 uint64_t now);
+/* Send a slot's kept header + bulk on the connection's channel. */
+int kb_rpc_send_slot(struct kb_rpc_conn *c, struct kb_rpc_slot *s);
+/* One log line (prefixed "keibifs: ") to the log callback or stderr. */
+void kb_rpc_logf(struct kb_rpc *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 struct kb_bufpool *kb_rpc_pool_for(struct kb_rpc *r, size_t need);
 
 /* rpc_rx.c: the id of a reply frame's plaintext ([u32 H][protobuf][bulk]),
@@ -128,6 +176,18 @@ void kb_rpc_conn_set_ready(struct kb_rpc_conn *c);
 /* rpc_conn.c: connect, handshake, HELLO/ATTACH for slot i; err on failure. */
 int kb_rpc_conn_open(struct kb_rpc *r, unsigned i, kb_Entry *root, bool *read_only,
 		     char *err, size_t errlen);
+/* rpc_conn.c: TCP + Noise for slot i (the server key must be the one pinned
+ * at the first connection); starts the receiver. */
+int kb_rpc_conn_connect(struct kb_rpc *r, unsigned i, char *err, size_t errlen);
+/* rpc_conn.c: HELLO (new session: token, root) or ATTACH on slot i. */
+int kb_rpc_conn_hello(struct kb_rpc *r, unsigned i, kb_Entry *root, bool *read_only);
+int kb_rpc_conn_attach(struct kb_rpc *r, unsigned i);
+
+/* rpc_keep.c: the keeper threads (one per connection when reconnecting). */
+int kb_rpc_keepers_start(struct kb_rpc *r);
+void kb_rpc_keepers_stop(struct kb_rpc *r);
+/* Safe to re-send on a new session (reads and lookups by node id). */
+bool kb_rpc_op_idempotent(uint32_t op);
 
 /* Tests: a session over already established channels (no handshake, no
  * HELLO). Takes every chans[i] (cfg->conns of them), even on failure. */

@@ -133,7 +133,7 @@ static int rx_dispatch(struct kb_rpc_conn *c, struct kb_buf *buf)
 	}
 	s = &c->slots[id & SLOT_MASK];
 	pthread_mutex_lock(&c->lock);
-	if (s->state != KB_SLOT_INFLIGHT || s->id != id) {
+	if ((s->state != KB_SLOT_INFLIGHT && s->state != KB_SLOT_SENDING) || s->id != id) {
 		pthread_mutex_unlock(&c->lock); /* late reply to a timed-out request */
 		kb_buf_put(buf);
 		return 0;
@@ -208,6 +208,7 @@ int kb_rpc_conn_start(struct kb_rpc_conn *c, struct kb_chan *chan,
 	c->up = true;
 	pthread_mutex_unlock(&c->lock);
 	atomic_store(&c->last_rx_ns, kb_now_ns());
+	atomic_store(&c->ping_sent_ns, 0);
 	rc = -pthread_create(&c->rx, NULL, rx_main, c);
 	if (rc) {
 		pthread_mutex_lock(&c->lock);
@@ -223,6 +224,7 @@ void kb_rpc_conn_set_ready(struct kb_rpc_conn *c)
 {
 	pthread_mutex_lock(&c->lock);
 	c->ready = c->up;
+	pthread_cond_broadcast(&c->space); /* callers stalled on a reconnect */
 	pthread_mutex_unlock(&c->lock);
 }
 

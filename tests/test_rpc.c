@@ -586,6 +586,7 @@ struct conn_opts {
 	const uint8_t *trust_pub;    /* default the server's key */
 	const uint8_t *priv;         /* default the test client key */
 	int timeout_ms;              /* default 10 s */
+	bool noreconnect;
 };
 
 static int srv_connect(struct th_server *ts, const struct conn_opts *o, struct kb_rpc **r,
@@ -599,6 +600,7 @@ static int srv_connect(struct th_server *ts, const struct conn_opts *o, struct k
 		.conns = o->conns ? o->conns : 1,
 		.identity = o->priv ? o->priv : ts->client_priv,
 		.timeout_ms = o->timeout_ms ? o->timeout_ms : 10000,
+		.noreconnect = o->noreconnect,
 	};
 	int rc;
 
@@ -1028,7 +1030,9 @@ END_TEST
 START_TEST(test_srv_killed_midstream)
 {
 	struct th_server ts;
-	struct conn_opts o = {.conns = 4, .timeout_ms = 20000};
+	/* noreconnect: pending requests fail fast (test_reliability covers
+	 * the reconnecting default) */
+	struct conn_opts o = {.conns = 4, .timeout_ms = 20000, .noreconnect = true};
 	struct pull p = {.lock = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 	struct pull_one ones[64];
 	struct kb_rpc *r = NULL;
