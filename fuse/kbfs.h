@@ -143,6 +143,7 @@ struct kbfs_file {
 	unsigned inflight; /* WRITEs submitted and not completed (lock) */
 	int err;           /* first write error not yet reported (lock) */
 	bool err_guess;    /* err is -EIO for a short write: a real one wins (lock) */
+	bool writer;       /* counted in the node's writers (open for writing) */
 	pthread_cond_t idle; /* inflight dropped to 0 */
 };
 void kbfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

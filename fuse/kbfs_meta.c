@@ -7,6 +7,7 @@
  * or share answers EROFS without asking the server.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,15 +137,60 @@ static bool name_req(fuse_req_t req, kb_Request *r, kb_Op op, fuse_ino_t parent,
 	return true;
 }
 
+struct create_out {
+	kb_Entry e;
+	uint64_t fh;
+};
+
+static void take_create(void *arg, const kb_Response *resp, const uint8_t *b, size_t n)
+{
+	struct create_out *o = arg;
+
+	(void)b, (void)n;
+	o->e = resp->entry;
+	o->fh = resp->fh;
+}
+
+static void ignore_done(void *arg, int status, struct kb_rpc_result *res)
+{
+	(void)arg, (void)status, (void)res;
+}
+
+/* mknod(S_IFREG) (tar --xattrs makes files so): an exclusive CREATE whose
+ * handle is released at once. */
+static void mknod_reg(fuse_req_t req, fuse_ino_t parent, const char *name, kb_Request *r)
+{
+	struct kbfs *fs = FS(req);
+	struct create_out o = {0};
+	int ret;
+
+	r->op = kb_Op_CREATE;
+	r->flags = O_WRONLY | O_EXCL;
+	ret = kb_rpc_call_take(fs->rpc, r, NULL, 0, take_create, &o);
+	if (ret < 0) {
+		kbfs_reply_err(req, ret);
+		return;
+	}
+	*r = (kb_Request)kb_Request_init_zero;
+	r->op = kb_Op_RELEASE;
+	r->node = o.e.node;
+	r->fh = o.fh;
+	kb_rpc_submit(fs->rpc, r, NULL, 0, -1, ignore_done, NULL);
+	kbfs_reply_entry(req, parent, name, &o.e);
+}
+
 void kbfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
 	kb_Request r = kb_Request_init_zero;
 
-	(void)rdev; /* fifos only: the server refuses devices */
+	(void)rdev; /* fifos and files only: the server refuses devices */
 	if (!name_req(req, &r, kb_Op_MKNOD, parent, name))
 		return;
 	r.mode = mode;
-	entry_call(req, parent, name, &r);
+	if (S_ISREG(mode))
+		mknod_reg(req, parent, name, &r);
+	else
+		entry_call(req, parent, name, &r);
 }
 
 void kbfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)

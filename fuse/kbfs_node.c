@@ -268,6 +268,18 @@ void kbfs_node_changed(struct kbfs_nodes *t, uint64_t ino)
 	pthread_mutex_unlock(&t->lock);
 }
 
+unsigned kbfs_node_writers(struct kbfs_nodes *t, uint64_t ino, int delta)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+	unsigned w;
+
+	pthread_mutex_lock(&t->lock);
+	n->writers = (unsigned)((int)n->writers + delta);
+	w = n->writers;
+	pthread_mutex_unlock(&t->lock);
+	return w;
+}
+
 uint64_t kbfs_node_by_remote(struct kbfs_nodes *t, uint64_t remote)
 {
 	struct kbfs_node *n;

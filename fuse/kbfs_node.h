@@ -28,6 +28,7 @@ struct kbfs_node {
 	uint64_t version;         /* kbfs_attr_version(attr) */
 	uint64_t kcache_version;  /* version the kernel page cache holds */
 	bool own_change;          /* we changed it since the last attributes */
+	unsigned writers;         /* open files with a server handle for writing */
 	struct kbfs_node *hnext;  /* remote id hash chain */
 };
 
@@ -66,6 +67,8 @@ bool kbfs_node_open_version(struct kbfs_nodes *t, uint64_t ino, uint64_t version
  * are stale, and the next version seen is adopted as the kernel cache's
  * (which already holds our change) instead of dropping that cache. */
 void kbfs_node_changed(struct kbfs_nodes *t, uint64_t ino);
+/* Count an open for writing (+1) or its release (-1); returns the count. */
+unsigned kbfs_node_writers(struct kbfs_nodes *t, uint64_t ino, int delta);
 /* FUSE ino of a server node id, or 0 (notifications). */
 uint64_t kbfs_node_by_remote(struct kbfs_nodes *t, uint64_t remote);
 /* Number of live nodes (tests). */

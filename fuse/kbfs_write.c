@@ -144,11 +144,14 @@ void kbfs_open_rw(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!f)
 		goto fail;
 	f->remote_fh = fh;
+	f->writer = true;
+	kbfs_node_writers(fs->nodes, ino, 1);
 	fi->fh = (uintptr_t)f;
 	fi->keep_cache = kbfs_node_open_version(fs->nodes, ino, version);
 	if (!fi->keep_cache)
 		kb_cache_invalidate(fs->cache, ino, version);
 	if (fuse_reply_open(req, fi) != 0) {
+		kbfs_node_writers(fs->nodes, ino, -1);
 		release_remote(fs, remote, fh);
 		kbfs_file_free(f);
 	}
@@ -220,6 +223,8 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 		return;
 	}
 	f->remote_fh = o.fh;
+	f->writer = true;
+	kbfs_node_writers(fs->nodes, ep.ino, 1);
 	if (fi->flags & O_TRUNC)
 		kbfs_changed(fs, ep.ino, true);
 	ep.generation = o.e.generation;
@@ -229,6 +234,7 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	fi->fh = (uintptr_t)f;
 	fi->keep_cache = kbfs_node_open_version(fs->nodes, ep.ino, f->version);
 	if (fuse_reply_create(req, &ep, fi) != 0) { /* the kernel never got it */
+		kbfs_node_writers(fs->nodes, ep.ino, -1);
 		release_remote(fs, f->remote, f->remote_fh);
 		forget_ino(fs, ep.ino);
 		kbfs_file_free(f);
@@ -341,8 +347,9 @@ void kbfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct kbfs *fs = FS(req);
 	struct kbfs_file *f = FILE_OF(fi);
 
-	(void)ino;
 	file_drain(f, false);
+	if (f->writer)
+		kbfs_node_writers(fs->nodes, ino, -1);
 	release_remote(fs, f->remote, f->remote_fh);
 	kbfs_file_free(f);
 	fuse_reply_err(req, 0);
@@ -452,9 +459,18 @@ void kbfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	uint64_t pos = 0;
 	int ret;
 
-	(void)ino;
 	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
 		fuse_reply_err(req, EINVAL); /* the kernel does SET/CUR/END itself */
+		return;
+	}
+	/* Under the writeback cache, a file open for writing may have dirty
+	 * pages the server has not seen, and the kernel does not write them
+	 * back before LSEEK: the server's answer could call data a hole (and
+	 * cp would then copy zeros). Refuse rather than answer wrong; cp and
+	 * friends fall back to reading. (ENOSYS would turn LSEEK off for the
+	 * whole mount.) */
+	if (fs->writeback && kbfs_node_writers(fs->nodes, ino, 0)) {
+		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
 	r.op = kb_Op_LSEEK;
