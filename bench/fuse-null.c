@@ -25,7 +25,6 @@ static void fill(fuse_ino_t ino, struct stat *st)
 static void n_init(void *ud, struct fuse_conn_info *c)
 {
 	(void)ud;
-	c->max_read = 1 << 20;
 	c->max_readahead = 1 << 20;
 }
 

@@ -19,7 +19,7 @@ SSHD_PID=""
 cleanup() {
 	kb_cleanup
 	[ -n "$SSHD_PID" ] && kill "$SSHD_PID" 2>/dev/null
-	rm -rf "$work"
+	rm -rf --one-file-system "$work"
 }
 trap cleanup EXIT
 share=$work/share
@@ -132,9 +132,12 @@ mount_sshfs() {
 		-o IdentityFile="$work/ssh/id",StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null \
 		-o Ciphers=aes256-gcm@openssh.com,LogLevel=ERROR 2>>"$work/ssh/sshfs.log" &
 	SS_PID=$!
+	KB_PIDS+=("$SS_PID")
+	KB_MOUNTS+=("$SS_MNT")
 	for _ in $(seq 200); do mountpoint -q "$SS_MNT" && break; sleep 0.05; done
 	M=$SS_MNT
-	PIDS="$SS_PID $(pgrep -P "$SS_PID" | tr '\n' ' ')"
+	# sshfs runs ssh as a child process: count both
+	PIDS="$SS_PID $( (pgrep -P "$SS_PID" || true) | tr '\n' ' ')"
 }
 umount_sshfs() { fusermount3 -u "$SS_MNT"; wait "$SS_PID" 2>/dev/null || true; }
 mount_local() { M=$share; PIDS=""; }
@@ -170,6 +173,7 @@ mkdir -p "$work/nullmnt"
 NULL_PID=$!
 KB_PIDS+=("$NULL_PID")
 for _ in $(seq 100); do mountpoint -q "$work/nullmnt" && break; sleep 0.05; done
+stat "$work/nullmnt/zero" >/dev/null # INIT is done once this answers
 bdi=$(mountpoint -d "$work/nullmnt")
 echo 1024 >"/sys/class/bdi/$bdi/read_ahead_kb" 2>/dev/null || true
 dd if="$work/nullmnt/zero" of=/dev/null bs=1M count=1024 status=none # warm-up, discarded
