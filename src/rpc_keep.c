@@ -66,22 +66,26 @@ static void retire(struct kb_rpc_conn *c)
 	pthread_mutex_unlock(&c->lock);
 }
 
-/* Step 3: ATTACH, or HELLO when the session is gone. *fresh: the slot is
- * now on another session than its requests were made for. */
-static int reattach(struct kb_rpc_conn *c, bool *fresh, bool *hello)
+/* Step 3: ATTACH, or HELLO when the session is gone (the server closes a
+ * connection whose ATTACH it refused, so HELLO goes on the next one:
+ * `hello_first`, unless another connection made a new session meanwhile).
+ * *fresh: the slot is now on another session than its requests were made
+ * for. */
+static int reattach(struct kb_rpc_conn *c, bool hello_first, bool *fresh, bool *hello)
 {
 	struct kb_rpc *r = c->r;
 	int rc;
 
 	pthread_mutex_lock(&r->sess_lock);
-	rc = kb_rpc_conn_attach(r, c->idx);
-	if (rc == -EACCES) {
+	if (hello_first && c->gen == r->gen) {
 		rc = kb_rpc_conn_hello(r, c->idx, NULL, NULL);
 		if (!rc) {
 			r->gen++;
 			atomic_fetch_add(&r->session_gen, 1);
 			*hello = true;
 		}
+	} else {
+		rc = kb_rpc_conn_attach(r, c->idx);
 	}
 	if (!rc) {
 		*fresh = c->gen != r->gen;
@@ -144,7 +148,7 @@ static int resend(struct kb_rpc_conn *c)
 }
 
 /* Steps 2-5 once. */
-static int reopen(struct kb_rpc_conn *c)
+static int reopen(struct kb_rpc_conn *c, bool hello_first)
 {
 	struct kb_rpc *r = c->r;
 	bool fresh = false, hello = false;
@@ -153,7 +157,7 @@ static int reopen(struct kb_rpc_conn *c)
 
 	if (rc)
 		return rc;
-	rc = reattach(c, &fresh, &hello);
+	rc = reattach(c, hello_first, &fresh, &hello);
 	if (!rc && fresh)
 		kb_rpc_fail_pending(c, -EIO, KB_FAIL_UNSAFE, 0);
 	if (!rc && hello)
@@ -193,6 +197,8 @@ static void *keeper_main(void *arg)
 
 	for (;;) {
 		unsigned backoff = KB_RPC_BACKOFF_MIN_MS;
+		bool hello_first = false;
+		int rc;
 
 		pthread_mutex_lock(&c->lock);
 		while (!c->want_reconnect && !atomic_load(&r->closing))
@@ -202,9 +208,10 @@ static void *keeper_main(void *arg)
 			break;
 		for (;;) {
 			retire(c);
-			if (atomic_load(&r->closing) || !reopen(c))
+			if (atomic_load(&r->closing) || !(rc = reopen(c, hello_first)))
 				break;
-			if (!nap(c, backoff))
+			hello_first = rc == -EACCES; /* session gone: HELLO at once */
+			if (!hello_first && !nap(c, backoff))
 				break;
 			backoff = KB_MIN(backoff * 2, KB_RPC_BACKOFF_MAX_MS);
 		}

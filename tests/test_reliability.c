@@ -1,0 +1,426 @@
+/* test_reliability.c - reconnects, server restarts, stalls, corruption and
+ * change notifications, at the rpc level, through tests/tools/kbproxy. */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "keys.h"
+#include "rpc.h"
+#include "th.h"
+#include "th_server.h"
+#include "util.h"
+#include "wire.h"
+
+#define FILE_LEN (4u << 20)
+#define PIECE (64u << 10)
+
+struct rel {
+	struct th_server ts;
+	pid_t proxy;
+	char pport[16];
+	char plog[PATH_MAX];
+	uint8_t *ref;                /* owned: the file's bytes */
+	struct kb_rpc *r;
+	pthread_mutex_t lock;
+	atomic_uint reconnected;     /* "reconnected to" log lines */
+	atomic_uint sessions;        /* session callbacks */
+	unsigned nnotes;             /* lock */
+	struct { uint64_t node; char name[256]; } notes[256]; /* lock */
+};
+
+static void log_cb(void *arg, const char *line)
+{
+	struct rel *t = arg;
+
+	if (strstr(line, "reconnected to") && strstr(line, "SHA256:"))
+		atomic_fetch_add(&t->reconnected, 1);
+}
+
+static void session_cb(void *arg, uint64_t gen, const kb_Entry *root)
+{
+	struct rel *t = arg;
+
+	(void)gen;
+	(void)root;
+	atomic_fetch_add(&t->sessions, 1);
+}
+
+static void notify_cb(void *arg, const kb_Response *n)
+{
+	struct rel *t = arg;
+
+	pthread_mutex_lock(&t->lock);
+	if (t->nnotes < 256) {
+		t->notes[t->nnotes].node = n->notify_node;
+		memcpy(t->notes[t->nnotes].name, n->notify_name, sizeof(t->notes[0].name));
+		t->nnotes++;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void spawn_server(struct rel *t)
+{
+	char listen[64];
+	const char *argv[] = {th_bin("keibifsd"), "--share", t->ts.share, "--key",
+			      t->ts.server_key, "--authorized", t->ts.authorized, "--listen",
+			      listen, "--foreground", NULL};
+
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", t->ts.port);
+	if (truncate(t->ts.log, 0) && errno != ENOENT)
+		ck_abort_msg("truncate %s", t->ts.log);
+	t->ts.pid = th_spawn((char *const *)argv, t->ts.log);
+	ck_assert_int_gt(t->ts.pid, 0);
+	ck_assert(th_wait_file_contains(t->ts.log, "keibifsd: ready", 10000));
+}
+
+/* Server with share/big (FILE_LEN bytes), optionally a proxy in front. */
+static void setup(struct rel *t, bool proxy)
+{
+	char to[64];
+	size_t n = 0;
+	FILE *f;
+
+	memset(t, 0, sizeof(*t));
+	pthread_mutex_init(&t->lock, NULL);
+	ck_assert_int_eq(th_server_prepare(&t->ts, 0), 0);
+	ck_assert_int_eq(th_write_pattern(th_server_path(&t->ts, "big"), FILE_LEN, 7, 0644), 0);
+	t->ref = malloc(FILE_LEN);
+	f = fopen(th_server_path(&t->ts, "big"), "rb");
+	ck_assert_ptr_nonnull(f);
+	n = fread(t->ref, 1, FILE_LEN, f);
+	fclose(f);
+	ck_assert_uint_eq(n, FILE_LEN);
+	spawn_server(t);
+	snprintf(t->pport, sizeof(t->pport), "%s", t->ts.port_str);
+	if (!proxy)
+		return;
+	snprintf(t->pport, sizeof(t->pport), "%d", th_free_port());
+	snprintf(to, sizeof(to), "127.0.0.1:%d", t->ts.port);
+	snprintf(t->plog, sizeof(t->plog), "%s/proxy.log", t->ts.dir);
+	{
+		const char *argv[] = {th_bin("tests/kbproxy"), "--listen", t->pport, "--to", to,
+				      NULL};
+
+		t->proxy = th_spawn((char *const *)argv, t->plog);
+	}
+	ck_assert_int_gt(t->proxy, 0);
+	ck_assert(th_wait_file_contains(t->plog, "kbproxy: ready", 10000));
+}
+
+static void connect_rpc(struct rel *t, unsigned conns, int timeout_ms, kb_Entry *root)
+{
+	struct kb_keyset *trust = NULL;
+	struct kb_rpc_cfg cfg = {
+		.host = "127.0.0.1", .port = t->pport, .path = "/", .conns = conns,
+		.identity = t->ts.client_priv, .timeout_ms = timeout_ms,
+	};
+	char err[512];
+	bool ro;
+	int rc;
+
+	ck_assert_int_eq(kb_keyset_new(&trust), 0);
+	ck_assert_int_eq(kb_keyset_add(trust, t->ts.server_pub, 0), 0);
+	cfg.trust = trust;
+	rc = kb_rpc_new(&t->r, &cfg, root, &ro, err, sizeof(err));
+	kb_keyset_free(trust);
+	ck_assert_msg(rc == 0, "%s", err);
+	kb_rpc_set_log(t->r, log_cb, t);
+	kb_rpc_set_session_cb(t->r, session_cb, t);
+	kb_rpc_set_notify(t->r, notify_cb, t);
+}
+
+static void teardown(struct rel *t)
+{
+	kb_rpc_free(t->r);
+	if (t->proxy > 0)
+		th_stop(t->proxy, 2000);
+	th_server_cleanup(&t->ts);
+	free(t->ref);
+	pthread_mutex_destroy(&t->lock);
+}
+
+/* Read piece i of big, re-resolving the node on ESTALE (what the FUSE
+ * layer does after a new session). */
+static int read_piece(struct rel *t, uint64_t *node, unsigned i)
+{
+	static __thread uint8_t buf[PIECE];
+	uint64_t off = (uint64_t)(i % (FILE_LEN / PIECE)) * PIECE;
+	size_t got = 0;
+	int rc = kb_rpc_pread(t->r, *node, 0, buf, PIECE, off, &got);
+
+	if (rc == -ESTALE) {
+		kb_Entry root, e;
+
+		kb_rpc_session(t->r, &root);
+		rc = kb_rpc_lookup(t->r, root.node, "big", &e);
+		if (rc)
+			return rc;
+		*node = e.node;
+		rc = kb_rpc_pread(t->r, *node, 0, buf, PIECE, off, &got);
+	}
+	if (rc)
+		return rc;
+	if (got != PIECE || memcmp(buf, t->ref + off, PIECE))
+		return -EILSEQ; /* wrong bytes */
+	return 0;
+}
+
+struct reader {
+	struct rel *t;
+	uint64_t node;
+	unsigned n, ok;
+	int first_err;
+	atomic_uint progress;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *rd = arg;
+
+	for (unsigned i = 0; i < rd->n; i++) {
+		int rc = read_piece(rd->t, &rd->node, i);
+
+		if (rc && !rd->first_err)
+			rd->first_err = rc;
+		rd->ok += rc == 0;
+		atomic_fetch_add(&rd->progress, 1);
+	}
+	return NULL;
+}
+
+static void wait_progress(struct reader *rd, unsigned n)
+{
+	for (int i = 0; i < 2000 && atomic_load(&rd->progress) < n; i++)
+		usleep(5000);
+}
+
+START_TEST(test_cut_during_reads)
+{
+	struct rel t;
+	struct reader rd = {.t = &t, .n = 400};
+	kb_Entry root, e;
+	pthread_t th;
+
+	setup(&t, true);
+	connect_rpc(&t, 2, 5000, &root);
+	ck_assert_int_eq(kb_rpc_lookup(t.r, root.node, "big", &e), 0);
+	rd.node = e.node;
+	ck_assert_int_eq(pthread_create(&th, NULL, reader_main, &rd), 0);
+	for (unsigned cut = 1; cut <= 5; cut++) {
+		wait_progress(&rd, cut * 60);
+		ck_assert_int_eq(kill(t.proxy, SIGUSR1), 0); /* cut every connection */
+	}
+	pthread_join(th, NULL);
+	ck_assert_int_eq(rd.first_err, 0);
+	ck_assert_uint_eq(rd.ok, rd.n);
+	ck_assert_uint_ge(atomic_load(&t.reconnected), 1);
+	ck_assert_uint_eq(atomic_load(&t.sessions), 0); /* same session: ATTACH */
+	teardown(&t);
+}
+END_TEST
+
+START_TEST(test_server_restart)
+{
+	struct rel t;
+	struct reader rd = {.t = &t, .n = 300};
+	kb_Entry root, e;
+	pthread_t th;
+
+	setup(&t, false);
+	connect_rpc(&t, 2, 8000, &root);
+	ck_assert_int_eq(kb_rpc_lookup(t.r, root.node, "big", &e), 0);
+	rd.node = e.node;
+	ck_assert_int_eq(pthread_create(&th, NULL, reader_main, &rd), 0);
+	wait_progress(&rd, 50);
+	ck_assert_int_eq(kill(t.ts.pid, SIGKILL), 0); /* mid-read */
+	th_stop(t.ts.pid, 2000);
+	spawn_server(&t); /* same port, share and key */
+	pthread_join(th, NULL);
+	ck_assert_int_eq(rd.first_err, 0);
+	ck_assert_uint_eq(rd.ok, rd.n);
+	ck_assert_uint_eq(atomic_load(&t.sessions), 1);
+	ck_assert_uint_eq(kb_rpc_session(t.r, NULL), 1);
+	teardown(&t);
+}
+END_TEST
+
+START_TEST(test_stall_times_out)
+{
+	struct rel t;
+	kb_Entry root, e;
+	uint64_t node;
+	int rc = -1;
+
+	setup(&t, true);
+	connect_rpc(&t, 1, 800, &root);
+	ck_assert_int_eq(kb_rpc_lookup(t.r, root.node, "big", &e), 0);
+	node = e.node;
+	ck_assert_int_eq(read_piece(&t, &node, 0), 0);
+	ck_assert_int_eq(kill(t.proxy, SIGUSR2), 0); /* stall on */
+	usleep(50000);
+	rc = read_piece(&t, &node, 1);
+	ck_assert_msg(rc == -ETIMEDOUT || rc == -EIO || rc == -ENOTCONN, "rc %d", rc);
+	ck_assert_int_eq(kill(t.proxy, SIGUSR2), 0); /* stall off */
+	/* usable again once the connection is re-established */
+	for (int i = 0; i < 20 && (rc = read_piece(&t, &node, 2)); i++)
+		usleep(100000);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(read_piece(&t, &node, 3), 0);
+	teardown(&t);
+}
+END_TEST
+
+START_TEST(test_bitflip)
+{
+	struct rel t;
+	kb_Entry root, e;
+	uint64_t node;
+
+	setup(&t, true);
+	connect_rpc(&t, 2, 5000, &root);
+	ck_assert_int_eq(kb_rpc_lookup(t.r, root.node, "big", &e), 0);
+	node = e.node;
+	ck_assert_int_eq(read_piece(&t, &node, 0), 0);
+	ck_assert_int_eq(kill(t.proxy, SIGHUP), 0);
+	usleep(20000);
+	for (unsigned i = 0; i < FILE_LEN / PIECE; i++)
+		ck_assert_int_eq(read_piece(&t, &node, i), 0);
+	for (int i = 0; i < 200 && !atomic_load(&t.reconnected); i++)
+		usleep(10000);
+	ck_assert_uint_ge(atomic_load(&t.reconnected), 1);
+	teardown(&t);
+}
+END_TEST
+
+static bool has_note(struct rel *t, uint64_t node, const char *name)
+{
+	bool found = false;
+
+	for (int i = 0; i < 100 && !found; i++) {
+		pthread_mutex_lock(&t->lock);
+		for (unsigned j = 0; j < t->nnotes && !found; j++)
+			found = t->notes[j].node == node && !strcmp(t->notes[j].name, name);
+		pthread_mutex_unlock(&t->lock);
+		if (!found)
+			usleep(10000);
+	}
+	return found;
+}
+
+START_TEST(test_notify)
+{
+	struct rel t;
+	kb_Entry root, d, f;
+
+	setup(&t, false);
+	ck_assert_int_eq(th_sh("mkdir '%s'", th_server_path(&t.ts, "dir")), 0);
+	ck_assert_int_eq(th_sh("touch '%s'", th_server_path(&t.ts, "dir/old")), 0);
+	connect_rpc(&t, 2, 5000, &root);
+	ck_assert_int_eq(kb_rpc_lookup(t.r, root.node, "dir", &d), 0);
+	ck_assert_int_eq(kb_rpc_lookup(t.r, root.node, "big", &f), 0);
+	ck_assert_int_eq(th_sh("touch '%s'", th_server_path(&t.ts, "dir/new")), 0);
+	ck_assert_int_eq(th_sh("echo x >> '%s'", th_server_path(&t.ts, "big")), 0);
+	ck_assert_int_eq(th_sh("rm '%s'", th_server_path(&t.ts, "dir/old")), 0);
+	ck_assert_int_eq(th_sh("touch '%s'", th_server_path(&t.ts, "top")), 0);
+	/* within a second (checks poll up to 1 s each, from the change) */
+	ck_assert(has_note(&t, d.node, "new"));
+	ck_assert(has_note(&t, f.node, ""));
+	ck_assert(has_note(&t, d.node, "old"));
+	ck_assert(has_note(&t, root.node, "top"));
+	teardown(&t);
+}
+END_TEST
+
+/* Server side, raw frames: a session survives its connection (ATTACH
+ * again with the token), and a re-sent CREATE (same id) is answered from
+ * the reply cache, not run twice. */
+static int raw(struct kb_chan *c, kb_Request *q, kb_Response *resp)
+{
+	static uint8_t pt[KB_WIRE_LEN + kb_Request_size];
+	size_t len;
+	int rc = kb_wire_encode_req(pt, sizeof(pt), q, &len);
+
+	return rc ? rc : th_raw_call(c, pt, len, resp);
+}
+
+START_TEST(test_session_grace_and_replay)
+{
+	struct th_server ts;
+	struct kb_chan *c1 = NULL, *c2 = NULL;
+	kb_Request q = kb_Request_init_zero;
+	kb_Response *resp = calloc(1, sizeof(*resp));
+	uint8_t token[16];
+	uint64_t root, fh;
+
+	ck_assert_int_eq(th_server_start(&ts, 0, NULL), 0);
+	ck_assert_int_eq(th_raw_connect(&ts, NULL, &c1), 0);
+	q.id = 1;
+	q.op = kb_Op_HELLO;
+	q.version = 1;
+	snprintf(q.path, sizeof(q.path), "/");
+	ck_assert_int_eq(raw(c1, &q, resp), 0);
+	ck_assert_int_eq(resp->err, kb_Err_OK);
+	ck_assert_uint_eq(resp->token.size, 16);
+	memcpy(token, resp->token.bytes, 16);
+	root = resp->entry.node;
+	ck_assert_uint_gt(root, 1u << 20); /* random base per session */
+	q = (kb_Request)kb_Request_init_zero;
+	q.id = 77 << 12;
+	q.op = kb_Op_CREATE;
+	q.node = root;
+	snprintf(q.name, sizeof(q.name), "once");
+	q.flags = O_CREAT | O_EXCL | O_RDWR;
+	q.mode = 0644;
+	ck_assert_int_eq(raw(c1, &q, resp), 0);
+	ck_assert_int_eq(resp->err, kb_Err_OK);
+	fh = resp->fh;
+	kb_chan_free(c1); /* the connection dies; the session stays */
+	usleep(100000);
+
+	ck_assert_int_eq(th_raw_connect(&ts, NULL, &c2), 0);
+	{
+		kb_Request a = kb_Request_init_zero;
+
+		a.id = 2;
+		a.op = kb_Op_ATTACH;
+		a.token.size = 16;
+		memcpy(a.token.bytes, token, 16);
+		ck_assert_int_eq(raw(c2, &a, resp), 0);
+		ck_assert_int_eq(resp->err, kb_Err_OK);
+	}
+	ck_assert_int_eq(raw(c2, &q, resp), 0); /* the same CREATE again */
+	ck_assert_int_eq(resp->err, kb_Err_OK);
+	ck_assert_uint_eq(resp->fh, fh);
+	q.id = 78 << 12; /* a new request: runs, and O_EXCL fails */
+	ck_assert_int_eq(raw(c2, &q, resp), 0);
+	ck_assert_int_eq(resp->err, kb_Err_E_EXIST);
+	kb_chan_free(c2);
+	free(resp);
+	th_server_cleanup(&ts);
+}
+END_TEST
+
+Suite *suite_reliability(void);
+Suite *suite_reliability(void)
+{
+	Suite *s = suite_create("reliability");
+	TCase *tc = tcase_create("core");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_session_grace_and_replay);
+	tcase_add_test(tc, test_notify);
+	tcase_add_test(tc, test_bitflip);
+	tcase_add_test(tc, test_cut_during_reads);
+	tcase_add_test(tc, test_stall_times_out);
+	tcase_add_test(tc, test_server_restart);
+	suite_add_tcase(s, tc);
+	return s;
+}
