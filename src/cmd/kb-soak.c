@@ -130,6 +130,7 @@ static void *client_main(void *arg)
 	kb_Request q = kb_Request_init_zero;
 	struct kb_rpc *r = NULL;
 	kb_Entry root;
+	uint64_t dir;
 	char err[512];
 	bool ro;
 	int rc = buf && back && resp ? kb_rpc_new(&r, &cfg, &root, &ro, err, sizeof(err)) : -ENOMEM;
@@ -146,8 +147,9 @@ static void *client_main(void *arg)
 	rc = call(r, &q, NULL, 0, resp);
 	if (rc == -EEXIST)
 		rc = kb_rpc_lookup(r, root.node, q.name, &resp->entry);
+	dir = resp->entry.node; /* resp is reused by every round */
 	for (unsigned n = 0; !rc && !atomic_load(&sk->stop); n++) {
-		rc = round_once(sk, r, resp->entry.node, n, buf, back, resp);
+		rc = round_once(sk, r, dir, n, buf, back, resp);
 		atomic_fetch_add(&sk->ops, 14);
 		if (rc) {
 			fprintf(stderr, "kb-soak: client %u: %s\n", cl->idx, kb_strerror(rc));
