@@ -27,6 +27,9 @@ mkdir -p "$share/many" "$share/small" "$work/out"
 
 echo "bench: preparing data (${BIG_MB} MiB file, $LS_FILES + $SMALL_FILES small files)" >&2
 head -c $((BIG_MB << 20)) /dev/urandom >"$share/big"
+LAT_MB=${BENCH_LAT_MB:-256}
+LAT_RTTS=${BENCH_LAT_RTTS:-20 50}
+head -c $((LAT_MB << 20)) /dev/urandom >"$share/mid"
 python3 - "$share" "$LS_FILES" "$SMALL_FILES" <<'PY'
 import os, sys
 share, nls, nsmall = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -101,7 +104,8 @@ KB_PORT=$(kb_free_port)
 kb_serve "$work/keys" "$share" "$KB_PORT"
 KB_MNT=$work/kbmnt
 KB_OPTS=""
-mount_keibifs() { KB_CLIENT_PID=$(kb_mount "$work/keys" "$KB_PORT" "$KB_MNT" "$KB_OPTS"); M=$KB_MNT; PIDS=$KB_CLIENT_PID; }
+KB_CONNECT_PORT=$KB_PORT
+mount_keibifs() { KB_CLIENT_PID=$(kb_mount "$work/keys" "$KB_CONNECT_PORT" "$KB_MNT" "$KB_OPTS"); M=$KB_MNT; PIDS=$KB_CLIENT_PID; }
 umount_keibifs() { fusermount3 -u "$KB_MNT"; wait "$KB_CLIENT_PID" 2>/dev/null || true; }
 
 setup_sshd() {
@@ -128,7 +132,7 @@ EOF
 SS_MNT=$work/ssmnt
 mount_sshfs() {
 	mkdir -p "$SS_MNT"
-	sshfs "root@127.0.0.1:$share" "$SS_MNT" -f -p "$SSH_PORT" \
+	sshfs "root@127.0.0.1:$share" "$SS_MNT" -f -p "${SSH_CONNECT_PORT:-$SSH_PORT}" \
 		-o IdentityFile="$work/ssh/id",StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null \
 		-o Ciphers=aes256-gcm@openssh.com,LogLevel=ERROR 2>>"$work/ssh/sshfs.log" &
 	SS_PID=$!
@@ -193,6 +197,32 @@ mount_keibifs
 R[mbed,seq]=$(seq_read "$M/big")
 umount_keibifs
 
+# --- high latency: both through kbproxy adding RTT/2 each way ---------------
+latency_suite() { # NAME RTT_MS
+	local n=$1 rtt=$2 pport t0 t1
+	pport=$(kb_free_port)
+	"$KB_BUILD/tests/kbproxy" --listen "$pport" --to "127.0.0.1:$3" --delay-ms $((rtt / 2)) \
+		2>>"$work/proxy.log" &
+	local ppid=$!
+	KB_PIDS+=("$ppid")
+	sleep 0.2
+	KB_CONNECT_PORT=$pport SSH_CONNECT_PORT=$pport "mount_$n"
+	t0=$(now); dd if="$M/mid" of=/dev/null bs=1M status=none; t1=$(now)
+	R[$n,lat$rtt,seq]=$(mbps "$LAT_MB * 1.048576" "$t0" "$t1")
+	"umount_$n"
+	KB_CONNECT_PORT=$pport SSH_CONNECT_PORT=$pport "mount_$n"
+	R[$n,lat$rtt,ls]=$(timed ls -l "$M/small")
+	"umount_$n"
+	kill "$ppid"; wait "$ppid" 2>/dev/null || true
+}
+KB_OPTS=""
+for rtt in $LAT_RTTS; do
+	echo "bench: latency $rtt ms" >&2
+	latency_suite keibifs "$rtt" "$KB_PORT"
+	latency_suite sshfs "$rtt" "$SSH_PORT"
+done
+KB_CONNECT_PORT=$KB_PORT
+
 # --- the table ----------------------------------------------------------------
 ratio() { python3 -c "a,b=$1,$2; print(f'{a/b:.1f}x' if b else '-')"; }
 printf '\nkeibifs benchmark, loopback, one run (%s)\n' "$(date -u +%Y-%m-%dT%H:%MZ)"
@@ -205,6 +235,10 @@ printf '%-34s %12s %12s %12s %10s\n' "cp -r out of $SMALL_FILES x 4 KiB (s)" "${
 printf '%-34s %12s %12s %12s\n' "client peak RSS, seq read (MiB)" "${R[keibifs,rss]}" "${R[sshfs,rss]}" "-"
 printf '%-34s %12s %12s %12s\n' "client CPU s, 2 reads of ${BIG_MB} MiB" "${R[keibifs,cpu]}" "${R[sshfs,cpu]}" "-"
 printf '%-34s %12s\n' "keibifs crypto=mbedtls cold (MB/s)" "${R[mbed,seq]}"
+for rtt in $LAT_RTTS; do
+	printf '%-34s %12s %12s %12s %10s\n' "+${rtt} ms RTT: cold read ${LAT_MB} MiB (MB/s)" "${R[keibifs,lat$rtt,seq]}" "${R[sshfs,lat$rtt,seq]}" "-" "$(ratio "${R[keibifs,lat$rtt,seq]}" "${R[sshfs,lat$rtt,seq]}")"
+	printf '%-34s %12s %12s %12s %10s\n' "+${rtt} ms RTT: ls -l $SMALL_FILES files (s)" "${R[keibifs,lat$rtt,ls]}" "${R[sshfs,lat$rtt,ls]}" "-" "$(ratio "${R[sshfs,lat$rtt,ls]}" "${R[keibifs,lat$rtt,ls]}")"
+done
 printf '\nceilings measured in this run:\n'
 printf '  null FUSE filesystem, 1 MiB reads: %s MB/s\n' "$FUSE_CEIL"
 printf '%s\n' "$CEIL" | sed 's/^/  /'
