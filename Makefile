@@ -86,7 +86,7 @@ TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
-.PHONY: all test check fuzz bench demo install uninstall clean format deps
+.PHONY: all test check fuzz fuzz-run fuzz-bins bench demo install uninstall clean format deps
 all: $(CORE_LIB) $(CMD_BIN) $(FUSE_BIN) $(TEST_BIN) $(TOOL_BIN)
 
 deps:
@@ -155,6 +155,14 @@ fuzz: deps
 	@$(MAKE) --no-print-directory FUZZ=1 CFLAGS="-O1 -g" fuzz-bins
 
 fuzz-bins: $(FUZZ_BIN)
+
+# Run every fuzzer for FUZZ_SECONDS (default 60) on its own corpus directory.
+FUZZ_SECONDS ?= 60
+fuzz-run: fuzz
+	@for f in $(FUZZ_BIN); do n=$${f##*/fuzz_}; mkdir -p tests/fuzz/corpus-$$n; \
+		echo "== $$f ($(FUZZ_SECONDS) s)"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 tests/fuzz/corpus-$$n \
+			2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY" || exit 1; done
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_LIB)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(CORE_LIB) $(LIBS)
