@@ -341,7 +341,7 @@ int kb_keyset_match(const struct kb_keyset *ks, const uint8_t pub[static KB_KEY_
 	return -ENOENT;
 }
 
-/* Options before the key: comma-separated, only "ro" is known. */
+/* Options before the key: comma-separated, "ro" and "owners". */
 static int parse_options(const char *p, size_t len, unsigned *flags, char *why, size_t wlen)
 {
 	while (len) {
@@ -350,6 +350,8 @@ static int parse_options(const char *p, size_t len, unsigned *flags, char *why, 
 		n = KB_MIN(n, len);
 		if (n == 2 && !strncmp(p, "ro", 2))
 			*flags |= KB_KEYF_RO;
+		else if (n == 6 && !strncmp(p, "owners", 6))
+			*flags |= KB_KEYF_OWNERS;
 		else
 			return errf(why, wlen, -EINVAL, "unknown option '%.*s'", (int)KB_MIN(n, 32),
 				    p);

@@ -5,8 +5,8 @@
  *   "keibifs-x25519 BASE64PUB [comment]"
  * which can be appended as-is to an authorized keys or known peers file.
  * Authorized keys (server): one public key line per peer, optionally prefixed
- * by options ("ro "), '#' comments. Known peers (client): the same format
- * (options ignored).
+ * by comma-separated options ("ro", "owners"), '#' comments. Known peers
+ * (client): the same format (options ignored).
  * Fingerprint: "SHA256:" + unpadded base64 of SHA-256(raw public key).
  */
 #ifndef KB_KEYS_H
@@ -48,6 +48,7 @@ int kb_key_load_public_comment(const char *path, uint8_t pub[static KB_KEY_LEN],
 
 /* A set of pinned keys, each with flags. */
 #define KB_KEYF_RO 1u
+#define KB_KEYF_OWNERS 2u /* "owners": may send Request.creds (keibifsd) */
 struct kb_keyset; /* opaque */
 /* Parses an authorized keys / known peers file. Refuses files writable by
  * group/other or not owned by the caller or root (-EPERM), like sshd's

@@ -199,6 +199,22 @@ static int open_share(struct kb_srv *s, const char *share, char *err, size_t err
 	return s->share ? 0 : -ENOMEM;
 }
 
+/* owners=preserve needs root (to take any caller's ids) and the server's
+ * own ids to come back to; --allow-owners without them is an error, an
+ * `owners` key without them is served as the server user. */
+static int owners_init(struct kb_srv *s, char *err, size_t errlen)
+{
+	int ret = kb_srv_ids_init(&s->ids);
+
+	s->can_owners = !ret && s->ids.uid == 0;
+	if (s->allow_owners && !s->can_owners) {
+		snprintf(err, errlen, "--allow-owners: %s", ret ? "more than 64 supplementary groups"
+			 : "the server must run as root");
+		return -EPERM;
+	}
+	return 0;
+}
+
 int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, size_t errlen)
 {
 	struct kb_srv *s = calloc(1, sizeof(*s));
@@ -226,9 +242,12 @@ int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, siz
 	s->max_sess = cfg->max_sessions ? cfg->max_sessions : 1024;
 	s->max_sess_key = cfg->max_sessions_per_key ? cfg->max_sessions_per_key : 64;
 	s->no_notify = cfg->no_notify;
+	s->allow_owners = cfg->allow_owners;
 	ret = kb_x25519_pub(s->priv, s->pub);
 	if (ret)
 		snprintf(err, errlen, "bad server key");
+	if (!ret)
+		ret = owners_init(s, err, errlen);
 	if (!ret)
 		ret = open_share(s, cfg->share, err, errlen);
 	if (!ret && pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK))

@@ -40,6 +40,10 @@ struct kb_srv_cfg {
 	unsigned max_sessions;       /* all sessions (0: 1024) */
 	unsigned max_sessions_per_key; /* per client key (0: 64) */
 	bool no_notify;              /* no inotify change notifications */
+	/* Serve requests that carry Request.creds as that uid/gid/groups
+	 * (owners=preserve), for every client key; without it, only keys with
+	 * the `owners` option. Needs root (kb_srv_new fails otherwise). */
+	bool allow_owners;
 	/* Where log lines go (NULL: stderr). One line each, no newline. */
 	void (*log)(void *arg, int prio, const char *line);
 	void *log_arg;

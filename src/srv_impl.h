@@ -108,6 +108,23 @@ int kb_srv_reopen(const struct kb_srv_node *n, int flags);
 /* "/proc/self/fd/N" of a node that is not a symlink. */
 int kb_srv_proc_path(const struct kb_srv_node *n, char *buf, size_t cap);
 
+/* ---- owners=preserve: requests served as the caller (srv_creds.c) -- */
+
+#define KB_SRV_MAX_GROUPS 64
+struct kb_srv_ids {
+	uid_t uid;                   /* fsuid to come back to */
+	gid_t gid;
+	gid_t groups[KB_SRV_MAX_GROUPS];
+	int ngroups;
+};
+/* The calling thread's ids (the server's own): -EINVAL with too many groups. */
+int kb_srv_ids_init(struct kb_srv_ids *ids);
+/* Take the caller's groups, fsgid and fsuid for this thread only; on
+ * failure the server's ids are back. */
+int kb_srv_creds_enter(const struct kb_srv_ids *self, const kb_Creds *c);
+/* Back to `self` (aborts if that fails: never serve as the wrong user). */
+void kb_srv_creds_leave(const struct kb_srv_ids *self);
+
 /* ---- sessions, connections, workers -------------------------------- */
 
 /* Replies remembered per session by request id (srv_replay.c), so that a
@@ -139,6 +156,7 @@ struct kb_srv_sess {
 	uint8_t token[KB_SRV_TOKEN]; /* immutable */
 	uint8_t key[KB_KEY_LEN];     /* client key that made it, immutable */
 	bool ro;                     /* immutable */
+	bool owners;                 /* immutable: Request.creds honoured */
 	uint64_t root;               /* node id of the HELLO path, immutable */
 	struct kb_srv_nodetab nodes;
 	struct kb_srv_fhtab fhs;
@@ -203,6 +221,9 @@ struct kb_srv {
 	unsigned max_sess, max_sess_key;
 	struct kb_srv_notifier *notifier; /* owned; NULL: no notifications */
 	bool no_notify;
+	bool allow_owners;           /* --allow-owners: every session may send creds */
+	bool can_owners;             /* running as root with ids: creds possible */
+	struct kb_srv_ids ids;       /* the server's own, immutable */
 	void (*log)(void *arg, int prio, const char *line);
 	void *log_arg;
 

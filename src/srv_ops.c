@@ -327,7 +327,9 @@ static int op_access(struct kb_srv_req *rq, struct kb_srv_node *n)
 		return -EINVAL;
 	if ((mask & W_OK) && rq->sess->ro)
 		return -EROFS;
-	if (faccessat(n->fd, "", (int)mask, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+	/* AT_EACCESS: checked as the fsuid/fsgid (the caller's with creds),
+	 * not the real ids access(2) would use. */
+	if (faccessat(n->fd, "", (int)mask, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_EACCESS))
 		return -errno;
 	return 0;
 }

@@ -164,6 +164,10 @@ static int hello(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 		return -ENOMEM;
 	s->srv = srv;
 	s->ro = srv->read_only || (c->flags & KB_KEYF_RO);
+	s->owners = srv->can_owners && (srv->allow_owners || (c->flags & KB_KEYF_OWNERS));
+	if (!srv->can_owners && (c->flags & KB_KEYF_OWNERS))
+		kb_srv_logf(srv, KB_SRV_LOG_INFO, "%s: owners key option ignored (server not root)",
+			    c->fpr);
 	memcpy(s->key, c->key, KB_KEY_LEN);
 	ret = kb_srv_nodetab_init(&s->nodes, KB_SRV_MAX_NODES);
 	if (ret) {
@@ -350,6 +354,22 @@ static void resp_reset(kb_Response *r, uint64_t id)
 	r->id = id;
 }
 
+/* One request of an established session, as the caller when it sent its
+ * credentials and the session may use them (srv_creds.c). */
+static int serve(struct kb_srv_req *rq)
+{
+	const struct kb_srv_ids *self = &rq->conn->srv->ids;
+	bool as = rq->q->has_creds && rq->sess->owners;
+	int ret;
+
+	if (as && (ret = kb_srv_creds_enter(self, &rq->q->creds)))
+		return ret;
+	ret = kb_srv_dispatch(rq);
+	if (as)
+		kb_srv_creds_leave(self);
+	return ret;
+}
+
 int kb_srv_handle_frame(struct kb_srv_conn *c, struct kb_srv_worker *w, const uint8_t *pt,
 			size_t len, uint8_t **reply, size_t *rlen)
 {
@@ -385,7 +405,7 @@ int kb_srv_handle_frame(struct kb_srv_conn *c, struct kb_srv_worker *w, const ui
 			*reply = w->tx; /* answered before: the same reply again */
 			return 0;
 		}
-		status = kb_srv_dispatch(&rq);
+		status = serve(&rq);
 	}
 	if (status) {
 		resp_reset(&w->resp, w->req.id);

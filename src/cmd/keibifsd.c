@@ -2,7 +2,7 @@
  *
  *   keibifsd --share DIR --key FILE --authorized FILE [--listen ADDR[:PORT]]
  *            [--read-only] [--foreground] [--pidfile FILE] [--psk FILE]
- *            [--session-grace SECONDS] [--no-notify]
+ *            [--session-grace SECONDS] [--no-notify] [--allow-owners]
  *
  * Everything that can fail on bad configuration (arguments, keys, share,
  * port) happens before daemonizing, so errors reach the terminal. SIGTERM
@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -29,7 +30,7 @@
 
 struct opts {
 	const char *share, *key, *authorized, *listen, *pidfile, *psk;
-	bool read_only, foreground, no_notify;
+	bool read_only, foreground, no_notify, allow_owners;
 	int grace_s;                 /* --session-grace; 0: default */
 };
 
@@ -38,17 +39,24 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: keibifsd --share DIR --key FILE --authorized FILE [--listen ADDR[:PORT]]\n"
 		"                [--read-only] [--foreground] [--pidfile FILE] [--psk FILE]\n"
-		"  --share DIR        directory to export\n"
-		"  --key FILE         server private key (keibifs-keygen)\n"
-		"  --authorized FILE  client public keys, one per line (\"ro \" prefix: read-only)\n"
+		"                [--session-grace SECONDS] [--no-notify] [--allow-owners]\n"
+		"  --share DIR        directory to export (required)\n"
+		"  --key FILE         server private key (keibifs-keygen) (required)\n"
+		"  --authorized FILE  client public keys, one per line (required); options before\n"
+		"                     a key, comma-separated: \"ro\" read-only, \"owners\" may act\n"
+		"                     as its callers (see --allow-owners)\n"
 		"  --listen ADDR[:PORT]  default 0.0.0.0:26431; IPv6 as [ADDR]:PORT\n"
-		"  --read-only        refuse every change (EROFS)\n"
-		"  --foreground       do not daemonize; log to stderr\n"
-		"  --pidfile FILE     write the server's pid\n"
-		"  --psk FILE         32-byte pre-shared key (base64), both sides\n"
+		"  --read-only        refuse every change (EROFS) (default: off)\n"
+		"  --foreground       do not daemonize; log to stderr (default: daemon, syslog)\n"
+		"  --pidfile FILE     write the server's pid (default: none)\n"
+		"  --psk FILE         32-byte pre-shared key (base64), both sides (default: none)\n"
 		"  --session-grace S  keep a disconnected client's session S seconds (default 60;\n"
 		"                     0: end it with its last connection)\n"
-		"  --no-notify        do not push change notifications (inotify)\n");
+		"  --no-notify        do not push change notifications (default: inotify on)\n"
+		"  --allow-owners     every client may send its caller's uid/gid/groups\n"
+		"                     (keibifs -o owners=preserve) and is served as that user;\n"
+		"                     needs root (default: off; only \"owners\" keys may)\n"
+		"  --help, --version\n");
 }
 
 static int parse(int argc, char **argv, struct opts *o)
@@ -58,6 +66,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"listen", 1, NULL, 'l'}, {"read-only", 0, NULL, 'r'},
 		{"foreground", 0, NULL, 'f'}, {"pidfile", 1, NULL, 'p'}, {"psk", 1, NULL, 'P'},
 		{"session-grace", 1, NULL, 'g'}, {"no-notify", 0, NULL, 'n'},
+		{"allow-owners", 0, NULL, 'O'},
 		{"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'}, {NULL, 0, NULL, 0},
 	};
 	int c;
@@ -74,6 +83,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'P': o->psk = optarg; break;
 		case 'g': o->grace_s = atoi(optarg) > 0 ? atoi(optarg) : -1; break;
 		case 'n': o->no_notify = true; break;
+		case 'O': o->allow_owners = true; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': kb_print_version(stdout, "keibifsd"); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -209,6 +219,7 @@ int main(int argc, char **argv)
 	cfg.read_only = o.read_only;
 	cfg.session_grace_s = o.grace_s;
 	cfg.no_notify = o.no_notify;
+	cfg.allow_owners = o.allow_owners;
 	if (kb_srv_new(&srv, &cfg, err, sizeof(err))) {
 		fprintf(stderr, "keibifsd: %s\n", err);
 		goto out;
@@ -230,12 +241,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "keibifsd: %s\n", sfd < 0 ? strerror(errno) : err);
 		goto out;
 	}
+	/* Requests carry the client's umask (the kernel applied it already):
+	 * modes of new files are exactly what the client asks for. */
+	umask(0);
 	kb_key_fingerprint(pub, fpr);
 	{
 		char line[1024];
 
-		snprintf(line, sizeof(line), "ready on %s, sharing %s%s (key %s)",
-			 kb_srv_address(srv), o.share, o.read_only ? " read-only" : "", fpr);
+		snprintf(line, sizeof(line), "ready on %s, sharing %s%s%s (key %s)",
+			 kb_srv_address(srv), o.share, o.read_only ? " read-only" : "",
+			 o.allow_owners ? " with owners" : "", fpr);
 		if (o.foreground) {
 			fprintf(stderr, "keibifsd: %s\n", line);
 			fflush(stderr);

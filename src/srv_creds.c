@@ -1,0 +1,77 @@
+/* srv_creds.c - owners=preserve: serve a request as the caller.
+ *
+ * A session allowed to (keibifsd --allow-owners, or an `owners` key; and
+ * a server running as root) may send its caller's uid, gid and groups in
+ * Request.creds. The worker thread then takes them for the one request:
+ * supplementary groups, fsgid and fsuid, so that the kernel's permission
+ * checks, sticky and setgid directories and the owner of new files are
+ * what a local disk gives that user. Afterwards the server's own ids come
+ * back. Everything here is per thread: setfsuid/setfsgid are, and so is
+ * the raw setgroups system call (glibc's setgroups() would change every
+ * thread of the process). A non-zero fsuid drops the filesystem
+ * capabilities (CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_CHOWN, CAP_FSETID...)
+ * of the thread for the request, and fsuid 0 gets them back.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/fsuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "srv_impl.h"
+#include "util.h"
+
+int kb_srv_ids_init(struct kb_srv_ids *ids)
+{
+	int n;
+
+	ids->uid = geteuid();
+	ids->gid = getegid();
+	n = getgroups(KB_SRV_MAX_GROUPS, ids->groups);
+	if (n < 0)
+		return -errno; /* EINVAL: more groups than we keep */
+	ids->ngroups = n;
+	return 0;
+}
+
+/* setfsuid/setfsgid return the previous id whatever happens; asking again
+ * with an invalid id (-1) tells what is now in force. */
+static int set_ids(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups)
+{
+	if (syscall(SYS_setgroups, ngroups, groups))
+		return -errno;
+	setfsgid(gid);
+	if ((gid_t)setfsgid((gid_t)-1) != gid)
+		return -EPERM;
+	setfsuid(uid);
+	if ((uid_t)setfsuid((uid_t)-1) != uid)
+		return -EPERM;
+	return 0;
+}
+
+int kb_srv_creds_enter(const struct kb_srv_ids *self, const kb_Creds *c)
+{
+	gid_t groups[KB_SRV_MAX_GROUPS];
+	size_t i, n = KB_MIN((size_t)c->groups_count, (size_t)KB_SRV_MAX_GROUPS);
+	int ret;
+
+	if (c->uid == (uint32_t)-1 || c->gid == (uint32_t)-1)
+		return -EINVAL;
+	for (i = 0; i < n; i++)
+		groups[i] = c->groups[i];
+	ret = set_ids(c->uid, c->gid, groups, n);
+	if (ret)
+		kb_srv_creds_leave(self);
+	return ret;
+}
+
+void kb_srv_creds_leave(const struct kb_srv_ids *self)
+{
+	/* Root setting ids cannot fail; if it ever did, this thread would
+	 * serve later requests as someone else: stop instead. */
+	if (set_ids(self->uid, self->gid, self->groups, (size_t)self->ngroups)) {
+		fprintf(stderr, "keibifsd: cannot restore the server's credentials\n");
+		abort();
+	}
+}
