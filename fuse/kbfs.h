@@ -45,6 +45,7 @@ struct kbfs_opts {
 	int timeout;          /* seconds */
 	int ro, foreground, debug, show_help, show_version;
 	int writeback;        /* writeback_cache (default) / no_writeback_cache */
+	int noreconnect;      /* a lost connection stays lost (rpc cfg.noreconnect) */
 	size_t block_size;    /* bytes, power of two */
 	size_t cache_size;    /* bytes */
 	enum kb_aead_backend backend;
@@ -73,6 +74,8 @@ struct kbfs {
 	atomic_int ra_pending;          /* read_ahead_kb still to be raised */
 	struct kbfs_rd *rd_free;        /* read request pool (rd_lock) */
 	pthread_mutex_t rd_lock;
+	struct kbfs_nq *nq;             /* owned: NOTIFY queue + its thread (kbfs_notify.c) */
+	struct kbfs_status *status;     /* owned: log sink, throughput samples (kbfs_status.c) */
 };
 
 /* kbfs_opts.c */
@@ -191,5 +194,44 @@ void kbfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char 
 		   size_t size, int flags);
 void kbfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 void kbfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+
+/* kbfs_stale.c: nodes across a new session (server restart). */
+/* rpc session callback: the root's new server id. */
+void kbfs_session_cb(void *arg, uint64_t gen, const kb_Entry *root);
+/* ino's server id `bad` got ESTALE: LOOKUP it again from its parent chain,
+ * check the file is the same (inode number, type), remap; *remote gets the
+ * new id. 0, -ESTALE, or the transport error. Makes synchronous calls. */
+int kbfs_stale_resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, uint64_t *remote);
+/* After an op on ino with *remote returned ret: true when ret is -ESTALE and
+ * the node was re-resolved into *remote (retry the op once). */
+bool kbfs_stale_retry(struct kbfs *fs, uint64_t ino, int ret, uint64_t *remote);
+
+/* kbfs_notify.c: NOTIFY pushes to the kernel from a thread of our own
+ * (kbfs_notify, declared above, is the rpc callback), which also ticks the
+ * status sampler every second. */
+int kbfs_notify_start(struct kbfs *fs);
+/* Stop the thread (pushes are dropped from then on) / free the queue once
+ * the rpc is gone (no more callbacks). */
+void kbfs_notify_stop(struct kbfs *fs);
+void kbfs_notify_free(struct kbfs *fs);
+void kbfs_notify_counts(struct kbfs *fs, uint64_t *delivered, uint64_t *dropped);
+
+/* kbfs_status.c: logs and `keibifs --status`. */
+#define KBFS_STATUS_XATTR "keibifs.status"
+int kbfs_status_new(struct kbfs *fs);
+void kbfs_status_free(struct kbfs *fs);
+/* From now on log to syslog (the daemon detached). */
+void kbfs_status_detach(struct kbfs *fs);
+/* rpc log callback (arg: the kbfs); kbfs_logf for our own lines. */
+void kbfs_log(void *arg, const char *line);
+void kbfs_logf(struct kbfs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void kbfs_status_tick(struct kbfs *fs);
+size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap);
+/* getxattr of the status on the root: true when it replied. */
+bool kbfs_status_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+/* keibifs --status MOUNTPOINT: prints the text; exit status. */
+int kbfs_status_print(const char *mountpoint);
+/* The peer's SHA256: fingerprint into buf. */
+const char *kbfs_peer_fpr(struct kbfs *fs, char *buf, size_t len);
 
 #endif

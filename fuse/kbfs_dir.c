@@ -31,12 +31,15 @@ void kbfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);
 	struct kbfs_dirh *dh = calloc(1, sizeof(*dh));
-	uint64_t fh = 0;
+	uint64_t fh = 0, remote;
 	int ret = -ENOMEM;
 
 	if (!dh || !(dh->batch = kb_rpc_result_new()))
 		goto fail;
-	ret = kb_rpc_opendir(fs->rpc, kbfs_node_remote(fs->nodes, ino), &fh);
+	remote = kbfs_node_remote(fs->nodes, ino);
+	ret = kb_rpc_opendir(fs->rpc, remote, &fh);
+	if (kbfs_stale_retry(fs, ino, ret, &remote))
+		ret = kb_rpc_opendir(fs->rpc, remote, &fh);
 	if (ret < 0)
 		goto fail;
 	pthread_mutex_init(&dh->lock, NULL);

@@ -301,3 +301,51 @@ unsigned kbfs_nodes_count(struct kbfs_nodes *t)
 	pthread_mutex_unlock(&t->lock);
 	return c;
 }
+
+int kbfs_node_where(struct kbfs_nodes *t, uint64_t ino, struct kbfs_node_where *w)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+	int ret = -ESTALE;
+
+	pthread_mutex_lock(&t->lock);
+	w->remote = n->remote;
+	w->attr = n->attr;
+	if (n != &t->root && n->parent && n->name && n->remote &&
+	    strlen(n->name) < sizeof(w->name)) {
+		w->parent_ino = n->parent->ino;
+		w->parent_remote = n->parent->remote;
+		strcpy(w->name, n->name);
+		ret = 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ret;
+}
+
+bool kbfs_node_remap(struct kbfs_nodes *t, uint64_t ino, uint64_t old_remote,
+		     uint64_t new_remote)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino), *other;
+	bool done = false;
+
+	pthread_mutex_lock(&t->lock);
+	other = hash_find(t, new_remote);
+	if (n->remote && n->remote == old_remote && (!other || other == n)) {
+		hash_del(t, n);
+		n->remote = new_remote;
+		n->rlookup = n == &t->root ? 0 : 1;
+		n->attr_expiry_ns = 0;
+		hash_add(t, n);
+		done = true;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return done;
+}
+
+void kbfs_node_expire(struct kbfs_nodes *t, uint64_t ino)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+
+	pthread_mutex_lock(&t->lock);
+	n->attr_expiry_ns = 0;
+	pthread_mutex_unlock(&t->lock);
+}

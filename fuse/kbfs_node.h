@@ -74,4 +74,22 @@ uint64_t kbfs_node_by_remote(struct kbfs_nodes *t, uint64_t remote);
 /* Number of live nodes (tests). */
 unsigned kbfs_nodes_count(struct kbfs_nodes *t);
 
+/* Where a node hangs, for re-resolution on a new session (kbfs_stale.c). */
+struct kbfs_node_where {
+	uint64_t remote;          /* the node's current server id */
+	uint64_t parent_ino, parent_remote;
+	char name[256];
+	kb_Attr attr;             /* last attributes seen (ino, type) */
+};
+/* Fill w for ino; -ESTALE for the root or a forgotten/unnamed node (w->remote
+ * and w->attr are still filled). */
+int kbfs_node_where(struct kbfs_nodes *t, uint64_t ino, struct kbfs_node_where *w);
+/* Point ino at new_remote if it still has old_remote and no other node has
+ * new_remote: true when remapped (the server counted one lookup for it). */
+bool kbfs_node_remap(struct kbfs_nodes *t, uint64_t ino, uint64_t old_remote,
+		     uint64_t new_remote);
+
+/* Changed on the server (NOTIFY): the cached attributes are stale. */
+void kbfs_node_expire(struct kbfs_nodes *t, uint64_t ino);
+
 #endif

@@ -111,8 +111,11 @@ static void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct kbfs *fs = FS(req);
 	kb_Entry e;
-	int ret = kb_rpc_lookup(fs->rpc, kbfs_node_remote(fs->nodes, parent), name, &e);
+	uint64_t remote = kbfs_node_remote(fs->nodes, parent);
+	int ret = kb_rpc_lookup(fs->rpc, remote, name, &e);
 
+	if (kbfs_stale_retry(fs, parent, ret, &remote))
+		ret = kb_rpc_lookup(fs->rpc, remote, name, &e);
 	kbfs_raise_readahead_once(fs);
 	if (ret == -ENOENT || (!ret && !e.node)) {
 		struct fuse_entry_param neg = {.entry_timeout = fs->o->negative_timeout};
@@ -153,8 +156,11 @@ static void kbfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_d
 
 int kbfs_fetch_attr(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version)
 {
-	int ret = kb_rpc_getattr(fs->rpc, kbfs_node_remote(fs->nodes, ino), a);
+	uint64_t remote = kbfs_node_remote(fs->nodes, ino);
+	int ret = kb_rpc_getattr(fs->rpc, remote, a);
 
+	if (kbfs_stale_retry(fs, ino, ret, &remote))
+		ret = kb_rpc_getattr(fs->rpc, remote, a);
 	if (ret < 0)
 		return ret;
 	if (kbfs_node_set_attr(fs->nodes, ino, a, NS(fs->o->attr_timeout), version))
@@ -251,7 +257,11 @@ static void kbfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct kbfs *fs = FS(req);
 	char buf[4097]; /* PATH_MAX + NUL, the protocol's bound */
-	int ret = kb_rpc_readlink(fs->rpc, kbfs_node_remote(fs->nodes, ino), buf, sizeof(buf));
+	uint64_t remote = kbfs_node_remote(fs->nodes, ino);
+	int ret = kb_rpc_readlink(fs->rpc, remote, buf, sizeof(buf));
+
+	if (kbfs_stale_retry(fs, ino, ret, &remote))
+		ret = kb_rpc_readlink(fs->rpc, remote, buf, sizeof(buf));
 
 	if (ret < 0) {
 		kbfs_reply_err(req, ret);
@@ -265,7 +275,11 @@ static void kbfs_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct kbfs *fs = FS(req);
 	struct statvfs sv = {0};
 	kb_Statfs s;
-	int ret = kb_rpc_statfs(fs->rpc, kbfs_node_remote(fs->nodes, ino), &s);
+	uint64_t remote = kbfs_node_remote(fs->nodes, ino);
+	int ret = kb_rpc_statfs(fs->rpc, remote, &s);
+
+	if (kbfs_stale_retry(fs, ino, ret, &remote))
+		ret = kb_rpc_statfs(fs->rpc, remote, &s);
 
 	kbfs_raise_readahead_once(fs);
 	if (ret < 0) {
@@ -332,6 +346,8 @@ static void xattr_op(fuse_req_t req, fuse_ino_t ino, kb_Op op, const char *name,
 		return;
 	}
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_xattr, &x);
+	if (kbfs_stale_retry(fs, ino, ret, &r.node))
+		ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_xattr, &x);
 	if (ret < 0)
 		kbfs_reply_err(req, ret);
 	else if (x.too_big)
@@ -353,6 +369,8 @@ static void kbfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
+	if (kbfs_status_getxattr(req, ino, name, size))
+		return;
 	xattr_op(req, ino, kb_Op_GETXATTR, name, size);
 }
 
@@ -365,6 +383,7 @@ static void kbfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
 	struct kbfs *fs = FS(req);
 	kb_Request r = kb_Request_init_zero;
+	int ret;
 
 	if ((mask & W_OK) && fs->read_only) {
 		fuse_reply_err(req, EROFS);
@@ -373,7 +392,10 @@ static void kbfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	r.op = kb_Op_ACCESS;
 	r.node = kbfs_node_remote(fs->nodes, ino);
 	r.mode = (uint32_t)mask;
-	kbfs_reply_err(req, kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL));
+	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
+	if (kbfs_stale_retry(fs, ino, ret, &r.node))
+		ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
+	kbfs_reply_err(req, ret);
 }
 
 const struct fuse_lowlevel_ops kbfs_ops = {
@@ -413,48 +435,3 @@ const struct fuse_lowlevel_ops kbfs_ops = {
 	.setxattr = kbfs_setxattr,
 	.removexattr = kbfs_removexattr,
 };
-
-/* Server pushes: invalidate from a thread of our own, never from the rpc
- * receiver (the kernel may wait on a read that this receiver must answer). */
-struct notify_job {
-	struct kbfs *fs;
-	uint64_t ino;
-	char name[256]; /* empty: the inode changed */
-};
-
-static void *notify_main(void *arg)
-{
-	struct notify_job *j = arg;
-
-	if (j->name[0])
-		fuse_lowlevel_notify_inval_entry(j->fs->se, j->ino, j->name, strlen(j->name));
-	else
-		fuse_lowlevel_notify_inval_inode(j->fs->se, j->ino, 0, 0);
-	free(j);
-	return NULL;
-}
-
-void kbfs_notify(void *arg, const kb_Response *n)
-{
-	struct kbfs *fs = arg;
-	uint64_t ino = kbfs_node_by_remote(fs->nodes, n->notify_node);
-	struct notify_job *j;
-	pthread_attr_t at;
-	pthread_t th;
-
-	if (!ino || !fs->se)
-		return;
-	if (!n->notify_name[0])
-		kb_cache_invalidate(fs->cache, ino, 0);
-	j = calloc(1, sizeof(*j));
-	if (!j)
-		return;
-	j->fs = fs;
-	j->ino = ino;
-	snprintf(j->name, sizeof(j->name), "%s", n->notify_name);
-	pthread_attr_init(&at);
-	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&th, &at, notify_main, j) != 0)
-		free(j);
-	pthread_attr_destroy(&at);
-}

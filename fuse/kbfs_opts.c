@@ -32,6 +32,8 @@ static const struct fuse_opt kbfs_opt_table[] = {
 	OPT("crypto=%s", crypto, 0),
 	OPT("writeback_cache", writeback, 1),
 	OPT("no_writeback_cache", writeback, 0),
+	OPT("noreconnect", noreconnect, 1),
+	OPT("reconnect", noreconnect, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -187,8 +189,8 @@ static int opts_finish(struct kbfs_opts *o, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (o->attr_timeout < 0 || o->entry_timeout < 0 || o->negative_timeout < 0 ||
-	    o->timeout <= 0) {
-		snprintf(err, errlen, "timeouts must not be negative");
+	    o->timeout <= 0 || o->timeout > 86400) {
+		snprintf(err, errlen, "timeouts must not be negative (timeout: 1 to 86400 s)");
 		return -EINVAL;
 	}
 	o->backend = KB_AEAD_DEFAULT;
@@ -272,7 +274,9 @@ void kbfs_usage(FILE *f, const char *prog)
 		"  -f                     stay in the foreground\n"
 		"  -d, -o debug           foreground, print every FUSE request\n"
 		"  -h, --help             this text\n"
-		"  -V, --version          version and AEAD backend\n\n"
+		"  -V, --version          version and AEAD backend\n"
+		"  --status MOUNTPOINT    peer, connections, round trip, bytes, throughput\n"
+		"                         and cache hit rate of a mounted share\n\n"
 		"keibifs options (-o name=value, comma separated):\n"
 		"  port=N                 server port (26431)\n"
 		"  identity=FILE          client private key (~/.config/keibifs/id_x25519,\n"
@@ -287,7 +291,10 @@ void kbfs_usage(FILE *f, const char *prog)
 		"  attr_timeout=S         attribute cache seconds (1)\n"
 		"  entry_timeout=S        name cache seconds (1)\n"
 		"  negative_timeout=S     cache of missing names, seconds (0)\n"
-		"  timeout=S              connect and request timeout, seconds (15)\n"
+		"  timeout=S              connect and request timeout, seconds (15): a\n"
+		"                         silent server is given up after it (EIO, no hang)\n"
+		"  reconnect              re-establish lost connections and sessions (on)\n"
+		"  noreconnect            fail requests once a connection is lost\n"
 		"  ro                     mount read-only\n"
 		"  no_writeback_cache     write through: no kernel write-back of pages\n"
 		"                         (use when others change the files on the server)\n"

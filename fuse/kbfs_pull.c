@@ -22,6 +22,7 @@
 
 #include "err.h"
 #include "kbfs.h"
+#include "kbfs_node.h"
 #include "rpc.h"
 #include "util.h"
 
@@ -46,6 +47,7 @@ struct kbfs_rd {
 	size_t size;
 	uint64_t remote;           /* server node id */
 	unsigned npieces;
+	bool retried;              /* re-run once after ESTALE (kbfs_stale.c) */
 	atomic_uint pending;       /* unresolved pieces + 1 while starting */
 	struct kbfs_piece p[KBFS_MAX_PIECES];
 };
@@ -140,6 +142,8 @@ static bool piece_resolve(struct kbfs_piece *p)
 	}
 }
 
+static bool rd_retry_later(struct kbfs_rd *rd);
+
 /* Reply from the pieces' buffers, then drop our references. */
 static void rd_finish(struct kbfs_rd *rd)
 {
@@ -149,6 +153,8 @@ static void rd_finish(struct kbfs_rd *rd)
 
 	for (unsigned i = 0; i < rd->npieces && !err; i++)
 		err = rd->p[i].err;
+	if (err == -ESTALE && !rd->retried && rd_retry_later(rd))
+		return;
 	for (unsigned i = 0; i < rd->npieces && !err && pos < end; i++) {
 		struct kbfs_piece *p = &rd->p[i];
 		uint64_t start = p->key.index << p->key.shift;
@@ -276,7 +282,7 @@ void kbfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	rd->req = req;
 	rd->off = (uint64_t)off;
 	rd->size = size;
-	rd->remote = f->remote;
+	rd->remote = kbfs_node_remote(fs->nodes, f->ino); /* remapped by kbfs_stale.c */
 	rd->npieces = (unsigned)(last - first + 1);
 	atomic_store(&rd->pending, rd->npieces + 1);
 	for (unsigned i = 0; i < rd->npieces; i++) {
@@ -291,6 +297,53 @@ void kbfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		if (piece_resolve(&rd->p[i]))
 			piece_done(&rd->p[i]);
 	if (from < to)
-		kbfs_prefetch(fs, f->ino, f->remote, f->version, from, to);
+		kbfs_prefetch(fs, f->ino, rd->remote, f->version, from, to);
 	piece_done(&(struct kbfs_piece){.rd = rd}); /* the starter's count */
+}
+
+/* A read that got ESTALE (the server started a new session): re-resolve
+ * the node on a thread of our own (it makes synchronous LOOKUPs, which the
+ * rpc receiver we were called on must not) and run the read once more. */
+static void *rd_retry_main(void *arg)
+{
+	struct kbfs_rd *rd = arg;
+	struct kbfs *fs = rd->fs;
+	uint64_t remote;
+	int ret = kbfs_stale_resolve(fs, rd->p[0].key.node, rd->remote, &remote);
+
+	if (ret < 0) {
+		fuse_reply_err(rd->req, -kb_err_to_errno(ret));
+		rd_put(fs, rd);
+		return NULL;
+	}
+	rd->remote = remote;
+	rd->retried = true;
+	atomic_store(&rd->pending, rd->npieces + 1);
+	for (unsigned i = 0; i < rd->npieces; i++)
+		if (piece_resolve(&rd->p[i]))
+			piece_done(&rd->p[i]);
+	piece_done(&(struct kbfs_piece){.rd = rd});
+	return NULL;
+}
+
+static bool rd_retry_later(struct kbfs_rd *rd)
+{
+	pthread_attr_t at;
+	pthread_t th;
+	bool ok;
+
+	for (unsigned i = 0; i < rd->npieces; i++) {
+		kb_buf_put(rd->p[i].ref.buf);
+		memset(&rd->p[i].ref, 0, sizeof(rd->p[i].ref));
+		rd->p[i].err = 0;
+	}
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	ok = pthread_create(&th, &at, rd_retry_main, rd) == 0;
+	pthread_attr_destroy(&at);
+	if (!ok) {
+		fuse_reply_err(rd->req, EIO);
+		rd_put(rd->fs, rd);
+	}
+	return true;
 }

@@ -99,6 +99,8 @@ int main(int argc, char *argv[])
 	bool mounted = false;
 
 	signal(SIGPIPE, SIG_IGN);
+	if (argc == 3 && !strcmp(argv[1], "--status"))
+		return kbfs_status_print(argv[2]);
 	if (kbfs_opts_parse(argc, argv, &o, &args, err, sizeof(err)) < 0) {
 		fprintf(stderr, "keibifs: %s\n", err);
 		goto out;
@@ -124,7 +126,7 @@ int main(int argc, char *argv[])
 		perror("keibifs: fork");
 		goto out;
 	}
-	if (kbfs_init_state(&fs, &o) < 0) {
+	if (kbfs_init_state(&fs, &o) < 0 || kbfs_status_new(&fs) < 0) {
 		fprintf(stderr, "keibifs: out of memory\n");
 		goto out;
 	}
@@ -140,6 +142,12 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	fs.se = se;
+	kbfs_logf(&fs, "connected to %s:%s (%s), %u connections", o.host, o.port,
+		  kbfs_peer_fpr(&fs, err, sizeof(err)), o.conns);
+	if (kbfs_notify_start(&fs) < 0)
+		goto out;
+	kb_rpc_set_log(fs.rpc, kbfs_log, &fs);
+	kb_rpc_set_session_cb(fs.rpc, kbfs_session_cb, &fs);
 	kb_rpc_set_notify(fs.rpc, kbfs_notify, &fs);
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
@@ -153,6 +161,7 @@ int main(int argc, char *argv[])
 	fs.realmnt = real;
 	atomic_store(&fs.ra_pending, 1);
 	if (status_fd >= 0) {
+		kbfs_status_detach(&fs);
 		daemon_done(status_fd);
 		status_fd = -1;
 	}
@@ -160,9 +169,14 @@ int main(int argc, char *argv[])
 out:
 	if (mounted)
 		fuse_session_unmount(se);
+	if (fs.rpc && fs.status && mounted)
+		kbfs_logf(&fs, "unmounted %s", real);
+	kbfs_notify_stop(&fs); /* no more ticks or invalidations */
 	/* Pending pulls complete (and reply) while the session still exists. */
 	kb_rpc_free(fs.rpc);
 	fs.rpc = NULL;
+	kbfs_notify_free(&fs); /* after the rpc: no more pushes */
+	kbfs_status_free(&fs);
 	if (se) {
 		fuse_remove_signal_handlers(se);
 		fuse_session_destroy(se);

@@ -1,0 +1,176 @@
+/* kbfs_notify.c - server change pushes (NOTIFY) to the kernel, and the
+ * once-a-second tick of the status sampler.
+ *
+ * The rpc receiver hands us a push (kbfs_notify); we drop the node's blocks
+ * from our cache right there and queue the kernel invalidation for our own
+ * thread: fuse_lowlevel_notify_inval_inode may wait for page locks held by
+ * a read that only this receiver can answer, so the receiver must never
+ * call it. The queue is a fixed ring; when it is full the push is dropped
+ * (the attribute timeout still bounds how stale the kernel's view gets) and
+ * counted. The same thread samples the transfer counters every second
+ * (kbfs_status_tick).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kbfs.h"
+#include "kbfs_node.h"
+#include "util.h"
+
+#define NQ_LEN 256
+
+struct kbfs_nq_item {
+	uint64_t ino;
+	char name[256]; /* empty: the inode changed */
+};
+
+struct kbfs_nq {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;          /* (lock) */
+	struct kbfs_nq_item ring[NQ_LEN]; /* (lock) */
+	unsigned head, count;         /* (lock) */
+	bool stop;                    /* (lock) */
+	uint64_t dropped;             /* full-queue drops (lock) */
+	uint64_t delivered;           /* handed to the kernel (lock) */
+};
+
+static void deliver(struct kbfs *fs, const struct kbfs_nq_item *it)
+{
+	int r;
+
+	if (it->name[0])
+		r = fuse_lowlevel_notify_inval_entry(fs->se, it->ino, it->name, strlen(it->name));
+	else
+		r = fuse_lowlevel_notify_inval_inode(fs->se, it->ino, 0, 0);
+	/* -ENOENT: the kernel has already dropped it; nothing to do. */
+	if (r < 0 && r != -ENOENT && fs->o->debug)
+		fprintf(stderr, "keibifs: invalidate %#llx '%s': %s\n",
+			(unsigned long long)it->ino, it->name, strerror(-r));
+}
+
+static void *nq_main(void *arg)
+{
+	struct kbfs *fs = arg;
+	struct kbfs_nq *q = fs->nq;
+	struct kbfs_nq_item it;
+	struct timespec ts;
+
+	pthread_mutex_lock(&q->lock);
+	while (!q->stop) {
+		if (!q->count) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			if (pthread_cond_timedwait(&q->cond, &q->lock, &ts) == ETIMEDOUT) {
+				pthread_mutex_unlock(&q->lock);
+				kbfs_status_tick(fs);
+				pthread_mutex_lock(&q->lock);
+			}
+			continue;
+		}
+		it = q->ring[q->head];
+		q->head = (q->head + 1) % NQ_LEN;
+		q->count--;
+		q->delivered++;
+		pthread_mutex_unlock(&q->lock);
+		if (fs->se)
+			deliver(fs, &it);
+		pthread_mutex_lock(&q->lock);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+int kbfs_notify_start(struct kbfs *fs)
+{
+	struct kbfs_nq *q = calloc(1, sizeof(*q));
+	int r;
+
+	if (!q)
+		return -ENOMEM;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->cond, NULL);
+	fs->nq = q;
+	r = pthread_create(&q->thread, NULL, nq_main, fs);
+	if (r) {
+		fs->nq = NULL;
+		pthread_cond_destroy(&q->cond);
+		pthread_mutex_destroy(&q->lock);
+		free(q);
+		return -r;
+	}
+	return 0;
+}
+
+void kbfs_notify_stop(struct kbfs *fs)
+{
+	struct kbfs_nq *q = fs->nq;
+
+	if (!q)
+		return;
+	pthread_mutex_lock(&q->lock);
+	if (q->stop) {
+		pthread_mutex_unlock(&q->lock);
+		return;
+	}
+	q->stop = true;
+	pthread_cond_signal(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	pthread_join(q->thread, NULL);
+}
+
+void kbfs_notify_free(struct kbfs *fs)
+{
+	struct kbfs_nq *q = fs->nq;
+
+	if (!q)
+		return;
+	kbfs_notify_stop(fs);
+	pthread_cond_destroy(&q->cond);
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+	fs->nq = NULL;
+}
+
+void kbfs_notify(void *arg, const kb_Response *n)
+{
+	struct kbfs *fs = arg;
+	struct kbfs_nq *q = fs->nq;
+	uint64_t ino = kbfs_node_by_remote(fs->nodes, n->notify_node);
+	struct kbfs_nq_item *it;
+
+	if (!ino || !q) /* forgotten, or an id of an older session */
+		return;
+	if (!n->notify_name[0]) {
+		kb_cache_invalidate(fs->cache, ino, 0);
+		kbfs_node_expire(fs->nodes, ino);
+	}
+	pthread_mutex_lock(&q->lock);
+	if (q->stop) {
+		/* unmounting: nobody delivers any more */
+	} else if (q->count == NQ_LEN) {
+		q->dropped++;
+	} else {
+		it = &q->ring[(q->head + q->count) % NQ_LEN];
+		it->ino = ino;
+		snprintf(it->name, sizeof(it->name), "%s", n->notify_name);
+		q->count++;
+		pthread_cond_signal(&q->cond);
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+void kbfs_notify_counts(struct kbfs *fs, uint64_t *delivered, uint64_t *dropped)
+{
+	struct kbfs_nq *q = fs->nq;
+
+	*delivered = *dropped = 0;
+	if (!q)
+		return;
+	pthread_mutex_lock(&q->lock);
+	*delivered = q->delivered;
+	*dropped = q->dropped;
+	pthread_mutex_unlock(&q->lock);
+}

@@ -1,0 +1,215 @@
+/* kbfs_status.c - what a user of the mount can see of it: log lines and
+ * the status text.
+ *
+ * Logs: the rpc's lines (reconnect, new session, silent peer...) and ours
+ * (connected, unmounted) go to stderr in the foreground and to syslog
+ * (daemon facility) once detached.
+ *
+ * Status: the virtual xattr KBFS_STATUS_XATTR on the mount root (answered
+ * here, never sent to the server, not listed by listxattr) holds a text
+ * with the peer, connection state, round-trip time (a PING made for the
+ * request), bytes moved, throughput over the last seconds (the notify
+ * thread samples the counters every second) and the block cache's hit rate
+ * and size. `keibifs --status MOUNTPOINT` prints it.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <syslog.h>
+
+#include "kbfs.h"
+#include "rpc.h"
+#include "util.h"
+
+#define ST_SAMPLES 6 /* throughput over the last 5 s */
+
+struct kbfs_status {
+	pthread_mutex_t lock;
+	bool syslog;                          /* detached: log to syslog */
+	struct { uint64_t ns, sent, recv; } s[ST_SAMPLES]; /* ring (lock) */
+	unsigned n, head;                     /* samples held / next slot (lock) */
+};
+
+int kbfs_status_new(struct kbfs *fs)
+{
+	struct kbfs_status *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return -ENOMEM;
+	pthread_mutex_init(&st->lock, NULL);
+	fs->status = st;
+	return 0;
+}
+
+void kbfs_status_free(struct kbfs *fs)
+{
+	if (!fs->status)
+		return;
+	pthread_mutex_destroy(&fs->status->lock);
+	free(fs->status);
+	fs->status = NULL;
+}
+
+void kbfs_status_detach(struct kbfs *fs)
+{
+	openlog("keibifs", LOG_PID, LOG_DAEMON);
+	if (fs->status)
+		fs->status->syslog = true;
+}
+
+void kbfs_log(void *arg, const char *line)
+{
+	struct kbfs *fs = arg;
+
+	if (fs->status && fs->status->syslog) {
+		if (!strncmp(line, "keibifs: ", 9))
+			line += 9; /* syslog's ident says it */
+		syslog(LOG_NOTICE, "%s", line);
+	} else {
+		fprintf(stderr, "%s\n", line);
+	}
+}
+
+void kbfs_logf(struct kbfs *fs, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	int n = snprintf(line, sizeof(line), "keibifs: ");
+
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	kbfs_log(fs, line);
+}
+
+void kbfs_status_tick(struct kbfs *fs)
+{
+	struct kbfs_status *st = fs->status;
+	struct kb_rpc_stats rs;
+
+	if (!st || !fs->rpc)
+		return;
+	kb_rpc_stats(fs->rpc, &rs);
+	pthread_mutex_lock(&st->lock);
+	st->s[st->head].ns = kb_now_ns();
+	st->s[st->head].sent = rs.bytes_sent;
+	st->s[st->head].recv = rs.bytes_recv;
+	st->head = (st->head + 1) % ST_SAMPLES;
+	if (st->n < ST_SAMPLES)
+		st->n++;
+	pthread_mutex_unlock(&st->lock);
+}
+
+/* Bytes/s sent and received since the oldest sample (0 without one). */
+static void rates(struct kbfs *fs, const struct kb_rpc_stats *rs, double *tx, double *rx,
+		  double *secs)
+{
+	struct kbfs_status *st = fs->status;
+	unsigned oldest;
+	double dt;
+
+	*tx = *rx = *secs = 0;
+	pthread_mutex_lock(&st->lock);
+	if (st->n) {
+		oldest = (st->head + ST_SAMPLES - st->n) % ST_SAMPLES;
+		dt = (double)(kb_now_ns() - st->s[oldest].ns) / 1e9;
+		if (dt > 0.1) {
+			*tx = (double)(rs->bytes_sent - st->s[oldest].sent) / dt;
+			*rx = (double)(rs->bytes_recv - st->s[oldest].recv) / dt;
+			*secs = dt;
+		}
+	}
+	pthread_mutex_unlock(&st->lock);
+}
+
+#define MIB(x) ((double)(x) / 1048576.0)
+
+/* The status text into buf; its length (truncated to cap). */
+size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
+{
+	struct kb_rpc_stats rs;
+	struct kb_cache_stats cs;
+	uint64_t rtt = 0, delivered, dropped;
+	double tx, rx, secs, lookups;
+	int ping = kb_rpc_ping(fs->rpc, &rtt);
+	unsigned conns = kb_rpc_conns(fs->rpc);
+	int n;
+
+	kb_rpc_stats(fs->rpc, &rs);
+	kb_cache_stats(fs->cache, &cs);
+	kbfs_notify_counts(fs, &delivered, &dropped);
+	rates(fs, &rs, &tx, &rx, &secs);
+	lookups = (double)(cs.hits + cs.misses);
+	n = snprintf(buf, cap,
+		"peer: %s:%s %s\n"
+		"share: %s%s\n"
+		"state: %s, connections %u/%u up, session generation %llu, reconnects %llu\n"
+		"rtt: %s%.3f ms\n"
+		"bytes: sent %llu (%.1f MiB), received %llu (%.1f MiB)\n"
+		"requests: %llu, errors %llu\n"
+		"throughput: in %.2f MiB/s, out %.2f MiB/s (last %.0f s)\n"
+		"cache: hit rate %.1f%% (%llu hits, %llu misses), %.1f of %.1f MiB, %u blocks\n"
+		"notify: %llu delivered, %llu dropped\n",
+		fs->o->host, fs->o->port, rs.peer_fpr, fs->o->path,
+		fs->read_only ? " (read-only)" : "",
+		rs.conns_up == conns ? "connected" : rs.conns_up ? "degraded" : "disconnected",
+		rs.conns_up, conns, (unsigned long long)rs.session_gen,
+		(unsigned long long)rs.reconnects, ping < 0 ? "no answer, last " : "",
+		(double)(ping < 0 ? rs.rtt_us : rtt) / 1000.0,
+		(unsigned long long)rs.bytes_sent, MIB(rs.bytes_sent),
+		(unsigned long long)rs.bytes_recv, MIB(rs.bytes_recv),
+		(unsigned long long)rs.requests, (unsigned long long)rs.errors, MIB(rx), MIB(tx),
+		secs, lookups > 0 ? 100.0 * (double)cs.hits / lookups : 0.0,
+		(unsigned long long)cs.hits, (unsigned long long)cs.misses, MIB(cs.bytes),
+		MIB(cs.capacity), cs.entries, (unsigned long long)delivered,
+		(unsigned long long)dropped);
+	if (n < 0)
+		return 0;
+	return (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+bool kbfs_status_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct kbfs *fs = fuse_req_userdata(req);
+	char buf[2048]; /* the text; small and bounded */
+	size_t len;
+
+	if (ino != FUSE_ROOT_ID || strcmp(name, KBFS_STATUS_XATTR))
+		return false;
+	len = kbfs_status_text(fs, buf, sizeof(buf));
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, len);
+	return true;
+}
+
+int kbfs_status_print(const char *mountpoint)
+{
+	char buf[4096]; /* the text (kbfs_status_text is bounded by 2 KiB) */
+	ssize_t n = getxattr(mountpoint, KBFS_STATUS_XATTR, buf, sizeof(buf) - 1);
+
+	if (n < 0) {
+		int e = errno;
+
+		fprintf(stderr, "keibifs: %s: %s\n", mountpoint,
+			e == EOPNOTSUPP || e == ENODATA ? "not a keibifs mount" : strerror(e));
+		return 1;
+	}
+	buf[n] = '\0';
+	fputs(buf, stdout);
+	return 0;
+}
+
+const char *kbfs_peer_fpr(struct kbfs *fs, char *buf, size_t len)
+{
+	struct kb_rpc_stats rs;
+
+	kb_rpc_stats(fs->rpc, &rs);
+	snprintf(buf, len, "%s", rs.peer_fpr);
+	return buf;
+}
