@@ -49,6 +49,7 @@ struct kbfs_opts {
 	size_t block_size;    /* bytes, power of two */
 	size_t cache_size;    /* bytes */
 	enum kb_aead_backend backend;
+	int owners;           /* owners=preserve: real ids, creds sent */
 };
 
 struct kbfs {
@@ -106,6 +107,9 @@ int kbfs_load_psk(const char *path, uint8_t psk[static 32], char *err, size_t er
  * everything kbfs_connect made. */
 int kbfs_init_state(struct kbfs *fs, const struct kbfs_opts *o);
 void kbfs_fini_state(struct kbfs *fs);
+
+/* kbfs_creds.c: with owners=preserve, the caller's uid/gid/groups in r */
+void kbfs_creds(fuse_req_t req, kb_Request *r);
 
 /* kbfs_ops.c */
 extern const struct fuse_lowlevel_ops kbfs_ops;

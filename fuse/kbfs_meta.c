@@ -84,6 +84,9 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	if (kbfs_rofs(req))
 		return;
 	r.op = kb_Op_SETATTR;
+	/* No creds even with owners=preserve: the kernel checked it all
+	 * (default_permissions, sgid clearing) and, with the writeback cache,
+	 * sends utimes(NULL) as explicit times only the owner could set. */
 	r.node = kbfs_node_remote(fs->nodes, ino);
 	r.fh = f ? f->remote_fh : 0; /* 0: by node (read-only opens have none) */
 	r.has_attr = true;
@@ -134,6 +137,7 @@ static bool name_req(fuse_req_t req, kb_Request *r, kb_Op op, fuse_ino_t parent,
 	r->op = op;
 	r->node = kbfs_node_remote(fs->nodes, parent);
 	strcpy(r->name, name);
+	kbfs_creds(req, r);
 	return true;
 }
 
@@ -229,6 +233,7 @@ void kbfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char 
 		return;
 	}
 	r.op = kb_Op_LINK;
+	kbfs_creds(req, &r);
 	r.node = kbfs_node_remote(fs->nodes, ino);
 	r.node2 = kbfs_node_remote(fs->nodes, newparent);
 	strcpy(r.name2, newname);
@@ -297,6 +302,7 @@ void kbfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char 
 		return;
 	}
 	r.op = kb_Op_SETXATTR;
+	kbfs_creds(req, &r);
 	r.node = kbfs_node_remote(fs->nodes, ino);
 	strcpy(r.name, name);
 	r.flags = (uint32_t)flags;
@@ -319,6 +325,7 @@ void kbfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		return;
 	}
 	r.op = kb_Op_REMOVEXATTR;
+	kbfs_creds(req, &r);
 	r.node = kbfs_node_remote(fs->nodes, ino);
 	strcpy(r.name, name);
 	status_call(req, &r, NULL, 0);

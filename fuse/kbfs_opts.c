@@ -34,6 +34,8 @@ static const struct fuse_opt kbfs_opt_table[] = {
 	OPT("no_writeback_cache", writeback, 0),
 	OPT("noreconnect", noreconnect, 1),
 	OPT("reconnect", noreconnect, 0),
+	OPT("owners=preserve", owners, 1),
+	OPT("owners=map", owners, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -251,6 +253,9 @@ int kbfs_opts_parse(int argc, char *argv[], struct kbfs_opts *o, struct fuse_arg
 		if (r < 0)
 			return -ENOMEM;
 	}
+	/* owners=preserve: the kernel checks modes against the real ids */
+	if (o->owners && fuse_opt_add_arg(args, "-odefault_permissions") < 0)
+		return -ENOMEM;
 	return 0;
 }
 
@@ -296,6 +301,10 @@ void kbfs_usage(FILE *f, const char *prog)
 		"  reconnect              re-establish lost connections and sessions (on)\n"
 		"  noreconnect            fail requests once a connection is lost\n"
 		"  ro                     mount read-only\n"
+		"  owners=map|preserve    map: files of the server's user show as yours\n"
+		"                         (default); preserve: real uids/gids, kernel\n"
+		"                         permission checks, requests made as the caller\n"
+		"                         (root mount; keibifsd --allow-owners)\n"
 		"  no_writeback_cache     write through: no kernel write-back of pages\n"
 		"                         (use when others change the files on the server)\n"
 		"  crypto=openssl|mbedtls AEAD backend for bulk frames (openssl when built)\n\n"

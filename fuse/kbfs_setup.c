@@ -138,6 +138,10 @@ int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, cha
 	fs->read_only = ro || o->ro;
 	fs->remote_uid = root->attr.uid;
 	fs->remote_gid = root->attr.gid;
+	if (o->owners) { /* owners=preserve: no mapping (identity) */
+		fs->uid = fs->remote_uid;
+		fs->gid = fs->remote_gid;
+	}
 	return 0;
 }
 

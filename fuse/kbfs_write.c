@@ -201,6 +201,7 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 		return;
 	}
 	r.op = kb_Op_CREATE;
+	kbfs_creds(req, &r);
 	r.node = kbfs_node_remote(fs->nodes, parent);
 	strcpy(r.name, name);
 	r.flags = open_flags(fs, fi->flags);
@@ -298,6 +299,7 @@ void kbfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, of
 	}
 	*w = (struct kbfs_wr){fs, f, req, size};
 	r.op = kb_Op_WRITE;
+	kbfs_creds(req, &r);
 	r.node = f->remote;
 	r.fh = f->remote_fh;
 	r.offset = (uint64_t)off;
@@ -370,6 +372,7 @@ void kbfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t l
 		return;
 	}
 	r.op = kb_Op_FALLOCATE;
+	kbfs_creds(req, &r);
 	r.node = f->remote;
 	r.fh = f->remote_fh;
 	r.flags = (uint32_t)mode;

@@ -388,7 +388,7 @@ def write_foreign_file(d):
     p = f"{d}/../root-owned"
     if not os.path.exists(p):
         return "n/a"
-    return outcome(os.open, p, os.O_WRONLY)
+    return outcome(lambda: os.close(os.open(p, os.O_WRONLY)))
 
 
 @check
