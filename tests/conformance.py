@@ -8,7 +8,12 @@ Each check runs in a fresh subdirectory of every DIR and yields an outcome
 (a value or an errno name). The first DIR is the reference (a local ext4 or
 tmpfs directory); for the others the script prints which checks match it.
 Run it as root and as an unprivileged user (tests/test_conformance.c does
-both). Exit status: 0 when every DIR matches the reference on every check.
+both, on an owners=preserve,allow_other mount). The permission checks look
+next to the work dirs, in every DIR, for root's fixtures: root-owned (0644),
+root-dir/file (dir 0755) and sticky/root-file (dir 01777); without them
+they answer "n/a" (as root they simply succeed). Checks listed in
+KEIBIFS_INHERENT are skipped on a keibifs mount with the reason printed.
+Exit status: 0 when every DIR matches the reference on every check.
 """
 import errno
 import json
