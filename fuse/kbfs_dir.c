@@ -23,6 +23,7 @@ struct kbfs_dirh {
 	unsigned pos;                /* next unconsumed entry of batch (lock) */
 	bool have, plus;             /* batch valid / fetched with plus (lock) */
 	uint64_t next_off;           /* offset the next readdir call continues at */
+	uint64_t gen;                /* rpc session generation remote_fh is from (lock) */
 };
 
 #define FS(req) ((struct kbfs *)fuse_req_userdata(req))
@@ -44,6 +45,7 @@ void kbfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto fail;
 	pthread_mutex_init(&dh->lock, NULL);
 	dh->remote_fh = fh;
+	dh->gen = kb_rpc_session(fs->rpc, NULL);
 	fi->fh = (uintptr_t)dh;
 	fi->cache_readdir = 0;
 	if (fuse_reply_open(req, fi) != 0) {
@@ -73,6 +75,26 @@ static void drop_batch(struct kbfs *fs, struct kbfs_dirh *dh)
 	dh->pos = 0;
 }
 
+/* The server lost our handle with its session (restart): open the
+ * directory again in the new one (re-resolving the node), once per
+ * generation. dh->lock held. */
+static int reopen(struct kbfs *fs, struct kbfs_dirh *dh, fuse_ino_t ino, uint64_t *remote)
+{
+	uint64_t gen = kb_rpc_session(fs->rpc, NULL), fh = 0;
+	int ret;
+
+	if (gen == dh->gen)
+		return -EBADF;
+	ret = kb_rpc_opendir(fs->rpc, *remote, &fh);
+	if (kbfs_stale_retry(fs, ino, ret, remote))
+		ret = kb_rpc_opendir(fs->rpc, *remote, &fh);
+	if (ret < 0)
+		return ret;
+	dh->remote_fh = fh;
+	dh->gen = gen;
+	return 0;
+}
+
 static int fetch(struct kbfs *fs, struct kbfs_dirh *dh, fuse_ino_t ino, uint64_t off, bool plus)
 {
 	kb_Request r = kb_Request_init_zero;
@@ -86,6 +108,11 @@ static int fetch(struct kbfs *fs, struct kbfs_dirh *dh, fuse_ino_t ino, uint64_t
 	r.count = KBFS_DIR_BATCH;
 	r.plus = plus;
 	ret = kb_rpc_call(fs->rpc, &r, NULL, 0, dh->batch);
+	if ((ret == -ESTALE || ret == -EBADF) && reopen(fs, dh, ino, &r.node) == 0) {
+		r.fh = dh->remote_fh; /* server cookies are the directory's own offsets */
+		kb_rpc_result_reset(dh->batch);
+		ret = kb_rpc_call(fs->rpc, &r, NULL, 0, dh->batch);
+	}
 	if (ret < 0) {
 		kb_rpc_result_reset(dh->batch);
 		return ret;

@@ -9,6 +9,7 @@
  * restart test spawns anew is recorded by th_spawn for the runner's final
  * cleanup too. */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -183,6 +184,13 @@ START_TEST(test_status)
 	ck_assert_ptr_nonnull(strstr(out, want));
 	free(out);
 	out = NULL;
+	if (access("/usr/bin/getfattr", X_OK) == 0) {
+		ck_assert_int_eq(th_sh_out(&out, "getfattr -n %s --only-values '%s'",
+					   KBFS_STATUS_XATTR, F.m.mnt), 0);
+		ck_assert_msg(strstr(out, want), "%s", out);
+		free(out);
+		out = NULL;
+	}
 	ck_assert_int_ne(th_sh_out(&out, "'%s' --status /", th_bin("keibifs")), 0);
 	ck_assert_msg(strstr(out, "not a keibifs mount"), "%s", out);
 	free(out);
@@ -215,10 +223,15 @@ END_TEST
 START_TEST(test_server_restart_mid_read)
 {
 	struct rd r = {.rel = "big"};
+	struct dirent *de;
 	pthread_t th;
 	char *st;
+	DIR *d;
+	int n = 0;
 
 	ck_assert(F.up);
+	d = opendir(mpath("dir")); /* a directory handle across the restart */
+	ck_assert_ptr_nonnull(d);
 	ck_assert_int_eq(pthread_create(&th, NULL, read_main, &r), 0);
 	wait_progress(&r, 6 * CHUNK);
 	ck_assert_int_eq(kill(F.ts.pid, SIGKILL), 0); /* the runner reaps it */
@@ -234,6 +247,11 @@ START_TEST(test_server_restart_mid_read)
 	free(st);
 	/* other nodes known before the restart work too (re-resolved) */
 	ck_assert_int_eq(th_sh("grep -q one '%s'", mpath("dir/f")), 0);
+	rewinddir(d); /* READDIR on a handle of the old session: reopened */
+	while ((de = readdir(d)))
+		n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	ck_assert_int_eq(n, 2);
 	th_server_stop(&F.ts);
 }
 END_TEST
