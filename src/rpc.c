@@ -310,8 +310,10 @@ void kb_rpc_conn_down(struct kb_rpc_conn *c, int err)
 {
 	struct kb_rpc *r = c->r;
 	bool keep = r->reconnect && !atomic_load(&r->closing);
+	bool was_up;
 
 	pthread_mutex_lock(&c->lock);
+	was_up = c->up;
 	if (c->up) {
 		c->down_err = err;
 		if (keep) {
@@ -324,6 +326,9 @@ void kb_rpc_conn_down(struct kb_rpc_conn *c, int err)
 	pthread_cond_broadcast(&c->space);
 	kb_chan_shutdown(c->chan); /* under the lock: the keeper replaces chan under it */
 	pthread_mutex_unlock(&c->lock);
+	if (was_up && !atomic_load(&r->closing))
+		kb_rpc_logf(r, "lost connection %u to %s (%s): %s%s", c->idx, r->host, r->peer_fpr,
+			    kb_strerror(err), keep ? "; reconnecting" : "");
 	kb_rpc_fail_pending(c, -ENOTCONN, keep ? KB_FAIL_NORETRY : KB_FAIL_ALL, 0);
 }
 

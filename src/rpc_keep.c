@@ -155,6 +155,8 @@ static int reopen(struct kb_rpc_conn *c, bool hello_first)
 	char err[512];
 	int rc = kb_rpc_conn_connect(r, c->idx, err, sizeof(err));
 
+	if (rc == -KB_EUNTRUSTED || rc == -KB_EREFUSED)
+		kb_rpc_logf(r, "reconnect to %s refused: %s", r->host, err);
 	if (rc)
 		return rc;
 	rc = reattach(c, hello_first, &fresh, &hello);
