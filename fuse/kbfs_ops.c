@@ -369,6 +369,14 @@ static void kbfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
+	/* The kernel asks before the first write to every file (to drop file
+	 * capabilities). Nobody can set it through the mount (the server only
+	 * takes user.*), and a write on the server drops it there anyway: no
+	 * round trip for it. */
+	if (!strcmp(name, "security.capability")) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
 	if (kbfs_status_getxattr(req, ino, name, size))
 		return;
 	xattr_op(req, ino, kb_Op_GETXATTR, name, size);

@@ -5,7 +5,8 @@
 #
 # "cold" = a fresh mount (client caches empty); the server's page cache is
 # warm for every contender alike, so the numbers compare protocols, not disks.
-# Env: BENCH_BIG_MB (1024), BENCH_LS_FILES (10000), BENCH_SMALL_FILES (2000).
+# Env: BENCH_BIG_MB (1024), BENCH_LS_FILES (10000), BENCH_SMALL_FILES (2000),
+# BENCH_GIT_FILES (3000). Write rows: dd conv=fsync, rsync -a in, git clone onto the mount.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -40,6 +41,31 @@ for i in range(nsmall):
     with open(f"{share}/small/s{i:05d}", "wb") as f:
         f.write(blk)
 PY
+# write sources (outside the share): 2,000 x 4 KiB for rsync, a git repository
+mkdir -p "$work/wsrc/small"
+python3 - "$work/wsrc/small" "$SMALL_FILES" <<'PY'
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+blk = os.urandom(4096)
+for i in range(n):
+    with open(f"{d}/w{i:05d}", "wb") as f:
+        f.write(blk)
+PY
+GIT_FILES=${BENCH_GIT_FILES:-3000}
+git init -q "$work/wsrc/repo"
+python3 - "$work/wsrc/repo" "$GIT_FILES" <<'PY'
+import os, sys, random
+d, n = sys.argv[1], int(sys.argv[2])
+random.seed(3)
+words = [f"w{i}" for i in range(5000)]
+for i in range(n):
+    sub = f"{d}/src/m{i % 60:02d}"
+    os.makedirs(sub, exist_ok=True)
+    with open(f"{sub}/f{i:05d}.c", "w") as f:
+        f.write("\n".join(" ".join(random.choices(words, k=12)) for _ in range(40 + i % 200)))
+PY
+git -C "$work/wsrc/repo" add -A
+git -C "$work/wsrc/repo" -c user.name=b -c user.email=b@b commit -qm "bench repo"
 sync
 
 # --- measurement helpers -------------------------------------------------
@@ -165,6 +191,23 @@ run_suite() { # NAME
 	rm -rf "$work/out/small"
 	R[$n,cp]=$(timed cp -r "$M/small" "$work/out/small")
 	"umount_$n"
+	write_suite "$n"
+}
+
+# Writes into the mount; what they leave is removed on the share itself
+# (never through a live mount).
+write_suite() { # NAME
+	local n=$1 t0 t1
+	"mount_$n"
+	t0=$(now)
+	dd if=/dev/zero of="$M/wbig" bs=1M count="$BIG_MB" conv=fsync status=none
+	t1=$(now)
+	R[$n,wseq]=$(mbps "$BIG_MB * 1.048576" "$t0" "$t1")
+	R[$n,rsync]=$(timed rsync -a "$work/wsrc/small/" "$M/wsmall/")
+	R[$n,git]=$(timed git clone -q "$work/wsrc/repo" "$M/wclone")
+	"umount_$n"
+	rm -rf "$share/wbig" "$share/wsmall" "$share/wclone"
+	sync
 }
 
 # --- ceilings ---------------------------------------------------------------
@@ -232,6 +275,9 @@ printf '%-34s %12s %12s %12s %10s\n' "warm re-read (MB/s)" "${R[keibifs,warm]}" 
 printf '%-34s %12s %12s %12s %10s\n' "4 KiB random reads (reads/s)" "${R[keibifs,rand]}" "${R[sshfs,rand]}" "${R[local,rand]}" "$(ratio "${R[keibifs,rand]}" "${R[sshfs,rand]}")"
 printf '%-34s %12s %12s %12s %10s\n' "ls -l of $LS_FILES files (s)" "${R[keibifs,ls]}" "${R[sshfs,ls]}" "${R[local,ls]}" "$(ratio "${R[sshfs,ls]}" "${R[keibifs,ls]}")"
 printf '%-34s %12s %12s %12s %10s\n' "cp -r out of $SMALL_FILES x 4 KiB (s)" "${R[keibifs,cp]}" "${R[sshfs,cp]}" "${R[local,cp]}" "$(ratio "${R[sshfs,cp]}" "${R[keibifs,cp]}")"
+printf '%-34s %12s %12s %12s %10s\n' "seq write ${BIG_MB} MiB+fsync (MB/s)" "${R[keibifs,wseq]}" "${R[sshfs,wseq]}" "${R[local,wseq]}" "$(ratio "${R[keibifs,wseq]}" "${R[sshfs,wseq]}")"
+printf '%-34s %12s %12s %12s %10s\n' "rsync -a in $SMALL_FILES x 4 KiB (s)" "${R[keibifs,rsync]}" "${R[sshfs,rsync]}" "${R[local,rsync]}" "$(ratio "${R[sshfs,rsync]}" "${R[keibifs,rsync]}")"
+printf '%-34s %12s %12s %12s %10s\n' "git clone, $GIT_FILES files (s)" "${R[keibifs,git]}" "${R[sshfs,git]}" "${R[local,git]}" "$(ratio "${R[sshfs,git]}" "${R[keibifs,git]}")"
 printf '%-34s %12s %12s %12s\n' "client peak RSS, seq read (MiB)" "${R[keibifs,rss]}" "${R[sshfs,rss]}" "-"
 printf '%-34s %12s %12s %12s\n' "client CPU s, 2 reads of ${BIG_MB} MiB" "${R[keibifs,cpu]}" "${R[sshfs,cpu]}" "-"
 printf '%-34s %12s\n' "keibifs crypto=mbedtls cold (MB/s)" "${R[mbed,seq]}"
