@@ -266,6 +266,7 @@ void kbfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 {
 	struct kbfs *fs = FS(req);
 	kb_Request r = kb_Request_init_zero;
+	int ret;
 
 	if (!name_req(req, &r, kb_Op_RENAME, parent, name))
 		return;
@@ -276,7 +277,11 @@ void kbfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 	r.node2 = kbfs_node_remote(fs->nodes, newparent);
 	strcpy(r.name2, newname);
 	r.flags = flags; /* RENAME_NOREPLACE / RENAME_EXCHANGE: the same bits */
-	status_call(req, &r, NULL, 0);
+	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
+	if (ret == 0)
+		kbfs_node_renamed(fs->nodes, parent, name, newparent, newname,
+				  flags & RENAME_EXCHANGE);
+	kbfs_reply_err(req, ret);
 }
 
 /* Names the mount answers itself (kbfs_getxattr): never set remotely. */

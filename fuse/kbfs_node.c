@@ -268,6 +268,39 @@ void kbfs_node_changed(struct kbfs_nodes *t, uint64_t ino)
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* The live node named `name` under parent, or NULL. Lock held. */
+static struct kbfs_node *child_locked(struct kbfs_nodes *t, struct kbfs_node *parent,
+				      const char *name)
+{
+	for (unsigned b = 0; b < NODE_BUCKETS; b++)
+		for (struct kbfs_node *n = t->hash[b]; n; n = n->hnext)
+			if (n->parent == parent && n->name && !strcmp(n->name, name))
+				return n;
+	return NULL;
+}
+
+void kbfs_node_renamed(struct kbfs_nodes *t, uint64_t parent_ino, const char *name,
+		       uint64_t newparent_ino, const char *newname, bool exchange)
+{
+	struct kbfs_node *p = kbfs_node_of(t, parent_ino), *np = kbfs_node_of(t, newparent_ino);
+	struct kbfs_node *n, *old;
+
+	pthread_mutex_lock(&t->lock);
+	n = child_locked(t, p, name);
+	old = child_locked(t, np, newname);
+	if (old && old != n) {
+		if (exchange) {
+			set_name_locked(t, old, p, name); /* ENOMEM: keeps the old name */
+		} else { /* replaced: no longer reachable by that name */
+			free(old->name);
+			old->name = NULL;
+		}
+	}
+	if (n)
+		set_name_locked(t, n, np, newname);
+	pthread_mutex_unlock(&t->lock);
+}
+
 unsigned kbfs_node_writers(struct kbfs_nodes *t, uint64_t ino, int delta)
 {
 	struct kbfs_node *n = kbfs_node_of(t, ino);

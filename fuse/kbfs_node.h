@@ -67,6 +67,10 @@ bool kbfs_node_open_version(struct kbfs_nodes *t, uint64_t ino, uint64_t version
  * are stale, and the next version seen is adopted as the kernel cache's
  * (which already holds our change) instead of dropping that cache. */
 void kbfs_node_changed(struct kbfs_nodes *t, uint64_t ino);
+/* A rename we made: the nodes follow their names (for re-resolution);
+ * a replaced target loses its name. */
+void kbfs_node_renamed(struct kbfs_nodes *t, uint64_t parent_ino, const char *name,
+		       uint64_t newparent_ino, const char *newname, bool exchange);
 /* Count an open for writing (+1) or its release (-1); returns the count. */
 unsigned kbfs_node_writers(struct kbfs_nodes *t, uint64_t ino, int delta);
 /* FUSE ino of a server node id, or 0 (notifications). */

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kbfs_node.h"
 #include "th.h"
 #include "th_mount.h"
 #include "th_server.h"
@@ -529,12 +530,52 @@ START_TEST(test_erofs)
 }
 END_TEST
 
+/* ---- the inode table follows our renames (no mount) ------------------------- */
+
+static const char *where_name(struct kbfs_nodes *t, uint64_t ino, int *ret)
+{
+	static struct kbfs_node_where w;
+
+	*ret = kbfs_node_where(t, ino, &w);
+	return w.name;
+}
+
+START_TEST(test_nodes_follow_renames)
+{
+	kb_Entry root = {.node = 100}, e = {0};
+	struct kbfs_nodes *t;
+	uint64_t a, b, d;
+	int ret;
+
+	ck_assert_int_eq(kbfs_nodes_new(&t, &root), 0);
+	e.node = 101;
+	a = kbfs_node_enter(t, 1, "a", &e, 0);
+	e.node = 102;
+	b = kbfs_node_enter(t, 1, "b", &e, 0);
+	e.node = 103;
+	d = kbfs_node_enter(t, 1, "d", &e, 0);
+	ck_assert(a && b && d);
+	kbfs_node_renamed(t, 1, "a", d, "a2", false); /* into another directory */
+	ck_assert_str_eq(where_name(t, a, &ret), "a2");
+	ck_assert_int_eq(ret, 0);
+	kbfs_node_renamed(t, d, "a2", 1, "b", true); /* exchange */
+	ck_assert_str_eq(where_name(t, a, &ret), "b");
+	ck_assert_str_eq(where_name(t, b, &ret), "a2");
+	kbfs_node_renamed(t, d, "a2", 1, "b", false); /* b (now a2) replaces a */
+	ck_assert_str_eq(where_name(t, b, &ret), "b");
+	where_name(t, a, &ret);
+	ck_assert_int_eq(ret, -ESTALE); /* replaced: no name to re-resolve */
+	kbfs_nodes_free(t);
+}
+END_TEST
+
 Suite *suite_write(void);
 Suite *suite_write(void)
 {
 	Suite *s = suite_create("write");
 	TCase *tc = tcase_create("mounted");
 	TCase *ro = tcase_create("readonly");
+	TCase *nodes = tcase_create("nodes");
 
 	tcase_add_unchecked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
@@ -552,5 +593,7 @@ Suite *suite_write(void)
 	tcase_set_timeout(ro, 60);
 	tcase_add_test(ro, test_erofs);
 	suite_add_tcase(s, ro);
+	tcase_add_test(nodes, test_nodes_follow_renames);
+	suite_add_tcase(s, nodes);
 	return s;
 }
