@@ -374,6 +374,21 @@ bool kbfs_node_remap(struct kbfs_nodes *t, uint64_t ino, uint64_t old_remote,
 	return done;
 }
 
+uint64_t kbfs_node_expire_remote(struct kbfs_nodes *t, uint64_t remote)
+{
+	struct kbfs_node *n;
+	uint64_t ino = 0;
+
+	pthread_mutex_lock(&t->lock);
+	n = hash_find(t, remote);
+	if (n) {
+		n->attr_expiry_ns = 0;
+		ino = n->ino;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
 void kbfs_node_expire(struct kbfs_nodes *t, uint64_t ino)
 {
 	struct kbfs_node *n = kbfs_node_of(t, ino);

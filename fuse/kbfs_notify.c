@@ -138,15 +138,16 @@ void kbfs_notify(void *arg, const kb_Response *n)
 {
 	struct kbfs *fs = arg;
 	struct kbfs_nq *q = fs->nq;
-	uint64_t ino = kbfs_node_by_remote(fs->nodes, n->notify_node);
+	/* found and expired under the table's lock: a FORGET may free the
+	 * node right after (the ino is then only a number, used as a key) */
+	uint64_t ino = n->notify_name[0] ? kbfs_node_by_remote(fs->nodes, n->notify_node)
+					 : kbfs_node_expire_remote(fs->nodes, n->notify_node);
 	struct kbfs_nq_item *it;
 
 	if (!ino || !q) /* forgotten, or an id of an older session */
 		return;
-	if (!n->notify_name[0]) {
+	if (!n->notify_name[0])
 		kb_cache_invalidate(fs->cache, ino, 0);
-		kbfs_node_expire(fs->nodes, ino);
-	}
 	pthread_mutex_lock(&q->lock);
 	if (q->stop) {
 		/* unmounting: nobody delivers any more */
