@@ -172,6 +172,7 @@ out:
 	if (fs.rpc && fs.status && mounted)
 		kbfs_logf(&fs, "unmounted %s", real);
 	kbfs_notify_stop(&fs); /* no more ticks or invalidations */
+	kb_rpc_bye(fs.rpc, 1000); /* the server frees our session now, not after its grace */
 	/* Pending pulls complete (and reply) while the session still exists. */
 	kb_rpc_free(fs.rpc);
 	fs.rpc = NULL;

@@ -78,6 +78,11 @@ struct kb_rpc_cfg {
  * missing path...). root gets the entry of `path`. */
 int kb_rpc_new(struct kb_rpc **out, const struct kb_rpc_cfg *cfg, kb_Entry *root,
 	       bool *read_only, char *err, size_t errlen);
+/* Tell the server the session is over (a clean unmount), so it frees the
+ * session, its nodes and handles at once instead of keeping them for the
+ * reconnect grace period. Best effort: waits at most wait_ms and only when
+ * a connection is up. NULL-safe. */
+void kb_rpc_bye(struct kb_rpc *r, int wait_ms);
 /* Fails pending requests with -ENOTCONN, joins threads, closes. NULL-safe. */
 void kb_rpc_free(struct kb_rpc *r);
 

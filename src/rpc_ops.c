@@ -2,6 +2,9 @@
  * and kb_rpc_submit for the common operations. Each copies what it needs
  * out of the reply on the receiver thread (no 60 KB Response anywhere). */
 #include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "rpc.h"
@@ -224,4 +227,85 @@ int kb_rpc_statfs(struct kb_rpc *r, uint64_t node, kb_Statfs *out)
 	req.node = node;
 	memset(out, 0, sizeof(*out));
 	return kb_rpc_call_take(r, &req, NULL, 0, take_statfs, out);
+}
+
+/* ---- BYE ----------------------------------------------------------------- */
+
+/* Shared by kb_rpc_bye and its callback: whoever drops the last reference
+ * frees it (the callback may run after the waiter gave up). */
+struct bye_wait {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done;
+	int refs; /* lock */
+};
+
+static void bye_unref(struct bye_wait *w)
+{
+	bool last;
+
+	pthread_mutex_lock(&w->lock);
+	last = --w->refs == 0;
+	pthread_mutex_unlock(&w->lock);
+	if (last) {
+		pthread_cond_destroy(&w->cond);
+		pthread_mutex_destroy(&w->lock);
+		free(w);
+	}
+}
+
+static void bye_cb(void *arg, int status, struct kb_rpc_result *res)
+{
+	struct bye_wait *w = arg;
+
+	(void)status;
+	(void)res;
+	pthread_mutex_lock(&w->lock);
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	bye_unref(w);
+}
+
+void kb_rpc_bye(struct kb_rpc *r, int wait_ms)
+{
+	kb_Request req = kb_Request_init_zero;
+	struct kb_rpc_stats st;
+	struct bye_wait *w;
+	pthread_condattr_t ca;
+	struct timespec ts;
+
+	if (!r)
+		return;
+	kb_rpc_stats(r, &st);
+	if (!st.conns_up)
+		return;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	w->refs = 2;
+	req.op = kb_Op_BYE;
+	if (kb_rpc_submit(r, &req, NULL, 0, -1, bye_cb, w)) {
+		w->refs = 1; /* the callback will not run */
+		bye_unref(w);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += wait_ms / 1000;
+	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&w->lock);
+	while (!w->done)
+		if (pthread_cond_timedwait(&w->cond, &w->lock, &ts))
+			break;
+	pthread_mutex_unlock(&w->lock);
+	bye_unref(w);
 }

@@ -151,6 +151,7 @@ struct kb_srv_sess {
 	struct kb_srv_sess *next;    /* srv lock */
 	unsigned conns;              /* srv lock: attached connections */
 	uint64_t idle_since_ns;      /* srv lock: last detach (when conns == 0) */
+	bool bye;                    /* srv lock: client said BYE: no grace period */
 	struct kb_srv_replay replay;
 	unsigned nwatches;           /* notifier lock: inotify registrations */
 	uint8_t token[KB_SRV_TOKEN]; /* immutable */
@@ -251,6 +252,8 @@ void kb_srv_logf(const struct kb_srv *s, int prio, const char *fmt, ...)
 int kb_srv_sess_hello(struct kb_srv_conn *c, const char *path, struct kb_srv_node **root);
 int kb_srv_sess_attach(struct kb_srv_conn *c, const uint8_t *token, size_t len);
 void kb_srv_sess_detach(struct kb_srv_conn *c);
+/* The client ended the session cleanly: free it with its last connection. */
+void kb_srv_sess_bye(struct kb_srv_sess *s);
 /* Free sessions idle past the grace period (all of them with `all`). */
 void kb_srv_sess_expire(struct kb_srv *srv, bool all);
 

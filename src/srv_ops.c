@@ -399,6 +399,9 @@ int kb_srv_dispatch(struct kb_srv_req *rq)
 		return kb_srv_fh_remove(&rq->sess->fhs, q->fh);
 	case kb_Op_HELLO: case kb_Op_ATTACH:
 		return -EINVAL; /* only as a connection's first request */
+	case kb_Op_BYE:
+		kb_srv_sess_bye(rq->sess);
+		return 0;
 	default:
 		break;
 	}

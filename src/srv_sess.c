@@ -258,7 +258,7 @@ void kb_srv_sess_detach(struct kb_srv_conn *c)
 		return;
 	pthread_mutex_lock(&srv->lock);
 	c->sess = NULL; /* under the lock: the notifier looks for conns of s */
-	if (--s->conns == 0 && !srv->grace_ns) {
+	if (--s->conns == 0 && (!srv->grace_ns || s->bye)) {
 		for (pp = &srv->sessions; *pp != s; pp = &(*pp)->next)
 			;
 		*pp = s->next;
@@ -270,6 +270,13 @@ void kb_srv_sess_detach(struct kb_srv_conn *c)
 	pthread_mutex_unlock(&srv->lock);
 	if (s)
 		sess_free(s);
+}
+
+void kb_srv_sess_bye(struct kb_srv_sess *s)
+{
+	pthread_mutex_lock(&s->srv->lock);
+	s->bye = true;
+	pthread_mutex_unlock(&s->srv->lock);
 }
 
 void kb_srv_sess_expire(struct kb_srv *srv, bool all)

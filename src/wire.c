@@ -151,7 +151,7 @@ const char *kb_wire_op_name(kb_Op op)
 		[kb_Op_REMOVEXATTR] = "REMOVEXATTR", [kb_Op_FALLOCATE] = "FALLOCATE",
 		[kb_Op_COPY_FILE_RANGE] = "COPY_FILE_RANGE", [kb_Op_LSEEK] = "LSEEK",
 		[kb_Op_PING] = "PING", [kb_Op_FSYNCDIR] = "FSYNCDIR", [kb_Op_ACCESS] = "ACCESS",
-		[kb_Op_NOTIFY] = "NOTIFY",
+		[kb_Op_BYE] = "BYE", [kb_Op_NOTIFY] = "NOTIFY",
 	};
 
 	if ((unsigned)op < KB_ARRAY_SIZE(names) && names[op])
