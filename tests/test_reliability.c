@@ -408,6 +408,46 @@ START_TEST(test_session_grace_and_replay)
 }
 END_TEST
 
+/* After BYE the session ends with its last connection: no grace period. */
+START_TEST(test_bye_ends_session)
+{
+	struct th_server ts;
+	struct kb_chan *c1 = NULL, *c2 = NULL;
+	kb_Request q = kb_Request_init_zero;
+	kb_Response *resp = calloc(1, sizeof(*resp));
+	uint8_t token[16];
+
+	ck_assert_int_eq(th_server_start(&ts, 0, NULL), 0);
+	ck_assert_int_eq(th_raw_connect(&ts, NULL, &c1), 0);
+	q.id = 1;
+	q.op = kb_Op_HELLO;
+	q.version = 1;
+	snprintf(q.path, sizeof(q.path), "/");
+	ck_assert_int_eq(raw(c1, &q, resp), 0);
+	ck_assert_int_eq(resp->err, kb_Err_OK);
+	memcpy(token, resp->token.bytes, 16);
+	q = (kb_Request)kb_Request_init_zero;
+	q.id = 2;
+	q.op = kb_Op_BYE;
+	ck_assert_int_eq(raw(c1, &q, resp), 0);
+	ck_assert_int_eq(resp->err, kb_Err_OK);
+	kb_chan_free(c1);
+	usleep(100000);
+	ck_assert_int_eq(th_raw_connect(&ts, NULL, &c2), 0);
+	q = (kb_Request)kb_Request_init_zero;
+	q.id = 3;
+	q.op = kb_Op_ATTACH;
+	q.token.size = 16;
+	memcpy(q.token.bytes, token, 16);
+	/* refused: either an error reply or the connection is closed */
+	if (raw(c2, &q, resp) == 0)
+		ck_assert_int_ne(resp->err, kb_Err_OK);
+	kb_chan_free(c2);
+	free(resp);
+	th_server_cleanup(&ts);
+}
+END_TEST
+
 Suite *suite_reliability(void);
 Suite *suite_reliability(void)
 {
@@ -416,6 +456,7 @@ Suite *suite_reliability(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_session_grace_and_replay);
+	tcase_add_test(tc, test_bye_ends_session);
 	tcase_add_test(tc, test_notify);
 	tcase_add_test(tc, test_bitflip);
 	tcase_add_test(tc, test_cut_during_reads);
