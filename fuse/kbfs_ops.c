@@ -246,6 +246,8 @@ static void kbfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = kbfs_node_open_version(fs->nodes, ino, version);
 	if (!fi->keep_cache)
 		kb_cache_invalidate(fs->cache, ino, version);
+	/* Nothing to flush for a read-only open: spare close() a FUSE round trip. */
+	fi->noflush = 1;
 	if (fuse_reply_open(req, fi) != 0) /* interrupted: the kernel forgot it */
 		kbfs_file_free(f);
 	return;

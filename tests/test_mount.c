@@ -464,17 +464,43 @@ START_TEST(test_missing_path)
 }
 END_TEST
 
-/* The pid of a process whose command line mentions `needle`, or 0. */
-static pid_t find_pid(const char *needle)
+/* The pid of a running keibifs (argv[0] ends in "keibifs") that has `arg`
+ * as one of its arguments, or 0. Read from /proc directly: a shell loop
+ * would find itself, its own command line holding the same words. */
+static pid_t find_pid(const char *arg)
 {
-	char *out = NULL;
+	DIR *d = opendir("/proc");
+	struct dirent *e;
 	pid_t pid = 0;
 
-	th_sh_out(&out, "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | "
-		  "grep -qF -- '%s' && echo ${p#/proc/}; done; true", needle);
-	if (out)
-		pid = (pid_t)atoi(out);
-	free(out);
+	while (d && !pid && (e = readdir(d))) {
+		char path[300], buf[8192];
+		ssize_t n;
+		int fd;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		{
+			size_t l0 = strlen(buf);
+
+			if (l0 < 7 || strcmp(buf + l0 - 7, "keibifs"))
+				continue;
+		}
+		for (char *a = buf; a < buf + n; a += strlen(a) + 1)
+			if (!strcmp(a, arg))
+				pid = (pid_t)atoi(e->d_name);
+	}
+	if (d)
+		closedir(d);
 	return pid;
 }
 
@@ -510,8 +536,13 @@ START_TEST(test_mount_type)
 	for (int waited = 0; (pid = find_pid(m)) > 0 && waited < 5000; waited += 20)
 		usleep(20000);
 	if (pid > 0) {
+		char *info = NULL;
+
+		th_sh_out(&info, "tr '\\0' ' ' < /proc/%d/cmdline; echo; for t in /proc/%d/task/*; do "
+			  "echo \"$(cat $t/comm) $(cat $t/wchan)\"; done", (int)pid, (int)pid);
 		th_stop(pid, 1000);
-		ck_abort_msg("keibifs daemon %d still running after umount", (int)pid);
+		ck_abort_msg("keibifs daemon %d still running after umount: %s", (int)pid,
+			     info ? info : "");
 	}
 	th_sh("rm -rf '%s'", stage);
 	free(stage);
