@@ -374,16 +374,18 @@ bool kbfs_node_remap(struct kbfs_nodes *t, uint64_t ino, uint64_t old_remote,
 	return done;
 }
 
-uint64_t kbfs_node_expire_remote(struct kbfs_nodes *t, uint64_t remote)
+uint64_t kbfs_node_expire_remote(struct kbfs_nodes *t, uint64_t remote, bool *writing)
 {
 	struct kbfs_node *n;
 	uint64_t ino = 0;
 
+	*writing = false;
 	pthread_mutex_lock(&t->lock);
 	n = hash_find(t, remote);
 	if (n) {
 		n->attr_expiry_ns = 0;
 		ino = n->ino;
+		*writing = n->writers > 0;
 	}
 	pthread_mutex_unlock(&t->lock);
 	return ino;

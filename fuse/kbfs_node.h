@@ -95,8 +95,8 @@ bool kbfs_node_remap(struct kbfs_nodes *t, uint64_t ino, uint64_t old_remote,
 
 /* The same by server id, found and expired under one lock (a node found
  * by kbfs_node_by_remote may be forgotten and freed before it is used):
- * returns its FUSE ino, or 0. */
-uint64_t kbfs_node_expire_remote(struct kbfs_nodes *t, uint64_t remote);
+ * returns its FUSE ino, or 0. *writing: we have it open for writing. */
+uint64_t kbfs_node_expire_remote(struct kbfs_nodes *t, uint64_t remote, bool *writing);
 /* Changed on the server (NOTIFY): the cached attributes are stale. */
 void kbfs_node_expire(struct kbfs_nodes *t, uint64_t ino);
 

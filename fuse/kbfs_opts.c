@@ -215,7 +215,7 @@ int kbfs_opts_parse(int argc, char *argv[], struct kbfs_opts *o, struct fuse_arg
 	memset(o, 0, sizeof(*o));
 	o->conns = 4;
 	o->writeback = 1;
-	o->attr_timeout = o->entry_timeout = 1.0;
+	o->attr_timeout = o->entry_timeout = o->negative_timeout = 1.0;
 	o->timeout = 15;
 	*args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
 	if (fuse_opt_parse(args, o, kbfs_opt_table, opt_proc) == -1) {
@@ -295,7 +295,7 @@ void kbfs_usage(FILE *f, const char *prog)
 		"  cache_size=N           block cache, MiB or with K/M/G suffix (256)\n"
 		"  attr_timeout=S         attribute cache seconds (1)\n"
 		"  entry_timeout=S        name cache seconds (1)\n"
-		"  negative_timeout=S     cache of missing names, seconds (0)\n"
+		"  negative_timeout=S     cache of missing names, seconds (1)\n"
 		"  timeout=S              connect and request timeout, seconds (15): a\n"
 		"                         silent server is given up after it (EIO, no hang)\n"
 		"  reconnect              re-establish lost connections and sessions (on)\n"

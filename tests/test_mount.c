@@ -587,7 +587,7 @@ START_TEST(test_opts)
 	ck_assert_uint_eq(o.cache_size, 64 << 20);
 	ck_assert_int_eq(o.timeout, 7);
 	ck_assert(o.ro && o.foreground && !o.debug);
-	ck_assert(o.attr_timeout == 1.0 && o.negative_timeout == 0.0);
+	ck_assert(o.attr_timeout == 1.0 && o.negative_timeout == 1.0);
 	j = joined(&args);
 	ck_assert_msg(strstr(j, "allow_other") && strstr(j, "nosuid") && strstr(j, "ro") &&
 			      strstr(j, "max_read=262144") && strstr(j, "fsname=host.example:/data/x"),

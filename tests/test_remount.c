@@ -97,7 +97,7 @@ static void setup_direct(void) { start(false, "timeout=10"); }
 static void setup_proxy(void) { start(true, "timeout=2"); }
 static void setup_notify(void)
 {
-	start(false, "attr_timeout=60,entry_timeout=60,no_writeback_cache");
+	start(false, "attr_timeout=60,entry_timeout=60,negative_timeout=60,no_writeback_cache");
 }
 
 static const char *mpath(const char *rel)
@@ -353,7 +353,7 @@ static bool f_grown(void)
 	return stat(mpath("dir/f"), &s) == 0 && s.st_size == 8;
 }
 
-/* attr/entry timeouts of 60 s: only NOTIFY explains seeing these. */
+/* attr/entry/negative timeouts of 60 s: only NOTIFY explains seeing these. */
 START_TEST(test_server_changes_seen)
 {
 	struct stat s;
@@ -363,7 +363,7 @@ START_TEST(test_server_changes_seen)
 	ck_assert_int_eq(stat(mpath("dir/f"), &s), 0);
 	ck_assert_int_eq(s.st_size, 4);
 	ck_assert_int_eq(th_sh("cat '%s' > /dev/null", mpath("dir/f")), 0);
-	ck_assert_int_eq(access(mpath("dir/new"), F_OK), -1); /* cached? no: negative_timeout 0 */
+	ck_assert_int_eq(access(mpath("dir/new"), F_OK), -1); /* now cached as missing */
 	ck_assert_int_eq(access(mpath("dir/old"), F_OK), 0);
 	ck_assert_int_eq(th_sh("ls '%s' > /dev/null", mpath("dir")), 0);
 	ck_assert_int_eq(th_sh("cd '%s' && echo two >> dir/f && touch dir/new && rm dir/old",
