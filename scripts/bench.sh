@@ -6,7 +6,8 @@
 # "cold" = a fresh mount (client caches empty); the server's page cache is
 # warm for every contender alike, so the numbers compare protocols, not disks.
 # Env: BENCH_BIG_MB (1024), BENCH_LS_FILES (10000), BENCH_SMALL_FILES (2000),
-# BENCH_GIT_FILES (3000). Write rows: dd conv=fsync, rsync -a in, git clone onto the mount.
+# BENCH_GIT_FILES (3000). Write rows: dd conv=fsync, rsync -a in, git clone onto the
+# mount, each contender into a fresh tmpfs inside the share (see write_suite).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -19,6 +20,7 @@ work=$(mktemp -d /tmp/keibifs-bench.XXXXXX)
 SSHD_PID=""
 cleanup() {
 	kb_cleanup
+	mountpoint -q "$share/w" 2>/dev/null && umount -l "$share/w"
 	[ -n "$SSHD_PID" ] && kill "$SSHD_PID" 2>/dev/null
 	rm -rf --one-file-system "$work"
 }
@@ -194,20 +196,27 @@ run_suite() { # NAME
 	write_suite "$n"
 }
 
-# Writes into the mount; what they leave is removed on the share itself
-# (never through a live mount).
+# Writes into the mount land on a fresh tmpfs mounted inside the share for
+# each contender, so every contender meets the same empty filesystem: on the
+# shared ext4, inode allocation right after the previous contender's rm -rf
+# of thousands of files costs ~0.36 ms per create (ext4 skips recently
+# deleted inodes), which would charge one contender for another's cleanup.
+# What a write row measures is the protocol, as the read rows do; the
+# "local" column is then the memory's own ceiling for these writes.
+WDIR=$share/w
 write_suite() { # NAME
 	local n=$1 t0 t1
+	mkdir -p "$WDIR"
+	mount -t tmpfs -o size=$((BIG_MB + 1024))m kbbench "$WDIR"
 	"mount_$n"
 	t0=$(now)
-	dd if=/dev/zero of="$M/wbig" bs=1M count="$BIG_MB" conv=fsync status=none
+	dd if=/dev/zero of="$M/w/wbig" bs=1M count="$BIG_MB" conv=fsync status=none
 	t1=$(now)
 	R[$n,wseq]=$(mbps "$BIG_MB * 1.048576" "$t0" "$t1")
-	R[$n,rsync]=$(timed rsync -a "$work/wsrc/small/" "$M/wsmall/")
-	R[$n,git]=$(timed git clone -q "$work/wsrc/repo" "$M/wclone")
+	R[$n,rsync]=$(timed rsync -a "$work/wsrc/small/" "$M/w/wsmall/")
+	R[$n,git]=$(timed git clone -q "$work/wsrc/repo" "$M/w/wclone")
 	"umount_$n"
-	rm -rf "$share/wbig" "$share/wsmall" "$share/wclone"
-	sync
+	umount "$WDIR" 2>/dev/null || umount -l "$WDIR"
 }
 
 # --- ceilings ---------------------------------------------------------------
@@ -285,6 +294,7 @@ for rtt in $LAT_RTTS; do
 	printf '%-34s %12s %12s %12s %10s\n' "+${rtt} ms RTT: cold read ${LAT_MB} MiB (MB/s)" "${R[keibifs,lat$rtt,seq]}" "${R[sshfs,lat$rtt,seq]}" "-" "$(ratio "${R[keibifs,lat$rtt,seq]}" "${R[sshfs,lat$rtt,seq]}")"
 	printf '%-34s %12s %12s %12s %10s\n' "+${rtt} ms RTT: ls -l $SMALL_FILES files (s)" "${R[keibifs,lat$rtt,ls]}" "${R[sshfs,lat$rtt,ls]}" "-" "$(ratio "${R[sshfs,lat$rtt,ls]}" "${R[keibifs,lat$rtt,ls]}")"
 done
+printf '(write rows: each contender writes into a fresh tmpfs inside the share; local = that tmpfs)\n'
 printf '\nceilings measured in this run:\n'
 printf '  null FUSE filesystem, 1 MiB reads: %s MB/s\n' "$FUSE_CEIL"
 printf '%s\n' "$CEIL" | sed 's/^/  /'

@@ -111,6 +111,56 @@ START_TEST(test_tree_listing)
 }
 END_TEST
 
+/* Names from dir's current position to its end, one per line (appended). */
+static size_t read_rest(DIR *d, char *out, size_t cap)
+{
+	struct dirent *e;
+	size_t n = 0, len = strlen(out);
+
+	while ((e = readdir(d))) {
+		len += (size_t)snprintf(out + len, cap - len, "%s\n", e->d_name);
+		ck_assert_uint_lt(len, cap);
+		n++;
+	}
+	return n;
+}
+
+/* sub/ spans three READDIR batches: each is fetched while the previous one
+ * is consumed. seekdir into the middle drops the read-ahead (its entries'
+ * lookups are forgotten) and must still list exactly the same names. */
+START_TEST(test_readdir_seek_across_batches)
+{
+	static char all[65536], tail1[65536], tail2[65536];
+	DIR *d;
+	long pos = -1;
+	size_t n = 0, n1, n2;
+	struct dirent *e;
+
+	REQUIRE_UP();
+	all[0] = tail1[0] = tail2[0] = '\0';
+	d = opendir(mp("sub"));
+	ck_assert_ptr_nonnull(d);
+	while (n < 150 && (e = readdir(d)))
+		n++;
+	ck_assert_uint_eq(n, 150);
+	pos = telldir(d);
+	n1 = read_rest(d, tail1, sizeof(tail1));
+	seekdir(d, pos);
+	n2 = read_rest(d, tail2, sizeof(tail2));
+	ck_assert_uint_eq(n1, n2);
+	ck_assert_str_eq(tail1, tail2);
+	rewinddir(d);
+	n = read_rest(d, all, sizeof(all));
+	closedir(d);
+	ck_assert_uint_eq(n, 150 + n1);
+	ck_assert_uint_eq(n, 300 + 3); /* many1..300, deeper, ".", ".." */
+	/* the names are the share's own */
+	ck_assert_int_eq(th_sh("test \"$(ls -1a '%s' | LC_ALL=C sort)\" = "
+			       "\"$(ls -1a '%s' | LC_ALL=C sort)\"",
+			       mp("sub"), th_server_path(&srv, "sub")), 0);
+}
+END_TEST
+
 START_TEST(test_stat_fields)
 {
 	const char *names[] = {"empty", "one", "bs", "mid", "sub", "link", "hardlink"};
@@ -662,6 +712,7 @@ Suite *suite_mount(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_tree_listing);
 	tcase_add_test(tc, test_stat_fields);
+	tcase_add_test(tc, test_readdir_seek_across_batches);
 	tcase_add_test(tc, test_contents);
 	tcase_add_test(tc, test_concurrent_readers);
 	tcase_add_test(tc, test_random_reads);
