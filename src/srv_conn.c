@@ -156,7 +156,8 @@ static int wait_frame(struct kb_srv_conn *c)
 
 /* Serve a quick operation on the receiver thread itself: one thread
  * handoff less on the round trip that matters most for metadata latency.
- * Only ops that neither touch data nor walk paths qualify. */
+ * Only single-syscall name and attribute ops qualify (kb_srv_quick_op);
+ * while one runs, this connection reads no further frame (the others do). */
 static int serve_inline(struct kb_srv_conn *c, struct kb_buf *b, size_t plen)
 {
 	uint8_t *reply = NULL;

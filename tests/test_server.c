@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "keys.h"
+#include "srv_impl.h"
+#include "wire.h"
 #include "rpc.h"
 #include "th.h"
 #include "th_server.h"
@@ -1036,6 +1038,56 @@ START_TEST(test_listen_ipv6)
 }
 END_TEST
 
+/* Which requests the receiver serves itself: names and attributes yes;
+ * data, listings, truncation and anything malformed go to the workers. */
+static bool quick_of(kb_Op op, uint32_t set_mask, uint32_t flags, const char *name)
+{
+	kb_Request q = kb_Request_init_zero;
+	uint8_t buf[2048];
+	size_t len;
+
+	q.id = 7;
+	q.op = op;
+	q.node = 1;
+	q.set_mask = set_mask;
+	q.flags = flags;
+	snprintf(q.name, sizeof(q.name), "%s", name);
+	ck_assert_int_eq(kb_wire_encode_req(buf, sizeof(buf), &q, &len), 0);
+	return kb_srv_quick_op(buf, len);
+}
+
+START_TEST(test_quick_ops)
+{
+	uint8_t junk[16] = {0, 0, 0, 4, 0x10, 0x80, 0x80, 0x80};
+	char longname[256];
+
+	memset(longname, 'n', 255);
+	longname[255] = '\0';
+	ck_assert(quick_of(kb_Op_GETATTR, 0, 0, ""));
+	ck_assert(quick_of(kb_Op_LOOKUP, 0, 0, "f"));
+	ck_assert(quick_of(kb_Op_LOOKUP, 0, 0, longname));
+	ck_assert(quick_of(kb_Op_RENAME, 0, 0, "a"));
+	ck_assert(quick_of(kb_Op_UNLINK, 0, 0, "a"));
+	ck_assert(quick_of(kb_Op_SETATTR, kb_SetMask_SET_MODE | kb_SetMask_SET_MTIME, 0, ""));
+	ck_assert(!quick_of(kb_Op_SETATTR, kb_SetMask_SET_MODE | kb_SetMask_SET_SIZE, 0, ""));
+	ck_assert(quick_of(kb_Op_CREATE, 0, O_WRONLY | O_EXCL, "f"));
+	ck_assert(!quick_of(kb_Op_CREATE, 0, O_WRONLY | O_TRUNC, "f"));
+	ck_assert(!quick_of(kb_Op_READ, 0, 0, ""));
+	ck_assert(!quick_of(kb_Op_WRITE, 0, 0, ""));
+	ck_assert(!quick_of(kb_Op_READDIR, 0, 0, ""));
+	ck_assert(!quick_of(kb_Op_OPEN, 0, 0, ""));
+	ck_assert(!quick_of(kb_Op_FSYNC, 0, 0, ""));
+	ck_assert(!quick_of(kb_Op_FALLOCATE, 0, 0, ""));
+	ck_assert(!quick_of(kb_Op_COPY_FILE_RANGE, 0, 0, ""));
+	ck_assert(!quick_of(kb_Op_HELLO, 0, 0, ""));
+	/* a truncated varint, a short frame, a header longer than the frame */
+	ck_assert(!kb_srv_quick_op(junk, 8));
+	ck_assert(!kb_srv_quick_op(junk, 3));
+	junk[3] = 200;
+	ck_assert(!kb_srv_quick_op(junk, sizeof(junk)));
+}
+END_TEST
+
 Suite *suite_server(void);
 Suite *suite_server(void)
 {
@@ -1046,6 +1098,7 @@ Suite *suite_server(void)
 	tcase_add_checked_fixture(ops, setup, teardown);
 	tcase_set_timeout(ops, 30);
 	tcase_add_test(ops, test_hello_ping_getattr);
+	tcase_add_test(ops, test_quick_ops);
 	tcase_add_test(ops, test_lookup_errors);
 	tcase_add_test(ops, test_create_write_read);
 	tcase_add_test(ops, test_setattr);
