@@ -77,6 +77,7 @@ struct kbfs {
 	pthread_mutex_t rd_lock;
 	struct kbfs_nq *nq;             /* owned: NOTIFY queue + its thread (kbfs_notify.c) */
 	struct kbfs_status *status;     /* owned: log sink, throughput samples (kbfs_status.c) */
+	struct kbfs_neg *neg;           /* owned: names known missing (kbfs_neg.c) */
 };
 
 /* kbfs_opts.c */

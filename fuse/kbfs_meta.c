@@ -13,6 +13,7 @@
 
 #include "err.h"
 #include "kbfs.h"
+#include "kbfs_neg.h"
 #include "kbfs_node.h"
 #include "rpc.h"
 
@@ -138,6 +139,7 @@ static bool name_req(fuse_req_t req, kb_Request *r, kb_Op op, fuse_ino_t parent,
 	r->node = kbfs_node_remote(fs->nodes, parent);
 	strcpy(r->name, name);
 	kbfs_creds(req, r);
+	kbfs_neg_drop(fs->neg, r->node, name); /* it may exist from now on */
 	return true;
 }
 
@@ -237,6 +239,7 @@ void kbfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char 
 	r.node = kbfs_node_remote(fs->nodes, ino);
 	r.node2 = kbfs_node_remote(fs->nodes, newparent);
 	strcpy(r.name2, newname);
+	kbfs_neg_drop(fs->neg, r.node2, newname);
 	entry_call(req, newparent, newname, &r);
 }
 
@@ -276,6 +279,7 @@ void kbfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 	}
 	r.node2 = kbfs_node_remote(fs->nodes, newparent);
 	strcpy(r.name2, newname);
+	kbfs_neg_drop(fs->neg, r.node2, newname);
 	r.flags = flags; /* RENAME_NOREPLACE / RENAME_EXCHANGE: the same bits */
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
 	if (ret == 0)

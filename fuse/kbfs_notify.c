@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "kbfs.h"
+#include "kbfs_neg.h"
 #include "kbfs_node.h"
 #include "util.h"
 
@@ -146,6 +147,8 @@ void kbfs_notify(void *arg, const kb_Response *n)
 			       : kbfs_node_expire_remote(fs->nodes, n->notify_node, &writing);
 	struct kbfs_nq_item *it;
 
+	if (n->notify_name[0])
+		kbfs_neg_drop(fs->neg, n->notify_node, n->notify_name);
 	if (!ino || !q) /* forgotten, or an id of an older session */
 		return;
 	/* Open for writing here: the change is almost surely our own writes

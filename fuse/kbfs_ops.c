@@ -12,6 +12,7 @@
 
 #include "err.h"
 #include "kbfs.h"
+#include "kbfs_neg.h"
 #include "kbfs_node.h"
 #include "rpc.h"
 #include "util.h"
@@ -107,23 +108,39 @@ void kbfs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const
 	}
 }
 
+/* A missing name: cached by the kernel (and by us) for `secs`. */
+static void reply_missing(fuse_req_t req, double secs)
+{
+	struct fuse_entry_param neg = {.entry_timeout = secs};
+
+	if (secs > 0)
+		fuse_reply_entry(req, &neg);
+	else
+		fuse_reply_err(req, ENOENT);
+}
+
 static void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct kbfs *fs = FS(req);
 	kb_Entry e;
 	uint64_t remote = kbfs_node_remote(fs->nodes, parent);
-	int ret = kb_rpc_lookup(fs->rpc, remote, name, &e);
+	uint64_t gen = kb_rpc_session(fs->rpc, NULL), now = kb_now_ns();
+	uint64_t left = kbfs_neg_left(fs->neg, remote, name, gen, now);
+	int ret;
 
+	if (left) { /* the kernel re-asks before O_EXCL creates and renames */
+		reply_missing(req, (double)left / 1e9);
+		return;
+	}
+	ret = kb_rpc_lookup(fs->rpc, remote, name, &e);
 	if (kbfs_stale_retry(fs, parent, ret, &remote))
 		ret = kb_rpc_lookup(fs->rpc, remote, name, &e);
 	kbfs_raise_readahead_once(fs);
 	if (ret == -ENOENT || (!ret && !e.node)) {
-		struct fuse_entry_param neg = {.entry_timeout = fs->o->negative_timeout};
-
 		if (fs->o->negative_timeout > 0)
-			fuse_reply_entry(req, &neg);
-		else
-			fuse_reply_err(req, ENOENT);
+			kbfs_neg_add(fs->neg, remote, name, gen,
+				     now + (uint64_t)(fs->o->negative_timeout * 1e9));
+		reply_missing(req, fs->o->negative_timeout);
 		return;
 	}
 	if (ret < 0)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "kbfs.h"
+#include "kbfs_neg.h"
 #include "kbfs_node.h"
 #include "err.h"
 #include "keys.h"
@@ -161,6 +162,8 @@ int kbfs_init_state(struct kbfs *fs, const struct kbfs_opts *o)
 		fs->ra_max = 1;
 	pthread_mutex_init(&fs->rd_lock, NULL);
 	ret = kb_cache_new(&fs->cache, o->cache_size, (size_t)1 << fs->sub_shift);
+	if (!ret)
+		ret = kbfs_neg_new(&fs->neg);
 	return ret;
 }
 
@@ -170,6 +173,8 @@ void kbfs_fini_state(struct kbfs *fs)
 	fs->rpc = NULL;
 	kb_cache_free(fs->cache);
 	fs->cache = NULL;
+	kbfs_neg_free(fs->neg);
+	fs->neg = NULL;
 	kbfs_rd_pool_free(fs);
 	kbfs_nodes_free(fs->nodes);
 	fs->nodes = NULL;

@@ -168,6 +168,47 @@ START_TEST(test_excl_and_rename_flags)
 }
 END_TEST
 
+/* A name the mount has seen missing, then made on the server: the kernel
+ * re-asks before O_EXCL creates and renames, and the mount answers from
+ * what it knows missing (kbfs_neg.c). Whether the server's push has
+ * arrived or not, the server decides: EEXIST, no truncation, a real
+ * replacement. */
+START_TEST(test_missing_then_made_on_server)
+{
+	char buf[16] = {0};
+	struct stat st;
+	int fd;
+
+	REQUIRE_UP();
+	ck_assert_int_eq(mkdir(mp("neg"), 0755), 0);
+	ck_assert_int_eq(stat(mp("neg/x"), &st), -1);
+	ck_assert_int_eq(stat(mp("neg/y"), &st), -1);
+	ck_assert_int_eq(th_sh("printf server > '%s' && printf other > '%s'", sp("neg/x"),
+			       sp("neg/y")), 0);
+	fd = open(mp("neg/x"), O_WRONLY | O_CREAT | O_EXCL, 0644);
+	ck_assert_int_eq(fd, -1);
+	ck_assert_int_eq(errno, EEXIST);
+	fd = open(mp("neg/x"), O_WRONLY | O_CREAT, 0644); /* opens it, no truncation */
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	fd = open(sp("neg/x"), O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(read(fd, buf, sizeof(buf) - 1), 6);
+	close(fd);
+	ck_assert_str_eq(buf, "server");
+	ck_assert_int_eq(th_sh("printf mine > '%s'", mp("neg/z")), 0);
+	ck_assert_int_eq(rename(mp("neg/z"), mp("neg/y")), 0); /* replaces the server's y */
+	memset(buf, 0, sizeof(buf));
+	fd = open(sp("neg/y"), O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(read(fd, buf, sizeof(buf) - 1), 4);
+	close(fd);
+	ck_assert_str_eq(buf, "mine");
+	ck_assert_int_eq(access(sp("neg/z"), F_OK), -1);
+	ck_assert_int_eq(th_sh("rm -rf '%s'", sp("neg")), 0);
+}
+END_TEST
+
 START_TEST(test_truncate)
 {
 	struct stat st;
@@ -582,6 +623,7 @@ Suite *suite_write(void)
 	tcase_add_loop_test(tc, test_scenario, 0, (int)(sizeof(scenarios) / sizeof(scenarios[0])));
 	tcase_add_test(tc, test_conformance);
 	tcase_add_test(tc, test_excl_and_rename_flags);
+	tcase_add_test(tc, test_missing_then_made_on_server);
 	tcase_add_test(tc, test_truncate);
 	tcase_add_test(tc, test_utimens);
 	tcase_add_test(tc, test_cache_coherence);

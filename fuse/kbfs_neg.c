@@ -1,0 +1,106 @@
+/* kbfs_neg.c - names the server said are missing (see kbfs_neg.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kbfs_neg.h"
+
+#define NEG_SLOTS 4096 /* power of two */
+
+struct neg_ent {
+	uint64_t parent;          /* 0: empty */
+	uint64_t gen;
+	uint64_t expiry_ns;
+	char name[256];
+};
+
+struct kbfs_neg {
+	pthread_mutex_t lock;
+	struct neg_ent *e;        /* owned, NEG_SLOTS of them (lock) */
+};
+
+int kbfs_neg_new(struct kbfs_neg **out)
+{
+	struct kbfs_neg *ng = calloc(1, sizeof(*ng));
+
+	if (!ng || !(ng->e = calloc(NEG_SLOTS, sizeof(*ng->e)))) {
+		free(ng);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&ng->lock, NULL);
+	*out = ng;
+	return 0;
+}
+
+void kbfs_neg_free(struct kbfs_neg *ng)
+{
+	if (!ng)
+		return;
+	pthread_mutex_destroy(&ng->lock);
+	free(ng->e);
+	free(ng);
+}
+
+/* FNV-1a over the parent and the name. */
+static struct neg_ent *slot(struct kbfs_neg *ng, uint64_t parent, const char *name)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (int i = 0; i < 8; i++)
+		h = (h ^ ((parent >> (8 * i)) & 0xff)) * 1099511628211ull;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return &ng->e[(h ^ (h >> 32)) & (NEG_SLOTS - 1)];
+}
+
+static bool same(const struct neg_ent *e, uint64_t parent, const char *name)
+{
+	return e->parent == parent && !strcmp(e->name, name);
+}
+
+void kbfs_neg_add(struct kbfs_neg *ng, uint64_t parent, const char *name, uint64_t gen,
+		  uint64_t expiry_ns)
+{
+	struct neg_ent *e;
+	size_t len = strlen(name);
+
+	if (!ng || !parent || len >= sizeof(e->name))
+		return;
+	pthread_mutex_lock(&ng->lock);
+	e = slot(ng, parent, name);
+	e->parent = parent;
+	e->gen = gen;
+	e->expiry_ns = expiry_ns;
+	memcpy(e->name, name, len + 1);
+	pthread_mutex_unlock(&ng->lock);
+}
+
+uint64_t kbfs_neg_left(struct kbfs_neg *ng, uint64_t parent, const char *name, uint64_t gen,
+		       uint64_t now_ns)
+{
+	struct neg_ent *e;
+	uint64_t left = 0;
+
+	if (!ng || !parent)
+		return 0;
+	pthread_mutex_lock(&ng->lock);
+	e = slot(ng, parent, name);
+	if (same(e, parent, name) && e->gen == gen && e->expiry_ns > now_ns)
+		left = e->expiry_ns - now_ns;
+	pthread_mutex_unlock(&ng->lock);
+	return left;
+}
+
+void kbfs_neg_drop(struct kbfs_neg *ng, uint64_t parent, const char *name)
+{
+	struct neg_ent *e;
+
+	if (!ng || !parent)
+		return;
+	pthread_mutex_lock(&ng->lock);
+	e = slot(ng, parent, name);
+	if (same(e, parent, name))
+		e->parent = 0;
+	pthread_mutex_unlock(&ng->lock);
+}
