@@ -77,7 +77,8 @@ struct kbfs {
 	pthread_mutex_t rd_lock;
 	struct kbfs_nq *nq;             /* owned: NOTIFY queue + its thread (kbfs_notify.c) */
 	struct kbfs_status *status;     /* owned: log sink, throughput samples (kbfs_status.c) */
-	struct kbfs_neg *neg;           /* owned: names known missing (kbfs_neg.c) */
+	struct kbfs_names *missing;     /* owned: names the server said are missing */
+	struct kbfs_names *quiet;       /* owned: what we changed lately (kbfs_notify.c) */
 };
 
 /* kbfs_opts.c */
@@ -219,7 +220,16 @@ int kbfs_notify_start(struct kbfs *fs);
  * the rpc is gone (no more callbacks). */
 void kbfs_notify_stop(struct kbfs *fs);
 void kbfs_notify_free(struct kbfs *fs);
-void kbfs_notify_counts(struct kbfs *fs, uint64_t *delivered, uint64_t *dropped);
+void kbfs_notify_counts(struct kbfs *fs, uint64_t *delivered, uint64_t *dropped,
+			uint64_t *own);
+/* We change node/name (name "": the node itself): for KBFS_QUIET_MS the
+ * server's pushes about it are taken as our own change coming back and
+ * ignored (a change by someone else in that moment is then seen after the
+ * attribute timeout, as without pushes). kbfs_quiet_node: a node and its
+ * name in its parent. */
+#define KBFS_QUIET_MS 300
+void kbfs_quiet(struct kbfs *fs, uint64_t node, const char *name);
+void kbfs_quiet_node(struct kbfs *fs, uint64_t ino);
 
 /* kbfs_status.c: logs and `keibifs --status`. */
 #define KBFS_STATUS_XATTR "keibifs.status"

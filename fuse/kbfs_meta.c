@@ -13,7 +13,7 @@
 
 #include "err.h"
 #include "kbfs.h"
-#include "kbfs_neg.h"
+#include "kbfs_names.h"
 #include "kbfs_node.h"
 #include "rpc.h"
 
@@ -139,7 +139,8 @@ static bool name_req(fuse_req_t req, kb_Request *r, kb_Op op, fuse_ino_t parent,
 	r->node = kbfs_node_remote(fs->nodes, parent);
 	strcpy(r->name, name);
 	kbfs_creds(req, r);
-	kbfs_neg_drop(fs->neg, r->node, name); /* it may exist from now on */
+	kbfs_names_drop(fs->missing, r->node, name); /* it may exist from now on */
+	kbfs_quiet(fs, r->node, name);
 	return true;
 }
 
@@ -239,7 +240,9 @@ void kbfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char 
 	r.node = kbfs_node_remote(fs->nodes, ino);
 	r.node2 = kbfs_node_remote(fs->nodes, newparent);
 	strcpy(r.name2, newname);
-	kbfs_neg_drop(fs->neg, r.node2, newname);
+	kbfs_names_drop(fs->missing, r.node2, newname);
+	kbfs_quiet(fs, r.node2, newname);
+	kbfs_quiet_node(fs, ino); /* its link count */
 	entry_call(req, newparent, newname, &r);
 }
 
@@ -279,7 +282,8 @@ void kbfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 	}
 	r.node2 = kbfs_node_remote(fs->nodes, newparent);
 	strcpy(r.name2, newname);
-	kbfs_neg_drop(fs->neg, r.node2, newname);
+	kbfs_names_drop(fs->missing, r.node2, newname);
+	kbfs_quiet(fs, r.node2, newname);
 	r.flags = flags; /* RENAME_NOREPLACE / RENAME_EXCHANGE: the same bits */
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
 	if (ret == 0)
@@ -315,6 +319,7 @@ void kbfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char 
 	r.node = kbfs_node_remote(fs->nodes, ino);
 	strcpy(r.name, name);
 	r.flags = (uint32_t)flags;
+	kbfs_quiet_node(fs, ino);
 	status_call(req, &r, value, size);
 }
 
@@ -337,6 +342,7 @@ void kbfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	kbfs_creds(req, &r);
 	r.node = kbfs_node_remote(fs->nodes, ino);
 	strcpy(r.name, name);
+	kbfs_quiet_node(fs, ino);
 	status_call(req, &r, NULL, 0);
 }
 

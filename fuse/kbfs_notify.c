@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "kbfs.h"
-#include "kbfs_neg.h"
+#include "kbfs_names.h"
 #include "kbfs_node.h"
 #include "util.h"
 
@@ -36,7 +36,22 @@ struct kbfs_nq {
 	bool stop;                    /* (lock) */
 	uint64_t dropped;             /* full-queue drops (lock) */
 	uint64_t delivered;           /* handed to the kernel (lock) */
+	uint64_t own;                 /* our own changes coming back, ignored (lock) */
 };
+
+void kbfs_quiet(struct kbfs *fs, uint64_t node, const char *name)
+{
+	kbfs_names_add(fs->quiet, node, name, 0, kb_now_ns() + KBFS_QUIET_MS * 1000000ull);
+}
+
+void kbfs_quiet_node(struct kbfs *fs, uint64_t ino)
+{
+	struct kbfs_node_where w;
+
+	if (kbfs_node_where(fs->nodes, ino, &w) == 0)
+		kbfs_quiet(fs, w.parent_remote, w.name);
+	kbfs_quiet(fs, w.remote, "");
+}
 
 static void deliver(struct kbfs *fs, const struct kbfs_nq_item *it)
 {
@@ -135,20 +150,37 @@ void kbfs_notify_free(struct kbfs *fs)
 	fs->nq = NULL;
 }
 
+/* A push about our own recent change (kbfs_quiet): counted, else ignored. */
+static bool own_change(struct kbfs *fs, const kb_Response *n)
+{
+	struct kbfs_nq *q = fs->nq;
+
+	if (!kbfs_names_left(fs->quiet, n->notify_node, n->notify_name, 0, kb_now_ns()))
+		return false;
+	if (q) {
+		pthread_mutex_lock(&q->lock);
+		q->own++;
+		pthread_mutex_unlock(&q->lock);
+	}
+	return true;
+}
+
 void kbfs_notify(void *arg, const kb_Response *n)
 {
 	struct kbfs *fs = arg;
 	struct kbfs_nq *q = fs->nq;
+	struct kbfs_nq_item *it;
+	bool writing = false;
+	uint64_t ino;
+
+	if (own_change(fs, n))
+		return;
+	if (n->notify_name[0])
+		kbfs_names_drop(fs->missing, n->notify_node, n->notify_name);
 	/* found and expired under the table's lock: a FORGET may free the
 	 * node right after (the ino is then only a number, used as a key) */
-	bool writing = false;
-	uint64_t ino = n->notify_name[0]
-			       ? kbfs_node_by_remote(fs->nodes, n->notify_node)
-			       : kbfs_node_expire_remote(fs->nodes, n->notify_node, &writing);
-	struct kbfs_nq_item *it;
-
-	if (n->notify_name[0])
-		kbfs_neg_drop(fs->neg, n->notify_node, n->notify_name);
+	ino = n->notify_name[0] ? kbfs_node_by_remote(fs->nodes, n->notify_node)
+				: kbfs_node_expire_remote(fs->nodes, n->notify_node, &writing);
 	if (!ino || !q) /* forgotten, or an id of an older session */
 		return;
 	/* Open for writing here: the change is almost surely our own writes
@@ -176,15 +208,17 @@ void kbfs_notify(void *arg, const kb_Response *n)
 	pthread_mutex_unlock(&q->lock);
 }
 
-void kbfs_notify_counts(struct kbfs *fs, uint64_t *delivered, uint64_t *dropped)
+void kbfs_notify_counts(struct kbfs *fs, uint64_t *delivered, uint64_t *dropped,
+			uint64_t *own)
 {
 	struct kbfs_nq *q = fs->nq;
 
-	*delivered = *dropped = 0;
+	*delivered = *dropped = *own = 0;
 	if (!q)
 		return;
 	pthread_mutex_lock(&q->lock);
 	*delivered = q->delivered;
 	*dropped = q->dropped;
+	*own = q->own;
 	pthread_mutex_unlock(&q->lock);
 }

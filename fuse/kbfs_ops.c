@@ -12,7 +12,7 @@
 
 #include "err.h"
 #include "kbfs.h"
-#include "kbfs_neg.h"
+#include "kbfs_names.h"
 #include "kbfs_node.h"
 #include "rpc.h"
 #include "util.h"
@@ -125,7 +125,7 @@ static void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	kb_Entry e;
 	uint64_t remote = kbfs_node_remote(fs->nodes, parent);
 	uint64_t gen = kb_rpc_session(fs->rpc, NULL), now = kb_now_ns();
-	uint64_t left = kbfs_neg_left(fs->neg, remote, name, gen, now);
+	uint64_t left = kbfs_names_left(fs->missing, remote, name, gen, now);
 	int ret;
 
 	if (left) { /* the kernel re-asks before O_EXCL creates and renames */
@@ -138,7 +138,7 @@ static void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	kbfs_raise_readahead_once(fs);
 	if (ret == -ENOENT || (!ret && !e.node)) {
 		if (fs->o->negative_timeout > 0)
-			kbfs_neg_add(fs->neg, remote, name, gen,
+			kbfs_names_add(fs->missing, remote, name, gen,
 				     now + (uint64_t)(fs->o->negative_timeout * 1e9));
 		reply_missing(req, fs->o->negative_timeout);
 		return;

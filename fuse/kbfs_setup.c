@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "kbfs.h"
-#include "kbfs_neg.h"
+#include "kbfs_names.h"
 #include "kbfs_node.h"
 #include "err.h"
 #include "keys.h"
@@ -163,7 +163,9 @@ int kbfs_init_state(struct kbfs *fs, const struct kbfs_opts *o)
 	pthread_mutex_init(&fs->rd_lock, NULL);
 	ret = kb_cache_new(&fs->cache, o->cache_size, (size_t)1 << fs->sub_shift);
 	if (!ret)
-		ret = kbfs_neg_new(&fs->neg);
+		ret = kbfs_names_new(&fs->missing);
+	if (!ret)
+		ret = kbfs_names_new(&fs->quiet);
 	return ret;
 }
 
@@ -173,8 +175,10 @@ void kbfs_fini_state(struct kbfs *fs)
 	fs->rpc = NULL;
 	kb_cache_free(fs->cache);
 	fs->cache = NULL;
-	kbfs_neg_free(fs->neg);
-	fs->neg = NULL;
+	kbfs_names_free(fs->missing);
+	fs->missing = NULL;
+	kbfs_names_free(fs->quiet);
+	fs->quiet = NULL;
 	kbfs_rd_pool_free(fs);
 	kbfs_nodes_free(fs->nodes);
 	fs->nodes = NULL;

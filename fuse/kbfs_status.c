@@ -131,7 +131,7 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 {
 	struct kb_rpc_stats rs;
 	struct kb_cache_stats cs;
-	uint64_t rtt = 0, delivered, dropped;
+	uint64_t rtt = 0, delivered, dropped, own;
 	double tx, rx, secs, lookups;
 	int ping = kb_rpc_ping(fs->rpc, &rtt);
 	unsigned conns = kb_rpc_conns(fs->rpc);
@@ -139,7 +139,7 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 
 	kb_rpc_stats(fs->rpc, &rs);
 	kb_cache_stats(fs->cache, &cs);
-	kbfs_notify_counts(fs, &delivered, &dropped);
+	kbfs_notify_counts(fs, &delivered, &dropped, &own);
 	rates(fs, &rs, &tx, &rx, &secs);
 	lookups = (double)(cs.hits + cs.misses);
 	n = snprintf(buf, cap,
@@ -151,7 +151,7 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 		"requests: %llu, errors %llu\n"
 		"throughput: in %.2f MiB/s, out %.2f MiB/s (last %.0f s)\n"
 		"cache: hit rate %.1f%% (%llu hits, %llu misses), %.1f of %.1f MiB, %u blocks\n"
-		"notify: %llu delivered, %llu dropped\n",
+		"notify: %llu delivered, %llu dropped, %llu own changes ignored\n",
 		fs->o->host, fs->o->port, rs.peer_fpr, fs->o->path,
 		fs->read_only ? " (read-only)" : "",
 		rs.conns_up == conns ? "connected" : rs.conns_up ? "degraded" : "disconnected",
@@ -164,7 +164,7 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 		secs, lookups > 0 ? 100.0 * (double)cs.hits / lookups : 0.0,
 		(unsigned long long)cs.hits, (unsigned long long)cs.misses, MIB(cs.bytes),
 		MIB(cs.capacity), cs.entries, (unsigned long long)delivered,
-		(unsigned long long)dropped);
+		(unsigned long long)dropped, (unsigned long long)own);
 	if (n < 0)
 		return 0;
 	return (size_t)n < cap ? (size_t)n : cap - 1;

@@ -23,7 +23,7 @@
 
 #include "err.h"
 #include "kbfs.h"
-#include "kbfs_neg.h"
+#include "kbfs_names.h"
 #include "kbfs_node.h"
 #include "rpc.h"
 #include "util.h"
@@ -64,6 +64,7 @@ void kbfs_changed(struct kbfs *fs, fuse_ino_t ino, bool data)
 	if (data)
 		kb_cache_invalidate(fs->cache, ino, 0);
 	kbfs_node_changed(fs->nodes, ino);
+	kbfs_quiet_node(fs, ino);
 }
 
 /* Keep the first error; a real one replaces a guessed one. Lock held. */
@@ -205,7 +206,8 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	kbfs_creds(req, &r);
 	r.node = kbfs_node_remote(fs->nodes, parent);
 	strcpy(r.name, name);
-	kbfs_neg_drop(fs->neg, r.node, name);
+	kbfs_names_drop(fs->missing, r.node, name);
+	kbfs_quiet(fs, r.node, name);
 	r.flags = open_flags(fs, fi->flags);
 	r.mode = mode; /* the kernel applied the umask */
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_create, &o);

@@ -381,6 +381,35 @@ START_TEST(test_server_changes_seen)
 }
 END_TEST
 
+static bool g_grown(void)
+{
+	struct stat s;
+
+	return stat(mpath("dir/g"), &s) == 0 && s.st_size == 8;
+}
+
+/* Our own changes come back as pushes and are ignored (kbfs_quiet); a
+ * change made on the server once that moment is over is seen at once. */
+START_TEST(test_own_changes_quiet)
+{
+	unsigned long long own = 0;
+	const char *p;
+	char *st;
+
+	ck_assert(F.up);
+	ck_assert_int_eq(th_sh("echo one > '%s'", mpath("dir/g")), 0);
+	usleep(3 * KBFS_QUIET_MS * 1000); /* its pushes came back and were ignored */
+	st = status_text();
+	p = strstr(st, "notify: ");
+	ck_assert_msg(p && sscanf(p, "notify: %*u delivered, %*u dropped, %llu own", &own) == 1,
+		      "%s", st);
+	ck_assert_msg(own > 0, "%s", st);
+	free(st);
+	ck_assert_int_eq(th_sh("cd '%s' && echo two >> dir/g", F.ts.share), 0);
+	ck_assert(wait_true(g_grown));
+}
+END_TEST
+
 Suite *suite_remount(void);
 Suite *suite_remount(void)
 {
@@ -404,6 +433,7 @@ Suite *suite_remount(void)
 	tcase_add_unchecked_fixture(notify, setup_notify, stop);
 	tcase_set_timeout(notify, 30);
 	tcase_add_test(notify, test_server_changes_seen);
+	tcase_add_test(notify, test_own_changes_quiet);
 	suite_add_tcase(s, notify);
 	return s;
 }

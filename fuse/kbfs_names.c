@@ -1,30 +1,30 @@
-/* kbfs_neg.c - names the server said are missing (see kbfs_neg.h). */
+/* kbfs_names.c - (server node, name) -> session and expiry (kbfs_names.h). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kbfs_neg.h"
+#include "kbfs_names.h"
 
-#define NEG_SLOTS 4096 /* power of two */
+#define NAMES_SLOTS 4096 /* power of two */
 
-struct neg_ent {
+struct names_ent {
 	uint64_t parent;          /* 0: empty */
 	uint64_t gen;
 	uint64_t expiry_ns;
 	char name[256];
 };
 
-struct kbfs_neg {
+struct kbfs_names {
 	pthread_mutex_t lock;
-	struct neg_ent *e;        /* owned, NEG_SLOTS of them (lock) */
+	struct names_ent *e;      /* owned, NAMES_SLOTS of them (lock) */
 };
 
-int kbfs_neg_new(struct kbfs_neg **out)
+int kbfs_names_new(struct kbfs_names **out)
 {
-	struct kbfs_neg *ng = calloc(1, sizeof(*ng));
+	struct kbfs_names *ng = calloc(1, sizeof(*ng));
 
-	if (!ng || !(ng->e = calloc(NEG_SLOTS, sizeof(*ng->e)))) {
+	if (!ng || !(ng->e = calloc(NAMES_SLOTS, sizeof(*ng->e)))) {
 		free(ng);
 		return -ENOMEM;
 	}
@@ -33,7 +33,7 @@ int kbfs_neg_new(struct kbfs_neg **out)
 	return 0;
 }
 
-void kbfs_neg_free(struct kbfs_neg *ng)
+void kbfs_names_free(struct kbfs_names *ng)
 {
 	if (!ng)
 		return;
@@ -43,7 +43,7 @@ void kbfs_neg_free(struct kbfs_neg *ng)
 }
 
 /* FNV-1a over the parent and the name. */
-static struct neg_ent *slot(struct kbfs_neg *ng, uint64_t parent, const char *name)
+static struct names_ent *slot(struct kbfs_names *ng, uint64_t parent, const char *name)
 {
 	uint64_t h = 1469598103934665603ull;
 
@@ -51,18 +51,18 @@ static struct neg_ent *slot(struct kbfs_neg *ng, uint64_t parent, const char *na
 		h = (h ^ ((parent >> (8 * i)) & 0xff)) * 1099511628211ull;
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
 		h = (h ^ *p) * 1099511628211ull;
-	return &ng->e[(h ^ (h >> 32)) & (NEG_SLOTS - 1)];
+	return &ng->e[(h ^ (h >> 32)) & (NAMES_SLOTS - 1)];
 }
 
-static bool same(const struct neg_ent *e, uint64_t parent, const char *name)
+static bool same(const struct names_ent *e, uint64_t parent, const char *name)
 {
 	return e->parent == parent && !strcmp(e->name, name);
 }
 
-void kbfs_neg_add(struct kbfs_neg *ng, uint64_t parent, const char *name, uint64_t gen,
+void kbfs_names_add(struct kbfs_names *ng, uint64_t parent, const char *name, uint64_t gen,
 		  uint64_t expiry_ns)
 {
-	struct neg_ent *e;
+	struct names_ent *e;
 	size_t len = strlen(name);
 
 	if (!ng || !parent || len >= sizeof(e->name))
@@ -76,10 +76,10 @@ void kbfs_neg_add(struct kbfs_neg *ng, uint64_t parent, const char *name, uint64
 	pthread_mutex_unlock(&ng->lock);
 }
 
-uint64_t kbfs_neg_left(struct kbfs_neg *ng, uint64_t parent, const char *name, uint64_t gen,
+uint64_t kbfs_names_left(struct kbfs_names *ng, uint64_t parent, const char *name, uint64_t gen,
 		       uint64_t now_ns)
 {
-	struct neg_ent *e;
+	struct names_ent *e;
 	uint64_t left = 0;
 
 	if (!ng || !parent)
@@ -92,9 +92,9 @@ uint64_t kbfs_neg_left(struct kbfs_neg *ng, uint64_t parent, const char *name, u
 	return left;
 }
 
-void kbfs_neg_drop(struct kbfs_neg *ng, uint64_t parent, const char *name)
+void kbfs_names_drop(struct kbfs_names *ng, uint64_t parent, const char *name)
 {
-	struct neg_ent *e;
+	struct names_ent *e;
 
 	if (!ng || !parent)
 		return;

@@ -1,0 +1,42 @@
+/* kbfs_names.h - a table of (server node id, name) -> (session, expiry).
+ *
+ * Two of them serve the mount:
+ * - missing (kbfs_ops.c): names the server said are missing, for
+ *   negative_timeout. The kernel revalidates even a fresh negative dentry
+ *   before an exclusive create (O_CREAT|O_EXCL) and before using it as a
+ *   rename target, so every file `git checkout` or `rsync` creates cost two
+ *   LOOKUP round trips; we answer the repeat from here. This claims no more
+ *   than the kernel's own negative dentry does: a push from the server
+ *   naming the entry drops it, and the server decides every create and
+ *   rename atomically (O_EXCL still fails with EEXIST if the name appeared
+ *   meanwhile).
+ * - quiet (kbfs_notify.c): what this client changed in the last moments,
+ *   so that the server's pushes about our own changes do not throw away
+ *   the kernel's fresh caches (name "" = the node itself).
+ *
+ * Keyed by the server's node id, never reused within a session (unlike a
+ * FUSE ino, which is an address). A fixed, direct-mapped table: a
+ * collision just forgets the older entry. Thread-safe; never blocks beyond
+ * its own mutex.
+ */
+#ifndef KBFS_NAMES_H
+#define KBFS_NAMES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct kbfs_names;
+
+int kbfs_names_new(struct kbfs_names **out);
+void kbfs_names_free(struct kbfs_names *ng); /* NULL-safe */
+/* Remember node/name (name "" for the node itself) until expiry_ns, in
+ * session gen; replaces what was there. */
+void kbfs_names_add(struct kbfs_names *ng, uint64_t node, const char *name, uint64_t gen,
+		    uint64_t expiry_ns);
+/* Still remembered at now_ns in session gen: the time left (ns), or 0. */
+uint64_t kbfs_names_left(struct kbfs_names *ng, uint64_t node, const char *name, uint64_t gen,
+			 uint64_t now_ns);
+/* Forget node/name. */
+void kbfs_names_drop(struct kbfs_names *ng, uint64_t node, const char *name);
+
+#endif
