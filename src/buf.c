@@ -1,17 +1,58 @@
-/* buf.c - reference-counted buffers and their pool. */
+/* buf.c - reference-counted buffers and their pool.
+ *
+ * Pools of large buffers (KB_BUF_ARENA_MIN and up: block pulls, 4 MiB
+ * frames) carve them from arenas: 32 MiB mappings aligned to 2 MiB and
+ * advised MADV_HUGEPAGE, so that filling the block cache costs a page fault
+ * per 2 MiB instead of per 4 KiB (those faults were ~6% of the CPU of a
+ * cold 1 GiB read; the first pass over a file ran at 1.0-1.5 GB/s against
+ * 1.6-1.7 GB/s once the buffers were recycled). An arena buffer is never
+ * freed on its own: it goes back to the pool's free list, and the arenas
+ * are unmapped with the pool. What a pool holds is therefore bounded by
+ * the most buffers it ever had out at once (block cache + frames in
+ * flight). Smaller buffers come from malloc and beyond `keep` free ones
+ * go back to it.
+ */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "buf.h"
+
+/* Under AddressSanitizer every buffer comes from malloc, so that it keeps
+ * its redzones (an overrun inside an arena would go unnoticed). */
+#if defined(__SANITIZE_ADDRESS__)
+#define KB_BUF_ARENAS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KB_BUF_ARENAS 0
+#endif
+#endif
+#ifndef KB_BUF_ARENAS
+#define KB_BUF_ARENAS 1
+#endif
+
+#define KB_BUF_ARENA_MIN (256u << 10)
+#define ARENA_LEN (32u << 20)
+#define HUGE_LEN (2u << 20)
+
+struct arena {
+	struct arena *next;
+	void *map;              /* owned mapping of map_len bytes */
+	size_t map_len;
+};
 
 struct kb_bufpool {
 	pthread_mutex_t lock;
 	struct kb_buf *free;    /* free list (lock) */
 	unsigned nfree;         /* length of free list (lock) */
-	unsigned keep;          /* max free buffers kept */
+	unsigned keep;          /* max free buffers kept (malloc'd buffers only) */
 	size_t cap;
-	atomic_ulong allocs;    /* buffers ever malloc'd */
+	size_t stride;          /* arena pools: bytes per carved buffer, else 0 */
+	struct arena *arenas;   /* owned (lock) */
+	uint8_t *bump, *end;    /* room left in the newest arena (lock) */
+	atomic_ulong allocs;    /* buffers ever malloc'd or carved */
 	atomic_int ref;         /* owner + outstanding buffers */
 };
 
@@ -23,7 +64,15 @@ static void pool_unref(struct kb_bufpool *p)
 		struct kb_buf *b = p->free;
 
 		p->free = b->next;
-		free(b);
+		if (!p->stride)
+			free(b);
+	}
+	while (p->arenas) {
+		struct arena *a = p->arenas;
+
+		p->arenas = a->next;
+		munmap(a->map, a->map_len);
+		free(a);
 	}
 	pthread_mutex_destroy(&p->lock);
 	free(p);
@@ -38,6 +87,8 @@ int kb_bufpool_new(struct kb_bufpool **out, size_t cap, unsigned keep)
 	pthread_mutex_init(&p->lock, NULL);
 	p->cap = cap;
 	p->keep = keep;
+	if (KB_BUF_ARENAS && cap >= KB_BUF_ARENA_MIN && cap <= ARENA_LEN / 4)
+		p->stride = (sizeof(struct kb_buf) + cap + 63) & ~(size_t)63;
 	atomic_init(&p->ref, 1);
 	*out = p;
 	return 0;
@@ -59,18 +110,60 @@ unsigned long kb_bufpool_allocs(const struct kb_bufpool *p)
 	return atomic_load(&p->allocs);
 }
 
-struct kb_buf *kb_buf_alloc(size_t cap)
+static void buf_init(struct kb_buf *b, size_t cap)
 {
-	struct kb_buf *b;
-
-	if (posix_memalign((void **)&b, 64, sizeof(*b) + cap))
-		return NULL;
 	atomic_init(&b->ref, 1);
 	b->pool = NULL;
 	b->next = NULL;
 	b->cap = cap;
 	b->len = 0;
 	b->off = 0;
+}
+
+struct kb_buf *kb_buf_alloc(size_t cap)
+{
+	struct kb_buf *b;
+
+	if (posix_memalign((void **)&b, 64, sizeof(*b) + cap))
+		return NULL;
+	buf_init(b, cap);
+	return b;
+}
+
+/* A new arena: ARENA_LEN bytes on a 2 MiB boundary. Lock held. */
+static int arena_add(struct kb_bufpool *p)
+{
+	struct arena *a = malloc(sizeof(*a));
+	size_t len = ARENA_LEN + HUGE_LEN;
+	uint8_t *m, *start;
+
+	if (!a)
+		return -ENOMEM;
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		 -1, 0);
+	if (m == MAP_FAILED) {
+		free(a);
+		return -ENOMEM;
+	}
+	start = (uint8_t *)(((uintptr_t)m + HUGE_LEN - 1) & ~(uintptr_t)(HUGE_LEN - 1));
+	(void)madvise(start, ARENA_LEN, MADV_HUGEPAGE); /* a hint: fine without THP */
+	*a = (struct arena){.next = p->arenas, .map = m, .map_len = len};
+	p->arenas = a;
+	p->bump = start;
+	p->end = start + ARENA_LEN;
+	return 0;
+}
+
+/* Lock held: a buffer carved from the newest arena, or NULL on ENOMEM. */
+static struct kb_buf *carve(struct kb_bufpool *p)
+{
+	struct kb_buf *b;
+
+	if ((!p->bump || (size_t)(p->end - p->bump) < p->stride) && arena_add(p))
+		return NULL;
+	b = (struct kb_buf *)(void *)p->bump;
+	p->bump += p->stride;
+	buf_init(b, p->cap);
 	return b;
 }
 
@@ -83,9 +176,15 @@ struct kb_buf *kb_buf_get(struct kb_bufpool *p)
 	if (b) {
 		p->free = b->next;
 		p->nfree--;
+	} else if (p->stride) {
+		b = carve(p);
+		if (b)
+			atomic_fetch_add(&p->allocs, 1);
 	}
 	pthread_mutex_unlock(&p->lock);
 	if (!b) {
+		if (p->stride)
+			return NULL;
 		b = kb_buf_alloc(p->cap);
 		if (!b)
 			return NULL;
@@ -112,7 +211,7 @@ void kb_buf_put(struct kb_buf *b)
 		return;
 	}
 	pthread_mutex_lock(&p->lock);
-	if (p->nfree < p->keep) {
+	if (p->stride || p->nfree < p->keep) {
 		b->next = p->free;
 		p->free = b;
 		p->nfree++;
