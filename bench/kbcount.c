@@ -6,8 +6,10 @@
  *
  * Counts every call that goes through the dynamic linker (our code,
  * libfuse, libcrypto, libc's exported entry points); copies the compiler
- * inlined (small, fixed sizes) are not seen. SIGUSR1 appends one line
- * "memcpy_bytes N allocs N large_allocs N" to $KBCOUNT_OUT.
+ * inlined (small, fixed sizes) are not seen. Allocations made by libfuse
+ * itself (its struct fuse_req per request) are also counted apart.
+ * SIGUSR1 appends one line
+ * "memcpy_bytes N allocs N large_allocs N fuse_allocs N" to $KBCOUNT_OUT.
  *
  * Build: cc -O2 -shared -fPIC -o kbcount.so kbcount.c -ldl
  */
@@ -24,7 +26,7 @@
 
 #define LARGE (64u << 10)
 
-static atomic_ullong copied, allocs, large;
+static atomic_ullong copied, allocs, large, fuse_allocs;
 
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
@@ -34,12 +36,32 @@ extern void *__libc_memalign(size_t, size_t);
 typedef void *(*copy_fn)(void *, const void *, size_t);
 static copy_fn real_memcpy, real_memmove;
 
-static void count_alloc(size_t n)
+/* Is the caller's code in libfuse? */
+static int from_fuse(const void *caller)
+{
+	static __thread int busy;
+	Dl_info info;
+	int r = 0;
+
+	if (busy)
+		return 0;
+	busy = 1;
+	if (dladdr(caller, &info) && info.dli_fname)
+		r = strstr(info.dli_fname, "libfuse3") != NULL;
+	busy = 0;
+	return r;
+}
+
+static void count(size_t n, const void *caller)
 {
 	atomic_fetch_add_explicit(&allocs, 1, memory_order_relaxed);
 	if (n >= LARGE)
 		atomic_fetch_add_explicit(&large, 1, memory_order_relaxed);
+	if (from_fuse(caller))
+		atomic_fetch_add_explicit(&fuse_allocs, 1, memory_order_relaxed);
 }
+
+#define count_alloc(n) count((n), __builtin_return_address(0))
 
 void *malloc(size_t n)
 {
@@ -144,7 +166,7 @@ static char *put_u64(char *p, unsigned long long v)
 static void dump(int sig)
 {
 	const char *path = getenv("KBCOUNT_OUT");
-	char line[128], *p = line;
+	char line[160], *p = line;
 	int fd;
 
 	(void)sig;
@@ -156,6 +178,8 @@ static void dump(int sig)
 	p = put_u64(p, atomic_load(&allocs));
 	memcpy(p, " large_allocs ", 14), p += 14;
 	p = put_u64(p, atomic_load(&large));
+	memcpy(p, " fuse_allocs ", 13), p += 13;
+	p = put_u64(p, atomic_load(&fuse_allocs));
 	*p++ = '\n';
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	if (fd >= 0) {

@@ -249,6 +249,44 @@ mount_keibifs
 R[mbed,seq]=$(seq_read "$M/big")
 umount_keibifs
 
+# --- client copies and allocations, counted (bench/kbcount.c) ---------------
+# The client runs under an LD_PRELOAD counter of memcpy/memmove bytes and heap
+# allocations. Pass 1 reads the file on a fresh mount (the block cache fills);
+# pass 2 reads it again after the kernel's page cache of it is dropped (the
+# block cache, smaller than the file, has evicted it: every block is pulled
+# again), which is the steady state the "per block" figures describe.
+count_suite() {
+	local pid
+	cc -O2 -shared -fPIC -o "$work/kbcount.so" "$here/../bench/kbcount.c" -ldl
+	rm -f "$work/count.txt"
+	export KBCOUNT_OUT=$work/count.txt LD_PRELOAD=$work/kbcount.so
+	mount_keibifs
+	unset KBCOUNT_OUT LD_PRELOAD
+	pid=$KB_CLIENT_PID
+	dd if="$M/big" of=/dev/null bs=1M status=none
+	kill -USR1 "$pid"; sleep 0.3
+	dd if="$M/big" iflag=nocache count=0 status=none
+	dd if="$M/big" of=/dev/null bs=1M status=none
+	kill -USR1 "$pid"; sleep 0.3
+	umount_keibifs
+	COUNTS=$(python3 - "$work/count.txt" "$BIG_MB" <<'PY'
+import sys
+rows = [dict(zip(l.split()[::2], map(int, l.split()[1::2]))) for l in open(sys.argv[1])]
+mb = int(sys.argv[2])
+a, b = rows[0], rows[1]
+d = {k: b[k] - a[k] for k in b}
+print(f"{100.0 * d['memcpy_bytes'] / (mb << 20):.3f}% "
+      f"{(d['allocs'] - d['fuse_allocs']) / mb:.2f} {d['fuse_allocs'] / mb:.2f} "
+      f"{100.0 * a['memcpy_bytes'] / (mb << 20):.3f}% {a['large_allocs']}")
+PY
+)
+}
+echo "bench: keibifs copies and allocations (LD_PRELOAD counter)" >&2
+KB_OPTS="cache_size=$((BIG_MB / 4 < 256 ? BIG_MB / 4 : 256))" # smaller than the file
+count_suite
+KB_OPTS=""
+read -r C_COPY C_OURS C_FUSE C_COPY1 _ <<<"$COUNTS"
+
 # --- high latency: both through kbproxy adding RTT/2 each way ---------------
 latency_suite() { # NAME RTT_MS
 	local n=$1 rtt=$2 pport t0 t1
@@ -295,6 +333,9 @@ for rtt in $LAT_RTTS; do
 	printf '%-34s %12s %12s %12s %10s\n' "+${rtt} ms RTT: ls -l $SMALL_FILES files (s)" "${R[keibifs,lat$rtt,ls]}" "${R[sshfs,lat$rtt,ls]}" "-" "$(ratio "${R[sshfs,lat$rtt,ls]}" "${R[keibifs,lat$rtt,ls]}")"
 done
 printf '(write rows: each contender writes into a fresh tmpfs inside the share; local = that tmpfs)\n'
+printf '\nkeibifs client, counted with an LD_PRELOAD counter (bench/kbcount.c), reading %s MiB:\n' "$BIG_MB"
+printf '  user-space memcpy/memmove, steady state:   %s of the bytes read (first pass: %s)\n' "$C_COPY" "$C_COPY1"
+printf '  heap allocations per 1 MiB block, steady:  %s by keibifs, %s by libfuse (its fuse_req per request)\n' "$C_OURS" "$C_FUSE"
 printf '\nceilings measured in this run:\n'
 printf '  null FUSE filesystem, 1 MiB reads: %s MB/s\n' "$FUSE_CEIL"
 printf '%s\n' "$CEIL" | sed 's/^/  /'
