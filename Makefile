@@ -86,6 +86,7 @@ TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRC))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
+.SECONDARY: $(GEN_C) $(GEN_H)
 .PHONY: all test check fuzz fuzz-run fuzz-bins bench demo install uninstall clean format deps
 all: $(CORE_LIB) $(CMD_BIN) $(FUSE_BIN) $(TEST_BIN) $(TOOL_BIN)
 

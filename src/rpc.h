@@ -126,8 +126,8 @@ int kb_rpc_submit(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bu
 
 /* Synchronous call without a kb_rpc_result: `take` (may be NULL) runs on the
  * receiver thread with the decoded reply and its bulk when the server
- * answered, before this returns; copy what you need there. Keeps the 60 KB
- * Response off the caller's stack and heap. Returns as kb_rpc_call. */
+ * answered, before this returns; copy what you need there (no result to
+ * allocate or free). Returns as kb_rpc_call. */
 typedef void (*kb_rpc_take_fn)(void *arg, const kb_Response *resp, const uint8_t *bulk,
 			       size_t bulk_len);
 int kb_rpc_call_take(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,

@@ -1,6 +1,6 @@
 /* rpc_ops.c - thin synchronous/asynchronous wrappers over kb_rpc_call_take
  * and kb_rpc_submit for the common operations. Each copies what it needs
- * out of the reply on the receiver thread (no 60 KB Response anywhere). */
+ * out of the reply on the receiver thread (no Response struct to keep). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>

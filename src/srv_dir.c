@@ -1,4 +1,9 @@
-/* srv_dir.c - READDIR: batches of at most 128 entries, resumable by cookie.
+/* srv_dir.c - READDIR: batches of at most 1024 entries, resumable by cookie.
+ *
+ * The entries go into the reply's bulk, each a length-delimited Dirent
+ * (kb_wire_dirent_put), and Response.value counts them. A batch also ends
+ * when the bulk has no room for another entry at its largest, so an entry
+ * is never looked up (and counted) without being sent.
  *
  * The cookie of an entry is the kernel's d_off for it (the position after
  * it), so a batch resumes with lseek(dirfd, cookie) + getdents64 on the
@@ -12,8 +17,9 @@
 #include <unistd.h>
 
 #include "srv_ops.h"
+#include "wire.h"
 
-#define READDIR_MAX 128
+#define READDIR_MAX 1024
 
 struct linux_dirent64 {
 	ino64_t d_ino;
@@ -28,27 +34,36 @@ static bool dot_or_dotdot(const char *name)
 	return name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'));
 }
 
-/* Add one entry; false when the name cannot be represented (too long). */
-static bool add_entry(struct kb_srv_req *rq, struct kb_srv_node *dir,
-		      const struct linux_dirent64 *d)
+/* Append one entry to the reply's bulk (room for it checked by the caller);
+ * a name too long to represent is skipped. */
+static int add_entry(struct kb_srv_req *rq, struct kb_srv_node *dir,
+		     const struct linux_dirent64 *d)
 {
-	kb_Dirent *e = &rq->r->ents[rq->r->ents_count];
-	size_t len = strnlen(d->d_name, sizeof(e->name));
+	kb_Dirent e = kb_Dirent_init_zero;
+	size_t len = strnlen(d->d_name, sizeof(e.name)), n;
+	int ret;
 
-	if (len >= sizeof(e->name))
-		return false;
-	memset(e, 0, sizeof(*e));
-	memcpy(e->name, d->d_name, len + 1);
-	e->cookie = (uint64_t)d->d_off;
-	e->type = d->d_type;
-	e->ino = d->d_ino;
+	if (len >= sizeof(e.name))
+		return 0;
+	memcpy(e.name, d->d_name, len + 1);
+	e.cookie = (uint64_t)d->d_off;
+	e.type = d->d_type;
+	e.ino = d->d_ino;
 	if (rq->q->plus && !dot_or_dotdot(d->d_name))
-		e->has_entry = !kb_srv_lookup(rq->sess, dir, d->d_name, &e->entry);
-	rq->r->ents_count++;
-	return true;
+		e.has_entry = !kb_srv_lookup(rq->sess, dir, d->d_name, &e.entry);
+	ret = kb_wire_dirent_put(rq->data + rq->data_len, rq->data_max - rq->data_len, &e, &n);
+	if (ret) {
+		if (e.has_entry) /* cannot happen (room was checked): undo the lookup */
+			kb_srv_node_forget(&rq->sess->nodes, e.entry.node, 1);
+		return ret;
+	}
+	rq->data_len += n;
+	rq->r->value++;
+	rq->r->cookie = e.cookie;
+	return 0;
 }
 
-/* Fill rq->r->ents from the handle's current position. */
+/* Fill the bulk from the handle's current position. */
 static int fill(struct kb_srv_req *rq, struct kb_srv_fh *h, unsigned count)
 {
 	struct kb_srv_worker *w = rq->w;
@@ -64,13 +79,29 @@ static int fill(struct kb_srv_req *rq, struct kb_srv_fh *h, unsigned count)
 		}
 		for (ssize_t off = 0; off < n;) {
 			const struct linux_dirent64 *d = (const void *)(w->dents + off);
+			int ret;
 
-			if (rq->r->ents_count >= count)
+			if (rq->data_max - rq->data_len < KB_WIRE_DIRENT_MAX)
+				return rq->r->value ? 0 : -EOVERFLOW; /* a tiny frame size */
+			if (rq->r->value >= count)
 				return 0;
-			add_entry(rq, h->node, d);
+			ret = add_entry(rq, h->node, d);
+			if (ret)
+				return ret;
 			off += d->d_reclen;
 		}
 	}
+}
+
+/* A failed batch: the lookups counted for its entries are given back. */
+static void forget_sent(struct kb_srv_req *rq)
+{
+	kb_Dirent e;
+	size_t off = 0;
+
+	while (kb_wire_dirent_next(rq->data, rq->data_len, &off, &e) == 1)
+		if (e.has_entry)
+			kb_srv_node_forget(&rq->sess->nodes, e.entry.node, 1);
 }
 
 int kb_srv_op_readdir(struct kb_srv_req *rq, struct kb_srv_node *n)
@@ -95,7 +126,10 @@ int kb_srv_op_readdir(struct kb_srv_req *rq, struct kb_srv_node *n)
 		ret = fill(rq, h, count);
 	pthread_mutex_unlock(&h->lock);
 	kb_srv_fh_put(h);
-	if (ret)
-		rq->r->ents_count = 0;
+	if (ret) { /* nothing goes out: forget what was counted */
+		forget_sent(rq);
+		rq->r->value = 0;
+		rq->data_len = 0;
+	}
 	return ret;
 }

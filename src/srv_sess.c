@@ -390,8 +390,7 @@ bool kb_srv_quick_op(const uint8_t *pt, size_t len)
 
 static void resp_reset(kb_Response *r, uint64_t id)
 {
-	memset(r, 0, offsetof(kb_Response, ents_count));
-	r->ents_count = 0;
+	memset(r, 0, sizeof(*r));
 	r->id = id;
 }
 

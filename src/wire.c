@@ -88,6 +88,29 @@ int kb_wire_decode_resp(const uint8_t *frame, size_t len, kb_Response *r, const 
 	return decode(frame, len, kb_Response_fields, r, bulk, bulk_len);
 }
 
+int kb_wire_dirent_put(uint8_t *out, size_t cap, const kb_Dirent *d, size_t *len)
+{
+	pb_ostream_t os = pb_ostream_from_buffer(out, cap);
+
+	if (!pb_encode_delimited(&os, kb_Dirent_fields, d))
+		return -ENOSPC;
+	*len = os.bytes_written;
+	return 0;
+}
+
+int kb_wire_dirent_next(const uint8_t *bulk, size_t len, size_t *off, kb_Dirent *d)
+{
+	pb_istream_t is;
+
+	if (*off >= len)
+		return 0;
+	is = pb_istream_from_buffer(bulk + *off, len - *off);
+	if (!pb_decode_delimited(&is, kb_Dirent_fields, d))
+		return -KB_EPROTO;
+	*off = len - is.bytes_left;
+	return 1;
+}
+
 /* Every errno that crosses the wire; the enum uses Linux's numbers, but the
  * mapping is explicit so that neither side trusts a raw number. */
 static const int wire_errnos[] = {

@@ -30,6 +30,15 @@ int kb_wire_decode_req(const uint8_t *frame, size_t len, kb_Request *r,
 int kb_wire_decode_resp(const uint8_t *frame, size_t len, kb_Response *r,
 			const uint8_t **bulk, size_t *bulk_len);
 
+/* READDIR bulk: a sequence of length-delimited Dirents (varint length +
+ * protobuf). KB_WIRE_DIRENT_MAX is the most one entry can take. */
+#define KB_WIRE_DIRENT_MAX (kb_Dirent_size + 5)
+/* Append d at out (cap bytes); *len = bytes written. -ENOSPC if short. */
+int kb_wire_dirent_put(uint8_t *out, size_t cap, const kb_Dirent *d, size_t *len);
+/* Decode the entry at bulk[*off] into d and advance *off: 1, or 0 at the
+ * end of the bulk, or -KB_EPROTO for anything malformed. */
+int kb_wire_dirent_next(const uint8_t *bulk, size_t len, size_t *off, kb_Dirent *d);
+
 /* errno <-> portable wire enum. err is 0 or -errno; unknown -> E_IO / -EIO. */
 kb_Err kb_wire_err_from_errno(int err);
 int kb_wire_err_to_errno(kb_Err e);

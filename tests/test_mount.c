@@ -55,7 +55,9 @@ static void setup(void)
 		  "ln -s mid link && ln -s nowhere dangling && ln -s sub dirlink && "
 		  "ln bs hardlink && chmod 0600 one && chmod 0751 sub && "
 		  "touch -d '2001-02-03 04:05:06.789' bs && "
-		  "for i in $(seq 1 300); do : > sub/many$i; done", srv.share))
+		  "for i in $(seq 1 300); do : > sub/many$i; done && "
+		  "mkdir wide && for i in $(seq 1 2600); do : > wide/entry-with-a-longer-name-$i; done",
+		  srv.share))
 		return;
 	if (th_mount_start(&mnt, &srv, "/", NULL) < 0)
 		return;
@@ -125,24 +127,24 @@ static size_t read_rest(DIR *d, char *out, size_t cap)
 	return n;
 }
 
-/* sub/ spans three READDIR batches: each is fetched while the previous one
- * is consumed. seekdir into the middle drops the read-ahead (its entries'
- * lookups are forgotten) and must still list exactly the same names. */
+/* wide/ spans three READDIR batches (1024 entries each): each is fetched
+ * while the previous one is consumed. seekdir into the middle drops the
+ * read-ahead (its entries' lookups are forgotten) and must still list
+ * exactly the same names. */
 START_TEST(test_readdir_seek_across_batches)
 {
-	static char all[65536], tail1[65536], tail2[65536];
+	static char all[256 << 10], tail1[256 << 10], tail2[256 << 10];
 	DIR *d;
 	long pos = -1;
 	size_t n = 0, n1, n2;
-	struct dirent *e;
 
 	REQUIRE_UP();
 	all[0] = tail1[0] = tail2[0] = '\0';
-	d = opendir(mp("sub"));
+	d = opendir(mp("wide"));
 	ck_assert_ptr_nonnull(d);
-	while (n < 150 && (e = readdir(d)))
+	while (n < 1500 && readdir(d))
 		n++;
-	ck_assert_uint_eq(n, 150);
+	ck_assert_uint_eq(n, 1500);
 	pos = telldir(d);
 	n1 = read_rest(d, tail1, sizeof(tail1));
 	seekdir(d, pos);
@@ -152,12 +154,12 @@ START_TEST(test_readdir_seek_across_batches)
 	rewinddir(d);
 	n = read_rest(d, all, sizeof(all));
 	closedir(d);
-	ck_assert_uint_eq(n, 150 + n1);
-	ck_assert_uint_eq(n, 300 + 3); /* many1..300, deeper, ".", ".." */
+	ck_assert_uint_eq(n, 1500 + n1);
+	ck_assert_uint_eq(n, 2600 + 2); /* the entries, ".", ".." */
 	/* the names are the share's own */
 	ck_assert_int_eq(th_sh("test \"$(ls -1a '%s' | LC_ALL=C sort)\" = "
 			       "\"$(ls -1a '%s' | LC_ALL=C sort)\"",
-			       mp("sub"), th_server_path(&srv, "sub")), 0);
+			       mp("wide"), th_server_path(&srv, "wide")), 0);
 }
 END_TEST
 

@@ -1,5 +1,6 @@
 /* test_wire.c - message codec: round trips, bounds, malformed input. */
 #include <check.h>
+#include <stdint.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,30 +34,49 @@ START_TEST(test_req_roundtrip_with_bulk)
 }
 END_TEST
 
-START_TEST(test_resp_readdir_batch)
+/* READDIR entries in the bulk: 1024 of them at the longest name, in one
+ * buffer sized by KB_WIRE_DIRENT_MAX, decoded back in order; a short
+ * buffer, a truncated entry and an over-long name are refused. */
+START_TEST(test_dirents_in_bulk)
 {
-	kb_Response *in = calloc(1, sizeof(*in)), *out = calloc(1, sizeof(*out));
-	uint8_t *frame = malloc(kb_Response_size + 4);
-	const uint8_t *bulk;
-	size_t len, blen;
+	enum { N = 1024 };
+	size_t cap = N * KB_WIRE_DIRENT_MAX, len = 0, n, off = 0;
+	uint8_t *bulk = malloc(cap), tiny[8], bad[300];
+	kb_Dirent d, out;
+	int i = 0;
 
-	in->id = 9;
-	in->ents_count = 128;
-	for (int i = 0; i < 128; i++) {
-		memset(in->ents[i].name, 'a' + i % 26, 255);
-		in->ents[i].cookie = (uint64_t)i + 1;
-		in->ents[i].has_entry = true;
-		in->ents[i].entry.node = 1000 + i;
+	for (i = 0; i < N; i++) {
+		d = (kb_Dirent)kb_Dirent_init_zero;
+		memset(d.name, 'a' + i % 26, 255);
+		d.cookie = (uint64_t)i + 1;
+		d.type = 8;
+		d.ino = 1u << 31;
+		d.has_entry = true;
+		d.entry.node = 1000 + (uint64_t)i;
+		d.entry.has_attr = true;
+		d.entry.attr.size = UINT64_MAX;
+		ck_assert_int_eq(kb_wire_dirent_put(bulk + len, cap - len, &d, &n), 0);
+		ck_assert_uint_le(n, KB_WIRE_DIRENT_MAX);
+		len += n;
 	}
-	ck_assert_int_eq(kb_wire_encode_resp(frame, kb_Response_size + 4, in, &len), 0);
-	ck_assert_int_eq(kb_wire_decode_resp(frame, len, out, &bulk, &blen), 0);
-	ck_assert_uint_eq(out->ents_count, 128);
-	ck_assert_uint_eq(out->ents[127].entry.node, 1127);
-	ck_assert_uint_eq(strlen(out->ents[5].name), 255);
-	ck_assert_uint_eq(blen, 0);
-	free(in);
-	free(out);
-	free(frame);
+	for (i = 0; kb_wire_dirent_next(bulk, len, &off, &out) == 1; i++) {
+		ck_assert_uint_eq(out.cookie, (uint64_t)i + 1);
+		ck_assert_uint_eq(out.entry.node, 1000 + (uint64_t)i);
+		ck_assert_uint_eq(strlen(out.name), 255);
+		ck_assert_uint_eq(out.entry.attr.size, UINT64_MAX);
+	}
+	ck_assert_int_eq(i, N);
+	ck_assert_uint_eq(off, len);
+	ck_assert_int_eq(kb_wire_dirent_put(tiny, sizeof(tiny), &d, &n), -ENOSPC);
+	off = len - n; /* the last entry cut short */
+	ck_assert_int_eq(kb_wire_dirent_next(bulk, len - 1, &off, &out), -KB_EPROTO);
+	/* a name (field 1) of 260 bytes: over the 255+NUL bound */
+	bad[0] = 0x87; bad[1] = 0x02; /* length 263 */
+	bad[2] = 0x0a; bad[3] = 0x84; bad[4] = 0x02; /* field 1, 260 bytes */
+	memset(bad + 5, 'x', sizeof(bad) - 5);
+	off = 0;
+	ck_assert_int_eq(kb_wire_dirent_next(bad, 2 + 263, &off, &out), -KB_EPROTO);
+	free(bulk);
 }
 END_TEST
 
@@ -102,7 +122,7 @@ Suite *suite_wire(void)
 	TCase *tc = tcase_create("codec");
 
 	tcase_add_test(tc, test_req_roundtrip_with_bulk);
-	tcase_add_test(tc, test_resp_readdir_batch);
+	tcase_add_test(tc, test_dirents_in_bulk);
 	tcase_add_test(tc, test_malformed);
 	tcase_add_test(tc, test_errno_map);
 	suite_add_tcase(s, tc);
