@@ -86,8 +86,8 @@ void kb_rpc_bye(struct kb_rpc *r, int wait_ms);
 /* Fails pending requests with -ENOTCONN, joins threads, closes. NULL-safe. */
 void kb_rpc_free(struct kb_rpc *r);
 
-/* The reply to one request. `resp` is large (readdir batches): callers keep
- * it off the stack (kb_rpc_result_new / _free). */
+/* The reply to one request: its decoded header and its frame, which holds
+ * the bulk (READ data, READDIR entries). kb_rpc_result_new / _free. */
 struct kb_rpc_result {
 	kb_Response resp;            /* decoded header */
 	struct kb_buf *frame;        /* the reply's frame; caller must kb_buf_put */

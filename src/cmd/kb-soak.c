@@ -5,7 +5,7 @@
  *
  * Each client is one kb_rpc session of --conns connections with one worker
  * thread, which loops over: write a 256 KiB file in 64 KiB WRITEs (CREATE,
- * OPEN), read it back and compare, GETATTR, READDIR, RENAME, UNLINK, MKDIR,
+ * OPEN), read it back and compare, GETATTR, RENAME, UNLINK, MKDIR,
  * RMDIR; each client in its own directory c<N>/. Every second it prints
  * "t=S ops=N MiB=M errors=E"; at the end a total line. Exit 1 on errors.
  */
