@@ -175,27 +175,54 @@ umount_sshfs() { fusermount3 -u "$SS_MNT"; wait "$SS_PID" 2>/dev/null || true; }
 mount_local() { M=$share; PIDS=""; }
 umount_local() { :; }
 
-# The rows this machine's noise moves most (cold reads, big writes) are the
-# median of BENCH_REPS runs (3), each on a fresh mount.
+# This VM's memory is slow on first touch, and freed pages go back to the
+# host (virtio-balloon free page reporting), so the same dd runs at 400 or
+# 1,000 MB/s from one minute to the next. The rows that move most (cold
+# reads, big writes) are therefore run BENCH_REPS (3) times, the contenders
+# taking turns within each round, and the median is shown.
 REPS=${BENCH_REPS:-3}
+CONTENDERS="local keibifs sshfs"
 median() { python3 -c 'import sys, statistics; print(statistics.median_low(sorted(float(x) for x in sys.argv[1:])))' "$@" | sed 's/\.0$//'; }
+declare -A SEQS WSEQS
 
-run_suite() { # NAME
-	local n=$1 st i seqs=()
+# Writes into the mount land on a fresh tmpfs mounted inside the share, so
+# every contender meets the same empty filesystem: on the shared ext4, inode
+# allocation right after the previous contender's rm -rf of thousands of
+# files costs ~0.36 ms per create (ext4 skips recently deleted inodes), which
+# would charge one contender for another's cleanup. What a write row
+# measures is the protocol, as the read rows do; the "local" column is then
+# the memory's own ceiling for these writes.
+WDIR=$share/w
+wdir_up() { mkdir -p "$WDIR" && mount -t tmpfs -o size=$((BIG_MB + 1024))m kbbench "$WDIR"; }
+wdir_down() { umount "$WDIR" 2>/dev/null || umount -l "$WDIR"; }
+
+seq_round() { # NAME ROUND: one cold read (fresh mount) and one big write
+	local n=$1 i=$2 st t0 t1
+	cat "$share/big" >/dev/null # the server's page cache: warm for everyone
+	"mount_$n"
+	SEQS[$n]+=" $(seq_read "$M/big")"
+	if [ "$i" -eq 0 ]; then
+		R[$n,warm]=$(seq_read "$M/big")
+		st=$(proc_stats $PIDS)
+		R[$n,rss]=${st% *}
+		R[$n,cpu]=${st#* }
+	fi
+	"umount_$n"
+	wdir_up
+	"mount_$n"
+	t0=$(now)
+	dd if=/dev/zero of="$M/w/wbig" bs=1M count="$BIG_MB" conv=fsync status=none
+	t1=$(now)
+	WSEQS[$n]+=" $(mbps "$BIG_MB * 1.048576" "$t0" "$t1")"
+	"umount_$n"
+	wdir_down
+}
+
+run_suite() { # NAME: the other rows, once
+	local n=$1
 	echo "bench: $n" >&2
-	for ((i = 0; i < REPS; i++)); do
-		cat "$share/big" >/dev/null # the server's page cache: warm for everyone
-		"mount_$n"
-		seqs+=("$(seq_read "$M/big")")
-		if [ "$i" -eq 0 ]; then
-			R[$n,warm]=$(seq_read "$M/big")
-			st=$(proc_stats $PIDS)
-			R[$n,rss]=${st% *}
-			R[$n,cpu]=${st#* }
-		fi
-		"umount_$n"
-	done
-	R[$n,seq]=$(median "${seqs[@]}")
+	R[$n,seq]=$(median ${SEQS[$n]})
+	R[$n,wseq]=$(median ${WSEQS[$n]})
 	"mount_$n"
 	R[$n,rand]=$(rand_read "$M/big")
 	R[$n,ls]=$(timed ls -l "$M/many")
@@ -204,33 +231,12 @@ run_suite() { # NAME
 	rm -rf "$work/out/small"
 	R[$n,cp]=$(timed cp -r "$M/small" "$work/out/small")
 	"umount_$n"
-	write_suite "$n"
-}
-
-# Writes into the mount land on a fresh tmpfs mounted inside the share for
-# each contender, so every contender meets the same empty filesystem: on the
-# shared ext4, inode allocation right after the previous contender's rm -rf
-# of thousands of files costs ~0.36 ms per create (ext4 skips recently
-# deleted inodes), which would charge one contender for another's cleanup.
-# What a write row measures is the protocol, as the read rows do; the
-# "local" column is then the memory's own ceiling for these writes.
-WDIR=$share/w
-write_suite() { # NAME
-	local n=$1 t0 t1 i ws=()
-	mkdir -p "$WDIR"
-	mount -t tmpfs -o size=$((REPS * BIG_MB + 1024))m kbbench "$WDIR"
+	wdir_up
 	"mount_$n"
-	for ((i = 0; i < REPS; i++)); do
-		t0=$(now)
-		dd if=/dev/zero of="$M/w/wbig$i" bs=1M count="$BIG_MB" conv=fsync status=none
-		t1=$(now)
-		ws+=("$(mbps "$BIG_MB * 1.048576" "$t0" "$t1")")
-	done
-	R[$n,wseq]=$(median "${ws[@]}")
 	R[$n,rsync]=$(timed rsync -a "$work/wsrc/small/" "$M/w/wsmall/")
 	R[$n,git]=$(timed git clone -q "$work/wsrc/repo" "$M/w/wclone")
 	"umount_$n"
-	umount "$WDIR" 2>/dev/null || umount -l "$WDIR"
+	wdir_down
 }
 
 # --- ceilings ---------------------------------------------------------------
@@ -254,9 +260,13 @@ fusermount3 -u "$work/nullmnt"
 # --- the contenders -----------------------------------------------------------
 setup_sshd
 mount_keibifs; dd if="$M/big" of=/dev/null bs=1M count=64 status=none; umount_keibifs # warm-up
-run_suite local
-run_suite keibifs
-run_suite sshfs
+for ((round = 0; round < REPS; round++)); do
+	for n in $CONTENDERS; do
+		echo "bench: round $((round + 1))/$REPS: $n cold read, big write" >&2
+		seq_round "$n" "$round"
+	done
+done
+for n in $CONTENDERS; do run_suite "$n"; done
 KB_OPTS="crypto=mbedtls"
 echo "bench: keibifs crypto=mbedtls" >&2
 mount_keibifs
@@ -346,7 +356,7 @@ for rtt in $LAT_RTTS; do
 	printf '%-34s %12s %12s %12s %10s\n' "+${rtt} ms RTT: cold read ${LAT_MB} MiB (MB/s)" "${R[keibifs,lat$rtt,seq]}" "${R[sshfs,lat$rtt,seq]}" "-" "$(ratio "${R[keibifs,lat$rtt,seq]}" "${R[sshfs,lat$rtt,seq]}")"
 	printf '%-34s %12s %12s %12s %10s\n' "+${rtt} ms RTT: ls -l $SMALL_FILES files (s)" "${R[keibifs,lat$rtt,ls]}" "${R[sshfs,lat$rtt,ls]}" "-" "$(ratio "${R[sshfs,lat$rtt,ls]}" "${R[keibifs,lat$rtt,ls]}")"
 done
-printf '(* median of %s runs; reads each on a fresh mount. write rows: each contender writes into a\n   fresh tmpfs inside the share; local = that tmpfs)\n' "$REPS"
+printf '(* median of %s rounds, the contenders taking turns in each, every run on a fresh mount.\n   Write rows: into a fresh tmpfs inside the share; local = that tmpfs)\n' "$REPS"
 printf '\nkeibifs client, counted with an LD_PRELOAD counter (bench/kbcount.c), reading %s MiB:\n' "$BIG_MB"
 printf '  user-space memcpy/memmove, steady state:   %s of the bytes read (first pass: %s)\n' "$C_COPY" "$C_COPY1"
 printf '  heap allocations per 1 MiB block, steady:  %s by keibifs, %s by libfuse (its fuse_req per request)\n' "$C_OURS" "$C_FUSE"
