@@ -178,9 +178,9 @@ umount_local() { :; }
 # This VM's memory is slow on first touch, and freed pages go back to the
 # host (virtio-balloon free page reporting), so the same dd runs at 400 or
 # 1,000 MB/s from one minute to the next. The rows that move most (cold
-# reads, big writes) are therefore run BENCH_REPS (3) times, the contenders
+# reads, big writes) are therefore run BENCH_REPS (5) times, the contenders
 # taking turns within each round, and the median is shown.
-REPS=${BENCH_REPS:-3}
+REPS=${BENCH_REPS:-5}
 CONTENDERS="local keibifs sshfs"
 median() { python3 -c 'import sys, statistics; print(statistics.median_low(sorted(float(x) for x in sys.argv[1:])))' "$@" | sed 's/\.0$//'; }
 declare -A SEQS WSEQS
@@ -357,6 +357,9 @@ for rtt in $LAT_RTTS; do
 	printf '%-34s %12s %12s %12s %10s\n' "+${rtt} ms RTT: ls -l $SMALL_FILES files (s)" "${R[keibifs,lat$rtt,ls]}" "${R[sshfs,lat$rtt,ls]}" "-" "$(ratio "${R[sshfs,lat$rtt,ls]}" "${R[keibifs,lat$rtt,ls]}")"
 done
 printf '(* median of %s rounds, the contenders taking turns in each, every run on a fresh mount.\n   Write rows: into a fresh tmpfs inside the share; local = that tmpfs)\n' "$REPS"
+for n in $CONTENDERS; do
+	printf '   %-8s cold reads:%s MB/s; writes:%s MB/s\n' "$n" "${SEQS[$n]}" "${WSEQS[$n]}"
+done
 printf '\nkeibifs client, counted with an LD_PRELOAD counter (bench/kbcount.c), reading %s MiB:\n' "$BIG_MB"
 printf '  user-space memcpy/memmove, steady state:   %s of the bytes read (first pass: %s)\n' "$C_COPY" "$C_COPY1"
 printf '  heap allocations per 1 MiB block, steady:  %s by keibifs, %s by libfuse (its fuse_req per request)\n' "$C_OURS" "$C_FUSE"
