@@ -21,6 +21,7 @@ SSHD_PID=""
 cleanup() {
 	kb_cleanup
 	mountpoint -q "$share/w" 2>/dev/null && umount -l "$share/w"
+	mountpoint -q "$work/out" 2>/dev/null && umount -l "$work/out"
 	[ -n "$SSHD_PID" ] && kill "$SSHD_PID" 2>/dev/null
 	rm -rf --one-file-system "$work"
 }
@@ -228,8 +229,9 @@ run_suite() { # NAME: the other rows, once
 	R[$n,ls]=$(timed ls -l "$M/many")
 	"umount_$n"
 	"mount_$n"
-	rm -rf "$work/out/small"
+	mount -t tmpfs -o size=256m kbbench-out "$work/out" # a fresh target (see WDIR)
 	R[$n,cp]=$(timed cp -r "$M/small" "$work/out/small")
+	umount "$work/out" 2>/dev/null || umount -l "$work/out"
 	"umount_$n"
 	wdir_up
 	"mount_$n"
