@@ -302,9 +302,9 @@ struct kb_srv_req {
 int kb_srv_dispatch(struct kb_srv_req *rq);
 /* srv_sess.c: true for operations cheap enough to serve on the receiver
  * thread: one or two system calls on a name or on attributes (PING,
- * GETATTR, LOOKUP, namespace ops, xattrs, SETATTR without a size, CREATE
- * without O_TRUNC...); never one that moves file data, lists a directory
- * or may take long. */
+ * GETATTR, LOOKUP, namespace ops, SETXATTR, SETATTR without a size, CREATE
+ * without O_TRUNC...); never one that moves file data, lists a directory,
+ * replies with a bulk or may take long. */
 bool kb_srv_quick_op(const uint8_t *pt, size_t len);
 void kb_srv_attr_fill(kb_Attr *a, const struct stat *st);
 

@@ -333,13 +333,15 @@ static int finish(struct kb_srv_conn *c, struct kb_srv_worker *w, uint8_t *data,
  * the receiver thread (one thread handoff less per round trip: rsync -a of
  * 2,000 x 4 KiB into a tmpfs share 2.8 -> 2.3 s). Whatever moves file data,
  * lists a directory or may take long (truncation, fsync, allocation,
- * copies, opens that may truncate) goes to the workers. */
+ * copies, opens that may truncate) goes to the workers, and so does every
+ * reply with a bulk (GETXATTR, LISTXATTR): the receiver's own reply buffer
+ * is KB_SRV_SMALL_FRAME, short of the largest xattr value. */
 static bool quick(uint64_t op, uint64_t set_mask, uint64_t flags)
 {
 	switch (op) {
 	case kb_Op_PING: case kb_Op_GETATTR: case kb_Op_FORGET: case kb_Op_RELEASE:
 	case kb_Op_RELEASEDIR: case kb_Op_LOOKUP: case kb_Op_ACCESS: case kb_Op_READLINK:
-	case kb_Op_STATFS: case kb_Op_GETXATTR: case kb_Op_LISTXATTR: case kb_Op_SETXATTR:
+	case kb_Op_STATFS: case kb_Op_SETXATTR:
 	case kb_Op_REMOVEXATTR: case kb_Op_MKDIR: case kb_Op_MKNOD: case kb_Op_SYMLINK:
 	case kb_Op_LINK: case kb_Op_UNLINK: case kb_Op_RMDIR: case kb_Op_RENAME:
 	case kb_Op_OPENDIR:

@@ -1081,6 +1081,8 @@ START_TEST(test_quick_ops)
 	ck_assert(!quick_of(kb_Op_WRITE, 0, 0, ""));
 	ck_assert(!quick_of(kb_Op_READDIR, 0, 0, ""));
 	ck_assert(!quick_of(kb_Op_OPEN, 0, 0, ""));
+	ck_assert(!quick_of(kb_Op_GETXATTR, 0, 0, "user.x")); /* bulk replies */
+	ck_assert(!quick_of(kb_Op_LISTXATTR, 0, 0, ""));
 	ck_assert(!quick_of(kb_Op_FSYNC, 0, 0, ""));
 	ck_assert(!quick_of(kb_Op_FALLOCATE, 0, 0, ""));
 	ck_assert(!quick_of(kb_Op_COPY_FILE_RANGE, 0, 0, ""));
