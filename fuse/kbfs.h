@@ -79,6 +79,7 @@ struct kbfs {
 	struct kbfs_status *status;     /* owned: log sink, throughput samples (kbfs_status.c) */
 	struct kbfs_names *missing;     /* owned: names the server said are missing */
 	struct kbfs_names *quiet;       /* owned: what we changed lately (kbfs_notify.c) */
+	struct kbfs_sib *sib;           /* owned: small files in listing order (kbfs_sib.c) */
 };
 
 /* kbfs_opts.c */

@@ -17,10 +17,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "err.h"
 #include "kbfs.h"
 #include "kbfs_node.h"
+#include "kbfs_sib.h"
 #include "rpc.h"
 #include "wire.h"
 
@@ -286,9 +288,10 @@ have:
 	return 0;
 }
 
-/* Add entry d to buf; 0 when it did not fit. */
-static size_t add_entry(fuse_req_t req, struct kbfs_dirh *dh, fuse_ino_t dir, char *buf,
-			size_t rem, const kb_Dirent *d)
+/* Add entry d to buf; 0 when it did not fit. A small regular file handed
+ * over is noted in listing order (kbfs_sib.c). */
+static size_t add_entry(fuse_req_t req, struct kbfs_dirh *dh, fuse_ino_t dir,
+			uint64_t dir_remote, char *buf, size_t rem, const kb_Dirent *d)
 {
 	struct kbfs *fs = FS(req);
 	struct fuse_entry_param ep = {0};
@@ -313,6 +316,9 @@ static size_t add_entry(fuse_req_t req, struct kbfs_dirh *dh, fuse_ino_t dir, ch
 			ep.attr_timeout = fs->o->attr_timeout;
 			ep.entry_timeout = fs->o->entry_timeout;
 			kbfs_attr_to_stat(fs, &d->entry.attr, &ep.attr);
+			if (S_ISREG(d->entry.attr.mode) && d->entry.attr.size &&
+			    d->entry.attr.size <= KBFS_SIB_MAX)
+				kbfs_sib_add(fs->sib, dir_remote, d->entry.node);
 		}
 	}
 	return fuse_add_direntry_plus(req, buf, rem, d->name, &ep, (off_t)d->cookie);
@@ -324,6 +330,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct kbfs *fs = FS(req);
 	struct kbfs_dirh *dh = (struct kbfs_dirh *)(uintptr_t)fi->fh;
 	char *buf = malloc(size); /* the reply; freed here */
+	uint64_t dir_remote = kbfs_node_remote(fs->nodes, ino);
 	size_t used = 0;
 	int ret = 0;
 
@@ -339,7 +346,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		size_t n;
 
 		while ((more = peek(&dh->b)) == 1) {
-			n = add_entry(req, dh, ino, buf + used, size - used, &dh->b.cur);
+			n = add_entry(req, dh, ino, dir_remote, buf + used, size - used,
+				      &dh->b.cur);
 			if (!n)
 				break;
 			used += n;

@@ -325,6 +325,21 @@ uint64_t kbfs_node_by_remote(struct kbfs_nodes *t, uint64_t remote)
 	return ino;
 }
 
+uint64_t kbfs_node_peek_remote(struct kbfs_nodes *t, uint64_t remote, kb_Attr *a)
+{
+	struct kbfs_node *n;
+	uint64_t ino = 0;
+
+	pthread_mutex_lock(&t->lock);
+	n = hash_find(t, remote);
+	if (n) {
+		ino = n->ino;
+		*a = n->attr;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
 unsigned kbfs_nodes_count(struct kbfs_nodes *t)
 {
 	unsigned c;

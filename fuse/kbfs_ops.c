@@ -14,6 +14,7 @@
 #include "kbfs.h"
 #include "kbfs_names.h"
 #include "kbfs_node.h"
+#include "kbfs_sib.h"
 #include "rpc.h"
 #include "util.h"
 
@@ -212,6 +213,23 @@ static void kbfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 	fuse_reply_attr(req, &st, fs->o->attr_timeout);
 }
 
+/* The small files listed after this one in its directory (kbfs_sib.c):
+ * pull those not cached yet, so that cp -r, tar or grep -r, opening them
+ * one after the other, find each already here. */
+static void prefetch_siblings(struct kbfs *fs, uint64_t remote)
+{
+	uint64_t next[KBFS_SIB_AHEAD];
+	unsigned n = kbfs_sib_next(fs->sib, remote, next, KBFS_SIB_AHEAD);
+
+	for (unsigned i = 0; i < n; i++) {
+		kb_Attr a;
+		uint64_t ino = kbfs_node_peek_remote(fs->nodes, next[i], &a);
+
+		if (ino && S_ISREG(a.mode) && a.size && a.size <= KBFS_SIB_MAX)
+			kbfs_prefetch(fs, ino, next[i], kbfs_attr_version(&a), 0, 1);
+	}
+}
+
 /* May the caller read a file with these attributes? Mode bits against the
  * mapped owner (idmap=user). The server still refuses at READ whatever its
  * own user cannot read. */
@@ -254,6 +272,8 @@ static void kbfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* A small file is read whole right after open (cp -r): start now. */
 	if (S_ISREG(a.mode) && a.size && a.size <= fs->o->block_size)
 		kbfs_prefetch(fs, ino, remote, version, 0, 1);
+	if (S_ISREG(a.mode) && a.size && a.size <= KBFS_SIB_MAX)
+		prefetch_siblings(fs, remote);
 	f = kbfs_file_new(ino, remote, version, a.size);
 	ret = -ENOMEM;
 	if (!f)

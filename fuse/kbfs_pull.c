@@ -241,7 +241,8 @@ void kbfs_prefetch(struct kbfs *fs, uint64_t ino, uint64_t remote, uint64_t vers
 		struct kb_cache_key k = {ino, version, b, fs->block_shift};
 		struct kb_cache_entry *fill = NULL;
 		struct kb_cache_ref ref;
-		int st = kb_cache_get(fs->cache, &k, KB_CACHE_CREATE, NULL, &ref, &fill);
+		int st = kb_cache_get(fs->cache, &k, KB_CACHE_CREATE | KB_CACHE_PROBE, NULL, &ref,
+				      &fill);
 
 		if (st == KB_CACHE_FILL)
 			pull(fs, remote, &k, fill);

@@ -10,6 +10,7 @@
 
 #include "kbfs.h"
 #include "kbfs_names.h"
+#include "kbfs_sib.h"
 #include "kbfs_node.h"
 #include "err.h"
 #include "keys.h"
@@ -166,6 +167,8 @@ int kbfs_init_state(struct kbfs *fs, const struct kbfs_opts *o)
 		ret = kbfs_names_new(&fs->missing);
 	if (!ret)
 		ret = kbfs_names_new(&fs->quiet);
+	if (!ret)
+		ret = kbfs_sib_new(&fs->sib);
 	return ret;
 }
 
@@ -179,6 +182,8 @@ void kbfs_fini_state(struct kbfs *fs)
 	fs->missing = NULL;
 	kbfs_names_free(fs->quiet);
 	fs->quiet = NULL;
+	kbfs_sib_free(fs->sib);
+	fs->sib = NULL;
 	kbfs_rd_pool_free(fs);
 	kbfs_nodes_free(fs->nodes);
 	fs->nodes = NULL;

@@ -195,7 +195,8 @@ int kb_cache_get(struct kb_cache *c, const struct kb_cache_key *k, unsigned flag
 		ref->buf = kb_buf_ref(e->buf);
 		ref->data = e->data;
 		ref->len = e->len;
-		c->st.hits++;
+		if (!(flags & KB_CACHE_PROBE))
+			c->st.hits++;
 		ret = KB_CACHE_HIT;
 		goto out;
 	}
@@ -204,7 +205,8 @@ int kb_cache_get(struct kb_cache *c, const struct kb_cache_key *k, unsigned flag
 		ret = KB_CACHE_WAIT;
 		goto add_waiter;
 	}
-	c->st.misses++;
+	if (!(flags & KB_CACHE_PROBE))
+		c->st.misses++;
 	ret = KB_CACHE_MISS;
 	if (!(flags & KB_CACHE_CREATE))
 		goto out;

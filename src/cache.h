@@ -69,6 +69,7 @@ enum kb_cache_result {
 };
 
 #define KB_CACHE_CREATE 1u /* become the filler when the block is absent */
+#define KB_CACHE_PROBE 2u  /* a prefetch: not counted as a hit or a miss */
 
 struct kb_cache_stats {
 	uint64_t hits, misses, fills, waits, evictions, invalidations;

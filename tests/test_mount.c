@@ -56,7 +56,8 @@ static void setup(void)
 		  "ln bs hardlink && chmod 0600 one && chmod 0751 sub && "
 		  "touch -d '2001-02-03 04:05:06.789' bs && "
 		  "for i in $(seq 1 300); do : > sub/many$i; done && "
-		  "mkdir wide && for i in $(seq 1 2600); do : > wide/entry-with-a-longer-name-$i; done",
+		  "mkdir wide && for i in $(seq 1 2600); do : > wide/entry-with-a-longer-name-$i; done && "
+		  "mkdir smalls && for i in $(seq 1 64); do head -c 3000 /dev/urandom > smalls/s$i; done",
 		  srv.share))
 		return;
 	if (th_mount_start(&mnt, &srv, "/", NULL) < 0)
@@ -404,6 +405,60 @@ static long long client_rchar(void)
 	return v;
 }
 
+/* Blocks the client's cache holds, from its status text; -1 on error. */
+static int cached_blocks(void)
+{
+	char st[4096], *p;
+	ssize_t n = getxattr(mnt.mnt, KBFS_STATUS_XATTR, st, sizeof(st) - 1);
+	int blocks = -1;
+
+	if (n < 0)
+		return -1;
+	st[n] = '\0';
+	p = strstr(st, "cache: ");
+	p = p ? strstr(p, " MiB, ") : NULL;
+	if (p)
+		sscanf(p, " MiB, %d blocks", &blocks);
+	return blocks;
+}
+
+/* Opening a small file pulls the small files listed after it in its
+ * directory (kbfs_sib.c): after one open, 32 more are cached; listing
+ * alone pulls nothing; every file still reads back as on the share. */
+START_TEST(test_siblings_prefetched)
+{
+	char names[70][256], *a = NULL, *b = NULL;
+	int n = 0, before, after = -1;
+	struct dirent *e;
+	DIR *d;
+
+	REQUIRE_UP();
+	before = cached_blocks();
+	ck_assert_int_ge(before, 0);
+	d = opendir(mp("smalls"));
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d)) && n < 70)
+		if (e->d_name[0] != '.')
+			snprintf(names[n++], sizeof(names[0]), "%s", e->d_name);
+	closedir(d);
+	ck_assert_int_eq(n, 64);
+	ck_assert_int_eq(cached_blocks(), before); /* listing pulled nothing */
+	ck_assert_int_eq(th_sh("cat '%s/smalls/%s' > /dev/null", mnt.mnt, names[0]), 0);
+	for (int i = 0; i < 200 && (after = cached_blocks()) < before + 1 + 32; i++)
+		usleep(10000);
+	ck_assert_msg(after >= before + 1 + 32, "blocks %d -> %d", before, after);
+	for (int i = 0; i < n; i++) {
+		ck_assert_int_eq(th_sh_out(&a, "cksum < '%s/smalls/%s'", mnt.mnt, names[i]), 0);
+		ck_assert_int_eq(th_sh_out(&b, "cksum < '%s/%s'", th_server_path(&srv, "smalls"),
+					   names[i]), 0);
+		ck_assert_str_eq(a, b);
+		free(a);
+		free(b);
+		a = b = NULL;
+	}
+}
+END_TEST
+
 /* A 4 KiB random read pulls a 64 KiB sub-block, not a whole 1 MiB block. */
 START_TEST(test_random_no_overfetch)
 {
@@ -715,6 +770,7 @@ Suite *suite_mount(void)
 	tcase_add_test(tc, test_tree_listing);
 	tcase_add_test(tc, test_stat_fields);
 	tcase_add_test(tc, test_readdir_seek_across_batches);
+	tcase_add_test(tc, test_siblings_prefetched);
 	tcase_add_test(tc, test_contents);
 	tcase_add_test(tc, test_concurrent_readers);
 	tcase_add_test(tc, test_random_reads);
