@@ -43,6 +43,10 @@ for i in range(nls):
 for i in range(nsmall):
     with open(f"{share}/small/s{i:05d}", "wb") as f:
         f.write(blk)
+os.makedirs(f"{share}/small100", exist_ok=True)
+for i in range(100):
+    with open(f"{share}/small100/s{i:03d}", "wb") as f:
+        f.write(blk)
 PY
 # write sources (outside the share): 2,000 x 4 KiB for rsync, a git repository
 mkdir -p "$work/wsrc/small"
@@ -329,6 +333,11 @@ latency_suite() { # NAME RTT_MS
 	KB_CONNECT_PORT=$pport SSH_CONNECT_PORT=$pport "mount_$n"
 	R[$n,lat$rtt,ls]=$(timed ls -l "$M/small")
 	"umount_$n"
+	KB_CONNECT_PORT=$pport SSH_CONNECT_PORT=$pport "mount_$n"
+	mount -t tmpfs -o size=64m kbbench-out "$work/out"
+	R[$n,lat$rtt,cp]=$(timed cp -r "$M/small100" "$work/out/small100")
+	umount "$work/out" 2>/dev/null || umount -l "$work/out"
+	"umount_$n"
 	kill "$ppid"; wait "$ppid" 2>/dev/null || true
 }
 KB_OPTS=""
@@ -357,6 +366,7 @@ printf '%-34s %12s\n' "keibifs crypto=mbedtls cold (MB/s)" "${R[mbed,seq]}"
 for rtt in $LAT_RTTS; do
 	printf '%-34s %12s %12s %12s %10s\n' "+${rtt} ms RTT: cold read ${LAT_MB} MiB (MB/s)" "${R[keibifs,lat$rtt,seq]}" "${R[sshfs,lat$rtt,seq]}" "-" "$(ratio "${R[keibifs,lat$rtt,seq]}" "${R[sshfs,lat$rtt,seq]}")"
 	printf '%-34s %12s %12s %12s %10s\n' "+${rtt} ms RTT: ls -l $SMALL_FILES files (s)" "${R[keibifs,lat$rtt,ls]}" "${R[sshfs,lat$rtt,ls]}" "-" "$(ratio "${R[sshfs,lat$rtt,ls]}" "${R[keibifs,lat$rtt,ls]}")"
+	printf '%-34s %12s %12s %12s %10s\n' "+${rtt} ms RTT: cp -r 100 x 4 KiB (s)" "${R[keibifs,lat$rtt,cp]}" "${R[sshfs,lat$rtt,cp]}" "-" "$(ratio "${R[sshfs,lat$rtt,cp]}" "${R[keibifs,lat$rtt,cp]}")"
 done
 printf '(* median of %s rounds, the contenders taking turns in each, every run on a fresh mount.\n   Write rows: into a fresh tmpfs inside the share; local = that tmpfs)\n' "$REPS"
 for n in $CONTENDERS; do
