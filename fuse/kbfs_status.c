@@ -141,7 +141,7 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 	kb_cache_stats(fs->cache, &cs);
 	kbfs_notify_counts(fs, &delivered, &dropped, &own);
 	rates(fs, &rs, &tx, &rx, &secs);
-	lookups = (double)(cs.hits + cs.misses);
+	lookups = (double)(cs.hits + cs.misses + cs.waits); /* prefetches not counted */
 	n = snprintf(buf, cap,
 		"peer: %s:%s %s\n"
 		"share: %s%s\n"
@@ -150,7 +150,7 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 		"bytes: sent %llu (%.1f MiB), received %llu (%.1f MiB)\n"
 		"requests: %llu, errors %llu\n"
 		"throughput: in %.2f MiB/s, out %.2f MiB/s (last %.0f s)\n"
-		"cache: hit rate %.1f%% (%llu hits, %llu misses), %.1f of %.1f MiB, %u blocks\n"
+		"cache: hit rate %.1f%% (%llu hits, %llu misses, %llu waits on a pull), %.1f of %.1f MiB, %u blocks\n"
 		"notify: %llu delivered, %llu dropped, %llu own changes ignored\n",
 		fs->o->host, fs->o->port, rs.peer_fpr, fs->o->path,
 		fs->read_only ? " (read-only)" : "",
@@ -162,7 +162,8 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 		(unsigned long long)rs.bytes_recv, MIB(rs.bytes_recv),
 		(unsigned long long)rs.requests, (unsigned long long)rs.errors, MIB(rx), MIB(tx),
 		secs, lookups > 0 ? 100.0 * (double)cs.hits / lookups : 0.0,
-		(unsigned long long)cs.hits, (unsigned long long)cs.misses, MIB(cs.bytes),
+		(unsigned long long)cs.hits, (unsigned long long)cs.misses,
+		(unsigned long long)cs.waits, MIB(cs.bytes),
 		MIB(cs.capacity), cs.entries, (unsigned long long)delivered,
 		(unsigned long long)dropped, (unsigned long long)own);
 	if (n < 0)
