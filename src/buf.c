@@ -1,7 +1,7 @@
 /* buf.c - reference-counted buffers and their pool.
  *
- * Pools of large buffers (KB_BUF_ARENA_MIN and up: block pulls, 4 MiB
- * frames) carve them from arenas: 32 MiB mappings aligned to 2 MiB and
+ * Pools made with KB_BUFPOOL_ARENA (the client's receive pools) carve large
+ * buffers (KB_BUF_ARENA_MIN and up: block pulls, 4 MiB frames) from arenas: 32 MiB mappings aligned to 2 MiB and
  * advised MADV_HUGEPAGE, so that filling the block cache costs a page fault
  * per 2 MiB instead of per 4 KiB (those faults were ~6% of the CPU of a
  * cold 1 GiB read; the first pass over a file ran at 1.0-1.5 GB/s against
@@ -78,7 +78,7 @@ static void pool_unref(struct kb_bufpool *p)
 	free(p);
 }
 
-int kb_bufpool_new(struct kb_bufpool **out, size_t cap, unsigned keep)
+int kb_bufpool_new(struct kb_bufpool **out, size_t cap, unsigned keep, unsigned flags)
 {
 	struct kb_bufpool *p = calloc(1, sizeof(*p));
 
@@ -87,7 +87,8 @@ int kb_bufpool_new(struct kb_bufpool **out, size_t cap, unsigned keep)
 	pthread_mutex_init(&p->lock, NULL);
 	p->cap = cap;
 	p->keep = keep;
-	if (KB_BUF_ARENAS && cap >= KB_BUF_ARENA_MIN && cap <= ARENA_LEN / 4)
+	if (KB_BUF_ARENAS && (flags & KB_BUFPOOL_ARENA) && cap >= KB_BUF_ARENA_MIN &&
+	    cap <= ARENA_LEN / 4)
 		p->stride = (sizeof(struct kb_buf) + cap + 63) & ~(size_t)63;
 	atomic_init(&p->ref, 1);
 	*out = p;

@@ -24,8 +24,14 @@ struct kb_buf {
 	uint8_t mem[] __attribute__((aligned(64)));
 };
 
+/* Buffers of 256 KiB and more are carved from 2 MiB-aligned MADV_HUGEPAGE
+ * arenas and kept (all of them) until the pool goes: for the client, whose
+ * block cache holds its receive buffers anyway. Without it they come from
+ * malloc and only `keep` free ones are kept (the server: memory goes back
+ * after a burst). */
+#define KB_BUFPOOL_ARENA 1u
 /* A pool of buffers of capacity `cap`, keeping at most `keep` free ones. */
-int kb_bufpool_new(struct kb_bufpool **out, size_t cap, unsigned keep);
+int kb_bufpool_new(struct kb_bufpool **out, size_t cap, unsigned keep, unsigned flags);
 /* Drops the owner's reference; the pool lives on until its last buffer is
  * put. NULL-safe. */
 void kb_bufpool_free(struct kb_bufpool *p);

@@ -133,12 +133,12 @@ int kb_rpc_pools_init(struct kb_rpc *r, size_t max_frame)
 
 		if (cap >= max_frame + KB_FRAME_TAG)
 			break;
-		rc = kb_bufpool_new(&r->pools[r->npools], cap, keep[i]);
+		rc = kb_bufpool_new(&r->pools[r->npools], cap, keep[i], KB_BUFPOOL_ARENA);
 		if (rc)
 			return rc;
 		r->npools++;
 	}
-	rc = kb_bufpool_new(&r->pools[r->npools], max_frame + KB_FRAME_TAG, 2);
+	rc = kb_bufpool_new(&r->pools[r->npools], max_frame + KB_FRAME_TAG, 2, KB_BUFPOOL_ARENA);
 	if (!rc)
 		r->npools++;
 	return rc;

@@ -279,9 +279,9 @@ int kb_srv_start(struct kb_srv *s, char *err, size_t errlen)
 	int ret = kb_noise_rng_new(&s->rng);
 
 	if (!ret)
-		ret = kb_bufpool_new(&s->small, KB_SRV_SMALL_FRAME + KB_FRAME_TAG, 256);
+		ret = kb_bufpool_new(&s->small, KB_SRV_SMALL_FRAME + KB_FRAME_TAG, 256, 0);
 	if (!ret)
-		ret = kb_bufpool_new(&s->large, KB_FRAME_MAX_DEFAULT + KB_FRAME_TAG, 16);
+		ret = kb_bufpool_new(&s->large, KB_FRAME_MAX_DEFAULT + KB_FRAME_TAG, 16, 0);
 	if (!ret && !s->no_notify && kb_srv_notify_start(s, &s->notifier))
 		kb_srv_logf(s, KB_SRV_LOG_ERR, "inotify unavailable: no change notifications");
 	if (ret)

@@ -55,7 +55,7 @@ START_TEST(test_lru_capacity)
 	size_t cost = BLK + sizeof(struct kb_buf);
 	uint8_t tag;
 
-	ck_assert_int_eq(kb_bufpool_new(&p, BLK, 8), 0);
+	ck_assert_int_eq(kb_bufpool_new(&p, BLK, 8, 0), 0);
 	ck_assert_int_eq(kb_cache_new(&c, 4 * cost, BLK), 0);
 	for (unsigned i = 0; i < 4; i++)
 		fill_block(c, p, key(1, 7, i), (uint8_t)i);
@@ -91,7 +91,7 @@ START_TEST(test_version_invalidation)
 	struct kb_bufpool *p;
 	struct kb_cache *c;
 
-	ck_assert_int_eq(kb_bufpool_new(&p, BLK, 8), 0);
+	ck_assert_int_eq(kb_bufpool_new(&p, BLK, 8, 0), 0);
 	ck_assert_int_eq(kb_cache_new(&c, 1 << 20, BLK), 0);
 	fill_block(c, p, key(1, 100, 0), 'a');
 	fill_block(c, p, key(1, 100, 1), 'b');
@@ -119,7 +119,7 @@ START_TEST(test_ref_outlives_eviction)
 	struct kb_cache_ref r;
 	size_t cost = BLK + sizeof(struct kb_buf);
 
-	ck_assert_int_eq(kb_bufpool_new(&p, BLK, 8), 0);
+	ck_assert_int_eq(kb_bufpool_new(&p, BLK, 8, 0), 0);
 	ck_assert_int_eq(kb_cache_new(&c, 2 * cost, BLK), 0);
 	fill_block(c, p, key(3, 1, 0), 'x');
 	ck_assert_int_eq(kb_cache_get(c, &(struct kb_cache_key){3, 1, 0, 12}, 0, NULL, &r, NULL),
@@ -192,7 +192,7 @@ START_TEST(test_single_fill)
 	struct kb_cache_stats st;
 	struct kb_buf *b;
 
-	ck_assert_int_eq(kb_bufpool_new(&r.p, BLK, 2), 0);
+	ck_assert_int_eq(kb_bufpool_new(&r.p, BLK, 2, 0), 0);
 	ck_assert_int_eq(kb_cache_new(&r.c, 1 << 20, BLK), 0);
 	pthread_barrier_init(&r.start, NULL, N);
 	for (int i = 0; i < N; i++) {

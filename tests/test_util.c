@@ -63,7 +63,7 @@ START_TEST(test_bufpool_reuse)
 	struct kb_bufpool *p;
 	struct kb_buf *a, *b;
 
-	ck_assert_int_eq(kb_bufpool_new(&p, 4096, 2), 0);
+	ck_assert_int_eq(kb_bufpool_new(&p, 4096, 2, 0), 0);
 	a = kb_buf_get(p);
 	ck_assert_ptr_nonnull(a);
 	ck_assert_uint_eq(a->cap, 4096);
@@ -88,7 +88,7 @@ START_TEST(test_bufpool_arena)
 	struct kb_buf *b[N], *again;
 	size_t cap = (1u << 20) + 4096;
 
-	ck_assert_int_eq(kb_bufpool_new(&p, cap, 2), 0);
+	ck_assert_int_eq(kb_bufpool_new(&p, cap, 2, KB_BUFPOOL_ARENA), 0);
 	for (int i = 0; i < N; i++) {
 		b[i] = kb_buf_get(p);
 		ck_assert_ptr_nonnull(b[i]);
@@ -117,6 +117,18 @@ START_TEST(test_bufpool_arena)
 		kb_buf_put(b[i]);
 	memset(again->mem, 0, cap); /* still mapped */
 	kb_buf_put(again); /* the last one: the arenas go */
+	/* without KB_BUFPOOL_ARENA (the server): malloc, and only `keep` kept */
+	ck_assert_int_eq(kb_bufpool_new(&p, cap, 2, 0), 0);
+	for (int i = 0; i < 4; i++)
+		b[i] = kb_buf_get(p);
+	for (int i = 0; i < 4; i++)
+		kb_buf_put(b[i]);
+	for (int i = 0; i < 4; i++)
+		b[i] = kb_buf_get(p);
+	ck_assert_uint_eq(kb_bufpool_allocs(p), 6);
+	for (int i = 0; i < 4; i++)
+		kb_buf_put(b[i]);
+	kb_bufpool_free(p);
 }
 END_TEST
 
