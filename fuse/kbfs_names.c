@@ -9,7 +9,7 @@
 #define NAMES_SLOTS 4096 /* power of two */
 
 struct names_ent {
-	uint64_t parent;          /* 0: empty */
+	uint64_t node;            /* 0: empty */
 	uint64_t gen;
 	uint64_t expiry_ns;
 	char name[256];
@@ -42,65 +42,65 @@ void kbfs_names_free(struct kbfs_names *ng)
 	free(ng);
 }
 
-/* FNV-1a over the parent and the name. */
-static struct names_ent *slot(struct kbfs_names *ng, uint64_t parent, const char *name)
+/* FNV-1a over the node and the name. */
+static struct names_ent *slot(struct kbfs_names *ng, uint64_t node, const char *name)
 {
 	uint64_t h = 1469598103934665603ull;
 
 	for (int i = 0; i < 8; i++)
-		h = (h ^ ((parent >> (8 * i)) & 0xff)) * 1099511628211ull;
+		h = (h ^ ((node >> (8 * i)) & 0xff)) * 1099511628211ull;
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
 		h = (h ^ *p) * 1099511628211ull;
 	return &ng->e[(h ^ (h >> 32)) & (NAMES_SLOTS - 1)];
 }
 
-static bool same(const struct names_ent *e, uint64_t parent, const char *name)
+static bool same(const struct names_ent *e, uint64_t node, const char *name)
 {
-	return e->parent == parent && !strcmp(e->name, name);
+	return e->node == node && !strcmp(e->name, name);
 }
 
-void kbfs_names_add(struct kbfs_names *ng, uint64_t parent, const char *name, uint64_t gen,
-		  uint64_t expiry_ns)
+void kbfs_names_add(struct kbfs_names *ng, uint64_t node, const char *name, uint64_t gen,
+		    uint64_t expiry_ns)
 {
 	struct names_ent *e;
 	size_t len = strlen(name);
 
-	if (!ng || !parent || len >= sizeof(e->name))
+	if (!ng || !node || len >= sizeof(e->name))
 		return;
 	pthread_mutex_lock(&ng->lock);
-	e = slot(ng, parent, name);
-	e->parent = parent;
+	e = slot(ng, node, name);
+	e->node = node;
 	e->gen = gen;
 	e->expiry_ns = expiry_ns;
 	memcpy(e->name, name, len + 1);
 	pthread_mutex_unlock(&ng->lock);
 }
 
-uint64_t kbfs_names_left(struct kbfs_names *ng, uint64_t parent, const char *name, uint64_t gen,
-		       uint64_t now_ns)
+uint64_t kbfs_names_left(struct kbfs_names *ng, uint64_t node, const char *name, uint64_t gen,
+			 uint64_t now_ns)
 {
 	struct names_ent *e;
 	uint64_t left = 0;
 
-	if (!ng || !parent)
+	if (!ng || !node)
 		return 0;
 	pthread_mutex_lock(&ng->lock);
-	e = slot(ng, parent, name);
-	if (same(e, parent, name) && e->gen == gen && e->expiry_ns > now_ns)
+	e = slot(ng, node, name);
+	if (same(e, node, name) && e->gen == gen && e->expiry_ns > now_ns)
 		left = e->expiry_ns - now_ns;
 	pthread_mutex_unlock(&ng->lock);
 	return left;
 }
 
-void kbfs_names_drop(struct kbfs_names *ng, uint64_t parent, const char *name)
+void kbfs_names_drop(struct kbfs_names *ng, uint64_t node, const char *name)
 {
 	struct names_ent *e;
 
-	if (!ng || !parent)
+	if (!ng || !node)
 		return;
 	pthread_mutex_lock(&ng->lock);
-	e = slot(ng, parent, name);
-	if (same(e, parent, name))
-		e->parent = 0;
+	e = slot(ng, node, name);
+	if (same(e, node, name))
+		e->node = 0;
 	pthread_mutex_unlock(&ng->lock);
 }

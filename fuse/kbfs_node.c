@@ -313,19 +313,7 @@ unsigned kbfs_node_writers(struct kbfs_nodes *t, uint64_t ino, int delta)
 	return w;
 }
 
-uint64_t kbfs_node_by_remote(struct kbfs_nodes *t, uint64_t remote)
-{
-	struct kbfs_node *n;
-	uint64_t ino;
-
-	pthread_mutex_lock(&t->lock);
-	n = hash_find(t, remote);
-	ino = n ? n->ino : 0;
-	pthread_mutex_unlock(&t->lock);
-	return ino;
-}
-
-uint64_t kbfs_node_peek_remote(struct kbfs_nodes *t, uint64_t remote, kb_Attr *a)
+uint64_t kbfs_node_by_remote(struct kbfs_nodes *t, uint64_t remote, kb_Attr *a)
 {
 	struct kbfs_node *n;
 	uint64_t ino = 0;
@@ -334,7 +322,8 @@ uint64_t kbfs_node_peek_remote(struct kbfs_nodes *t, uint64_t remote, kb_Attr *a
 	n = hash_find(t, remote);
 	if (n) {
 		ino = n->ino;
-		*a = n->attr;
+		if (a)
+			*a = n->attr;
 	}
 	pthread_mutex_unlock(&t->lock);
 	return ino;

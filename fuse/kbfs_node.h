@@ -73,11 +73,9 @@ void kbfs_node_renamed(struct kbfs_nodes *t, uint64_t parent_ino, const char *na
 		       uint64_t newparent_ino, const char *newname, bool exchange);
 /* Count an open for writing (+1) or its release (-1); returns the count. */
 unsigned kbfs_node_writers(struct kbfs_nodes *t, uint64_t ino, int delta);
-/* FUSE ino of a server node id, or 0 (notifications). */
-uint64_t kbfs_node_by_remote(struct kbfs_nodes *t, uint64_t remote);
-/* The same with a copy of its last attributes (under one lock): its FUSE
- * ino, or 0 when no node has that server id any more. */
-uint64_t kbfs_node_peek_remote(struct kbfs_nodes *t, uint64_t remote, kb_Attr *a);
+/* FUSE ino of a server node id, or 0 when no node has it (any more); with
+ * a copy of its last attributes in *a unless a is NULL (under one lock). */
+uint64_t kbfs_node_by_remote(struct kbfs_nodes *t, uint64_t remote, kb_Attr *a);
 /* Number of live nodes (tests). */
 unsigned kbfs_nodes_count(struct kbfs_nodes *t);
 

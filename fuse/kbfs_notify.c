@@ -186,7 +186,7 @@ void kbfs_notify(void *arg, const kb_Response *n)
 		kbfs_names_drop(fs->missing, n->notify_node, n->notify_name);
 	/* found and expired under the table's lock: a FORGET may free the
 	 * node right after (the ino is then only a number, used as a key) */
-	ino = n->notify_name[0] ? kbfs_node_by_remote(fs->nodes, n->notify_node)
+	ino = n->notify_name[0] ? kbfs_node_by_remote(fs->nodes, n->notify_node, NULL)
 				: kbfs_node_expire_remote(fs->nodes, n->notify_node, &writing);
 	if (!ino || !q) /* forgotten, or an id of an older session */
 		return;

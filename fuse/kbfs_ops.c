@@ -223,7 +223,7 @@ static void prefetch_siblings(struct kbfs *fs, uint64_t remote)
 
 	for (unsigned i = 0; i < n; i++) {
 		kb_Attr a;
-		uint64_t ino = kbfs_node_peek_remote(fs->nodes, next[i], &a);
+		uint64_t ino = kbfs_node_by_remote(fs->nodes, next[i], &a);
 
 		if (ino && S_ISREG(a.mode) && a.size && a.size <= KBFS_SIB_MAX)
 			kbfs_prefetch(fs, ino, next[i], kbfs_attr_version(&a), 0, 1);
@@ -272,7 +272,7 @@ static void kbfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	/* A small file is read whole right after open (cp -r): start now. */
 	if (S_ISREG(a.mode) && a.size && a.size <= fs->o->block_size)
 		kbfs_prefetch(fs, ino, remote, version, 0, 1);
-	if (S_ISREG(a.mode) && a.size && a.size <= KBFS_SIB_MAX)
+	if (S_ISREG(a.mode) && a.size && a.size <= KBFS_SIB_MAX) /* and what follows it */
 		prefetch_siblings(fs, remote);
 	f = kbfs_file_new(ino, remote, version, a.size);
 	ret = -ENOMEM;
