@@ -269,11 +269,6 @@ static void kbfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	ret = -EACCES;
 	if (!may_read(fs, req, &a))
 		goto fail;
-	/* A small file is read whole right after open (cp -r): start now. */
-	if (S_ISREG(a.mode) && a.size && a.size <= fs->o->block_size)
-		kbfs_prefetch(fs, ino, remote, version, 0, 1);
-	if (S_ISREG(a.mode) && a.size && a.size <= KBFS_SIB_MAX) /* and what follows it */
-		prefetch_siblings(fs, remote);
 	f = kbfs_file_new(ino, remote, version, a.size);
 	ret = -ENOMEM;
 	if (!f)
@@ -283,6 +278,13 @@ static void kbfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->keep_cache = kbfs_node_open_version(fs->nodes, ino, version);
 	if (!fi->keep_cache)
 		kb_cache_invalidate(fs->cache, ino, version);
+	/* A small file is read whole right after open (cp -r): start now,
+	 * unless the kernel already holds it (git reading back the objects
+	 * it just wrote, rsync reopening its temp file). */
+	if (!fi->keep_cache && S_ISREG(a.mode) && a.size && a.size <= fs->o->block_size)
+		kbfs_prefetch(fs, ino, remote, version, 0, 1);
+	if (S_ISREG(a.mode) && a.size && a.size <= KBFS_SIB_MAX) /* and what follows it */
+		prefetch_siblings(fs, remote);
 	/* Nothing to flush for a read-only open: spare close() a FUSE round trip. */
 	fi->noflush = 1;
 	if (fuse_reply_open(req, fi) != 0) /* interrupted: the kernel forgot it */
