@@ -52,6 +52,9 @@ struct kbfs_opts {
 	int owners;           /* owners=preserve: real ids, creds sent */
 };
 
+/* Seconds (an option's double) to nanoseconds. */
+#define NS(sec) ((uint64_t)((sec) * 1e9))
+
 struct kbfs {
 	const struct kbfs_opts *o;
 	struct kb_rpc *rpc;             /* owned by main */
@@ -80,6 +83,7 @@ struct kbfs {
 	struct kbfs_names *missing;     /* owned: names the server said are missing */
 	struct kbfs_names *quiet;       /* owned: what we changed lately (kbfs_notify.c) */
 	struct kbfs_sib *sib;           /* owned: small files in listing order (kbfs_sib.c) */
+	struct kbfs_fresh *fresh;       /* owned: dirs we made, names we put there */
 };
 
 /* kbfs_opts.c */
@@ -231,6 +235,9 @@ void kbfs_notify_counts(struct kbfs *fs, uint64_t *delivered, uint64_t *dropped,
 #define KBFS_QUIET_MS 300
 void kbfs_quiet(struct kbfs *fs, uint64_t node, const char *name);
 void kbfs_quiet_node(struct kbfs *fs, uint64_t ino);
+/* We are about to create, link, rename or remove dir/name: it is no longer
+ * known missing (kbfs_names, kbfs_fresh), and its push is our own. */
+void kbfs_name_touched(struct kbfs *fs, uint64_t dir, const char *name);
 
 /* kbfs_status.c: logs and `keibifs --status`. */
 #define KBFS_STATUS_XATTR "keibifs.status"

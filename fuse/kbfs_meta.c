@@ -13,12 +13,13 @@
 
 #include "err.h"
 #include "kbfs.h"
+#include "kbfs_fresh.h"
 #include "kbfs_names.h"
 #include "kbfs_node.h"
 #include "rpc.h"
+#include "util.h"
 
 #define FS(req) ((struct kbfs *)fuse_req_userdata(req))
-#define NS(sec) ((uint64_t)((sec) * 1e9))
 
 static void take_attr(void *arg, const kb_Response *resp, const uint8_t *b, size_t n)
 {
@@ -112,14 +113,20 @@ static void entry_call(fuse_req_t req, fuse_ino_t parent, const char *name, kb_R
 {
 	struct kbfs *fs = FS(req);
 	kb_Entry e = {0};
+	uint64_t gen = kb_rpc_session(fs->rpc, NULL); /* before: a new session's ids never match */
 	int ret = kb_rpc_call_take(fs->rpc, r, NULL, 0, take_entry, &e);
 
-	if (ret < 0)
+	if (ret < 0) {
 		kbfs_reply_err(req, ret);
-	else if (!e.node)
+		return;
+	}
+	if (!e.node) {
 		fuse_reply_err(req, EIO);
-	else
-		kbfs_reply_entry(req, parent, name, &e);
+		return;
+	}
+	if (r->op == kb_Op_MKDIR) /* empty: what we put there is all there is */
+		kbfs_fresh_born(fs->fresh, e.node, gen, kb_now_ns(), NS(fs->o->negative_timeout));
+	kbfs_reply_entry(req, parent, name, &e);
 }
 
 /* A request naming `name` under parent; false (and replied) when the name
@@ -139,8 +146,7 @@ static bool name_req(fuse_req_t req, kb_Request *r, kb_Op op, fuse_ino_t parent,
 	r->node = kbfs_node_remote(fs->nodes, parent);
 	strcpy(r->name, name);
 	kbfs_creds(req, r);
-	kbfs_names_drop(fs->missing, r->node, name); /* it may exist from now on */
-	kbfs_quiet(fs, r->node, name);
+	kbfs_name_touched(fs, r->node, name); /* it may exist from now on */
 	return true;
 }
 
@@ -240,8 +246,7 @@ void kbfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char 
 	r.node = kbfs_node_remote(fs->nodes, ino);
 	r.node2 = kbfs_node_remote(fs->nodes, newparent);
 	strcpy(r.name2, newname);
-	kbfs_names_drop(fs->missing, r.node2, newname);
-	kbfs_quiet(fs, r.node2, newname);
+	kbfs_name_touched(fs, r.node2, newname);
 	kbfs_quiet_node(fs, ino); /* its link count */
 	entry_call(req, newparent, newname, &r);
 }
@@ -282,8 +287,7 @@ void kbfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 	}
 	r.node2 = kbfs_node_remote(fs->nodes, newparent);
 	strcpy(r.name2, newname);
-	kbfs_names_drop(fs->missing, r.node2, newname);
-	kbfs_quiet(fs, r.node2, newname);
+	kbfs_name_touched(fs, r.node2, newname);
 	r.flags = flags; /* RENAME_NOREPLACE / RENAME_EXCHANGE: the same bits */
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
 	if (ret == 0)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kbfs_names.h"
+#include "util.h"
 
 #define NAMES_SLOTS 4096 /* power of two */
 
@@ -42,15 +43,10 @@ void kbfs_names_free(struct kbfs_names *ng)
 	free(ng);
 }
 
-/* FNV-1a over the node and the name. */
 static struct names_ent *slot(struct kbfs_names *ng, uint64_t node, const char *name)
 {
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = kb_hash_key_name(node, name);
 
-	for (int i = 0; i < 8; i++)
-		h = (h ^ ((node >> (8 * i)) & 0xff)) * 1099511628211ull;
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
 	return &ng->e[(h ^ (h >> 32)) & (NAMES_SLOTS - 1)];
 }
 

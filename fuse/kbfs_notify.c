@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "kbfs.h"
+#include "kbfs_fresh.h"
 #include "kbfs_names.h"
 #include "kbfs_node.h"
 #include "util.h"
@@ -58,6 +59,13 @@ void kbfs_quiet_node(struct kbfs *fs, uint64_t ino)
 	if (kbfs_node_where(fs->nodes, ino, &w) == 0)
 		kbfs_quiet(fs, w.parent_remote, w.name);
 	kbfs_quiet(fs, w.remote, "");
+}
+
+void kbfs_name_touched(struct kbfs *fs, uint64_t dir, const char *name)
+{
+	kbfs_names_drop(fs->missing, dir, name);
+	kbfs_fresh_add(fs->fresh, dir, name, kb_now_ns(), NS(fs->o->negative_timeout));
+	kbfs_quiet(fs, dir, name);
 }
 
 static void deliver(struct kbfs *fs, const struct kbfs_nq_item *it)
@@ -182,8 +190,10 @@ void kbfs_notify(void *arg, const kb_Response *n)
 
 	if (own_change(fs, n))
 		return;
-	if (n->notify_name[0])
+	if (n->notify_name[0]) { /* someone else changed that directory */
 		kbfs_names_drop(fs->missing, n->notify_node, n->notify_name);
+		kbfs_fresh_drop(fs->fresh, n->notify_node);
+	}
 	/* found and expired under the table's lock: a FORGET may free the
 	 * node right after (the ino is then only a number, used as a key) */
 	ino = n->notify_name[0] ? kbfs_node_by_remote(fs->nodes, n->notify_node, NULL)

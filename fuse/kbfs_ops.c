@@ -14,12 +14,12 @@
 #include "kbfs.h"
 #include "kbfs_names.h"
 #include "kbfs_node.h"
+#include "kbfs_fresh.h"
 #include "kbfs_sib.h"
 #include "rpc.h"
 #include "util.h"
 
 #define FS(req) ((struct kbfs *)fuse_req_userdata(req))
-#define NS(sec) ((uint64_t)((sec) * 1e9))
 
 void kbfs_reply_err(fuse_req_t req, int err)
 {
@@ -129,6 +129,8 @@ static void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	uint64_t left = kbfs_names_left(fs->missing, remote, name, gen, now);
 	int ret;
 
+	if (!left) /* a directory we made, and a name we never put there */
+		left = kbfs_fresh_missing(fs->fresh, remote, name, gen, now);
 	if (left) { /* the kernel re-asks before O_EXCL creates and renames */
 		reply_missing(req, (double)left / 1e9);
 		return;

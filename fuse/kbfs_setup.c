@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "kbfs.h"
+#include "kbfs_fresh.h"
 #include "kbfs_names.h"
 #include "kbfs_sib.h"
 #include "kbfs_node.h"
@@ -169,6 +170,8 @@ int kbfs_init_state(struct kbfs *fs, const struct kbfs_opts *o)
 		ret = kbfs_names_new(&fs->quiet);
 	if (!ret)
 		ret = kbfs_sib_new(&fs->sib);
+	if (!ret)
+		ret = kbfs_fresh_new(&fs->fresh);
 	return ret;
 }
 
@@ -184,6 +187,8 @@ void kbfs_fini_state(struct kbfs *fs)
 	fs->quiet = NULL;
 	kbfs_sib_free(fs->sib);
 	fs->sib = NULL;
+	kbfs_fresh_free(fs->fresh);
+	fs->fresh = NULL;
 	kbfs_rd_pool_free(fs);
 	kbfs_nodes_free(fs->nodes);
 	fs->nodes = NULL;

@@ -22,6 +22,7 @@
 #include "kbfs.h"
 #include "rpc.h"
 #include "util.h"
+#include "wire.h"
 
 #define ST_SAMPLES 6 /* throughput over the last 5 s */
 
@@ -126,6 +127,28 @@ static void rates(struct kbfs *fs, const struct kb_rpc_stats *rs, double *tx, do
 
 #define MIB(x) ((double)(x) / 1048576.0)
 
+/* "requests by op: LOOKUP 12, ..." (the ops sent at least once) into buf;
+ * its length (truncated to cap). */
+static int by_op_line(const struct kb_rpc_stats *rs, char *buf, size_t cap)
+{
+	size_t n = 0;
+	int w = snprintf(buf, cap, "requests by op:");
+
+	for (unsigned op = 0; w >= 0 && op < KB_RPC_NOPS; op++) {
+		n += (size_t)w;
+		if (n >= cap)
+			return (int)cap - 1;
+		w = rs->by_op[op] ? snprintf(buf + n, cap - n, " %s %llu",
+					     kb_wire_op_name((kb_Op)op),
+					     (unsigned long long)rs->by_op[op]) : 0;
+	}
+	if (w >= 0)
+		n += (size_t)w;
+	if (n + 1 < cap)
+		buf[n++] = '\n', buf[n] = '\0';
+	return (int)KB_MIN(n, cap - 1);
+}
+
 /* The status text into buf; its length (truncated to cap). */
 size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 {
@@ -168,13 +191,15 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 		(unsigned long long)dropped, (unsigned long long)own);
 	if (n < 0)
 		return 0;
+	if ((size_t)n < cap)
+		n += by_op_line(&rs, buf + n, cap - (size_t)n);
 	return (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
 bool kbfs_status_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct kbfs *fs = fuse_req_userdata(req);
-	char buf[2048]; /* the text; small and bounded */
+	char buf[4096]; /* the text; small and bounded */
 	size_t len;
 
 	if (ino != FUSE_ROOT_ID || strcmp(name, KBFS_STATUS_XATTR))
@@ -191,7 +216,7 @@ bool kbfs_status_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size
 
 int kbfs_status_print(const char *mountpoint)
 {
-	char buf[4096]; /* the text (kbfs_status_text is bounded by 2 KiB) */
+	char buf[8192]; /* the text (kbfs_status_text is bounded by 4 KiB) */
 	ssize_t n = getxattr(mountpoint, KBFS_STATUS_XATTR, buf, sizeof(buf) - 1);
 
 	if (n < 0) {

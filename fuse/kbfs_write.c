@@ -30,7 +30,6 @@
 
 #define FS(req) ((struct kbfs *)fuse_req_userdata(req))
 #define FILE_OF(fi) ((struct kbfs_file *)(uintptr_t)(fi)->fh)
-#define NS(sec) ((uint64_t)((sec) * 1e9))
 
 /* Flags the server may see at OPEN/CREATE (it masks them again). */
 #define KBFS_OPEN_FLAGS (O_ACCMODE | O_APPEND | O_TRUNC | O_SYNC | O_DSYNC | O_EXCL)
@@ -206,8 +205,7 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	kbfs_creds(req, &r);
 	r.node = kbfs_node_remote(fs->nodes, parent);
 	strcpy(r.name, name);
-	kbfs_names_drop(fs->missing, r.node, name);
-	kbfs_quiet(fs, r.node, name);
+	kbfs_name_touched(fs, r.node, name);
 	r.flags = open_flags(fs, fi->flags);
 	r.mode = mode; /* the kernel applied the umask */
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_create, &o);

@@ -486,6 +486,8 @@ static int start(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, struct cal
 	rc = keep_header(c, s, cl->req);
 	pthread_mutex_unlock(&c->lock);
 	atomic_fetch_add(&r->requests, 1);
+	if ((unsigned)cl->req->op < KB_RPC_NOPS)
+		atomic_fetch_add_explicit(&r->by_op[cl->req->op], 1, memory_order_relaxed);
 
 	if (!rc)
 		rc = send_raw(chan, s->hdr, s->hlen, cl->bulk, cl->bulk_len);
@@ -743,6 +745,8 @@ void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st)
 		pthread_mutex_unlock(&c->lock);
 	}
 	st->requests = atomic_load(&r->requests);
+	for (unsigned i = 0; i < KB_RPC_NOPS; i++)
+		st->by_op[i] = atomic_load_explicit(&r->by_op[i], memory_order_relaxed);
 	st->errors = atomic_load(&r->errors);
 	st->rtt_us = atomic_load(&r->rtt_us);
 	st->reconnects = atomic_load(&r->reconnects);

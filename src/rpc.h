@@ -154,6 +154,9 @@ void kb_rpc_set_log(struct kb_rpc *r, kb_rpc_log_fn cb, void *arg);
 /* Current session generation and its root entry. */
 uint64_t kb_rpc_session(struct kb_rpc *r, kb_Entry *root);
 
+/* Ops counted one by one in kb_rpc_stats.by_op (kb_Op values below this). */
+#define KB_RPC_NOPS 40
+
 struct kb_rpc_stats {
 	uint64_t bytes_sent, bytes_recv, requests, errors;
 	uint64_t rtt_us;             /* last PING round trip */
@@ -161,6 +164,7 @@ struct kb_rpc_stats {
 	char peer_fpr[64];
 	uint64_t reconnects;         /* connections re-established */
 	uint64_t session_gen;        /* new sessions after the first */
+	uint64_t by_op[KB_RPC_NOPS]; /* requests sent, by kb_Op */
 };
 void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st);
 

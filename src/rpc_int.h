@@ -135,6 +135,7 @@ struct kb_rpc {
 	kb_Entry root;               /* entry of path in the current session (sess_lock) */
 
 	_Atomic uint64_t requests, errors, rtt_us, reconnects, session_gen;
+	_Atomic uint64_t by_op[KB_RPC_NOPS]; /* requests sent, by op */
 };
 
 /* rpc.c: connection slots (init/destroy), receive pools, the timer. */

@@ -156,3 +156,19 @@ uint64_t kb_now_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+uint64_t kb_hash_key_name(uint64_t key, const char *name)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (int i = 0; i < 8; i++)
+		h = (h ^ ((key >> (8 * i)) & 0xff)) * 1099511628211ull;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	/* FNV's low bits follow the last bytes closely: mix (fmix64) */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	return h ^ (h >> 33);
+}

@@ -53,4 +53,9 @@ int kb_write_full(int fd, const void *buf, size_t n);
 /* Monotonic clock in nanoseconds. */
 uint64_t kb_now_ns(void);
 
+/* FNV-1a of a 64-bit key (little-endian bytes) then a NUL-terminated
+ * string, mixed: for hash tables, not for anything an attacker may choose to
+ * collide at a cost to others (a collision costs only a cache entry). */
+uint64_t kb_hash_key_name(uint64_t key, const char *name);
+
 #endif

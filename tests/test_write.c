@@ -209,6 +209,58 @@ START_TEST(test_missing_then_made_on_server)
 }
 END_TEST
 
+/* A directory this mount made answers for the names it never put there
+ * without asking (kbfs_fresh.c). A second mount with entry_timeout=0 makes
+ * the kernel ask again for every name: each name we made there (file,
+ * hard link, symlink, fifo, subdirectory, rename target) is found; a name
+ * renamed away is gone; a name made on the server is found once its push
+ * arrives, long before the 30 s negative_timeout this mount was given
+ * (without the push it would stay hidden until KBFS_FRESH_MAX_NS). */
+START_TEST(test_fresh_dir)
+{
+	static const char *const made[] = {"fr/a", "fr/h", "fr/l", "fr/p", "fr/sub", "fr/r",
+					   "fr/sub/deep"};
+	struct th_mount m2 = {0};
+	char p[2 * PATH_MAX];
+	struct stat st;
+	int i, fd;
+
+	REQUIRE_UP();
+	ck_assert_int_eq(th_mount_start(&m2, &srv, "/",
+					"entry_timeout=0,attr_timeout=0,negative_timeout=30"), 0);
+#define M2(rel) (snprintf(p, sizeof(p), "%s/%s", m2.mnt, rel), p)
+	ck_assert_int_eq(mkdir(M2("fr"), 0755), 0);
+	fd = open(M2("fr/a"), O_WRONLY | O_CREAT | O_EXCL, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "a", 1), 1);
+	close(fd);
+	ck_assert_int_eq(th_sh("cd '%s/fr' && ln a h && ln -s a l && mkfifo p && mkdir sub && "
+			       "touch sub/deep t && mv t r", m2.mnt), 0);
+	for (i = 0; i < (int)(sizeof(made) / sizeof(made[0])); i++)
+		ck_assert_msg(lstat(M2(made[i]), &st) == 0, "%s: %s", made[i], strerror(errno));
+	ck_assert_int_eq(lstat(M2("fr/t"), &st), -1); /* renamed away */
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_int_eq(lstat(M2("fr/never"), &st), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_int_eq(lstat(M2("fr/x"), &st), -1);
+	/* made on the server: seen once the push comes (within 5 s here) */
+	ck_assert_int_eq(th_sh("printf s > '%s'", sp("fr/x")), 0);
+	for (i = 0; i < 100 && lstat(M2("fr/x"), &st) != 0; i++)
+		usleep(50 * 1000);
+	ck_assert_msg(i < 100, "a name made on the server stayed hidden");
+	ck_assert_int_eq(st.st_size, 1);
+	/* and made by the other mount (the fixture's) likewise */
+	ck_assert_int_eq(th_sh("printf yy > '%s'", mp("fr/y")), 0);
+	for (i = 0; i < 100 && lstat(M2("fr/y"), &st) != 0; i++)
+		usleep(50 * 1000);
+	ck_assert_msg(i < 100, "a name made by another client stayed hidden");
+	ck_assert_int_eq(st.st_size, 2);
+#undef M2
+	th_mount_stop(&m2);
+	ck_assert_int_eq(th_sh("rm -rf '%s'", sp("fr")), 0);
+}
+END_TEST
+
 START_TEST(test_truncate)
 {
 	struct stat st;
@@ -624,6 +676,7 @@ Suite *suite_write(void)
 	tcase_add_test(tc, test_conformance);
 	tcase_add_test(tc, test_excl_and_rename_flags);
 	tcase_add_test(tc, test_missing_then_made_on_server);
+	tcase_add_test(tc, test_fresh_dir);
 	tcase_add_test(tc, test_truncate);
 	tcase_add_test(tc, test_utimens);
 	tcase_add_test(tc, test_cache_coherence);

@@ -1,0 +1,154 @@
+/* kbfs_fresh.c - directories we created and the names we put there
+ * (kbfs_fresh.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kbfs_fresh.h"
+#include "util.h"
+
+#define BLOOM_BITS 32768u /* 4 KiB per directory: ~0.5% false "maybe" at 2,000 names */
+#define BLOOM_K 3
+
+struct fresh_dir {
+	uint64_t dir;             /* server id; 0: empty slot */
+	uint64_t gen;             /* session generation */
+	uint64_t born_ns, expiry_ns;
+	unsigned names;           /* names added */
+	uint64_t bits[BLOOM_BITS / 64];
+};
+
+struct kbfs_fresh {
+	pthread_mutex_t lock;
+	struct fresh_dir *d;      /* owned, KBFS_FRESH_DIRS of them (lock) */
+};
+
+int kbfs_fresh_new(struct kbfs_fresh **out)
+{
+	struct kbfs_fresh *fr = calloc(1, sizeof(*fr));
+
+	if (!fr || !(fr->d = calloc(KBFS_FRESH_DIRS, sizeof(*fr->d)))) {
+		free(fr);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&fr->lock, NULL);
+	*out = fr;
+	return 0;
+}
+
+void kbfs_fresh_free(struct kbfs_fresh *fr)
+{
+	if (!fr)
+		return;
+	pthread_mutex_destroy(&fr->lock);
+	free(fr->d);
+	free(fr);
+}
+
+static struct fresh_dir *slot(struct kbfs_fresh *fr, uint64_t dir)
+{
+	uint64_t h = dir * 0x9e3779b97f4a7c15ull;
+
+	return &fr->d[(h >> 32) % KBFS_FRESH_DIRS];
+}
+
+/* The live entry for dir, or NULL. Lock held. */
+static struct fresh_dir *find_locked(struct kbfs_fresh *fr, uint64_t dir, uint64_t now_ns)
+{
+	struct fresh_dir *d = slot(fr, dir);
+
+	if (d->dir != dir)
+		return NULL;
+	if (d->expiry_ns <= now_ns) {
+		d->dir = 0;
+		return NULL;
+	}
+	return d;
+}
+
+/* The filter's bit positions for name (double hashing). */
+static void bloom_pos(uint64_t dir, const char *name, uint32_t pos[BLOOM_K])
+{
+	uint64_t h = kb_hash_key_name(dir, name);
+	uint32_t a = (uint32_t)h, b = (uint32_t)(h >> 32) | 1;
+
+	for (unsigned i = 0; i < BLOOM_K; i++)
+		pos[i] = (a + i * b) % BLOOM_BITS;
+}
+
+void kbfs_fresh_born(struct kbfs_fresh *fr, uint64_t dir, uint64_t gen, uint64_t now_ns,
+		     uint64_t ttl_ns)
+{
+	struct fresh_dir *d;
+
+	if (!fr || !dir || !ttl_ns)
+		return;
+	pthread_mutex_lock(&fr->lock);
+	d = slot(fr, dir);
+	memset(d, 0, sizeof(*d));
+	d->dir = dir;
+	d->gen = gen;
+	d->born_ns = now_ns;
+	d->expiry_ns = now_ns + KB_MIN(ttl_ns, KBFS_FRESH_MAX_NS);
+	pthread_mutex_unlock(&fr->lock);
+}
+
+void kbfs_fresh_add(struct kbfs_fresh *fr, uint64_t dir, const char *name, uint64_t now_ns,
+		    uint64_t ttl_ns)
+{
+	struct fresh_dir *d;
+	uint32_t pos[BLOOM_K];
+
+	if (!fr || !dir)
+		return;
+	bloom_pos(dir, name, pos);
+	pthread_mutex_lock(&fr->lock);
+	d = find_locked(fr, dir, now_ns);
+	if (d && ++d->names > KBFS_FRESH_NAMES) {
+		d->dir = 0; /* the filter would say "maybe" too often */
+	} else if (d) {
+		for (unsigned i = 0; i < BLOOM_K; i++)
+			d->bits[pos[i] / 64] |= 1ull << (pos[i] % 64);
+		d->expiry_ns = KB_MIN(now_ns + ttl_ns, d->born_ns + KBFS_FRESH_MAX_NS);
+	}
+	pthread_mutex_unlock(&fr->lock);
+}
+
+uint64_t kbfs_fresh_missing(struct kbfs_fresh *fr, uint64_t dir, const char *name,
+			    uint64_t gen, uint64_t now_ns)
+{
+	struct fresh_dir *d;
+	uint32_t pos[BLOOM_K];
+	uint64_t left = 0;
+	bool maybe = true;
+
+	if (!fr || !dir)
+		return 0;
+	bloom_pos(dir, name, pos);
+	pthread_mutex_lock(&fr->lock);
+	d = find_locked(fr, dir, now_ns);
+	if (d && d->gen == gen) {
+		/* "maybe there" only if every one of its bits is set */
+		for (unsigned i = 0; i < BLOOM_K && maybe; i++)
+			maybe = d->bits[pos[i] / 64] & (1ull << (pos[i] % 64));
+		if (!maybe)
+			left = d->expiry_ns - now_ns;
+	}
+	pthread_mutex_unlock(&fr->lock);
+	return left;
+}
+
+void kbfs_fresh_drop(struct kbfs_fresh *fr, uint64_t dir)
+{
+	struct fresh_dir *d;
+
+	if (!fr || !dir)
+		return;
+	pthread_mutex_lock(&fr->lock);
+	d = slot(fr, dir);
+	if (d->dir == dir)
+		d->dir = 0;
+	pthread_mutex_unlock(&fr->lock);
+}

@@ -1,0 +1,82 @@
+/* test_fresh.c - kbfs_fresh: directories we made, names we put there. */
+#include <check.h>
+#include <stdio.h>
+
+#include "kbfs_fresh.h"
+
+#define S 1000000000ull /* one second, in ns */
+
+START_TEST(test_fresh_dir_names)
+{
+	struct kbfs_fresh *fr;
+	char name[64];
+	unsigned maybe = 0;
+
+	ck_assert_int_eq(kbfs_fresh_new(&fr), 0);
+	/* unknown directory: nothing is known missing */
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 5, "a", 1, 10), 0);
+	kbfs_fresh_born(fr, 5, 1, 0, S);
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 5, "a", 1, 100), S - 100);
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 5, "a", 2, 100), 0); /* new session */
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 6, "a", 1, 100), 0); /* other dir */
+	/* a name we put there is asked for; others still are not */
+	kbfs_fresh_add(fr, 5, "a", S / 2, S);
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 5, "a", 1, S / 2), 0);
+	/* ...and the add renewed the window */
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 5, "b", 1, S), S / 2);
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 5, "b", 1, S + S / 2), 0); /* expired */
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 5, "b", 1, S), 0);         /* and forgotten */
+	/* an add to a directory that is not fresh does not make it fresh */
+	kbfs_fresh_add(fr, 5, "c", 2 * S, S);
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 5, "d", 1, 2 * S), 0);
+	/* renewals never go past KBFS_FRESH_MAX_NS after the mkdir */
+	kbfs_fresh_born(fr, 7, 1, 0, S);
+	for (uint64_t t = 0; t < KBFS_FRESH_MAX_NS + 2 * S; t += S / 2) {
+		snprintf(name, sizeof(name), "t%llu", (unsigned long long)t);
+		kbfs_fresh_add(fr, 7, name, t, S);
+	}
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 7, "zz", 1, KBFS_FRESH_MAX_NS), 0);
+	/* a push drops the directory */
+	kbfs_fresh_born(fr, 8, 1, 0, S);
+	kbfs_fresh_drop(fr, 9); /* not there: nothing happens */
+	ck_assert_uint_gt(kbfs_fresh_missing(fr, 8, "x", 1, 1), 0);
+	kbfs_fresh_drop(fr, 8);
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 8, "x", 1, 1), 0);
+	/* 2,000 names: every one of them is asked for (never a false
+	 * "missing"), and few others are (false "maybe" < 2%) */
+	kbfs_fresh_born(fr, 10, 1, 0, S);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(name, sizeof(name), ".w%05d.XXXXXX", i);
+		kbfs_fresh_add(fr, 10, name, 1, S);
+	}
+	for (int i = 0; i < 2000; i++) {
+		snprintf(name, sizeof(name), ".w%05d.XXXXXX", i);
+		ck_assert_uint_eq(kbfs_fresh_missing(fr, 10, name, 1, 2), 0);
+		snprintf(name, sizeof(name), "w%05d", i);
+		maybe += kbfs_fresh_missing(fr, 10, name, 1, 2) == 0;
+	}
+	ck_assert_uint_lt(maybe, 40);
+	/* past KBFS_FRESH_NAMES the directory is forgotten */
+	for (int i = 2000; i <= KBFS_FRESH_NAMES; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		kbfs_fresh_add(fr, 10, name, 1, S);
+	}
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 10, "never", 1, 2), 0);
+	/* a zero window (negative_timeout=0) disables it */
+	kbfs_fresh_born(fr, 11, 1, 0, 0);
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 11, "x", 1, 0), 0);
+	kbfs_fresh_free(fr);
+	kbfs_fresh_free(NULL);
+}
+END_TEST
+
+Suite *suite_fresh(void);
+Suite *suite_fresh(void)
+{
+	Suite *s = suite_create("fresh");
+	TCase *tc = tcase_create("table");
+
+	tcase_add_test(tc, test_fresh_dir_names);
+	suite_add_tcase(s, tc);
+	return s;
+}
