@@ -236,8 +236,9 @@ void kbfs_notify_counts(struct kbfs *fs, uint64_t *delivered, uint64_t *dropped,
 void kbfs_quiet(struct kbfs *fs, uint64_t node, const char *name);
 void kbfs_quiet_node(struct kbfs *fs, uint64_t ino);
 /* We are about to create, link, rename or remove dir/name: it is no longer
- * known missing (kbfs_names, kbfs_fresh), and its push is our own. */
-void kbfs_name_touched(struct kbfs *fs, uint64_t dir, const char *name);
+ * known missing (kbfs_names; kbfs_fresh when it `appears`: a create, link
+ * or rename target), and its push is our own. */
+void kbfs_name_touched(struct kbfs *fs, uint64_t dir, const char *name, bool appears);
 
 /* kbfs_status.c: logs and `keibifs --status`. */
 #define KBFS_STATUS_XATTR "keibifs.status"

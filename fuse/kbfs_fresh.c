@@ -9,7 +9,7 @@
 #include "kbfs_fresh.h"
 #include "util.h"
 
-#define BLOOM_BITS 32768u /* 4 KiB per directory: ~0.5% false "maybe" at 2,000 names */
+#define BLOOM_BITS 65536u /* 8 KiB per directory: ~1.4% false "maybe" at 6,000 names */
 #define BLOOM_K 3
 
 struct fresh_dir {
@@ -22,7 +22,8 @@ struct fresh_dir {
 
 struct kbfs_fresh {
 	pthread_mutex_t lock;
-	struct fresh_dir *d;      /* owned, KBFS_FRESH_DIRS of them (lock) */
+	struct fresh_dir *d;      /* owned, KBFS_FRESH_DIRS of them (lock); 2 MiB
+				   * calloc'd: pages are touched only as dirs are made */
 };
 
 int kbfs_fresh_new(struct kbfs_fresh **out)

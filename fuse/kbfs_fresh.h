@@ -29,7 +29,7 @@
 #include <stdint.h>
 
 #define KBFS_FRESH_DIRS 256
-#define KBFS_FRESH_NAMES 4096               /* beyond this many names: forgotten */
+#define KBFS_FRESH_NAMES 8192               /* beyond this many names: forgotten */
 #define KBFS_FRESH_MAX_NS 10000000000ull    /* 10 s after the mkdir at most */
 
 struct kbfs_fresh;

@@ -146,7 +146,10 @@ static bool name_req(fuse_req_t req, kb_Request *r, kb_Op op, fuse_ino_t parent,
 	r->node = kbfs_node_remote(fs->nodes, parent);
 	strcpy(r->name, name);
 	kbfs_creds(req, r);
-	kbfs_name_touched(fs, r->node, name); /* it may exist from now on */
+	/* it may exist from now on (what removes a name needs no filter entry:
+	 * if the name was there, we made it, or the directory is not fresh) */
+	kbfs_name_touched(fs, r->node, name,
+			  op != kb_Op_UNLINK && op != kb_Op_RMDIR && op != kb_Op_RENAME);
 	return true;
 }
 
@@ -246,7 +249,7 @@ void kbfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char 
 	r.node = kbfs_node_remote(fs->nodes, ino);
 	r.node2 = kbfs_node_remote(fs->nodes, newparent);
 	strcpy(r.name2, newname);
-	kbfs_name_touched(fs, r.node2, newname);
+	kbfs_name_touched(fs, r.node2, newname, true);
 	kbfs_quiet_node(fs, ino); /* its link count */
 	entry_call(req, newparent, newname, &r);
 }
@@ -287,7 +290,7 @@ void kbfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 	}
 	r.node2 = kbfs_node_remote(fs->nodes, newparent);
 	strcpy(r.name2, newname);
-	kbfs_name_touched(fs, r.node2, newname);
+	kbfs_name_touched(fs, r.node2, newname, true);
 	r.flags = flags; /* RENAME_NOREPLACE / RENAME_EXCHANGE: the same bits */
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
 	if (ret == 0)

@@ -8,6 +8,7 @@
 #include "util.h"
 
 #define NAMES_SLOTS 4096 /* power of two */
+#define NAMES_WAYS 4     /* a name may sit in any of its set's 4 entries */
 
 struct names_ent {
 	uint64_t node;            /* 0: empty */
@@ -43,11 +44,12 @@ void kbfs_names_free(struct kbfs_names *ng)
 	free(ng);
 }
 
-static struct names_ent *slot(struct kbfs_names *ng, uint64_t node, const char *name)
+/* The first entry of name's set of NAMES_WAYS. */
+static struct names_ent *set_of(struct kbfs_names *ng, uint64_t node, const char *name)
 {
 	uint64_t h = kb_hash_key_name(node, name);
 
-	return &ng->e[(h ^ (h >> 32)) & (NAMES_SLOTS - 1)];
+	return &ng->e[(h & (NAMES_SLOTS / NAMES_WAYS - 1)) * NAMES_WAYS];
 }
 
 static bool same(const struct names_ent *e, uint64_t node, const char *name)
@@ -55,16 +57,34 @@ static bool same(const struct names_ent *e, uint64_t node, const char *name)
 	return e->node == node && !strcmp(e->name, name);
 }
 
+/* node/name's entry, or NULL. Lock held. */
+static struct names_ent *find_locked(struct kbfs_names *ng, uint64_t node, const char *name)
+{
+	struct names_ent *set = set_of(ng, node, name);
+
+	for (unsigned i = 0; i < NAMES_WAYS; i++)
+		if (same(&set[i], node, name))
+			return &set[i];
+	return NULL;
+}
+
 void kbfs_names_add(struct kbfs_names *ng, uint64_t node, const char *name, uint64_t gen,
 		    uint64_t expiry_ns)
 {
-	struct names_ent *e;
+	struct names_ent *e, *set;
 	size_t len = strlen(name);
 
 	if (!ng || !node || len >= sizeof(e->name))
 		return;
 	pthread_mutex_lock(&ng->lock);
-	e = slot(ng, node, name);
+	e = find_locked(ng, node, name);
+	if (!e) { /* an empty way, else the one that expires first */
+		set = set_of(ng, node, name);
+		e = &set[0];
+		for (unsigned i = 1; i < NAMES_WAYS && e->node; i++)
+			if (!set[i].node || set[i].expiry_ns < e->expiry_ns)
+				e = &set[i];
+	}
 	e->node = node;
 	e->gen = gen;
 	e->expiry_ns = expiry_ns;
@@ -81,8 +101,8 @@ uint64_t kbfs_names_left(struct kbfs_names *ng, uint64_t node, const char *name,
 	if (!ng || !node)
 		return 0;
 	pthread_mutex_lock(&ng->lock);
-	e = slot(ng, node, name);
-	if (same(e, node, name) && e->gen == gen && e->expiry_ns > now_ns)
+	e = find_locked(ng, node, name);
+	if (e && e->gen == gen && e->expiry_ns > now_ns)
 		left = e->expiry_ns - now_ns;
 	pthread_mutex_unlock(&ng->lock);
 	return left;
@@ -95,8 +115,8 @@ void kbfs_names_drop(struct kbfs_names *ng, uint64_t node, const char *name)
 	if (!ng || !node)
 		return;
 	pthread_mutex_lock(&ng->lock);
-	e = slot(ng, node, name);
-	if (same(e, node, name))
+	e = find_locked(ng, node, name);
+	if (e)
 		e->node = 0;
 	pthread_mutex_unlock(&ng->lock);
 }

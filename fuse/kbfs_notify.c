@@ -61,10 +61,11 @@ void kbfs_quiet_node(struct kbfs *fs, uint64_t ino)
 	kbfs_quiet(fs, w.remote, "");
 }
 
-void kbfs_name_touched(struct kbfs *fs, uint64_t dir, const char *name)
+void kbfs_name_touched(struct kbfs *fs, uint64_t dir, const char *name, bool appears)
 {
 	kbfs_names_drop(fs->missing, dir, name);
-	kbfs_fresh_add(fs->fresh, dir, name, kb_now_ns(), NS(fs->o->negative_timeout));
+	if (appears)
+		kbfs_fresh_add(fs->fresh, dir, name, kb_now_ns(), NS(fs->o->negative_timeout));
 	kbfs_quiet(fs, dir, name);
 }
 

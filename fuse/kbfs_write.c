@@ -205,7 +205,7 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	kbfs_creds(req, &r);
 	r.node = kbfs_node_remote(fs->nodes, parent);
 	strcpy(r.name, name);
-	kbfs_name_touched(fs, r.node, name);
+	kbfs_name_touched(fs, r.node, name, true);
 	r.flags = open_flags(fs, fi->flags);
 	r.mode = mode; /* the kernel applied the umask */
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_create, &o);
