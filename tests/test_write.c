@@ -334,14 +334,23 @@ START_TEST(test_utimens)
 	/* changed on the server, then set back through the mount to the
 	 * mtime the mount saw last: that must reach the server (a known mtime
 	 * is answered locally only from attributes still fresh) */
-	ck_assert_int_eq(th_sh("touch -m -d @1500000000 '%s'", sp("ut")), 0);
+	ck_assert_int_eq(th_sh("chmod 600 '%s' && touch -m -d @1500000000 '%s'", sp("ut"),
+			       sp("ut")), 0);
 	usleep(1100 * 1000); /* attr_timeout */
 	ts[0].tv_nsec = UTIME_OMIT;
 	ts[1] = (struct timespec){1400000000, 7};
 	ck_assert_int_eq(utimensat(AT_FDCWD, mp("ut"), ts, 0), 0);
+	ck_assert_int_eq(chmod(mp("ut"), 0604), 0);
 	ck_assert_int_eq(stat(sp("ut"), &b), 0);
 	ck_assert_int_eq(b.st_mtim.tv_sec, 1400000000);
 	ck_assert_int_eq(b.st_mtim.tv_nsec, 7);
+	ck_assert_int_eq(b.st_mode & 07777, 0604);
+	/* and to the same values again: nothing to change, still right */
+	ck_assert_int_eq(utimensat(AT_FDCWD, mp("ut"), ts, 0), 0);
+	ck_assert_int_eq(chmod(mp("ut"), 0604), 0);
+	ck_assert_int_eq(stat(sp("ut"), &b), 0);
+	ck_assert_int_eq(b.st_mtim.tv_sec, 1400000000);
+	ck_assert_int_eq(b.st_mode & 07777, 0604);
 }
 END_TEST
 
