@@ -127,6 +127,9 @@ void kbfs_reply_err(fuse_req_t req, int err);
 /* Reply with an entry the server counted one lookup for (undone when the
  * kernel never gets it). */
 void kbfs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const kb_Entry *e);
+/* ...whose attributes are current if nothing changed since gen (kbfs_node.h). */
+void kbfs_reply_entry_gen(fuse_req_t req, fuse_ino_t parent, const char *name, const kb_Entry *e,
+			  uint64_t gen);
 /* GETATTR; a changed version drops the file's cached blocks. */
 int kbfs_fetch_attr(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version);
 /* Attributes as fresh as attr_timeout allows (cached or fetched). */

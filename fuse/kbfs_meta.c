@@ -108,6 +108,7 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	kb_Request r = kb_Request_init_zero;
 	struct stat st;
 	kb_Attr a = {0};
+	uint64_t gen;
 	int ret;
 
 	if (kbfs_rofs(req))
@@ -127,6 +128,7 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	r.set_mask = set_mask(fs, attr, to_set, &r.attr);
 	if (r.set_mask == 0) /* only ctime (or nothing): the current attributes */
 		r.op = kb_Op_GETATTR;
+	gen = kbfs_nodes_gen(fs->nodes);
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_attr, &a);
 	if (ret < 0) {
 		kbfs_reply_err(req, ret);
@@ -135,7 +137,8 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	/* The kernel cache already reflects the change (it truncated its
 	 * pages itself): adopt the new version rather than drop it. */
 	kbfs_changed(fs, ino, r.set_mask & kb_SetMask_SET_SIZE);
-	kbfs_node_set_attr(fs->nodes, ino, &a, NS(fs->o->attr_timeout), NULL);
+	/* current if nothing but our kbfs_changed came since we asked */
+	kbfs_node_set_attr_gen(fs->nodes, ino, &a, NS(fs->o->attr_timeout), NULL, gen + 1);
 	kbfs_attr_to_stat(fs, &a, &st);
 	fuse_reply_attr(req, &st, fs->o->attr_timeout);
 }
@@ -148,6 +151,7 @@ static void entry_call(fuse_req_t req, fuse_ino_t parent, const char *name, kb_R
 	uint64_t gen = kb_rpc_session(fs->rpc, NULL); /* before: a new session's ids never match */
 	int ret = kb_rpc_call_take(fs->rpc, r, NULL, 0, take_entry, &e);
 
+	kbfs_nodes_changed(fs->nodes); /* the parent's (and a link's) attributes */
 	if (ret < 0) {
 		kbfs_reply_err(req, ret);
 		return;
@@ -215,6 +219,7 @@ static void mknod_reg(fuse_req_t req, fuse_ino_t parent, const char *name, kb_Re
 	r->op = kb_Op_CREATE;
 	r->flags = O_WRONLY | O_EXCL;
 	ret = kb_rpc_call_take(fs->rpc, r, NULL, 0, take_create, &o);
+	kbfs_nodes_changed(fs->nodes); /* the parent's attributes */
 	if (ret < 0) {
 		kbfs_reply_err(req, ret);
 		return;
@@ -286,9 +291,14 @@ void kbfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char 
 	entry_call(req, newparent, newname, &r);
 }
 
+/* A request that changes names or a node's ctime (unlink, rmdir, xattrs):
+ * no attributes read before it are current any more. */
 static void status_call(fuse_req_t req, kb_Request *r, const void *bulk, size_t len)
 {
-	kbfs_reply_err(req, kb_rpc_call_take(FS(req)->rpc, r, bulk, len, NULL, NULL));
+	int ret = kb_rpc_call_take(FS(req)->rpc, r, bulk, len, NULL, NULL);
+
+	kbfs_nodes_changed(FS(req)->nodes);
+	kbfs_reply_err(req, ret);
 }
 
 void kbfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -325,6 +335,7 @@ void kbfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 	kbfs_name_touched(fs, r.node2, newname, true);
 	r.flags = flags; /* RENAME_NOREPLACE / RENAME_EXCHANGE: the same bits */
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
+	kbfs_nodes_changed(fs->nodes); /* ctimes, a replaced target's nlink */
 	if (ret == 0)
 		kbfs_node_renamed(fs->nodes, parent, name, newparent, newname,
 				  flags & RENAME_EXCHANGE);

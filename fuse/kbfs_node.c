@@ -14,6 +14,7 @@ struct kbfs_nodes {
 	struct kbfs_node root;
 	struct kbfs_node *hash[NODE_BUCKETS]; /* by remote id (lock) */
 	unsigned count;                       /* live nodes besides root (lock) */
+	uint64_t gen;                         /* kbfs_nodes_changed (lock) */
 };
 
 uint64_t kbfs_attr_version(const kb_Attr *a)
@@ -75,6 +76,7 @@ int kbfs_nodes_new(struct kbfs_nodes **out, const kb_Entry *root)
 	t->root.nlookup = UINT64_MAX / 2; /* never forgotten */
 	t->root.attr = root->attr;
 	t->root.version = kbfs_attr_version(&root->attr);
+	t->root.attr_gen = UINT64_MAX; /* not current */
 	hash_add(t, &t->root);
 	*out = t;
 	return 0;
@@ -134,6 +136,7 @@ uint64_t kbfs_node_remote(struct kbfs_nodes *t, uint64_t ino)
 static void set_attr_locked(struct kbfs_node *n, const kb_Attr *a, uint64_t ttl_ns)
 {
 	n->attr = *a;
+	n->attr_gen = UINT64_MAX; /* not current unless kbfs_node_set_attr_gen says so */
 	n->attr_expiry_ns = kb_now_ns() + ttl_ns;
 	n->version = kbfs_attr_version(a);
 }
@@ -165,7 +168,7 @@ static int set_name_locked(struct kbfs_nodes *t, struct kbfs_node *n, struct kbf
 }
 
 uint64_t kbfs_node_enter(struct kbfs_nodes *t, uint64_t parent_ino, const char *name,
-			 const kb_Entry *e, uint64_t attr_ttl_ns)
+			 const kb_Entry *e, uint64_t attr_ttl_ns, uint64_t gen)
 {
 	struct kbfs_node *parent = kbfs_node_of(t, parent_ino), *n;
 	uint64_t ino = 0;
@@ -186,6 +189,8 @@ uint64_t kbfs_node_enter(struct kbfs_nodes *t, uint64_t parent_ino, const char *
 	n->nlookup++;
 	n->rlookup++;
 	set_attr_locked(n, &e->attr, attr_ttl_ns);
+	if (gen == t->gen)
+		n->attr_gen = gen;
 	ino = n->ino;
 out:
 	pthread_mutex_unlock(&t->lock);
@@ -215,8 +220,8 @@ void kbfs_node_forget(struct kbfs_nodes *t, uint64_t ino, uint64_t n, uint64_t *
 	pthread_mutex_unlock(&t->lock);
 }
 
-bool kbfs_node_set_attr(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
-			uint64_t attr_ttl_ns, uint64_t *version)
+bool kbfs_node_set_attr_gen(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
+			    uint64_t attr_ttl_ns, uint64_t *version, uint64_t gen)
 {
 	struct kbfs_node *n = kbfs_node_of(t, ino);
 	bool changed;
@@ -227,10 +232,18 @@ bool kbfs_node_set_attr(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
 		n->kcache_version = kbfs_attr_version(a);
 	n->own_change = false;
 	set_attr_locked(n, a, attr_ttl_ns);
+	if (gen == t->gen)
+		n->attr_gen = gen;
 	if (version)
 		*version = n->version;
 	pthread_mutex_unlock(&t->lock);
 	return changed;
+}
+
+bool kbfs_node_set_attr(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
+			uint64_t attr_ttl_ns, uint64_t *version)
+{
+	return kbfs_node_set_attr_gen(t, ino, a, attr_ttl_ns, version, UINT64_MAX);
 }
 
 bool kbfs_node_fresh_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a)
@@ -244,6 +257,36 @@ bool kbfs_node_fresh_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a)
 		*a = n->attr;
 	pthread_mutex_unlock(&t->lock);
 	return fresh;
+}
+
+uint64_t kbfs_nodes_gen(struct kbfs_nodes *t)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&t->lock);
+	g = t->gen;
+	pthread_mutex_unlock(&t->lock);
+	return g;
+}
+
+void kbfs_nodes_changed(struct kbfs_nodes *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->gen++;
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool kbfs_node_current_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+	bool cur;
+
+	pthread_mutex_lock(&t->lock);
+	cur = n->attr_gen == t->gen && n->attr_expiry_ns > kb_now_ns();
+	if (cur)
+		*a = n->attr;
+	pthread_mutex_unlock(&t->lock);
+	return cur;
 }
 
 bool kbfs_node_open_version(struct kbfs_nodes *t, uint64_t ino, uint64_t version)
@@ -265,6 +308,7 @@ void kbfs_node_changed(struct kbfs_nodes *t, uint64_t ino)
 	pthread_mutex_lock(&t->lock);
 	n->own_change = true;
 	n->attr_expiry_ns = 0;
+	t->gen++;
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -371,6 +415,7 @@ bool kbfs_node_remap(struct kbfs_nodes *t, uint64_t ino, uint64_t old_remote,
 		n->remote = new_remote;
 		n->rlookup = n == &t->root ? 0 : 1;
 		n->attr_expiry_ns = 0;
+		t->gen++;
 		hash_add(t, n);
 		done = true;
 	}
@@ -388,6 +433,7 @@ uint64_t kbfs_node_expire_remote(struct kbfs_nodes *t, uint64_t remote, bool *wr
 	n = hash_find(t, remote);
 	if (n) {
 		n->attr_expiry_ns = 0;
+		t->gen++;
 		ino = n->ino;
 		*writing = n->writers > 0;
 	}
@@ -401,5 +447,6 @@ void kbfs_node_expire(struct kbfs_nodes *t, uint64_t ino)
 
 	pthread_mutex_lock(&t->lock);
 	n->attr_expiry_ns = 0;
+	t->gen++;
 	pthread_mutex_unlock(&t->lock);
 }

@@ -28,6 +28,7 @@ struct kbfs_node {
 	uint64_t version;         /* kbfs_attr_version(attr) */
 	uint64_t kcache_version;  /* version the kernel page cache holds */
 	bool own_change;          /* we changed it since the last attributes */
+	uint64_t attr_gen;        /* table gen the attributes are current for */
 	unsigned writers;         /* open files with a server handle for writing */
 	struct kbfs_node *hnext;  /* remote id hash chain */
 };
@@ -48,9 +49,10 @@ uint64_t kbfs_node_remote(struct kbfs_nodes *t, uint64_t ino);
 /* An entry the server returned under parent/name (counted one lookup on
  * the server): find or create its node, count one kernel lookup, store the
  * attributes. Returns the FUSE ino, or 0 on ENOMEM (the server lookup is
- * then forgotten). */
+ * then forgotten). The attributes are current if nothing changed since
+ * gen (read before the request; UINT64_MAX: not). */
 uint64_t kbfs_node_enter(struct kbfs_nodes *t, uint64_t parent_ino, const char *name,
-			 const kb_Entry *e, uint64_t attr_ttl_ns);
+			 const kb_Entry *e, uint64_t attr_ttl_ns, uint64_t gen);
 /* The kernel forgot n lookups. When a node's count reaches zero, *remote
  * and *count get what to FORGET on the server (0 otherwise). */
 void kbfs_node_forget(struct kbfs_nodes *t, uint64_t ino, uint64_t n, uint64_t *remote,
@@ -60,6 +62,20 @@ bool kbfs_node_set_attr(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
 			uint64_t attr_ttl_ns, uint64_t *version);
 /* Cached attributes if still fresh: true and *a. */
 bool kbfs_node_fresh_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a);
+/* Current attributes: the table counts a generation, moved on by every
+ * change we know of (an attribute expired, our own change to a file,
+ * every namespace change of ours: kbfs_nodes_changed). Attributes stored
+ * with the generation read before their request was sent
+ * (kbfs_nodes_gen, kbfs_node_set_attr_gen) are current while it has not
+ * moved and they are fresh: then no change of ours or push can have come
+ * between the server's answer and now, and a GETATTR may be answered from
+ * them. Any change anywhere ends that for every node (conservative: a
+ * sequential writer like git or rsync still finds its own file's). */
+uint64_t kbfs_nodes_gen(struct kbfs_nodes *t);
+void kbfs_nodes_changed(struct kbfs_nodes *t);
+bool kbfs_node_set_attr_gen(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
+			    uint64_t attr_ttl_ns, uint64_t *version, uint64_t gen);
+bool kbfs_node_current_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a);
 /* At open: record that the kernel cache now holds `version`; returns true
  * when it already did (keep_cache). */
 bool kbfs_node_open_version(struct kbfs_nodes *t, uint64_t ino, uint64_t version);

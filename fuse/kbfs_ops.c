@@ -86,13 +86,14 @@ static void kbfs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 }
 
-void kbfs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const kb_Entry *e)
+void kbfs_reply_entry_gen(fuse_req_t req, fuse_ino_t parent, const char *name, const kb_Entry *e,
+			  uint64_t gen)
 {
 	struct kbfs *fs = FS(req);
 	struct fuse_entry_param ep = {0};
 	uint64_t remote, count;
 
-	ep.ino = kbfs_node_enter(fs->nodes, parent, name, e, NS(fs->o->attr_timeout));
+	ep.ino = kbfs_node_enter(fs->nodes, parent, name, e, NS(fs->o->attr_timeout), gen);
 	if (!ep.ino) {
 		kb_rpc_forget(fs->rpc, e->node, 1);
 		fuse_reply_err(req, ENOMEM);
@@ -107,6 +108,11 @@ void kbfs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const
 		if (count)
 			kb_rpc_forget(fs->rpc, remote, count);
 	}
+}
+
+void kbfs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const kb_Entry *e)
+{
+	kbfs_reply_entry_gen(req, parent, name, e, UINT64_MAX);
 }
 
 /* A missing name: cached by the kernel (and by us) for `secs`. */
@@ -127,6 +133,7 @@ static void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	uint64_t remote = kbfs_node_remote(fs->nodes, parent);
 	uint64_t gen = kb_rpc_session(fs->rpc, NULL), now = kb_now_ns();
 	uint64_t left = kbfs_names_left(fs->missing, remote, name, gen, now);
+	uint64_t agen = kbfs_nodes_gen(fs->nodes); /* before asking: kbfs_node.h */
 	int ret;
 
 	if (!left) /* a directory we made, and a name we never put there */
@@ -149,7 +156,7 @@ static void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (ret < 0)
 		kbfs_reply_err(req, ret);
 	else
-		kbfs_reply_entry(req, parent, name, &e);
+		kbfs_reply_entry_gen(req, parent, name, &e, agen);
 }
 
 static void forget_one(struct kbfs *fs, fuse_ino_t ino, uint64_t n)
@@ -177,13 +184,14 @@ static void kbfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_d
 int kbfs_fetch_attr(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version)
 {
 	uint64_t remote = kbfs_node_remote(fs->nodes, ino);
+	uint64_t gen = kbfs_nodes_gen(fs->nodes); /* before asking: kbfs_node.h */
 	int ret = kb_rpc_getattr(fs->rpc, remote, a);
 
 	if (kbfs_stale_retry(fs, ino, ret, &remote))
 		ret = kb_rpc_getattr(fs->rpc, remote, a);
 	if (ret < 0)
 		return ret;
-	if (kbfs_node_set_attr(fs->nodes, ino, a, NS(fs->o->attr_timeout), version))
+	if (kbfs_node_set_attr_gen(fs->nodes, ino, a, NS(fs->o->attr_timeout), version, gen))
 		kb_cache_invalidate(fs->cache, ino, *version);
 	return 0;
 }
@@ -203,8 +211,12 @@ static void kbfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 	struct stat st;
 	uint64_t version;
 	kb_Attr a;
-	int ret = kbfs_fetch_attr(fs, ino, &a, &version);
+	int ret = 0;
 
+	/* The kernel asks again after every change it made (a write, a
+	 * close): answered from a reply nothing has overtaken since. */
+	if (!kbfs_node_current_attr(fs->nodes, ino, &a))
+		ret = kbfs_fetch_attr(fs, ino, &a, &version);
 	kbfs_raise_readahead_once(fs);
 	(void)fi;
 	if (ret < 0) {

@@ -209,11 +209,13 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	r.flags = open_flags(fs, fi->flags);
 	r.mode = mode; /* the kernel applied the umask */
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_create, &o);
+	kbfs_nodes_changed(fs->nodes); /* the parent's attributes */
 	if (ret < 0) {
 		kbfs_reply_err(req, ret);
 		return;
 	}
-	ep.ino = kbfs_node_enter(fs->nodes, parent, name, &o.e, NS(fs->o->attr_timeout));
+	ep.ino = kbfs_node_enter(fs->nodes, parent, name, &o.e, NS(fs->o->attr_timeout),
+				 UINT64_MAX);
 	f = ep.ino ? kbfs_file_new(ep.ino, o.e.node, kbfs_attr_version(&o.e.attr),
 				   o.e.attr.size) : NULL;
 	if (!f) {

@@ -261,6 +261,41 @@ START_TEST(test_fresh_dir)
 }
 END_TEST
 
+/* The mount answers the kernel's repeated GETATTRs from a reply nothing
+ * has overtaken (kbfs_node.h, "current"): a link count changed by our own
+ * link and unlink, and a ctime moved by a rename, must still be right. */
+START_TEST(test_attrs_after_own_changes)
+{
+	struct stat st, st2;
+
+	REQUIRE_UP();
+	put(mp("nl"), "x");
+	ck_assert_int_eq(stat(mp("nl"), &st), 0);
+	ck_assert_int_eq(st.st_nlink, 1);
+	ck_assert_int_eq(link(mp("nl"), mp("nl2")), 0);
+	ck_assert_int_eq(stat(mp("nl"), &st), 0);
+	ck_assert_int_eq(st.st_nlink, 2);
+	ck_assert_int_eq(unlink(mp("nl2")), 0);
+	ck_assert_int_eq(stat(mp("nl"), &st), 0);
+	ck_assert_int_eq(st.st_nlink, 1);
+	ck_assert_int_eq(mkdir(mp("nld"), 0755), 0);
+	ck_assert_int_eq(stat(mp("nld"), &st), 0);
+	ck_assert_int_eq(mkdir(mp("nld/sub"), 0755), 0);
+	ck_assert_int_eq(stat(mp("nld"), &st2), 0);
+	ck_assert_int_eq(st2.st_nlink, st.st_nlink + 1);
+	ck_assert_int_eq(rmdir(mp("nld/sub")), 0);
+	ck_assert_int_eq(stat(mp("nld"), &st2), 0);
+	ck_assert_int_eq(st2.st_nlink, st.st_nlink);
+	ck_assert_int_eq(rename(mp("nl"), mp("nld/nl")), 0);
+	ck_assert_int_eq(stat(mp("nld/nl"), &st), 0);
+	ck_assert_int_eq(stat(sp("nld/nl"), &st2), 0);
+	ck_assert_int_eq(st.st_ctim.tv_sec, st2.st_ctim.tv_sec);
+	ck_assert_int_eq(st.st_ctim.tv_nsec, st2.st_ctim.tv_nsec);
+	ck_assert_int_eq(st.st_nlink, 1);
+	ck_assert_int_eq(th_sh("rm -rf '%s'", sp("nld")), 0);
+}
+END_TEST
+
 START_TEST(test_truncate)
 {
 	struct stat st;
@@ -662,11 +697,11 @@ START_TEST(test_nodes_follow_renames)
 
 	ck_assert_int_eq(kbfs_nodes_new(&t, &root), 0);
 	e.node = 101;
-	a = kbfs_node_enter(t, 1, "a", &e, 0);
+	a = kbfs_node_enter(t, 1, "a", &e, 0, UINT64_MAX);
 	e.node = 102;
-	b = kbfs_node_enter(t, 1, "b", &e, 0);
+	b = kbfs_node_enter(t, 1, "b", &e, 0, UINT64_MAX);
 	e.node = 103;
-	d = kbfs_node_enter(t, 1, "d", &e, 0);
+	d = kbfs_node_enter(t, 1, "d", &e, 0, UINT64_MAX);
 	ck_assert(a && b && d);
 	kbfs_node_renamed(t, 1, "a", d, "a2", false); /* into another directory */
 	ck_assert_str_eq(where_name(t, a, &ret), "a2");
@@ -697,6 +732,7 @@ Suite *suite_write(void)
 	tcase_add_test(tc, test_excl_and_rename_flags);
 	tcase_add_test(tc, test_missing_then_made_on_server);
 	tcase_add_test(tc, test_fresh_dir);
+	tcase_add_test(tc, test_attrs_after_own_changes);
 	tcase_add_test(tc, test_truncate);
 	tcase_add_test(tc, test_utimens);
 	tcase_add_test(tc, test_cache_coherence);
