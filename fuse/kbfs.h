@@ -163,6 +163,10 @@ struct kbfs_file {
 	bool writer;       /* counted in the node's writers (open for writing) */
 	pthread_cond_t idle; /* inflight dropped to 0 */
 };
+
+/* Wait until no WRITE of f is in flight; returns the error stored for it
+ * (cleared if take_err). */
+int kbfs_file_drain(struct kbfs_file *f, bool take_err);
 void kbfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	       struct fuse_file_info *fi);
 void kbfs_rd_pool_free(struct kbfs *fs);

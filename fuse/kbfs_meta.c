@@ -113,6 +113,11 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 
 	if (kbfs_rofs(req))
 		return;
+	/* The kernel's own time flush (fi set) does not wait for the pages it
+	 * just wrote back: their WRITEs are in flight and would reach the
+	 * server after it, and their mtime would win over the kernel's. */
+	if (f)
+		kbfs_file_drain(f, false);
 	if (setattr_known(fs, ino, attr, to_set, &a)) {
 		kbfs_attr_to_stat(fs, &a, &st);
 		fuse_reply_attr(req, &st, fs->o->attr_timeout);

@@ -259,6 +259,34 @@ bool kbfs_node_fresh_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a)
 	return fresh;
 }
 
+void kbfs_node_write_start(struct kbfs_nodes *t, uint64_t ino, struct kbfs_wr_ticket *tk)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+
+	pthread_mutex_lock(&t->lock);
+	tk->alone = n->wr_inflight++ == 0;
+	tk->seq = ++n->wr_seq;
+	tk->gen = t->gen;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void kbfs_node_write_done(struct kbfs_nodes *t, uint64_t ino, const struct kbfs_wr_ticket *tk,
+			  const kb_Attr *a, uint64_t attr_ttl_ns)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+	bool current;
+
+	pthread_mutex_lock(&t->lock);
+	n->wr_inflight--;
+	current = tk->alone && tk->seq == n->wr_seq && !n->wr_inflight && tk->gen == t->gen;
+	n->own_change = true; /* as kbfs_node_changed */
+	n->attr_expiry_ns = 0;
+	t->gen++;
+	pthread_mutex_unlock(&t->lock);
+	if (a)
+		kbfs_node_set_attr_gen(t, ino, a, attr_ttl_ns, NULL, current ? tk->gen + 1 : UINT64_MAX);
+}
+
 uint64_t kbfs_nodes_gen(struct kbfs_nodes *t)
 {
 	uint64_t g;

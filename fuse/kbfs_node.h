@@ -29,6 +29,8 @@ struct kbfs_node {
 	uint64_t kcache_version;  /* version the kernel page cache holds */
 	bool own_change;          /* we changed it since the last attributes */
 	uint64_t attr_gen;        /* table gen the attributes are current for */
+	unsigned wr_inflight;     /* WRITEs sent, not answered */
+	uint64_t wr_seq;          /* WRITEs sent */
 	unsigned writers;         /* open files with a server handle for writing */
 	struct kbfs_node *hnext;  /* remote id hash chain */
 };
@@ -76,6 +78,19 @@ void kbfs_nodes_changed(struct kbfs_nodes *t);
 bool kbfs_node_set_attr_gen(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
 			    uint64_t attr_ttl_ns, uint64_t *version, uint64_t gen);
 bool kbfs_node_current_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a);
+/* A WRITE to ino is sent: its ticket (kbfs_node_write_done's seq, gen). */
+struct kbfs_wr_ticket {
+	uint64_t seq, gen;
+	bool alone;               /* no other WRITE of the node was in flight */
+};
+void kbfs_node_write_start(struct kbfs_nodes *t, uint64_t ino, struct kbfs_wr_ticket *tk);
+/* ...and answered: as kbfs_node_changed, and, when the reply carried the
+ * attributes after it (a, else NULL), they are stored; current only if
+ * this WRITE was the node's only one in flight from its sending to now
+ * (so the server ran it apart from our other writes) and nothing else
+ * changed meanwhile. */
+void kbfs_node_write_done(struct kbfs_nodes *t, uint64_t ino, const struct kbfs_wr_ticket *tk,
+			  const kb_Attr *a, uint64_t attr_ttl_ns);
 /* At open: record that the kernel cache now holds `version`; returns true
  * when it already did (keep_cache). */
 bool kbfs_node_open_version(struct kbfs_nodes *t, uint64_t ino, uint64_t version);

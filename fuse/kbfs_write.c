@@ -77,7 +77,7 @@ static void file_err_locked(struct kbfs_file *f, int err, bool guess)
 
 /* Wait until no WRITE of f is in flight; returns (and clears) the error
  * stored for it. */
-static int file_drain(struct kbfs_file *f, bool take_err)
+int kbfs_file_drain(struct kbfs_file *f, bool take_err)
 {
 	int err;
 
@@ -252,7 +252,17 @@ struct kbfs_wr {
 	struct kbfs_file *f;
 	fuse_req_t req;
 	size_t size;
+	struct kbfs_wr_ticket tk; /* kbfs_node_write_start */
 };
+
+/* A WRITE answered (attributes after it in a, or NULL): as kbfs_changed. */
+static void wrote(struct kbfs *fs, fuse_ino_t ino, const struct kbfs_wr_ticket *tk,
+		  const kb_Attr *a)
+{
+	kb_cache_invalidate(fs->cache, ino, 0);
+	kbfs_node_write_done(fs->nodes, ino, tk, a, NS(fs->o->attr_timeout));
+	kbfs_quiet_node(fs, ino);
+}
 
 static void write_done(void *arg, int status, struct kb_rpc_result *res)
 {
@@ -260,7 +270,8 @@ static void write_done(void *arg, int status, struct kb_rpc_result *res)
 	struct kbfs_file *f = w->f;
 	size_t n = status == 0 && res ? (size_t)KB_MIN(res->resp.value, (uint64_t)w->size) : 0;
 
-	kbfs_changed(w->fs, f->ino, true);
+	wrote(w->fs, f->ino, &w->tk, status == 0 && res && res->resp.has_attr ?
+				     &res->resp.attr : NULL);
 	if (status < 0)
 		kbfs_reply_err(w->req, status);
 	else
@@ -301,7 +312,7 @@ void kbfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, of
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	*w = (struct kbfs_wr){fs, f, req, size};
+	*w = (struct kbfs_wr){.fs = fs, .f = f, .req = req, .size = size};
 	r.op = kb_Op_WRITE;
 	kbfs_creds(req, &r);
 	r.node = f->remote;
@@ -310,11 +321,13 @@ void kbfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, of
 	pthread_mutex_lock(&f->lock);
 	f->inflight++;
 	pthread_mutex_unlock(&f->lock);
+	kbfs_node_write_start(fs->nodes, f->ino, &w->tk);
 	/* Spread a large file's writes over the connections (the server
 	 * writes them in parallel); pwrite at offsets needs no ordering. */
 	ret = kb_rpc_submit(fs->rpc, &r, buf, size, (int)(((uint64_t)off >> fs->block_shift) %
 							   fs->conns), write_done, w);
 	if (ret < 0) { /* not accepted: write_done will not run */
+		wrote(fs, f->ino, &w->tk, NULL);
 		pthread_mutex_lock(&f->lock);
 		if (--f->inflight == 0)
 			pthread_cond_broadcast(&f->idle);
@@ -330,7 +343,7 @@ void kbfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, of
 void kbfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
-	kbfs_reply_err(req, file_drain(FILE_OF(fi), true));
+	kbfs_reply_err(req, kbfs_file_drain(FILE_OF(fi), true));
 }
 
 void kbfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -338,7 +351,7 @@ void kbfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_i
 	struct kbfs *fs = FS(req);
 	struct kbfs_file *f = FILE_OF(fi);
 	kb_Request r = kb_Request_init_zero;
-	int err = file_drain(f, true), ret;
+	int err = kbfs_file_drain(f, true), ret;
 
 	r.op = kb_Op_FSYNC;
 	r.node = kbfs_node_remote(fs->nodes, ino);
@@ -353,7 +366,7 @@ void kbfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct kbfs *fs = FS(req);
 	struct kbfs_file *f = FILE_OF(fi);
 
-	file_drain(f, false);
+	kbfs_file_drain(f, false);
 	if (f->writer)
 		kbfs_node_writers(fs->nodes, ino, -1);
 	release_remote(fs, f->remote, f->remote_fh);

@@ -209,6 +209,7 @@ int kb_srv_op_write(struct kb_srv_req *rq, struct kb_srv_node *n)
 {
 	const kb_Request *q = rq->q;
 	struct kb_srv_fh *h;
+	struct stat st;
 	size_t done = 0;
 	int fd, ret = 0;
 
@@ -228,6 +229,12 @@ int kb_srv_op_write(struct kb_srv_req *rq, struct kb_srv_node *n)
 			break;
 		}
 		done += (size_t)r;
+	}
+	/* The attributes after it: a client whose only write this was need
+	 * not ask for them (GETATTR after close). */
+	if (done && !fstat(fd, &st)) {
+		rq->r->has_attr = true;
+		kb_srv_attr_fill(&rq->r->attr, &st);
 	}
 	kb_srv_fh_put(h);
 	if (ret && done == 0)

@@ -293,6 +293,17 @@ START_TEST(test_attrs_after_own_changes)
 	ck_assert_int_eq(st.st_ctim.tv_nsec, st2.st_ctim.tv_nsec);
 	ck_assert_int_eq(st.st_nlink, 1);
 	ck_assert_int_eq(th_sh("rm -rf '%s'", sp("nld")), 0);
+	/* a written file: size and blocks as the server has them (answered
+	 * from the WRITE's reply when it was the only one). Not the mtime:
+	 * the kernel keeps the one it gave the file (writeback cache) until
+	 * it next fetches the attributes, and sends no flush of it here. */
+	put(mp("nlw"), "hello, world");
+	ck_assert_int_eq(stat(mp("nlw"), &st), 0);
+	ck_assert_int_eq(stat(sp("nlw"), &st2), 0);
+	ck_assert_int_eq(st.st_size, 12);
+	ck_assert_int_eq(st.st_size, st2.st_size);
+	ck_assert_int_eq(st.st_blocks, st2.st_blocks);
+	ck_assert_int_eq(unlink(mp("nlw")), 0);
 }
 END_TEST
 
