@@ -10,8 +10,9 @@
  * counted. The same thread samples the transfer counters every second
  * (kbfs_status_tick).
  *
- * The server cannot tell whose change an inotify event was, so our own
- * changes come back too. Every change we make marks its node and its name
+ * The server does not push back what it saw our session change (within
+ * 300 ms, srv_notify.c), but it cannot attribute every event, so some of
+ * our own changes come back. Every change we make marks its node and its name
  * in the `quiet` table for KBFS_QUIET_MS (kbfs_quiet, kbfs_quiet_node); a
  * push matching a mark is counted and ignored, and so is an inode push for
  * a file we have open for writing. Neither throws away the kernel's fresh

@@ -154,6 +154,7 @@ struct kb_srv_sess {
 	bool bye;                    /* srv lock: client said BYE: no grace period */
 	struct kb_srv_replay replay;
 	unsigned nwatches;           /* notifier lock: inotify registrations */
+	struct kb_srv_mine *mine;    /* notifier lock: owned, its own recent changes */
 	uint8_t token[KB_SRV_TOKEN]; /* immutable */
 	uint8_t key[KB_KEY_LEN];     /* client key that made it, immutable */
 	bool ro;                     /* immutable */
@@ -277,6 +278,11 @@ void kb_srv_notify_watch(struct kb_srv_notifier *nf, struct kb_srv_sess *s,
 			 const struct kb_srv_node *n);
 /* Drop every watch and pending push of s (before s is freed). */
 void kb_srv_notify_forget(struct kb_srv_notifier *nf, struct kb_srv_sess *s);
+/* The request s is about to run changes node/name ("" = the node itself):
+ * for KB_SRV_MINE_MS its events are not pushed back to s (it knows). */
+#define KB_SRV_MINE_MS 300
+void kb_srv_notify_mine(struct kb_srv_notifier *nf, struct kb_srv_sess *s, uint64_t node,
+			const char *name);
 
 /* srv_conn.c: one connection's threads */
 int kb_srv_conn_spawn(struct kb_srv *s, int fd, const char *peer);

@@ -9,8 +9,10 @@
  * {notify_node = dir, notify_name = entry}; an event on the watched inode
  * itself becomes {notify_node = node, name empty}. Events are coalesced:
  * pending pushes are deduplicated and sent NOTIFY_DELAY_MS after the first
- * of a burst, each on one of the session's connections. Changes are not
- * attributed to sessions: a client also hears of its own changes (it only
+ * of a burst, each on one of the session's connections. A pending push
+ * that a request of the same session marked as its own change within
+ * KB_SRV_MINE_MS (kb_srv_notify_mine, before it ran) is not sent; what no
+ * request marked is not attributed: a client also hears of its own changes (it only
  * invalidates caches, which is harmless).
  *
  * Locks: nf->lock guards the watch table, the pending list and every
@@ -47,6 +49,16 @@ struct watch {
 	struct watch *next;          /* bucket chain (lock) */
 };
 
+/* A session's own recent changes: 64-bit hashes of (node, name) and when
+ * they stop counting, 4-way set-associative (a full set forgets the entry
+ * that expires first; a forgotten mark only means a push the client
+ * recognises and drops itself, as it did before these marks). */
+#define MINE_SETS 1024
+#define MINE_WAYS 4
+struct kb_srv_mine {
+	struct { uint64_t key, expiry_ns; } e[MINE_SETS * MINE_WAYS];
+};
+
 struct pend {
 	struct kb_srv_sess *sess;
 	uint64_t node;
@@ -65,6 +77,7 @@ struct kb_srv_notifier {
 	struct pend *pend;           /* owned, NOTIFY_PEND_MAX (lock) */
 	unsigned npend;              /* (lock) */
 	uint64_t first_ns;           /* arrival of the oldest pending (lock) */
+	uint64_t mine_dropped;       /* pushes a session's own change made (lock) */
 	struct pend *out;            /* owned copy being sent (send_lock) */
 	kb_Response resp;            /* being encoded (send_lock) */
 	uint8_t frame[KB_FRAME_HEAD + 512 + KB_FRAME_TAG]; /* (send_lock) */
@@ -99,6 +112,53 @@ void kb_srv_notify_watch(struct kb_srv_notifier *nf, struct kb_srv_sess *s,
 		s->nwatches++;
 	}
 	pthread_mutex_unlock(&nf->lock);
+}
+
+static uint64_t mine_key(uint64_t node, const char *name)
+{
+	return kb_hash_key_name(node, name) | 1; /* 0: an empty entry */
+}
+
+void kb_srv_notify_mine(struct kb_srv_notifier *nf, struct kb_srv_sess *s, uint64_t node,
+			const char *name)
+{
+	uint64_t key = mine_key(node, name), exp = kb_now_ns() + KB_SRV_MINE_MS * 1000000ull;
+	unsigned set = (unsigned)(key >> 32) % MINE_SETS * MINE_WAYS, v;
+
+	if (!nf)
+		return;
+	pthread_mutex_lock(&nf->lock);
+	if (!s->mine)
+		s->mine = calloc(1, sizeof(*s->mine)); /* NULL: no marks, pushes as before */
+	if (s->mine) {
+		for (v = 0; v < MINE_WAYS && s->mine->e[set + v].key != key; v++)
+			;
+		if (v == MINE_WAYS) { /* not there: the way that expires first */
+			v = 0;
+			for (unsigned i = 1; i < MINE_WAYS; i++)
+				if (s->mine->e[set + i].expiry_ns < s->mine->e[set + v].expiry_ns)
+					v = i;
+		}
+		s->mine->e[set + v].key = key;
+		s->mine->e[set + v].expiry_ns = exp;
+	}
+	pthread_mutex_unlock(&nf->lock);
+}
+
+/* Lock held: s made this change itself within KB_SRV_MINE_MS. */
+static bool is_mine(const struct kb_srv_sess *s, uint64_t node, const char *name, uint64_t now)
+{
+	uint64_t key;
+	unsigned set;
+
+	if (!s->mine)
+		return false;
+	key = mine_key(node, name);
+	set = (unsigned)(key >> 32) % MINE_SETS * MINE_WAYS;
+	for (unsigned v = 0; v < MINE_WAYS; v++)
+		if (s->mine->e[set + v].key == key)
+			return s->mine->e[set + v].expiry_ns > now;
+	return false;
 }
 
 /* Lock held: queue one push unless the same one is already pending. */
@@ -195,12 +255,23 @@ static void push_one(struct kb_srv_notifier *nf, const struct pend *p)
 
 static void flush(struct kb_srv_notifier *nf)
 {
+	uint64_t now;
 	unsigned n;
 
 	pthread_mutex_lock(&nf->send_lock);
 	pthread_mutex_lock(&nf->lock);
-	n = nf->npend;
-	memcpy(nf->out, nf->pend, n * sizeof(*nf->pend));
+	/* Checked now, a burst after the event: the request that made the
+	 * change has marked it by then even if its event came first. */
+	now = kb_now_ns();
+	n = 0;
+	for (unsigned i = 0; i < nf->npend; i++) {
+		const struct pend *p = &nf->pend[i];
+
+		if (is_mine(p->sess, p->node, p->name, now))
+			nf->mine_dropped++;
+		else
+			nf->out[n++] = *p;
+	}
 	nf->npend = 0;
 	pthread_mutex_unlock(&nf->lock);
 	for (unsigned i = 0; i < n; i++)
@@ -265,6 +336,8 @@ void kb_srv_notify_forget(struct kb_srv_notifier *nf, struct kb_srv_sess *s)
 		if (nf->pend[i].sess != s)
 			nf->pend[j++] = nf->pend[i];
 	nf->npend = j;
+	free(s->mine);
+	s->mine = NULL;
 	for (unsigned i = 0; i < NOTIFY_BUCKETS && s->nwatches; i++) {
 		struct watch *w = nf->b[i];
 

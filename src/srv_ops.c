@@ -382,6 +382,39 @@ static int dispatch_node(struct kb_srv_req *rq, struct kb_srv_node *n)
 	}
 }
 
+/* What this request changes: its events are the session's own (not pushed
+ * back to it, srv_notify.c). Marked before it runs; checked when the
+ * burst of pushes goes out. */
+static void mark_mine(struct kb_srv_req *rq)
+{
+	struct kb_srv_notifier *nf = rq->sess->srv->notifier;
+	const kb_Request *q = rq->q;
+
+	switch (q->op) {
+	case kb_Op_CREATE: case kb_Op_MKDIR: case kb_Op_MKNOD: case kb_Op_SYMLINK:
+	case kb_Op_UNLINK: case kb_Op_RMDIR:
+		kb_srv_notify_mine(nf, rq->sess, q->node, q->name);
+		break;
+	case kb_Op_RENAME:
+		kb_srv_notify_mine(nf, rq->sess, q->node, q->name);
+		kb_srv_notify_mine(nf, rq->sess, q->node2, q->name2);
+		break;
+	case kb_Op_LINK:
+		kb_srv_notify_mine(nf, rq->sess, q->node2, q->name2);
+		kb_srv_notify_mine(nf, rq->sess, q->node, "");
+		break;
+	case kb_Op_WRITE: case kb_Op_SETATTR: case kb_Op_FALLOCATE: case kb_Op_SETXATTR:
+	case kb_Op_REMOVEXATTR:
+		kb_srv_notify_mine(nf, rq->sess, q->node, "");
+		break;
+	case kb_Op_COPY_FILE_RANGE:
+		kb_srv_notify_mine(nf, rq->sess, q->node2, "");
+		break;
+	default:
+		break;
+	}
+}
+
 int kb_srv_dispatch(struct kb_srv_req *rq)
 {
 	const kb_Request *q = rq->q;
@@ -407,6 +440,7 @@ int kb_srv_dispatch(struct kb_srv_req *rq)
 	}
 	if (mutating(q->op) && rq->sess->ro)
 		return -EROFS;
+	mark_mine(rq);
 	n = kb_srv_node_get(&rq->sess->nodes, q->node);
 	if (!n)
 		return -ESTALE;
