@@ -336,9 +336,11 @@ static int finish(struct kb_srv_conn *c, struct kb_srv_worker *w, uint8_t *data,
  * copies, opens that may truncate) goes to the workers, and so does every
  * reply with a bulk (GETXATTR, LISTXATTR): the receiver's own reply buffer
  * is KB_SRV_SMALL_FRAME, short of the largest xattr value. */
-static bool quick(uint64_t op, uint64_t set_mask, uint64_t flags)
+static bool quick(uint64_t op, uint64_t set_mask, uint64_t flags, size_t bulk)
 {
 	switch (op) {
+	case kb_Op_WRITE: /* a small file's data: one pwrite into the page cache */
+		return bulk <= KB_SRV_QUICK_WRITE;
 	case kb_Op_PING: case kb_Op_GETATTR: case kb_Op_FORGET: case kb_Op_RELEASE:
 	case kb_Op_RELEASEDIR: case kb_Op_LOOKUP: case kb_Op_ACCESS: case kb_Op_READLINK:
 	case kb_Op_STATFS: case kb_Op_SETXATTR:
@@ -387,7 +389,8 @@ bool kb_srv_quick_op(const uint8_t *pt, size_t len)
 		}
 	}
 	/* the whole header parsed: the last value of a field wins, as in nanopb */
-	return eof && is.bytes_left == 0 && have_op && quick(op, set_mask, flags);
+	return eof && is.bytes_left == 0 && have_op &&
+	       quick(op, set_mask, flags, len - KB_WIRE_LEN - h);
 }
 
 static void resp_reset(kb_Response *r, uint64_t id)

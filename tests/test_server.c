@@ -1061,6 +1061,23 @@ static bool quick_of(kb_Op op, uint32_t set_mask, uint32_t flags, const char *na
 	return kb_srv_quick_op(buf, len);
 }
 
+/* A WRITE frame with `bulk` bytes of data after its header. */
+static bool quick_write(size_t bulk)
+{
+	static uint8_t buf[2048 + (32u << 10)];
+	kb_Request q = kb_Request_init_zero;
+	size_t len;
+
+	q.id = 7;
+	q.op = kb_Op_WRITE;
+	q.node = 1;
+	q.fh = 3;
+	ck_assert_int_eq(kb_wire_encode_req(buf, 2048, &q, &len), 0);
+	ck_assert_uint_le(len + bulk, sizeof(buf));
+	memset(buf + len, 'x', bulk);
+	return kb_srv_quick_op(buf, len + bulk);
+}
+
 START_TEST(test_quick_ops)
 {
 	uint8_t junk[16] = {0, 0, 0, 4, 0x10, 0x80, 0x80, 0x80};
@@ -1078,7 +1095,10 @@ START_TEST(test_quick_ops)
 	ck_assert(quick_of(kb_Op_CREATE, 0, O_WRONLY | O_EXCL, "f"));
 	ck_assert(!quick_of(kb_Op_CREATE, 0, O_WRONLY | O_TRUNC, "f"));
 	ck_assert(!quick_of(kb_Op_READ, 0, 0, ""));
-	ck_assert(!quick_of(kb_Op_WRITE, 0, 0, ""));
+	ck_assert(quick_write(0));
+	ck_assert(quick_write(4096));
+	ck_assert(quick_write(KB_SRV_QUICK_WRITE));       /* a small file's data */
+	ck_assert(!quick_write(KB_SRV_QUICK_WRITE + 1));  /* more: the workers */
 	ck_assert(!quick_of(kb_Op_READDIR, 0, 0, ""));
 	ck_assert(!quick_of(kb_Op_OPEN, 0, 0, ""));
 	ck_assert(!quick_of(kb_Op_GETXATTR, 0, 0, "user.x")); /* bulk replies */
