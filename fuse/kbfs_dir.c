@@ -307,8 +307,8 @@ static size_t add_entry(fuse_req_t req, struct kbfs_dirh *dh, fuse_ino_t dir,
 	if (need > rem)
 		return 0;
 	if (d->entry.node) {
-		ep.ino = kbfs_node_enter(fs->nodes, dir, d->name, &d->entry, UINT64_MAX,
-					 (uint64_t)(fs->o->attr_timeout * 1e9));
+		ep.ino = kbfs_node_enter(fs->nodes, dir, d->name, &d->entry,
+					 NS(fs->o->attr_timeout), UINT64_MAX);
 		if (!ep.ino) {
 			kb_rpc_forget(fs->rpc, d->entry.node, 1);
 		} else {

@@ -422,6 +422,50 @@ static int cached_blocks(void)
 	return blocks;
 }
 
+/* Requests of kind `op` sent so far ("requests by op" in the status). */
+static long requests_of(const char *op)
+{
+	char st[4096], key[32], *p;
+	ssize_t n = getxattr(mnt.mnt, KBFS_STATUS_XATTR, st, sizeof(st) - 1);
+	long v = 0;
+
+	if (n < 0)
+		return -1;
+	st[n] = '\0';
+	snprintf(key, sizeof(key), " %s ", op);
+	p = strstr(st, "requests by op:");
+	p = p ? strstr(p, key) : NULL;
+	if (p)
+		sscanf(p + strlen(key), "%ld", &v);
+	return v;
+}
+
+/* What a listing with attributes (READDIRPLUS) returned is used: stat and
+ * open of every file listed cost no LOOKUP and no GETATTR. */
+START_TEST(test_listing_serves_stat)
+{
+	long lookups, getattrs;
+	struct stat st;
+	char p[64];
+	int fd;
+
+	REQUIRE_UP();
+	ck_assert_int_eq(th_sh("ls -l '%s/smalls' > /dev/null", mnt.mnt), 0);
+	lookups = requests_of("LOOKUP");
+	getattrs = requests_of("GETATTR");
+	ck_assert_int_ge(lookups, 0);
+	for (int i = 0; i < 64; i++) {
+		snprintf(p, sizeof(p), "smalls/s%d", i + 1);
+		ck_assert_int_eq(stat(mp(p), &st), 0);
+		fd = open(mp(p), O_RDONLY);
+		ck_assert_int_ge(fd, 0);
+		close(fd);
+	}
+	ck_assert_int_eq(requests_of("LOOKUP"), lookups);
+	ck_assert_int_eq(requests_of("GETATTR"), getattrs);
+}
+END_TEST
+
 /* Opening a small file pulls the small files listed after it in its
  * directory (kbfs_sib.c): after one open, 32 more are cached; listing
  * alone pulls nothing; every file still reads back as on the share. */
@@ -771,6 +815,7 @@ Suite *suite_mount(void)
 	tcase_add_test(tc, test_stat_fields);
 	tcase_add_test(tc, test_readdir_seek_across_batches);
 	tcase_add_test(tc, test_siblings_prefetched);
+	tcase_add_test(tc, test_listing_serves_stat);
 	tcase_add_test(tc, test_contents);
 	tcase_add_test(tc, test_concurrent_readers);
 	tcase_add_test(tc, test_random_reads);
