@@ -259,6 +259,16 @@ bool kbfs_node_fresh_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a)
 	return fresh;
 }
 
+/* We changed n: its attributes are stale, the next version seen is our
+ * own (kbfs_node_set_attr_gen adopts it for the kernel cache), and no
+ * attributes are current any more. Lock held. */
+static void changed_locked(struct kbfs_nodes *t, struct kbfs_node *n)
+{
+	n->own_change = true;
+	n->attr_expiry_ns = 0;
+	t->gen++;
+}
+
 void kbfs_node_write_start(struct kbfs_nodes *t, uint64_t ino, struct kbfs_wr_ticket *tk)
 {
 	struct kbfs_node *n = kbfs_node_of(t, ino);
@@ -279,9 +289,7 @@ void kbfs_node_write_done(struct kbfs_nodes *t, uint64_t ino, const struct kbfs_
 	pthread_mutex_lock(&t->lock);
 	n->wr_inflight--;
 	current = tk->alone && tk->seq == n->wr_seq && !n->wr_inflight && tk->gen == t->gen;
-	n->own_change = true; /* as kbfs_node_changed */
-	n->attr_expiry_ns = 0;
-	t->gen++;
+	changed_locked(t, n);
 	pthread_mutex_unlock(&t->lock);
 	if (a)
 		kbfs_node_set_attr_gen(t, ino, a, attr_ttl_ns, NULL, current ? tk->gen + 1 : UINT64_MAX);
@@ -334,9 +342,7 @@ void kbfs_node_changed(struct kbfs_nodes *t, uint64_t ino)
 	struct kbfs_node *n = kbfs_node_of(t, ino);
 
 	pthread_mutex_lock(&t->lock);
-	n->own_change = true;
-	n->attr_expiry_ns = 0;
-	t->gen++;
+	changed_locked(t, n);
 	pthread_mutex_unlock(&t->lock);
 }
 
