@@ -69,10 +69,30 @@ static struct fresh_dir *find_locked(struct kbfs_fresh *fr, uint64_t dir, uint64
 	return d;
 }
 
-/* The filter's bit positions for name (double hashing). */
-static void bloom_pos(uint64_t dir, const char *name, uint32_t pos[BLOOM_K])
+/* Names are compared without ASCII case, and a name with any other byte
+ * is never answered from here (and makes its directory forgotten when we
+ * create it): a share on a case-insensitive filesystem (vfat, ext4
+ * casefold) finds "a" when we made "A", and folds some non-ASCII letters
+ * onto ASCII ones (KELVIN SIGN onto k). Into fold[], false if not ASCII. */
+static bool fold_ascii(const char *name, char fold[256])
 {
-	uint64_t h = kb_hash_key_name(dir, name);
+	size_t i;
+
+	for (i = 0; name[i] && i < 255; i++) {
+		unsigned char ch = (unsigned char)name[i];
+
+		if (ch >= 0x80)
+			return false;
+		fold[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+	}
+	fold[i] = '\0';
+	return !name[i];
+}
+
+/* The filter's bit positions for name, case folded (double hashing). */
+static void bloom_pos(uint64_t dir, const char *fold, uint32_t pos[BLOOM_K])
+{
+	uint64_t h = kb_hash_key_name(dir, fold);
 	uint32_t a = (uint32_t)h, b = (uint32_t)(h >> 32) | 1;
 
 	for (unsigned i = 0; i < BLOOM_K; i++)
@@ -101,14 +121,18 @@ void kbfs_fresh_add(struct kbfs_fresh *fr, uint64_t dir, const char *name, uint6
 {
 	struct fresh_dir *d;
 	uint32_t pos[BLOOM_K];
+	char fold[256];
+	bool ascii;
 
 	if (!fr || !dir)
 		return;
-	bloom_pos(dir, name, pos);
+	ascii = fold_ascii(name, fold);
+	if (ascii)
+		bloom_pos(dir, fold, pos);
 	pthread_mutex_lock(&fr->lock);
 	d = find_locked(fr, dir, now_ns);
-	if (d && ++d->names > KBFS_FRESH_NAMES) {
-		d->dir = 0; /* the filter would say "maybe" too often */
+	if (d && (!ascii || ++d->names > KBFS_FRESH_NAMES)) {
+		d->dir = 0; /* it may match names we cannot tell; or "maybe" too often */
 	} else if (d) {
 		for (unsigned i = 0; i < BLOOM_K; i++)
 			d->bits[pos[i] / 64] |= 1ull << (pos[i] % 64);
@@ -124,10 +148,11 @@ uint64_t kbfs_fresh_missing(struct kbfs_fresh *fr, uint64_t dir, const char *nam
 	uint32_t pos[BLOOM_K];
 	uint64_t left = 0;
 	bool maybe = true;
+	char fold[256];
 
-	if (!fr || !dir)
+	if (!fr || !dir || !fold_ascii(name, fold))
 		return 0;
-	bloom_pos(dir, name, pos);
+	bloom_pos(dir, fold, pos);
 	pthread_mutex_lock(&fr->lock);
 	d = find_locked(fr, dir, now_ns);
 	if (d && d->gen == gen) {

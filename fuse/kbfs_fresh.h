@@ -6,10 +6,13 @@
  * kernel LOOKUPs the new name (it has no dentry for it yet), and the
  * server can only say ENOENT: one round trip per file for an answer we
  * already know. MKDIR returned an empty directory; every name this client
- * creates, links, renames or removes there afterwards is recorded (a Bloom
+ * creates, links or renames into it afterwards is recorded (a Bloom
  * filter: a false "maybe there" just asks the server). A LOOKUP of any
  * other name is answered "missing" from here, as a negative dentry would
- * be.
+ * be. Names are compared without ASCII case, and only ASCII names are
+ * answered (making a non-ASCII one forgets the directory), so that a
+ * share on a case-insensitive filesystem is never told "missing" for a
+ * name it would find.
  *
  * What this claims, and its bound: a name another client (or a process on
  * the server) creates in such a directory is seen once the server's push

@@ -36,6 +36,18 @@ START_TEST(test_fresh_dir_names)
 		kbfs_fresh_add(fr, 7, name, t, S);
 	}
 	ck_assert_uint_eq(kbfs_fresh_missing(fr, 7, "zz", 1, KBFS_FRESH_MAX_NS), 0);
+	/* case-insensitive shares: "A" made means "a" may be there; a name
+	 * that is not ASCII is never answered, and making one forgets the dir */
+	kbfs_fresh_born(fr, 12, 1, 0, S);
+	kbfs_fresh_add(fr, 12, "Makefile", 1, S);
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 12, "makefile", 1, 2), 0);
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 12, "MAKEFILE", 1, 2), 0);
+	ck_assert_uint_gt(kbfs_fresh_missing(fr, 12, "makefile.in", 1, 2), 0);
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 12, "caf\xc3\xa9", 1, 2), 0);
+	ck_assert_uint_gt(kbfs_fresh_missing(fr, 12, "cafe", 1, 2), 0);
+	kbfs_fresh_add(fr, 12, "\xe2\x84\xaa" "elvin", 1, S); /* KELVIN SIGN */
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 12, "kelvin", 1, 2), 0);
+	ck_assert_uint_eq(kbfs_fresh_missing(fr, 12, "other", 1, 2), 0);
 	/* a push drops the directory */
 	kbfs_fresh_born(fr, 8, 1, 0, S);
 	kbfs_fresh_drop(fr, 9); /* not there: nothing happens */
