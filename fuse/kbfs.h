@@ -247,6 +247,13 @@ void kbfs_quiet_node(struct kbfs *fs, uint64_t ino);
  * or rename target), and its push is our own. */
 void kbfs_name_touched(struct kbfs *fs, uint64_t dir, const char *name, bool appears);
 
+/* kbfs_dev.c: our own read/writev on /dev/fuse, installed right after the
+ * mount: asks for FUSE_HANDLE_KILLPRIV_V2 (libfuse 3.14 cannot) and keeps,
+ * for the thread handling a WRITE or OPEN, whether the kernel asked to
+ * clear setuid/setgid. */
+int kbfs_dev_hook(struct fuse_session *se);
+bool kbfs_dev_kill_suidgid(void);
+
 /* kbfs_status.c: logs and `keibifs --status`. */
 #define KBFS_STATUS_XATTR "keibifs.status"
 int kbfs_status_new(struct kbfs *fs);

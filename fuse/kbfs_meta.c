@@ -131,6 +131,8 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	r.fh = f ? f->remote_fh : 0; /* 0: by node (read-only opens have none) */
 	r.has_attr = true;
 	r.set_mask = set_mask(fs, attr, to_set, &r.attr);
+	if (r.set_mask && kbfs_dev_kill_suidgid()) /* with a size or owner change */
+		r.set_mask |= kb_SetMask_SET_KILL_SUIDGID;
 	if (r.set_mask == 0) /* only ctime (or nothing): the current attributes */
 		r.op = kb_Op_GETATTR;
 	gen = kbfs_nodes_gen(fs->nodes);

@@ -131,8 +131,9 @@ void kbfs_open_rw(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (kbfs_rofs(req))
 		return;
-	ret = kb_rpc_open(fs->rpc, remote, open_flags(fs, fi->flags) & ~(uint32_t)O_EXCL, &fh,
-			  NULL);
+	ret = kb_rpc_open_mask(fs->rpc, remote, open_flags(fs, fi->flags) & ~(uint32_t)O_EXCL,
+			       (fi->flags & O_TRUNC) && kbfs_dev_kill_suidgid() ?
+			       kb_SetMask_SET_KILL_SUIDGID : 0, &fh, NULL);
 	if (ret < 0)
 		goto fail;
 	if (fi->flags & O_TRUNC)
@@ -315,6 +316,8 @@ void kbfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, of
 	*w = (struct kbfs_wr){.fs = fs, .f = f, .req = req, .size = size};
 	r.op = kb_Op_WRITE;
 	kbfs_creds(req, &r);
+	if (kbfs_dev_kill_suidgid()) /* a writer without CAP_FSETID */
+		r.set_mask = kb_SetMask_SET_KILL_SUIDGID;
 	r.node = f->remote;
 	r.fh = f->remote_fh;
 	r.offset = (uint64_t)off;

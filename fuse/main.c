@@ -156,6 +156,10 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	mounted = true;
+	if (kbfs_dev_hook(se) < 0) {
+		fprintf(stderr, "keibifs: cannot take over /dev/fuse I/O\n");
+		goto out;
+	}
 	/* The kernel sends reads of read_ahead_kb at most (FUSE-NOTES.md);
 	 * raised from the first request after INIT (kbfs_raise_readahead_once). */
 	fs.realmnt = real;

@@ -183,6 +183,10 @@ int kb_rpc_getattr(struct kb_rpc *r, uint64_t node, kb_Attr *out);
 int kb_rpc_forget(struct kb_rpc *r, uint64_t node, uint64_t count);
 int kb_rpc_open(struct kb_rpc *r, uint64_t node, uint32_t flags, uint64_t *fh,
 		uint32_t *open_flags);
+/* ...with set_mask (kb_SetMask_SET_KILL_SUIDGID: O_TRUNC by a caller
+ * without CAP_FSETID). */
+int kb_rpc_open_mask(struct kb_rpc *r, uint64_t node, uint32_t flags, uint32_t set_mask,
+		     uint64_t *fh, uint32_t *open_flags);
 int kb_rpc_opendir(struct kb_rpc *r, uint64_t node, uint64_t *fh);
 int kb_rpc_release(struct kb_rpc *r, uint64_t node, uint64_t fh, bool dir);
 /* READ of len bytes at off (fh 0: the server's read-only descriptor); the

@@ -103,12 +103,19 @@ static void take_open(void *arg, const kb_Response *resp, const uint8_t *b, size
 int kb_rpc_open(struct kb_rpc *r, uint64_t node, uint32_t flags, uint64_t *fh,
 		uint32_t *open_flags)
 {
+	return kb_rpc_open_mask(r, node, flags, 0, fh, open_flags);
+}
+
+int kb_rpc_open_mask(struct kb_rpc *r, uint64_t node, uint32_t flags, uint32_t set_mask,
+		     uint64_t *fh, uint32_t *open_flags)
+{
 	REQ(req, kb_Op_OPEN);
 	struct open_out o = {0};
 	int rc;
 
 	req.node = node;
 	req.flags = flags;
+	req.set_mask = set_mask;
 	rc = kb_rpc_call_take(r, &req, NULL, 0, take_open, &o);
 	*fh = o.fh;
 	if (open_flags)

@@ -13,6 +13,7 @@
 #include <sys/mount.h>
 #include <sys/xattr.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "kbfs_node.h"
@@ -304,6 +305,66 @@ START_TEST(test_attrs_after_own_changes)
 	ck_assert_int_eq(st.st_size, st2.st_size);
 	ck_assert_int_eq(st.st_blocks, st2.st_blocks);
 	ck_assert_int_eq(unlink(mp("nlw")), 0);
+}
+END_TEST
+
+/* As user nobody (65534), through dirfd: 0 = write, 1 = ftruncate, 2 =
+ * open with O_TRUNC on `name`. True if it worked. */
+static bool as_nobody(int dirfd, const char *name, int how)
+{
+	pid_t pid = fork();
+	int status;
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int fd;
+
+		if (setgid(65534) || setuid(65534))
+			_exit(2);
+		fd = openat(dirfd, name, O_WRONLY | (how == 2 ? O_TRUNC : O_APPEND));
+		if (fd < 0 || (how == 0 && write(fd, "y", 1) != 1) ||
+		    (how == 1 && ftruncate(fd, 0)) || close(fd))
+			_exit(1);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* setuid/setgid bits as on a local disk (FUSE_HANDLE_KILLPRIV_V2,
+ * kbfs_dev.c): a write, a truncation or an open with O_TRUNC by a caller
+ * without CAP_FSETID clears them, the server being root or not; root's
+ * own write keeps them. */
+START_TEST(test_write_kills_suid)
+{
+	static const char *const what[] = {"write", "ftruncate", "O_TRUNC"};
+	struct th_mount m2 = {0};
+	struct stat st;
+	int dirfd, fd;
+
+	REQUIRE_UP();
+	ck_assert_int_eq(th_mount_start(&m2, &srv, "/", "allow_other"), 0);
+	dirfd = open(m2.mnt, O_PATH | O_DIRECTORY);
+	ck_assert_int_ge(dirfd, 0);
+	put(mp("suid"), "x");
+	ck_assert_int_eq(chmod(mp("suid"), 06777), 0);
+	fd = openat(dirfd, "suid", O_WRONLY | O_APPEND);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "r", 1), 1);
+	ck_assert_int_eq(close(fd), 0);
+	ck_assert_int_eq(stat(sp("suid"), &st), 0);
+	ck_assert_int_eq(st.st_mode & 07777, 06777); /* root: CAP_FSETID */
+	for (int how = 0; how < 3; how++) {
+		ck_assert_int_eq(chmod(sp("suid"), 06777), 0);
+		usleep(1100 * 1000); /* the mount's attributes: attr_timeout */
+		ck_assert_msg(as_nobody(dirfd, "suid", how), "%s as nobody failed", what[how]);
+		ck_assert_int_eq(stat(sp("suid"), &st), 0);
+		ck_assert_msg((st.st_mode & 07777) == 0777, "%s left mode %o", what[how],
+			      st.st_mode & 07777);
+	}
+	close(dirfd);
+	th_mount_stop(&m2);
+	ck_assert_int_eq(unlink(sp("suid")), 0);
 }
 END_TEST
 
@@ -744,6 +805,7 @@ Suite *suite_write(void)
 	tcase_add_test(tc, test_missing_then_made_on_server);
 	tcase_add_test(tc, test_fresh_dir);
 	tcase_add_test(tc, test_attrs_after_own_changes);
+	tcase_add_test(tc, test_write_kills_suid);
 	tcase_add_test(tc, test_truncate);
 	tcase_add_test(tc, test_utimens);
 	tcase_add_test(tc, test_cache_coherence);
