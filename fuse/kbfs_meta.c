@@ -14,7 +14,6 @@
 #include "err.h"
 #include "kbfs.h"
 #include "kbfs_fresh.h"
-#include "kbfs_names.h"
 #include "kbfs_node.h"
 #include "rpc.h"
 #include "util.h"

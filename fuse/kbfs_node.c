@@ -133,12 +133,23 @@ uint64_t kbfs_node_remote(struct kbfs_nodes *t, uint64_t ino)
 	return r;
 }
 
-static void set_attr_locked(struct kbfs_node *n, const kb_Attr *a, uint64_t ttl_ns)
+/* Store a reply's attributes: current if nothing changed since gen was
+ * read, before the request (UINT64_MAX: not current). Lock held. */
+static void set_attr_locked(struct kbfs_nodes *t, struct kbfs_node *n, const kb_Attr *a,
+			    uint64_t ttl_ns, uint64_t gen)
 {
 	n->attr = *a;
-	n->attr_gen = UINT64_MAX; /* not current unless kbfs_node_set_attr_gen says so */
+	n->attr_gen = gen == t->gen ? gen : UINT64_MAX;
 	n->attr_expiry_ns = kb_now_ns() + ttl_ns;
 	n->version = kbfs_attr_version(a);
+}
+
+/* n's attributes are stale, and no attributes are current any more.
+ * Lock held. */
+static void expire_locked(struct kbfs_nodes *t, struct kbfs_node *n)
+{
+	n->attr_expiry_ns = 0;
+	t->gen++;
 }
 
 /* Re-point a node at parent/name (hard links, renames seen). Lock held. */
@@ -188,9 +199,7 @@ uint64_t kbfs_node_enter(struct kbfs_nodes *t, uint64_t parent_ino, const char *
 		set_name_locked(t, n, parent, name); /* ENOMEM: keeps the old name */
 	n->nlookup++;
 	n->rlookup++;
-	set_attr_locked(n, &e->attr, attr_ttl_ns);
-	if (gen == t->gen)
-		n->attr_gen = gen;
+	set_attr_locked(t, n, &e->attr, attr_ttl_ns, gen);
 	ino = n->ino;
 out:
 	pthread_mutex_unlock(&t->lock);
@@ -231,9 +240,7 @@ bool kbfs_node_set_attr_gen(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a
 	if (changed && n->own_change && n->kcache_version == n->version)
 		n->kcache_version = kbfs_attr_version(a);
 	n->own_change = false;
-	set_attr_locked(n, a, attr_ttl_ns);
-	if (gen == t->gen)
-		n->attr_gen = gen;
+	set_attr_locked(t, n, a, attr_ttl_ns, gen);
 	if (version)
 		*version = n->version;
 	pthread_mutex_unlock(&t->lock);
@@ -259,14 +266,12 @@ bool kbfs_node_fresh_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a)
 	return fresh;
 }
 
-/* We changed n: its attributes are stale, the next version seen is our
- * own (kbfs_node_set_attr_gen adopts it for the kernel cache), and no
- * attributes are current any more. Lock held. */
+/* We changed n: as expire_locked, and the next version seen is our own
+ * (kbfs_node_set_attr_gen adopts it for the kernel cache). Lock held. */
 static void changed_locked(struct kbfs_nodes *t, struct kbfs_node *n)
 {
 	n->own_change = true;
-	n->attr_expiry_ns = 0;
-	t->gen++;
+	expire_locked(t, n);
 }
 
 void kbfs_node_write_start(struct kbfs_nodes *t, uint64_t ino, struct kbfs_wr_ticket *tk)
@@ -448,8 +453,7 @@ bool kbfs_node_remap(struct kbfs_nodes *t, uint64_t ino, uint64_t old_remote,
 		hash_del(t, n);
 		n->remote = new_remote;
 		n->rlookup = n == &t->root ? 0 : 1;
-		n->attr_expiry_ns = 0;
-		t->gen++;
+		expire_locked(t, n);
 		hash_add(t, n);
 		done = true;
 	}
@@ -466,8 +470,7 @@ uint64_t kbfs_node_expire_remote(struct kbfs_nodes *t, uint64_t remote, bool *wr
 	pthread_mutex_lock(&t->lock);
 	n = hash_find(t, remote);
 	if (n) {
-		n->attr_expiry_ns = 0;
-		t->gen++;
+		expire_locked(t, n);
 		ino = n->ino;
 		*writing = n->writers > 0;
 	}
@@ -480,7 +483,6 @@ void kbfs_node_expire(struct kbfs_nodes *t, uint64_t ino)
 	struct kbfs_node *n = kbfs_node_of(t, ino);
 
 	pthread_mutex_lock(&t->lock);
-	n->attr_expiry_ns = 0;
-	t->gen++;
+	expire_locked(t, n);
 	pthread_mutex_unlock(&t->lock);
 }

@@ -132,8 +132,7 @@ static void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	kb_Entry e;
 	uint64_t remote = kbfs_node_remote(fs->nodes, parent);
 	uint64_t gen = kb_rpc_session(fs->rpc, NULL), now = kb_now_ns();
-	uint64_t left = kbfs_names_left(fs->missing, remote, name, gen, now);
-	uint64_t agen = kbfs_nodes_gen(fs->nodes); /* before asking: kbfs_node.h */
+	uint64_t left = kbfs_names_left(fs->missing, remote, name, gen, now), agen;
 	int ret;
 
 	if (!left) /* a directory we made, and a name we never put there */
@@ -142,6 +141,7 @@ static void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		reply_missing(req, (double)left / 1e9);
 		return;
 	}
+	agen = kbfs_nodes_gen(fs->nodes); /* before asking: kbfs_node.h */
 	ret = kb_rpc_lookup(fs->rpc, remote, name, &e);
 	if (kbfs_stale_retry(fs, parent, ret, &remote))
 		ret = kb_rpc_lookup(fs->rpc, remote, name, &e);

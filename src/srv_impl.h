@@ -306,12 +306,11 @@ struct kb_srv_req {
 	struct kb_srv_worker *w;
 };
 int kb_srv_dispatch(struct kb_srv_req *rq);
-/* Clear setuid, and setgid if group-executable, of the regular file open
- * as fd (st: its attributes, updated), as a write or truncation by a
- * caller without CAP_FSETID does (the client's kernel says when);
- * kb_srv_suidgid_to_kill: those of st's bits that would go. */
-int kb_srv_kill_suidgid(int fd, struct stat *st);
-mode_t kb_srv_suidgid_to_kill(const struct stat *st);
+/* Clear setuid, and setgid if group-executable, of the regular file n (st:
+ * its attributes, updated when that worked), as a write or truncation by
+ * a caller without CAP_FSETID does (the client's kernel says when). Best
+ * effort: the change that asked for it is done either way. */
+void kb_srv_kill_suidgid(const struct kb_srv_node *n, struct stat *st);
 /* srv_sess.c: true for operations cheap enough to serve on the receiver
  * thread: one or two system calls on a name or on attributes (PING,
  * GETATTR, LOOKUP, namespace ops, SETXATTR, SETATTR without a size, CREATE

@@ -48,23 +48,18 @@ static int open_check(struct kb_srv_req *rq, uint32_t flags)
 	return 0;
 }
 
-mode_t kb_srv_suidgid_to_kill(const struct stat *st)
+void kb_srv_kill_suidgid(const struct kb_srv_node *n, struct stat *st)
 {
 	mode_t kill = S_ISUID;
+	char path[64];
 
 	if ((st->st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
 		kill |= S_ISGID;
-	return S_ISREG(st->st_mode) ? st->st_mode & kill : 0;
-}
-
-int kb_srv_kill_suidgid(int fd, struct stat *st)
-{
-	mode_t kill = kb_srv_suidgid_to_kill(st);
-
-	if (kill && fchmod(fd, st->st_mode & 07777 & ~kill))
-		return -errno;
-	st->st_mode &= ~kill;
-	return 0;
+	kill = S_ISREG(st->st_mode) ? st->st_mode & kill : 0;
+	/* best effort: the write or truncation itself is done */
+	if (kill && !kb_srv_proc_path(n, path, sizeof(path)) &&
+	    !chmod(path, st->st_mode & 07777 & ~kill))
+		st->st_mode &= ~kill;
 }
 
 int kb_srv_op_opendir(struct kb_srv_req *rq, struct kb_srv_node *n)
@@ -94,8 +89,8 @@ int kb_srv_op_open(struct kb_srv_req *rq, struct kb_srv_node *n)
 	if ((flags & O_TRUNC) && (rq->q->set_mask & kb_SetMask_SET_KILL_SUIDGID)) {
 		struct stat st;
 
-		if (!fstat(fd, &st)) /* best effort: the data is what counts */
-			kb_srv_kill_suidgid(fd, &st);
+		if (!fstat(fd, &st))
+			kb_srv_kill_suidgid(n, &st);
 	}
 	return kb_srv_fh_add(&rq->sess->fhs, node_ref(n), fd, n->fmt == S_IFDIR, &rq->r->fh);
 }
@@ -258,8 +253,8 @@ int kb_srv_op_write(struct kb_srv_req *rq, struct kb_srv_node *n)
 	/* The attributes after it: a client whose only write this was need
 	 * not ask for them (GETATTR after close). */
 	if (done && !fstat(fd, &st)) {
-		if (q->set_mask & kb_SetMask_SET_KILL_SUIDGID) /* best effort, as above */
-			kb_srv_kill_suidgid(fd, &st);
+		if (q->set_mask & kb_SetMask_SET_KILL_SUIDGID)
+			kb_srv_kill_suidgid(n, &st);
 		rq->r->has_attr = true;
 		kb_srv_attr_fill(&rq->r->attr, &st);
 	}

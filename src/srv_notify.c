@@ -77,7 +77,6 @@ struct kb_srv_notifier {
 	struct pend *pend;           /* owned, NOTIFY_PEND_MAX (lock) */
 	unsigned npend;              /* (lock) */
 	uint64_t first_ns;           /* arrival of the oldest pending (lock) */
-	uint64_t mine_dropped;       /* pushes a session's own change made (lock) */
 	struct pend *out;            /* owned copy being sent (send_lock) */
 	kb_Response resp;            /* being encoded (send_lock) */
 	uint8_t frame[KB_FRAME_HEAD + 512 + KB_FRAME_TAG]; /* (send_lock) */
@@ -119,11 +118,17 @@ static uint64_t mine_key(uint64_t node, const char *name)
 	return kb_hash_key_name(node, name) | 1; /* 0: an empty entry */
 }
 
+/* The first way of key's set. */
+static unsigned mine_set(uint64_t key)
+{
+	return (unsigned)(key >> 32) % MINE_SETS * MINE_WAYS;
+}
+
 void kb_srv_notify_mine(struct kb_srv_notifier *nf, struct kb_srv_sess *s, uint64_t node,
 			const char *name)
 {
 	uint64_t key = mine_key(node, name), exp = kb_now_ns() + KB_SRV_MINE_MS * 1000000ull;
-	unsigned set = (unsigned)(key >> 32) % MINE_SETS * MINE_WAYS, v;
+	unsigned set = mine_set(key), v;
 
 	if (!nf)
 		return;
@@ -154,7 +159,7 @@ static bool is_mine(const struct kb_srv_sess *s, uint64_t node, const char *name
 	if (!s->mine)
 		return false;
 	key = mine_key(node, name);
-	set = (unsigned)(key >> 32) % MINE_SETS * MINE_WAYS;
+	set = mine_set(key);
 	for (unsigned v = 0; v < MINE_WAYS; v++)
 		if (s->mine->e[set + v].key == key)
 			return s->mine->e[set + v].expiry_ns > now;
@@ -267,9 +272,7 @@ static void flush(struct kb_srv_notifier *nf)
 	for (unsigned i = 0; i < nf->npend; i++) {
 		const struct pend *p = &nf->pend[i];
 
-		if (is_mine(p->sess, p->node, p->name, now))
-			nf->mine_dropped++;
-		else
+		if (!is_mine(p->sess, p->node, p->name, now))
 			nf->out[n++] = *p;
 	}
 	nf->npend = 0;

@@ -166,12 +166,9 @@ static int op_setattr(struct kb_srv_req *rq, struct kb_srv_node *n)
 	}
 	if ((m & kb_SetMask_SET_KILL_SUIDGID) && !(m & kb_SetMask_SET_MODE)) {
 		struct stat st;
-		mode_t kill;
 
-		/* best effort: the change itself is done */
-		if (!fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) &&
-		    (kill = kb_srv_suidgid_to_kill(&st)) && !kb_srv_proc_path(n, path, sizeof(path)))
-			(void)!chmod(path, st.st_mode & 07777 & ~kill);
+		if (!fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+			kb_srv_kill_suidgid(n, &st);
 	}
 	if (m & (kb_SetMask_SET_ATIME | kb_SetMask_SET_MTIME | kb_SetMask_SET_ATIME_NOW |
 		 kb_SetMask_SET_MTIME_NOW)) {
