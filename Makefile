@@ -20,9 +20,18 @@ BUILD ?= build
 CC ?= cc
 PKG_CONFIG ?= pkg-config
 
+# Each kind of build has its own directory, so switching never mixes objects:
+# build/ (OpenSSL bulk AEAD), build/mbedtls, build/san[-mbedtls], build/fuzz.
+ifeq ($(CRYPTO),openssl)
+CRYPTO_DIR :=
+else
+CRYPTO_DIR := $(CRYPTO)
+endif
 ifneq ($(SANITIZER),)
-BUILD := build/san
+BUILD := build/san$(if $(CRYPTO_DIR),-$(CRYPTO_DIR))
 SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+else ifneq ($(CRYPTO_DIR),)
+BUILD := build/$(CRYPTO_DIR)
 endif
 ifneq ($(FUZZ),)
 BUILD := build/fuzz
@@ -32,10 +41,16 @@ endif
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wvla -Wno-format-nonliteral
-HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+# _FORTIFY_SOURCE needs an optimising build; CFLAGS=-O0 leaves it out.
+HARDEN := $(if $(filter -O0,$(CFLAGS)),,-D_FORTIFY_SOURCE=2) -fstack-protector-strong -fPIE
 CFLAGS ?= -O2 -g
-KB_CFLAGS := -std=gnu11 $(WARN) $(SANFLAGS) -D_GNU_SOURCE -pthread \
-	-Isrc -I$(BUILD)/gen -MMD -MP
+# Include paths follow the dependency graph (ARCHITECTURE.md): the core sees
+# only itself; the client and the server each see the core and themselves.
+INC_CORE := -Isrc/core -I$(BUILD)/gen
+INC_CLIENT := $(INC_CORE) -Isrc/client
+INC_SERVER := $(INC_CORE) -Isrc/server
+INC_ALL := $(INC_CORE) -Isrc/client -Isrc/server
+KB_CFLAGS := -std=gnu11 $(WARN) $(SANFLAGS) -D_GNU_SOURCE -pthread -MMD -MP
 ifeq ($(SANITIZER)$(FUZZ),)
 KB_CFLAGS += $(HARDEN)
 endif
@@ -54,41 +69,51 @@ endif
 NANOPB_LIBS := -lprotobuf-nanopb
 LIBS := $(CRYPTO_LIBS) $(NANOPB_LIBS)
 
-# Core library: every src/*.c (no FUSE in it) plus the generated protocol code.
+# Product libraries, one per folder of src/ (ARCHITECTURE.md):
+#   src/core   -> libkeibifs-core.a    channel, Noise, AEAD, wire, buffers, keys
+#   src/client -> libkeibifs-client.a  rpc session, block cache
+#   src/server -> libkeibifs-server.a  keibifsd's engine
 PROTO_SRC := $(wildcard proto/*.proto)
 GEN_C := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb.c,$(PROTO_SRC))
 GEN_H := $(GEN_C:.c=.h)
-CORE_SRC := $(wildcard src/*.c)
-CORE_OBJ := $(patsubst src/%.c,$(BUILD)/obj/src/%.o,$(CORE_SRC)) \
+CORE_OBJ := $(patsubst src/core/%.c,$(BUILD)/obj/core/%.o,$(wildcard src/core/*.c)) \
 	$(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(GEN_C))
-CORE_LIB := $(BUILD)/libkeibifs.a
+CLIENT_OBJ := $(patsubst src/client/%.c,$(BUILD)/obj/client/%.o,$(wildcard src/client/*.c))
+SERVER_OBJ := $(patsubst src/server/%.c,$(BUILD)/obj/server/%.o,$(wildcard src/server/*.c))
+CORE_LIB := $(BUILD)/libkeibifs-core.a
+CLIENT_LIB := $(BUILD)/libkeibifs-client.a
+SERVER_LIB := $(BUILD)/libkeibifs-server.a
 
-# Programs: src/cmd/NAME.c -> build/NAME ; fuse/*.c -> build/keibifs
-CMD_SRC := $(wildcard src/cmd/*.c)
-CMD_BIN := $(patsubst src/cmd/%.c,$(BUILD)/%,$(CMD_SRC))
+# Programs. Product: keibifsd, keibifs-keygen (src/cmd), keibifs (fuse/).
+# Benchmarks (bench/) and test tools (tests/tools/) are built but never installed.
+PROD_BIN := $(BUILD)/keibifsd $(BUILD)/keibifs-keygen $(BUILD)/keibifs
+BENCH_BIN := $(BUILD)/bench-channel $(BUILD)/bench-server
 FUSE_SRC := $(wildcard fuse/*.c)
 FUSE_OBJ := $(patsubst fuse/%.c,$(BUILD)/obj/fuse/%.o,$(FUSE_SRC))
-FUSE_BIN := $(if $(FUSE_SRC),$(BUILD)/keibifs)
 
 # Tests: tests/test_NAME.c defines `Suite *suite_NAME(void)`; one Check runner.
+# tests/lib/ holds test-only code (JSON reader, Noise vector runner).
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_NAMES := $(patsubst tests/test_%.c,%,$(TEST_SRC))
 TEST_OBJ := $(patsubst tests/%.c,$(BUILD)/obj/tests/%.o,$(TEST_SRC) tests/runner.c \
 	$(wildcard tests/th_*.c))
+TESTLIB_OBJ := $(patsubst tests/lib/%.c,$(BUILD)/obj/testlib/%.o,$(wildcard tests/lib/*.c))
 TEST_BIN := $(BUILD)/tests/runner
 # fuse/ objects other than main are linked into the runner for unit tests.
 FUSE_LIB_OBJ := $(filter-out $(BUILD)/obj/fuse/main.o,$(FUSE_OBJ))
 
-# Stand-alone test tools (fault proxy...): tests/tools/NAME.c -> build/tests/NAME
-TOOL_SRC := $(wildcard tests/tools/*.c)
-TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRC))
+# Test tools: tests/tools/kbproxy.c stands alone; kb-soak (rpc client) and
+# noise-vectors (vector runner) link the libraries.
+TOOL_BIN := $(BUILD)/tests/kbproxy $(BUILD)/kb-soak $(BUILD)/noise-vectors
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
 .SECONDARY: $(GEN_C) $(GEN_H)
-.PHONY: all test check fuzz fuzz-run fuzz-bins bench demo install uninstall clean format deps
-all: $(CORE_LIB) $(CMD_BIN) $(FUSE_BIN) $(TEST_BIN) $(TOOL_BIN)
+.PHONY: all product test check fuzz fuzz-run fuzz-bins bench demo install uninstall clean \
+	format format-check deps
+all: product $(BENCH_BIN) $(TEST_BIN) $(TOOL_BIN)
+product: $(PROD_BIN)
 
 deps:
 	@sh scripts/install-deps.sh
@@ -99,29 +124,67 @@ $(BUILD)/gen/%.pb.c $(BUILD)/gen/%.pb.h: proto/%.proto proto/%.options
 
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -Wno-missing-prototypes -c -o $@ $<
+	$(CC) $(CFLAGS) $(INC_CORE) -Wno-missing-prototypes -c -o $@ $<
 
-$(BUILD)/obj/src/%.o: src/%.c $(GEN_H)
+$(BUILD)/obj/core/%.o: src/core/%.c $(GEN_H)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(INC_CORE) -c -o $@ $<
+
+$(BUILD)/obj/client/%.o: src/client/%.c $(GEN_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(INC_CLIENT) -c -o $@ $<
+
+$(BUILD)/obj/server/%.o: src/server/%.c $(GEN_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(INC_SERVER) -c -o $@ $<
 
 $(BUILD)/obj/fuse/%.o: fuse/%.c $(GEN_H)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(FUSE_CFLAGS) -Ifuse -c -o $@ $<
+	$(CC) $(CFLAGS) $(INC_CLIENT) $(FUSE_CFLAGS) -Ifuse -c -o $@ $<
+
+$(BUILD)/obj/testlib/%.o: tests/lib/%.c $(GEN_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(INC_CORE) -Itests/lib -c -o $@ $<
 
 $(CORE_LIB): $(CORE_OBJ)
+$(CLIENT_LIB): $(CLIENT_OBJ)
+$(SERVER_LIB): $(SERVER_OBJ)
+$(CORE_LIB) $(CLIENT_LIB) $(SERVER_LIB):
 	@rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/obj/cmd/%.o: src/cmd/%.c $(GEN_H)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(INC_SERVER) -c -o $@ $<
 
-$(BUILD)/%: $(BUILD)/obj/cmd/%.o $(CORE_LIB)
-	$(CC) $(LDFLAGS) -o $@ $< $(CORE_LIB) $(LIBS)
+$(BUILD)/obj/bench/%.o: bench/%.c $(GEN_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(INC_ALL) -c -o $@ $<
 
-$(BUILD)/keibifs: $(FUSE_OBJ) $(CORE_LIB)
-	$(CC) $(LDFLAGS) -o $@ $(FUSE_OBJ) $(CORE_LIB) $(FUSE_LIBS) $(LIBS)
+$(BUILD)/obj/tools/%.o: tests/tools/%.c $(GEN_H)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(INC_CLIENT) -Itests/lib -c -o $@ $<
+
+$(BUILD)/keibifsd: $(BUILD)/obj/cmd/keibifsd.o $(SERVER_LIB) $(CORE_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/keibifs-keygen: $(BUILD)/obj/cmd/keibifs-keygen.o $(CORE_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/keibifs: $(FUSE_OBJ) $(CLIENT_LIB) $(CORE_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(FUSE_LIBS) $(LIBS)
+
+$(BUILD)/bench-channel: $(BUILD)/obj/bench/bench-channel.o $(CORE_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/bench-server: $(BUILD)/obj/bench/bench-server.o $(CLIENT_LIB) $(SERVER_LIB) $(CORE_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/kb-soak: $(BUILD)/obj/tools/kb-soak.o $(CLIENT_LIB) $(CORE_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/noise-vectors: $(BUILD)/obj/tools/noise-vectors.o $(TESTLIB_OBJ) $(CORE_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/gen/suites.h: $(TEST_SRC)
 	@mkdir -p $(@D)
@@ -130,14 +193,13 @@ $(BUILD)/gen/suites.h: $(TEST_SRC)
 
 $(BUILD)/obj/tests/%.o: tests/%.c $(GEN_H) $(BUILD)/gen/suites.h
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(FUSE_CFLAGS) -Ifuse -Itests -c -o $@ $<
+	$(CC) $(CFLAGS) $(INC_ALL) $(CHECK_CFLAGS) $(FUSE_CFLAGS) -Ifuse -Itests -Itests/lib -c -o $@ $<
 
-$(TEST_BIN): $(TEST_OBJ) $(FUSE_LIB_OBJ) $(CORE_LIB)
+$(TEST_BIN): $(TEST_OBJ) $(FUSE_LIB_OBJ) $(TESTLIB_OBJ) $(CLIENT_LIB) $(SERVER_LIB) $(CORE_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(FUSE_LIB_OBJ) $(CORE_LIB) $(CHECK_LIBS) \
-		$(FUSE_LIBS) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(FUSE_LIBS) $(LIBS)
 
-$(BUILD)/tests/%: tests/tools/%.c
+$(BUILD)/tests/kbproxy: tests/tools/kbproxy.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
@@ -165,8 +227,8 @@ fuzz-run: fuzz
 		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 tests/fuzz/corpus-$$n \
 			2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY" || exit 1; done
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CORE_LIB)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $< $(CORE_LIB) $(LIBS)
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CLIENT_LIB) $(SERVER_LIB) $(CORE_LIB)
+	$(CC) $(CFLAGS) $(INC_ALL) -fsanitize=fuzzer -o $@ $^ $(LIBS)
 
 bench: all
 	bash scripts/bench.sh
@@ -175,24 +237,32 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	bash scripts/demo.sh
 
-install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)/sbin \
+UNITDIR ?= /lib/systemd/system
+
+# install needs only the product (no Check, no benchmarks).
+install: product
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
 	install -m 755 $(BUILD)/keibifs $(BUILD)/keibifs-keygen $(DESTDIR)$(BINDIR)/
 	install -m 755 $(BUILD)/keibifsd $(DESTDIR)$(SBINDIR)/
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
 	if [ -d /lib/systemd/system ] || [ -d /usr/lib/systemd/system ]; then \
-		install -d $(DESTDIR)/lib/systemd/system && \
+		install -d $(DESTDIR)$(UNITDIR) && \
 		sed 's|/usr/local/sbin|$(SBINDIR)|' contrib/keibifsd.service \
-			> $(DESTDIR)/lib/systemd/system/keibifsd.service; fi
+			> $(DESTDIR)$(UNITDIR)/keibifsd.service; fi
 
+# uninstall removes exactly what install put.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/keibifs $(DESTDIR)$(BINDIR)/keibifs-keygen \
-		$(DESTDIR)$(SBINDIR)/keibifsd
+		$(DESTDIR)$(SBINDIR)/keibifsd $(DESTDIR)$(UNITDIR)/keibifsd.service \
+		$(patsubst man/%,$(DESTDIR)$(MANDIR)/man1/%,$(wildcard man/*.1)) \
+		$(patsubst man/%,$(DESTDIR)$(MANDIR)/man8/%,$(wildcard man/*.8))
 
+FORMAT_SRC = $(wildcard src/*/*.c src/*/*.h fuse/*.c fuse/*.h tests/*.c tests/*.h \
+	tests/lib/*.c tests/lib/*.h tests/tools/*.c tests/fuzz/*.c bench/*.c)
 format:
-	clang-format -i src/*.c src/*.h src/cmd/*.c fuse/*.c fuse/*.h tests/*.c tests/*.h
+	clang-format -i $(FORMAT_SRC)
 
 clean:
 	rm -rf build
