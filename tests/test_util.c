@@ -43,6 +43,12 @@ START_TEST(test_b64)
 	}
 	ck_assert_int_eq(kb_b64_decode(dec, sizeof(dec), "Zm9v!", 5), -EINVAL);
 	ck_assert_int_eq(kb_b64_decode(dec, 2, "Zm9v", 4), -EINVAL);
+	/* a lone sextet, '=' inside, whitespace, NUL: all refused */
+	ck_assert_int_eq(kb_b64_decode(dec, sizeof(dec), "Zm9vY", 5), -EINVAL);
+	ck_assert_int_eq(kb_b64_decode(dec, sizeof(dec), "Zg==Zg==", 8), -EINVAL);
+	ck_assert_int_eq(kb_b64_decode(dec, sizeof(dec), "Zm9 v", 5), -EINVAL);
+	ck_assert_int_eq(kb_b64_decode(dec, sizeof(dec), "Zm9v\n", 5), -EINVAL);
+	ck_assert_int_eq(kb_b64_decode(dec, sizeof(dec), "Zm\0v", 4), -EINVAL);
 }
 END_TEST
 

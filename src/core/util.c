@@ -4,6 +4,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <mbedtls/base64.h>
+
 #include "err.h"
 #include "util.h"
 
@@ -60,59 +62,37 @@ void kb_hex_encode(char *out, const uint8_t *in, size_t n)
 	out[2 * n] = '\0';
 }
 
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
+/* Base64 through mbedTLS, whose decoder's table lookups do not depend on
+ * the (secret) input: private keys and PSKs go through here. */
 void kb_b64_encode(char *out, const uint8_t *in, size_t n, int pad)
 {
-	size_t o = 0;
+	size_t cap = 4 * ((n + 2) / 3) + 1, olen = 0;
 
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16;
-		size_t left = n - i;
-
-		if (left > 1)
-			v |= (uint32_t)in[i + 1] << 8;
-		if (left > 2)
-			v |= in[i + 2];
-		out[o++] = b64[v >> 18 & 63];
-		out[o++] = b64[v >> 12 & 63];
-		if (left > 1)
-			out[o++] = b64[v >> 6 & 63];
-		else if (pad)
-			out[o++] = '=';
-		if (left > 2)
-			out[o++] = b64[v & 63];
-		else if (pad)
-			out[o++] = '=';
+	out[0] = '\0'; /* mbedTLS writes nothing for empty input */
+	if (mbedtls_base64_encode((unsigned char *)out, cap, &olen, in, n)) {
+		out[0] = '\0';
+		return;
 	}
-	out[o] = '\0';
+	while (!pad && olen > 0 && out[olen - 1] == '=')
+		out[--olen] = '\0';
 }
 
 ssize_t kb_b64_decode(uint8_t *out, size_t cap, const char *in, size_t len)
 {
-	uint32_t acc = 0;
-	int bits = 0;
-	size_t o = 0;
+	unsigned char padded[KB_B64_MAX_IN + 3]; /* may hold a secret: wiped */
+	size_t olen = 0;
+	ssize_t ret = -EINVAL;
 
-	while (len > 0 && in[len - 1] == '=')
-		len--;
-	for (size_t i = 0; i < len; i++) {
-		const char *p = memchr(b64, in[i], 64);
-
-		if (!p || in[i] == '\0')
-			return -EINVAL;
-		acc = acc << 6 | (uint32_t)(p - b64);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o >= cap)
-				return -EINVAL;
-			out[o++] = (uint8_t)(acc >> bits);
-		}
-	}
-	if (bits >= 6)
+	if (len > KB_B64_MAX_IN || memchr(in, '\0', len) || memchr(in, ' ', len) ||
+	    memchr(in, '\n', len) || memchr(in, '\r', len))
 		return -EINVAL;
-	return (ssize_t)o;
+	memcpy(padded, in, len);
+	while (len % 4)
+		padded[len++] = '=';
+	if (mbedtls_base64_decode(out, cap, &olen, padded, len) == 0)
+		ret = (ssize_t)olen;
+	kb_memzero(padded, sizeof(padded));
+	return ret;
 }
 
 int kb_read_full(int fd, void *buf, size_t n)

@@ -42,7 +42,9 @@ void kb_hex_encode(char *out, const uint8_t *in, size_t n);
 
 /* Standard base64; `pad` selects '=' padding. out needs 4*((n+2)/3)+1. */
 void kb_b64_encode(char *out, const uint8_t *in, size_t n, int pad);
-/* Decodes padded or unpadded base64; returns bytes or -EINVAL. */
+/* Decodes padded or unpadded base64 of at most KB_B64_MAX_IN characters
+ * (no whitespace); returns bytes or -EINVAL. */
+#define KB_B64_MAX_IN 256
 ssize_t kb_b64_decode(uint8_t *out, size_t cap, const char *in, size_t len);
 
 /* Loop until n bytes are done. Return 0, -errno, or -KB_ECLOSED/-KB_ETRUNC
