@@ -61,6 +61,9 @@ FUSE_CFLAGS := $(shell $(PKG_CONFIG) --cflags fuse3 2>/dev/null)
 FUSE_LIBS := $(shell $(PKG_CONFIG) --libs fuse3 2>/dev/null)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+# Test-only: the Noise vector runner reads JSON with jansson.
+JSON_CFLAGS := $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null)
+JSON_LIBS := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null || echo -ljansson)
 CRYPTO_LIBS := -lmbedtls -lmbedx509 -lmbedcrypto
 ifeq ($(CRYPTO),openssl)
 override CFLAGS += -DKB_HAVE_OPENSSL=1
@@ -144,7 +147,7 @@ $(BUILD)/obj/fuse/%.o: fuse/%.c $(GEN_H)
 
 $(BUILD)/obj/testlib/%.o: tests/lib/%.c $(GEN_H)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(INC_CORE) -Itests/lib -c -o $@ $<
+	$(CC) $(CFLAGS) $(INC_CORE) $(JSON_CFLAGS) -Itests/lib -c -o $@ $<
 
 $(CORE_LIB): $(CORE_OBJ)
 $(CLIENT_LIB): $(CLIENT_OBJ)
@@ -184,7 +187,7 @@ $(BUILD)/kb-soak: $(BUILD)/obj/tools/kb-soak.o $(CLIENT_LIB) $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/noise-vectors: $(BUILD)/obj/tools/noise-vectors.o $(TESTLIB_OBJ) $(CORE_LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(JSON_LIBS) $(LIBS)
 
 $(BUILD)/gen/suites.h: $(TEST_SRC)
 	@mkdir -p $(@D)
@@ -197,7 +200,7 @@ $(BUILD)/obj/tests/%.o: tests/%.c $(GEN_H) $(BUILD)/gen/suites.h
 
 $(TEST_BIN): $(TEST_OBJ) $(FUSE_LIB_OBJ) $(TESTLIB_OBJ) $(CLIENT_LIB) $(SERVER_LIB) $(CORE_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(FUSE_LIBS) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(FUSE_LIBS) $(JSON_LIBS) $(LIBS)
 
 $(BUILD)/tests/kbproxy: tests/tools/kbproxy.c
 	@mkdir -p $(@D)

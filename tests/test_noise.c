@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "err.h"
-#include "json.h"
 #include "noise.h"
 #include "noise_int.h"
 #include "noise_vec.h"
@@ -416,50 +415,6 @@ START_TEST(test_x25519)
 }
 END_TEST
 
-/* The vector runner's JSON reader is strict. */
-START_TEST(test_json)
-{
-	static const char *bad[] = {
-		"", "{", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "[01]", "[1.]", "[-]", "[1e]",
-		"\"\\x\"", "\"\\ud800\"", "\"\\u0000\"", "\"a\nb\"", "[tru]", "nul",
-		"[1] 2", "{1:2}", "\"abc",
-	};
-	struct kb_json *j = NULL;
-	const struct kb_json *c;
-	char err[128];
-	const char *good = "{\"a\": [1, -2.5e3, true, false, null, \"x\\u00e9\\ud83d\\ude00\\n\"],"
-			   "\n \"b\": {}, \"c\": []}";
-
-	for (size_t i = 0; i < KB_ARRAY_SIZE(bad); i++) {
-		ck_assert_msg(kb_json_parse(&j, bad[i], strlen(bad[i]), err, sizeof(err)) == -EINVAL,
-			      "accepted %s", bad[i]);
-		ck_assert_ptr_nonnull(strstr(err, "line "));
-	}
-	ck_assert_int_eq(kb_json_parse(&j, good, strlen(good), err, sizeof(err)), 0);
-	c = kb_json_get(j, "a");
-	ck_assert_ptr_nonnull(c);
-	ck_assert_int_eq(c->type, KB_JSON_ARR);
-	c = c->child;
-	ck_assert(c->type == KB_JSON_NUM && c->num == 1);
-	c = c->next;
-	ck_assert(c->type == KB_JSON_NUM && c->num == -2500);
-	c = c->next;
-	ck_assert(c->type == KB_JSON_BOOL && c->b);
-	c = c->next->next;
-	ck_assert_int_eq(c->type, KB_JSON_NULL);
-	c = c->next;
-	ck_assert_str_eq(c->str, "x\xc3\xa9\xf0\x9f\x98\x80\n");
-	ck_assert_ptr_null(c->next);
-	ck_assert_int_eq(kb_json_get(j, "b")->type, KB_JSON_OBJ);
-	ck_assert_ptr_null(kb_json_get(j, "zz"));
-	ck_assert_ptr_null(kb_json_get_str(j, "c"));
-	kb_json_free(j);
-	/* the error names the line */
-	ck_assert_int_eq(kb_json_parse(&j, "{\n\n\"a\": x}", 11, err, sizeof(err)), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "line 3"));
-}
-END_TEST
-
 Suite *suite_noise(void);
 Suite *suite_noise(void)
 {
@@ -478,7 +433,6 @@ Suite *suite_noise(void)
 	tcase_add_loop_test(tc, test_rekey, 0, NBE);
 	tcase_add_test(tc, test_protocol_names);
 	tcase_add_test(tc, test_x25519);
-	tcase_add_test(tc, test_json);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -2,20 +2,18 @@
  * process, every message compared byte for byte, then transport messages
  * through the split CipherStates. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "err.h"
-#include "json.h"
 #include "noise.h"
 #include "noise_vec.h"
 #include "util.h"
 
 #define VEC_MAX_MSG 65535
-#define VEC_MAX_FILE (64u << 20)
 
 /* Keys and prologue of one side, decoded from hex. */
 struct vec_side {
@@ -39,10 +37,16 @@ static int vfail(struct vec_run *v, const char *what, int idx, int err)
 	return -1;
 }
 
-static int hex_field(const struct kb_json *o, const char *key, uint8_t *out, size_t cap,
+/* Member `key` of an object if it is a string, else NULL. */
+static const char *str_member(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static int hex_field(const json_t *o, const char *key, uint8_t *out, size_t cap,
 		     size_t *len, bool *has)
 {
-	const char *s = kb_json_get_str(o, key);
+	const char *s = str_member(o, key);
 	ssize_t n;
 
 	if (!s)
@@ -58,9 +62,10 @@ static int hex_field(const struct kb_json *o, const char *key, uint8_t *out, siz
 }
 
 /* 0, 1 when the vector uses something unsupported (several psks), <0 bad. */
-static int load_side(const struct kb_json *v, const char *pfx, struct vec_side *sd)
+static int load_side(const json_t *v, const char *pfx, struct vec_side *sd)
 {
-	const struct kb_json *psks;
+	const json_t *psks;
+	const char *psk;
 	char key[32];
 	int ret = 0;
 
@@ -74,14 +79,15 @@ static int load_side(const struct kb_json *v, const char *pfx, struct vec_side *
 	snprintf(key, sizeof(key), "%s_remote_static", pfx);
 	ret |= hex_field(v, key, sd->rs, 32, NULL, &sd->has_rs);
 	snprintf(key, sizeof(key), "%s_psks", pfx);
-	psks = kb_json_get(v, key);
+	psks = json_object_get(v, key);
 	if (ret)
 		return -EINVAL;
-	if (!psks || psks->type != KB_JSON_ARR || !psks->child)
+	if (!json_is_array(psks) || json_array_size(psks) == 0)
 		return 0;
-	if (psks->child->next)
+	if (json_array_size(psks) > 1)
 		return 1;
-	if (psks->child->type != KB_JSON_STR || kb_hex_decode(sd->psk, 32, psks->child->str) != 32)
+	psk = json_string_value(json_array_get(psks, 0));
+	if (!psk || kb_hex_decode(sd->psk, 32, psk) != 32)
 		return -EINVAL;
 	sd->has_psk = true;
 	return 0;
@@ -106,11 +112,11 @@ static int side_new(struct kb_noise_hs **hs, const char *proto, bool initiator,
 }
 
 /* One message: `msg` has hex payload and ciphertext. */
-static int msg_fields(struct vec_run *v, const struct kb_json *msg, size_t *pllen, size_t *ctlen)
+static int msg_fields(struct vec_run *v, const json_t *msg, size_t *pllen, size_t *ctlen)
 {
 	if (hex_field(msg, "payload", v->pl, VEC_MAX_MSG - KB_AEAD_TAG, pllen, NULL) ||
 	    hex_field(msg, "ciphertext", v->ct, VEC_MAX_MSG, ctlen, NULL) ||
-	    !kb_json_get_str(msg, "payload") || !kb_json_get_str(msg, "ciphertext")) {
+	    !str_member(msg, "payload") || !str_member(msg, "ciphertext")) {
 		fprintf(v->log, "FAIL %s: malformed message\n", v->name);
 		return -1;
 	}
@@ -118,7 +124,7 @@ static int msg_fields(struct vec_run *v, const struct kb_json *msg, size_t *plle
 }
 
 static int run_handshake_msg(struct vec_run *v, struct kb_noise_hs *w, struct kb_noise_hs *r,
-			     const struct kb_json *msg, int idx)
+			     const json_t *msg, int idx)
 {
 	const uint8_t *pl = v->pl, *ct = v->ct;
 	size_t pllen, ctlen, n, got;
@@ -140,7 +146,7 @@ static int run_handshake_msg(struct vec_run *v, struct kb_noise_hs *w, struct kb
 }
 
 static int run_transport_msg(struct vec_run *v, struct kb_noise_cs *send, struct kb_noise_cs *recv,
-			     const struct kb_json *msg, int idx)
+			     const json_t *msg, int idx)
 {
 	const uint8_t *pl = v->pl, *ct = v->ct;
 	size_t pllen, ctlen;
@@ -161,11 +167,11 @@ static int run_transport_msg(struct vec_run *v, struct kb_noise_cs *send, struct
 	return 0;
 }
 
-static int check_hash(struct vec_run *v, const struct kb_json *vec, struct kb_noise_hs *i,
+static int check_hash(struct vec_run *v, const json_t *vec, struct kb_noise_hs *i,
 		      struct kb_noise_hs *r, int idx)
 {
 	uint8_t hi[32], hr[32], want[32];
-	const char *hex = kb_json_get_str(vec, "handshake_hash");
+	const char *hex = str_member(vec, "handshake_hash");
 
 	kb_noise_hs_hash(i, hi);
 	kb_noise_hs_hash(r, hr);
@@ -178,16 +184,17 @@ static int check_hash(struct vec_run *v, const struct kb_json *vec, struct kb_no
 
 /* Message idx: a handshake message from whoever's turn it is, or, after the
  * handshake, a transport message from the initiator (even) or responder. */
-static int run_msgs(struct vec_run *v, const struct kb_json *vec, struct kb_noise_hs *hi,
+static int run_msgs(struct vec_run *v, const json_t *vec, struct kb_noise_hs *hi,
 		    struct kb_noise_hs *hr, struct kb_noise_cs cs[4])
 {
-	const struct kb_json *msgs = kb_json_get(vec, "messages"), *m;
+	const json_t *msgs = json_object_get(vec, "messages"), *m;
 	int idx = 0, ret = 0;
 	bool split = false;
 
-	if (!msgs || msgs->type != KB_JSON_ARR)
+	if (!json_is_array(msgs))
 		return vfail(v, "no messages array", -1, 0);
-	for (m = msgs->child; m && !ret; m = m->next, idx++) {
+	for (; (size_t)idx < json_array_size(msgs) && !ret; idx++) {
+		m = json_array_get(msgs, (size_t)idx);
 		if (split) {
 			ret = idx % 2 ? run_transport_msg(v, &cs[2], &cs[1], m, idx)
 				      : run_transport_msg(v, &cs[0], &cs[3], m, idx);
@@ -209,7 +216,7 @@ static int run_msgs(struct vec_run *v, const struct kb_json *vec, struct kb_nois
 }
 
 /* 0 passed, 1 skipped (unsupported), -1 failed. */
-static int run_one(struct vec_run *v, const struct kb_json *vec, enum kb_aead_backend be)
+static int run_one(struct vec_run *v, const json_t *vec, enum kb_aead_backend be)
 {
 	struct vec_side is, rsd; /* decoded keys; wiped */
 	struct kb_noise_hs *hi = NULL, *hr = NULL;
@@ -218,7 +225,7 @@ static int run_one(struct vec_run *v, const struct kb_json *vec, enum kb_aead_ba
 
 	for (int k = 0; k < 4; k++)
 		kb_noise_cs_init(&cs[k]);
-	v->name = kb_json_get_str(vec, "protocol_name");
+	v->name = str_member(vec, "protocol_name");
 	if (!v->name) {
 		v->name = "(unnamed)";
 		return vfail(v, "no protocol_name", -1, 0);
@@ -248,42 +255,17 @@ out:
 	return ret;
 }
 
-static int read_file(const char *path, char **out, size_t *len)
-{
-	struct stat st;
-	char *buf = NULL; /* owned until *out */
-	int fd = open(path, O_RDONLY | O_CLOEXEC), ret;
-
-	if (fd < 0)
-		return -errno;
-	ret = fstat(fd, &st) ? -errno : 0;
-	if (!ret && (st.st_size < 0 || (size_t)st.st_size > VEC_MAX_FILE))
-		ret = -EFBIG;
-	if (!ret && !(buf = malloc((size_t)st.st_size + 1)))
-		ret = -ENOMEM;
-	if (!ret)
-		ret = kb_read_full(fd, buf, (size_t)st.st_size);
-	close(fd);
-	if (ret) {
-		free(buf);
-		return ret == -KB_ECLOSED || ret == -KB_ETRUNC ? -EIO : ret;
-	}
-	*out = buf;
-	*len = (size_t)st.st_size;
-	return 0;
-}
-
-static int run_all(struct vec_run *v, const struct kb_json *root, enum kb_aead_backend be,
+static int run_all(struct vec_run *v, const json_t *root, enum kb_aead_backend be,
 		   struct kb_noise_vec_result *res)
 {
-	const struct kb_json *vecs = root->type == KB_JSON_ARR ? root : kb_json_get(root, "vectors");
+	const json_t *vecs = json_is_array(root) ? root : json_object_get(root, "vectors");
 
-	if (!vecs || vecs->type != KB_JSON_ARR) {
+	if (!json_is_array(vecs)) {
 		fprintf(v->log, "no \"vectors\" array\n");
 		return -EINVAL;
 	}
-	for (const struct kb_json *vec = vecs->child; vec; vec = vec->next) {
-		int r = run_one(v, vec, be);
+	for (size_t k = 0; k < json_array_size(vecs); k++) {
+		int r = run_one(v, json_array_get(vecs, k), be);
 
 		if (r == 0)
 			res->passed++;
@@ -299,33 +281,25 @@ int kb_noise_vec_run_file(const char *path, enum kb_aead_backend be, FILE *log,
 			  struct kb_noise_vec_result *res)
 {
 	struct vec_run v = {.log = log};
-	struct kb_json *root = NULL;
-	char *text = NULL, err[128]; /* file contents: owned here */
-	size_t len = 0;
+	json_error_t jerr;
+	json_t *root; /* owned here */
 	int ret;
 
 	memset(res, 0, sizeof(*res));
-	ret = read_file(path, &text, &len);
-	if (ret) {
-		fprintf(log, "%s: %s\n", path, kb_strerror(ret));
-		return ret;
-	}
-	ret = kb_json_parse(&root, text, len, err, sizeof(err));
-	if (ret) {
-		fprintf(log, "%s: %s\n", path, ret == -EINVAL ? err : kb_strerror(ret));
-		goto out;
+	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		fprintf(log, "%s: line %d: %s\n", path, jerr.line, jerr.text);
+		return json_error_code(&jerr) == json_error_cannot_open_file ? -ENOENT : -EINVAL;
 	}
 	v.buf = malloc(VEC_MAX_MSG);
 	v.buf2 = malloc(VEC_MAX_MSG);
 	v.pl = malloc(VEC_MAX_MSG);
 	v.ct = malloc(VEC_MAX_MSG);
 	ret = v.buf && v.buf2 && v.pl && v.ct ? run_all(&v, root, be, res) : -ENOMEM;
-out:
 	free(v.buf);
 	free(v.buf2);
 	free(v.pl);
 	free(v.ct);
-	kb_json_free(root);
-	free(text);
+	json_decref(root);
 	return ret;
 }
