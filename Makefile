@@ -21,14 +21,17 @@ CC ?= cc
 PKG_CONFIG ?= pkg-config
 
 # Each kind of build has its own directory, so switching never mixes objects:
-# build/ (OpenSSL bulk AEAD), build/mbedtls, build/san[-mbedtls], build/fuzz.
+# build/ (OpenSSL bulk AEAD), build/mbedtls, build/san (make check:
+# address,undefined), build/san-SANITIZER for any other, [-mbedtls], build/fuzz.
+comma := ,
 ifeq ($(CRYPTO),openssl)
 CRYPTO_DIR :=
 else
 CRYPTO_DIR := $(CRYPTO)
 endif
 ifneq ($(SANITIZER),)
-BUILD := build/san$(if $(CRYPTO_DIR),-$(CRYPTO_DIR))
+SAN_DIR := $(if $(filter address$(comma)undefined,$(SANITIZER)),san,san-$(subst $(comma),+,$(SANITIZER)))
+BUILD := build/$(SAN_DIR)$(if $(CRYPTO_DIR),-$(CRYPTO_DIR))
 SANFLAGS := -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
 else ifneq ($(CRYPTO_DIR),)
 BUILD := build/$(CRYPTO_DIR)
