@@ -82,7 +82,7 @@ static uint32_t set_mask(const struct kbfs *fs, const struct stat *st, int to_se
  *   owner (the server would allow it) or under owners=preserve (the
  *   kernel checked): rsync's fchmod of its fresh temp file to the mode
  *   mkstemp gave it.
- * rsync -a sent 3 of its 5 SETATTRs per file so. What a user can tell: a
+ * What a user can tell: a
  * chmod or touch -m to the current value leaves the server's ctime. */
 static bool setattr_known(struct kbfs *fs, fuse_ino_t ino, const struct stat *attr, int to_set,
 			  kb_Attr *a)

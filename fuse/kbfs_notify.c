@@ -205,7 +205,7 @@ void kbfs_notify(void *arg, const kb_Response *n)
 	/* Open for writing here: the change is almost surely our own writes
 	 * coming back. The kernel's writeback cache holds newer data than any
 	 * push could tell it about, and invalidating it would write back every
-	 * dirty page synchronously (1 GiB dd: ~950 -> ~400 MB/s). Another
+	 * dirty page synchronously (a large write would stall on it). Another
 	 * writer's changes to a file we write are not coherent anyway (as on
 	 * NFS, close-to-open): our next open compares versions. */
 	if (writing)

@@ -234,7 +234,8 @@ int kbfs_opts_parse(int argc, char *argv[], struct kbfs_opts *o, struct fuse_arg
 	if (opts_finish(o, err, errlen) < 0)
 		return -EINVAL;
 	/* Defaults first so that a user's fsname=/subtype= given later wins;
-	 * max_read must match what init() asks for (FUSE-NOTES.md). */
+	 * max_read must match what init() asks for, or libfuse refuses
+	 * the mount ("different maximum read size"). */
 	snprintf(extra, sizeof(extra), "-omax_read=%zu,subtype=keibifs", o->block_size);
 	if (fuse_opt_insert_arg(args, 1, extra) < 0)
 		return -ENOMEM;

@@ -160,7 +160,8 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "keibifs: cannot take over /dev/fuse I/O\n");
 		goto out;
 	}
-	/* The kernel sends reads of read_ahead_kb at most (FUSE-NOTES.md);
+	/* The kernel sends reads of at most the bdi's read_ahead_kb (128 KiB
+	 * unless raised; 1 MiB needs root);
 	 * raised from the first request after INIT (kbfs_raise_readahead_once). */
 	fs.realmnt = real;
 	atomic_store(&fs.ra_pending, 1);

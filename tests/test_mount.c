@@ -503,7 +503,8 @@ START_TEST(test_siblings_prefetched)
 }
 END_TEST
 
-/* A 4 KiB random read pulls a 64 KiB sub-block, not a whole 1 MiB block. */
+/* A 4 KiB random read pulls a small sub-block (4 to 64 KiB), not a whole
+ * 1 MiB block. */
 START_TEST(test_random_no_overfetch)
 {
 	char buf[4096];

@@ -11,7 +11,7 @@
  * one clear line in err (refused connection, unknown server key with its
  * fingerprint and how to trust it, our key refused, missing directory,
  * timeouts). Each connection is a slot that can be re-established and
- * ATTACHed again (transparent reconnect is a later issue).
+ * ATTACHed again by its keeper thread (rpc_keep.c).
  *
  * Requests. Each connection owns a fixed table of KB_RPC_SLOTS pending
  * request slots (no malloc per request). A request id is
@@ -59,10 +59,10 @@
  * run on a receiver (or the timer, or a failing sender) and must not block
  * or make synchronous calls.
  *
- * Failure. A channel error marks the connection down and fails its pending
- * requests with -ENOTCONN; later requests go to the remaining connections;
- * with none left calls fail fast with -ENOTCONN. Server pushes (id 0,
- * NOTIFY) go to the notify callback. kb_rpc_free shuts every channel down,
+ * Failure. A channel error marks the connection down; its pending requests
+ * keep their ids and are re-sent once the keeper has reconnected
+ * (rpc_keep.c), and callers wait at most until their deadline. Server
+ * pushes (id 0, NOTIFY) go to the notify callback. kb_rpc_free shuts every channel down,
  * which fails what is pending with -ENOTCONN, joins the threads and frees
  * the pools (buffers still held by callers outlive it).
  */

@@ -3,9 +3,8 @@
  * Pools made with KB_BUFPOOL_ARENA (the client's receive pools) carve large
  * buffers (KB_BUF_ARENA_MIN and up: block pulls, 4 MiB frames) from arenas: 32 MiB mappings aligned to 2 MiB and
  * advised MADV_HUGEPAGE, so that filling the block cache costs a page fault
- * per 2 MiB instead of per 4 KiB (those faults were ~6% of the CPU of a
- * cold 1 GiB read; the first pass over a file ran at 1.0-1.5 GB/s against
- * 1.6-1.7 GB/s once the buffers were recycled). An arena buffer is never
+ * per 2 MiB instead of per 4 KiB (4 KiB faults made the first pass over a
+ * file measurably slower than later ones). An arena buffer is never
  * freed on its own: it goes back to the pool's free list, and the arenas
  * are unmapped with the pool. What a pool holds is therefore bounded by
  * the most buffers it ever had out at once (block cache + frames in
