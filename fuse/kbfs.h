@@ -86,6 +86,9 @@ struct kbfs {
 	struct kbfs_fresh *fresh;       /* owned: dirs we made, names we put there */
 };
 
+/* The filesystem a FUSE request belongs to (its session userdata). */
+#define FS(req) ((struct kbfs *)fuse_req_userdata(req))
+
 /* kbfs_opts.c */
 /* Parses argv; `args` gets what is left for fuse_session_new (+ defaults).
  * Returns 0, or -EINVAL with a message in err. */

@@ -12,8 +12,6 @@
 
 #include "kbfs.h"
 
-#define FS(req) ((struct kbfs *)fuse_req_userdata(req))
-
 void kbfs_creds(fuse_req_t req, kb_Request *r)
 {
 	const struct fuse_ctx *ctx;

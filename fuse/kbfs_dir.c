@@ -84,8 +84,6 @@ static void dirh_free(struct kbfs_dirh *dh)
 	free(dh);
 }
 
-#define FS(req) ((struct kbfs *)fuse_req_userdata(req))
-
 void kbfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);

@@ -18,8 +18,6 @@
 #include "rpc.h"
 #include "util.h"
 
-#define FS(req) ((struct kbfs *)fuse_req_userdata(req))
-
 static void take_attr(void *arg, const kb_Response *resp, const uint8_t *b, size_t n)
 {
 	(void)b, (void)n;

@@ -19,8 +19,6 @@
 #include "rpc.h"
 #include "util.h"
 
-#define FS(req) ((struct kbfs *)fuse_req_userdata(req))
-
 void kbfs_reply_err(fuse_req_t req, int err)
 {
 	fuse_reply_err(req, -kb_err_to_errno(err));

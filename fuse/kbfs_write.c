@@ -27,7 +27,6 @@
 #include "rpc.h"
 #include "util.h"
 
-#define FS(req) ((struct kbfs *)fuse_req_userdata(req))
 #define FILE_OF(fi) ((struct kbfs_file *)(uintptr_t)(fi)->fh)
 
 /* Flags the server may see at OPEN/CREATE (it masks them again). */
