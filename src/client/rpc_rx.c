@@ -12,85 +12,12 @@
 
 /* ---- receiving -------------------------------------------------------- */
 
-/* A varint of at most 10 bytes; keeps the low 64 bits (as nanopb does for
- * every value it accepts). */
-static int pb_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-	uint64_t x = 0;
-
-	for (unsigned sh = 0; sh < 70; sh += 7) {
-		uint8_t b;
-
-		if (*p >= end)
-			return -KB_EPROTO;
-		b = *(*p)++;
-		if (sh < 64)
-			x |= (uint64_t)(b & 0x7f) << sh;
-		if (!(b & 0x80)) {
-			*v = x;
-			return 0;
-		}
-	}
-	return -KB_EPROTO;
-}
-
-/* Skip an unknown varint field's value: nanopb takes any length. */
-static int pb_skip_varint(const uint8_t **p, const uint8_t *end)
-{
-	while (*p < end)
-		if (!(*(*p)++ & 0x80))
-			return 0;
-	return -KB_EPROTO;
-}
-
-/* The reply's id (protobuf field 1; last one wins, absent = 0) without
- * decoding the whole Response: it tells where to decode it. Agrees with
- * nanopb on every header nanopb accepts (fuzz_rpc_reply checks). */
 int kb_rpc_peek_id(const uint8_t *frame, size_t len, uint64_t *id)
 {
-	const uint8_t *p, *end;
-	uint32_t h;
+	static const uint32_t tag = kb_Response_id_tag;
 
-	if (len < KB_WIRE_LEN)
-		return -KB_EPROTO;
-	h = kb_get_be32(frame);
-	if (h > len - KB_WIRE_LEN)
-		return -KB_EPROTO;
-	p = frame + KB_WIRE_LEN;
-	end = p + h;
 	*id = 0;
-	while (p < end) {
-		uint64_t key, v;
-
-		if (pb_varint(&p, end, &key))
-			return -KB_EPROTO;
-		key = (uint32_t)key; /* tags are 32-bit in nanopb */
-		switch (key & 7) {
-		case 0:
-			if (key >> 3 != 1) {
-				if (pb_skip_varint(&p, end))
-					return -KB_EPROTO;
-			} else if (pb_varint(&p, end, id)) {
-				return -KB_EPROTO;
-			}
-			break;
-		case 1:
-		case 5:
-			v = (key & 7) == 1 ? 8 : 4;
-			if ((uint64_t)(end - p) < v)
-				return -KB_EPROTO;
-			p += v;
-			break;
-		case 2:
-			if (pb_varint(&p, end, &v) || v > (uint64_t)(end - p))
-				return -KB_EPROTO;
-			p += v;
-			break;
-		default:
-			return -KB_EPROTO;
-		}
-	}
-	return 0;
+	return kb_wire_peek_varints(frame, len, SIZE_MAX, &tag, id, 1);
 }
 
 static void rx_notify(struct kb_rpc_conn *c, struct kb_buf *buf)

@@ -88,6 +88,32 @@ int kb_wire_decode_resp(const uint8_t *frame, size_t len, kb_Response *r, const 
 	return decode(frame, len, kb_Response_fields, r, bulk, bulk_len);
 }
 
+int kb_wire_peek_varints(const uint8_t *frame, size_t len, size_t max_header,
+			 const uint32_t *tags, uint64_t *vals, size_t n)
+{
+	pb_istream_t is;
+	pb_wire_type_t wt;
+	uint32_t tag, h;
+	bool eof;
+
+	if (len < KB_WIRE_LEN || (h = kb_get_be32(frame)) > len - KB_WIRE_LEN || h > max_header)
+		return -KB_EPROTO;
+	is = pb_istream_from_buffer(frame + KB_WIRE_LEN, h);
+	while (pb_decode_tag(&is, &wt, &tag, &eof)) {
+		size_t i = 0;
+
+		while (i < n && tags[i] != tag)
+			i++;
+		if (i == n || wt != PB_WT_VARINT) {
+			if (!pb_skip_field(&is, wt))
+				return -KB_EPROTO;
+		} else if (!pb_decode_varint(&is, &vals[i])) {
+			return -KB_EPROTO;
+		}
+	}
+	return eof && is.bytes_left == 0 ? 0 : -KB_EPROTO;
+}
+
 int kb_wire_dirent_put(uint8_t *out, size_t cap, const kb_Dirent *d, size_t *len)
 {
 	pb_ostream_t os = pb_ostream_from_buffer(out, cap);
