@@ -270,6 +270,12 @@ FORMAT_SRC = $(wildcard src/*/*.c src/*/*.h fuse/*.c fuse/*.h tests/*.c tests/*.
 format:
 	clang-format -i $(FORMAT_SRC)
 
+# Fails (and names the files) when any source drifts from .clang-format.
+format-check:
+	@bad=$$(for f in $(FORMAT_SRC); do clang-format "$$f" | cmp -s - "$$f" || echo "$$f"; done); \
+	if [ -n "$$bad" ]; then echo "format-check: not formatted (run make format):"; \
+		echo "$$bad" | sed 's/^/  /'; exit 1; fi
+
 clean:
 	rm -rf build
 
