@@ -253,8 +253,8 @@ void kbfs_prefetch(struct kbfs *fs, uint64_t ino, uint64_t remote, uint64_t vers
 
 /* The sub-block for a random read of `size` bytes: the smallest power of
  * two that holds it, from 4 KiB up to fs->sub_shift. Pulling no more than
- * the read needs: 4 KiB random reads of a 1 GiB file ran at ~5,200/s with
- * 64 KiB sub-blocks and at ~11,000/s with 4 KiB ones. */
+ * the read needs (a whole 64 KiB sub-block halved the rate of 4 KiB random
+ * reads). */
 static unsigned sub_shift_for(const struct kbfs *fs, size_t size)
 {
 	unsigned s = 12;
