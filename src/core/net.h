@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#define KB_DEFAULT_PORT "26431" /* keibifsd's TCP port */
+
 struct kb_net_opts {
 	int timeout_ms;       /* bound on resolve-and-connect (<= 0: 15 s) */
 	int sndbuf, rcvbuf;   /* bytes; 0 keeps Linux's autotuning (best by far) */
