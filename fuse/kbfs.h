@@ -111,8 +111,6 @@ int kbfs_raise_readahead(const char *realmnt, size_t kib);
  * to max_readahead when it processes the INIT reply, so raising it earlier
  * does not stick; any later request proves INIT is done. */
 void kbfs_raise_readahead_once(struct kbfs *fs);
-/* Reads a 32-byte pre-shared key file (base64 or hex, one line). */
-int kbfs_load_psk(const char *path, uint8_t psk[static 32], char *err, size_t errlen);
 /* Allocate shared state (cache, read pool); kbfs_fini_state frees it and
  * everything kbfs_connect made. */
 int kbfs_init_state(struct kbfs *fs, const struct kbfs_opts *o);

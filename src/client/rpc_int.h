@@ -111,6 +111,7 @@ struct kb_rpc {
 	size_t token_len;
 	uint8_t server_key[KB_KEY_LEN];
 	char peer_fpr[KB_FPR_LEN];
+	char trust_why[640];         /* lock: why the last server key was refused */
 	size_t max_read, max_write;  /* fixed once connected */
 
 	pthread_mutex_t lock;

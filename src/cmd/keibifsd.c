@@ -101,21 +101,6 @@ static int parse(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
-static int load_psk(const char *path, uint8_t psk[static 32])
-{
-	char line[128];
-	FILE *f = fopen(path, "r");
-	ssize_t n = -1;
-
-	if (!f)
-		return -errno;
-	if (fgets(line, sizeof(line), f))
-		n = kb_b64_decode(psk, 32, line, strcspn(line, " \r\n"));
-	fclose(f);
-	kb_memzero(line, sizeof(line));
-	return n == 32 ? 0 : -EINVAL;
-}
-
 static void log_syslog(void *arg, int prio, const char *line)
 {
 	(void)arg;
@@ -206,9 +191,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "keibifsd: %s\n", err);
 		goto out;
 	}
-	if (o.psk && (rc = load_psk(o.psk, psk))) {
-		fprintf(stderr, "keibifsd: cannot read pre-shared key %s: %s\n", o.psk,
-			rc == -EINVAL ? "not 32 bytes of base64" : strerror(-rc));
+	if (o.psk && kb_psk_load(o.psk, psk, err, sizeof(err))) {
+		fprintf(stderr, "keibifsd: %s\n", err);
 		goto out;
 	}
 	cfg.share = o.share;
