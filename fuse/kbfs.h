@@ -40,6 +40,8 @@ struct kbfs_opts {
 	char *host, *path, *mountpoint;
 	char *port, *identity, *peer, *known_peers, *psk, *crypto;
 	char *block_size_s, *cache_size_s;
+	char *log;            /* log=FILE|stderr|syslog (NULL: syslog once detached) */
+	char *bad_arg, *extra_arg; /* a HOST:PATH that did not parse / a 3rd argument */
 	unsigned conns;
 	double attr_timeout, entry_timeout, negative_timeout;
 	int timeout;          /* seconds */
