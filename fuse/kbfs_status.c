@@ -2,8 +2,9 @@
  * the status text.
  *
  * Logs: the rpc's lines (reconnect, new session, silent peer...) and ours
- * (connected, unmounted) go to stderr in the foreground and to syslog
- * (daemon facility) once detached.
+ * (mounted, unmounted, why a mount failed) go to stderr in the foreground
+ * and, once detached, to -o log= (a file, stderr) or else syslog (daemon
+ * facility); see log.h.
  *
  * Status: the virtual xattr KBFS_STATUS_XATTR on the mount root (answered
  * here, never sent to the server, not listed by listxattr) holds a text
@@ -20,6 +21,7 @@
 #include <syslog.h>
 
 #include "kbfs.h"
+#include "log.h"
 #include "rpc.h"
 #include "util.h"
 #include "wire.h"
@@ -28,7 +30,7 @@
 
 struct kbfs_status {
 	pthread_mutex_t lock;
-	bool syslog;                          /* detached: log to syslog */
+	bool detached;                        /* set once, before other threads log */
 	struct { uint64_t ns, sent, recv; } s[ST_SAMPLES]; /* ring (lock) */
 	unsigned n, head;                     /* samples held / next slot (lock) */
 };
@@ -55,22 +57,20 @@ void kbfs_status_free(struct kbfs *fs)
 
 void kbfs_status_detach(struct kbfs *fs)
 {
-	openlog("keibifs", LOG_PID, LOG_DAEMON);
 	if (fs->status)
-		fs->status->syslog = true;
+		fs->status->detached = true;
 }
 
 void kbfs_log(void *arg, const char *line)
 {
 	struct kbfs *fs = arg;
+	bool detached = fs && fs->status && fs->status->detached;
 
-	if (fs->status && fs->status->syslog) {
-		if (!strncmp(line, "keibifs: ", 9))
-			line += 9; /* syslog's ident says it */
-		syslog(LOG_NOTICE, "%s", line);
-	} else {
+	/* Before detaching the terminal sees every line; the log (a file or
+	 * syslog) gets them too, so that it tells the whole story. */
+	if (!detached && kb_log_dest() != KB_LOG_STDERR)
 		fprintf(stderr, "%s\n", line);
-	}
+	kb_log_line(LOG_NOTICE, line);
 }
 
 void kbfs_logf(struct kbfs *fs, const char *fmt, ...)

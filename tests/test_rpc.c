@@ -717,6 +717,45 @@ START_TEST(test_srv_subdir_and_names)
 }
 END_TEST
 
+/* The default address and [::] serve IPv6 and IPv4 on one socket (as
+ * sshd does), unless IPv6 is off. */
+START_TEST(test_srv_dual_stack)
+{
+	static const char *const specs[] = {":%d", "[::]:%d"};
+	struct th_server ts;
+	struct conn_opts o = {0};
+	char listen[64], err[512];
+	struct kb_rpc *r = NULL;
+	kb_Entry root;
+	bool ro;
+
+	for (size_t i = 0; i < 2; i++) {
+		ck_assert_int_eq(th_server_prepare(&ts, 0), 0);
+		snprintf(listen, sizeof(listen), specs[i], ts.port);
+		{
+			const char *argv[] = {th_bin("keibifsd"), "--share", ts.share, "--key",
+					      ts.server_key, "--authorized", ts.authorized,
+					      "--listen", listen, "--foreground", NULL};
+
+			ts.pid = th_spawn((char *const *)argv, ts.log);
+		}
+		ck_assert_int_gt(ts.pid, 0);
+		ck_assert(th_wait_file_contains(ts.log, "keibifsd: ready on [::]:", 10000));
+		o.host = "127.0.0.1";
+		ck_assert_msg(!srv_connect(&ts, &o, &r, &root, &ro, err, sizeof(err)), "%s", err);
+		kb_rpc_free(r);
+		r = NULL;
+		o.host = "::1";
+		ck_assert_msg(!srv_connect(&ts, &o, &r, &root, &ro, err, sizeof(err)), "%s", err);
+		kb_rpc_free(r);
+		r = NULL;
+		/* an IPv4 peer is logged as IPv4, not ::ffff:127.0.0.1 */
+		ck_assert(th_wait_file_contains(ts.log, "connect from 127.0.0.1:", 5000));
+		th_server_cleanup(&ts);
+	}
+}
+END_TEST
+
 START_TEST(test_srv_ipv6)
 {
 	struct th_server ts;
@@ -1209,6 +1248,7 @@ Suite *suite_rpc(void)
 	tcase_add_test(ts, test_srv_subdir_and_names);
 	tcase_add_test(ts, test_srv_ipv6);
 	tcase_add_test(ts, test_srv_errors);
+	tcase_add_test(ts, test_srv_dual_stack);
 	tcase_add_test(ts, test_srv_key_changed);
 	tcase_add_test(ts, test_srv_psk_mismatch);
 	tcase_add_test(ts, test_srv_conn_refused);

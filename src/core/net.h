@@ -32,4 +32,10 @@ int kb_net_send_timeout(int fd, int ms);
 /* "HOST:PORT", or "[HOST]:PORT" when HOST is an IPv6 literal. */
 void kb_net_format(char *out, size_t cap, const char *host, const char *port);
 
+/* A socket address as kb_net_format does it, numeric; an IPv4 peer of a
+ * dual-stack socket (::ffff:a.b.c.d) is shown as a.b.c.d. */
+struct sockaddr;
+void kb_net_format_sockaddr(char *out, size_t cap, const struct sockaddr *sa,
+			    unsigned int len);
+
 #endif
