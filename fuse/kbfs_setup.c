@@ -195,8 +195,7 @@ void kbfs_fini_state(struct kbfs *fs)
 	pthread_mutex_destroy(&fs->rd_lock);
 }
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape(char *s)
+void kbfs_mountinfo_unescape(char *s)
 {
 	char *d = s;
 
@@ -225,7 +224,7 @@ int kbfs_raise_readahead(const char *realmnt, size_t kib)
 	 * yet, so the kernel's request would wait for us forever. */
 	while (fgets(line, sizeof(line), f))
 		if (sscanf(line, "%*u %*u %u:%u %*s %4096s", &maj, &min, mnt) == 3) {
-			unescape(mnt);
+			kbfs_mountinfo_unescape(mnt);
 			if (!strcmp(mnt, realmnt))
 				found = true; /* the last match is the top mount */
 			if (found && !strcmp(mnt, realmnt))

@@ -196,6 +196,7 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	mounted = true;
+	kbfs_status_mounted(&fs);
 	{
 		char fpr[KB_FPR_LEN + 8];
 

@@ -50,6 +50,7 @@ struct kb_rpc_slot {
 	enum kb_rpc_slot_state state;
 	int status;                  /* sync: final status once DONE */
 	uint64_t deadline_ns;
+	uint64_t sent_ns;            /* first sent: the latency kb_rpc_stats shows */
 	size_t bytes;                /* accounted against KB_RPC_MAX_BYTES */
 	kb_rpc_cb cb;                /* async: callback; NULL for sync */
 	void *arg;
@@ -137,6 +138,12 @@ struct kb_rpc {
 
 	_Atomic uint64_t requests, errors, rtt_us, reconnects, session_gen;
 	_Atomic uint64_t by_op[KB_RPC_NOPS]; /* requests sent, by op */
+	/* Completed requests by op: count, summed and largest latency (us). */
+	_Atomic uint64_t lat_n[KB_RPC_NOPS], lat_sum_us[KB_RPC_NOPS], lat_max_us[KB_RPC_NOPS];
+	_Atomic uint64_t inflight;   /* slots taken, all connections */
+	int last_err;                /* lock: last failure worth showing (0: none) */
+	uint32_t last_err_op;        /* lock */
+	int64_t last_err_time;       /* lock: CLOCK_REALTIME seconds */
 };
 
 /* rpc.c: connection slots (init/destroy), receive pools, the timer. */
