@@ -353,7 +353,8 @@ void kb_rpc_conn_down(struct kb_rpc_conn *c, int err)
 	pthread_cond_broadcast(&c->space);
 	kb_chan_shutdown(c->chan); /* under the lock: the keeper replaces chan under it */
 	pthread_mutex_unlock(&c->lock);
-	if (was_up && !atomic_load(&r->closing))
+	/* While kb_rpc_new runs, its error line says what went wrong. */
+	if (was_up && !atomic_load(&r->closing) && atomic_load(&r->opened))
 		kb_rpc_logf(r, "lost connection %u to %s (%s): %s%s", c->idx, r->host, r->peer_fpr,
 			    kb_strerror(err), keep ? "; reconnecting" : "");
 	kb_rpc_fail_pending(c, -ENOTCONN, keep ? KB_FAIL_NORETRY : KB_FAIL_ALL, 0);

@@ -394,6 +394,7 @@ out:
 		return rc;
 	}
 	err[0] = '\0';
+	atomic_store(&r->opened, true);
 	*out = r;
 	return 0;
 }
@@ -423,6 +424,7 @@ out:
 		kb_rpc_free(r);
 		return rc;
 	}
+	atomic_store(&r->opened, true);
 	*out = r;
 	return 0;
 }

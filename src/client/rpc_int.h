@@ -130,6 +130,7 @@ struct kb_rpc {
 	/* Reconnection (rpc_keep.c). */
 	bool reconnect;              /* immutable after kb_rpc_new */
 	atomic_bool closing;         /* kb_rpc_free started: no more reconnects */
+	atomic_bool opened;          /* kb_rpc_new succeeded: a lost connection is news */
 	uint8_t identity[KB_KEY_LEN];/* our static private key (wiped at free) */
 	uint8_t psk[32];             /* wiped at free */
 	pthread_mutex_t sess_lock;   /* one HELLO/ATTACH at a time; token, gen, root */
