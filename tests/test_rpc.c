@@ -870,6 +870,9 @@ START_TEST(test_srv_key_changed)
 	ck_assert_int_eq(kb_keyset_load_peers(&o.trust, kp, err, sizeof(err)), 0);
 	ck_assert_int_eq(srv_connect(&ts, &o, &r, &root, &ro, err, sizeof(err)), -KB_EUNTRUSTED);
 	ck_assert_msg(strstr(err, "unknown server key") && !strstr(err, "CHANGED"), "%s", err);
+	/* ...and it suggests the line to add, in known_hosts' form for a port */
+	snprintf(text, sizeof(text), "'[127.0.0.1]:%d keibifs-x25519 %s'", ts.port, b64);
+	ck_assert_msg(strstr(err, text), "%s", err);
 	kb_keyset_free(o.trust);
 	/* bound to this host and port: accepted */
 	snprintf(text, sizeof(text), "[127.0.0.1]:%d keibifs-x25519 %s\n", ts.port, b64);

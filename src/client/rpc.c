@@ -355,7 +355,7 @@ void kb_rpc_conn_down(struct kb_rpc_conn *c, int err)
 	pthread_mutex_unlock(&c->lock);
 	/* While kb_rpc_new runs, its error line says what went wrong. */
 	if (was_up && !atomic_load(&r->closing) && atomic_load(&r->opened))
-		kb_rpc_logf(r, "lost connection %u to %s (%s): %s%s", c->idx, r->host, r->peer_fpr,
+		kb_rpc_logf(r, "lost connection %u to %s (%s): %s%s", c->idx, r->host_disp, r->peer_fpr,
 			    kb_strerror(err), keep ? "; reconnecting" : "");
 	kb_rpc_fail_pending(c, -ENOTCONN, keep ? KB_FAIL_NORETRY : KB_FAIL_ALL, 0);
 }
@@ -640,7 +640,7 @@ static void keepalive(struct kb_rpc_conn *c, uint64_t now)
 		return;
 	if (r->reconnect && ((sent && now - sent > probe) ||
 			     (!idle && quiet > (uint64_t)r->timeout_ms * 1000000u))) {
-		kb_rpc_logf(r, "no answer from %s for %llu ms: reconnecting", r->host,
+		kb_rpc_logf(r, "no answer from %s for %llu ms: reconnecting", r->host_disp,
 			    (unsigned long long)(quiet / 1000000u));
 		kb_rpc_conn_down(c, -ETIMEDOUT);
 		return;

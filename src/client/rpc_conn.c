@@ -55,8 +55,8 @@ static void handshake_error(struct kb_rpc *r, const struct kb_chan_info *info, i
 		kb_b64_encode(b64, info->remote_static, KB_KEY_LEN, 1);
 		if (!strcmp(r->port, KB_DEFAULT_PORT))
 			snprintf(hostpat, sizeof(hostpat), "%s", r->host);
-		else
-			kb_net_format(hostpat, sizeof(hostpat), r->host, r->port);
+		else /* known_hosts' form for another port */
+			snprintf(hostpat, sizeof(hostpat), "[%s]:%s", r->host, r->port);
 		snprintf(err, errlen,
 			 "unknown server key %s for %s: if you trust it, add -o peer=%s, or add "
 			 "the line '%s keibifs-x25519 %s' to your known_peers file",
@@ -328,6 +328,8 @@ static int rpc_alloc(struct kb_rpc **out, const struct kb_rpc_cfg *cfg)
 		return rc;
 	r->cfg.host = r->host;
 	r->cfg.port = r->port;
+	snprintf(r->host_disp, sizeof(r->host_disp), strchr(r->host, ':') ? "[%s]" : "%s",
+		 r->host);
 	r->cfg.path = r->path;
 	r->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : KB_RPC_DEFAULT_TIMEOUT_MS;
 	if (cfg->keepalive_ms >= 0)

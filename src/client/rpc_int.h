@@ -99,6 +99,7 @@ struct kb_rpc_conn {
 struct kb_rpc {
 	struct kb_rpc_cfg cfg;       /* strings point into the copies below */
 	char *host, *port, *path;    /* owned copies */
+	char host_disp[260];         /* host for messages: "[::1]" for IPv6 */
 	int timeout_ms;              /* effective request timeout */
 	uint64_t keepalive_ns;       /* idle time before a PING; 0: never */
 	uint8_t our_pub[KB_KEY_LEN];
