@@ -81,9 +81,8 @@ void kb_log_line(int prio, const char *line)
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(head, sizeof(head), "%04d-%02d-%02dT%02d:%02d:%02dZ %s[%d]: ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		 tm.tm_sec, ident, (int)getpid());
+	snprintf(head, sizeof(head), "%04d-%02d-%02dT%02d:%02d:%02dZ %s[%d]: ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ident, (int)getpid());
 	{
 		struct iovec iov[3] = {
 			{.iov_base = head, .iov_len = strlen(head)},

@@ -8,7 +8,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum kb_log_to { KB_LOG_SYSLOG, KB_LOG_STDERR, KB_LOG_FILE };
+enum kb_log_to {
+	KB_LOG_SYSLOG,
+	KB_LOG_STDERR,
+	KB_LOG_FILE
+};
 
 /* Parses "syslog", "stderr" or a file name (opened now, O_APPEND, mode
  * 0640, so that an unwritable file is reported before a daemon forks).
