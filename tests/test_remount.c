@@ -224,7 +224,8 @@ START_TEST(test_help_lists_options)
 	ck_assert_ptr_nonnull(strstr(out, "timeout=S"));
 	ck_assert_ptr_nonnull(strstr(out, "(15)"));
 	ck_assert_ptr_nonnull(strstr(out, "noreconnect"));
-	ck_assert_ptr_nonnull(strstr(out, "--status MOUNTPOINT"));
+	ck_assert_ptr_nonnull(strstr(out, "--status PATH"));
+	ck_assert_ptr_nonnull(strstr(out, "log=FILE|stderr|syslog"));
 	free(out);
 }
 END_TEST
