@@ -244,6 +244,7 @@ demo: deps
 	bash scripts/demo.sh
 
 UNITDIR ?= /lib/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
 
 # install needs only the product (no Check, no benchmarks).
 install: product
@@ -256,12 +257,18 @@ install: product
 	if [ -d /lib/systemd/system ] || [ -d /usr/lib/systemd/system ]; then \
 		install -d $(DESTDIR)$(UNITDIR) && \
 		sed 's|/usr/local/sbin|$(SBINDIR)|' contrib/keibifsd.service \
-			> $(DESTDIR)$(UNITDIR)/keibifsd.service; fi
+			> $(DESTDIR)$(UNITDIR)/keibifsd.service && \
+		install -d $(DESTDIR)$(SYSUSERSDIR) && \
+		install -m 644 contrib/keibifs.sysusers $(DESTDIR)$(SYSUSERSDIR)/keibifs.conf && \
+		if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+			systemd-sysusers $(SYSUSERSDIR)/keibifs.conf; fi; fi
+	@echo "man pages installed; run mandb for apropos/whatis to find them"
 
 # uninstall removes exactly what install put.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/keibifs $(DESTDIR)$(BINDIR)/keibifs-keygen \
 		$(DESTDIR)$(SBINDIR)/keibifsd $(DESTDIR)$(UNITDIR)/keibifsd.service \
+		$(DESTDIR)$(SYSUSERSDIR)/keibifs.conf \
 		$(patsubst man/%,$(DESTDIR)$(MANDIR)/man1/%,$(wildcard man/*.1)) \
 		$(patsubst man/%,$(DESTDIR)$(MANDIR)/man8/%,$(wildcard man/*.8))
 

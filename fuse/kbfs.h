@@ -40,6 +40,8 @@ struct kbfs_opts {
 	char *host, *path, *mountpoint;
 	char *port, *identity, *peer, *known_peers, *psk, *crypto;
 	char *block_size_s, *cache_size_s;
+	char *log;            /* log=FILE|stderr|syslog (NULL: syslog once detached) */
+	char *bad_arg, *extra_arg; /* a HOST:PATH that did not parse / a 3rd argument */
 	unsigned conns;
 	double attr_timeout, entry_timeout, negative_timeout;
 	int timeout;          /* seconds */
@@ -105,14 +107,14 @@ int kbfs_parse_remote(const char *spec, char **host, char **path);
 /* Loads keys, connects, authenticates, checks PATH. */
 int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, char *err,
 		 size_t errlen);
+/* mountinfo's \ooo escapes (space, tab, newline, backslash), in place. */
+void kbfs_mountinfo_unescape(char *s);
 /* Raise the mount's bdi read_ahead_kb (needs the device from mountinfo). */
 int kbfs_raise_readahead(const char *realmnt, size_t kib);
 /* Once, from the first request after INIT: the kernel lowers read_ahead_kb
  * to max_readahead when it processes the INIT reply, so raising it earlier
  * does not stick; any later request proves INIT is done. */
 void kbfs_raise_readahead_once(struct kbfs *fs);
-/* Reads a 32-byte pre-shared key file (base64 or hex, one line). */
-int kbfs_load_psk(const char *path, uint8_t psk[static 32], char *err, size_t errlen);
 /* Allocate shared state (cache, read pool); kbfs_fini_state frees it and
  * everything kbfs_connect made. */
 int kbfs_init_state(struct kbfs *fs, const struct kbfs_opts *o);
@@ -259,9 +261,12 @@ bool kbfs_dev_kill_suidgid(void);
 
 /* kbfs_status.c: logs and `keibifs --status`. */
 #define KBFS_STATUS_XATTR "keibifs.status"
+#define KBFS_STATUS_MAX 8192 /* bound of the status text */
 int kbfs_status_new(struct kbfs *fs);
 void kbfs_status_free(struct kbfs *fs);
-/* From now on log to syslog (the daemon detached). */
+/* The mount is up (its time is shown). */
+void kbfs_status_mounted(struct kbfs *fs);
+/* The daemon detached: log lines no longer also go to the terminal. */
 void kbfs_status_detach(struct kbfs *fs);
 /* rpc log callback (arg: the kbfs); kbfs_logf for our own lines. */
 void kbfs_log(void *arg, const char *line);
@@ -270,7 +275,8 @@ void kbfs_status_tick(struct kbfs *fs);
 size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap);
 /* getxattr of the status on the root: true when it replied. */
 bool kbfs_status_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
-/* keibifs --status MOUNTPOINT: prints the text; exit status. */
+/* keibifs --status PATH (the mount point or anything inside the mount):
+ * prints the text; exit status. */
 int kbfs_status_print(const char *mountpoint);
 /* The peer's SHA256: fingerprint into buf. */
 const char *kbfs_peer_fpr(struct kbfs *fs, char *buf, size_t len);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kbfs.h"
+#include "util.h"
 
 enum { KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_RO, KEY_DROP };
 
@@ -30,6 +31,7 @@ static const struct fuse_opt kbfs_opt_table[] = {
 	OPT("negative_timeout=%lf", negative_timeout, 0),
 	OPT("timeout=%d", timeout, 0),
 	OPT("crypto=%s", crypto, 0),
+	OPT("log=%s", log, 0),
 	OPT("writeback_cache", writeback, 1),
 	OPT("no_writeback_cache", writeback, 0),
 	OPT("noreconnect", noreconnect, 1),
@@ -58,6 +60,179 @@ static const struct fuse_opt kbfs_opt_table[] = {
 	FUSE_OPT_KEY("-s", KEY_DROP), /* single-threaded: not offered */
 	FUSE_OPT_END,
 };
+
+/* Options passed through to FUSE (libfuse 3's session and mount options)
+ * and mount(8)'s own: accepted by name; a name in neither this list nor
+ * kbfs_opt_table is refused before anything connects. "=" ends a name that
+ * takes a value. */
+static const char *const fuse_names[] = {
+	"allow_other", "allow_root", "auto_unmount", "default_permissions", "fsname=",
+	"subtype=", "max_read=", "blkdev", "blksize=", "rw", "suid", "nosuid", "dev", "nodev",
+	"exec", "noexec", "async", "sync", "atime", "noatime", "diratime", "nodiratime",
+	"lazytime", "nolazytime", "relatime", "norelatime", "strictatime", "nostrictatime",
+	"dirsync", "context=", "fscontext=", "defcontext=", "rootcontext=", "user=",
+	"clone_fd", "max_idle_threads=", "max_threads=", NULL,
+};
+
+/* Edit distance, for "did you mean" (short names only). */
+static unsigned distance(const char *a, size_t la, const char *b, size_t lb)
+{
+	unsigned row[64];
+
+	if (la >= 63 || lb >= 63)
+		return 99;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (unsigned)j;
+	for (size_t i = 1; i <= la; i++) {
+		unsigned diag = row[0];
+
+		row[0] = (unsigned)i;
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned up = row[j];
+			unsigned best = diag + (a[i - 1] != b[j - 1]);
+
+			best = KB_MIN(best, up + 1);
+			best = KB_MIN(best, row[j - 1] + 1);
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+/* Length of an option template's name: up to '=' (or the whole). */
+static size_t name_len(const char *t)
+{
+	return strcspn(t, "=");
+}
+
+static void suggest(const char *name, size_t nlen, const char **best, size_t *blen,
+		    unsigned *bd, const char *cand)
+{
+	size_t cl = name_len(cand);
+	unsigned d;
+
+	if (cand[0] == '-' || cand[0] == '_')
+		return;
+	d = distance(name, nlen, cand, cl);
+	if (d < *bd) {
+		*bd = d;
+		*best = cand;
+		*blen = cl;
+	}
+}
+
+static int unknown_opt(const char *opt, size_t nlen, char *err, size_t errlen)
+{
+	const char *best = NULL;
+	size_t blen = 0;
+	unsigned bd = 99;
+
+	for (const struct fuse_opt *t = kbfs_opt_table; t->templ; t++)
+		suggest(opt, nlen, &best, &blen, &bd, t->templ);
+	for (const char *const *f = fuse_names; *f; f++)
+		suggest(opt, nlen, &best, &blen, &bd, *f);
+	if (best && bd <= (nlen > 4 ? 2u : 1u))
+		snprintf(err, errlen, "unknown option '%.*s': did you mean '%.*s'?", (int)nlen, opt,
+			 (int)blen, best);
+	else
+		snprintf(err, errlen, "unknown option '%.*s' (see keibifs --help)", (int)nlen, opt);
+	return -EINVAL;
+}
+
+/* The value of a "%u"/"%d"/"%lf" template must be all number. */
+static bool is_number(const char *v, char conv)
+{
+	char *end;
+
+	if (!*v)
+		return false;
+	errno = 0;
+	if (conv == 'u' || conv == 'd') {
+		if (conv == 'u' && *v == '-')
+			return false;
+		(void)strtoll(v, &end, 10);
+	} else {
+		(void)strtod(v, &end);
+	}
+	return !errno && !*end;
+}
+
+/* One "name[=value]" from -o, against kbfs_opt_table and fuse_names. */
+static int check_one(const char *opt, size_t len, char *err, size_t errlen)
+{
+	size_t nlen = KB_MIN(name_len(opt), len);
+	bool has_val = nlen < len, named = false;
+	char buf[512];
+
+	if (len >= sizeof(buf))
+		len = sizeof(buf) - 1;
+	memcpy(buf, opt, len);
+	buf[len] = '\0';
+	if (!len || !strncmp(buf, "x-", 2))
+		return 0;
+	for (const struct fuse_opt *t = kbfs_opt_table; t->templ; t++) {
+		const char *pct = strchr(t->templ, '%');
+		size_t tl = name_len(t->templ);
+
+		if (tl != nlen || strncmp(t->templ, buf, nlen))
+			continue;
+		named = true;
+		if (!strcmp(t->templ, buf) || (t->templ[tl] == '=' && !t->templ[tl + 1] && has_val))
+			return 0; /* exact, or a FUSE_OPT_KEY("name=") prefix */
+		if (pct && has_val) {
+			char conv = pct[strspn(pct + 1, "l") + 1];
+
+			if (conv == 's' || is_number(buf + nlen + 1, conv))
+				return 0;
+			snprintf(err, errlen, "%s: not a number", buf);
+			return -EINVAL;
+		}
+	}
+	for (const char *const *f = fuse_names; *f; f++) {
+		size_t fl = name_len(*f);
+
+		if (fl == nlen && !strncmp(*f, buf, nlen) && has_val == ((*f)[fl] == '='))
+			return 0;
+	}
+	if (named) {
+		char alts[160] = "";
+		size_t n = 0;
+
+		for (const struct fuse_opt *t = kbfs_opt_table; t->templ; t++)
+			if (name_len(t->templ) == nlen && !strncmp(t->templ, buf, nlen) &&
+			    n < sizeof(alts))
+				n += (size_t)snprintf(alts + n, sizeof(alts) - n, "%s%s",
+						      n ? " or " : "", t->templ);
+		snprintf(err, errlen, "%s: %s", buf, alts);
+		return -EINVAL;
+	}
+	return unknown_opt(buf, nlen, err, errlen);
+}
+
+/* Every -o option checked before fuse_opt_parse (whose own complaints are
+ * two lines without a hint), so a typo fails at once, offline. */
+static int check_opts(int argc, char *argv[], char *err, size_t errlen)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *list;
+
+		if (!strcmp(argv[i], "-o") && i + 1 < argc)
+			list = argv[++i];
+		else if (!strncmp(argv[i], "-o", 2) && argv[i][2])
+			list = argv[i] + 2;
+		else
+			continue;
+		while (*list) {
+			size_t n = strcspn(list, ",");
+
+			if (check_one(list, n, err, errlen) < 0)
+				return -EINVAL;
+			list += n + (list[n] == ',');
+		}
+	}
+	return 0;
+}
 
 int kbfs_parse_size(const char *s, size_t unit, size_t *out)
 {
@@ -156,16 +331,18 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	case FUSE_OPT_KEY_OPT:
 		return strncmp(arg, "x-", 2) ? 1 : 0; /* x-systemd.*, x-gvfs-* */
 	case FUSE_OPT_KEY_NONOPT:
-		if (!o->host) {
+		if (!o->host && !o->bad_arg) {
 			if (kbfs_parse_remote(arg, &o->host, &o->path) < 0)
-				return -1;
+				o->bad_arg = strdup(arg);
 			return 0;
 		}
 		if (!o->mountpoint) {
 			o->mountpoint = strdup(arg);
 			return o->mountpoint ? 0 : -1;
 		}
-		return -1;
+		if (!o->extra_arg)
+			o->extra_arg = strdup(arg);
+		return 0;
 	default:
 		return 1;
 	}
@@ -174,6 +351,11 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 /* Sizes, bounds and defaults once the table is parsed. */
 static int opts_finish(struct kbfs_opts *o, char *err, size_t errlen)
 {
+	if (o->block_size_s && kbfs_parse_size(o->block_size_s, 1024, &o->block_size)) {
+		snprintf(err, errlen, "block_size=%s: not a size (KiB, or with a K or M suffix)",
+			 o->block_size_s);
+		return -EINVAL;
+	}
 	if (kbfs_parse_size(o->block_size_s ? o->block_size_s : "1M", 1024, &o->block_size) ||
 	    o->block_size < 4096 || o->block_size > (4u << 20) ||
 	    (o->block_size & (o->block_size - 1))) {
@@ -181,8 +363,12 @@ static int opts_finish(struct kbfs_opts *o, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (kbfs_parse_size(o->cache_size_s ? o->cache_size_s : "256", 1u << 20,
-			    &o->cache_size) ||
-	    o->cache_size < o->block_size * 4) {
+			    &o->cache_size)) {
+		snprintf(err, errlen, "cache_size=%s: not a size (MiB, or with a K, M or G suffix)",
+			 o->cache_size_s);
+		return -EINVAL;
+	}
+	if (o->cache_size < o->block_size * 4) {
 		snprintf(err, errlen, "cache_size must be at least 4 blocks (in MiB, or with a suffix)");
 		return -EINVAL;
 	}
@@ -218,12 +404,31 @@ int kbfs_opts_parse(int argc, char *argv[], struct kbfs_opts *o, struct fuse_arg
 	o->attr_timeout = o->entry_timeout = o->negative_timeout = 1.0;
 	o->timeout = 15;
 	*args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
+	if (check_opts(argc, argv, err, errlen) < 0)
+		return -EINVAL;
 	if (fuse_opt_parse(args, o, kbfs_opt_table, opt_proc) == -1) {
 		snprintf(err, errlen, "bad arguments (see --help)");
 		return -EINVAL;
 	}
 	if (o->show_help || o->show_version)
 		return 0;
+	if (o->bad_arg) {
+		if (strchr(o->bad_arg, ':') != strrchr(o->bad_arg, ':') && o->bad_arg[0] != '[') {
+			const char *last = strrchr(o->bad_arg, ':');
+
+			snprintf(err, errlen, "'%s': write an IPv6 address in brackets: [%.*s]:%s",
+				 o->bad_arg, (int)(last - o->bad_arg), o->bad_arg, last + 1);
+		} else {
+			snprintf(err, errlen, "'%s' is not HOST:PATH (e.g. server.example:/ or "
+				 "[::1]:/; PATH is inside the share)", o->bad_arg);
+		}
+		return -EINVAL;
+	}
+	if (o->extra_arg) {
+		snprintf(err, errlen, "unexpected argument '%s' (usage: keibifs HOST:PATH "
+			 "MOUNTPOINT [-f] [-o OPTIONS])", o->extra_arg);
+		return -EINVAL;
+	}
 	if (!o->host || !o->mountpoint) {
 		snprintf(err, errlen, "usage: %s HOST:/PATH MOUNTPOINT [-f] [-d] [-o OPTIONS]",
 			 argc > 0 ? argv[0] : "keibifs");
@@ -241,7 +446,8 @@ int kbfs_opts_parse(int argc, char *argv[], struct kbfs_opts *o, struct fuse_arg
 		return -ENOMEM;
 	{
 		char *fsname = NULL;
-		int r = asprintf(&fsname, "-ofsname=%s:%s", o->host, o->path);
+		int r = asprintf(&fsname, strchr(o->host, ':') ? "-ofsname=[%s]:%s" : "-ofsname=%s:%s",
+				 o->host, o->path);
 
 		if (r < 0)
 			return -ENOMEM;
@@ -264,7 +470,7 @@ void kbfs_opts_free(struct kbfs_opts *o)
 {
 	char **strs[] = {&o->host, &o->path, &o->mountpoint, &o->port, &o->identity,
 			 &o->peer, &o->known_peers, &o->psk, &o->crypto, &o->block_size_s,
-			 &o->cache_size_s};
+			 &o->cache_size_s, &o->log, &o->bad_arg, &o->extra_arg};
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
@@ -281,14 +487,15 @@ void kbfs_usage(FILE *f, const char *prog)
 		"  -d, -o debug           foreground, print every FUSE request\n"
 		"  -h, --help             this text\n"
 		"  -V, --version          version and AEAD backend\n"
-		"  --status MOUNTPOINT    peer, connections, round trip, bytes, throughput\n"
-		"                         and cache hit rate of a mounted share\n\n"
+		"  --status PATH          peer, connections, round trip, throughput, cache,\n"
+		"                         latency by op and last error of the mount holding PATH\n\n"
 		"keibifs options (-o name=value, comma separated):\n"
 		"  port=N                 server port (26431)\n"
 		"  identity=FILE          client private key (~/.config/keibifs/id_x25519,\n"
 		"                         then /etc/keibifs/id_x25519)\n"
 		"  peer=FINGERPRINT       trust the server key with this SHA256: fingerprint\n"
-		"  known_peers=FILE       trusted server keys (~/.config/keibifs/known_peers)\n"
+		"  known_peers=FILE       trusted server keys (~/.config/keibifs/known_peers):\n"
+		"                         [HOSTS] keibifs-x25519 KEY lines, as ssh's known_hosts\n"
 		"  psk=FILE               32-byte pre-shared key (base64 or hex) (none)\n"
 		"  conns=N                parallel connections (4)\n"
 		"  block_size=N           block size, KiB or with K/M suffix, power of two,\n"
@@ -308,7 +515,9 @@ void kbfs_usage(FILE *f, const char *prog)
 		"                         (root mount; keibifsd --allow-owners)\n"
 		"  no_writeback_cache     write through: no kernel write-back of pages\n"
 		"                         (use when others change the files on the server)\n"
-		"  crypto=openssl|mbedtls AEAD backend for bulk frames (openssl when built)\n\n"
+		"  crypto=openssl|mbedtls AEAD backend for bulk frames (openssl when built)\n"
+		"  log=FILE|stderr|syslog where the mount's log lines go once detached\n"
+		"                         (syslog; -f: stderr)\n\n"
 		"FUSE options such as allow_other, default_permissions, fsname=, subtype=\n"
 		"are passed through; mount(8)'s _netdev, nofail, noauto, x-systemd.* are\n"
 		"accepted and ignored.\n",

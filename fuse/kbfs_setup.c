@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,48 +20,23 @@
 #include "util.h"
 #include "wire.h"
 
-int kbfs_load_psk(const char *path, uint8_t psk[static 32], char *err, size_t errlen)
+/* The user's home: $HOME, else the passwd entry of our uid (mount(8)
+ * clears the environment for a fstab `user` mount; ssh does the same). */
+static const char *home_dir(void)
 {
-	char line[256]; /* holds the encoded key: wiped */
-	struct stat st;
-	ssize_t n;
-	int fd, ret = -EINVAL;
+	const char *home = getenv("HOME");
+	struct passwd *pw;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "psk %s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (st.st_mode & 077) {
-		ret = -EPERM;
-		snprintf(err, errlen, "psk %s: readable by others (chmod 600)", path);
-		goto out;
-	}
-	n = read(fd, line, sizeof(line) - 1);
-	if (n < 0)
-		n = 0;
-	line[n] = '\0';
-	line[strcspn(line, " \t\r\n")] = '\0';
-	if (strlen(line) == 64)
-		n = kb_hex_decode(psk, 32, line);
-	else
-		n = kb_b64_decode(psk, 32, line, strlen(line));
-	if (n == 32)
-		ret = 0;
-	else
-		snprintf(err, errlen, "psk %s: not 32 bytes of base64 or hex", path);
-out:
-	kb_memzero(line, sizeof(line));
-	if (fd >= 0)
-		close(fd);
-	return ret;
+	if (home && *home)
+		return home;
+	pw = getpwuid(getuid());
+	return pw && pw->pw_dir && *pw->pw_dir ? pw->pw_dir : NULL;
 }
 
 /* Default file under ~/.config/keibifs, then /etc/keibifs, if it exists. */
 static const char *default_file(char *buf, size_t len, const char *name)
 {
-	const char *home = getenv("HOME");
+	const char *home = home_dir();
 
 	if (home) {
 		snprintf(buf, len, "%s/.config/keibifs/%s", home, name);
@@ -79,17 +55,32 @@ static int load_trust(struct kbfs *fs, const struct kbfs_opts *o, char *err, siz
 
 	if (!kp)
 		kp = default_file(path, sizeof(path), "known_peers");
-	ret = kp ? kb_keyset_load(&fs->trust, kp, err, errlen) : kb_keyset_new(&fs->trust);
+	ret = kp ? kb_keyset_load_peers(&fs->trust, kp, err, errlen) : kb_keyset_new(&fs->trust);
 	if (ret < 0) {
 		if (!*err)
 			snprintf(err, errlen, "known_peers %s: %s", kp, kb_strerror(ret));
 		return ret;
 	}
 	if (o->peer && (ret = kb_keyset_add_fingerprint(fs->trust, o->peer)) < 0) {
-		snprintf(err, errlen, "peer=%s: not a SHA256: fingerprint", o->peer);
+		snprintf(err, errlen, "peer=%s: not a SHA256: fingerprint (as keibifsd prints it "
+			 "and keibifs-keygen -l shows it)", o->peer);
 		return ret;
 	}
 	return 0;
+}
+
+/* A "keibifs-x25519 ..." line: a .pub file (readable by anyone). */
+static bool is_public_file(const char *path)
+{
+	char line[32] = "";
+	FILE *f = fopen(path, "re");
+
+	if (!f)
+		return false;
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	fclose(f);
+	return !strncmp(line, "keibifs-x25519 ", 15);
 }
 
 int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, char *err,
@@ -106,9 +97,14 @@ int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, cha
 	if (!id)
 		id = default_file(path, sizeof(path), "id_x25519");
 	if (!id) {
-		snprintf(err, errlen, "no client key: create one with keibifs-keygen "
-			 "~/.config/keibifs/id_x25519 or pass -o identity=FILE");
+		snprintf(err, errlen, "no client key: create one with keibifs-keygen (it writes "
+			 "~/.config/keibifs/id_x25519) or pass -o identity=FILE");
 		return -ENOENT;
+	}
+	if (kb_key_load_public(id, pub, NULL, 0) == 0 && is_public_file(id)) {
+		snprintf(err, errlen, "identity %s is a public key: give the private key (the "
+			 "file without .pub)", id);
+		return -EINVAL;
 	}
 	ret = kb_key_load_private(id, fs->identity, pub, err, errlen);
 	if (ret < 0) {
@@ -118,7 +114,7 @@ int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, cha
 	}
 	if ((ret = load_trust(fs, o, err, errlen)) < 0)
 		return ret;
-	if (o->psk && (ret = kbfs_load_psk(o->psk, fs->psk, err, errlen)) < 0)
+	if (o->psk && (ret = kb_psk_load(o->psk, fs->psk, err, errlen)) < 0)
 		return ret;
 	fs->have_psk = o->psk != NULL;
 	cfg.host = o->host;
@@ -199,8 +195,7 @@ void kbfs_fini_state(struct kbfs *fs)
 	pthread_mutex_destroy(&fs->rd_lock);
 }
 
-/* mountinfo escapes space, tab, newline and backslash as \ooo. */
-static void unescape(char *s)
+void kbfs_mountinfo_unescape(char *s)
 {
 	char *d = s;
 
@@ -229,7 +224,7 @@ int kbfs_raise_readahead(const char *realmnt, size_t kib)
 	 * yet, so the kernel's request would wait for us forever. */
 	while (fgets(line, sizeof(line), f))
 		if (sscanf(line, "%*u %*u %u:%u %*s %4096s", &maj, &min, mnt) == 3) {
-			unescape(mnt);
+			kbfs_mountinfo_unescape(mnt);
 			if (!strcmp(mnt, realmnt))
 				found = true; /* the last match is the top mount */
 			if (found && !strcmp(mnt, realmnt))

@@ -2,8 +2,9 @@
  * the status text.
  *
  * Logs: the rpc's lines (reconnect, new session, silent peer...) and ours
- * (connected, unmounted) go to stderr in the foreground and to syslog
- * (daemon facility) once detached.
+ * (mounted, unmounted, why a mount failed) go to stderr in the foreground
+ * and, once detached, to -o log= (a file, stderr) or else syslog (daemon
+ * facility); see log.h.
  *
  * Status: the virtual xattr KBFS_STATUS_XATTR on the mount root (answered
  * here, never sent to the server, not listed by listxattr) holds a text
@@ -13,6 +14,9 @@
  * and size. `keibifs --status MOUNTPOINT` prints it.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +24,8 @@
 #include <syslog.h>
 
 #include "kbfs.h"
+#include "log.h"
+#include "err.h"
 #include "rpc.h"
 #include "util.h"
 #include "wire.h"
@@ -28,7 +34,8 @@
 
 struct kbfs_status {
 	pthread_mutex_t lock;
-	bool syslog;                          /* detached: log to syslog */
+	bool detached;                        /* set once, before other threads log */
+	time_t mounted_at;                    /* set once at mount, before requests */
 	struct { uint64_t ns, sent, recv; } s[ST_SAMPLES]; /* ring (lock) */
 	unsigned n, head;                     /* samples held / next slot (lock) */
 };
@@ -53,24 +60,28 @@ void kbfs_status_free(struct kbfs *fs)
 	fs->status = NULL;
 }
 
+void kbfs_status_mounted(struct kbfs *fs)
+{
+	if (fs->status)
+		fs->status->mounted_at = time(NULL);
+}
+
 void kbfs_status_detach(struct kbfs *fs)
 {
-	openlog("keibifs", LOG_PID, LOG_DAEMON);
 	if (fs->status)
-		fs->status->syslog = true;
+		fs->status->detached = true;
 }
 
 void kbfs_log(void *arg, const char *line)
 {
 	struct kbfs *fs = arg;
+	bool detached = fs && fs->status && fs->status->detached;
 
-	if (fs->status && fs->status->syslog) {
-		if (!strncmp(line, "keibifs: ", 9))
-			line += 9; /* syslog's ident says it */
-		syslog(LOG_NOTICE, "%s", line);
-	} else {
+	/* Before detaching the terminal sees every line; the log (a file or
+	 * syslog) gets them too, so that it tells the whole story. */
+	if (!detached && kb_log_dest() != KB_LOG_STDERR)
 		fprintf(stderr, "%s\n", line);
-	}
+	kb_log_line(LOG_NOTICE, line);
 }
 
 void kbfs_logf(struct kbfs *fs, const char *fmt, ...)
@@ -149,6 +160,59 @@ static int by_op_line(const struct kb_rpc_stats *rs, char *buf, size_t cap)
 	return (int)KB_MIN(n, cap - 1);
 }
 
+/* "latency by op (mean/max ms): LOOKUP 0.21/1.30, ..." into buf. */
+static int latency_line(const struct kb_rpc_stats *rs, char *buf, size_t cap)
+{
+	size_t n = 0;
+	int w = snprintf(buf, cap, "latency by op (mean/max ms):");
+
+	for (unsigned op = 0; w >= 0 && op < KB_RPC_NOPS; op++) {
+		n += (size_t)w;
+		if (n >= cap)
+			return (int)cap - 1;
+		w = rs->lat_n[op] ? snprintf(buf + n, cap - n, " %s %.2f/%.2f",
+					     kb_wire_op_name((kb_Op)op),
+					     (double)rs->lat_sum_us[op] / (double)rs->lat_n[op] / 1e3,
+					     (double)rs->lat_max_us[op] / 1e3) : 0;
+	}
+	if (w >= 0)
+		n += (size_t)w;
+	if (n + 1 < cap)
+		buf[n++] = '\n', buf[n] = '\0';
+	return (int)KB_MIN(n, cap - 1);
+}
+
+/* Mount time, requests in flight and the last error. */
+static int state_lines(struct kbfs *fs, const struct kb_rpc_stats *rs, char *buf, size_t cap)
+{
+	char when[64] = "?", errwhen[64] = "";
+	time_t now = time(NULL), at = fs->status->mounted_at;
+	struct tm tm;
+	long up = at ? (long)(now - at) : 0;
+	int n;
+
+	if (at && gmtime_r(&at, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	if (rs->last_err) {
+		time_t t = (time_t)rs->last_err_time;
+
+		if (gmtime_r(&t, &tm))
+			strftime(errwhen, sizeof(errwhen), "%H:%M:%S UTC", &tm);
+	}
+	n = snprintf(buf, cap, "mounted: %s (up %ldd %02ld:%02ld:%02ld)\nin flight: %llu requests\n",
+		     when, up / 86400, up / 3600 % 24, up / 60 % 60, up % 60,
+		     (unsigned long long)rs->inflight);
+	if (n < 0 || (size_t)n >= cap)
+		return n < 0 ? 0 : (int)cap - 1;
+	if (rs->last_err)
+		n += snprintf(buf + n, cap - (size_t)n, "last error: %s: %s at %s (%lld s ago)\n",
+			      kb_wire_op_name((kb_Op)rs->last_err_op), kb_strerror(rs->last_err),
+			      errwhen, (long long)(now - (time_t)rs->last_err_time));
+	else
+		n += snprintf(buf + n, cap - (size_t)n, "last error: none\n");
+	return (int)KB_MIN((size_t)n, cap - 1);
+}
+
 /* The status text into buf; its length (truncated to cap). */
 size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 {
@@ -166,7 +230,7 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 	rates(fs, &rs, &tx, &rx, &secs);
 	lookups = (double)(cs.hits + cs.misses + cs.waits); /* prefetches not counted */
 	n = snprintf(buf, cap,
-		"peer: %s:%s %s\n"
+		"peer: %s%s%s:%s %s\n"
 		"share: %s%s\n"
 		"state: %s, connections %u/%u up, session generation %llu, reconnects %llu\n"
 		"rtt: %s%.3f ms\n"
@@ -175,7 +239,8 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 		"throughput: in %.2f MiB/s, out %.2f MiB/s (last %.0f s)\n"
 		"cache: hit rate %.1f%% (%llu hits, %llu misses, %llu waits on a pull), %.1f of %.1f MiB, %u blocks\n"
 		"notify: %llu delivered, %llu dropped, %llu own changes ignored\n",
-		fs->o->host, fs->o->port, rs.peer_fpr, fs->o->path,
+		strchr(fs->o->host, ':') ? "[" : "", fs->o->host, strchr(fs->o->host, ':') ? "]" : "",
+		fs->o->port, rs.peer_fpr, fs->o->path,
 		fs->read_only ? " (read-only)" : "",
 		rs.conns_up == conns ? "connected" : rs.conns_up ? "degraded" : "disconnected",
 		rs.conns_up, conns, (unsigned long long)rs.session_gen,
@@ -192,14 +257,18 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 	if (n < 0)
 		return 0;
 	if ((size_t)n < cap)
+		n += state_lines(fs, &rs, buf + n, cap - (size_t)n);
+	if ((size_t)n < cap)
 		n += by_op_line(&rs, buf + n, cap - (size_t)n);
+	if ((size_t)n < cap)
+		n += latency_line(&rs, buf + n, cap - (size_t)n);
 	return (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
 bool kbfs_status_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct kbfs *fs = fuse_req_userdata(req);
-	char buf[4096]; /* the text; small and bounded */
+	char buf[KBFS_STATUS_MAX]; /* the text; bounded */
 	size_t len;
 
 	if (ino != FUSE_ROOT_ID || strcmp(name, KBFS_STATUS_XATTR))
@@ -214,15 +283,57 @@ bool kbfs_status_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size
 	return true;
 }
 
-int kbfs_status_print(const char *mountpoint)
+/* The mount point holding path: the longest mount point in mountinfo that
+ * is path or one of its parents; its file system type in type. */
+static int find_mount(const char *path, char *mnt, size_t mcap, char *type, size_t tcap)
 {
-	char buf[8192]; /* the text (kbfs_status_text is bounded by 4 KiB) */
-	ssize_t n = getxattr(mountpoint, KBFS_STATUS_XATTR, buf, sizeof(buf) - 1);
+	char line[8192], mp[PATH_MAX + 1], fst[64];
+	size_t best = 0;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
 
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		const char *dash = strstr(line, " - ");
+		size_t l;
+
+		if (!dash || sscanf(line, "%*u %*u %*u:%*u %*s %4096s", mp) != 1 ||
+		    sscanf(dash + 3, "%63s", fst) != 1)
+			continue;
+		kbfs_mountinfo_unescape(mp);
+		l = strlen(mp);
+		if (strcmp(mp, "/") && (strncmp(path, mp, l) || (path[l] && path[l] != '/')))
+			continue;
+		if (l >= best) { /* later lines are mounted on top */
+			best = l;
+			snprintf(mnt, mcap, "%s", mp);
+			snprintf(type, tcap, "%s", fst);
+		}
+	}
+	fclose(f);
+	return best ? 0 : -ENOENT;
+}
+
+int kbfs_status_print(const char *path)
+{
+	char buf[KBFS_STATUS_MAX + 1], real[PATH_MAX], mnt[PATH_MAX + 1] = "?", type[64] = "?";
+	ssize_t n;
+
+	if (!realpath(path, real)) {
+		fprintf(stderr, "keibifs: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	if (find_mount(real, mnt, sizeof(mnt), type, sizeof(type)) < 0 ||
+	    strcmp(type, "fuse.keibifs")) {
+		fprintf(stderr, "keibifs: %s: not a keibifs mount (it is on %s, %s)\n", path,
+			mnt, type);
+		return 1;
+	}
+	n = getxattr(mnt, KBFS_STATUS_XATTR, buf, sizeof(buf) - 1);
 	if (n < 0) {
 		int e = errno;
 
-		fprintf(stderr, "keibifs: %s: %s\n", mountpoint,
+		fprintf(stderr, "keibifs: %s: %s\n", mnt,
 			e == EOPNOTSUPP || e == ENODATA ? "not a keibifs mount" : strerror(e));
 		return 1;
 	}

@@ -18,10 +18,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <syslog.h>
 
 #include "err.h"
 #include "kbfs.h"
 #include "kbfs_node.h"
+#include "keys.h"
+#include "log.h"
 #include "rpc.h"
 #include "version.h"
 
@@ -51,7 +54,8 @@ static int daemon_start(int *status_fd)
 	return 0;
 }
 
-/* Mounted: release the parent, detach from the terminal. */
+/* Mounted: release the parent, detach from the terminal (standard error
+ * stays with -o log=stderr). */
 static void daemon_done(int status_fd)
 {
 	int fd = open("/dev/null", O_RDWR);
@@ -63,7 +67,8 @@ static void daemon_done(int status_fd)
 	if (fd >= 0) {
 		dup2(fd, 0);
 		dup2(fd, 1);
-		dup2(fd, 2);
+		if (kb_log_dest() != KB_LOG_STDERR)
+			dup2(fd, 2);
 		if (fd > 2)
 			close(fd);
 	}
@@ -86,13 +91,35 @@ static int serve(struct fuse_session *se)
 	return ret;
 }
 
+/* A mount that fails: one line on stderr, and in the log when it is not
+ * stderr (a fstab or automount mount has no terminal). */
+static void mount_failed(const struct kbfs_opts *o, const char *why)
+{
+	char where[600] = "";
+
+	fprintf(stderr, "keibifs: %s\n", why);
+	if (kb_log_dest() == KB_LOG_STDERR)
+		return;
+	if (o && o->host && o->mountpoint)
+		snprintf(where, sizeof(where), " of %s%s%s:%s on %s", strchr(o->host, ':') ? "[" : "",
+			 o->host, strchr(o->host, ':') ? "]" : "", o->path, o->mountpoint);
+	kb_logf(LOG_ERR, "mount%s failed: %s", where, why);
+}
+
+/* "[::1]:/data" or "host:/data". */
+static const char *remote_name(const struct kbfs_opts *o, char *buf, size_t cap)
+{
+	snprintf(buf, cap, strchr(o->host, ':') ? "[%s]:%s" : "%s:%s", o->host, o->path);
+	return buf;
+}
+
 int main(int argc, char *argv[])
 {
 	struct kbfs_opts o;
 	struct fuse_args args;
 	struct fuse_session *se = NULL;
 	struct kbfs fs = {0};
-	char err[1024] = "", real[PATH_MAX];
+	char err[1024] = "", real[PATH_MAX], rname[600];
 	struct stat st;
 	kb_Entry root;
 	int ret = 1, status_fd = -1, r;
@@ -102,6 +129,13 @@ int main(int argc, char *argv[])
 	if (argc == 3 && !strcmp(argv[1], "--status"))
 		return kbfs_status_print(argv[2]);
 	if (kbfs_opts_parse(argc, argv, &o, &args, err, sizeof(err)) < 0) {
+		fprintf(stderr, "keibifs: %s\n", err);
+		goto out;
+	}
+	/* the log first: a file we cannot write is a mistake to report now */
+	if (!o.show_help && !o.show_version &&
+	    kb_log_open(o.log ? o.log : o.foreground ? "stderr" : NULL, "keibifs", err,
+			sizeof(err)) < 0) {
 		fprintf(stderr, "keibifs: %s\n", err);
 		goto out;
 	}
@@ -117,9 +151,12 @@ int main(int argc, char *argv[])
 		ret = 0;
 		goto out;
 	}
+	errno = 0;
 	if (!realpath(o.mountpoint, real) || stat(real, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "keibifs: mountpoint %s: %s\n", o.mountpoint,
-			errno ? strerror(errno) : "not a directory");
+		snprintf(err, sizeof(err), "mountpoint %s: %s%s", o.mountpoint,
+			 errno ? strerror(errno) : "not a directory",
+			 errno == ENOENT ? " (mkdir it first)" : "");
+		mount_failed(&o, err);
 		goto out;
 	}
 	if (!o.foreground && daemon_start(&status_fd) < 0) {
@@ -131,19 +168,19 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	if ((r = kbfs_connect(&fs, &o, &root, err, sizeof(err))) < 0) {
-		fprintf(stderr, "keibifs: %s\n", err[0] ? err : kb_strerror(r));
+		if (!err[0])
+			snprintf(err, sizeof(err), "%s", kb_strerror(r));
+		mount_failed(&o, err);
 		goto out;
 	}
 	if (kbfs_nodes_new(&fs.nodes, &root) < 0)
 		goto out;
 	se = fuse_session_new(&args, &kbfs_ops, sizeof(kbfs_ops), &fs);
 	if (!se) {
-		fprintf(stderr, "keibifs: bad FUSE options (see --help)\n");
+		mount_failed(&o, "bad FUSE options (see --help)");
 		goto out;
 	}
 	fs.se = se;
-	kbfs_logf(&fs, "connected to %s:%s (%s), %u connections", o.host, o.port,
-		  kbfs_peer_fpr(&fs, err, sizeof(err)), o.conns);
 	if (kbfs_notify_start(&fs) < 0)
 		goto out;
 	kb_rpc_set_log(fs.rpc, kbfs_log, &fs);
@@ -152,10 +189,21 @@ int main(int argc, char *argv[])
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out;
 	if (fuse_session_mount(se, real) != 0) {
-		fprintf(stderr, "keibifs: cannot mount on %s\n", real);
+		char why[PATH_MAX + 32];
+
+		snprintf(why, sizeof(why), "cannot mount on %s", real);
+		mount_failed(&o, why);
 		goto out;
 	}
 	mounted = true;
+	kbfs_status_mounted(&fs);
+	{
+		char fpr[KB_FPR_LEN + 8];
+
+		kbfs_logf(&fs, "mounted %s on %s (server %s, port %s, %u connections)",
+			  remote_name(&o, rname, sizeof(rname)), real,
+			  kbfs_peer_fpr(&fs, fpr, sizeof(fpr)), o.port, o.conns);
+	}
 	if (kbfs_dev_hook(se) < 0) {
 		fprintf(stderr, "keibifs: cannot take over /dev/fuse I/O\n");
 		goto out;
@@ -175,7 +223,7 @@ out:
 	if (mounted)
 		fuse_session_unmount(se);
 	if (fs.rpc && fs.status && mounted)
-		kbfs_logf(&fs, "unmounted %s", real);
+		kbfs_logf(&fs, "unmounted %s from %s", remote_name(&o, rname, sizeof(rname)), real);
 	kbfs_notify_stop(&fs); /* no more ticks or invalidations */
 	kb_rpc_bye(fs.rpc, 1000); /* the server frees our session now, not after its grace */
 	/* Pending pulls complete (and reply) while the session still exists. */

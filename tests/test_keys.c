@@ -281,6 +281,136 @@ START_TEST(test_keygen_tool)
 }
 END_TEST
 
+
+/* known_peers lines bound to hosts, as in ssh's known_hosts: a key bound to
+ * another host is not accepted; a different key for a bound host is a
+ * CHANGED key naming the file and line; unbound lines match any host. */
+START_TEST(test_known_peers_hosts)
+{
+	struct kb_keyset *ks = NULL;
+	uint8_t k1[32], k2[32], k3[32], k4[32];
+	char err[512], why[1024], text[1024], fpr3[KB_FPR_LEN], want[4200];
+
+	memset(k1, 0xab, 32);
+	memset(k2, 0x01, 32);
+	memset(k3, 0x02, 32);
+	memset(k4, 0x03, 32);
+	kb_key_fingerprint(k3, fpr3);
+	snprintf(text, sizeof(text),
+		 "# known peers\n"
+		 "10.77.0.1,srv.example " K1 " srv\n"
+		 "*.lan,!bad.lan " K2 "\n"
+		 "[srv.example]:4000 %s\n"
+		 "[::1]:4001 " K2 "\n"
+		 "::1 " K1 "\n",
+		 fpr3);
+	write_file("kp", text, 0644);
+	ck_assert_int_eq(kb_keyset_load_peers(&ks, path("kp"), err, sizeof(err)), 0);
+	/* bound to the host (by name or address, default port) */
+	ck_assert_int_eq(kb_keyset_match_host(ks, "srv.example", "26431", k1, NULL, why,
+					      sizeof(why)), 0);
+	ck_assert_int_eq(kb_keyset_match_host(ks, "10.77.0.1", "26431", k1, NULL, why,
+					      sizeof(why)), 0);
+	ck_assert_int_eq(kb_keyset_match_host(ks, "SRV.Example", "26431", k1, NULL, why,
+					      sizeof(why)), 0);
+	ck_assert_int_eq(kb_keyset_match_host(ks, "::1", "26431", k1, NULL, why,
+					      sizeof(why)), 0);
+	/* wildcards and negation */
+	ck_assert_int_eq(kb_keyset_match_host(ks, "nas.lan", "26431", k2, NULL, why,
+					      sizeof(why)), 0);
+	ck_assert_int_eq(kb_keyset_match_host(ks, "bad.lan", "26431", k2, NULL, why,
+					      sizeof(why)), -ENOENT);
+	/* [host]:port binds that port only; a fingerprint pin works too */
+	ck_assert_int_eq(kb_keyset_match_host(ks, "srv.example", "4000", k3, NULL, why,
+					      sizeof(why)), 0);
+	ck_assert_int_eq(kb_keyset_match_host(ks, "::1", "4001", k2, NULL, why,
+					      sizeof(why)), 0);
+	/* a key bound to another host is not accepted for this one */
+	ck_assert_int_eq(kb_keyset_match_host(ks, "other.example", "26431", k1, NULL, why,
+					      sizeof(why)), -ENOENT);
+	ck_assert_int_eq(kb_keyset_match_host(ks, "srv.example", "26431", k2, NULL, why,
+					      sizeof(why)), -EKEYREJECTED);
+	/* a different key for a bound host: CHANGED, with file and line */
+	ck_assert_int_eq(kb_keyset_match_host(ks, "srv.example", "26431", k4, NULL, why,
+					      sizeof(why)), -EKEYREJECTED);
+	ck_assert_msg(strstr(why, "CHANGED") != NULL, "%s", why);
+	snprintf(want, sizeof(want), "%s:2", path("kp"));
+	ck_assert_msg(strstr(why, want) != NULL, "%s", why);
+	ck_assert_int_eq(kb_keyset_match_host(ks, "srv.example", "4000", k1, NULL, why,
+					      sizeof(why)), -EKEYREJECTED);
+	snprintf(want, sizeof(want), "%s:4", path("kp"));
+	ck_assert_msg(strstr(why, want) != NULL, "%s", why);
+	/* an unknown host is just unknown */
+	ck_assert_int_eq(kb_keyset_match_host(ks, "new.example", "26431", k4, NULL, why,
+					      sizeof(why)), -ENOENT);
+	ck_assert_ptr_null(strstr(why, "CHANGED"));
+	/* unbound lines still match any host; a -o peer= pin that does not
+	 * match is a changed key too */
+	ck_assert_int_eq(kb_keyset_add(ks, k4, 0), 0);
+	ck_assert_int_eq(kb_keyset_match_host(ks, "new.example", "26431", k4, NULL, why,
+					      sizeof(why)), 0);
+	kb_keyset_free(ks);
+	ck_assert_int_eq(kb_keyset_new(&ks), 0);
+	ck_assert_int_eq(kb_keyset_add_fingerprint(ks, fpr3), 0);
+	ck_assert_int_eq(kb_keyset_match_host(ks, "x", "26431", k3, NULL, why, sizeof(why)), 0);
+	ck_assert_int_eq(kb_keyset_match_host(ks, "x", "26431", k4, NULL, why, sizeof(why)),
+			 -EKEYREJECTED);
+	ck_assert_msg(strstr(why, "CHANGED") && strstr(why, "peer=") && strstr(why, fpr3),
+		      "%s", why);
+	kb_keyset_free(ks);
+	/* the server's authorized keys keep options, not hosts */
+	write_file("auth", "10.0.0.1 " K1 "\n", 0644);
+	ck_assert_int_eq(kb_keyset_load(&ks, path("auth"), err, sizeof(err)), -EINVAL);
+	/* a bad pattern line names its line */
+	write_file("kp", K1 "\nhost\n", 0644);
+	ck_assert_int_eq(kb_keyset_load_peers(&ks, path("kp"), err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, ":2: ") != NULL, "%s", err);
+}
+END_TEST
+
+/* keibifs-keygen: -f creates missing parents 0700, FILE as an argument
+ * works as the hints say, --psk writes a 0600 pre-shared key. */
+START_TEST(test_keygen_paths)
+{
+	const char *kg = th_bin("keibifs-keygen");
+	char *out = NULL, p[4200];
+	struct stat st;
+	uint8_t psk[32];
+
+	ck_assert_int_eq(th_sh_out(&out, "%s -f %s/a/b/id -C x", kg, dir), 0);
+	free(out);
+	snprintf(p, sizeof(p), "%s/a/b", dir);
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0700);
+	snprintf(p, sizeof(p), "%s/a", dir);
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0700);
+	/* positional FILE */
+	ck_assert_int_eq(th_sh_out(&out, "%s %s/c/id2", kg, dir), 0);
+	ck_assert_ptr_nonnull(strstr(out, "The key fingerprint is:"));
+	free(out);
+	snprintf(p, sizeof(p), "%s/c/id2.pub", dir);
+	ck_assert_int_eq(stat(p, &st), 0);
+	/* both -f and FILE, or two FILEs: a usage error naming it */
+	ck_assert_int_eq(th_sh_out(&out, "%s -f %s/x %s/y", kg, dir, dir), 2);
+	free(out);
+	/* PSK */
+	ck_assert_int_eq(th_sh_out(&out, "%s --psk %s/d/psk", kg, dir), 0);
+	free(out);
+	snprintf(p, sizeof(p), "%s/d/psk", dir);
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0600);
+	{
+		char e[256];
+
+		ck_assert_int_eq(kb_psk_load(p, psk, e, sizeof(e)), 0);
+	}
+	ck_assert_int_ne(th_sh_out(&out, "%s --psk %s/d/psk", kg, dir), 0);
+	ck_assert_ptr_nonnull(strstr(out, "already exists"));
+	free(out);
+}
+END_TEST
+
 Suite *suite_keys(void);
 Suite *suite_keys(void)
 {
@@ -295,6 +425,8 @@ Suite *suite_keys(void)
 	tcase_add_test(tc, test_keyset_file);
 	tcase_add_test(tc, test_keyset_errors);
 	tcase_add_test(tc, test_keygen_tool);
+	tcase_add_test(tc, test_known_peers_hosts);
+	tcase_add_test(tc, test_keygen_paths);
 	suite_add_tcase(s, tc);
 	return s;
 }

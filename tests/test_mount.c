@@ -800,6 +800,47 @@ START_TEST(test_opts_defaults_and_errors)
 }
 END_TEST
 
+/* Option mistakes: one line naming the fix, before anything connects. */
+START_TEST(test_opts_messages)
+{
+	static const struct {
+		const char *remote, *opts, *msg;
+	} cases[] = {
+		{"h:/", "conn=4", "unknown option 'conn': did you mean 'conns'?"},
+		{"h:/", "identiy=/k", "unknown option 'identiy': did you mean 'identity'?"},
+		{"h:/", "alow_other", "did you mean 'allow_other'?"},
+		{"h:/", "frobnicate", "unknown option 'frobnicate' (see keibifs --help)"},
+		{"h:/", "cache_size=lots", "cache_size=lots: not a size"},
+		{"h:/", "conns=lots", "conns=lots: not a number"},
+		{"h:/", "timeout=", "timeout=: not a number"},
+		{"h:/", "attr_timeout=x", "attr_timeout=x: not a number"},
+		{"h:/", "owners=yes", "owners=yes: owners=preserve or owners=map"},
+		{"::1:/", "ro", "write an IPv6 address in brackets: [::1]:/"},
+		{"nocolon", "ro", "'nocolon' is not HOST:PATH"},
+	};
+	struct kbfs_opts o;
+	struct fuse_args args;
+	char err[256], opt[64];
+	char *ok[] = {"keibifs", "h:/", "m", "-o", "log=stderr,x-gvfs-hide,allow_other,conns=2", NULL};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *argv[] = {"keibifs", (char *)cases[i].remote, "m", "-o", opt, NULL};
+
+		snprintf(opt, sizeof(opt), "%s", cases[i].opts);
+		ck_assert_int_eq(kbfs_opts_parse(5, argv, &o, &args, err, sizeof(err)), -EINVAL);
+		ck_assert_msg(strstr(err, cases[i].msg) != NULL, "%s: %s", cases[i].opts, err);
+		ck_assert_msg(!strchr(err, '\n'), "%s", err);
+		fuse_opt_free_args(&args);
+		kbfs_opts_free(&o);
+	}
+	ck_assert_int_eq(kbfs_opts_parse(5, ok, &o, &args, err, sizeof(err)), 0);
+	ck_assert_str_eq(o.log, "stderr");
+	ck_assert_uint_eq(o.conns, 2);
+	fuse_opt_free_args(&args);
+	kbfs_opts_free(&o);
+}
+END_TEST
+
 Suite *suite_mount(void);
 Suite *suite_mount(void)
 {
@@ -835,6 +876,7 @@ Suite *suite_mount(void)
 	suite_add_tcase(s, refuse);
 	tcase_add_test(opts, test_opts);
 	tcase_add_test(opts, test_opts_defaults_and_errors);
+	tcase_add_test(opts, test_opts_messages);
 	suite_add_tcase(s, opts);
 	return s;
 }

@@ -153,8 +153,8 @@ static void wait_progress(struct rd *r, unsigned long n)
 
 static char *status_text(void)
 {
-	char *buf = calloc(1, 4096); /* caller frees */
-	ssize_t n = getxattr(F.m.mnt, KBFS_STATUS_XATTR, buf, 4095);
+	char *buf = calloc(1, KBFS_STATUS_MAX + 1); /* caller frees */
+	ssize_t n = getxattr(F.m.mnt, KBFS_STATUS_XATTR, buf, KBFS_STATUS_MAX);
 
 	ck_assert_msg(n > 0, "getxattr status: %s", strerror(errno));
 	return buf;
@@ -178,6 +178,18 @@ START_TEST(test_status)
 		      "%s", st);
 	ck_assert_ptr_nonnull(strstr(st, "rtt: "));
 	ck_assert_ptr_nonnull(strstr(st, "cache: hit rate "));
+	/* mount time, requests in flight, latency by op, the last error */
+	ck_assert_msg(strstr(st, "\nmounted: 20") && strstr(st, " UTC (up "), "%s", st);
+	ck_assert_msg(strstr(st, "\nin flight: "), "%s", st);
+	ck_assert_msg(strstr(st, "\nlast error: "), "%s", st);
+	ck_assert_msg(strstr(st, "\nlatency by op (mean/max ms): ") &&
+		      strstr(strstr(st, "\nlatency by op"), " READ "), "%s", st);
+	/* --status works from anything inside the mount */
+	ck_assert_int_eq(th_sh_out(&out, "'%s' --status '%s/big2'", th_bin("keibifs"), F.m.mnt),
+			 0);
+	ck_assert_msg(strstr(out, want), "%s", out);
+	free(out);
+	out = NULL;
 	ck_assert_int_eq(sscanf(strstr(st, "throughput: in "), "throughput: in %lf", &in), 1);
 	ck_assert_msg(in > 0, "%s", st);
 	ck_assert_int_eq(th_sh_out(&out, "'%s' --status '%s'", th_bin("keibifs"), F.m.mnt), 0);
@@ -212,7 +224,8 @@ START_TEST(test_help_lists_options)
 	ck_assert_ptr_nonnull(strstr(out, "timeout=S"));
 	ck_assert_ptr_nonnull(strstr(out, "(15)"));
 	ck_assert_ptr_nonnull(strstr(out, "noreconnect"));
-	ck_assert_ptr_nonnull(strstr(out, "--status MOUNTPOINT"));
+	ck_assert_ptr_nonnull(strstr(out, "--status PATH"));
+	ck_assert_ptr_nonnull(strstr(out, "log=FILE|stderr|syslog"));
 	free(out);
 }
 END_TEST

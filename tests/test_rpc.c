@@ -587,6 +587,8 @@ struct conn_opts {
 	const uint8_t *priv;         /* default the test client key */
 	int timeout_ms;              /* default 10 s */
 	bool noreconnect;
+	const uint8_t *psk;          /* default none */
+	struct kb_keyset *trust;     /* default {trust_pub} (borrowed) */
 };
 
 static int srv_connect(struct th_server *ts, const struct conn_opts *o, struct kb_rpc **r,
@@ -601,9 +603,14 @@ static int srv_connect(struct th_server *ts, const struct conn_opts *o, struct k
 		.identity = o->priv ? o->priv : ts->client_priv,
 		.timeout_ms = o->timeout_ms ? o->timeout_ms : 10000,
 		.noreconnect = o->noreconnect,
+		.psk = o->psk,
 	};
 	int rc;
 
+	if (o->trust) {
+		cfg.trust = o->trust;
+		return kb_rpc_new(r, &cfg, root, ro, err, errlen);
+	}
 	ck_assert_int_eq(kb_keyset_new(&trust), 0);
 	ck_assert_int_eq(kb_keyset_add(trust, o->trust_pub ? o->trust_pub : ts->server_pub, 0), 0);
 	cfg.trust = trust;
@@ -710,6 +717,45 @@ START_TEST(test_srv_subdir_and_names)
 }
 END_TEST
 
+/* The default address and [::] serve IPv6 and IPv4 on one socket (as
+ * sshd does), unless IPv6 is off. */
+START_TEST(test_srv_dual_stack)
+{
+	static const char *const specs[] = {":%d", "[::]:%d"};
+	struct th_server ts;
+	struct conn_opts o = {0};
+	char listen[64], err[512];
+	struct kb_rpc *r = NULL;
+	kb_Entry root;
+	bool ro;
+
+	for (size_t i = 0; i < 2; i++) {
+		ck_assert_int_eq(th_server_prepare(&ts, 0), 0);
+		snprintf(listen, sizeof(listen), specs[i], ts.port);
+		{
+			const char *argv[] = {th_bin("keibifsd"), "--share", ts.share, "--key",
+					      ts.server_key, "--authorized", ts.authorized,
+					      "--listen", listen, "--foreground", NULL};
+
+			ts.pid = th_spawn((char *const *)argv, ts.log);
+		}
+		ck_assert_int_gt(ts.pid, 0);
+		ck_assert(th_wait_file_contains(ts.log, "keibifsd: ready on [::]:", 10000));
+		o.host = "127.0.0.1";
+		ck_assert_msg(!srv_connect(&ts, &o, &r, &root, &ro, err, sizeof(err)), "%s", err);
+		kb_rpc_free(r);
+		r = NULL;
+		o.host = "::1";
+		ck_assert_msg(!srv_connect(&ts, &o, &r, &root, &ro, err, sizeof(err)), "%s", err);
+		kb_rpc_free(r);
+		r = NULL;
+		/* an IPv4 peer is logged as IPv4, not ::ffff:127.0.0.1 */
+		ck_assert(th_wait_file_contains(ts.log, "connect from 127.0.0.1:", 5000));
+		th_server_cleanup(&ts);
+	}
+}
+END_TEST
+
 START_TEST(test_srv_ipv6)
 {
 	struct th_server ts;
@@ -758,7 +804,8 @@ START_TEST(test_srv_errors)
 	srv_start(&ts);
 	/* missing directory */
 	ck_assert_int_eq(srv_connect(&ts, &o, &r, &root, &ro, err, sizeof(err)), -ENOENT);
-	ck_assert_str_eq(err, "no such directory on the server: /nope");
+	ck_assert_msg(strstr(err, "no such directory in the share: /nope (PATH is relative"),
+		      "%s", err);
 	ck_assert_ptr_null(r);
 	/* a file, not a directory */
 	o.path = "/small";
@@ -783,6 +830,110 @@ START_TEST(test_srv_errors)
 	/* the server still serves the right client */
 	check_session(&ts, 1);
 	th_server_cleanup(&ts);
+}
+END_TEST
+
+/* A pinned key that does not match: a loud CHANGED naming the known_peers
+ * file and line, unlike an unknown key; a key bound to another host is not
+ * accepted for this one. */
+START_TEST(test_srv_key_changed)
+{
+	struct th_server ts;
+	struct conn_opts o = {0};
+	struct kb_rpc *r = NULL;
+	char err[1024], text[512], kp[PATH_MAX + 8], b64[48];
+	uint8_t other[32];
+	kb_Entry root;
+	bool ro;
+	FILE *f;
+
+	srv_start(&ts);
+	memset(other, 0x42, sizeof(other));
+	kb_b64_encode(b64, other, 32, 1);
+	snprintf(kp, sizeof(kp), "%s/kp", ts.dir);
+	snprintf(text, sizeof(text), "# old key\n127.0.0.1,[127.0.0.1]:%d keibifs-x25519 %s\n",
+		 ts.port, b64);
+	f = fopen(kp, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	ck_assert_int_eq(kb_keyset_load_peers(&o.trust, kp, err, sizeof(err)), 0);
+	ck_assert_int_eq(srv_connect(&ts, &o, &r, &root, &ro, err, sizeof(err)), -KB_EUNTRUSTED);
+	ck_assert_msg(strstr(err, "SERVER KEY CHANGED") && strstr(err, "/kp:2"), "%s", err);
+	kb_keyset_free(o.trust);
+	/* the right key, bound to another host: not accepted here */
+	kb_b64_encode(b64, ts.server_pub, 32, 1);
+	snprintf(text, sizeof(text), "other.example keibifs-x25519 %s\n", b64);
+	f = fopen(kp, "w");
+	fputs(text, f);
+	fclose(f);
+	ck_assert_int_eq(kb_keyset_load_peers(&o.trust, kp, err, sizeof(err)), 0);
+	ck_assert_int_eq(srv_connect(&ts, &o, &r, &root, &ro, err, sizeof(err)), -KB_EUNTRUSTED);
+	ck_assert_msg(strstr(err, "unknown server key") && !strstr(err, "CHANGED"), "%s", err);
+	/* ...and it suggests the line to add, in known_hosts' form for a port */
+	snprintf(text, sizeof(text), "'[127.0.0.1]:%d keibifs-x25519 %s'", ts.port, b64);
+	ck_assert_msg(strstr(err, text), "%s", err);
+	kb_keyset_free(o.trust);
+	/* bound to this host and port: accepted */
+	snprintf(text, sizeof(text), "[127.0.0.1]:%d keibifs-x25519 %s\n", ts.port, b64);
+	f = fopen(kp, "w");
+	fputs(text, f);
+	fclose(f);
+	ck_assert_int_eq(kb_keyset_load_peers(&o.trust, kp, err, sizeof(err)), 0);
+	ck_assert_int_eq(srv_connect(&ts, &o, &r, &root, &ro, err, sizeof(err)), 0);
+	kb_rpc_free(r);
+	kb_keyset_free(o.trust);
+	th_server_cleanup(&ts);
+}
+END_TEST
+
+/* Pre-shared key mistakes say so, whichever side has which key. */
+START_TEST(test_srv_psk_mismatch)
+{
+	struct th_server ts;
+	struct conn_opts o = {0};
+	struct kb_rpc *r = NULL;
+	struct kb_noise_rng *rng;
+	uint8_t psk[32], wrong[32];
+	char err[1024], pskfile[PATH_MAX + 8];
+	const char *extra[] = {"--psk", pskfile, NULL};
+	kb_Entry root;
+	bool ro;
+
+	char *pdir = th_tmpdir("psk");
+
+	snprintf(pskfile, sizeof(pskfile), "%s/psk", pdir);
+	ck_assert_int_eq(kb_noise_rng_new(&rng), 0);
+	ck_assert_int_eq(kb_psk_generate(pskfile, false, rng, err, sizeof(err)), 0);
+	kb_noise_rng_free(rng);
+	ck_assert_int_eq(kb_psk_load(pskfile, psk, err, sizeof(err)), 0);
+	ck_assert_int_eq(th_server_start(&ts, 0, extra), 0);
+	/* both sides, the same key */
+	o.psk = psk;
+	ck_assert_int_eq(srv_connect(&ts, &o, &r, &root, &ro, err, sizeof(err)), 0);
+	kb_rpc_free(r);
+	r = NULL;
+	/* another key */
+	memcpy(wrong, psk, 32);
+	wrong[0] ^= 1;
+	o.psk = wrong;
+	ck_assert_int_ne(srv_connect(&ts, &o, &r, &root, &ro, err, sizeof(err)), 0);
+	ck_assert_msg(strstr(err, "pre-shared key mismatch"), "%s", err);
+	ck_assert_msg(!strstr(err, "handshake failed: handshake failed"), "%s", err);
+	/* none on the client */
+	o.psk = NULL;
+	ck_assert_int_ne(srv_connect(&ts, &o, &r, &root, &ro, err, sizeof(err)), 0);
+	ck_assert_msg(strstr(err, "pre-shared key"), "%s", err);
+	ck_assert_msg(!strstr(err, "refused our key"), "%s", err);
+	th_server_cleanup(&ts);
+	/* none on the server */
+	srv_start(&ts);
+	o.psk = psk;
+	ck_assert_int_ne(srv_connect(&ts, &o, &r, &root, &ro, err, sizeof(err)), 0);
+	ck_assert_msg(strstr(err, "pre-shared key mismatch"), "%s", err);
+	th_server_cleanup(&ts);
+	th_sh("rm -rf '%s'", pdir);
+	free(pdir);
 }
 END_TEST
 
@@ -1100,6 +1251,9 @@ Suite *suite_rpc(void)
 	tcase_add_test(ts, test_srv_subdir_and_names);
 	tcase_add_test(ts, test_srv_ipv6);
 	tcase_add_test(ts, test_srv_errors);
+	tcase_add_test(ts, test_srv_dual_stack);
+	tcase_add_test(ts, test_srv_key_changed);
+	tcase_add_test(ts, test_srv_psk_mismatch);
 	tcase_add_test(ts, test_srv_conn_refused);
 	tcase_add_test(ts, test_srv_pipelined_reads);
 	tcase_add_test(ts, test_srv_sync_threads);

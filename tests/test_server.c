@@ -989,6 +989,47 @@ START_TEST(test_daemon_pidfile)
 }
 END_TEST
 
+/* Daemonized: the fingerprint on stderr before detaching, --log FILE gets
+ * the log, and no descriptor of the caller is kept (one open on a
+ * directory would hold its mount busy). */
+START_TEST(test_daemon_log_fds)
+{
+	char args[7 * PATH_MAX], pidfile[PATH_MAX + 16], logf[PATH_MAX + 16], fd7[64];
+	char link[PATH_MAX], fpr[KB_FPR_LEN], *out = NULL;
+	int port = th_free_port(), pid = 0;
+	ssize_t n;
+	FILE *f;
+
+	snprintf(pidfile, sizeof(pidfile), "%s/d.pid", ts.dir);
+	snprintf(logf, sizeof(logf), "%s/d.log", ts.dir);
+	snprintf(args, sizeof(args),
+		 "exec 7<'%s'; '%s' --share %s --key %s --authorized %s --listen 127.0.0.1:%d "
+		 "--pidfile %s --log %s",
+		 ts.share, th_bin("keibifsd"), ts.share, ts.server_key, ts.authorized, port,
+		 pidfile, logf);
+	ck_assert_int_eq(th_sh_out(&out, "%s", args), 0);
+	kb_key_fingerprint(ts.server_pub, fpr);
+	ck_assert_msg(strstr(out, "keibifsd: listening on 127.0.0.1:") && strstr(out, fpr) &&
+		      strstr(out, "log: "), "%s", out);
+	free(out);
+	f = fopen(pidfile, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fscanf(f, "%d", &pid), 1);
+	fclose(f);
+	ck_assert_int_gt(pid, 1);
+	ck_assert(th_wait_file_contains(logf, "keibifsd[", 5000));
+	ck_assert(th_wait_file_contains(logf, "]: ready on 127.0.0.1:", 5000));
+	snprintf(fd7, sizeof(fd7), "/proc/%d/fd/7", pid);
+	n = readlink(fd7, link, sizeof(link) - 1);
+	link[n > 0 ? n : 0] = '\0';
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 500 && kill(pid, 0) == 0; i++)
+		usleep(10000);
+	ck_assert_msg(n < 0 || strcmp(link, ts.share), "the daemon kept fd 7 on %s", link);
+	ck_assert(th_wait_file_contains(logf, "]: stopped", 5000));
+}
+END_TEST
+
 START_TEST(test_handle_limit)
 {
 	uint64_t f, fh = 0, last = 0;
@@ -1159,6 +1200,7 @@ Suite *suite_server(void)
 	tcase_set_timeout(cli, 60);
 	tcase_add_test(cli, test_bad_arguments);
 	tcase_add_test(cli, test_daemon_pidfile);
+	tcase_add_test(cli, test_daemon_log_fds);
 	suite_add_tcase(s, cli);
 	return s;
 }

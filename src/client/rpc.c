@@ -233,6 +233,7 @@ static int slot_get(struct kb_rpc_conn *c, bool need_ready, bool wait_down, size
 	s->res = NULL;
 	s->take = NULL;
 	c->inflight_bytes += bytes;
+	atomic_fetch_add_explicit(&c->r->inflight, 1, memory_order_relaxed);
 	*out = s;
 	return 0;
 }
@@ -246,16 +247,42 @@ void kb_rpc_slot_put(struct kb_rpc_conn *c, struct kb_rpc_slot *s)
 	s->hlen = 0;
 	s->state = KB_SLOT_FREE;
 	c->inflight_bytes -= s->bytes;
+	atomic_fetch_sub_explicit(&c->r->inflight, 1, memory_order_relaxed);
 	s->next_free = c->free_head;
 	c->free_head = (unsigned)(s - c->slots);
 	c->nfree++;
 	pthread_cond_broadcast(&c->space);
 }
 
+/* Latency by op, and the last error a user would want to see (not the
+ * everyday answers: a missing name, no such xattr, a file that exists). */
+static void account(struct kb_rpc *r, const struct kb_rpc_slot *s, int status)
+{
+	uint64_t us = (kb_now_ns() - s->sent_ns) / 1000, max;
+	unsigned op = s->op;
+
+	if (op < KB_RPC_NOPS && s->sent_ns) {
+		atomic_fetch_add_explicit(&r->lat_n[op], 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&r->lat_sum_us[op], us, memory_order_relaxed);
+		max = atomic_load_explicit(&r->lat_max_us[op], memory_order_relaxed);
+		while (us > max && !atomic_compare_exchange_weak(&r->lat_max_us[op], &max, us))
+			;
+	}
+	if (status < 0 && status != -ENOENT && status != -ENODATA && status != -EEXIST &&
+	    status != -ENOTEMPTY && status != -ENOTSUP) {
+		pthread_mutex_lock(&r->lock);
+		r->last_err = status;
+		r->last_err_op = s->op;
+		r->last_err_time = (int64_t)time(NULL);
+		pthread_mutex_unlock(&r->lock);
+	}
+}
+
 /* Finish a CLAIMED slot (no lock held). */
 void kb_rpc_complete(struct kb_rpc_conn *c, struct kb_rpc_slot *s, int status,
 		     struct kb_rpc_result *res)
 {
+	account(c->r, s, status);
 	if (status < 0)
 		atomic_fetch_add(&c->r->errors, 1);
 	if (s->cb) {
@@ -326,8 +353,9 @@ void kb_rpc_conn_down(struct kb_rpc_conn *c, int err)
 	pthread_cond_broadcast(&c->space);
 	kb_chan_shutdown(c->chan); /* under the lock: the keeper replaces chan under it */
 	pthread_mutex_unlock(&c->lock);
-	if (was_up && !atomic_load(&r->closing))
-		kb_rpc_logf(r, "lost connection %u to %s (%s): %s%s", c->idx, r->host, r->peer_fpr,
+	/* While kb_rpc_new runs, its error line says what went wrong. */
+	if (was_up && !atomic_load(&r->closing) && atomic_load(&r->opened))
+		kb_rpc_logf(r, "lost connection %u to %s (%s): %s%s", c->idx, r->host_disp, r->peer_fpr,
 			    kb_strerror(err), keep ? "; reconnecting" : "");
 	kb_rpc_fail_pending(c, -ENOTCONN, keep ? KB_FAIL_NORETRY : KB_FAIL_ALL, 0);
 }
@@ -470,7 +498,8 @@ static int start(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, struct cal
 	rc = acquire(r, pin, hint, call_bytes(cl), wait_ns, &c, &s);
 	if (rc)
 		return rc;
-	s->deadline_ns = kb_now_ns() + (uint64_t)r->timeout_ms * 1000000u;
+	s->sent_ns = kb_now_ns();
+	s->deadline_ns = s->sent_ns + (uint64_t)r->timeout_ms * 1000000u;
 	s->cb = cl->cb;
 	s->arg = cl->arg;
 	s->res = cl->res;
@@ -611,7 +640,7 @@ static void keepalive(struct kb_rpc_conn *c, uint64_t now)
 		return;
 	if (r->reconnect && ((sent && now - sent > probe) ||
 			     (!idle && quiet > (uint64_t)r->timeout_ms * 1000000u))) {
-		kb_rpc_logf(r, "no answer from %s for %llu ms: reconnecting", r->host,
+		kb_rpc_logf(r, "no answer from %s for %llu ms: reconnecting", r->host_disp,
 			    (unsigned long long)(quiet / 1000000u));
 		kb_rpc_conn_down(c, -ETIMEDOUT);
 		return;
@@ -751,6 +780,17 @@ void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st)
 	st->rtt_us = atomic_load(&r->rtt_us);
 	st->reconnects = atomic_load(&r->reconnects);
 	st->session_gen = atomic_load(&r->session_gen);
+	st->inflight = atomic_load(&r->inflight);
+	for (unsigned i = 0; i < KB_RPC_NOPS; i++) {
+		st->lat_n[i] = atomic_load_explicit(&r->lat_n[i], memory_order_relaxed);
+		st->lat_sum_us[i] = atomic_load_explicit(&r->lat_sum_us[i], memory_order_relaxed);
+		st->lat_max_us[i] = atomic_load_explicit(&r->lat_max_us[i], memory_order_relaxed);
+	}
+	pthread_mutex_lock(&r->lock);
+	st->last_err = r->last_err;
+	st->last_err_op = r->last_err_op;
+	st->last_err_time = r->last_err_time;
+	pthread_mutex_unlock(&r->lock);
 	snprintf(st->peer_fpr, sizeof(st->peer_fpr), "%s", r->peer_fpr);
 }
 

@@ -165,6 +165,13 @@ struct kb_rpc_stats {
 	uint64_t reconnects;         /* connections re-established */
 	uint64_t session_gen;        /* new sessions after the first */
 	uint64_t by_op[KB_RPC_NOPS]; /* requests sent, by kb_Op */
+	uint64_t inflight;           /* requests sent and not answered yet */
+	/* Answered (or failed) requests by kb_Op: count, total and largest
+	 * latency in microseconds, from the first send to the completion. */
+	uint64_t lat_n[KB_RPC_NOPS], lat_sum_us[KB_RPC_NOPS], lat_max_us[KB_RPC_NOPS];
+	int last_err;                /* last failure other than ENOENT-like answers */
+	uint32_t last_err_op;        /* its kb_Op */
+	int64_t last_err_time;       /* when (seconds since the epoch); 0: none */
 };
 void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st);
 

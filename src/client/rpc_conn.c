@@ -19,32 +19,69 @@
 static int verify_server(void *arg, const uint8_t rs[static 32], unsigned *flags)
 {
 	struct kb_rpc *r = arg;
+	char why[sizeof(r->trust_why)];
+	int rc;
 
 	if (!r->cfg.trust) {
 		*flags = 0;
 		return kb_memcmp_ct(r->server_key, rs, KB_KEY_LEN) ? -KB_EUNTRUSTED : 0;
 	}
-	return kb_keyset_match(r->cfg.trust, rs, flags) ? -KB_EUNTRUSTED : 0;
+	rc = kb_keyset_match_host(r->cfg.trust, r->host, r->port, rs, flags, why, sizeof(why));
+	if (rc == -EKEYREJECTED) {
+		pthread_mutex_lock(&r->lock);
+		memcpy(r->trust_why, why, sizeof(why));
+		pthread_mutex_unlock(&r->lock);
+	}
+	return rc ? -KB_EUNTRUSTED : 0;
 }
 
-static void handshake_error(const struct kb_rpc *r, const struct kb_chan_info *info, int rc,
+static void handshake_error(struct kb_rpc *r, const struct kb_chan_info *info, int rc,
 			    char *err, size_t errlen)
 {
 	char where[320], fpr[KB_FPR_LEN];
 
 	kb_net_format(where, sizeof(where), r->host, r->port);
 	if (rc == -KB_EUNTRUSTED && info->have_remote_static) {
+		char b64[48], hostpat[300];
+
+		pthread_mutex_lock(&r->lock);
+		if (r->trust_why[0]) {
+			snprintf(err, errlen, "%s", r->trust_why);
+			pthread_mutex_unlock(&r->lock);
+			return;
+		}
+		pthread_mutex_unlock(&r->lock);
 		kb_key_fingerprint(info->remote_static, fpr);
+		kb_b64_encode(b64, info->remote_static, KB_KEY_LEN, 1);
+		if (!strcmp(r->port, KB_DEFAULT_PORT))
+			snprintf(hostpat, sizeof(hostpat), "%s", r->host);
+		else /* known_hosts' form for another port */
+			snprintf(hostpat, sizeof(hostpat), "[%s]:%s", r->host, r->port);
 		snprintf(err, errlen,
-			 "unknown server key %s for %s: if you trust it, add it with -o peer=%s "
-			 "or append its .pub line to your known_peers file",
-			 fpr, r->host, fpr);
+			 "unknown server key %s for %s: if you trust it, add -o peer=%s, or add "
+			 "the line '%s keibifs-x25519 %s' to your known_peers file",
+			 fpr, where, fpr, hostpat, b64);
+	} else if (rc == -KB_EREFUSED && r->cfg.psk) {
+		kb_key_fingerprint(r->our_pub, fpr);
+		snprintf(err, errlen,
+			 "the server %s closed the connection after the handshake: pre-shared key "
+			 "mismatch (or it does not know our key %s: add our .pub line to its "
+			 "authorized keys file)",
+			 where, fpr);
 	} else if (rc == -KB_EREFUSED) {
 		kb_key_fingerprint(r->our_pub, fpr);
 		snprintf(err, errlen,
 			 "the server %s refused our key %s: add our .pub line to its authorized "
 			 "keys file",
 			 where, fpr);
+	} else if (rc == -KB_EHANDSHAKE && r->cfg.psk) {
+		snprintf(err, errlen,
+			 "handshake with %s failed: pre-shared key mismatch (or the server uses "
+			 "none: keibifsd --psk FILE)", where);
+	} else if (!r->cfg.psk && (rc == -KB_ECLOSED || rc == -KB_ETRUNC || rc == -ECONNRESET)) {
+		snprintf(err, errlen,
+			 "the server %s closed the connection during the handshake: it may need a "
+			 "pre-shared key (-o psk=FILE), or it is not keibifsd", where);
 	} else if (rc == -KB_ETIMEOUT || rc == -ETIMEDOUT || rc == -EAGAIN) {
 		snprintf(err, errlen, "timed out during the handshake with %s", where);
 	} else {
@@ -129,10 +166,14 @@ static void hello_take(void *arg, const kb_Response *resp, const uint8_t *bulk, 
 
 static void hello_error(const struct kb_rpc *r, int rc, char *err, size_t errlen)
 {
-	if (rc == -ENOENT)
+	if (rc == -ENOENT && strcmp(r->path, "/"))
+		snprintf(err, errlen, "no such directory in the share: %s (PATH is relative to "
+			 "the directory keibifsd shares: HOST:/ is the share itself)", r->path);
+	else if (rc == -ENOENT)
 		snprintf(err, errlen, "no such directory on the server: %s", r->path);
 	else if (rc == -ENOTDIR)
-		snprintf(err, errlen, "not a directory on the server: %s", r->path);
+		snprintf(err, errlen, "not a directory in the share: %s (PATH is relative to "
+			 "the directory keibifsd shares)", r->path);
 	else if (rc == -EACCES || rc == -EPERM)
 		snprintf(err, errlen, "permission denied on the server: %s", r->path);
 	else if (rc == -ETIMEDOUT)
@@ -287,6 +328,8 @@ static int rpc_alloc(struct kb_rpc **out, const struct kb_rpc_cfg *cfg)
 		return rc;
 	r->cfg.host = r->host;
 	r->cfg.port = r->port;
+	snprintf(r->host_disp, sizeof(r->host_disp), strchr(r->host, ':') ? "[%s]" : "%s",
+		 r->host);
 	r->cfg.path = r->path;
 	r->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : KB_RPC_DEFAULT_TIMEOUT_MS;
 	if (cfg->keepalive_ms >= 0)
@@ -353,6 +396,7 @@ out:
 		return rc;
 	}
 	err[0] = '\0';
+	atomic_store(&r->opened, true);
 	*out = r;
 	return 0;
 }
@@ -382,6 +426,7 @@ out:
 		kb_rpc_free(r);
 		return rc;
 	}
+	atomic_store(&r->opened, true);
 	*out = r;
 	return 0;
 }

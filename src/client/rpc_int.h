@@ -50,6 +50,7 @@ struct kb_rpc_slot {
 	enum kb_rpc_slot_state state;
 	int status;                  /* sync: final status once DONE */
 	uint64_t deadline_ns;
+	uint64_t sent_ns;            /* first sent: the latency kb_rpc_stats shows */
 	size_t bytes;                /* accounted against KB_RPC_MAX_BYTES */
 	kb_rpc_cb cb;                /* async: callback; NULL for sync */
 	void *arg;
@@ -98,6 +99,7 @@ struct kb_rpc_conn {
 struct kb_rpc {
 	struct kb_rpc_cfg cfg;       /* strings point into the copies below */
 	char *host, *port, *path;    /* owned copies */
+	char host_disp[260];         /* host for messages: "[::1]" for IPv6 */
 	int timeout_ms;              /* effective request timeout */
 	uint64_t keepalive_ns;       /* idle time before a PING; 0: never */
 	uint8_t our_pub[KB_KEY_LEN];
@@ -111,6 +113,7 @@ struct kb_rpc {
 	size_t token_len;
 	uint8_t server_key[KB_KEY_LEN];
 	char peer_fpr[KB_FPR_LEN];
+	char trust_why[640];         /* lock: why the last server key was refused */
 	size_t max_read, max_write;  /* fixed once connected */
 
 	pthread_mutex_t lock;
@@ -128,6 +131,7 @@ struct kb_rpc {
 	/* Reconnection (rpc_keep.c). */
 	bool reconnect;              /* immutable after kb_rpc_new */
 	atomic_bool closing;         /* kb_rpc_free started: no more reconnects */
+	atomic_bool opened;          /* kb_rpc_new succeeded: a lost connection is news */
 	uint8_t identity[KB_KEY_LEN];/* our static private key (wiped at free) */
 	uint8_t psk[32];             /* wiped at free */
 	pthread_mutex_t sess_lock;   /* one HELLO/ATTACH at a time; token, gen, root */
@@ -136,6 +140,12 @@ struct kb_rpc {
 
 	_Atomic uint64_t requests, errors, rtt_us, reconnects, session_gen;
 	_Atomic uint64_t by_op[KB_RPC_NOPS]; /* requests sent, by op */
+	/* Completed requests by op: count, summed and largest latency (us). */
+	_Atomic uint64_t lat_n[KB_RPC_NOPS], lat_sum_us[KB_RPC_NOPS], lat_max_us[KB_RPC_NOPS];
+	_Atomic uint64_t inflight;   /* slots taken, all connections */
+	int last_err;                /* lock: last failure worth showing (0: none) */
+	uint32_t last_err_op;        /* lock */
+	int64_t last_err_time;       /* lock: CLOCK_REALTIME seconds */
 };
 
 /* rpc.c: connection slots (init/destroy), receive pools, the timer. */

@@ -102,7 +102,7 @@ static void session_changed(struct kb_rpc *r)
 	uint64_t gen = kb_rpc_session(r, &root);
 	void *arg;
 
-	kb_rpc_logf(r, "new session on %s (the server restarted or expired ours)", r->host);
+	kb_rpc_logf(r, "new session on %s (the server restarted or expired ours)", r->host_disp);
 	pthread_mutex_lock(&r->lock);
 	cb = r->session_cb;
 	arg = r->session_arg;
@@ -156,7 +156,7 @@ static int reopen(struct kb_rpc_conn *c, bool hello_first)
 	int rc = kb_rpc_conn_connect(r, c->idx, err, sizeof(err));
 
 	if (rc == -KB_EUNTRUSTED || rc == -KB_EREFUSED)
-		kb_rpc_logf(r, "reconnect to %s refused: %s", r->host, err);
+		kb_rpc_logf(r, "reconnect to %s refused: %s", r->host_disp, err);
 	if (rc)
 		return rc;
 	rc = reattach(c, hello_first, &fresh, &hello);
@@ -172,7 +172,7 @@ static int reopen(struct kb_rpc_conn *c, bool hello_first)
 	}
 	kb_rpc_conn_set_ready(c);
 	atomic_fetch_add(&r->reconnects, 1);
-	kb_rpc_logf(r, "reconnected to %s (%s)", r->host, r->peer_fpr);
+	kb_rpc_logf(r, "reconnected to %s (%s)", r->host_disp, r->peer_fpr);
 	return 0;
 }
 

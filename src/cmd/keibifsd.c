@@ -24,12 +24,13 @@
 #include <unistd.h>
 
 #include "keys.h"
+#include "log.h"
 #include "server.h"
 #include "util.h"
 #include "version.h"
 
 struct opts {
-	const char *share, *key, *authorized, *listen, *pidfile, *psk;
+	const char *share, *key, *authorized, *listen, *pidfile, *psk, *log;
 	bool read_only, foreground, no_notify, allow_owners;
 	int grace_s;                 /* --session-grace; 0: default */
 };
@@ -38,16 +39,20 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: keibifsd --share DIR --key FILE --authorized FILE [--listen ADDR[:PORT]]\n"
-		"                [--read-only] [--foreground] [--pidfile FILE] [--psk FILE]\n"
+		"                [--read-only] [--foreground] [--log FILE|stderr|syslog]\n"
+		"                [--pidfile FILE] [--psk FILE]\n"
 		"                [--session-grace SECONDS] [--no-notify] [--allow-owners]\n"
 		"  --share DIR        directory to export (required)\n"
 		"  --key FILE         server private key (keibifs-keygen) (required)\n"
 		"  --authorized FILE  client public keys, one per line (required); options before\n"
 		"                     a key, comma-separated: \"ro\" read-only, \"owners\" may act\n"
 		"                     as its callers (see --allow-owners)\n"
-		"  --listen ADDR[:PORT]  default 0.0.0.0:26431; IPv6 as [ADDR]:PORT\n"
+		"  --listen ADDR[:PORT]  default [::]:26431, IPv6 and IPv4 (0.0.0.0 without IPv6);\n"
+		"                     IPv6 as [ADDR]:PORT\n"
 		"  --read-only        refuse every change (EROFS) (default: off)\n"
 		"  --foreground       do not daemonize; log to stderr (default: daemon, syslog)\n"
+		"  --log FILE|stderr|syslog  where log lines go (default: syslog once detached,\n"
+		"                     stderr in the foreground)\n"
 		"  --pidfile FILE     write the server's pid (default: none)\n"
 		"  --psk FILE         32-byte pre-shared key (base64), both sides (default: none)\n"
 		"  --session-grace S  keep a disconnected client's session S seconds (default 60;\n"
@@ -66,7 +71,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"listen", 1, NULL, 'l'}, {"read-only", 0, NULL, 'r'},
 		{"foreground", 0, NULL, 'f'}, {"pidfile", 1, NULL, 'p'}, {"psk", 1, NULL, 'P'},
 		{"session-grace", 1, NULL, 'g'}, {"no-notify", 0, NULL, 'n'},
-		{"allow-owners", 0, NULL, 'O'},
+		{"allow-owners", 0, NULL, 'O'}, {"log", 1, NULL, 'L'},
 		{"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'}, {NULL, 0, NULL, 0},
 	};
 	int c;
@@ -84,6 +89,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'g': o->grace_s = atoi(optarg) > 0 ? atoi(optarg) : -1; break;
 		case 'n': o->no_notify = true; break;
 		case 'O': o->allow_owners = true; break;
+		case 'L': o->log = optarg; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': kb_print_version(stdout, "keibifsd"); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -101,29 +107,26 @@ static int parse(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
-static int load_psk(const char *path, uint8_t psk[static 32])
-{
-	char line[128];
-	FILE *f = fopen(path, "r");
-	ssize_t n = -1;
-
-	if (!f)
-		return -errno;
-	if (fgets(line, sizeof(line), f))
-		n = kb_b64_decode(psk, 32, line, strcspn(line, " \r\n"));
-	fclose(f);
-	kb_memzero(line, sizeof(line));
-	return n == 32 ? 0 : -EINVAL;
-}
-
-static void log_syslog(void *arg, int prio, const char *line)
+static void log_cb(void *arg, int prio, const char *line)
 {
 	(void)arg;
-	syslog(prio, "%s", line);
+	kb_log_line(prio, line);
+}
+
+/* A daemon must not keep what its caller had open (a descriptor inside
+ * another mount holds that mount busy): close everything above stderr
+ * before we open anything. */
+static void close_inherited(void)
+{
+	if (close_range(3, ~0u, 0) == 0)
+		return;
+	for (int fd = 3; fd < 1024; fd++)
+		close(fd);
 }
 
 /* Fork into the background; the parent exits 0 once the child says it is
- * running (a byte on the pipe), 1 if the child died first. */
+ * running (a byte on the pipe), 1 if the child died first. With --log
+ * stderr, standard error stays the caller's (journald, a pipe). */
 static int daemonize(int *ready_fd)
 {
 	int p[2];
@@ -151,7 +154,8 @@ static int daemonize(int *ready_fd)
 	if (devnull >= 0) {
 		dup2(devnull, 0);
 		dup2(devnull, 1);
-		dup2(devnull, 2);
+		if (kb_log_dest() != KB_LOG_STDERR)
+			dup2(devnull, 2);
 		if (devnull > 2)
 			close(devnull);
 	}
@@ -192,6 +196,13 @@ int main(int argc, char **argv)
 
 	if (parse(argc, argv, &o))
 		return 2;
+	if (!o.foreground)
+		close_inherited();
+	if (kb_log_open(o.log ? o.log : o.foreground ? "stderr" : NULL, "keibifsd", err,
+			sizeof(err))) {
+		fprintf(stderr, "keibifsd: %s\n", err);
+		goto out;
+	}
 	raise_nofile();
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&sigs);
@@ -206,9 +217,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "keibifsd: %s\n", err);
 		goto out;
 	}
-	if (o.psk && (rc = load_psk(o.psk, psk))) {
-		fprintf(stderr, "keibifsd: cannot read pre-shared key %s: %s\n", o.psk,
-			rc == -EINVAL ? "not 32 bytes of base64" : strerror(-rc));
+	if (o.psk && kb_psk_load(o.psk, psk, err, sizeof(err))) {
+		fprintf(stderr, "keibifsd: %s\n", err);
 		goto out;
 	}
 	cfg.share = o.share;
@@ -220,17 +230,21 @@ int main(int argc, char **argv)
 	cfg.session_grace_s = o.grace_s;
 	cfg.no_notify = o.no_notify;
 	cfg.allow_owners = o.allow_owners;
+	cfg.log = log_cb;
 	if (kb_srv_new(&srv, &cfg, err, sizeof(err))) {
 		fprintf(stderr, "keibifsd: %s\n", err);
 		goto out;
 	}
+	kb_key_fingerprint(pub, fpr);
 	if (!o.foreground) {
+		/* The fingerprint clients pin, where the admin sees it. */
+		fprintf(stderr, "keibifsd: listening on %s, sharing %s, key %s; detaching (log: %s)\n",
+			kb_srv_address(srv), o.share, fpr, kb_log_name());
+		fflush(stderr);
 		if ((rc = daemonize(&ready_fd))) {
 			fprintf(stderr, "keibifsd: cannot daemonize: %s\n", strerror(-rc));
 			goto out;
 		}
-		openlog("keibifsd", LOG_PID, LOG_DAEMON);
-		kb_srv_set_log(srv, log_syslog, NULL);
 	}
 	if (o.pidfile && (rc = write_pidfile(o.pidfile))) {
 		fprintf(stderr, "keibifsd: cannot write pidfile %s: %s\n", o.pidfile, strerror(-rc));
@@ -244,20 +258,9 @@ int main(int argc, char **argv)
 	/* Requests carry the client's umask (the kernel applied it already):
 	 * modes of new files are exactly what the client asks for. */
 	umask(0);
-	kb_key_fingerprint(pub, fpr);
-	{
-		char line[1024];
-
-		snprintf(line, sizeof(line), "ready on %s, sharing %s%s%s (key %s)",
-			 kb_srv_address(srv), o.share, o.read_only ? " read-only" : "",
-			 o.allow_owners ? " with owners" : "", fpr);
-		if (o.foreground) {
-			fprintf(stderr, "keibifsd: %s\n", line);
-			fflush(stderr);
-		} else {
-			syslog(LOG_INFO, "%s", line);
-		}
-	}
+	kb_logf(LOG_INFO, "ready on %s, sharing %s%s%s (key %s)", kb_srv_address(srv), o.share,
+		o.read_only ? " read-only" : "", o.allow_owners ? " with owners" : "", fpr);
+	fflush(stderr);
 	if (ready_fd >= 0) {
 		if (write(ready_fd, "r", 1) != 1) {
 			/* parent gone: keep serving */
@@ -266,10 +269,7 @@ int main(int argc, char **argv)
 		ready_fd = -1;
 	}
 	kb_srv_run(srv, sfd);
-	if (o.foreground)
-		fprintf(stderr, "keibifsd: stopped\n");
-	else
-		syslog(LOG_INFO, "stopped");
+	kb_log_line(LOG_INFO, "stopped");
 	ret = 0;
 out:
 	if (o.pidfile && ret == 0)

@@ -11,6 +11,7 @@
 
 #include "err.h"
 #include "keys.h"
+#include "net.h"
 #include "noise.h"
 #include "noise_int.h"
 #include "util.h"
@@ -23,11 +24,15 @@ struct kb_keyent {
 	uint8_t key[KB_KEY_LEN]; /* public key, or SHA-256 of it for a pin */
 	unsigned flags;
 	bool is_fpr;
+	bool from_opt;           /* added by kb_keyset_add_fingerprint (-o peer=) */
+	char *hosts;             /* owned: known_peers host patterns; NULL: any host */
+	unsigned line;           /* line in ks->src (0: not from a file) */
 };
 
 struct kb_keyset {
 	struct kb_keyent *v; /* owned array of cap entries */
 	size_t n, cap;
+	char *src;           /* owned: the file the entries came from */
 };
 
 static int errf(char *err, size_t errlen, int ret, const char *fmt, ...)
@@ -279,7 +284,10 @@ void kb_keyset_free(struct kb_keyset *ks)
 {
 	if (!ks)
 		return;
+	for (size_t i = 0; i < ks->n; i++)
+		free(ks->v[i].hosts);
 	free(ks->v);
+	free(ks->src);
 	free(ks);
 }
 
@@ -295,9 +303,8 @@ static int keyset_push(struct kb_keyset *ks, const uint8_t key[static KB_KEY_LEN
 		ks->v = v;
 		ks->cap = cap;
 	}
+	ks->v[ks->n] = (struct kb_keyent){.flags = flags, .is_fpr = is_fpr};
 	memcpy(ks->v[ks->n].key, key, KB_KEY_LEN);
-	ks->v[ks->n].flags = flags;
-	ks->v[ks->n].is_fpr = is_fpr;
 	ks->n++;
 	return 0;
 }
@@ -318,9 +325,14 @@ int kb_keyset_add_fingerprint(struct kb_keyset *ks, const char *fpr)
 {
 	uint8_t d[32];
 
+	int ret;
+
 	if (fpr_decode(fpr, strlen(fpr), d))
 		return -EINVAL;
-	return keyset_push(ks, d, 0, true);
+	ret = keyset_push(ks, d, 0, true);
+	if (!ret)
+		ks->v[ks->n - 1].from_opt = true;
+	return ret;
 }
 
 int kb_keyset_match(const struct kb_keyset *ks, const uint8_t pub[static KB_KEY_LEN],
@@ -339,6 +351,116 @@ int kb_keyset_match(const struct kb_keyset *ks, const uint8_t pub[static KB_KEY_
 		}
 	}
 	return -ENOENT;
+}
+
+static int kb_tolower(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+/* known_hosts' wildcards: '*' any run, '?' one character, ASCII case
+ * ignored (host names). No brackets: "[host]:port" is literal. */
+static bool wild_match(const char *pat, size_t plen, const char *s)
+{
+	while (plen) {
+		if (*pat == '*') {
+			for (;;) {
+				if (wild_match(pat + 1, plen - 1, s))
+					return true;
+				if (!*s++)
+					return false;
+			}
+		}
+		if (!*s || (*pat != '?' && kb_tolower(*pat) != kb_tolower(*s)))
+			return false;
+		pat++, plen--, s++;
+	}
+	return !*s;
+}
+
+/* "h1,*.lan,!bad.lan": true when name matches a pattern and no negated
+ * one (ssh's match_hostname). */
+static bool hosts_match(const char *hosts, const char *name)
+{
+	bool hit = false;
+
+	for (const char *p = hosts; *p;) {
+		size_t n = strcspn(p, ",");
+
+		if (*p == '!' && wild_match(p + 1, n - 1, name))
+			return false;
+		if (*p != '!' && wild_match(p, n, name))
+			hit = true;
+		p += n + (p[n] == ',');
+	}
+	return hit;
+}
+
+/* What a known_peers line is matched against: "host" on the default
+ * port, "[host]:port" on another (as ssh does for port 22). */
+static void host_key_name(char *out, size_t cap, const char *host, const char *port)
+{
+	if (!port || !strcmp(port, KB_DEFAULT_PORT))
+		snprintf(out, cap, "%s", host);
+	else
+		snprintf(out, cap, "[%s]:%s", host, port);
+}
+
+static void entry_fpr(const struct kb_keyent *e, char out[static KB_FPR_LEN])
+{
+	if (e->is_fpr) {
+		memcpy(out, "SHA256:", 7);
+		kb_b64_encode(out + 7, e->key, KB_KEY_LEN, 0);
+	} else {
+		kb_key_fingerprint(e->key, out);
+	}
+}
+
+static bool entry_is(const struct kb_keyent *e, const uint8_t pub[static KB_KEY_LEN],
+		     const uint8_t d[static 32])
+{
+	return !kb_memcmp_ct(e->key, e->is_fpr ? d : pub, KB_KEY_LEN);
+}
+
+int kb_keyset_match_host(const struct kb_keyset *ks, const char *host, const char *port,
+			 const uint8_t pub[static KB_KEY_LEN], unsigned *flags, char *why,
+			 size_t wlen)
+{
+	const struct kb_keyent *pinned = NULL; /* first entry for this host */
+	char name[300], fpr[KB_FPR_LEN], old[KB_FPR_LEN];
+	uint8_t d[32];
+
+	errf(why, wlen, 0, "%s", "");
+	kb_noise_sha256(d, pub, KB_KEY_LEN, NULL, 0);
+	host_key_name(name, sizeof(name), host ? host : "", port);
+	for (size_t i = 0; i < ks->n; i++) {
+		const struct kb_keyent *e = &ks->v[i];
+		bool mine = !e->hosts || (host && hosts_match(e->hosts, name));
+
+		if (mine && entry_is(e, pub, d)) {
+			if (flags)
+				*flags = e->flags;
+			return 0;
+		}
+		if (!pinned && (e->from_opt || (e->hosts && mine)))
+			pinned = e;
+	}
+	if (!pinned)
+		return -ENOENT;
+	kb_key_fingerprint(pub, fpr);
+	entry_fpr(pinned, old);
+	if (pinned->from_opt)
+		return errf(why, wlen, -EKEYREJECTED,
+			    "WARNING: SERVER KEY CHANGED: %s presented %s, but -o peer=%s "
+			    "pins another key: someone may be intercepting the connection, or "
+			    "the server has a new key (check it, then change peer=)",
+			    name, fpr, old);
+	return errf(why, wlen, -EKEYREJECTED,
+		    "WARNING: SERVER KEY CHANGED: %s presented %s, but %s:%u pins %s for "
+		    "it: someone may be intercepting the connection, or the server has a new "
+		    "key (check it, then replace line %u)",
+		    name, fpr, ks->src ? ks->src : "known_peers", pinned->line, old,
+		    pinned->line);
 }
 
 /* Options before the key: comma-separated, "ro" and "owners". */
@@ -367,29 +489,57 @@ static int parse_options(const char *p, size_t len, unsigned *flags, char *why, 
 
 /* One non-comment line: "[options ]keibifs-x25519 B64 [comment]" or a
  * "SHA256:..." fingerprint pin. */
-static int keyset_line(struct kb_keyset *ks, const char *line, char *why, size_t wlen)
+static int keyset_line(struct kb_keyset *ks, const char *line, bool peers, char *why,
+		       size_t wlen)
 {
 	const char *p = line + strspn(line, " \t");
 	size_t tok = strcspn(p, " \t");
 	unsigned flags = 0;
 	uint8_t key[KB_KEY_LEN];
+	char *hosts = NULL;
+	bool is_fpr = false;
 	int ret;
 
-	if (!strncmp(p, "SHA256:", 7)) {
-		if (fpr_decode(p, tok, key) || p[tok + strspn(p + tok, " \t")])
-			return errf(why, wlen, -EINVAL, "malformed fingerprint");
-		return keyset_push(ks, key, 0, true);
-	}
-	if (tok != sizeof(KEY_TYPE) - 1 || strncmp(p, KEY_TYPE, tok)) {
-		ret = parse_options(p, tok, &flags, why, wlen);
-		if (ret)
-			return ret;
+	if (peers && strncmp(p, "SHA256:", 7) &&
+	    (tok != sizeof(KEY_TYPE) - 1 || strncmp(p, KEY_TYPE, tok))) {
+		hosts = strndup(p, tok); /* known_peers: host patterns first */
+		if (!hosts)
+			return -ENOMEM;
 		p += tok;
+		p += strspn(p, " \t");
+		tok = strcspn(p, " \t");
+		if (!*p) {
+			free(hosts);
+			return errf(why, wlen, -EINVAL, "malformed line (expected \"[HOSTS] %s "
+				    "BASE64 [comment]\" or \"[HOSTS] SHA256:...\")", KEY_TYPE);
+		}
 	}
-	if (kb_key_parse_public_line(p, key))
-		return errf(why, wlen, -EINVAL, "malformed key (expected \"%s BASE64 [comment]\")",
-			    KEY_TYPE);
-	return keyset_push(ks, key, flags, false);
+	if (!strncmp(p, "SHA256:", 7)) {
+		if (fpr_decode(p, tok, key) || p[tok + strspn(p + tok, " \t")]) {
+			free(hosts);
+			return errf(why, wlen, -EINVAL, "malformed fingerprint");
+		}
+		is_fpr = true;
+	} else {
+		if (!peers && (tok != sizeof(KEY_TYPE) - 1 || strncmp(p, KEY_TYPE, tok))) {
+			ret = parse_options(p, tok, &flags, why, wlen);
+			if (ret)
+				return ret;
+			p += tok;
+		}
+		if (kb_key_parse_public_line(p, key)) {
+			free(hosts);
+			return errf(why, wlen, -EINVAL,
+				    "malformed key (expected \"%s%s BASE64 [comment]\")",
+				    peers ? "[HOSTS] " : "", KEY_TYPE);
+		}
+	}
+	ret = keyset_push(ks, key, flags, is_fpr);
+	if (ret)
+		free(hosts);
+	else
+		ks->v[ks->n - 1].hosts = hosts;
+	return ret;
 }
 
 static int check_keyset_mode(const struct stat *st, const char *path, char *err, size_t errlen)
@@ -407,7 +557,7 @@ static int check_keyset_mode(const struct stat *st, const char *path, char *err,
 	return 0;
 }
 
-static int keyset_read(struct kb_keyset *ks, FILE *f, const char *path, char *err,
+static int keyset_read(struct kb_keyset *ks, FILE *f, const char *path, bool peers, char *err,
 		       size_t errlen)
 {
 	char line[KEY_LINE_MAX], why[160];
@@ -424,15 +574,17 @@ static int keyset_read(struct kb_keyset *ks, FILE *f, const char *path, char *er
 		p = line + strspn(line, " \t");
 		if (!*p || *p == '#')
 			continue;
-		if (keyset_line(ks, p, why, sizeof(why)))
+		if (keyset_line(ks, p, peers, why, sizeof(why)))
 			return errf(err, errlen, -EINVAL, "%s:%u: %s", path, lineno, why);
+		ks->v[ks->n - 1].line = lineno;
 	}
 	if (ferror(f))
 		return errf(err, errlen, -EIO, "%s: read error", path);
 	return 0;
 }
 
-int kb_keyset_load(struct kb_keyset **out, const char *path, char *err, size_t errlen)
+static int keyset_load(struct kb_keyset **out, const char *path, bool peers, char *err,
+		       size_t errlen)
 {
 	struct kb_keyset *ks = NULL; /* owned until *out */
 	struct stat st;
@@ -445,8 +597,10 @@ int kb_keyset_load(struct kb_keyset **out, const char *path, char *err, size_t e
 	ret = fstat(fileno(f), &st) ? -errno : check_keyset_mode(&st, path, err, errlen);
 	if (!ret)
 		ret = kb_keyset_new(&ks);
+	if (!ret && !(ks->src = strdup(path)))
+		ret = -ENOMEM;
 	if (!ret)
-		ret = keyset_read(ks, f, path, err, errlen);
+		ret = keyset_read(ks, f, path, peers, err, errlen);
 	fclose(f);
 	if (ret) {
 		kb_keyset_free(ks);
@@ -454,4 +608,72 @@ int kb_keyset_load(struct kb_keyset **out, const char *path, char *err, size_t e
 	}
 	*out = ks;
 	return 0;
+}
+
+int kb_keyset_load(struct kb_keyset **out, const char *path, char *err, size_t errlen)
+{
+	return keyset_load(out, path, false, err, errlen);
+}
+
+int kb_keyset_load_peers(struct kb_keyset **out, const char *path, char *err, size_t errlen)
+{
+	return keyset_load(out, path, true, err, errlen);
+}
+
+/* ---- pre-shared keys ------------------------------------------------------ */
+
+int kb_psk_load(const char *path, uint8_t psk[static KB_KEY_LEN], char *err, size_t errlen)
+{
+	char line[256]; /* holds the encoded key: wiped */
+	struct stat st;
+	ssize_t n;
+	int fd, ret = -EINVAL;
+
+	line[0] = '\0';
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		ret = errf(err, errlen, -errno, "pre-shared key %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+		ret = errf(err, errlen, -EPERM, "pre-shared key %s: %s", path,
+			   S_ISREG(st.st_mode) ? "readable by others (chmod 600 it)"
+					       : "not a regular file");
+		goto out;
+	}
+	n = read(fd, line, sizeof(line) - 1);
+	line[n < 0 ? 0 : n] = '\0';
+	line[strcspn(line, " \t\r\n")] = '\0';
+	if (strlen(line) == 64)
+		n = kb_hex_decode(psk, KB_KEY_LEN, line);
+	else
+		n = kb_b64_decode(psk, KB_KEY_LEN, line, strlen(line));
+	if (n == KB_KEY_LEN)
+		ret = 0;
+	else
+		errf(err, errlen, ret, "pre-shared key %s: not 32 bytes of base64 or hex "
+		     "(make one with keibifs-keygen --psk FILE)", path);
+out:
+	kb_memzero(line, sizeof(line));
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+int kb_psk_generate(const char *path, bool force, struct kb_noise_rng *rng, char *err,
+		    size_t errlen)
+{
+	uint8_t psk[KB_KEY_LEN]; /* wiped */
+	char text[KEY_B64_LEN + 2]; /* wiped */
+	int ret;
+
+	ret = kb_noise_rng_bytes(rng, psk, sizeof(psk));
+	if (ret)
+		return errf(err, errlen, ret, "random generator: %s", kb_strerror(ret));
+	kb_b64_encode(text, psk, sizeof(psk), 1);
+	strcat(text, "\n");
+	ret = write_new(path, text, 0600, force, err, errlen);
+	kb_memzero(psk, sizeof(psk));
+	kb_memzero(text, sizeof(text));
+	return ret;
 }

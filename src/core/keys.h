@@ -6,7 +6,10 @@
  * which can be appended as-is to an authorized keys or known peers file.
  * Authorized keys (server): one public key line per peer, optionally prefixed
  * by comma-separated options ("ro", "owners"), '#' comments. Known peers
- * (client): the same format (options ignored).
+ * (client): the same lines, optionally prefixed by host patterns as in
+ * ssh's known_hosts ("10.77.0.1,srv *.lan,!bad.lan [srv]:4000"): such a key
+ * is trusted for those hosts only, and another key from them is a CHANGED
+ * key; lines without hosts are trusted for any host.
  * Fingerprint: "SHA256:" + unpadded base64 of SHA-256(raw public key).
  */
 #ifndef KB_KEYS_H
@@ -60,9 +63,26 @@ int kb_keyset_add(struct kb_keyset *ks, const uint8_t pub[static KB_KEY_LEN], un
 /* Adds the key whose fingerprint is `fpr` (from -o peer=): stored as a
  * fingerprint pin, matched by hashing the presented key. */
 int kb_keyset_add_fingerprint(struct kb_keyset *ks, const char *fpr);
+/* A known_peers file: lines may start with host patterns (see above). */
+int kb_keyset_load_peers(struct kb_keyset **out, const char *path, char *err, size_t errlen);
+/* The server key `pub` presented by host:port (port NULL: the default):
+ * 0 (and *flags) when an entry for any host or for this one has it;
+ * -EKEYREJECTED when an entry bound to this host (or a -o peer= pin) has
+ * another key, with a loud one-line "SERVER KEY CHANGED" in why naming the
+ * file and line; -ENOENT when nothing is known. */
+int kb_keyset_match_host(const struct kb_keyset *ks, const char *host, const char *port,
+			 const uint8_t pub[static KB_KEY_LEN], unsigned *flags, char *why,
+			 size_t wlen);
 /* 0 and *flags when pub is in the set, -ENOENT otherwise. */
 int kb_keyset_match(const struct kb_keyset *ks, const uint8_t pub[static KB_KEY_LEN],
 		    unsigned *flags);
 void kb_keyset_free(struct kb_keyset *ks);
+
+/* Pre-shared key file: one line, 32 bytes in base64 (or 64 hex digits),
+ * mode 0600 (refused, -EPERM, when group or others may read it). */
+int kb_psk_load(const char *path, uint8_t psk[static KB_KEY_LEN], char *err, size_t errlen);
+/* A new random pre-shared key in path (0600, like wg genpsk). */
+int kb_psk_generate(const char *path, bool force, struct kb_noise_rng *rng, char *err,
+		    size_t errlen);
 
 #endif

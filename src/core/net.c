@@ -23,6 +23,28 @@ void kb_net_format(char *out, size_t cap, const char *host, const char *port)
 		snprintf(out, cap, "%s:%s", host, port);
 }
 
+void kb_net_format_sockaddr(char *out, size_t cap, const struct sockaddr *sa, unsigned int len)
+{
+	char h[NI_MAXHOST], p[NI_MAXSERV];
+	struct sockaddr_in v4;
+
+	if (sa->sa_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)sa)->sin6_addr)) {
+		const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)sa;
+
+		memset(&v4, 0, sizeof(v4));
+		v4.sin_family = AF_INET;
+		v4.sin_port = v6->sin6_port;
+		memcpy(&v4.sin_addr, v6->sin6_addr.s6_addr + 12, 4);
+		sa = (const struct sockaddr *)&v4;
+		len = sizeof(v4);
+	}
+	if (getnameinfo(sa, len, h, sizeof(h), p, sizeof(p), NI_NUMERICHOST | NI_NUMERICSERV))
+		snprintf(out, cap, "?");
+	else
+		kb_net_format(out, cap, h, p);
+}
+
 int kb_net_send_timeout(int fd, int ms)
 {
 	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};

@@ -73,14 +73,15 @@ void kb_srv_logf(const struct kb_srv *s, int prio, const char *fmt, ...)
 		fprintf(stderr, "keibifsd: %s\n", line);
 }
 
-/* Split "ADDR[:PORT]", "[V6]:PORT", "V6" or ":PORT" into host and port. */
+/* Split "ADDR[:PORT]", "[V6]:PORT", "V6" or ":PORT" into host and port.
+ * No ADDR: "::" (both IPv6 and IPv4, see bind_one). */
 static int split_listen(const char *spec, char *host, size_t hcap, char *port, size_t pcap)
 {
 	const char *colon;
 
 	snprintf(port, pcap, "%s", KB_SRV_DEFAULT_PORT);
 	if (!spec || !*spec) {
-		snprintf(host, hcap, "0.0.0.0");
+		snprintf(host, hcap, "::");
 		return 0;
 	}
 	if (spec[0] == '[') {
@@ -104,7 +105,7 @@ static int split_listen(const char *spec, char *host, size_t hcap, char *port, s
 		snprintf(host, hcap, "%.*s", (int)(colon - spec), spec);
 		snprintf(port, pcap, "%s", colon + 1);
 		if (!*host)
-			snprintf(host, hcap, "0.0.0.0");
+			snprintf(host, hcap, "::");
 		return 0;
 	}
 	snprintf(host, hcap, "%s", spec);
@@ -113,12 +114,7 @@ static int split_listen(const char *spec, char *host, size_t hcap, char *port, s
 
 static void format_addr(const struct sockaddr *sa, socklen_t len, char *out, size_t cap)
 {
-	char h[NI_MAXHOST], p[NI_MAXSERV];
-
-	if (getnameinfo(sa, len, h, sizeof(h), p, sizeof(p), NI_NUMERICHOST | NI_NUMERICSERV))
-		snprintf(out, cap, "?");
-	else
-		kb_net_format(out, cap, h, p);
+	kb_net_format_sockaddr(out, cap, sa, len);
 }
 
 static int bind_one(struct kb_srv *s, const struct addrinfo *ai)
@@ -131,8 +127,11 @@ static int bind_one(struct kb_srv *s, const struct addrinfo *ai)
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (ai->ai_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (ai->ai_family == AF_INET6) {
+		int zero = 0; /* [::] takes IPv4 too (mapped), as sshd's default */
+
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	}
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 128) ||
 	    getsockname(fd, (struct sockaddr *)&ss, &len)) {
 		ret = -errno;
@@ -158,6 +157,10 @@ static int do_listen(struct kb_srv *s, const char *spec, char *err, size_t errle
 		return -EINVAL;
 	}
 	ret = getaddrinfo(host, port, &hints, &res);
+	if (ret && !strcmp(host, "::")) { /* no IPv6 here: IPv4 only */
+		snprintf(host, sizeof(host), "0.0.0.0");
+		ret = getaddrinfo(host, port, &hints, &res);
+	}
 	if (ret) {
 		snprintf(err, errlen, "cannot resolve listen address %s port %s: %s", host, port,
 			 gai_strerror(ret));
@@ -170,6 +173,13 @@ static int do_listen(struct kb_srv *s, const char *spec, char *err, size_t errle
 			break;
 	}
 	freeaddrinfo(res);
+	if (ret && ret != -EADDRINUSE && !s->nlfd && !strcmp(host, "::") &&
+	    !getaddrinfo("0.0.0.0", port, &hints, &res)) {
+		/* IPv6 disabled (EAFNOSUPPORT, EADDRNOTAVAIL): IPv4 only */
+		snprintf(host, sizeof(host), "0.0.0.0");
+		ret = bind_one(s, res);
+		freeaddrinfo(res);
+	}
 	if (ret) {
 		snprintf(err, errlen, "cannot listen on %s port %s: %s%s", host, port,
 			 strerror(-ret), ret == -EADDRINUSE ? " (port busy?)" : "");

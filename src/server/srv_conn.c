@@ -245,6 +245,10 @@ static int handshake(struct kb_srv_conn *c, int fd)
 		if (rc == -KB_EUNTRUSTED)
 			kb_srv_logf(s, KB_SRV_LOG_INFO, "refused %s: key %s is not authorized",
 				    c->peer, c->fpr);
+		else if (s->have_psk && (rc == -KB_EHANDSHAKE || rc == -KB_ECLOSED ||
+					 rc == -KB_ETRUNC))
+			kb_srv_logf(s, KB_SRV_LOG_INFO, "handshake with %s failed: pre-shared key "
+				    "mismatch (or the client uses none)", c->peer);
 		else
 			kb_srv_logf(s, KB_SRV_LOG_INFO, "handshake with %s failed: %s", c->peer,
 				    kb_strerror(rc));
