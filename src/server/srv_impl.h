@@ -124,6 +124,21 @@ int kb_srv_ids_init(struct kb_srv_ids *ids);
 int kb_srv_creds_enter(const struct kb_srv_ids *self, const kb_Creds *c);
 /* Back to `self` (aborts if that fails: never serve as the wrong user). */
 void kb_srv_creds_leave(const struct kb_srv_ids *self);
+/* Outside owners mode (the session may not send creds; srv_creds.c):
+ * true. New modes then lose S_ISUID/S_ISGID, data changes clear them
+ * (kb_srv_kill_suidgid) and chown/chgrp go to the server's ids only. */
+struct kb_srv_sess;
+struct kb_srv_node;
+bool kb_srv_squash(const struct kb_srv_sess *s);
+/* Mode of a new file or directory: mode & 07777 & ~umask, squashed. */
+mode_t kb_srv_mode_new(const struct kb_srv_sess *s, uint32_t mode, uint32_t umask);
+/* Mode for a chmod of n, squashed (a directory keeps its own S_ISGID). */
+mode_t kb_srv_mode_chmod(const struct kb_srv_sess *s, const struct kb_srv_node *n,
+			 uint32_t mode);
+/* 0, or -EPERM when squashed and uid/gid ((id_t)-1: unchanged) is neither
+ * the server's own nor n's current one. */
+int kb_srv_chown_ok(const struct kb_srv_sess *s, const struct kb_srv_node *n, uid_t uid,
+		    gid_t gid);
 
 /* ---- sessions, connections, workers -------------------------------- */
 

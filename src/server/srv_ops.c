@@ -149,13 +149,16 @@ static int op_setattr(struct kb_srv_req *rq, struct kb_srv_node *n)
 	if (m & kb_SetMask_SET_MODE) {
 		if (kb_srv_proc_path(n, path, sizeof(path)))
 			return -EOPNOTSUPP; /* Linux has no lchmod */
-		if (chmod(path, a->mode & 07777))
+		if (chmod(path, kb_srv_mode_chmod(rq->sess, n, a->mode)))
 			return -errno;
 	}
 	if (m & (kb_SetMask_SET_UID | kb_SetMask_SET_GID)) {
 		uid_t uid = m & kb_SetMask_SET_UID ? a->uid : (uid_t)-1;
 		gid_t gid = m & kb_SetMask_SET_GID ? a->gid : (gid_t)-1;
 
+		ret = kb_srv_chown_ok(rq->sess, n, uid, gid);
+		if (ret)
+			return ret;
 		if (fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 			return -errno;
 	}
@@ -164,7 +167,10 @@ static int op_setattr(struct kb_srv_req *rq, struct kb_srv_node *n)
 		if (ret)
 			return ret;
 	}
-	if ((m & kb_SetMask_SET_KILL_SUIDGID) && !(m & kb_SetMask_SET_MODE)) {
+	/* a truncation by a caller without CAP_FSETID, or any outside owners
+	 * mode, clears setuid/setgid (a chmod in the same request decides) */
+	if (((m & kb_SetMask_SET_KILL_SUIDGID) ||
+	     ((m & kb_SetMask_SET_SIZE) && kb_srv_squash(rq->sess))) && !(m & kb_SetMask_SET_MODE)) {
 		struct stat st;
 
 		if (!fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
@@ -204,7 +210,7 @@ static int op_mkdir(struct kb_srv_req *rq, struct kb_srv_node *p)
 
 	if (ret)
 		return ret;
-	if (mkdirat(p->fd, q->name, q->mode & 07777 & ~q->umask))
+	if (mkdirat(p->fd, q->name, kb_srv_mode_new(rq->sess, q->mode, q->umask)))
 		return -errno;
 	return reply_entry(rq, p, q->name);
 }
@@ -218,7 +224,7 @@ static int op_mknod(struct kb_srv_req *rq, struct kb_srv_node *p)
 		return ret;
 	if (!S_ISFIFO(q->mode))
 		return -EPERM; /* devices and sockets are never created */
-	if (mknodat(p->fd, q->name, S_IFIFO | (q->mode & 07777 & ~q->umask), 0))
+	if (mknodat(p->fd, q->name, S_IFIFO | kb_srv_mode_new(rq->sess, q->mode, q->umask), 0))
 		return -errno;
 	return reply_entry(rq, p, q->name);
 }
