@@ -7,6 +7,7 @@
  * server creates nothing outside. Needs root (skipped loudly otherwise).
  */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -372,16 +373,38 @@ START_TEST(test_mount_fuse3_args_nosuid)
 }
 END_TEST
 
-/* The pid of the keibifs serving mnt (daemonized by mount.fuse3), or 0. */
+/* The pid of the keibifs serving mnt (daemonized by mount.fuse3), or 0:
+ * the process named keibifs with mnt among its arguments. */
 static pid_t find_client(const char *mnt)
 {
-	char *out = NULL;
+	DIR *d = opendir("/proc");
+	struct dirent *e;
 	pid_t pid = 0;
 
-	if (th_sh_out(&out, "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | "
-			    "grep -qF -- ' %s ' && echo ${p#/proc/}; done", mnt) == 0 && out)
-		pid = (pid_t)atoi(out);
-	free(out);
+	ck_assert_ptr_nonnull(d);
+	while (!pid && (e = readdir(d))) {
+		char path[300], buf[8192];
+		ssize_t n;
+		int fd;
+
+		if (atoi(e->d_name) <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		if (strcmp(strrchr(buf, '/') ? strrchr(buf, '/') + 1 : buf, "keibifs"))
+			continue;
+		for (char *a = buf; a < buf + n; a += strlen(a) + 1)
+			if (!strcmp(a, mnt))
+				pid = (pid_t)atoi(e->d_name);
+	}
+	closedir(d);
 	return pid;
 }
 

@@ -205,6 +205,8 @@ static int open_share(struct kb_srv *s, const char *share, char *err, size_t err
 		snprintf(err, errlen, "cannot use share %s: %s", share, strerror(e));
 		return -e;
 	}
+	s->root_dev = st.st_dev;
+	s->root_ino = st.st_ino;
 	s->share = strdup(share);
 	return s->share ? 0 : -ENOMEM;
 }

@@ -107,6 +107,12 @@ int kb_srv_walk(int dirfd, const char *path, int *out);
 int kb_srv_reopen(const struct kb_srv_node *n, int flags);
 /* "/proc/self/fd/N" of a node that is not a symlink. */
 int kb_srv_proc_path(const struct kb_srv_node *n, char *buf, size_t cap);
+/* 0 when directory node n is still beneath the share root (walking ".."
+ * at most KB_SRV_BENEATH_DEPTH levels), -ESTALE when it was moved out;
+ * 0 for other nodes. Before every op that changes names through n. */
+#define KB_SRV_BENEATH_DEPTH 4096
+struct kb_srv;
+int kb_srv_beneath(const struct kb_srv *srv, const struct kb_srv_node *n);
 
 /* ---- owners=preserve: requests served as the caller (srv_creds.c) -- */
 
@@ -227,6 +233,8 @@ struct kb_srv_conn {
 struct kb_srv {
 	char *share;                 /* owned copy */
 	int rootfd;                  /* O_PATH of the share, owned */
+	dev_t root_dev;              /* the share root's, immutable */
+	ino_t root_ino;
 	uint8_t priv[KB_KEY_LEN];    /* wiped on free */
 	uint8_t pub[KB_KEY_LEN];
 	uint8_t psk[32];             /* wiped on free */

@@ -18,6 +18,7 @@
 
 #include "srv_impl.h"
 #include "srv_ops.h"
+#include "wire.h"
 
 int kb_srv_stat(const struct kb_srv_node *n, struct stat *st)
 {
@@ -189,6 +190,19 @@ static int op_setattr(struct kb_srv_req *rq, struct kb_srv_node *n)
 	return op_getattr(rq, n);
 }
 
+/* The directory a name is created, removed or renamed in must still be
+ * in the share (srv_path.c): ESTALE when it was moved out on the server. */
+static int confined(struct kb_srv_req *rq, const struct kb_srv_node *dir)
+{
+	int ret = kb_srv_beneath(rq->sess->srv, dir);
+
+	if (ret == -ESTALE)
+		kb_srv_logf(rq->sess->srv, KB_SRV_LOG_INFO,
+			    "%s: directory moved out of the share: %s refused (ESTALE)",
+			    rq->conn->fpr, kb_wire_op_name(rq->q->op));
+	return ret;
+}
+
 /* A second node named by q->node2, referenced; NULL: ESTALE. */
 static struct kb_srv_node *node2(struct kb_srv_req *rq)
 {
@@ -254,7 +268,9 @@ static int op_rename(struct kb_srv_req *rq, struct kb_srv_node *p)
 	np = node2(rq);
 	if (!np)
 		return -ESTALE;
-	ret = renameat2(p->fd, q->name, np->fd, q->name2, q->flags) ? -errno : 0;
+	ret = np == p ? 0 : confined(rq, np);
+	if (!ret)
+		ret = renameat2(p->fd, q->name, np->fd, q->name2, q->flags) ? -errno : 0;
 	kb_srv_node_put(np);
 	return ret;
 }
@@ -275,12 +291,16 @@ static int op_link(struct kb_srv_req *rq, struct kb_srv_node *n)
 	np = node2(rq);
 	if (!np)
 		return -ESTALE;
+	ret = confined(rq, np);
+	if (ret)
+		goto out;
 	ret = linkat(n->fd, "", np->fd, q->name2, AT_EMPTY_PATH) ? -errno : 0;
 	/* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc works without. */
 	if (ret == -ENOENT && !kb_srv_proc_path(n, path, sizeof(path)))
 		ret = linkat(AT_FDCWD, path, np->fd, q->name2, AT_SYMLINK_FOLLOW) ? -errno : 0;
 	if (!ret)
 		ret = reply_entry(rq, np, q->name2);
+out:
 	kb_srv_node_put(np);
 	return ret;
 }
@@ -355,6 +375,18 @@ static bool mutating(kb_Op op)
 	case kb_Op_MKNOD: case kb_Op_UNLINK: case kb_Op_RMDIR: case kb_Op_RENAME:
 	case kb_Op_LINK: case kb_Op_SYMLINK: case kb_Op_SETXATTR: case kb_Op_REMOVEXATTR:
 	case kb_Op_FALLOCATE: case kb_Op_COPY_FILE_RANGE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Operations that create, remove or rename a name in directory q->node. */
+static bool names_op(kb_Op op)
+{
+	switch (op) {
+	case kb_Op_CREATE: case kb_Op_MKDIR: case kb_Op_MKNOD: case kb_Op_SYMLINK:
+	case kb_Op_UNLINK: case kb_Op_RMDIR: case kb_Op_RENAME:
 		return true;
 	default:
 		return false;
@@ -456,7 +488,9 @@ int kb_srv_dispatch(struct kb_srv_req *rq)
 	n = kb_srv_node_get(&rq->sess->nodes, q->node);
 	if (!n)
 		return -ESTALE;
-	ret = dispatch_node(rq, n);
+	ret = names_op(q->op) ? confined(rq, n) : 0;
+	if (!ret)
+		ret = dispatch_node(rq, n);
 	kb_srv_node_put(n);
 	return ret;
 }

@@ -9,12 +9,19 @@
  * directory operation fails with ENOTDIR). /proc/self/fd/N is used only to
  * reopen regular files and directories, whose magic link names the inode
  * itself.
+ *
+ * A node keeps naming its inode wherever it goes, also out of the share
+ * when someone on the server moves its directory away (mv share/d /tmp).
+ * Operations that create, remove or rename names through a directory node
+ * first check that it is still beneath the share root (kb_srv_beneath):
+ * otherwise ESTALE, as NFS answers for a handle outside its export.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <pb_decode.h>
@@ -135,4 +142,37 @@ int kb_srv_reopen(const struct kb_srv_node *n, int flags)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", n->fd);
 	fd = open(path, (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW | O_PATH)) | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
+}
+
+int kb_srv_beneath(const struct kb_srv *srv, const struct kb_srv_node *n)
+{
+	struct stat st, up;
+	int cur, next, ret = -ESTALE;
+
+	if (n->fmt != S_IFDIR || (n->dev == srv->root_dev && n->ino == srv->root_ino))
+		return 0; /* a non-directory fails the operation itself */
+	cur = openat(n->fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cur < 0)
+		return -errno;
+	for (unsigned depth = 0; depth < KB_SRV_BENEATH_DEPTH; depth++) {
+		if (fstat(cur, &st)) {
+			ret = -errno;
+			break;
+		}
+		if (st.st_dev == srv->root_dev && st.st_ino == srv->root_ino) {
+			ret = 0;
+			break;
+		}
+		next = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (next < 0) {
+			ret = -errno;
+			break;
+		}
+		close(cur);
+		cur = next;
+		if (!fstat(cur, &up) && up.st_dev == st.st_dev && up.st_ino == st.st_ino)
+			break; /* "/": its own parent, and the share root was not on the way */
+	}
+	close(cur);
+	return ret;
 }
