@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "kbfs.h"
 #include "rpc.h"
 #include "th.h"
 #include "th_mount.h"
@@ -236,6 +237,72 @@ START_TEST(test_protocol_squash)
 END_TEST
 
 /* ---- 2. the client: allow_other, nosuid, nodev -------------------------- */
+
+/* The FUSE arguments kbfs_opts_parse makes of -o opts, joined by spaces. */
+static char *parsed(const char *opts, struct kbfs_opts *o)
+{
+	char *argv[] = {"keibifs", "h:/x", "/mnt/x", "-o", (char *)opts, NULL};
+	struct fuse_args args;
+	char err[256], *j;
+	size_t len = 1;
+
+	ck_assert_int_eq(kbfs_opts_parse(5, argv, o, &args, err, sizeof(err)), 0);
+	for (int i = 0; i < args.argc; i++)
+		len += strlen(args.argv[i]) + 1;
+	j = calloc(1, len);
+	for (int i = 0; i < args.argc; i++) {
+		strcat(j, args.argv[i]);
+		strcat(j, " ");
+	}
+	fuse_opt_free_args(&args);
+	kbfs_opts_free(o);
+	return j;
+}
+
+/* The last of suid/nosuid (dev/nodev) wins in libfuse's mount options:
+ * is it `yes`? Options are split at spaces and commas, "-o" dropped. */
+static bool last_is(const char *j, const char *yes, const char *no)
+{
+	char *copy = strdup(j), *save = NULL, *t;
+	int last = 0; /* 1: yes, -1: no */
+
+	for (t = strtok_r(copy, " ,", &save); t; t = strtok_r(NULL, " ,", &save)) {
+		if (!strncmp(t, "-o", 2))
+			t += 2;
+		if (!strcmp(t, yes))
+			last = 1;
+		else if (!strcmp(t, no))
+			last = -1;
+	}
+	free(copy);
+	return last == 1;
+}
+
+START_TEST(test_opts_safety)
+{
+	struct kbfs_opts o;
+	char *j;
+
+	j = parsed("allow_other", &o);
+	ck_assert_msg(strstr(j, "default_permissions") && last_is(j, "nosuid", "suid") &&
+			      last_is(j, "nodev", "dev"), "%s", j);
+	free(j);
+	j = parsed("rw,dev,suid", &o); /* as mount.fuse3 passes them */
+	ck_assert_msg(!strstr(j, "default_permissions") && last_is(j, "nosuid", "suid") &&
+			      last_is(j, "nodev", "dev"), "%s", j);
+	free(j);
+	j = parsed("owners=preserve,dev,suid", &o);
+	ck_assert_msg(strstr(j, "default_permissions") && last_is(j, "suid", "nosuid") &&
+			      last_is(j, "dev", "nodev"), "%s", j);
+	free(j);
+	j = parsed("owners=preserve,dev,suid,nosuid", &o);
+	ck_assert_msg(last_is(j, "nosuid", "suid") && last_is(j, "dev", "nodev"), "%s", j);
+	free(j);
+	j = parsed("owners=preserve", &o);
+	ck_assert_msg(last_is(j, "nosuid", "suid") && last_is(j, "nodev", "dev"), "%s", j);
+	free(j);
+}
+END_TEST
 
 /* Let user nobody reach the mount point: the test dirs are 0700. */
 static void open_path_for_nobody(void)
@@ -514,6 +581,7 @@ Suite *suite_privilege(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_mount_no_suid_no_chown);
 	tcase_add_test(tc, test_protocol_squash);
+	tcase_add_test(tc, test_opts_safety);
 	tcase_add_test(tc, test_allow_other_map_checks_permissions);
 	tcase_add_test(tc, test_mount_fuse3_args_nosuid);
 	tcase_add_test(tc, test_mount_fuse3_real_nosuid);
