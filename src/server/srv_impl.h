@@ -180,6 +180,7 @@ struct kb_srv_sess {
 	uint8_t key[KB_KEY_LEN];     /* client key that made it, immutable */
 	bool ro;                     /* immutable */
 	bool owners;                 /* immutable: Request.creds honoured */
+	unsigned kflags;             /* immutable: the key's options at HELLO */
 	uint64_t root;               /* node id of the HELLO path, immutable */
 	struct kb_srv_nodetab nodes;
 	struct kb_srv_fhtab fhs;
@@ -238,8 +239,9 @@ struct kb_srv {
 	uint8_t priv[KB_KEY_LEN];    /* wiped on free */
 	uint8_t pub[KB_KEY_LEN];
 	uint8_t psk[32];             /* wiped on free */
-	bool have_psk, read_only;
-	const struct kb_keyset *authorized; /* caller's */
+	bool have_psk, read_only;    /* have_psk: auth_lock */
+	const struct kb_keyset *authorized; /* caller's; auth_lock (srv_reload.c) */
+	pthread_mutex_t auth_lock;   /* leaf: authorized, psk, have_psk */
 	enum kb_aead_backend backend;
 	unsigned nworkers, max_conns;
 	uint64_t grace_ns;           /* session grace; 0: none */
@@ -306,6 +308,9 @@ void kb_srv_notify_forget(struct kb_srv_notifier *nf, struct kb_srv_sess *s);
 #define KB_SRV_MINE_MS 300
 void kb_srv_notify_mine(struct kb_srv_notifier *nf, struct kb_srv_sess *s, uint64_t node,
 			const char *name);
+
+/* srv_reload.c: is key still authorized with these options (KB_KEYF_*)? */
+bool kb_srv_key_ok(struct kb_srv *s, const uint8_t *key, unsigned flags);
 
 /* srv_conn.c: one connection's threads */
 int kb_srv_conn_spawn(struct kb_srv *s, int fd, const char *peer);
