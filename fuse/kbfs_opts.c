@@ -544,9 +544,13 @@ void kbfs_usage(FILE *f, const char *prog)
 		"                         (use when others change the files on the server)\n"
 		"  crypto=openssl|mbedtls AEAD backend for bulk frames (openssl when built)\n"
 		"  log=FILE|stderr|syslog where the mount's log lines go once detached\n"
-		"                         (syslog; -f: stderr)\n\n"
-		"FUSE options such as allow_other, default_permissions, fsname=, subtype=\n"
-		"are passed through; mount(8)'s _netdev, nofail, noauto, x-systemd.* are\n"
-		"accepted and ignored.\n",
+		"                         (syslog; -f: stderr)\n"
+		"  allow_other            every local user may use the mount (owners=map:\n"
+		"                         adds default_permissions, the kernel checks modes)\n"
+		"  suid, dev              honoured only with owners=preserve; every other\n"
+		"                         mount is nosuid,nodev (mount.fuse3 adds dev,suid)\n\n"
+		"FUSE options such as default_permissions, fsname=, subtype= are passed\n"
+		"through; mount(8)'s _netdev, nofail, noauto, x-systemd.* are accepted and\n"
+		"ignored.\n",
 		prog);
 }
