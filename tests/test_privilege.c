@@ -88,7 +88,9 @@ static void connect_rpc(void)
 	ck_assert_ptr_nonnull(res);
 }
 
-#define Q(var, o) kb_Request var = kb_Request_init_zero; var.op = kb_Op_##o
+#define Q(var, o)                              \
+	kb_Request var = kb_Request_init_zero; \
+	var.op = kb_Op_##o
 
 /* ---- 1. the server: setuid/setgid and chown outside owners mode ------ */
 
@@ -285,15 +287,18 @@ START_TEST(test_opts_safety)
 
 	j = parsed("allow_other", &o);
 	ck_assert_msg(strstr(j, "default_permissions") && last_is(j, "nosuid", "suid") &&
-			      last_is(j, "nodev", "dev"), "%s", j);
+			      last_is(j, "nodev", "dev"),
+		      "%s", j);
 	free(j);
 	j = parsed("rw,dev,suid", &o); /* as mount.fuse3 passes them */
 	ck_assert_msg(!strstr(j, "default_permissions") && last_is(j, "nosuid", "suid") &&
-			      last_is(j, "nodev", "dev"), "%s", j);
+			      last_is(j, "nodev", "dev"),
+		      "%s", j);
 	free(j);
 	j = parsed("owners=preserve,dev,suid", &o);
 	ck_assert_msg(strstr(j, "default_permissions") && last_is(j, "suid", "nosuid") &&
-			      last_is(j, "dev", "nodev"), "%s", j);
+			      last_is(j, "dev", "nodev"),
+		      "%s", j);
 	free(j);
 	j = parsed("owners=preserve,dev,suid,nosuid", &o);
 	ck_assert_msg(last_is(j, "nosuid", "suid") && last_is(j, "dev", "nodev"), "%s", j);
@@ -399,7 +404,8 @@ static bool has_opt(const char *opts, const char *o)
 static void put_suid_id(void)
 {
 	ck_assert_int_eq(th_sh("cp /usr/bin/id '%s' && chmod 4755 '%s'",
-			       th_server_path(&ts, "suid-id"), th_server_path(&ts, "suid-id")), 0);
+			       th_server_path(&ts, "suid-id"), th_server_path(&ts, "suid-id")),
+			 0);
 }
 
 static void check_nosuid_mount(const char *mnt)
@@ -408,8 +414,7 @@ static void check_nosuid_mount(const char *mnt)
 	int st;
 
 	mount_opts(mnt, opts, sizeof(opts));
-	ck_assert_msg(has_opt(opts, "nosuid") && has_opt(opts, "nodev"), "mount options: %s",
-		      opts);
+	ck_assert_msg(has_opt(opts, "nosuid") && has_opt(opts, "nodev"), "mount options: %s", opts);
 	snprintf(cmd, sizeof(cmd), "%s/suid-id -u", mnt);
 	st = as_nobody(&out, cmd);
 	ck_assert_msg(st == 0, "suid-id: %s", out);
@@ -499,9 +504,10 @@ START_TEST(test_mount_fuse3_real_nosuid)
 	ck_assert_int_eq(mkdir(tm.mnt, 0755), 0);
 	ck_assert_ptr_nonnull(realpath(tm.mnt, real));
 	th_track_mount(tm.mnt);
-	st = th_sh_out(&out, "PATH='%s':$PATH mount.fuse3 127.0.0.1:/ '%s' -t fuse.keibifs -o "
-			     "port=%d,identity=%s,known_peers=%s,allow_other", bin, real, ts.port,
-		       ts.client_key, ts.known_peers);
+	st = th_sh_out(&out,
+		       "PATH='%s':$PATH mount.fuse3 127.0.0.1:/ '%s' -t fuse.keibifs -o "
+		       "port=%d,identity=%s,known_peers=%s,allow_other",
+		       bin, real, ts.port, ts.client_key, ts.known_peers);
 	ck_assert_msg(st == 0, "mount.fuse3: %s", out);
 	free(out);
 	pid = find_client(real);

@@ -45,7 +45,8 @@ START_TEST(test_rekey_by_time_end_to_end)
 	ck_assert_uint_eq(st.conns_up, 1);
 	/* each lookup after a pause went out under a new key, and its reply
 	 * came back under one: 16 at least, none by volume */
-	ck_assert_msg(st.rekeys_time >= 8, "%llu rekeys by time", (unsigned long long)st.rekeys_time);
+	ck_assert_msg(st.rekeys_time >= 8, "%llu rekeys by time",
+		      (unsigned long long)st.rekeys_time);
 	ck_assert_uint_eq(st.rekeys, st.rekeys_time);
 	/* the 2-minute default cannot be raised from the environment */
 	setenv(KB_CHAN_REKEY_ENV, "99999999", 1);

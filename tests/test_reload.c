@@ -137,8 +137,14 @@ static int connect_psk(const uint8_t psk[32], struct kb_rpc **out)
 {
 	struct kb_keyset *trust = NULL;
 	struct kb_rpc_cfg cfg = {
-		.host = "127.0.0.1", .port = ts.port_str, .path = "/", .conns = 1,
-		.identity = ts.client_priv, .timeout_ms = 3000, .psk = psk, .noreconnect = true,
+		.host = "127.0.0.1",
+		.port = ts.port_str,
+		.path = "/",
+		.conns = 1,
+		.identity = ts.client_priv,
+		.timeout_ms = 3000,
+		.psk = psk,
+		.noreconnect = true,
 	};
 	kb_Entry root;
 	char err[256];
@@ -215,14 +221,14 @@ START_TEST(test_psk_mode_refused)
 	ck_assert_int_eq(th_server_prepare(&ts, 0), 0);
 	snprintf(path, sizeof(path), "%s/psk", ts.dir);
 	write_psk(path, p, 0640);
-	st = th_sh_out(&out, "'%s' --share '%s' --key '%s' --authorized '%s' --listen 127.0.0.1:%d "
-			     "--foreground --psk '%s' & p=$!; sleep 1; kill $p 2>/dev/null && "
-			     "echo STILL-RUNNING; wait $p",
+	st = th_sh_out(&out,
+		       "'%s' --share '%s' --key '%s' --authorized '%s' --listen 127.0.0.1:%d "
+		       "--foreground --psk '%s' & p=$!; sleep 1; kill $p 2>/dev/null && "
+		       "echo STILL-RUNNING; wait $p",
 		       th_bin("keibifsd"), ts.share, ts.server_key, ts.authorized, ts.port, path);
-	snprintf(want, sizeof(want), "keibifsd: pre-shared key %s: readable by others (chmod 600 it)",
-		 path);
-	ck_assert_msg(strstr(out, want) && !strstr(out, "STILL-RUNNING"), "status %d: %s", st,
-		      out);
+	snprintf(want, sizeof(want),
+		 "keibifsd: pre-shared key %s: readable by others (chmod 600 it)", path);
+	ck_assert_msg(strstr(out, want) && !strstr(out, "STILL-RUNNING"), "status %d: %s", st, out);
 	free(out);
 	/* the client says the same */
 	{

@@ -35,8 +35,7 @@ bool kb_srv_key_ok(struct kb_srv *s, const uint8_t *key, unsigned flags)
 }
 
 /* srv lock held: end what the new set no longer allows; counts. */
-static void revoke(struct kb_srv *s, const struct kb_keyset *ks, unsigned *nsess,
-		   unsigned *nconn)
+static void revoke(struct kb_srv *s, const struct kb_keyset *ks, unsigned *nsess, unsigned *nconn)
 {
 	*nsess = *nconn = 0;
 	for (struct kb_srv_sess *ss = s->sessions; ss; ss = ss->next) {
@@ -76,8 +75,8 @@ const struct kb_keyset *kb_srv_set_keys(struct kb_srv *s, const struct kb_keyset
 	kb_srv_sess_expire(s, false); /* the idle ones marked above */
 	kb_srv_logf(s, KB_SRV_LOG_INFO,
 		    "reloaded keys: %zu authorized%s; ended %u session%s and %u connection%s "
-		    "of keys removed or changed", kb_keyset_count(authorized),
-		    psk ? ", pre-shared key re-read" : "", nsess, nsess == 1 ? "" : "s", nconn,
-		    nconn == 1 ? "" : "s");
+		    "of keys removed or changed",
+		    kb_keyset_count(authorized), psk ? ", pre-shared key re-read" : "", nsess,
+		    nsess == 1 ? "" : "s", nconn, nconn == 1 ? "" : "s");
 	return old;
 }
