@@ -52,6 +52,8 @@ struct kbfs_opts {
 	size_t cache_size;    /* bytes */
 	enum kb_aead_backend backend;
 	int owners;           /* owners=preserve: real ids, creds sent */
+	int allow_other;      /* FUSE allow_other given (passed on) */
+	int suid, dev;        /* suid / dev asked (honoured only with owners) */
 };
 
 /* Seconds (an option's double) to nanoseconds. */

@@ -14,7 +14,7 @@
 #include "kbfs.h"
 #include "util.h"
 
-enum { KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_RO, KEY_DROP };
+enum { KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_RO, KEY_DROP, KEY_ALLOW_OTHER };
 
 #define OPT(t, f, v) {t, offsetof(struct kbfs_opts, f), v}
 static const struct fuse_opt kbfs_opt_table[] = {
@@ -38,6 +38,12 @@ static const struct fuse_opt kbfs_opt_table[] = {
 	OPT("reconnect", noreconnect, 0),
 	OPT("owners=preserve", owners, 1),
 	OPT("owners=map", owners, 0),
+	/* mount.fuse3 adds dev,suid to every mount: decided in kbfs_opts_parse */
+	OPT("suid", suid, 1),
+	OPT("nosuid", suid, 0),
+	OPT("dev", dev, 1),
+	OPT("nodev", dev, 0),
+	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -328,6 +334,9 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		return 1; /* mount read-only as well */
 	case KEY_DROP:
 		return 0;
+	case KEY_ALLOW_OTHER:
+		o->allow_other = 1;
+		return 1;
 	case FUSE_OPT_KEY_OPT:
 		return strncmp(arg, "x-", 2) ? 1 : 0; /* x-systemd.*, x-gvfs-* */
 	case FUSE_OPT_KEY_NONOPT:
@@ -391,6 +400,27 @@ static int opts_finish(struct kbfs_opts *o, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* What the kernel enforces for us (man keibifs, SECURITY):
+ * - owners=preserve: the kernel checks modes against the real ids;
+ * - allow_other in the default owners=map mode: every local user would
+ *   otherwise act with the server user's rights on the share; the kernel
+ *   checks the modes as shown (files of the share's owner appear as the
+ *   mounting user's) instead;
+ * - nosuid,nodev unless owners=preserve asked for suid/dev: a setuid file
+ *   of the server user must not run as the mounting user (root, from
+ *   fstab). mount.fuse3 passes dev,suid whenever nodev/nosuid are absent,
+ *   so they count only with owners=preserve. */
+static int kbfs_opts_safety(const struct kbfs_opts *o, struct fuse_args *args)
+{
+	char flags[32];
+
+	if ((o->owners || o->allow_other) && fuse_opt_add_arg(args, "-odefault_permissions") < 0)
+		return -ENOMEM;
+	snprintf(flags, sizeof(flags), "-o%s,%s", o->owners && o->suid ? "suid" : "nosuid",
+		 o->owners && o->dev ? "dev" : "nodev");
+	return fuse_opt_add_arg(args, flags) < 0 ? -ENOMEM : 0;
 }
 
 int kbfs_opts_parse(int argc, char *argv[], struct kbfs_opts *o, struct fuse_args *args,
@@ -460,10 +490,7 @@ int kbfs_opts_parse(int argc, char *argv[], struct kbfs_opts *o, struct fuse_arg
 		if (r < 0)
 			return -ENOMEM;
 	}
-	/* owners=preserve: the kernel checks modes against the real ids */
-	if (o->owners && fuse_opt_add_arg(args, "-odefault_permissions") < 0)
-		return -ENOMEM;
-	return 0;
+	return kbfs_opts_safety(o, args);
 }
 
 void kbfs_opts_free(struct kbfs_opts *o)
@@ -517,9 +544,13 @@ void kbfs_usage(FILE *f, const char *prog)
 		"                         (use when others change the files on the server)\n"
 		"  crypto=openssl|mbedtls AEAD backend for bulk frames (openssl when built)\n"
 		"  log=FILE|stderr|syslog where the mount's log lines go once detached\n"
-		"                         (syslog; -f: stderr)\n\n"
-		"FUSE options such as allow_other, default_permissions, fsname=, subtype=\n"
-		"are passed through; mount(8)'s _netdev, nofail, noauto, x-systemd.* are\n"
-		"accepted and ignored.\n",
+		"                         (syslog; -f: stderr)\n"
+		"  allow_other            every local user may use the mount (owners=map:\n"
+		"                         adds default_permissions, the kernel checks modes)\n"
+		"  suid, dev              honoured only with owners=preserve; every other\n"
+		"                         mount is nosuid,nodev (mount.fuse3 adds dev,suid)\n\n"
+		"FUSE options such as default_permissions, fsname=, subtype= are passed\n"
+		"through; mount(8)'s _netdev, nofail, noauto, x-systemd.* are accepted and\n"
+		"ignored.\n",
 		prog);
 }

@@ -479,6 +479,57 @@ START_TEST(test_rekey_changes_key)
 }
 END_TEST
 
+/* Rekey by time: after the period the sender rekeys on its own and flags
+ * the frame (the length word's top bit, inside the AD); the receiver
+ * follows. The flag cannot be stripped, and a peer that did not agree to
+ * it refuses a flagged frame. */
+START_TEST(test_rekey_by_time)
+{
+	struct tc_raw r;
+	uint8_t fr[KB_FRAME_HEAD + 64 + KB_FRAME_TAG], buf[128];
+	struct kb_chan_stats st;
+	size_t plen;
+	unsigned flagged = 0;
+
+	tc_raw_open(&r, be_pairs[_i][0]);
+	kb_chan_set_rekey_time(r.tx, 1000000); /* 1 ms */
+	kb_chan_set_rekey_time(r.rx, 1000000);
+	for (unsigned i = 0; i < 8; i++) {
+		if (i % 2)
+			usleep(3000); /* past the period: this frame is under a new key */
+		tc_capture(&r, fr, 64, i);
+		ck_assert_uint_eq(kb_get_be32(fr) & ~KB_FRAME_REKEYED, 64 + KB_FRAME_TAG);
+		ck_assert_uint_eq(!!(kb_get_be32(fr) & KB_FRAME_REKEYED), i % 2);
+		flagged += i % 2;
+		tc_inject(&r, fr, sizeof(fr));
+		ck_assert_int_eq(kb_chan_recv(r.rx, buf, sizeof(buf), &plen), 0);
+		ck_assert(tc_check(buf, plen, i));
+	}
+	kb_chan_stats(r.tx, &st);
+	ck_assert_uint_eq(st.rekeys_time, flagged);
+	ck_assert_uint_eq(st.rekeys, flagged);
+	kb_chan_stats(r.rx, &st);
+	ck_assert_uint_eq(st.rekeys_time, flagged);
+	/* the flag stripped off a flagged frame: the AD no longer matches */
+	usleep(3000);
+	tc_capture(&r, fr, 64, 99);
+	ck_assert(kb_get_be32(fr) & KB_FRAME_REKEYED);
+	kb_put_be32(fr, kb_get_be32(fr) & ~KB_FRAME_REKEYED);
+	tc_inject(&r, fr, sizeof(fr));
+	ck_assert_int_eq(kb_chan_recv(r.rx, buf, sizeof(buf), &plen), -KB_EBADTAG);
+	tc_raw_close(&r);
+
+	/* a receiver that did not offer it: the flagged length is too big */
+	tc_raw_open(&r, be_pairs[_i][0]);
+	kb_chan_set_rekey_time(r.tx, 1000000);
+	usleep(3000);
+	tc_capture(&r, fr, 64, 5);
+	tc_inject(&r, fr, sizeof(fr));
+	ck_assert_int_eq(kb_chan_recv(r.rx, buf, sizeof(buf), &plen), -KB_ETOOBIG);
+	tc_raw_close(&r);
+}
+END_TEST
+
 /* The channel's Rekey() and noise.c's kb_noise_cs_rekey() agree. */
 START_TEST(test_rekey_matches_noise)
 {
@@ -647,6 +698,7 @@ Suite *suite_chan(void)
 	tcase_add_loop_test(tc, test_rekey_in_step, 0, npairs);
 	tcase_add_loop_test(tc, test_rekey_changes_key, 0, npairs);
 	tcase_add_loop_test(tc, test_rekey_matches_noise, 0, npairs);
+	tcase_add_loop_test(tc, test_rekey_by_time, 0, npairs);
 	tcase_add_test(tc, test_many_senders);
 	tcase_add_test(tc, test_shutdown);
 	tcase_add_test(tc, test_send_timeout);

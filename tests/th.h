@@ -30,6 +30,9 @@ int th_sh_out(char **out, const char *fmt, ...) __attribute__((format(printf, 2,
 /* Start argv (argv[0] a path) with stdout/stderr appended to logfile; the
  * pid is recorded for the runner's final cleanup. Returns pid or -errno. */
 pid_t th_spawn(char *const argv[], const char *logfile);
+/* Record a process the test did not spawn itself (e.g. a daemon) for the
+ * runner's final cleanup. */
+void th_track_pid(pid_t pid);
 /* SIGTERM, wait up to timeout_ms, then SIGKILL; reaps. Returns exit status
  * (as from waitpid) or -1 if it had to be killed. */
 int th_stop(pid_t pid, int timeout_ms);

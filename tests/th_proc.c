@@ -195,6 +195,14 @@ pid_t th_spawn(char *const argv[], const char *logfile)
 	return pid;
 }
 
+void th_track_pid(pid_t pid)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%d", (int)pid);
+	record("pids", buf);
+}
+
 int th_stop(pid_t pid, int timeout_ms)
 {
 	int st;

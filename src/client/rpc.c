@@ -769,6 +769,8 @@ void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st)
 			kb_chan_stats(c->chan, &cs);
 			st->bytes_sent += cs.bytes_sent;
 			st->bytes_recv += cs.bytes_recv;
+			st->rekeys += cs.rekeys;
+			st->rekeys_time += cs.rekeys_time;
 		}
 		st->conns_up += c->up;
 		pthread_mutex_unlock(&c->lock);

@@ -172,6 +172,7 @@ struct kb_rpc_stats {
 	int last_err;                /* last failure other than ENOENT-like answers */
 	uint32_t last_err_op;        /* its kb_Op */
 	int64_t last_err_time;       /* when (seconds since the epoch); 0: none */
+	uint64_t rekeys, rekeys_time; /* of the connections up now (kb_chan_stats) */
 };
 void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st);
 

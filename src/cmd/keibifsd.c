@@ -7,11 +7,16 @@
  * Everything that can fail on bad configuration (arguments, keys, share,
  * port) happens before daemonizing, so errors reach the terminal. SIGTERM
  * and SIGINT are blocked in every thread and read from a signalfd by the
- * accept loop: stop accepting, answer what is in flight, exit 0.
+ * accept loop: stop accepting, answer what is in flight, exit 0. SIGHUP is
+ * blocked too and read from its own signalfd by a reload thread: the
+ * authorized keys and the pre-shared key are read again
+ * (kb_srv_set_keys); a file that does not load keeps the current ones.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,7 +59,9 @@ static void usage(FILE *f)
 		"  --log FILE|stderr|syslog  where log lines go (default: syslog once detached,\n"
 		"                     stderr in the foreground)\n"
 		"  --pidfile FILE     write the server's pid (default: none)\n"
-		"  --psk FILE         32-byte pre-shared key (base64), both sides (default: none)\n"
+		"  --psk FILE         32-byte pre-shared key (base64 or hex, mode 0600), both\n"
+		"                     sides (default: none)\n"
+		"SIGHUP re-reads --authorized and --psk; sessions of removed keys end.\n"
 		"  --session-grace S  keep a disconnected client's session S seconds (default 60;\n"
 		"                     0: end it with its last connection)\n"
 		"  --no-notify        do not push change notifications (default: inotify on)\n"
@@ -105,6 +112,52 @@ static int parse(int argc, char **argv, struct opts *o)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* The SIGHUP side: re-read keys while kb_srv_run serves. */
+struct reloader {
+	struct kb_srv *srv;
+	const struct opts *o;
+	const struct kb_keyset *auth; /* in use; freed by main at the end */
+	int hup_fd;                   /* signalfd for SIGHUP */
+	int quit[2];                  /* pipe: main says stop */
+	pthread_t th;
+};
+
+static void reload(struct reloader *r)
+{
+	struct kb_keyset *ks = NULL;
+	uint8_t psk[32];
+	char err[512];
+
+	if (kb_keyset_load(&ks, r->o->authorized, err, sizeof(err)) ||
+	    (r->o->psk && kb_psk_load(r->o->psk, psk, err, sizeof(err)))) {
+		kb_logf(LOG_ERR, "reload: %s; keeping the current keys", err);
+		kb_keyset_free(ks);
+	} else {
+		kb_keyset_free((struct kb_keyset *)kb_srv_set_keys(r->srv, ks,
+								    r->o->psk ? psk : NULL));
+		r->auth = ks;
+	}
+	kb_memzero(psk, sizeof(psk));
+}
+
+static void *reload_main(void *arg)
+{
+	struct reloader *r = arg;
+	struct pollfd pf[2] = {{.fd = r->hup_fd, .events = POLLIN},
+			       {.fd = r->quit[0], .events = POLLIN}};
+	struct signalfd_siginfo si;
+
+	for (;;) {
+		if (poll(pf, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pf[1].revents)
+			break;
+		if ((pf[0].revents & POLLIN) && read(r->hup_fd, &si, sizeof(si)) == sizeof(si))
+			reload(r);
+	}
+	return NULL;
 }
 
 static void log_cb(void *arg, int prio, const char *line)
@@ -189,10 +242,12 @@ int main(int argc, char **argv)
 	struct kb_srv_cfg cfg = {0};
 	struct kb_keyset *auth = NULL;
 	struct kb_srv *srv = NULL;
+	struct reloader rl = {.hup_fd = -1, .quit = {-1, -1}};
 	uint8_t priv[KB_KEY_LEN], pub[KB_KEY_LEN], psk[32];
 	char err[512], fpr[KB_FPR_LEN];
 	int ret = 1, rc, sfd = -1, ready_fd = -1;
-	sigset_t sigs;
+	bool reloading = false;
+	sigset_t sigs, hup;
 
 	if (parse(argc, argv, &o))
 		return 2;
@@ -208,7 +263,10 @@ int main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* every later thread inherits it */
+	pthread_sigmask(SIG_BLOCK, &hup, NULL);
 	if (kb_key_load_private(o.key, priv, pub, err, sizeof(err))) {
 		fprintf(stderr, "keibifsd: %s\n", err);
 		goto out;
@@ -268,7 +326,23 @@ int main(int argc, char **argv)
 		close(ready_fd);
 		ready_fd = -1;
 	}
+	rl.srv = srv;
+	rl.o = &o;
+	rl.auth = auth;
+	rl.hup_fd = signalfd(-1, &hup, SFD_CLOEXEC);
+	if (rl.hup_fd < 0 || pipe2(rl.quit, O_CLOEXEC) ||
+	    pthread_create(&rl.th, NULL, reload_main, &rl))
+		kb_log_line(LOG_ERR, "no reload on SIGHUP: cannot start its thread");
+	else
+		reloading = true;
 	kb_srv_run(srv, sfd);
+	if (reloading) {
+		if (write(rl.quit[1], "q", 1) != 1) {
+			/* cannot happen on a fresh pipe */
+		}
+		pthread_join(rl.th, NULL);
+		auth = (struct kb_keyset *)rl.auth;
+	}
 	kb_log_line(LOG_INFO, "stopped");
 	ret = 0;
 out:
@@ -276,6 +350,11 @@ out:
 		unlink(o.pidfile);
 	if (sfd >= 0)
 		close(sfd);
+	if (rl.hup_fd >= 0)
+		close(rl.hup_fd);
+	for (int i = 0; i < 2; i++)
+		if (rl.quit[i] >= 0)
+			close(rl.quit[i]);
 	kb_srv_free(srv);
 	kb_keyset_free(auth);
 	kb_memzero(priv, sizeof(priv));

@@ -23,12 +23,15 @@ struct kb_chan {
 	atomic_int dead;         /* 0, or the error every later call returns */
 	uint64_t rekey_frames;   /* schedule, fixed before first use */
 	uint64_t rekey_bytes;
+	uint64_t rekey_ns;       /* by time, 0: never (we send no flag) */
+	bool flag_ok;            /* the peer may send KB_FRAME_REKEYED */
 
 	pthread_mutex_t send_lock;
 	struct kb_aead *tx;      /* owned; send_lock */
 	uint64_t tx_n;           /* next send nonce; send_lock */
 	uint64_t tx_frames;      /* since the last rekey; send_lock */
 	uint64_t tx_bytes;       /* ciphertext+tag bytes since rekey; send_lock */
+	uint64_t tx_since;       /* kb_now_ns() of the last rekey; send_lock */
 	uint32_t max_send;       /* largest plaintext the peer accepts */
 	uint8_t *sbuf;           /* owned, max_send + head + tag; send_lock */
 	int use_write;           /* fd is not a socket (pipe): write(); send_lock */
@@ -39,7 +42,7 @@ struct kb_chan {
 	size_t pending;          /* plen announced by recv_len, or NO_PENDING */
 	uint8_t rx_head[KB_FRAME_HEAD]; /* that frame's length bytes (the AD) */
 
-	_Atomic uint64_t frames_sent, frames_recv, bytes_sent, bytes_recv, rekeys;
+	_Atomic uint64_t frames_sent, frames_recv, bytes_sent, bytes_recv, rekeys, rekeys_time;
 };
 
 /* First error wins; returns the error the channel now carries. */
@@ -146,6 +149,25 @@ void kb_chan_set_rekey(struct kb_chan *c, uint64_t frames, uint64_t bytes)
 	c->rekey_bytes = bytes ? bytes : KB_CHAN_REKEY_BYTES;
 }
 
+void kb_chan_set_rekey_time(struct kb_chan *c, uint64_t ns)
+{
+	pthread_mutex_lock(&c->send_lock);
+	c->rekey_ns = ns;
+	c->flag_ok = ns != 0;
+	c->tx_since = kb_now_ns();
+	pthread_mutex_unlock(&c->send_lock);
+}
+
+uint64_t kb_chan_rekey_period(void)
+{
+	const char *e = getenv(KB_CHAN_REKEY_ENV);
+	unsigned long long ms = e && *e ? strtoull(e, NULL, 10) : 0;
+
+	if (!ms || ms * 1000000ull >= KB_CHAN_REKEY_NS)
+		return KB_CHAN_REKEY_NS;
+	return ms * 1000000ull;
+}
+
 void kb_chan_stats(const struct kb_chan *c, struct kb_chan_stats *st)
 {
 	st->frames_sent = atomic_load_explicit(&c->frames_sent, memory_order_relaxed);
@@ -153,6 +175,23 @@ void kb_chan_stats(const struct kb_chan *c, struct kb_chan_stats *st)
 	st->bytes_sent = atomic_load_explicit(&c->bytes_sent, memory_order_relaxed);
 	st->bytes_recv = atomic_load_explicit(&c->bytes_recv, memory_order_relaxed);
 	st->rekeys = atomic_load_explicit(&c->rekeys, memory_order_relaxed);
+	st->rekeys_time = atomic_load_explicit(&c->rekeys_time, memory_order_relaxed);
+}
+
+/* Rekey one direction now, by time: counters restart as after a volume
+ * rekey (both sides do the same at the flagged frame). */
+static int rekey_by_time(struct kb_chan *c, struct kb_aead *a, uint64_t *frames,
+			 uint64_t *bytes)
+{
+	int rc = kb_chan_rekey_aead(a);
+
+	if (rc)
+		return rc;
+	*frames = 0;
+	*bytes = 0;
+	atomic_fetch_add_explicit(&c->rekeys, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->rekeys_time, 1, memory_order_relaxed);
+	return 0;
 }
 
 /* Noise Rekey(): k = first 32 bytes of ENCRYPT(k, 2^64-1, "", zeros[32]). */
@@ -220,11 +259,19 @@ static int chan_send_locked(struct kb_chan *c, uint8_t *frame, size_t plen, bool
 			    const struct iovec *iov, int iovcnt)
 {
 	size_t ct = plen + KB_FRAME_TAG;
+	uint32_t flag = 0;
 	int rc;
 
 	if (c->tx_n == UINT64_MAX)
 		return chan_fail(c, -KB_ENONCE);
-	kb_put_be32(frame, (uint32_t)ct);
+	if (c->rekey_ns && kb_now_ns() - c->tx_since >= c->rekey_ns) {
+		rc = rekey_by_time(c, c->tx, &c->tx_frames, &c->tx_bytes);
+		if (rc)
+			return chan_fail(c, rc);
+		c->tx_since = kb_now_ns();
+		flag = KB_FRAME_REKEYED;
+	}
+	kb_put_be32(frame, (uint32_t)ct | flag);
 	if (gathered)
 		rc = kb_aead_sealv(c->tx, c->tx_n, frame, KB_FRAME_HEAD, iov, iovcnt,
 				   frame + KB_FRAME_HEAD, frame + KB_FRAME_HEAD + plen);
@@ -239,6 +286,8 @@ static int chan_send_locked(struct kb_chan *c, uint8_t *frame, size_t plen, bool
 		rc = chan_account(c, c->tx, &c->tx_frames, &c->tx_bytes, ct);
 	if (rc)
 		return chan_fail(c, rc);
+	if (c->rekey_ns && c->tx_frames == 0) /* rekeyed by volume just now */
+		c->tx_since = kb_now_ns();
 	atomic_fetch_add_explicit(&c->frames_sent, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->bytes_sent, plen, memory_order_relaxed);
 	return 0;
@@ -290,6 +339,8 @@ int kb_chan_check_len(const struct kb_chan *c, const uint8_t head[KB_FRAME_HEAD]
 {
 	uint32_t l = kb_get_be32(head);
 
+	if (c->flag_ok)
+		l &= ~KB_FRAME_REKEYED;
 	if (l < KB_FRAME_TAG)
 		return -KB_EPROTO;
 	if (l - KB_FRAME_TAG > c->max_recv)
@@ -327,6 +378,11 @@ int kb_chan_open_frame(struct kb_chan *c, const uint8_t head[KB_FRAME_HEAD], uin
 	if (c->rx_n == UINT64_MAX) {
 		rc = -KB_ENONCE;
 		goto out;
+	}
+	if (c->flag_ok && (kb_get_be32(head) & KB_FRAME_REKEYED)) {
+		rc = rekey_by_time(c, c->rx, &c->rx_frames, &c->rx_bytes);
+		if (rc)
+			goto out;
 	}
 	rc = kb_aead_open(c->rx, c->rx_n, head, KB_FRAME_HEAD, buf, plen, buf + plen);
 	if (rc)

@@ -12,8 +12,12 @@
  * = per-direction 64-bit counter. A length over the negotiated maximum is
  * rejected before any buffer is touched. Rekey (Noise Rekey()) in step on
  * both sides every KB_CHAN_REKEY_FRAMES frames or KB_CHAN_REKEY_BYTES bytes
- * per direction, whichever first. Any failure is fatal to the channel: every
- * later call returns the same error.
+ * per direction, whichever first; and, when both peers offered
+ * KB_CHAN_CAP_REKEY_TIME, by the sender alone once KB_CHAN_REKEY_NS have
+ * passed since that direction's last rekey: the first frame under the new
+ * key carries KB_FRAME_REKEYED in its length word (authenticated as part
+ * of the AD), and the receiver rekeys before opening it. Any failure is
+ * fatal to the channel: every later call returns the same error.
  *
  * Zero copy: kb_chan_send() encrypts in place in the caller's buffer and
  * sends it with one send(); kb_chan_recv_*() read straight into the caller's
@@ -39,6 +43,14 @@
 #define KB_FRAME_MAX_LIMIT (16u << 20)
 #define KB_CHAN_REKEY_FRAMES (1ull << 20)
 #define KB_CHAN_REKEY_BYTES (32ull << 30)
+/* Time-based rekey (as WireGuard's REKEY_AFTER_TIME): 2 minutes of traffic.
+ * KEIBIFS_REKEY_MS in the environment can only shorten it (tests). */
+#define KB_CHAN_REKEY_NS (120ull * 1000000000ull)
+#define KB_CHAN_REKEY_ENV "KEIBIFS_REKEY_MS"
+/* Capability bit of the channel itself (never reported in info.caps). */
+#define KB_CHAN_CAP_REKEY_TIME (1ull << 63)
+/* Length word flag: this frame is the first under the next key. */
+#define KB_FRAME_REKEYED 0x80000000u
 #define KB_PROTO_VERSION 1u
 #define KB_CHAN_PROLOGUE "keibifs/1"
 
@@ -101,6 +113,7 @@ int kb_chan_recv_body(struct kb_chan *c, uint8_t *buf, size_t plen);
 struct kb_chan_stats {
 	uint64_t frames_sent, frames_recv, bytes_sent, bytes_recv; /* plaintext bytes */
 	uint64_t rekeys; /* both directions together */
+	uint64_t rekeys_time; /* of those, by time (flagged frames sent or received) */
 };
 void kb_chan_stats(const struct kb_chan *c, struct kb_chan_stats *st);
 
@@ -110,6 +123,12 @@ int kb_chan_recv(struct kb_chan *c, uint8_t *buf, size_t cap, size_t *plen);
 /* Rekey schedule (tests): both peers must use the same values; 0 = default.
  * Call before the first frame. */
 void kb_chan_set_rekey(struct kb_chan *c, uint64_t frames, uint64_t bytes);
+/* Time-based rekey: send a flagged frame under a new key once `ns` have
+ * passed (0: never by time), and accept the peer's flagged frames. The
+ * handshake turns it on when both peers offer it (kb_chan_rekey_period). */
+void kb_chan_set_rekey_time(struct kb_chan *c, uint64_t ns);
+/* KB_CHAN_REKEY_NS, or less from $KEIBIFS_REKEY_MS (1 ms at least). */
+uint64_t kb_chan_rekey_period(void);
 
 /* Shared by chan.c and chan_hs.c (and the tests); not for other modules. */
 /* On success the channel owns fd, tx and rx; on failure the caller still

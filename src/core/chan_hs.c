@@ -37,6 +37,7 @@ struct hs {
 	uint32_t max_recv;             /* what we announce */
 	uint16_t peer_vmax, peer_vmin;
 	uint64_t peer_caps;
+	bool rekey_time;             /* both offered KB_CHAN_CAP_REKEY_TIME */
 	uint32_t peer_max;             /* what the peer accepts (clamped) */
 };
 
@@ -137,7 +138,7 @@ static void hello_put(const struct hs *h, uint8_t out[HELLO_LEN])
 	out[5] = (uint8_t)KB_PROTO_VERSION;
 	out[6] = (uint8_t)(PROTO_MIN_VERSION >> 8);
 	out[7] = (uint8_t)PROTO_MIN_VERSION;
-	kb_put_be64(out + 8, h->cfg->caps);
+	kb_put_be64(out + 8, h->cfg->caps | KB_CHAN_CAP_REKEY_TIME);
 	kb_put_be32(out + 16, h->max_recv);
 }
 
@@ -168,7 +169,8 @@ static int negotiate(struct hs *h)
 	if (v < KB_MAX(PROTO_MIN_VERSION, (uint32_t)h->peer_vmin))
 		return -KB_EVERSION;
 	h->info->version = v;
-	h->info->caps = h->cfg->caps & h->peer_caps;
+	h->info->caps = h->cfg->caps & h->peer_caps & ~KB_CHAN_CAP_REKEY_TIME;
+	h->rekey_time = h->peer_caps & KB_CHAN_CAP_REKEY_TIME;
 	h->info->max_frame = h->peer_max;
 	return 0;
 }
@@ -206,6 +208,8 @@ static int make_chan(struct hs *h, struct kb_chan **out)
 	if (!rc) {
 		tx.aead = NULL;
 		rx.aead = NULL;
+		if (h->rekey_time)
+			kb_chan_set_rekey_time(*out, kb_chan_rekey_period());
 	}
 	kb_noise_cs_destroy(&tx);
 	kb_noise_cs_destroy(&rx);

@@ -280,6 +280,11 @@ int kb_keyset_new(struct kb_keyset **out)
 	return 0;
 }
 
+size_t kb_keyset_count(const struct kb_keyset *ks)
+{
+	return ks ? ks->n : 0;
+}
+
 void kb_keyset_free(struct kb_keyset *ks)
 {
 	if (!ks)

@@ -77,6 +77,7 @@ int kb_keyset_match_host(const struct kb_keyset *ks, const char *host, const cha
 int kb_keyset_match(const struct kb_keyset *ks, const uint8_t pub[static KB_KEY_LEN],
 		    unsigned *flags);
 void kb_keyset_free(struct kb_keyset *ks);
+size_t kb_keyset_count(const struct kb_keyset *ks); /* entries */
 
 /* Pre-shared key file: one line, 32 bytes in base64 (or 64 hex digits),
  * mode 0600 (refused, -EPERM, when group or others may read it). */

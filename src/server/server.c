@@ -205,6 +205,8 @@ static int open_share(struct kb_srv *s, const char *share, char *err, size_t err
 		snprintf(err, errlen, "cannot use share %s: %s", share, strerror(e));
 		return -e;
 	}
+	s->root_dev = st.st_dev;
+	s->root_ino = st.st_ino;
 	s->share = strdup(share);
 	return s->share ? 0 : -ENOMEM;
 }
@@ -234,6 +236,7 @@ int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, siz
 		return -ENOMEM;
 	s->rootfd = s->stop_pipe[0] = s->stop_pipe[1] = -1;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->auth_lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	memcpy(s->priv, cfg->priv, KB_KEY_LEN);
 	if (cfg->psk) {
@@ -406,6 +409,7 @@ void kb_srv_free(struct kb_srv *s)
 	kb_bufpool_free(s->large);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->auth_lock);
 	free(s->share);
 	kb_memzero(s->priv, sizeof(s->priv));
 	kb_memzero(s->psk, sizeof(s->psk));

@@ -71,6 +71,13 @@ int kb_srv_run(struct kb_srv *s, int stop_fd);
 /* Ask kb_srv_run to return (any thread; async-signal-safe). */
 void kb_srv_stop(struct kb_srv *s);
 void kb_srv_free(struct kb_srv *s); /* NULL-safe; closes sockets */
+/* New authorized keys, and a new pre-shared key (NULL: keep the one in
+ * use), for the handshakes from now on (keibifsd's SIGHUP). Sessions and
+ * connections of keys no longer listed, or listed with other options, end
+ * now; the others carry on. Returns the previous set, which no handshake
+ * uses any more: the caller may free it. Any thread, after kb_srv_start. */
+const struct kb_keyset *kb_srv_set_keys(struct kb_srv *s, const struct kb_keyset *authorized,
+					const uint8_t *psk);
 
 /* ---- Socket-less entry for the fuzzer and unit tests ---------------- */
 struct kb_srv_conn;

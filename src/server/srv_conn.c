@@ -26,9 +26,13 @@
 
 static int verify_peer(void *arg, const uint8_t rs[static 32], unsigned *flags)
 {
-	const struct kb_srv *s = arg;
+	struct kb_srv *s = arg;
+	int ret;
 
-	return kb_keyset_match(s->authorized, rs, flags) ? -KB_EUNTRUSTED : 0;
+	pthread_mutex_lock(&s->auth_lock); /* keys may be reloaded (srv_reload.c) */
+	ret = kb_keyset_match(s->authorized, rs, flags) ? -KB_EUNTRUSTED : 0;
+	pthread_mutex_unlock(&s->auth_lock);
+	return ret;
 }
 
 /* Worker: serve queued frames until the connection closes and the queue is
@@ -229,16 +233,22 @@ static int handshake(struct kb_srv_conn *c, int fd)
 {
 	struct kb_srv *s = c->srv;
 	struct kb_chan_cfg cfg = {
-		.initiator = false, .s = s->priv, .psk = s->have_psk ? s->psk : NULL,
+		.initiator = false, .s = s->priv,
 		.backend = s->backend, .max_frame = KB_FRAME_MAX_DEFAULT, .rng = s->rng,
 		.verify = verify_peer, .verify_arg = s,
 	};
 	struct kb_chan_info info;
 	struct kb_chan *ch;
+	uint8_t psk[32]; /* this handshake's copy (a reload may change it); wiped */
 	int rc;
 
+	pthread_mutex_lock(&s->auth_lock);
+	memcpy(psk, s->psk, sizeof(psk));
+	cfg.psk = s->have_psk ? psk : NULL;
+	pthread_mutex_unlock(&s->auth_lock);
 	memset(&info, 0, sizeof(info));
 	rc = kb_chan_handshake(&ch, fd, &cfg, &info);
+	kb_memzero(psk, sizeof(psk));
 	if (info.have_remote_static)
 		kb_key_fingerprint(info.remote_static, c->fpr);
 	if (rc) {
@@ -260,6 +270,13 @@ static int handshake(struct kb_srv_conn *c, int fd)
 	pthread_mutex_lock(&c->lock);
 	c->chan = ch;
 	pthread_mutex_unlock(&c->lock);
+	/* A reload between verify_peer and here did not see this channel:
+	 * check again now that it would (srv_reload.c). */
+	if (!kb_srv_key_ok(s, c->key, c->flags)) {
+		kb_srv_logf(s, KB_SRV_LOG_INFO, "refused %s: key %s no longer authorized",
+			    c->peer, c->fpr);
+		return -KB_EUNTRUSTED;
+	}
 	kb_srv_logf(s, KB_SRV_LOG_INFO, "connect from %s key %s%s", c->peer, c->fpr,
 		    (c->flags & KB_KEYF_RO) ? " (ro)" : "");
 	return 0;

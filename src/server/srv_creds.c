@@ -13,9 +13,11 @@
  * of the thread for the request, and fsuid 0 gets them back.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/fsuid.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -74,4 +76,62 @@ void kb_srv_creds_leave(const struct kb_srv_ids *self)
 		fprintf(stderr, "keibifsd: cannot restore the server's credentials\n");
 		abort();
 	}
+}
+
+/* ---- outside owners mode: no setuid/setgid, no chown to others ------ *
+ *
+ * A session that may not act as its callers (no --allow-owners, no
+ * `owners` key: the default, owners=map) is served as the server's own
+ * user, often root. Like NFS's root_squash it then gets no more than an
+ * ordinary user of that uid could hand out: setuid and setgid bits never
+ * come from it (new files, chmod) and survive none of its data changes,
+ * and a file changes hands only to the server's own ids. In owners mode
+ * the caller's credentials (and the client kernel's checks) decide. */
+
+bool kb_srv_squash(const struct kb_srv_sess *s)
+{
+	return !s->owners;
+}
+
+mode_t kb_srv_mode_new(const struct kb_srv_sess *s, uint32_t mode, uint32_t umask)
+{
+	mode_t m = (mode_t)(mode & 07777 & ~umask);
+
+	return kb_srv_squash(s) ? m & ~(mode_t)(S_ISUID | S_ISGID) : m;
+}
+
+mode_t kb_srv_mode_chmod(const struct kb_srv_sess *s, const struct kb_srv_node *n,
+			 uint32_t mode)
+{
+	mode_t m = (mode_t)(mode & 07777);
+	struct stat st;
+
+	if (!kb_srv_squash(s))
+		return m;
+	/* A directory keeps the setgid bit it already has (group inheritance
+	 * set up on the server, no privilege): GNU chmod sends it back. */
+	if ((m & S_ISGID) && n->fmt == S_IFDIR &&
+	    !fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) && (st.st_mode & S_ISGID))
+		return m & ~(mode_t)S_ISUID;
+	return m & ~(mode_t)(S_ISUID | S_ISGID);
+}
+
+int kb_srv_chown_ok(const struct kb_srv_sess *s, const struct kb_srv_node *n, uid_t uid,
+		    gid_t gid)
+{
+	const struct kb_srv_ids *self = &s->srv->ids;
+	struct stat st;
+
+	if (!kb_srv_squash(s))
+		return 0;
+	if ((uid == (uid_t)-1 || uid == self->uid) && (gid == (gid_t)-1 || gid == self->gid))
+		return 0;
+	/* the file's current ids: a no-op (cp -p, rsync -o of what is there) */
+	if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+		return -errno;
+	if (uid != (uid_t)-1 && uid != self->uid && uid != st.st_uid)
+		return -EPERM;
+	if (gid != (gid_t)-1 && gid != self->gid && gid != st.st_gid)
+		return -EPERM;
+	return 0;
 }

@@ -107,6 +107,12 @@ int kb_srv_walk(int dirfd, const char *path, int *out);
 int kb_srv_reopen(const struct kb_srv_node *n, int flags);
 /* "/proc/self/fd/N" of a node that is not a symlink. */
 int kb_srv_proc_path(const struct kb_srv_node *n, char *buf, size_t cap);
+/* 0 when directory node n is still beneath the share root (walking ".."
+ * at most KB_SRV_BENEATH_DEPTH levels), -ESTALE when it was moved out;
+ * 0 for other nodes. Before every op that changes names through n. */
+#define KB_SRV_BENEATH_DEPTH 4096
+struct kb_srv;
+int kb_srv_beneath(const struct kb_srv *srv, const struct kb_srv_node *n);
 
 /* ---- owners=preserve: requests served as the caller (srv_creds.c) -- */
 
@@ -124,6 +130,21 @@ int kb_srv_ids_init(struct kb_srv_ids *ids);
 int kb_srv_creds_enter(const struct kb_srv_ids *self, const kb_Creds *c);
 /* Back to `self` (aborts if that fails: never serve as the wrong user). */
 void kb_srv_creds_leave(const struct kb_srv_ids *self);
+/* Outside owners mode (the session may not send creds; srv_creds.c):
+ * true. New modes then lose S_ISUID/S_ISGID, data changes clear them
+ * (kb_srv_kill_suidgid) and chown/chgrp go to the server's ids only. */
+struct kb_srv_sess;
+struct kb_srv_node;
+bool kb_srv_squash(const struct kb_srv_sess *s);
+/* Mode of a new file or directory: mode & 07777 & ~umask, squashed. */
+mode_t kb_srv_mode_new(const struct kb_srv_sess *s, uint32_t mode, uint32_t umask);
+/* Mode for a chmod of n, squashed (a directory keeps its own S_ISGID). */
+mode_t kb_srv_mode_chmod(const struct kb_srv_sess *s, const struct kb_srv_node *n,
+			 uint32_t mode);
+/* 0, or -EPERM when squashed and uid/gid ((id_t)-1: unchanged) is neither
+ * the server's own nor n's current one. */
+int kb_srv_chown_ok(const struct kb_srv_sess *s, const struct kb_srv_node *n, uid_t uid,
+		    gid_t gid);
 
 /* ---- sessions, connections, workers -------------------------------- */
 
@@ -159,6 +180,7 @@ struct kb_srv_sess {
 	uint8_t key[KB_KEY_LEN];     /* client key that made it, immutable */
 	bool ro;                     /* immutable */
 	bool owners;                 /* immutable: Request.creds honoured */
+	unsigned kflags;             /* immutable: the key's options at HELLO */
 	uint64_t root;               /* node id of the HELLO path, immutable */
 	struct kb_srv_nodetab nodes;
 	struct kb_srv_fhtab fhs;
@@ -212,11 +234,14 @@ struct kb_srv_conn {
 struct kb_srv {
 	char *share;                 /* owned copy */
 	int rootfd;                  /* O_PATH of the share, owned */
+	dev_t root_dev;              /* the share root's, immutable */
+	ino_t root_ino;
 	uint8_t priv[KB_KEY_LEN];    /* wiped on free */
 	uint8_t pub[KB_KEY_LEN];
 	uint8_t psk[32];             /* wiped on free */
-	bool have_psk, read_only;
-	const struct kb_keyset *authorized; /* caller's */
+	bool have_psk, read_only;    /* have_psk: auth_lock */
+	const struct kb_keyset *authorized; /* caller's; auth_lock (srv_reload.c) */
+	pthread_mutex_t auth_lock;   /* leaf: authorized, psk, have_psk */
 	enum kb_aead_backend backend;
 	unsigned nworkers, max_conns;
 	uint64_t grace_ns;           /* session grace; 0: none */
@@ -283,6 +308,9 @@ void kb_srv_notify_forget(struct kb_srv_notifier *nf, struct kb_srv_sess *s);
 #define KB_SRV_MINE_MS 300
 void kb_srv_notify_mine(struct kb_srv_notifier *nf, struct kb_srv_sess *s, uint64_t node,
 			const char *name);
+
+/* srv_reload.c: is key still authorized with these options (KB_KEYF_*)? */
+bool kb_srv_key_ok(struct kb_srv *s, const uint8_t *key, unsigned flags);
 
 /* srv_conn.c: one connection's threads */
 int kb_srv_conn_spawn(struct kb_srv *s, int fd, const char *peer);

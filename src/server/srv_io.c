@@ -62,6 +62,23 @@ void kb_srv_kill_suidgid(const struct kb_srv_node *n, struct stat *st)
 		st->st_mode &= ~kill;
 }
 
+/* Clear setuid/setgid after a change of a file's data? When the client's
+ * kernel says the writer lacks CAP_FSETID, and always outside owners mode
+ * (srv_creds.c), whoever the server runs as. */
+static bool kill_wanted(const struct kb_srv_req *rq)
+{
+	return (rq->q->set_mask & kb_SetMask_SET_KILL_SUIDGID) || kb_srv_squash(rq->sess);
+}
+
+/* The same after a change made through fd (fallocate, copy). */
+static void kill_after(const struct kb_srv_req *rq, const struct kb_srv_node *n, int fd)
+{
+	struct stat st;
+
+	if (kill_wanted(rq) && !fstat(fd, &st))
+		kb_srv_kill_suidgid(n, &st);
+}
+
 int kb_srv_op_opendir(struct kb_srv_req *rq, struct kb_srv_node *n)
 {
 	int fd;
@@ -86,7 +103,7 @@ int kb_srv_op_open(struct kb_srv_req *rq, struct kb_srv_node *n)
 	fd = kb_srv_reopen(n, (int)flags);
 	if (fd < 0)
 		return fd;
-	if ((flags & O_TRUNC) && (rq->q->set_mask & kb_SetMask_SET_KILL_SUIDGID)) {
+	if ((flags & O_TRUNC) && kill_wanted(rq)) {
 		struct stat st;
 
 		if (!fstat(fd, &st))
@@ -113,7 +130,7 @@ int kb_srv_op_create(struct kb_srv_req *rq, struct kb_srv_node *p)
 	if (ret)
 		return ret;
 	fd = openat(p->fd, q->name, (int)flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		    q->mode & 07777 & ~q->umask);
+		    kb_srv_mode_new(rq->sess, q->mode, q->umask));
 	if (fd < 0 && (errno != EEXIST || (q->flags & O_EXCL)))
 		return -errno;
 	if (fd >= 0) {
@@ -137,6 +154,8 @@ int kb_srv_op_create(struct kb_srv_req *rq, struct kb_srv_node *p)
 			kb_srv_node_forget(&rq->sess->nodes, n->id, 1);
 			goto out;
 		}
+		if ((flags & O_TRUNC) && kill_wanted(rq)) /* an existing file truncated */
+			kb_srv_kill_suidgid(n, &st);
 	}
 	rq->r->has_entry = true;
 	rq->r->entry.node = n->id;
@@ -253,7 +272,7 @@ int kb_srv_op_write(struct kb_srv_req *rq, struct kb_srv_node *n)
 	/* The attributes after it: a client whose only write this was need
 	 * not ask for them (GETATTR after close). */
 	if (done && !fstat(fd, &st)) {
-		if (q->set_mask & kb_SetMask_SET_KILL_SUIDGID)
+		if (kill_wanted(rq))
 			kb_srv_kill_suidgid(n, &st);
 		rq->r->has_attr = true;
 		kb_srv_attr_fill(&rq->r->attr, &st);
@@ -374,6 +393,8 @@ int kb_srv_op_fallocate(struct kb_srv_req *rq, struct kb_srv_node *n)
 		return fd;
 	if (fallocate(fd, (int)q->flags, (off_t)q->offset, (off_t)q->length))
 		ret = -errno;
+	else
+		kill_after(rq, n, fd);
 	kb_srv_fh_put(h);
 	return ret;
 }
@@ -400,6 +421,8 @@ int kb_srv_op_copy(struct kb_srv_req *rq, struct kb_srv_node *n)
 	if (hi && ho) {
 		r = copy_file_range(hi->fd, &oi, ho->fd, &oo, q->length, 0);
 		ret = r < 0 ? -errno : 0;
+		if (r > 0)
+			kill_after(rq, n2, ho->fd);
 		if (r >= 0)
 			rq->r->value = (uint64_t)r;
 	}

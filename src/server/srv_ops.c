@@ -18,6 +18,7 @@
 
 #include "srv_impl.h"
 #include "srv_ops.h"
+#include "wire.h"
 
 int kb_srv_stat(const struct kb_srv_node *n, struct stat *st)
 {
@@ -149,13 +150,16 @@ static int op_setattr(struct kb_srv_req *rq, struct kb_srv_node *n)
 	if (m & kb_SetMask_SET_MODE) {
 		if (kb_srv_proc_path(n, path, sizeof(path)))
 			return -EOPNOTSUPP; /* Linux has no lchmod */
-		if (chmod(path, a->mode & 07777))
+		if (chmod(path, kb_srv_mode_chmod(rq->sess, n, a->mode)))
 			return -errno;
 	}
 	if (m & (kb_SetMask_SET_UID | kb_SetMask_SET_GID)) {
 		uid_t uid = m & kb_SetMask_SET_UID ? a->uid : (uid_t)-1;
 		gid_t gid = m & kb_SetMask_SET_GID ? a->gid : (gid_t)-1;
 
+		ret = kb_srv_chown_ok(rq->sess, n, uid, gid);
+		if (ret)
+			return ret;
 		if (fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 			return -errno;
 	}
@@ -164,7 +168,10 @@ static int op_setattr(struct kb_srv_req *rq, struct kb_srv_node *n)
 		if (ret)
 			return ret;
 	}
-	if ((m & kb_SetMask_SET_KILL_SUIDGID) && !(m & kb_SetMask_SET_MODE)) {
+	/* a truncation by a caller without CAP_FSETID, or any outside owners
+	 * mode, clears setuid/setgid (a chmod in the same request decides) */
+	if (((m & kb_SetMask_SET_KILL_SUIDGID) ||
+	     ((m & kb_SetMask_SET_SIZE) && kb_srv_squash(rq->sess))) && !(m & kb_SetMask_SET_MODE)) {
 		struct stat st;
 
 		if (!fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
@@ -181,6 +188,19 @@ static int op_setattr(struct kb_srv_req *rq, struct kb_srv_node *n)
 			return -errno;
 	}
 	return op_getattr(rq, n);
+}
+
+/* The directory a name is created, removed or renamed in must still be
+ * in the share (srv_path.c): ESTALE when it was moved out on the server. */
+static int confined(struct kb_srv_req *rq, const struct kb_srv_node *dir)
+{
+	int ret = kb_srv_beneath(rq->sess->srv, dir);
+
+	if (ret == -ESTALE)
+		kb_srv_logf(rq->sess->srv, KB_SRV_LOG_INFO,
+			    "%s: directory moved out of the share: %s refused (ESTALE)",
+			    rq->conn->fpr, kb_wire_op_name(rq->q->op));
+	return ret;
 }
 
 /* A second node named by q->node2, referenced; NULL: ESTALE. */
@@ -204,7 +224,7 @@ static int op_mkdir(struct kb_srv_req *rq, struct kb_srv_node *p)
 
 	if (ret)
 		return ret;
-	if (mkdirat(p->fd, q->name, q->mode & 07777 & ~q->umask))
+	if (mkdirat(p->fd, q->name, kb_srv_mode_new(rq->sess, q->mode, q->umask)))
 		return -errno;
 	return reply_entry(rq, p, q->name);
 }
@@ -218,7 +238,7 @@ static int op_mknod(struct kb_srv_req *rq, struct kb_srv_node *p)
 		return ret;
 	if (!S_ISFIFO(q->mode))
 		return -EPERM; /* devices and sockets are never created */
-	if (mknodat(p->fd, q->name, S_IFIFO | (q->mode & 07777 & ~q->umask), 0))
+	if (mknodat(p->fd, q->name, S_IFIFO | kb_srv_mode_new(rq->sess, q->mode, q->umask), 0))
 		return -errno;
 	return reply_entry(rq, p, q->name);
 }
@@ -248,7 +268,9 @@ static int op_rename(struct kb_srv_req *rq, struct kb_srv_node *p)
 	np = node2(rq);
 	if (!np)
 		return -ESTALE;
-	ret = renameat2(p->fd, q->name, np->fd, q->name2, q->flags) ? -errno : 0;
+	ret = np == p ? 0 : confined(rq, np);
+	if (!ret)
+		ret = renameat2(p->fd, q->name, np->fd, q->name2, q->flags) ? -errno : 0;
 	kb_srv_node_put(np);
 	return ret;
 }
@@ -269,12 +291,16 @@ static int op_link(struct kb_srv_req *rq, struct kb_srv_node *n)
 	np = node2(rq);
 	if (!np)
 		return -ESTALE;
+	ret = confined(rq, np);
+	if (ret)
+		goto out;
 	ret = linkat(n->fd, "", np->fd, q->name2, AT_EMPTY_PATH) ? -errno : 0;
 	/* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc works without. */
 	if (ret == -ENOENT && !kb_srv_proc_path(n, path, sizeof(path)))
 		ret = linkat(AT_FDCWD, path, np->fd, q->name2, AT_SYMLINK_FOLLOW) ? -errno : 0;
 	if (!ret)
 		ret = reply_entry(rq, np, q->name2);
+out:
 	kb_srv_node_put(np);
 	return ret;
 }
@@ -349,6 +375,18 @@ static bool mutating(kb_Op op)
 	case kb_Op_MKNOD: case kb_Op_UNLINK: case kb_Op_RMDIR: case kb_Op_RENAME:
 	case kb_Op_LINK: case kb_Op_SYMLINK: case kb_Op_SETXATTR: case kb_Op_REMOVEXATTR:
 	case kb_Op_FALLOCATE: case kb_Op_COPY_FILE_RANGE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Operations that create, remove or rename a name in directory q->node. */
+static bool names_op(kb_Op op)
+{
+	switch (op) {
+	case kb_Op_CREATE: case kb_Op_MKDIR: case kb_Op_MKNOD: case kb_Op_SYMLINK:
+	case kb_Op_UNLINK: case kb_Op_RMDIR: case kb_Op_RENAME:
 		return true;
 	default:
 		return false;
@@ -450,7 +488,9 @@ int kb_srv_dispatch(struct kb_srv_req *rq)
 	n = kb_srv_node_get(&rq->sess->nodes, q->node);
 	if (!n)
 		return -ESTALE;
-	ret = dispatch_node(rq, n);
+	ret = names_op(q->op) ? confined(rq, n) : 0;
+	if (!ret)
+		ret = dispatch_node(rq, n);
 	kb_srv_node_put(n);
 	return ret;
 }

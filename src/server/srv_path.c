@@ -9,12 +9,22 @@
  * directory operation fails with ENOTDIR). /proc/self/fd/N is used only to
  * reopen regular files and directories, whose magic link names the inode
  * itself.
+ *
+ * A node keeps naming its inode wherever it goes, also out of the share
+ * when someone on the server moves its directory away (mv share/d /tmp).
+ * Operations that create, remove or rename names through a directory node
+ * first check that it is still beneath the share root (kb_srv_beneath):
+ * otherwise ESTALE, as NFS answers for a handle outside its export. The
+ * check compares the paths the kernel gives for the node and the root
+ * (/proc/self/fd, two readlinks at any depth); only when that fails does
+ * it walk ".." from the node, which decides.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <pb_decode.h>
@@ -135,4 +145,72 @@ int kb_srv_reopen(const struct kb_srv_node *n, int flags)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", n->fd);
 	fd = open(path, (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW | O_PATH)) | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
+}
+
+/* Where the kernel says fd is now (d_path: no permission needed on the
+ * way); 0 or -errno (ENAMETOOLONG past a page). */
+static int fd_path(int fd, char *buf, size_t cap, size_t *len)
+{
+	char proc[64];
+	ssize_t n;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	n = readlink(proc, buf, cap);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n >= cap)
+		return -ENAMETOOLONG;
+	*len = (size_t)n;
+	return 0;
+}
+
+/* Fast path: the node's current path starts with the share root's current
+ * path and a '/'. Two readlinks, whatever the depth. */
+static bool beneath_by_path(const struct kb_srv *srv, const struct kb_srv_node *n)
+{
+	char root[PATH_MAX], dir[PATH_MAX];
+	size_t rlen = 0, dlen = 0;
+
+	if (fd_path(srv->rootfd, root, sizeof(root), &rlen) ||
+	    fd_path(n->fd, dir, sizeof(dir), &dlen) || root[0] != '/')
+		return false;
+	if (rlen == 1) /* the share is "/" */
+		return true;
+	return dlen > rlen && dir[rlen] == '/' && !memcmp(dir, root, rlen);
+}
+
+int kb_srv_beneath(const struct kb_srv *srv, const struct kb_srv_node *n)
+{
+	struct stat st, up;
+	int cur, next, ret = -ESTALE;
+
+	if (n->fmt != S_IFDIR || (n->dev == srv->root_dev && n->ino == srv->root_ino))
+		return 0; /* a non-directory fails the operation itself */
+	if (beneath_by_path(srv, n))
+		return 0;
+	/* Slow path (moved out, or a path longer than a page): walk "..". */
+	cur = openat(n->fd, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cur < 0)
+		return -errno;
+	for (unsigned depth = 0; depth < KB_SRV_BENEATH_DEPTH; depth++) {
+		if (fstat(cur, &st)) {
+			ret = -errno;
+			break;
+		}
+		if (st.st_dev == srv->root_dev && st.st_ino == srv->root_ino) {
+			ret = 0;
+			break;
+		}
+		next = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (next < 0) {
+			ret = -errno;
+			break;
+		}
+		close(cur);
+		cur = next;
+		if (!fstat(cur, &up) && up.st_dev == st.st_dev && up.st_ino == st.st_ino)
+			break; /* "/": its own parent, and the share root was not on the way */
+	}
+	close(cur);
+	return ret;
 }

@@ -165,6 +165,7 @@ static int hello(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 	s->srv = srv;
 	s->ro = srv->read_only || (c->flags & KB_KEYF_RO);
 	s->owners = srv->can_owners && (srv->allow_owners || (c->flags & KB_KEYF_OWNERS));
+	s->kflags = c->flags;
 	if (!srv->can_owners && (c->flags & KB_KEYF_OWNERS))
 		kb_srv_logf(srv, KB_SRV_LOG_INFO, "%s: owners key option ignored (server not root)",
 			    c->fpr);
@@ -231,8 +232,9 @@ static int attach(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 	for (s = srv->sessions; s; s = s->next)
 		if (!kb_memcmp_ct(s->token, q->token.bytes, KB_SRV_TOKEN))
 			break;
-	/* A session is joined only with the key that opened it. */
-	if (s && kb_memcmp_ct(s->key, c->key, KB_KEY_LEN))
+	/* A session is joined only with the key that opened it, with the same
+	 * options, and not once it is ending (a reload revoked it). */
+	if (s && (kb_memcmp_ct(s->key, c->key, KB_KEY_LEN) || s->kflags != c->flags || s->bye))
 		s = NULL;
 	if (s)
 		s->conns++;
@@ -286,7 +288,7 @@ void kb_srv_sess_expire(struct kb_srv *srv, bool all)
 
 	pthread_mutex_lock(&srv->lock);
 	for (pp = &srv->sessions; (s = *pp);) {
-		if (!s->conns && (all || now - s->idle_since_ns >= srv->grace_ns)) {
+		if (!s->conns && (all || s->bye || now - s->idle_since_ns >= srv->grace_ns)) {
 			*pp = s->next;
 			s->next = dead;
 			dead = s;
