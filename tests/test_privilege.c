@@ -123,14 +123,19 @@ START_TEST(test_mount_no_suid_no_chown)
 	ck_assert_int_eq(chmod(mp("dir"), 07777), 0);
 	ck_assert_uint_eq(smode("dir"), 01777);
 
-	/* chown/chgrp: only to the server's own ids (root here) */
+	/* chown/chgrp: no change of owner or group (the server is root here) */
 	ck_assert_int_eq(chown(mp("new"), OTHER, (gid_t)-1), -1);
 	ck_assert_int_eq(errno, EPERM);
 	ck_assert_int_eq(chown(mp("new"), (uid_t)-1, OTHER), -1);
 	ck_assert_int_eq(errno, EPERM);
+	ck_assert_int_eq(chown(mp("new"), 0, 0), 0); /* its own ids: a no-op */
 	sowner("new", 0, 0);
-	ck_assert_int_eq(chown(mp("theirs"), 0, 0), 0);
-	sowner("theirs", 0, 0);
+	/* a server-side user's file is not taken for root */
+	ck_assert_int_eq(chown(mp("theirs"), 0, (gid_t)-1), -1);
+	ck_assert_int_eq(errno, EPERM);
+	ck_assert_int_eq(chown(mp("theirs"), (uid_t)-1, 0), -1);
+	ck_assert_int_eq(errno, EPERM);
+	sowner("theirs", OTHER, OTHER);
 
 	/* a write or truncation by root through the mount clears the bits */
 	fd = open(mp("suidroot"), O_WRONLY | O_APPEND);

@@ -124,14 +124,18 @@ int kb_srv_chown_ok(const struct kb_srv_sess *s, const struct kb_srv_node *n, ui
 
 	if (!kb_srv_squash(s))
 		return 0;
-	if ((uid == (uid_t)-1 || uid == self->uid) && (gid == (gid_t)-1 || gid == self->gid))
+	if (uid == (uid_t)-1 && gid == (gid_t)-1)
 		return 0;
-	/* the file's current ids: a no-op (cp -p, rsync -o of what is there) */
+	/* The file's current ids are a no-op (cp -p, rsync -a of what we made:
+	 * it is the server's already). A change is never given away: not to
+	 * another user, and not to the server's own uid either (a root server
+	 * would take a server-side user's file for root). A non-root server
+	 * may still chgrp to its own group, which the kernel allows it. */
 	if (fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 		return -errno;
-	if (uid != (uid_t)-1 && uid != self->uid && uid != st.st_uid)
+	if (uid != (uid_t)-1 && uid != st.st_uid)
 		return -EPERM;
-	if (gid != (gid_t)-1 && gid != self->gid && gid != st.st_gid)
+	if (gid != (gid_t)-1 && gid != st.st_gid && (self->uid == 0 || gid != self->gid))
 		return -EPERM;
 	return 0;
 }

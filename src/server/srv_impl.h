@@ -141,8 +141,8 @@ mode_t kb_srv_mode_new(const struct kb_srv_sess *s, uint32_t mode, uint32_t umas
 /* Mode for a chmod of n, squashed (a directory keeps its own S_ISGID). */
 mode_t kb_srv_mode_chmod(const struct kb_srv_sess *s, const struct kb_srv_node *n,
 			 uint32_t mode);
-/* 0, or -EPERM when squashed and uid/gid ((id_t)-1: unchanged) is neither
- * the server's own nor n's current one. */
+/* 0, or -EPERM when squashed and uid/gid ((id_t)-1: unchanged) would
+ * change n's owner, or its group to another than a non-root server's own. */
 int kb_srv_chown_ok(const struct kb_srv_sess *s, const struct kb_srv_node *n, uid_t uid,
 		    gid_t gid);
 
