@@ -54,6 +54,7 @@ struct kbfs_opts {
 	int owners;           /* owners=preserve: real ids, creds sent */
 	int allow_other;      /* FUSE allow_other given (passed on) */
 	int suid, dev;        /* suid / dev asked (honoured only with owners) */
+	char *proxy_command;  /* proxy_command=CMD: connections through CMD */
 };
 
 /* Seconds (an option's double) to nanoseconds. */

@@ -13,6 +13,7 @@
 
 #include "kbfs.h"
 #include "util.h"
+#include "proxy.h"
 
 enum { KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_RO, KEY_DROP, KEY_ALLOW_OTHER };
 
@@ -44,6 +45,7 @@ static const struct fuse_opt kbfs_opt_table[] = {
 	OPT("dev", dev, 1),
 	OPT("nodev", dev, 0),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	OPT("proxy_command=%s", proxy_command, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -390,6 +392,18 @@ static int opts_finish(struct kbfs_opts *o, char *err, size_t errlen)
 		snprintf(err, errlen, "timeouts must not be negative (timeout: 1 to 86400 s)");
 		return -EINVAL;
 	}
+	if (o->proxy_command) {
+		char line[4096];
+
+		if (kb_proxy_expand(line, sizeof(line), o->proxy_command, o->host, o->port, err,
+				    errlen) < 0)
+			return -EINVAL;
+		if (!kb_proxy_host_ok(o->host)) {
+			snprintf(err, errlen, "proxy_command: host %s may only have letters, "
+				 "digits and . - _ :", o->host);
+			return -EINVAL;
+		}
+	}
 	o->backend = KB_AEAD_DEFAULT;
 	if (o->crypto && !strcmp(o->crypto, "mbedtls"))
 		o->backend = KB_AEAD_MBEDTLS;
@@ -497,7 +511,8 @@ void kbfs_opts_free(struct kbfs_opts *o)
 {
 	char **strs[] = {&o->host, &o->path, &o->mountpoint, &o->port, &o->identity,
 			 &o->peer, &o->known_peers, &o->psk, &o->crypto, &o->block_size_s,
-			 &o->cache_size_s, &o->log, &o->bad_arg, &o->extra_arg};
+			 &o->cache_size_s, &o->log, &o->bad_arg, &o->extra_arg,
+			 &o->proxy_command};
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
@@ -548,7 +563,10 @@ void kbfs_usage(FILE *f, const char *prog)
 		"  allow_other            every local user may use the mount (owners=map:\n"
 		"                         adds default_permissions, the kernel checks modes)\n"
 		"  suid, dev              honoured only with owners=preserve; every other\n"
-		"                         mount is nosuid,nodev (mount.fuse3 adds dev,suid)\n\n"
+		"                         mount is nosuid,nodev (mount.fuse3 adds dev,suid)\n"
+		"  proxy_command=CMD      connect through CMD (sh -c; %%h host, %%p port,\n"
+		"                         %%%% a %%), e.g. 'ssh -W %%h:%%p jumphost': each\n"
+		"                         connection runs it and talks over its stdin/stdout\n\n"
 		"FUSE options such as default_permissions, fsname=, subtype= are passed\n"
 		"through; mount(8)'s _netdev, nofail, noauto, x-systemd.* are accepted and\n"
 		"ignored.\n",

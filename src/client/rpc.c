@@ -184,6 +184,8 @@ void kb_rpc_conn_destroy(struct kb_rpc_conn *c)
 		return;
 	kb_chan_free(c->chan);
 	c->chan = NULL;
+	kb_proxy_stop(c->proxy); /* after the channel: it sees EOF first */
+	c->proxy = NULL;
 	for (unsigned i = 0; i < KB_RPC_SLOTS; i++) {
 		pthread_cond_destroy(&c->slots[i].done);
 		if (c->slots[i].hdr != c->slots[i].hdr_inline)

@@ -68,6 +68,10 @@ struct kb_rpc_cfg {
 	size_t max_frame;            /* largest frame we accept (>= block + headroom) */
 	int keepalive_ms;            /* PING a connection idle this long (0: 15 s, <0: off) */
 	bool noreconnect;            /* a dead connection stays dead (pending: -ENOTCONN) */
+	const char *proxy_command;   /* NULL: TCP; else each connection runs this
+				      * (sh -c, %h %p %% expanded) and speaks over
+				      * its stdin/stdout (proxy.h); its stderr goes
+				      * to the log */
 };
 
 /* cfg and what it points to (identity, trust, psk) are only used during

@@ -13,6 +13,7 @@
 
 #include "chan.h"
 #include "keys.h"
+#include "proxy.h"
 #include "rpc.h"
 
 #define KB_RPC_SLOT_BITS 6
@@ -94,12 +95,17 @@ struct kb_rpc_conn {
 	pthread_t keeper;            /* reconnects this slot (rpc_keep.c) */
 	bool keeper_started;
 	uint64_t gen;                /* session generation we are attached to (sess_lock) */
+	struct kb_proxy *proxy;      /* owned; the proxy_command behind chan, or NULL.
+				      * Started with the channel, stopped after it
+				      * is freed, by the thread that (re)connects
+				      * this slot (opener, then keeper) */
 };
 
 struct kb_rpc {
 	struct kb_rpc_cfg cfg;       /* strings point into the copies below */
 	char *host, *port, *path;    /* owned copies */
 	char host_disp[260];         /* host for messages: "[::1]" for IPv6 */
+	char *proxy_command;         /* owned copy or NULL */
 	int timeout_ms;              /* effective request timeout */
 	uint64_t keepalive_ns;       /* idle time before a PING; 0: never */
 	uint8_t our_pub[KB_KEY_LEN];
