@@ -55,6 +55,8 @@ struct kbfs_opts {
 	int allow_other;      /* FUSE allow_other given (passed on) */
 	int suid, dev;        /* suid / dev asked (honoured only with owners) */
 	char *proxy_command;  /* proxy_command=CMD: connections through CMD */
+	char *compress_s;     /* compress=auto|on|off */
+	int compress;         /* enum kb_z_mode, from compress_s (auto) */
 };
 
 /* Seconds (an option's double) to nanoseconds. */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress.h"
 #include "kbfs.h"
 #include "util.h"
 #include "proxy.h"
@@ -46,6 +47,7 @@ static const struct fuse_opt kbfs_opt_table[] = {
 	OPT("nodev", dev, 0),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
 	OPT("proxy_command=%s", proxy_command, 0),
+	OPT("compress=%s", compress_s, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -404,6 +406,16 @@ static int opts_finish(struct kbfs_opts *o, char *err, size_t errlen)
 			return -EINVAL;
 		}
 	}
+	if (!o->compress_s || !strcmp(o->compress_s, "auto"))
+		o->compress = KB_Z_AUTO;
+	else if (!strcmp(o->compress_s, "on"))
+		o->compress = KB_Z_ON;
+	else if (!strcmp(o->compress_s, "off"))
+		o->compress = KB_Z_OFF;
+	else {
+		snprintf(err, errlen, "compress must be auto, on or off");
+		return -EINVAL;
+	}
 	o->backend = KB_AEAD_DEFAULT;
 	if (o->crypto && !strcmp(o->crypto, "mbedtls"))
 		o->backend = KB_AEAD_MBEDTLS;
@@ -512,7 +524,7 @@ void kbfs_opts_free(struct kbfs_opts *o)
 	char **strs[] = {&o->host, &o->path, &o->mountpoint, &o->port, &o->identity,
 			 &o->peer, &o->known_peers, &o->psk, &o->crypto, &o->block_size_s,
 			 &o->cache_size_s, &o->log, &o->bad_arg, &o->extra_arg,
-			 &o->proxy_command};
+			 &o->proxy_command, &o->compress_s};
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
@@ -566,7 +578,9 @@ void kbfs_usage(FILE *f, const char *prog)
 		"                         mount is nosuid,nodev (mount.fuse3 adds dev,suid)\n"
 		"  proxy_command=CMD      connect through CMD (sh -c; %%h host, %%p port,\n"
 		"                         %%%% a %%), e.g. 'ssh -W %%h:%%p jumphost': each\n"
-		"                         connection runs it and talks over its stdin/stdout\n\n"
+		"                         connection runs it and talks over its stdin/stdout\n"
+		"  compress=auto|on|off   zstd on file data (auto): auto while the link is\n"
+		"                         slower than 64 MB/s and the data compresses\n\n"
 		"FUSE options such as default_permissions, fsname=, subtype= are passed\n"
 		"through; mount(8)'s _netdev, nofail, noauto, x-systemd.* are accepted and\n"
 		"ignored.\n",

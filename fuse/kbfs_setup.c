@@ -128,6 +128,7 @@ int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, cha
 	cfg.timeout_ms = o->timeout * 1000;
 	cfg.noreconnect = o->noreconnect;
 	cfg.proxy_command = o->proxy_command;
+	cfg.compress = o->compress;
 	cfg.max_frame = o->block_size + KB_WIRE_HEADROOM + 4096;
 	ret = kb_rpc_new(&fs->rpc, &cfg, root, &ro, err, errlen);
 	if (ret < 0) {

@@ -125,6 +125,7 @@ int kb_rpc_conn_connect(struct kb_rpc *r, unsigned i, char *err, size_t errlen)
 		.timeout_ms = r->timeout_ms,
 		.verify = verify_server,
 		.verify_arg = r,
+		.caps = r->cfg.compress != KB_Z_OFF ? KB_CAP_ZSTD : 0,
 	};
 	struct kb_chan_info info = {0};
 	struct kb_chan *chan = NULL;
@@ -437,7 +438,8 @@ int kb_rpc_new_raw(struct kb_rpc **out, const struct kb_rpc_cfg *cfg, struct kb_
 	if (!rc)
 		r->max_write = r->max_read;
 	for (unsigned i = 0; !rc && i < r->nconns; i++) {
-		struct kb_chan_info info = {.max_frame = (uint32_t)(r->max_read + KB_WIRE_HEADROOM)};
+		struct kb_chan_info info = {.max_frame = (uint32_t)(r->max_read + KB_WIRE_HEADROOM),
+					    .caps = cfg->compress ? KB_CAP_ZSTD : 0};
 
 		rc = kb_rpc_conn_start(&r->conns[i], chans[i], &info);
 		chans[i] = NULL;

@@ -36,7 +36,7 @@
 
 struct opts {
 	const char *share, *key, *authorized, *listen, *pidfile, *psk, *log;
-	bool read_only, foreground, no_notify, allow_owners;
+	bool read_only, foreground, no_notify, allow_owners, no_compress;
 	int grace_s;                 /* --session-grace; 0: default */
 };
 
@@ -47,6 +47,7 @@ static void usage(FILE *f)
 		"                [--read-only] [--foreground] [--log FILE|stderr|syslog]\n"
 		"                [--pidfile FILE] [--psk FILE]\n"
 		"                [--session-grace SECONDS] [--no-notify] [--allow-owners]\n"
+		"                [--no-compress]\n"
 		"  --share DIR        directory to export (required)\n"
 		"  --key FILE         server private key (keibifs-keygen) (required)\n"
 		"  --authorized FILE  client public keys, one per line (required); options before\n"
@@ -68,6 +69,8 @@ static void usage(FILE *f)
 		"  --allow-owners     every client may send its caller's uid/gid/groups\n"
 		"                     (keibifs -o owners=preserve) and is served as that user;\n"
 		"                     needs root (default: off; only \"owners\" keys may)\n"
+		"  --no-compress      refuse zstd compression of file data (default: clients\n"
+		"                     may ask for it: keibifs -o compress=)\n"
 		"  --help, --version\n");
 }
 
@@ -79,6 +82,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"foreground", 0, NULL, 'f'}, {"pidfile", 1, NULL, 'p'}, {"psk", 1, NULL, 'P'},
 		{"session-grace", 1, NULL, 'g'}, {"no-notify", 0, NULL, 'n'},
 		{"allow-owners", 0, NULL, 'O'}, {"log", 1, NULL, 'L'},
+		{"no-compress", 0, NULL, 'Z'},
 		{"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'}, {NULL, 0, NULL, 0},
 	};
 	int c;
@@ -97,6 +101,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'n': o->no_notify = true; break;
 		case 'O': o->allow_owners = true; break;
 		case 'L': o->log = optarg; break;
+		case 'Z': o->no_compress = true; break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': kb_print_version(stdout, "keibifsd"); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -287,6 +292,7 @@ int main(int argc, char **argv)
 	cfg.read_only = o.read_only;
 	cfg.session_grace_s = o.grace_s;
 	cfg.no_notify = o.no_notify;
+	cfg.no_compress = o.no_compress;
 	cfg.allow_owners = o.allow_owners;
 	cfg.log = log_cb;
 	if (kb_srv_new(&srv, &cfg, err, sizeof(err))) {
