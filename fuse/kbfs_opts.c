@@ -14,6 +14,7 @@
 #include "compress.h"
 #include "kbfs.h"
 #include "util.h"
+#include "mdns.h"
 #include "proxy.h"
 
 enum { KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_RO, KEY_DROP, KEY_ALLOW_OTHER };
@@ -288,7 +289,13 @@ int kbfs_parse_remote(const char *spec, char **host, char **path)
 	const char *colon, *h = spec;
 	size_t hlen;
 
-	if (spec[0] == '[') {
+	if (!strncmp(spec, KB_MDNS_PREFIX, strlen(KB_MDNS_PREFIX))) {
+		/* mdns:NAME:/PATH: NAME (a service name) may hold anything but ':' */
+		colon = strchr(spec + strlen(KB_MDNS_PREFIX), ':');
+		if (!colon || colon == spec + strlen(KB_MDNS_PREFIX))
+			return -EINVAL;
+		hlen = (size_t)(colon - spec);
+	} else if (spec[0] == '[') {
 		const char *close = strchr(spec, ']');
 
 		if (!close || close[1] != ':')
@@ -536,13 +543,17 @@ void kbfs_usage(FILE *f, const char *prog)
 {
 	fprintf(f,
 		"usage: %s HOST:/PATH MOUNTPOINT [-f] [-d] [-o OPTIONS]\n"
-		"Mount directory PATH of a keibifsd server (HOST: name, IPv4 or [IPv6]).\n\n"
+		"Mount directory PATH of a keibifsd server (HOST: name, IPv4 or [IPv6], or\n"
+		"mdns:NAME for a server announced on the LAN, keibifsd --announce).\n\n"
 		"  -f                     stay in the foreground\n"
 		"  -d, -o debug           foreground, print every FUSE request\n"
 		"  -h, --help             this text\n"
 		"  -V, --version          version and AEAD backend\n"
 		"  --status PATH          peer, connections, round trip, throughput, cache,\n"
-		"                         latency by op and last error of the mount holding PATH\n\n"
+		"                         latency by op and last error of the mount holding PATH\n"
+		"  --browse [-o known_peers=FILE]  keibifs servers announced on the LAN\n"
+		"                         (mDNS, avahi-daemon): name, address, port, key, and\n"
+		"                         whether known_peers trusts it\n\n"
 		"keibifs options (-o name=value, comma separated):\n"
 		"  port=N                 server port (26431)\n"
 		"  identity=FILE          client private key (~/.config/keibifs/id_x25519,\n"

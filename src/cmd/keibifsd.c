@@ -30,12 +30,15 @@
 
 #include "keys.h"
 #include "log.h"
+#include "mdns.h"
 #include "server.h"
 #include "util.h"
 #include "version.h"
 
 struct opts {
 	const char *share, *key, *authorized, *listen, *pidfile, *psk, *log;
+	const char *announce_name;   /* --announce [NAME] (NULL name: the host's) */
+	bool announce;
 	bool read_only, foreground, no_notify, allow_owners, no_compress;
 	int grace_s;                 /* --session-grace; 0: default */
 };
@@ -47,7 +50,7 @@ static void usage(FILE *f)
 		"                [--read-only] [--foreground] [--log FILE|stderr|syslog]\n"
 		"                [--pidfile FILE] [--psk FILE]\n"
 		"                [--session-grace SECONDS] [--no-notify] [--allow-owners]\n"
-		"                [--no-compress]\n"
+		"                [--no-compress] [--announce [NAME]]\n"
 		"  --share DIR        directory to export (required)\n"
 		"  --key FILE         server private key (keibifs-keygen) (required)\n"
 		"  --authorized FILE  client public keys, one per line (required); options before\n"
@@ -71,6 +74,10 @@ static void usage(FILE *f)
 		"                     needs root (default: off; only \"owners\" keys may)\n"
 		"  --no-compress      refuse zstd compression of file data (default: clients\n"
 		"                     may ask for it: keibifs -o compress=)\n"
+		"  --announce [NAME]  publish the share on the LAN by mDNS (avahi-daemon):\n"
+		"                     _keibifs._tcp NAME (default: the host name), with the\n"
+		"                     port, share name and key fingerprint; keibifs --browse\n"
+		"                     lists it, keibifs mdns:NAME:/ MNT mounts it\n"
 		"  --help, --version\n");
 }
 
@@ -83,6 +90,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"session-grace", 1, NULL, 'g'}, {"no-notify", 0, NULL, 'n'},
 		{"allow-owners", 0, NULL, 'O'}, {"log", 1, NULL, 'L'},
 		{"no-compress", 0, NULL, 'Z'},
+		{"announce", 2, NULL, 'A'},
 		{"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'}, {NULL, 0, NULL, 0},
 	};
 	int c;
@@ -102,6 +110,13 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'O': o->allow_owners = true; break;
 		case 'L': o->log = optarg; break;
 		case 'Z': o->no_compress = true; break;
+		case 'A':
+			o->announce = true;
+			o->announce_name = optarg;
+			/* "--announce NAME" as well as "--announce=NAME" */
+			if (!optarg && optind < argc && argv[optind][0] != '-')
+				o->announce_name = argv[optind++];
+			break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': kb_print_version(stdout, "keibifsd"); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -231,6 +246,29 @@ static void raise_nofile(void)
 	}
 }
 
+static void announce_log(void *arg, const char *line)
+{
+	(void)arg;
+	kb_log_line(LOG_INFO, line);
+}
+
+/* --announce: the bound port, the share's last component, our key. */
+static struct kb_mdns_announce *announce(const struct opts *o, const struct kb_srv *srv,
+					 const char *fpr)
+{
+	const char *addr = kb_srv_address(srv), *port = strrchr(addr, ':');
+	const char *base = strrchr(o->share, '/');
+	struct kb_mdns_announce *a = NULL;
+	char err[256];
+
+	base = base && base[1] ? base + 1 : o->share;
+	err[0] = '\0';
+	if (kb_mdns_announce_start(&a, o->announce_name, (uint16_t)atoi(port ? port + 1 : "0"),
+				   base, fpr, announce_log, NULL, err, sizeof(err)) && err[0])
+		announce_log(NULL, err);
+	return a;
+}
+
 static int write_pidfile(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -248,6 +286,7 @@ int main(int argc, char **argv)
 	struct kb_keyset *auth = NULL;
 	struct kb_srv *srv = NULL;
 	struct reloader rl = {.hup_fd = -1, .quit = {-1, -1}};
+	struct kb_mdns_announce *mdns = NULL; /* --announce */
 	uint8_t priv[KB_KEY_LEN], pub[KB_KEY_LEN], psk[32];
 	char err[512], fpr[KB_FPR_LEN];
 	int ret = 1, rc, sfd = -1, ready_fd = -1;
@@ -325,6 +364,8 @@ int main(int argc, char **argv)
 	kb_logf(LOG_INFO, "ready on %s, sharing %s%s%s (key %s)", kb_srv_address(srv), o.share,
 		o.read_only ? " read-only" : "", o.allow_owners ? " with owners" : "", fpr);
 	fflush(stderr);
+	if (o.announce)
+		mdns = announce(&o, srv, fpr);
 	if (ready_fd >= 0) {
 		if (write(ready_fd, "r", 1) != 1) {
 			/* parent gone: keep serving */
@@ -342,6 +383,7 @@ int main(int argc, char **argv)
 	else
 		reloading = true;
 	kb_srv_run(srv, sfd);
+	kb_mdns_announce_stop(mdns);
 	if (reloading) {
 		if (write(rl.quit[1], "q", 1) != 1) {
 			/* cannot happen on a fresh pipe */
