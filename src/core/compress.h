@@ -68,7 +68,9 @@ struct kb_z_link {
 	_Atomic bool slow;           /* the decision */
 	_Atomic bool known;          /* a whole window was measured */
 	_Atomic bool sampling;       /* one thread samples at a time */
-	uint64_t at_ns, acked;       /* window start (the sampling thread) */
+	_Atomic uint64_t at_ns;      /* window start: written by the sampling
+				      * thread, read by any */
+	uint64_t acked;              /* at window start (the sampling thread) */
 };
 /* compress=auto's decision for a connection on fd, from the kernel's
  * TCP_INFO, the first time a bulk is to be sent and then every 100 ms at
