@@ -73,7 +73,8 @@ override CFLAGS += -DKB_HAVE_OPENSSL=1
 CRYPTO_LIBS += $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null || echo -lcrypto)
 endif
 NANOPB_LIBS := -lprotobuf-nanopb
-LIBS := $(CRYPTO_LIBS) $(NANOPB_LIBS)
+AVAHI_LIBS := $(shell $(PKG_CONFIG) --libs avahi-client 2>/dev/null || echo -lavahi-client -lavahi-common)
+LIBS := $(CRYPTO_LIBS) $(NANOPB_LIBS) -lzstd $(AVAHI_LIBS)
 
 # Product libraries, one per folder of src/ (ARCHITECTURE.md):
 #   src/core   -> libkeibifs-core.a    channel, Noise, AEAD, wire, buffers, keys

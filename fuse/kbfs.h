@@ -54,6 +54,9 @@ struct kbfs_opts {
 	int owners;           /* owners=preserve: real ids, creds sent */
 	int allow_other;      /* FUSE allow_other given (passed on) */
 	int suid, dev;        /* suid / dev asked (honoured only with owners) */
+	char *proxy_command;  /* proxy_command=CMD: connections through CMD */
+	char *compress_s;     /* compress=auto|on|off */
+	int compress;         /* enum kb_z_mode, from compress_s (auto) */
 };
 
 /* Seconds (an option's double) to nanoseconds. */
@@ -93,6 +96,9 @@ struct kbfs {
 /* The filesystem a FUSE request belongs to (its session userdata). */
 #define FS(req) ((struct kbfs *)fuse_req_userdata(req))
 
+/* kbfs_browse.c: keibifs --browse; the exit status. */
+int kbfs_browse_print(const char *known_peers);
+
 /* kbfs_opts.c */
 /* Parses argv; `args` gets what is left for fuse_session_new (+ defaults).
  * Returns 0, or -EINVAL with a message in err. */
@@ -102,11 +108,15 @@ void kbfs_opts_free(struct kbfs_opts *o);
 void kbfs_usage(FILE *f, const char *prog);
 /* "1M", "512k", "4096" (unit when no suffix) -> bytes; -EINVAL. */
 int kbfs_parse_size(const char *s, size_t unit, size_t *out);
-/* "host:/path", "[v6]:/path" -> owned host and path. */
+/* "host:/path", "[v6]:/path", "mdns:NAME:/path" -> owned host ("mdns:NAME"
+ * for the last) and path. */
 int kbfs_parse_remote(const char *spec, char **host, char **path);
 
 /* kbfs_setup.c */
-/* Loads keys, connects, authenticates, checks PATH. */
+/* FILE under ~/.config/keibifs, else /etc/keibifs, if it exists; NULL. */
+const char *kbfs_default_file(char *buf, size_t len, const char *name);
+/* Loads keys, connects (an mdns:NAME host resolved through avahi first),
+ * authenticates, checks PATH. */
 int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, char *err,
 		 size_t errlen);
 /* mountinfo's \ooo escapes (space, tab, newline, backslash), in place. */

@@ -11,8 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compress.h"
 #include "kbfs.h"
 #include "util.h"
+#include "mdns.h"
+#include "proxy.h"
 
 enum { KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_RO, KEY_DROP, KEY_ALLOW_OTHER };
 
@@ -44,6 +47,8 @@ static const struct fuse_opt kbfs_opt_table[] = {
 	OPT("dev", dev, 1),
 	OPT("nodev", dev, 0),
 	FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+	OPT("proxy_command=%s", proxy_command, 0),
+	OPT("compress=%s", compress_s, 0),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -284,7 +289,13 @@ int kbfs_parse_remote(const char *spec, char **host, char **path)
 	const char *colon, *h = spec;
 	size_t hlen;
 
-	if (spec[0] == '[') {
+	if (!strncmp(spec, KB_MDNS_PREFIX, strlen(KB_MDNS_PREFIX))) {
+		/* mdns:NAME:/PATH: NAME (a service name) may hold anything but ':' */
+		colon = strchr(spec + strlen(KB_MDNS_PREFIX), ':');
+		if (!colon || colon == spec + strlen(KB_MDNS_PREFIX))
+			return -EINVAL;
+		hlen = (size_t)(colon - spec);
+	} else if (spec[0] == '[') {
 		const char *close = strchr(spec, ']');
 
 		if (!close || close[1] != ':')
@@ -388,6 +399,28 @@ static int opts_finish(struct kbfs_opts *o, char *err, size_t errlen)
 	if (o->attr_timeout < 0 || o->entry_timeout < 0 || o->negative_timeout < 0 ||
 	    o->timeout <= 0 || o->timeout > 86400) {
 		snprintf(err, errlen, "timeouts must not be negative (timeout: 1 to 86400 s)");
+		return -EINVAL;
+	}
+	if (o->proxy_command) {
+		char line[4096];
+
+		if (kb_proxy_expand(line, sizeof(line), o->proxy_command, o->host, o->port, err,
+				    errlen) < 0)
+			return -EINVAL;
+		if (!kb_proxy_host_ok(o->host)) {
+			snprintf(err, errlen, "proxy_command: host %s may only have letters, "
+				 "digits and . - _ :", o->host);
+			return -EINVAL;
+		}
+	}
+	if (!o->compress_s || !strcmp(o->compress_s, "auto"))
+		o->compress = KB_Z_AUTO;
+	else if (!strcmp(o->compress_s, "on"))
+		o->compress = KB_Z_ON;
+	else if (!strcmp(o->compress_s, "off"))
+		o->compress = KB_Z_OFF;
+	else {
+		snprintf(err, errlen, "compress must be auto, on or off");
 		return -EINVAL;
 	}
 	o->backend = KB_AEAD_DEFAULT;
@@ -497,7 +530,8 @@ void kbfs_opts_free(struct kbfs_opts *o)
 {
 	char **strs[] = {&o->host, &o->path, &o->mountpoint, &o->port, &o->identity,
 			 &o->peer, &o->known_peers, &o->psk, &o->crypto, &o->block_size_s,
-			 &o->cache_size_s, &o->log, &o->bad_arg, &o->extra_arg};
+			 &o->cache_size_s, &o->log, &o->bad_arg, &o->extra_arg,
+			 &o->proxy_command, &o->compress_s};
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
@@ -509,13 +543,17 @@ void kbfs_usage(FILE *f, const char *prog)
 {
 	fprintf(f,
 		"usage: %s HOST:/PATH MOUNTPOINT [-f] [-d] [-o OPTIONS]\n"
-		"Mount directory PATH of a keibifsd server (HOST: name, IPv4 or [IPv6]).\n\n"
+		"Mount directory PATH of a keibifsd server (HOST: name, IPv4 or [IPv6], or\n"
+		"mdns:NAME for a server announced on the LAN, keibifsd --announce).\n\n"
 		"  -f                     stay in the foreground\n"
 		"  -d, -o debug           foreground, print every FUSE request\n"
 		"  -h, --help             this text\n"
 		"  -V, --version          version and AEAD backend\n"
 		"  --status PATH          peer, connections, round trip, throughput, cache,\n"
-		"                         latency by op and last error of the mount holding PATH\n\n"
+		"                         latency by op and last error of the mount holding PATH\n"
+		"  --browse [-o known_peers=FILE]  keibifs servers announced on the LAN\n"
+		"                         (mDNS, avahi-daemon): name, address, port, key, and\n"
+		"                         whether known_peers trusts it\n\n"
 		"keibifs options (-o name=value, comma separated):\n"
 		"  port=N                 server port (26431)\n"
 		"  identity=FILE          client private key (~/.config/keibifs/id_x25519,\n"
@@ -548,7 +586,12 @@ void kbfs_usage(FILE *f, const char *prog)
 		"  allow_other            every local user may use the mount (owners=map:\n"
 		"                         adds default_permissions, the kernel checks modes)\n"
 		"  suid, dev              honoured only with owners=preserve; every other\n"
-		"                         mount is nosuid,nodev (mount.fuse3 adds dev,suid)\n\n"
+		"                         mount is nosuid,nodev (mount.fuse3 adds dev,suid)\n"
+		"  proxy_command=CMD      connect through CMD (sh -c; %%h host, %%p port,\n"
+		"                         %%%% a %%), e.g. 'ssh -W %%h:%%p jumphost': each\n"
+		"                         connection runs it and talks over its stdin/stdout\n"
+		"  compress=auto|on|off   zstd on file data (auto): auto while the link is\n"
+		"                         slower than 64 MB/s and the data compresses\n\n"
 		"FUSE options such as default_permissions, fsname=, subtype= are passed\n"
 		"through; mount(8)'s _netdev, nofail, noauto, x-systemd.* are accepted and\n"
 		"ignored.\n",

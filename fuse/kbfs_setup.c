@@ -16,9 +16,12 @@
 #include "kbfs_node.h"
 #include "err.h"
 #include "keys.h"
+#include "mdns.h"
 #include "rpc.h"
 #include "util.h"
 #include "wire.h"
+
+#define KBFS_MDNS_MS 5000 /* resolving mdns:NAME */
 
 /* The user's home: $HOME, else the passwd entry of our uid (mount(8)
  * clears the environment for a fstab `user` mount; ssh does the same). */
@@ -34,7 +37,7 @@ static const char *home_dir(void)
 }
 
 /* Default file under ~/.config/keibifs, then /etc/keibifs, if it exists. */
-static const char *default_file(char *buf, size_t len, const char *name)
+const char *kbfs_default_file(char *buf, size_t len, const char *name)
 {
 	const char *home = home_dir();
 
@@ -54,7 +57,7 @@ static int load_trust(struct kbfs *fs, const struct kbfs_opts *o, char *err, siz
 	int ret;
 
 	if (!kp)
-		kp = default_file(path, sizeof(path), "known_peers");
+		kp = kbfs_default_file(path, sizeof(path), "known_peers");
 	ret = kp ? kb_keyset_load_peers(&fs->trust, kp, err, errlen) : kb_keyset_new(&fs->trust);
 	if (ret < 0) {
 		if (!*err)
@@ -90,12 +93,14 @@ int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, cha
 	char path[PATH_MAX];
 	const char *id = o->identity;
 	struct kb_rpc_cfg cfg = {0};
+	struct kb_mdns_peer mp;       /* mdns:NAME resolved */
+	char mport[8];
 	bool ro = false;
 	int ret;
 
 	err[0] = '\0';
 	if (!id)
-		id = default_file(path, sizeof(path), "id_x25519");
+		id = kbfs_default_file(path, sizeof(path), "id_x25519");
 	if (!id) {
 		snprintf(err, errlen, "no client key: create one with keibifs-keygen (it writes "
 			 "~/.config/keibifs/id_x25519) or pass -o identity=FILE");
@@ -119,6 +124,17 @@ int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, cha
 	fs->have_psk = o->psk != NULL;
 	cfg.host = o->host;
 	cfg.port = o->port;
+	if (!strncmp(o->host, KB_MDNS_PREFIX, strlen(KB_MDNS_PREFIX))) {
+		/* the announced address and port; trust is still ours to give */
+		ret = kb_mdns_resolve(o->host + strlen(KB_MDNS_PREFIX), KBFS_MDNS_MS, &mp, err,
+				      errlen);
+		if (ret < 0)
+			return ret;
+		snprintf(mport, sizeof(mport), "%u", mp.port);
+		cfg.host = mp.addr;
+		cfg.port = mport;
+		kbfs_logf(fs, "%s is %s port %s (%s)", o->host, mp.addr, mport, mp.host);
+	}
 	cfg.path = o->path;
 	cfg.conns = o->conns;
 	cfg.identity = fs->identity;
@@ -127,6 +143,8 @@ int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, cha
 	cfg.backend = o->backend;
 	cfg.timeout_ms = o->timeout * 1000;
 	cfg.noreconnect = o->noreconnect;
+	cfg.proxy_command = o->proxy_command;
+	cfg.compress = o->compress;
 	cfg.max_frame = o->block_size + KB_WIRE_HEADROOM + 4096;
 	ret = kb_rpc_new(&fs->rpc, &cfg, root, &ro, err, errlen);
 	if (ret < 0) {

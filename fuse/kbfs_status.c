@@ -23,6 +23,7 @@
 #include <sys/xattr.h>
 #include <syslog.h>
 
+#include "compress.h"
 #include "kbfs.h"
 #include "log.h"
 #include "err.h"
@@ -140,6 +141,27 @@ static void rates(struct kbfs *fs, const struct kb_rpc_stats *rs, double *tx, do
 
 /* "requests by op: LOOKUP 12, ..." (the ops sent at least once) into buf;
  * its length (truncated to cap). */
+/* "compress: auto, zstd in use; in 10.0 -> 40.0 MiB, out ...". */
+static int compress_line(const struct kbfs *fs, const struct kb_rpc_stats *rs, char *buf,
+			 size_t cap)
+{
+	static const char *const mode[] = {"off", "auto", "on"};
+	struct kb_z_stats z;
+	int w;
+
+	kb_z_stats(&z);
+	w = snprintf(buf, cap,
+		     "compress: %s, %s; received %.1f MiB of zstd for %.1f MiB of data, "
+		     "sent %.1f MiB of data as %.1f MiB, %llu blocks sent raw "
+		     "(incompressible)\n",
+		     mode[fs->o->compress % 3],
+		     fs->o->compress == KB_Z_OFF ? "not offered"
+		     : rs->zstd ? "zstd negotiated" : "refused by the server",
+		     MIB(z.inflated_in), MIB(z.inflated_out), MIB(z.deflated_in),
+		     MIB(z.deflated_out), (unsigned long long)z.skipped);
+	return w < 0 ? 0 : (int)KB_MIN((size_t)w, cap - 1);
+}
+
 static int by_op_line(const struct kb_rpc_stats *rs, char *buf, size_t cap)
 {
 	size_t n = 0;
@@ -258,6 +280,8 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 		return 0;
 	if ((size_t)n < cap)
 		n += state_lines(fs, &rs, buf + n, cap - (size_t)n);
+	if ((size_t)n < cap)
+		n += compress_line(fs, &rs, buf + n, cap - (size_t)n);
 	if ((size_t)n < cap)
 		n += by_op_line(&rs, buf + n, cap - (size_t)n);
 	if ((size_t)n < cap)

@@ -128,6 +128,11 @@ int main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);
 	if (argc == 3 && !strcmp(argv[1], "--status"))
 		return kbfs_status_print(argv[2]);
+	if (argc == 2 && !strcmp(argv[1], "--browse"))
+		return kbfs_browse_print(NULL);
+	if (argc == 4 && !strcmp(argv[1], "--browse") && !strcmp(argv[2], "-o") &&
+	    !strncmp(argv[3], "known_peers=", 12))
+		return kbfs_browse_print(argv[3] + 12);
 	if (kbfs_opts_parse(argc, argv, &o, &args, err, sizeof(err)) < 0) {
 		fprintf(stderr, "keibifs: %s\n", err);
 		goto out;

@@ -167,7 +167,8 @@ mount_sshfs() {
 	mkdir -p "$SS_MNT"
 	sshfs "root@127.0.0.1:$share" "$SS_MNT" -f -p "${SSH_CONNECT_PORT:-$SSH_PORT}" \
 		-o IdentityFile="$work/ssh/id",StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null \
-		-o Ciphers=aes256-gcm@openssh.com,LogLevel=ERROR 2>>"$work/ssh/sshfs.log" &
+		-o Ciphers=aes256-gcm@openssh.com,LogLevel=ERROR ${SSHFS_EXTRA:-} \
+		2>>"$work/ssh/sshfs.log" &
 	SS_PID=$!
 	KB_PIDS+=("$SS_PID")
 	KB_MOUNTS+=("$SS_MNT")
@@ -292,21 +293,21 @@ umount_keibifs
 # pass 2 reads it again after the kernel's page cache of it is dropped (the
 # block cache, smaller than the file, has evicted it: every block is pulled
 # again), which is the steady state the "per block" figures describe.
-count_suite() {
-	local pid
+count_suite() { # reads $M/${COUNT_FILE:-big} (${COUNT_MB:-$BIG_MB} MiB)
+	local pid f=${COUNT_FILE:-big} mb=${COUNT_MB:-$BIG_MB}
 	cc -O2 -shared -fPIC -o "$work/kbcount.so" "$here/../bench/kbcount.c" -ldl
 	rm -f "$work/count.txt"
 	export KBCOUNT_OUT=$work/count.txt LD_PRELOAD=$work/kbcount.so
 	mount_keibifs
 	unset KBCOUNT_OUT LD_PRELOAD
 	pid=$KB_CLIENT_PID
-	dd if="$M/big" of=/dev/null bs=1M status=none
+	dd if="$M/$f" of=/dev/null bs=1M status=none
 	kill -USR1 "$pid"; sleep 0.3
-	dd if="$M/big" iflag=nocache count=0 status=none
-	dd if="$M/big" of=/dev/null bs=1M status=none
+	dd if="$M/$f" iflag=nocache count=0 status=none
+	dd if="$M/$f" of=/dev/null bs=1M status=none
 	kill -USR1 "$pid"; sleep 0.3
 	umount_keibifs
-	COUNTS=$(python3 - "$work/count.txt" "$BIG_MB" <<'PY'
+	COUNTS=$(python3 - "$work/count.txt" "$mb" <<'PY'
 import sys
 rows = [dict(zip(l.split()[::2], map(int, l.split()[1::2]))) for l in open(sys.argv[1])]
 mb = int(sys.argv[2])
@@ -314,7 +315,8 @@ a, b = rows[0], rows[1]
 d = {k: b[k] - a[k] for k in b}
 print(f"{100.0 * d['memcpy_bytes'] / (mb << 20):.3f}% "
       f"{(d['allocs'] - d['fuse_allocs']) / mb:.2f} {d['fuse_allocs'] / mb:.2f} "
-      f"{100.0 * a['memcpy_bytes'] / (mb << 20):.3f}% {a['large_allocs']}")
+      f"{100.0 * a['memcpy_bytes'] / (mb << 20):.3f}% {a['large_allocs']} "
+      f"{100.0 * d['zstd_bytes'] / (mb << 20):.1f}%")
 PY
 )
 }
@@ -322,7 +324,7 @@ echo "bench: keibifs copies and allocations (LD_PRELOAD counter)" >&2
 KB_OPTS="cache_size=$((BIG_MB / 4 < 256 ? BIG_MB / 4 : 256))" # smaller than the file
 count_suite
 KB_OPTS=""
-read -r C_COPY C_OURS C_FUSE C_COPY1 _ <<<"$COUNTS"
+read -r C_COPY C_OURS C_FUSE C_COPY1 _ C_ZSTD <<<"$COUNTS"
 
 # --- high latency: both through kbproxy adding RTT/2 each way ---------------
 latency_suite() { # NAME RTT_MS
@@ -355,6 +357,83 @@ for rtt in $LAT_RTTS; do
 done
 KB_CONNECT_PORT=$KB_PORT
 
+# --- a slow link: compression (keibifs -o compress=, sshfs -C) ---------------
+# One shared link of SLOW_MBPS megabits/s each way with +SLOW_RTT ms of round
+# trip (kbproxy --link-mbps: every connection of a mount shares it, and a
+# sender meets its pace through TCP flow control, as on a real link).
+# Source-like text = the system's C headers end to end (repeated to the size,
+# further apart than zstd's window); random = /dev/urandom; the tree = 2,000
+# headers with their directories.
+SLOW_MB=${BENCH_SLOW_MB:-256}
+SLOW_MBPS=${BENCH_SLOW_MBPS:-100}
+SLOW_RTT=${BENCH_SLOW_RTT:-20}
+echo "bench: slow link data (${SLOW_MB} MiB text, ${SLOW_MB} MiB random, 2,000 headers)" >&2
+python3 - "$share" "$SLOW_MB" <<'PY'
+import os, shutil, sys
+share, size = sys.argv[1], int(sys.argv[2]) << 20
+hs = sorted(os.path.join(d, f) for d, _, fs in os.walk("/usr/include") for f in fs
+            if f.endswith(".h"))
+with open(f"{share}/slowtext", "wb") as out:
+    left = size
+    while left > 0:
+        for h in hs:
+            b = open(h, "rb").read()[:left]
+            out.write(b)
+            left -= len(b)
+            if not left:
+                break
+for h in hs[:2000]:
+    dst = f"{share}/srctree/{os.path.relpath(h, '/usr/include')}"
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    shutil.copyfile(h, dst)
+PY
+head -c $((SLOW_MB << 20)) /dev/urandom >"$share/slowrand"
+SRC_FILES=$(find "$share/srctree" -type f | wc -l)
+
+# What compression changes in the client's copies: the same counter, reading
+# the text with compress=on on loopback (every block goes compressed).
+echo "bench: keibifs compress=on copies (LD_PRELOAD counter)" >&2
+KB_OPTS="compress=on,cache_size=$((SLOW_MB / 4 < 256 ? SLOW_MB / 4 : 256))"
+COUNT_FILE=slowtext COUNT_MB=$SLOW_MB count_suite
+read -r Z_COPY _ _ Z_COPY1 _ Z_ZSTD <<<"$COUNTS"
+KB_OPTS=""
+
+slow_suite() { # KEY NAME KB_OPTS SSHFS_EXTRA (NAME: keibifs or sshfs)
+	local key=$1 n=$2 pport ppid t0 t1
+	pport=$(kb_free_port)
+	"$KB_BUILD/tests/kbproxy" --listen "$pport" --to "127.0.0.1:$([ "$n" = keibifs ] &&
+		echo "$KB_PORT" || echo "$SSH_PORT")" --delay-ms $((SLOW_RTT / 2)) \
+		--link-mbps "$SLOW_MBPS" 2>>"$work/proxy.log" &
+	ppid=$!
+	KB_PIDS+=("$ppid")
+	sleep 0.2
+	for f in slowtext slowrand; do
+		cat "$share/$f" >/dev/null
+		KB_OPTS=$3 SSHFS_EXTRA=$4 KB_CONNECT_PORT=$pport \
+			SSH_CONNECT_PORT=$pport "mount_$n"
+		t0=$(now); dd if="$M/$f" of=/dev/null bs=1M status=none; t1=$(now)
+		R[slow,$key,$f]=$(mbps "$SLOW_MB * 1.048576" "$t0" "$t1")
+		"umount_$n"
+	done
+	KB_OPTS=$3 SSHFS_EXTRA=$4 KB_CONNECT_PORT=$pport \
+		SSH_CONNECT_PORT=$pport "mount_$n"
+	mount -t tmpfs -o size=256m kbbench-out "$work/out"
+	R[slow,$key,cp]=$(timed cp -r "$M/srctree" "$work/out/srctree")
+	umount "$work/out" 2>/dev/null || umount -l "$work/out"
+	"umount_$n"
+	kill "$ppid"; wait "$ppid" 2>/dev/null || true
+	KB_OPTS=""
+}
+echo "bench: slow link ${SLOW_MBPS} Mbit/s +${SLOW_RTT} ms: keibifs compress=off" >&2
+slow_suite kboff keibifs compress=off ""
+echo "bench: slow link: keibifs compress=auto" >&2
+slow_suite kbauto keibifs compress=auto ""
+echo "bench: slow link: sshfs" >&2
+slow_suite ssh sshfs "" ""
+echo "bench: slow link: sshfs -C" >&2
+slow_suite sshC sshfs "" -C
+KB_CONNECT_PORT=$KB_PORT
+
 # --- the table ----------------------------------------------------------------
 ratio() { python3 -c "a,b=$1,$2; print(f'{a/b:.1f}x' if b else '-')"; }
 printf '\nkeibifs benchmark, loopback, one run (%s)\n' "$(date -u +%Y-%m-%dT%H:%MZ)"
@@ -382,6 +461,16 @@ done
 printf '\nkeibifs client, counted with an LD_PRELOAD counter (bench/kbcount.c), reading %s MiB:\n' "$BIG_MB"
 printf '  user-space memcpy/memmove, steady state:   %s of the bytes read (first pass: %s)\n' "$C_COPY" "$C_COPY1"
 printf '  heap allocations per 1 MiB block, steady:  %s by keibifs, %s by libfuse (its fuse_req per request)\n' "$C_OURS" "$C_FUSE"
+printf '  with compress=on, reading %s MiB of source text: memcpy/memmove %s of the bytes read (first\n' "$SLOW_MB" "$Z_COPY"
+printf '    pass: %s); zstd wrote %s of them, once, straight into the receive buffers the block cache keeps\n' "$Z_COPY1" "$Z_ZSTD"
+printf '    (compress=off/auto on loopback: zstd wrote %s, as above)\n' "$C_ZSTD"
+
+printf '\nslow link: %s Mbit/s shared each way, +%s ms RTT (kbproxy --link-mbps)\n' "$SLOW_MBPS" "$SLOW_RTT"
+printf '%-34s %10s %10s %10s %10s %10s\n' "measure" "kb off" "kb auto" "sshfs" "sshfs -C" "auto/off"
+printf '%-34s %10s %10s %10s %10s %10s\n' "cold read ${SLOW_MB} MiB source text (MB/s)" "${R[slow,kboff,slowtext]}" "${R[slow,kbauto,slowtext]}" "${R[slow,ssh,slowtext]}" "${R[slow,sshC,slowtext]}" "$(ratio "${R[slow,kbauto,slowtext]}" "${R[slow,kboff,slowtext]}")"
+printf '%-34s %10s %10s %10s %10s %10s\n' "cold read ${SLOW_MB} MiB random (MB/s)" "${R[slow,kboff,slowrand]}" "${R[slow,kbauto,slowrand]}" "${R[slow,ssh,slowrand]}" "${R[slow,sshC,slowrand]}" "$(ratio "${R[slow,kbauto,slowrand]}" "${R[slow,kboff,slowrand]}")"
+printf '%-34s %10s %10s %10s %10s %10s\n' "cp -r ${SRC_FILES} headers (s)" "${R[slow,kboff,cp]}" "${R[slow,kbauto,cp]}" "${R[slow,ssh,cp]}" "${R[slow,sshC,cp]}" "$(ratio "${R[slow,kboff,cp]}" "${R[slow,kbauto,cp]}")"
+
 printf '\nceilings measured in this run:\n'
 printf '  null FUSE filesystem, 1 MiB reads: %s MB/s; writes (writeback cache, thrown away, fsync): %s MB/s\n' "$FUSE_CEIL" "$FUSE_WCEIL"
 printf '%s\n' "$CEIL" | sed 's/^/  /'

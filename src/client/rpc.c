@@ -184,6 +184,8 @@ void kb_rpc_conn_destroy(struct kb_rpc_conn *c)
 		return;
 	kb_chan_free(c->chan);
 	c->chan = NULL;
+	kb_proxy_stop(c->proxy); /* after the channel: it sees EOF first */
+	c->proxy = NULL;
 	for (unsigned i = 0; i < KB_RPC_SLOTS; i++) {
 		pthread_cond_destroy(&c->slots[i].done);
 		if (c->slots[i].hdr != c->slots[i].hdr_inline)
@@ -429,10 +431,37 @@ static int acquire(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, size_t b
 
 /* Encode the header on this stack (~9 KB, never a FUSE-sized concern) and
  * send it with the bulk; the channel encrypts both into its own buffer. */
-static int send_raw(struct kb_chan *chan, const uint8_t *hdr, size_t hlen, const void *bulk,
-		    size_t bulk_len)
+/* Compress this WRITE's data? Negotiated, and on, or auto on a slow link. */
+static bool want_deflate(struct kb_rpc_conn *c, struct kb_chan *chan, uint32_t op,
+			 size_t bulk_len)
 {
-	struct iovec iov[2];
+	int mode = c->r->cfg.compress;
+
+	if (op != kb_Op_WRITE || bulk_len < KB_Z_MIN || !(c->info.caps & KB_CAP_ZSTD))
+		return false;
+	return mode == KB_Z_ON || (mode == KB_Z_AUTO && kb_z_link_slow(kb_chan_fd(chan), &c->zlink));
+}
+
+/* header + bulk; a WRITE's data compressed when it pays (compress.h): into
+ * this thread's scratch buffer, which is sent in place of the caller's. */
+static int send_raw(struct kb_rpc_conn *c, struct kb_chan *chan, uint32_t op, const uint8_t *hdr,
+		    size_t hlen, const void *bulk, size_t bulk_len)
+{
+	struct iovec iov[3];
+	uint8_t h0[KB_WIRE_LEN], *z;
+	ssize_t zn;
+
+	if (want_deflate(c, chan, op, bulk_len) && hlen > KB_WIRE_LEN &&
+	    (z = kb_z_scratch(KB_Z_DST_CAP(bulk_len))) &&
+	    (zn = kb_z_deflate(z, KB_Z_DST_CAP(bulk_len), bulk, bulk_len)) > 0) {
+		memcpy(h0, hdr, KB_WIRE_LEN);
+		kb_z_mark(h0);
+		iov[0] = (struct iovec){.iov_base = h0, .iov_len = KB_WIRE_LEN};
+		iov[1] = (struct iovec){.iov_base = (void *)(hdr + KB_WIRE_LEN),
+					.iov_len = hlen - KB_WIRE_LEN};
+		iov[2] = (struct iovec){.iov_base = z, .iov_len = (size_t)zn};
+		return kb_chan_sendv(chan, iov, 3);
+	}
 
 	iov[0] = (struct iovec){.iov_base = (void *)hdr, .iov_len = hlen};
 	iov[1] = (struct iovec){.iov_base = (void *)bulk, .iov_len = bulk_len};
@@ -465,7 +494,7 @@ static int keep_header(struct kb_rpc_conn *c, struct kb_rpc_slot *s, const kb_Re
 
 int kb_rpc_send_slot(struct kb_rpc_conn *c, struct kb_rpc_slot *s)
 {
-	return send_raw(c->chan, s->hdr, s->hlen, s->bulk, s->bulk_len);
+	return send_raw(c, c->chan, s->op, s->hdr, s->hlen, s->bulk, s->bulk_len);
 }
 
 static void sender_done(struct kb_rpc_conn *c)
@@ -512,6 +541,8 @@ static int start(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, struct cal
 	id = cl->req->id = s->id;
 	c->senders++;
 	chan = c->chan;
+	if (cl->req->op == kb_Op_READ) /* 0 (off) is not even encoded */
+		cl->req->compress = (uint32_t)r->cfg.compress;
 	rc = keep_header(c, s, cl->req);
 	pthread_mutex_unlock(&c->lock);
 	atomic_fetch_add(&r->requests, 1);
@@ -519,7 +550,7 @@ static int start(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, struct cal
 		atomic_fetch_add_explicit(&r->by_op[cl->req->op], 1, memory_order_relaxed);
 
 	if (!rc)
-		rc = send_raw(chan, s->hdr, s->hlen, cl->bulk, cl->bulk_len);
+		rc = send_raw(c, chan, s->op, s->hdr, s->hlen, cl->bulk, cl->bulk_len);
 	sender_done(c);
 	*cout = c;
 	*sout = s;
@@ -773,6 +804,7 @@ void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st)
 			st->rekeys_time += cs.rekeys_time;
 		}
 		st->conns_up += c->up;
+		st->zstd |= c->up && (c->info.caps & KB_CAP_ZSTD);
 		pthread_mutex_unlock(&c->lock);
 	}
 	st->requests = atomic_load(&r->requests);

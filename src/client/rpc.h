@@ -68,6 +68,13 @@ struct kb_rpc_cfg {
 	size_t max_frame;            /* largest frame we accept (>= block + headroom) */
 	int keepalive_ms;            /* PING a connection idle this long (0: 15 s, <0: off) */
 	bool noreconnect;            /* a dead connection stays dead (pending: -ENOTCONN) */
+	int compress;                /* enum kb_z_mode (compress.h): offer zstd;
+				      * WRITE data compressed (auto: while the
+				      * link is slow), READs ask for it too */
+	const char *proxy_command;   /* NULL: TCP; else each connection runs this
+				      * (sh -c, %h %p %% expanded) and speaks over
+				      * its stdin/stdout (proxy.h); its stderr goes
+				      * to the log */
 };
 
 /* cfg and what it points to (identity, trust, psk) are only used during
@@ -173,6 +180,7 @@ struct kb_rpc_stats {
 	uint32_t last_err_op;        /* its kb_Op */
 	int64_t last_err_time;       /* when (seconds since the epoch); 0: none */
 	uint64_t rekeys, rekeys_time; /* of the connections up now (kb_chan_stats) */
+	bool zstd;                   /* compression negotiated (a connection up) */
 };
 void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st);
 

@@ -41,6 +41,9 @@ static void handshake_error(struct kb_rpc *r, const struct kb_chan_info *info, i
 	char where[320], fpr[KB_FPR_LEN];
 
 	kb_net_format(where, sizeof(where), r->host, r->port);
+	if (r->proxy_command)
+		snprintf(where + strlen(where), sizeof(where) - strlen(where),
+			 " (through proxy_command)");
 	if (rc == -KB_EUNTRUSTED && info->have_remote_static) {
 		char b64[48], hostpat[300];
 
@@ -89,8 +92,23 @@ static void handshake_error(struct kb_rpc *r, const struct kb_chan_info *info, i
 	}
 }
 
-/* TCP + Noise for connection i; on success c owns the channel and its
- * receiver runs. */
+static void proxy_log(void *arg, const char *line)
+{
+	kb_rpc_logf(arg, "proxy_command: %s", line);
+}
+
+/* The connection's fd: TCP, or our end of a proxy_command (*proxy). */
+static int conn_fd(struct kb_rpc *r, const struct kb_net_opts *no, int *fd,
+		   struct kb_proxy **proxy, char *err, size_t errlen)
+{
+	if (!r->proxy_command)
+		return kb_net_connect(fd, r->host, r->port, no, err, errlen);
+	return kb_proxy_start(proxy, fd, r->proxy_command, r->host, r->port, proxy_log, r,
+			      err, errlen);
+}
+
+/* TCP (or proxy_command) + Noise for connection i; on success c owns the
+ * channel (and the proxy) and its receiver runs. */
 int kb_rpc_conn_connect(struct kb_rpc *r, unsigned i, char *err, size_t errlen)
 {
 	/* TCP_USER_TIMEOUT: a vanished peer (data unacknowledged for twice the
@@ -107,17 +125,20 @@ int kb_rpc_conn_connect(struct kb_rpc *r, unsigned i, char *err, size_t errlen)
 		.timeout_ms = r->timeout_ms,
 		.verify = verify_server,
 		.verify_arg = r,
+		.caps = r->cfg.compress != KB_Z_OFF ? KB_CAP_ZSTD : 0,
 	};
 	struct kb_chan_info info = {0};
 	struct kb_chan *chan = NULL;
+	struct kb_proxy *proxy = NULL;
 	int fd = -1, rc;
 
-	rc = kb_net_connect(&fd, r->host, r->port, &no, err, errlen);
+	rc = conn_fd(r, &no, &fd, &proxy, err, errlen);
 	if (rc)
 		return rc;
 	rc = kb_chan_handshake(&chan, fd, &cc, &info); /* closes fd on failure */
 	if (rc) {
 		handshake_error(r, &info, rc, err, errlen);
+		kb_proxy_stop(proxy);
 		return rc;
 	}
 	if (i == 0 && !r->peer_fpr[0]) {
@@ -126,8 +147,10 @@ int kb_rpc_conn_connect(struct kb_rpc *r, unsigned i, char *err, size_t errlen)
 	} else if (kb_memcmp_ct(r->server_key, info.remote_static, KB_KEY_LEN)) {
 		snprintf(err, errlen, "the server's key changed between connections");
 		kb_chan_free(chan);
+		kb_proxy_stop(proxy);
 		return -KB_EUNTRUSTED;
 	}
+	r->conns[i].proxy = proxy; /* the slot's old one was stopped by retire */
 	/* A stuck peer must not hold a sender past its deadline. */
 	kb_net_send_timeout(kb_chan_fd(chan), r->timeout_ms);
 	rc = kb_rpc_conn_start(&r->conns[i], chan, &info);
@@ -323,8 +346,11 @@ static int rpc_alloc(struct kb_rpc **out, const struct kb_rpc_cfg *cfg)
 	r->host = strdup(cfg->host);
 	r->port = strdup(cfg->port ? cfg->port : "26431");
 	r->path = strdup(cfg->path ? cfg->path : "/");
+	r->proxy_command = cfg->proxy_command ? strdup(cfg->proxy_command) : NULL;
+	r->cfg.proxy_command = r->proxy_command;
 	r->conns = calloc(cfg->conns, sizeof(*r->conns));
-	if (!r->host || !r->port || !r->path || !r->conns)
+	if (!r->host || !r->port || !r->path || !r->conns ||
+	    (cfg->proxy_command && !r->proxy_command))
 		return rc;
 	r->cfg.host = r->host;
 	r->cfg.port = r->port;
@@ -412,7 +438,8 @@ int kb_rpc_new_raw(struct kb_rpc **out, const struct kb_rpc_cfg *cfg, struct kb_
 	if (!rc)
 		r->max_write = r->max_read;
 	for (unsigned i = 0; !rc && i < r->nconns; i++) {
-		struct kb_chan_info info = {.max_frame = (uint32_t)(r->max_read + KB_WIRE_HEADROOM)};
+		struct kb_chan_info info = {.max_frame = (uint32_t)(r->max_read + KB_WIRE_HEADROOM),
+					    .caps = cfg->compress ? KB_CAP_ZSTD : 0};
 
 		rc = kb_rpc_conn_start(&r->conns[i], chans[i], &info);
 		chans[i] = NULL;
@@ -457,5 +484,6 @@ void kb_rpc_free(struct kb_rpc *r)
 	free(r->host);
 	free(r->port);
 	free(r->path);
+	free(r->proxy_command);
 	free(r);
 }

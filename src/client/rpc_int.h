@@ -12,7 +12,9 @@
 #include <stdatomic.h>
 
 #include "chan.h"
+#include "compress.h"
 #include "keys.h"
+#include "proxy.h"
 #include "rpc.h"
 
 #define KB_RPC_SLOT_BITS 6
@@ -94,12 +96,18 @@ struct kb_rpc_conn {
 	pthread_t keeper;            /* reconnects this slot (rpc_keep.c) */
 	bool keeper_started;
 	uint64_t gen;                /* session generation we are attached to (sess_lock) */
+	struct kb_z_link zlink;      /* compress=auto's measure (senders) */
+	struct kb_proxy *proxy;      /* owned; the proxy_command behind chan, or NULL.
+				      * Started with the channel, stopped after it
+				      * is freed, by the thread that (re)connects
+				      * this slot (opener, then keeper) */
 };
 
 struct kb_rpc {
 	struct kb_rpc_cfg cfg;       /* strings point into the copies below */
 	char *host, *port, *path;    /* owned copies */
 	char host_disp[260];         /* host for messages: "[::1]" for IPv6 */
+	char *proxy_command;         /* owned copy or NULL */
 	int timeout_ms;              /* effective request timeout */
 	uint64_t keepalive_ns;       /* idle time before a PING; 0: never */
 	uint8_t our_pub[KB_KEY_LEN];
@@ -201,7 +209,8 @@ void kb_rpc_keepers_stop(struct kb_rpc *r);
 bool kb_rpc_op_idempotent(uint32_t op);
 
 /* Tests: a session over already established channels (no handshake, no
- * HELLO). Takes every chans[i] (cfg->conns of them), even on failure. */
+ * HELLO; zstd taken as negotiated when cfg->compress is not off). Takes
+ * every chans[i] (cfg->conns of them), even on failure. */
 int kb_rpc_new_raw(struct kb_rpc **out, const struct kb_rpc_cfg *cfg, struct kb_chan **chans);
 
 #endif

@@ -64,6 +64,8 @@ static void retire(struct kb_rpc_conn *c)
 	c->chan = NULL;
 	c->want_reconnect = false;
 	pthread_mutex_unlock(&c->lock);
+	kb_proxy_stop(c->proxy); /* a new one runs with the next connection */
+	c->proxy = NULL;
 }
 
 /* Step 3: ATTACH, or HELLO when the session is gone (the server closes a

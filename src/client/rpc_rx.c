@@ -41,8 +41,10 @@ static void rx_notify(struct kb_rpc_conn *c, struct kb_buf *buf)
 	res->bulk = NULL;
 }
 
-/* Consumes buf. Nonzero only for errors fatal to the connection. */
-static int rx_dispatch(struct kb_rpc_conn *c, struct kb_buf *buf)
+/* Consumes buf. Nonzero only for errors fatal to the connection. `fail`:
+ * complete the request with this error instead of the reply (a compressed
+ * bulk that did not decompress). */
+static int rx_dispatch(struct kb_rpc_conn *c, struct kb_buf *buf, int fail)
 {
 	struct kb_rpc_result *res;
 	struct kb_rpc_slot *s;
@@ -69,7 +71,7 @@ static int rx_dispatch(struct kb_rpc_conn *c, struct kb_buf *buf)
 	pthread_mutex_unlock(&c->lock);
 
 	res = s->cb || !s->res ? c->scratch : s->res;
-	rc = kb_wire_decode_resp(buf->mem, buf->len, &res->resp, &res->bulk, &res->bulk_len);
+	rc = fail ? fail : kb_wire_decode_resp(buf->mem, buf->len, &res->resp, &res->bulk, &res->bulk_len);
 	if (!rc && res->resp.id != id)
 		rc = -KB_EPROTO;
 	if (rc) {
@@ -89,6 +91,34 @@ static int rx_dispatch(struct kb_rpc_conn *c, struct kb_buf *buf)
 	kb_rpc_complete(c, s, rc, res);
 	if (res == c->scratch)
 		kb_rpc_result_reset(res);
+	return 0;
+}
+
+/* A compressed bulk (a READ's data): inflated, straight from the received
+ * frame, into a pooled buffer of the size class that fits it, which
+ * replaces the received one (the block cache keeps it; the data is never
+ * copied again). Never beyond the largest frame we accept. */
+static int rx_inflate(struct kb_rpc_conn *c, struct kb_buf **buf, size_t *plen)
+{
+	struct kb_buf *nb;
+	size_t need;
+	ssize_t n;
+
+	if (!(c->info.caps & KB_CAP_ZSTD))
+		return -KB_EPROTO; /* not negotiated: fatal (the caller checks) */
+	if (kb_z_inflated_len((*buf)->mem, *plen, c->r->max_read + KB_WIRE_HEADROOM, &need))
+		return -KB_EPROTO;
+	nb = kb_buf_get(kb_rpc_pool_for(c->r, need));
+	if (!nb)
+		return -ENOMEM;
+	n = kb_z_inflate(nb->mem, nb->cap, (*buf)->mem, *plen);
+	if (n < 0) {
+		kb_buf_put(nb);
+		return (int)n;
+	}
+	kb_buf_put(*buf);
+	*buf = nb;
+	*plen = (size_t)n;
 	return 0;
 }
 
@@ -116,7 +146,17 @@ static void *rx_main(void *arg)
 		}
 		buf->len = plen;
 		atomic_store(&c->last_rx_ns, kb_now_ns());
-		rc = rx_dispatch(c, buf);
+		rc = kb_z_flagged(buf->mem, plen) ? rx_inflate(c, &buf, &plen) : 0;
+		if (rc == -KB_EPROTO && c->info.caps & KB_CAP_ZSTD) {
+			kb_rpc_logf(c->r, "corrupt compressed reply from %s: failed with EIO",
+				    c->r->host);
+			buf->mem[0] &= 0x7f; /* the header is intact: whose reply it was */
+		} else if (rc) {
+			kb_buf_put(buf);
+			break;
+		}
+		buf->len = plen;
+		rc = rx_dispatch(c, buf, rc);
 		if (rc)
 			break;
 	}

@@ -30,13 +30,16 @@
 
 #include "keys.h"
 #include "log.h"
+#include "mdns.h"
 #include "server.h"
 #include "util.h"
 #include "version.h"
 
 struct opts {
 	const char *share, *key, *authorized, *listen, *pidfile, *psk, *log;
-	bool read_only, foreground, no_notify, allow_owners;
+	const char *announce_name;   /* --announce [NAME] (NULL name: the host's) */
+	bool announce;
+	bool read_only, foreground, no_notify, allow_owners, no_compress;
 	int grace_s;                 /* --session-grace; 0: default */
 };
 
@@ -47,6 +50,7 @@ static void usage(FILE *f)
 		"                [--read-only] [--foreground] [--log FILE|stderr|syslog]\n"
 		"                [--pidfile FILE] [--psk FILE]\n"
 		"                [--session-grace SECONDS] [--no-notify] [--allow-owners]\n"
+		"                [--no-compress] [--announce [NAME]]\n"
 		"  --share DIR        directory to export (required)\n"
 		"  --key FILE         server private key (keibifs-keygen) (required)\n"
 		"  --authorized FILE  client public keys, one per line (required); options before\n"
@@ -68,6 +72,12 @@ static void usage(FILE *f)
 		"  --allow-owners     every client may send its caller's uid/gid/groups\n"
 		"                     (keibifs -o owners=preserve) and is served as that user;\n"
 		"                     needs root (default: off; only \"owners\" keys may)\n"
+		"  --no-compress      refuse zstd compression of file data (default: clients\n"
+		"                     may ask for it: keibifs -o compress=)\n"
+		"  --announce [NAME]  publish the share on the LAN by mDNS (avahi-daemon):\n"
+		"                     _keibifs._tcp NAME (default: the host name), with the\n"
+		"                     port, share name and key fingerprint; keibifs --browse\n"
+		"                     lists it, keibifs mdns:NAME:/ MNT mounts it\n"
 		"  --help, --version\n");
 }
 
@@ -79,6 +89,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"foreground", 0, NULL, 'f'}, {"pidfile", 1, NULL, 'p'}, {"psk", 1, NULL, 'P'},
 		{"session-grace", 1, NULL, 'g'}, {"no-notify", 0, NULL, 'n'},
 		{"allow-owners", 0, NULL, 'O'}, {"log", 1, NULL, 'L'},
+		{"no-compress", 0, NULL, 'Z'},
+		{"announce", 2, NULL, 'A'},
 		{"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'}, {NULL, 0, NULL, 0},
 	};
 	int c;
@@ -97,6 +109,14 @@ static int parse(int argc, char **argv, struct opts *o)
 		case 'n': o->no_notify = true; break;
 		case 'O': o->allow_owners = true; break;
 		case 'L': o->log = optarg; break;
+		case 'Z': o->no_compress = true; break;
+		case 'A':
+			o->announce = true;
+			o->announce_name = optarg;
+			/* "--announce NAME" as well as "--announce=NAME" */
+			if (!optarg && optind < argc && argv[optind][0] != '-')
+				o->announce_name = argv[optind++];
+			break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': kb_print_version(stdout, "keibifsd"); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -226,6 +246,29 @@ static void raise_nofile(void)
 	}
 }
 
+static void announce_log(void *arg, const char *line)
+{
+	(void)arg;
+	kb_log_line(LOG_INFO, line);
+}
+
+/* --announce: the bound port, the share's last component, our key. */
+static struct kb_mdns_announce *announce(const struct opts *o, const struct kb_srv *srv,
+					 const char *fpr)
+{
+	const char *addr = kb_srv_address(srv), *port = strrchr(addr, ':');
+	const char *base = strrchr(o->share, '/');
+	struct kb_mdns_announce *a = NULL;
+	char err[256];
+
+	base = base && base[1] ? base + 1 : o->share;
+	err[0] = '\0';
+	if (kb_mdns_announce_start(&a, o->announce_name, (uint16_t)atoi(port ? port + 1 : "0"),
+				   base, fpr, announce_log, NULL, err, sizeof(err)) && err[0])
+		announce_log(NULL, err);
+	return a;
+}
+
 static int write_pidfile(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -243,6 +286,7 @@ int main(int argc, char **argv)
 	struct kb_keyset *auth = NULL;
 	struct kb_srv *srv = NULL;
 	struct reloader rl = {.hup_fd = -1, .quit = {-1, -1}};
+	struct kb_mdns_announce *mdns = NULL; /* --announce */
 	uint8_t priv[KB_KEY_LEN], pub[KB_KEY_LEN], psk[32];
 	char err[512], fpr[KB_FPR_LEN];
 	int ret = 1, rc, sfd = -1, ready_fd = -1;
@@ -287,6 +331,7 @@ int main(int argc, char **argv)
 	cfg.read_only = o.read_only;
 	cfg.session_grace_s = o.grace_s;
 	cfg.no_notify = o.no_notify;
+	cfg.no_compress = o.no_compress;
 	cfg.allow_owners = o.allow_owners;
 	cfg.log = log_cb;
 	if (kb_srv_new(&srv, &cfg, err, sizeof(err))) {
@@ -319,6 +364,8 @@ int main(int argc, char **argv)
 	kb_logf(LOG_INFO, "ready on %s, sharing %s%s%s (key %s)", kb_srv_address(srv), o.share,
 		o.read_only ? " read-only" : "", o.allow_owners ? " with owners" : "", fpr);
 	fflush(stderr);
+	if (o.announce)
+		mdns = announce(&o, srv, fpr);
 	if (ready_fd >= 0) {
 		if (write(ready_fd, "r", 1) != 1) {
 			/* parent gone: keep serving */
@@ -336,6 +383,7 @@ int main(int argc, char **argv)
 	else
 		reloading = true;
 	kb_srv_run(srv, sfd);
+	kb_mdns_announce_stop(mdns);
 	if (reloading) {
 		if (write(rl.quit[1], "q", 1) != 1) {
 			/* cannot happen on a fresh pipe */

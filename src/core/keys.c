@@ -468,6 +468,23 @@ int kb_keyset_match_host(const struct kb_keyset *ks, const char *host, const cha
 		    pinned->line);
 }
 
+int kb_keyset_match_fingerprint(const struct kb_keyset *ks, const char *fpr)
+{
+	uint8_t d[32], h[32];
+
+	if (fpr_decode(fpr, strlen(fpr), d))
+		return -EINVAL;
+	for (size_t i = 0; i < ks->n; i++) {
+		const struct kb_keyent *e = &ks->v[i];
+
+		if (!e->is_fpr)
+			kb_noise_sha256(h, e->key, KB_KEY_LEN, NULL, 0);
+		if (!memcmp(e->is_fpr ? e->key : h, d, sizeof(d)))
+			return 0;
+	}
+	return -ENOENT;
+}
+
 /* Options before the key: comma-separated, "ro" and "owners". */
 static int parse_options(const char *p, size_t len, unsigned *flags, char *why, size_t wlen)
 {

@@ -76,6 +76,9 @@ int kb_keyset_match_host(const struct kb_keyset *ks, const char *host, const cha
 /* 0 and *flags when pub is in the set, -ENOENT otherwise. */
 int kb_keyset_match(const struct kb_keyset *ks, const uint8_t pub[static KB_KEY_LEN],
 		    unsigned *flags);
+/* 0 when the key with this SHA256: fingerprint is in the set (as a key or
+ * as a fingerprint pin), -ENOENT when not, -EINVAL for a bad fingerprint. */
+int kb_keyset_match_fingerprint(const struct kb_keyset *ks, const char *fpr);
 void kb_keyset_free(struct kb_keyset *ks);
 size_t kb_keyset_count(const struct kb_keyset *ks); /* entries */
 

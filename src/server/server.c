@@ -255,6 +255,7 @@ int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, siz
 	s->max_sess = cfg->max_sessions ? cfg->max_sessions : 1024;
 	s->max_sess_key = cfg->max_sessions_per_key ? cfg->max_sessions_per_key : 64;
 	s->no_notify = cfg->no_notify;
+	s->no_compress = cfg->no_compress;
 	s->allow_owners = cfg->allow_owners;
 	ret = kb_x25519_pub(s->priv, s->pub);
 	if (ret)

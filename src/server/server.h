@@ -40,6 +40,7 @@ struct kb_srv_cfg {
 	unsigned max_sessions;       /* all sessions (0: 1024) */
 	unsigned max_sessions_per_key; /* per client key (0: 64) */
 	bool no_notify;              /* no inotify change notifications */
+	bool no_compress;            /* refuse zstd: KB_CAP_ZSTD is not offered */
 	/* Serve requests that carry Request.creds as that uid/gid/groups
 	 * (owners=preserve), for every client key; without it, only keys with
 	 * the `owners` option. Needs root (kb_srv_new fails otherwise). */

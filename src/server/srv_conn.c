@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "chan.h"
+#include "compress.h"
 #include "err.h"
 #include "srv_impl.h"
 #include "util.h"
@@ -174,6 +175,31 @@ static int serve_inline(struct kb_srv_conn *c, struct kb_buf *b, size_t plen)
 	return rc < 0 ? rc : 0;
 }
 
+/* A compressed bulk (a WRITE's data): inflated into a buffer of the large
+ * pool, which then replaces the received one. Only when negotiated, and
+ * never beyond the largest frame we accept. */
+static int inflate(struct kb_srv_conn *c, struct kb_buf **b, size_t *plen)
+{
+	struct kb_buf *nb;
+	size_t need;
+	ssize_t n;
+
+	if (!c->zstd || kb_z_inflated_len((*b)->mem, *plen, KB_FRAME_MAX_DEFAULT, &need))
+		return -KB_EPROTO;
+	nb = kb_buf_get(c->srv->large);
+	if (!nb)
+		return -ENOMEM;
+	n = kb_z_inflate(nb->mem, nb->cap, (*b)->mem, *plen);
+	if (n < 0) {
+		kb_buf_put(nb);
+		return (int)n;
+	}
+	kb_buf_put(*b);
+	*b = nb;
+	*plen = (size_t)n;
+	return 0;
+}
+
 static int recv_one(struct kb_srv_conn *c)
 {
 	struct kb_srv_job *j;
@@ -189,6 +215,8 @@ static int recv_one(struct kb_srv_conn *c)
 	if (!b)
 		return -ENOMEM;
 	rc = kb_chan_recv_body(c->chan, b->mem, plen);
+	if (!rc && kb_z_flagged(b->mem, plen))
+		rc = inflate(c, &b, &plen);
 	if (rc) {
 		kb_buf_put(b);
 		return rc;
@@ -236,6 +264,7 @@ static int handshake(struct kb_srv_conn *c, int fd)
 		.initiator = false, .s = s->priv,
 		.backend = s->backend, .max_frame = KB_FRAME_MAX_DEFAULT, .rng = s->rng,
 		.verify = verify_peer, .verify_arg = s,
+		.caps = s->no_compress ? 0 : KB_CAP_ZSTD,
 	};
 	struct kb_chan_info info;
 	struct kb_chan *ch;
@@ -266,6 +295,7 @@ static int handshake(struct kb_srv_conn *c, int fd)
 	}
 	memcpy(c->key, info.remote_static, KB_KEY_LEN);
 	c->flags = info.flags;
+	c->zstd = info.caps & KB_CAP_ZSTD;
 	c->max_send = info.max_frame ? info.max_frame : KB_FRAME_MAX_DEFAULT;
 	pthread_mutex_lock(&c->lock);
 	c->chan = ch;

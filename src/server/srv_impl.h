@@ -15,6 +15,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "compress.h"
 #include "keibifs.pb.h"
 #include "keys.h"
 #include "server.h"
@@ -199,6 +200,8 @@ struct kb_srv_worker {
 	size_t dents_cap;
 	kb_Request req;              /* decoded request (worker-private) */
 	kb_Response resp;            /* reply being built (worker-private) */
+	uint8_t *ztx;                /* owned, made at the first compressed reply:
+				      * frame head + plaintext + tag, like tx */
 	struct kb_srv_conn *conn;    /* thread's connection */
 	pthread_t th;
 };
@@ -212,6 +215,8 @@ struct kb_srv_conn {
 	char peer[64];               /* "ADDR:PORT" */
 	char fpr[KB_FPR_LEN];
 	uint32_t max_send;           /* largest plaintext the peer accepts */
+	bool zstd;                   /* KB_CAP_ZSTD negotiated (set by the handshake) */
+	struct kb_z_link zlink;      /* compress=auto's measure (any worker) */
 	int fd_pending;              /* lock: the socket during the handshake */
 
 	pthread_mutex_t lock;
@@ -248,6 +253,7 @@ struct kb_srv {
 	unsigned max_sess, max_sess_key;
 	struct kb_srv_notifier *notifier; /* owned; NULL: no notifications */
 	bool no_notify;
+	bool no_compress;            /* --no-compress: KB_CAP_ZSTD not offered */
 	bool allow_owners;           /* --allow-owners: every session may send creds */
 	bool can_owners;             /* running as root with ids: creds possible */
 	struct kb_srv_ids ids;       /* the server's own, immutable */

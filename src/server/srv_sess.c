@@ -22,6 +22,7 @@
 #include <pb_decode.h>
 
 #include "chan.h"
+#include "compress.h"
 #include "err.h"
 #include "noise.h"
 #include "srv_impl.h"
@@ -54,6 +55,7 @@ void kb_srv_worker_free(struct kb_srv_worker *w)
 	if (!w)
 		return;
 	free(w->tx);
+	free(w->ztx);
 	free(w->dents);
 	free(w);
 }
@@ -305,6 +307,31 @@ void kb_srv_sess_expire(struct kb_srv *srv, bool all)
 	}
 }
 
+/* A READ reply's data compressed behind the worker's second buffer's header
+ * room, when the client asked, the link calls for it and the data
+ * compresses; false: send it raw. */
+static bool deflate_reply(struct kb_srv_conn *c, struct kb_srv_worker *w, uint8_t **data,
+			  size_t *data_len)
+{
+	size_t cap = KB_MIN(w->max_plain, (size_t)c->max_send);
+	ssize_t n;
+
+	if (!c->zstd || w->req.op != kb_Op_READ || *data_len < KB_Z_MIN ||
+	    !w->req.compress || w->req.compress > KB_Z_ON || cap <= KB_WIRE_HEADROOM)
+		return false;
+	if (w->req.compress == KB_Z_AUTO && !kb_z_link_slow(kb_chan_fd(c->chan), &c->zlink))
+		return false;
+	if (!w->ztx && !(w->ztx = malloc(KB_FRAME_HEAD + w->max_plain + KB_FRAME_TAG)))
+		return false;
+	n = kb_z_deflate(w->ztx + KB_FRAME_HEAD + KB_WIRE_HEADROOM, cap - KB_WIRE_HEADROOM,
+			 *data, *data_len);
+	if (n <= 0)
+		return false;
+	*data = w->ztx + KB_FRAME_HEAD + KB_WIRE_HEADROOM;
+	*data_len = (size_t)n;
+	return true;
+}
+
 /* Encode w->resp (+ data_len bulk bytes at data) into a frame. */
 static int finish(struct kb_srv_conn *c, struct kb_srv_worker *w, uint8_t *data, size_t data_len,
 		  uint8_t **reply, size_t *rlen)
@@ -312,6 +339,7 @@ static int finish(struct kb_srv_conn *c, struct kb_srv_worker *w, uint8_t *data,
 	uint8_t hdr[KB_WIRE_HEADROOM];
 	size_t hlen;
 	size_t cap = KB_MIN(w->max_plain, (size_t)c->max_send);
+	bool z;
 	int ret;
 
 	if (!data_len) {
@@ -322,9 +350,12 @@ static int finish(struct kb_srv_conn *c, struct kb_srv_worker *w, uint8_t *data,
 		*rlen = hlen;
 		return 0;
 	}
+	z = deflate_reply(c, w, &data, &data_len);
 	ret = kb_wire_encode_resp(hdr, sizeof(hdr) - KB_FRAME_HEAD, &w->resp, &hlen);
 	if (ret)
 		return ret;
+	if (z)
+		kb_z_mark(hdr);
 	memcpy(data - hlen, hdr, hlen);
 	*reply = data - hlen - KB_FRAME_HEAD;
 	*rlen = hlen + data_len;

@@ -1,12 +1,18 @@
 /* kbproxy.c - fault-injecting TCP proxy for tests and benchmarks.
  *
  *   kbproxy --listen PORT --to HOST:PORT [--delay-ms D] [--rate-mbps R]
- *           [--pidfile F]
+ *           [--link-mbps L] [--pidfile F]
  *
  * Each accepted connection is forwarded to the target by two pump threads
  * (one per direction). A reader thread per direction queues chunks stamped
  * with their arrival time; the writer sends each chunk D ms after arrival
  * (one-way delay: the round trip grows by 2*D) and paces to R megabits/s.
+ * --link-mbps models one shared link instead: L megabits/s per direction
+ * for all connections together, and at most L*D + 256 KiB queued per
+ * direction (what is on the wire plus a router's buffer; the sockets'
+ * receive buffers are kept at 256 KiB), so that senders meet the link's
+ * pace through TCP flow control, as over a real slow link, instead of
+ * filling the proxy's memory at loopback speed.
  * Runtime faults, by signal (tests send them by PID):
  *   SIGUSR1  cut every open connection now (mid-frame, both sides see RST/EOF)
  *   SIGUSR2  toggle stall: stop forwarding (connections stay open) / resume
@@ -60,6 +66,12 @@ struct conn {
 static struct {
 	long delay_ns;
 	double rate_bps; /* bytes per second; 0 = unlimited */
+	double link_bps; /* --link-mbps in bytes per second; 0 = no shared link */
+	size_t link_queue; /* bytes queued per direction at most (link) */
+	pthread_mutex_t link_lock;
+	pthread_cond_t link_cond;
+	uint64_t link_free_ns[2]; /* per direction: when the link is free (link_lock) */
+	size_t link_queued[2];    /* per direction: bytes queued (link_lock) */
 	atomic_bool stall, flip;
 	pthread_mutex_t lock;
 	struct conn *conns[MAX_CONNS]; /* (lock) */
@@ -84,6 +96,38 @@ static void sleep_until(uint64_t t)
 	}
 }
 
+/* Shared link: wait for room in the direction's queue, take it. */
+static void link_enqueue(bool dir, size_t n)
+{
+	pthread_mutex_lock(&g.link_lock);
+	while (g.link_queued[dir] && g.link_queued[dir] + n > g.link_queue)
+		pthread_cond_wait(&g.link_cond, &g.link_lock);
+	g.link_queued[dir] += n;
+	pthread_mutex_unlock(&g.link_lock);
+}
+
+static void link_dequeue(bool dir, size_t n)
+{
+	pthread_mutex_lock(&g.link_lock);
+	g.link_queued[dir] -= n;
+	pthread_cond_broadcast(&g.link_cond);
+	pthread_mutex_unlock(&g.link_lock);
+}
+
+/* Shared link: the time slot for n bytes; returns when it ends. */
+static void link_pace(bool dir, size_t n)
+{
+	uint64_t now = now_ns(), end;
+
+	pthread_mutex_lock(&g.link_lock);
+	if (g.link_free_ns[dir] < now)
+		g.link_free_ns[dir] = now;
+	g.link_free_ns[dir] += (uint64_t)((double)n / g.link_bps * 1e9);
+	end = g.link_free_ns[dir];
+	pthread_mutex_unlock(&g.link_lock);
+	sleep_until(end);
+}
+
 static void *reader(void *arg)
 {
 	struct pipe_dir *d = arg;
@@ -100,6 +144,8 @@ static void *reader(void *arg)
 			break;
 		}
 		c->len = (size_t)n;
+		if (g.link_bps > 0)
+			link_enqueue(d->to_client, c->len);
 		c->due_ns = now_ns() + (uint64_t)g.delay_ns;
 		pthread_mutex_lock(&d->lock);
 		while (d->count == QUEUE_MAX)
@@ -127,8 +173,10 @@ static int send_chunk(struct pipe_dir *d, struct chunk *c)
 		size_t n = c->len - off;
 		ssize_t w;
 
-		if (g.rate_bps > 0 && n > 16384)
+		if ((g.rate_bps > 0 || g.link_bps > 0) && n > 16384)
 			n = 16384;
+		if (g.link_bps > 0)
+			link_pace(d->to_client, n);
 		w = send(d->to, c->data + off, n, MSG_NOSIGNAL);
 		if (w <= 0)
 			return -1;
@@ -136,6 +184,8 @@ static int send_chunk(struct pipe_dir *d, struct chunk *c)
 		if (g.rate_bps > 0)
 			sleep_until(now_ns() + (uint64_t)((double)w / g.rate_bps * 1e9));
 	}
+	if (g.link_bps > 0)
+		link_dequeue(d->to_client, c->len);
 	return 0;
 }
 
@@ -274,7 +324,7 @@ static void *signal_thread(void *arg)
 static void usage(void)
 {
 	fprintf(stderr, "usage: kbproxy --listen PORT --to HOST:PORT [--delay-ms D] "
-			"[--rate-mbps R] [--pidfile F]\n");
+			"[--rate-mbps R] [--link-mbps L] [--pidfile F]\n");
 	exit(2);
 }
 
@@ -282,7 +332,8 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"listen", 1, 0, 'l'}, {"to", 1, 0, 't'}, {"delay-ms", 1, 0, 'd'},
-		{"rate-mbps", 1, 0, 'r'}, {"pidfile", 1, 0, 'p'}, {0, 0, 0, 0},
+		{"rate-mbps", 1, 0, 'r'}, {"pidfile", 1, 0, 'p'}, {"link-mbps", 1, 0, 'L'},
+		{0, 0, 0, 0},
 	};
 	char *to = NULL, *host, *port, *colon;
 	int lport = 0, lfd, one = 1, c;
@@ -296,6 +347,7 @@ int main(int argc, char **argv)
 		case 't': to = optarg; break;
 		case 'd': g.delay_ns = atol(optarg) * 1000000L; break;
 		case 'r': g.rate_bps = atof(optarg) * 1e6 / 8; break;
+		case 'L': g.link_bps = atof(optarg) * 1e6 / 8; break;
 		case 'p': {
 			FILE *f = fopen(optarg, "w");
 
@@ -314,6 +366,9 @@ int main(int argc, char **argv)
 	host = to;
 	port = colon + 1;
 	pthread_mutex_init(&g.lock, NULL);
+	pthread_mutex_init(&g.link_lock, NULL);
+	pthread_cond_init(&g.link_cond, NULL);
+	g.link_queue = (size_t)(g.link_bps * (double)g.delay_ns / 1e9) + (256u << 10);
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
 	sigaddset(&set, SIGUSR2);
@@ -345,6 +400,12 @@ int main(int argc, char **argv)
 		}
 		setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (g.link_bps > 0) {
+			int rb = 256 << 10;
+
+			setsockopt(cfd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof(rb));
+			setsockopt(sfd, SOL_SOCKET, SO_RCVBUF, &rb, sizeof(rb));
+		}
 		cn = calloc(1, sizeof(*cn));
 		if (!cn) {
 			close(cfd);
