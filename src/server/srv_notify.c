@@ -18,7 +18,9 @@
  * Locks: nf->lock guards the watch table, the pending list and every
  * session's nwatches (a leaf, like the table locks). nf->send_lock is held
  * while pending pushes are sent, and by kb_srv_notify_forget, so a session
- * is never freed while a push for it is being sent. Order: send_lock ->
+ * is never freed while a push for it is being sent; pushes never wait on a
+ * peer (kb_chan_send_nowait: dropped, counted and logged when the client
+ * does not take them), so neither lock is ever held long. Order: send_lock ->
  * srv.lock -> conn.lock; nf->lock is never held with another lock.
  */
 #include <errno.h>
@@ -250,8 +252,22 @@ static void push_one(struct kb_srv_notifier *nf, const struct pend *p)
 	pthread_mutex_unlock(&srv->lock);
 	if (!c)
 		return; /* no connection now: the client revalidates on its own */
-	if (len <= c->max_send && kb_chan_send(c->chan, nf->frame, len) < 0)
-		kb_chan_shutdown(c->chan);
+	if (len <= c->max_send) {
+		/* Never wait on the peer here: the notifier's locks are on every
+		 * session's teardown path. A client not taking its data loses the
+		 * push (its attribute timeout covers it). */
+		int rc = kb_chan_send_nowait(c->chan, nf->frame, len);
+
+		if (rc == -EAGAIN) {
+			uint64_t n = atomic_fetch_add(&srv->pushes_dropped, 1) + 1;
+
+			kb_srv_limit_log(srv, KB_SRV_LIM_PUSH, "push to %s key %s dropped: not "
+					 "reading (%llu dropped in all)", c->peer, c->fpr,
+					 (unsigned long long)n);
+		} else if (rc < 0) {
+			kb_chan_shutdown(c->chan);
+		}
+	}
 	pthread_mutex_lock(&c->lock);
 	c->notify_busy--;
 	pthread_cond_broadcast(&c->cond);
