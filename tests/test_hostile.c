@@ -141,7 +141,9 @@ static int raw_conn(const uint8_t *priv, int rcvbuf, struct kb_chan **out)
 {
 	struct kb_noise_rng *rng = NULL;
 	struct kb_chan_cfg cfg = {
-		.initiator = true, .s = priv ? priv : ts.client_priv, .verify = accept_any,
+		.initiator = true,
+		.s = priv ? priv : ts.client_priv,
+		.verify = accept_any,
 		.timeout_ms = 10000,
 	};
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ts.port)};
@@ -220,7 +222,8 @@ static void client_works(const uint8_t *priv)
 	char err[256] = "";
 
 	ck_assert_msg(th_server_connect_as(&ts, priv ? priv : ts.client_priv, 1, &r, NULL, err,
-					   sizeof(err)) == 0, "client could not connect: %s", err);
+					   sizeof(err)) == 0,
+		      "client could not connect: %s", err);
 	ck_assert_int_eq(kb_rpc_ping(r, NULL), 0);
 	kb_rpc_free(r);
 }
@@ -284,12 +287,15 @@ START_TEST(test_not_reading_and_expiry)
 	ck_assert_int_eq(raw_call(slow, &q, &resp), 0);
 	ck_assert_int_eq(resp.err, kb_Err_OK);
 	for (int i = 0; i < 8; i++) { /* 32 MiB of replies nobody reads */
-		kb_Request rd = {.id = 10 + (uint64_t)i, .op = kb_Op_READ, .node = resp.entry.node,
-				 .offset = (uint64_t)(i % 4) << 22, .length = 4u << 20};
+		kb_Request rd = {.id = 10 + (uint64_t)i,
+				 .op = kb_Op_READ,
+				 .node = resp.entry.node,
+				 .offset = (uint64_t)(i % 4) << 22,
+				 .length = 4u << 20};
 
 		ck_assert_int_eq(send_req(slow, &rd), 0);
 	}
-	usleep(300000); /* the workers are now blocked sending */
+	usleep(300000);                 /* the workers are now blocked sending */
 	for (int i = 0; i < 200; i++) { /* pushes for the slow session */
 		char name[32];
 
@@ -313,8 +319,8 @@ END_TEST
  * idle connection: each is cut, with its line. */
 START_TEST(test_after_auth_deadlines)
 {
-	static const char *const extra[] = {"--hello-timeout", "1", "--frame-timeout", "1",
-					    "--idle-timeout", "2", NULL};
+	static const char *const extra[] = {
+		"--hello-timeout", "1", "--frame-timeout", "1", "--idle-timeout", "2", NULL};
 	struct kb_chan *c = NULL;
 
 	start_srv(0, extra);
@@ -378,8 +384,11 @@ START_TEST(test_queued_budget)
 	snprintf(q.name, sizeof(q.name), "big");
 	ck_assert_int_eq(raw_call(slow, &q, &resp), 0);
 	for (int i = 0; i < 8; i++) {
-		kb_Request rd = {.id = 10 + (uint64_t)i, .op = kb_Op_READ, .node = resp.entry.node,
-				 .offset = (uint64_t)(i % 4) << 22, .length = 4u << 20};
+		kb_Request rd = {.id = 10 + (uint64_t)i,
+				 .op = kb_Op_READ,
+				 .node = resp.entry.node,
+				 .offset = (uint64_t)(i % 4) << 22,
+				 .length = 4u << 20};
 
 		ck_assert_int_eq(send_req(slow, &rd), 0);
 	}
@@ -404,8 +413,8 @@ START_TEST(test_fd_budget)
 
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
 	start_srv(0, NULL);
-	ck_assert_int_eq(th_sh("cd '%s' && seq 1 %d | sed 's/^/n/' | xargs touch", ts.share,
-			       NFILES), 0);
+	ck_assert_int_eq(
+		th_sh("cd '%s' && seq 1 %d | sed 's/^/n/' | xargs touch", ts.share, NFILES), 0);
 	ck_assert_int_eq(th_server_connect(&ts, 1, &r, &root, &ro), 0);
 	for (n = 1; n <= NFILES; n++) {
 		snprintf(name, sizeof(name), "n%d", n);

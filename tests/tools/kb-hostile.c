@@ -44,7 +44,7 @@ static struct {
 	uint16_t port;
 	const char *port_str;
 	uint8_t priv[KB_KEY_LEN];
-	struct kb_keyset *trust;     /* the server's key (for the rpc client) */
+	struct kb_keyset *trust; /* the server's key (for the rpc client) */
 	atomic_bool stop;
 	_Atomic uint64_t opened, cut, loris_cut, auth_loris_cut, nonreader_cut, nodes;
 	atomic_int nodehog_err;
@@ -147,8 +147,8 @@ static int accept_any(void *arg, const uint8_t rs[static 32], unsigned *flags)
 static int raw_conn(int rcvbuf, struct kb_chan **out)
 {
 	struct kb_noise_rng *rng = NULL;
-	struct kb_chan_cfg cfg = {.initiator = true, .s = H.priv, .verify = accept_any,
-				  .timeout_ms = 10000};
+	struct kb_chan_cfg cfg = {
+		.initiator = true, .s = H.priv, .verify = accept_any, .timeout_ms = 10000};
 	struct timeval tv = {.tv_sec = 30};
 	int fd = tcp_from("127.0.3.1", rcvbuf), ret;
 
@@ -219,12 +219,11 @@ static void until_cut(struct kb_chan *c)
 }
 
 /* A file of our own to write to: its node and handle. */
-static int open_own(struct kb_chan *c, uint64_t root, unsigned idx, uint64_t *node,
-		    uint64_t *fh)
+static int open_own(struct kb_chan *c, uint64_t root, unsigned idx, uint64_t *node, uint64_t *fh)
 {
 	static __thread kb_Response resp;
-	kb_Request q = {.id = 3, .op = kb_Op_CREATE, .node = root, .flags = O_RDWR | O_CREAT,
-			.mode = 0644};
+	kb_Request q = {
+		.id = 3, .op = kb_Op_CREATE, .node = root, .flags = O_RDWR | O_CREAT, .mode = 0644};
 	int ret;
 
 	snprintf(q.name, sizeof(q.name), "nonreader%u", idx);
@@ -261,7 +260,8 @@ static void *nonreader_main(void *arg)
 
 		snprintf(q.name, sizeof(q.name), "big");
 		if (raw_conn(4096, &c) || hello_lookup(c, "/", NULL, &root) ||
-		    (q.node = root, raw_call(c, &q, &resp)) || open_own(c, root, idx, &wnode, &wfh)) {
+		    (q.node = root, raw_call(c, &q, &resp)) ||
+		    open_own(c, root, idx, &wnode, &wfh)) {
 			kb_chan_free(c);
 			nap_ms(500);
 			continue;
@@ -270,8 +270,11 @@ static void *nonreader_main(void *arg)
 		/* our sends give up when the server stops reading */
 		setsockopt(kb_chan_fd(c), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		for (int i = 0; i < 16; i++) {
-			kb_Request rd = {.id = 10 + (uint64_t)i, .op = kb_Op_READ, .node = node,
-					 .offset = (uint64_t)(i % 4) << 22, .length = 4u << 20};
+			kb_Request rd = {.id = 10 + (uint64_t)i,
+					 .op = kb_Op_READ,
+					 .node = node,
+					 .offset = (uint64_t)(i % 4) << 22,
+					 .length = 4u << 20};
 
 			if (send_req(c, &rd))
 				break;
@@ -319,8 +322,12 @@ static void *authloris_main(void *arg)
 static void *nodehog_main(void *arg)
 {
 	const char *dir = arg;
-	struct kb_rpc_cfg cfg = {.host = "127.0.0.1", .port = H.port_str, .path = dir,
-				 .conns = 1, .identity = H.priv, .timeout_ms = 15000,
+	struct kb_rpc_cfg cfg = {.host = "127.0.0.1",
+				 .port = H.port_str,
+				 .path = dir,
+				 .conns = 1,
+				 .identity = H.priv,
+				 .timeout_ms = 15000,
 				 .trust = H.trust};
 	struct kb_rpc *r = NULL;
 	kb_Entry root, e;
@@ -353,8 +360,9 @@ static void report(unsigned t)
 	int e = atomic_load(&H.nodehog_err);
 
 	printf("t=%u hostile: tcp_opened=%llu silent_cut=%llu loris_cut=%llu "
-	       "auth_loris_cut=%llu nonreader_rounds=%llu nodehog_nodes=%llu nodehog_refused=%s\n", t,
-	       (unsigned long long)atomic_load(&H.opened), (unsigned long long)atomic_load(&H.cut),
+	       "auth_loris_cut=%llu nonreader_rounds=%llu nodehog_nodes=%llu nodehog_refused=%s\n",
+	       t, (unsigned long long)atomic_load(&H.opened),
+	       (unsigned long long)atomic_load(&H.cut),
 	       (unsigned long long)atomic_load(&H.loris_cut),
 	       (unsigned long long)atomic_load(&H.auth_loris_cut),
 	       (unsigned long long)atomic_load(&H.nonreader_cut),
@@ -365,10 +373,11 @@ static void report(unsigned t)
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"port", 1, NULL, 'p'}, {"key", 1, NULL, 'k'}, {"seconds", 1, NULL, 's'},
-		{"peer", 1, NULL, 'P'},
-		{"halfopen", 1, NULL, 'h'}, {"slowloris", 1, NULL, 'l'},
-		{"nonreader", 1, NULL, 'n'}, {"nodehog", 1, NULL, 'd'}, {NULL, 0, NULL, 0},
+		{"port", 1, NULL, 'p'},      {"key", 1, NULL, 'k'},
+		{"seconds", 1, NULL, 's'},   {"peer", 1, NULL, 'P'},
+		{"halfopen", 1, NULL, 'h'},  {"slowloris", 1, NULL, 'l'},
+		{"nonreader", 1, NULL, 'n'}, {"nodehog", 1, NULL, 'd'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *key = NULL, *hogdir = NULL, *peer = NULL;
 	unsigned secs = 60, nonreaders = 0;
@@ -380,7 +389,10 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
-		case 'p': H.port_str = optarg; H.port = (uint16_t)atoi(optarg); break;
+		case 'p':
+			H.port_str = optarg;
+			H.port = (uint16_t)atoi(optarg);
+			break;
 		case 'k': key = optarg; break;
 		case 'P': peer = optarg; break;
 		case 's': secs = (unsigned)atoi(optarg); break;
@@ -392,8 +404,9 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!H.port || !key || !peer || nonreaders > 16) {
-		fprintf(stderr, "usage: kb-hostile --port P --key FILE --peer FILE.pub --seconds S "
-				"[--halfopen N] [--slowloris N] [--nonreader N<=16] [--nodehog DIR]\n");
+		fprintf(stderr,
+			"usage: kb-hostile --port P --key FILE --peer FILE.pub --seconds S "
+			"[--halfopen N] [--slowloris N] [--nonreader N<=16] [--nodehog DIR]\n");
 		return 2;
 	}
 	if (kb_key_load_private(key, H.priv, pub, err, sizeof(err)) ||
