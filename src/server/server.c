@@ -102,7 +102,7 @@ static void limit_totals(struct kb_srv *s)
 	static const char *const name[KB_SRV_LIM_N] = {
 		"handshakes", "handshakes-per-addr", "handshakes-accept", "handshake-timeout",
 		"conns", "conns-per-key", "hello-timeout", "frame-timeout", "idle-timeout",
-		"queued", "fds", "pushes-dropped",
+		"queued", "queued-cut", "fds", "pushes-dropped",
 	};
 	char line[512];
 	size_t n = 0;

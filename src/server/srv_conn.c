@@ -842,6 +842,6 @@ void kb_srv_conns_deadlines(struct kb_srv *s, uint64_t now)
 	/* Over the queued-bytes budget: the connection holding the most while
 	 * its peer takes nothing goes first. */
 	if (big && atomic_load(&s->queued) >= s->max_queued)
-		cut(big, KB_SRV_LIM_QUEUED, "queued bytes over budget (--max-queued-mib), peer "
+		cut(big, KB_SRV_LIM_QUEUED_CUT, "queued bytes over budget (--max-queued-mib), peer "
 		    "not reading", 5);
 }
