@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <time.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -309,14 +310,22 @@ int kb_chan_send(struct kb_chan *c, uint8_t *frame, size_t plen)
 	return rc;
 }
 
-int kb_chan_send_nowait(struct kb_chan *c, uint8_t *frame, size_t plen)
+int kb_chan_send_nowait(struct kb_chan *c, uint8_t *frame, size_t plen, int lock_ms)
 {
 	struct pollfd pf = {.fd = c->fd, .events = POLLOUT};
+	struct timespec dl;
 	int rc;
 
 	if (plen > c->max_send)
 		return -KB_ETOOBIG;
-	if (pthread_mutex_trylock(&c->send_lock))
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += lock_ms / 1000;
+	dl.tv_nsec += (long)(lock_ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	if (pthread_mutex_timedlock(&c->send_lock, &dl))
 		return -EAGAIN; /* another sender, maybe blocked on the peer */
 	rc = chan_dead(c);
 	if (!rc && (c->use_write || poll(&pf, 1, 0) != 1 || !(pf.revents & POLLOUT)))

@@ -283,6 +283,7 @@ struct kb_srv_conn {
 	_Atomic size_t tx_bytes;     /* bytes of replies being sent */
 	atomic_bool cut;             /* a limit closed it (logged once) */
 	atomic_uint rx_frames;       /* frames received (0: no HELLO yet) */
+	_Atomic uint64_t push_stalled_ns; /* notifier: a push could not be sent */
 	pthread_t rx;                /* receiver, joined by kb_srv_reap */
 	struct kb_srv_conn *next;    /* srv lock: conns or dead list */
 };

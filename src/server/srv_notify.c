@@ -41,6 +41,11 @@
 #define NOTIFY_MAX_TOTAL 65536
 #define NOTIFY_PEND_MAX 1024
 #define NOTIFY_DELAY_MS 50
+/* A push waits this long for a reply being sent on its connection (never
+ * for the peer); one that could not be sent drops the connection's pushes
+ * for PUSH_STALL_NS without waiting. */
+#define PUSH_LOCK_MS 20
+#define PUSH_STALL_NS 1000000000ull
 #define NOTIFY_MASK (IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM | \
 		     IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF)
 
@@ -256,12 +261,17 @@ static void push_one(struct kb_srv_notifier *nf, const struct pend *p)
 		/* Never wait on the peer here: the notifier's locks are on every
 		 * session's teardown path. A client not taking its data loses the
 		 * push (its attribute timeout covers it). */
-		int rc = kb_chan_send_nowait(c->chan, nf->frame, len);
+		uint64_t now = kb_now_ns();
+		bool stalled = now - atomic_load(&c->push_stalled_ns) < PUSH_STALL_NS;
+		int rc = stalled ? -EAGAIN /* it just would not: do not wait again */
+				 : kb_chan_send_nowait(c->chan, nf->frame, len, PUSH_LOCK_MS);
 
 		if (rc == -EAGAIN) {
 			uint64_t n = atomic_fetch_add(&srv->pushes_dropped, 1) + 1;
 
-			kb_srv_limit_log(srv, KB_SRV_LIM_PUSH, "push to %s key %s dropped: not "
+			if (!stalled)
+				atomic_store(&c->push_stalled_ns, now);
+			kb_srv_limit_log(srv, KB_SRV_LIM_PUSH, "push to %s key %s dropped: busy or not "
 					 "reading (%llu dropped in all)", c->peer, c->fpr,
 					 (unsigned long long)n);
 		} else if (rc < 0) {
