@@ -109,9 +109,9 @@ TEST_BIN := $(BUILD)/tests/runner
 # fuse/ objects other than main are linked into the runner for unit tests.
 FUSE_LIB_OBJ := $(filter-out $(BUILD)/obj/fuse/main.o,$(FUSE_OBJ))
 
-# Test tools: tests/tools/kbproxy.c stands alone; kb-soak (rpc client) and
+# Test tools: tests/tools/kbproxy.c stands alone; kb-soak, kb-hostile (rpc client) and
 # noise-vectors (vector runner) link the libraries.
-TOOL_BIN := $(BUILD)/tests/kbproxy $(BUILD)/kb-soak $(BUILD)/noise-vectors
+TOOL_BIN := $(BUILD)/tests/kbproxy $(BUILD)/kb-soak $(BUILD)/kb-hostile $(BUILD)/noise-vectors
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
@@ -188,6 +188,9 @@ $(BUILD)/bench-server: $(BUILD)/obj/bench/bench-server.o $(CLIENT_LIB) $(SERVER_
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/kb-soak: $(BUILD)/obj/tools/kb-soak.o $(CLIENT_LIB) $(CORE_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/kb-hostile: $(BUILD)/obj/tools/kb-hostile.o $(CLIENT_LIB) $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/noise-vectors: $(BUILD)/obj/tools/noise-vectors.o $(TESTLIB_OBJ) $(CORE_LIB)

@@ -3,6 +3,7 @@
  *   keibifsd --share DIR --key FILE --authorized FILE [--listen ADDR[:PORT]]
  *            [--read-only] [--foreground] [--pidfile FILE] [--psk FILE]
  *            [--session-grace SECONDS] [--no-notify] [--allow-owners]
+ *            [limit options: --max-conns N ... (see usage and keibifsd(8))]
  *
  * Everything that can fail on bad configuration (arguments, keys, share,
  * port) happens before daemonizing, so errors reach the terminal. SIGTERM
@@ -19,6 +20,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +43,69 @@ struct opts {
 	bool announce;
 	bool read_only, foreground, no_notify, allow_owners, no_compress;
 	int grace_s;                 /* --session-grace; 0: default */
+	struct kb_srv_cfg lim;       /* only the limit fields */
 };
+
+/* Limit options: long name, the kb_srv_cfg field, what --help says. */
+enum lim_kind { LIM_UINT, LIM_SECS, LIM_LONG, LIM_MIB };
+static const struct lim_opt {
+	const char *name;
+	size_t off;
+	enum lim_kind kind;
+	const char *help;
+} lim_opts[] = {
+#define L(n, f, k, h) {n, offsetof(struct kb_srv_cfg, f), k, h}
+	L("max-conns", max_conns, LIM_UINT, "authenticated connections (256)"),
+	L("max-conns-per-key", max_conns_per_key, LIM_UINT, "of those, per client key (64)"),
+	L("max-sessions", max_sessions, LIM_UINT, "sessions (1024)"),
+	L("max-sessions-per-key", max_sessions_per_key, LIM_UINT, "per client key (64)"),
+	L("max-handshakes", max_handshakes, LIM_UINT, "connections not yet authenticated (64)"),
+	L("max-handshakes-per-addr", max_handshakes_per_addr, LIM_UINT,
+	  "of those, per source address (8)"),
+	L("handshake-timeout", handshake_timeout_s, LIM_SECS, "seconds to authenticate (5)"),
+	L("hello-timeout", hello_timeout_s, LIM_SECS, "seconds from then to HELLO (10)"),
+	L("frame-timeout", frame_timeout_s, LIM_SECS,
+	  "seconds for a frame begun to arrive or a reply to be taken (30)"),
+	L("idle-timeout", idle_timeout_s, LIM_SECS,
+	  "seconds a connection may idle (900; 0: no limit)"),
+	L("max-queued-mib", max_queued, LIM_MIB, "MiB of requests and replies queued (64)"),
+	L("max-fds-per-key", max_fds_per_key, LIM_LONG,
+	  "node and handle fds per key (half the budget from RLIMIT_NOFILE)"),
+	L("max-fds-per-session", max_fds_per_session, LIM_LONG, "per session (as per key)"),
+#undef L
+};
+#define NLIM (sizeof(lim_opts) / sizeof(lim_opts[0]))
+
+static int set_limit(struct kb_srv_cfg *cfg, const struct lim_opt *l, const char *arg)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(arg, &end, 10);
+	if (errno || end == arg || *end || v < 0 || v > (1ll << 40) ||
+	    (l->kind == LIM_UINT && (v < 1 || v > 1000000)) || (l->kind == LIM_SECS && v > 86400) ||
+	    (l->kind == LIM_LONG && v < 1) || (l->kind == LIM_MIB && (v < 1 || v > (1 << 20)))) {
+		fprintf(stderr, "keibifsd: bad --%s value '%s'\n", l->name, arg);
+		return -EINVAL;
+	}
+	if (l->kind == LIM_UINT)
+		*(unsigned *)((char *)cfg + l->off) = (unsigned)v;
+	else if (l->kind == LIM_SECS) /* 0 is 'no limit' for the idle timeout only */
+		*(int *)((char *)cfg + l->off) = v ? (int)v : -1;
+	else if (l->kind == LIM_LONG)
+		*(long *)((char *)cfg + l->off) = (long)v;
+	else
+		*(size_t *)((char *)cfg + l->off) = (size_t)v << 20;
+	return 0;
+}
+
+static void usage_limits(FILE *f)
+{
+	fprintf(f, "  limits (see keibifsd(8), LIMITS; default in parentheses):\n");
+	for (size_t i = 0; i < NLIM; i++)
+		fprintf(f, "  --%-24s %s\n", lim_opts[i].name, lim_opts[i].help);
+}
 
 static void usage(FILE *f)
 {
@@ -77,13 +141,14 @@ static void usage(FILE *f)
 		"  --announce [NAME]  publish the share on the LAN by mDNS (avahi-daemon):\n"
 		"                     _keibifs._tcp NAME (default: the host name), with the\n"
 		"                     port, share name and key fingerprint; keibifs --browse\n"
-		"                     lists it, keibifs mdns:NAME:/ MNT mounts it\n"
-		"  --help, --version\n");
+		"                     lists it, keibifs mdns:NAME:/ MNT mounts it\n");
+	usage_limits(f);
+	fprintf(f, "  --help, --version\n");
 }
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-	static const struct option lo[] = {
+	static struct option lo[32] = {
 		{"share", 1, NULL, 's'}, {"key", 1, NULL, 'k'}, {"authorized", 1, NULL, 'a'},
 		{"listen", 1, NULL, 'l'}, {"read-only", 0, NULL, 'r'},
 		{"foreground", 0, NULL, 'f'}, {"pidfile", 1, NULL, 'p'}, {"psk", 1, NULL, 'P'},
@@ -91,11 +156,20 @@ static int parse(int argc, char **argv, struct opts *o)
 		{"allow-owners", 0, NULL, 'O'}, {"log", 1, NULL, 'L'},
 		{"no-compress", 0, NULL, 'Z'},
 		{"announce", 2, NULL, 'A'},
-		{"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'}, {NULL, 0, NULL, 0},
+		{"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'},
 	};
-	int c;
+	int c, idx, nlo = 0;
 
-	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+	while (lo[nlo].name)
+		nlo++;
+	for (size_t i = 0; i < NLIM && nlo < 31 && !lo[nlo].name; i++) /* val 1000 + i */
+		lo[nlo++] = (struct option){lim_opts[i].name, 1, NULL, 1000 + (int)i};
+	while ((c = getopt_long(argc, argv, "", lo, &idx)) != -1) {
+		if (c >= 1000 && c < 1000 + (int)NLIM) {
+			if (set_limit(&o->lim, &lim_opts[c - 1000], optarg))
+				return -EINVAL;
+			continue;
+		}
 		switch (c) {
 		case 's': o->share = optarg; break;
 		case 'k': o->key = optarg; break;
@@ -334,6 +408,19 @@ int main(int argc, char **argv)
 	cfg.no_compress = o.no_compress;
 	cfg.allow_owners = o.allow_owners;
 	cfg.log = log_cb;
+	cfg.max_conns = o.lim.max_conns;
+	cfg.max_conns_per_key = o.lim.max_conns_per_key;
+	cfg.max_sessions = o.lim.max_sessions;
+	cfg.max_sessions_per_key = o.lim.max_sessions_per_key;
+	cfg.max_handshakes = o.lim.max_handshakes;
+	cfg.max_handshakes_per_addr = o.lim.max_handshakes_per_addr;
+	cfg.handshake_timeout_s = o.lim.handshake_timeout_s;
+	cfg.hello_timeout_s = o.lim.hello_timeout_s;
+	cfg.frame_timeout_s = o.lim.frame_timeout_s;
+	cfg.idle_timeout_s = o.lim.idle_timeout_s;
+	cfg.max_queued = o.lim.max_queued;
+	cfg.max_fds_per_key = o.lim.max_fds_per_key;
+	cfg.max_fds_per_session = o.lim.max_fds_per_session;
 	if (kb_srv_new(&srv, &cfg, err, sizeof(err))) {
 		fprintf(stderr, "keibifsd: %s\n", err);
 		goto out;

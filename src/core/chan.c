@@ -5,6 +5,8 @@
  * `dead` and the stats counters are atomics readable from any thread.
  */
 #include <errno.h>
+#include <poll.h>
+#include <time.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -35,6 +37,7 @@ struct kb_chan {
 	uint32_t max_send;       /* largest plaintext the peer accepts */
 	uint8_t *sbuf;           /* owned, max_send + head + tag; send_lock */
 	int use_write;           /* fd is not a socket (pipe): write(); send_lock */
+	int dontwait;            /* kb_chan_send_nowait in progress; send_lock */
 
 	struct kb_aead *rx;      /* owned; receiver thread */
 	uint64_t rx_n, rx_frames, rx_bytes; /* receiver thread */
@@ -237,7 +240,7 @@ static int chan_write(struct kb_chan *c, const uint8_t *p, size_t n)
 		if (c->use_write)
 			r = write(c->fd, p, n);
 		else
-			r = send(c->fd, p, n, MSG_NOSIGNAL);
+			r = send(c->fd, p, n, MSG_NOSIGNAL | (c->dontwait ? MSG_DONTWAIT : 0));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0 && errno == ENOTSOCK && !c->use_write) {
@@ -303,6 +306,35 @@ int kb_chan_send(struct kb_chan *c, uint8_t *frame, size_t plen)
 	rc = chan_dead(c);
 	if (!rc)
 		rc = chan_send_locked(c, frame, plen, false, NULL, 0);
+	pthread_mutex_unlock(&c->send_lock);
+	return rc;
+}
+
+int kb_chan_send_nowait(struct kb_chan *c, uint8_t *frame, size_t plen, int lock_ms)
+{
+	struct pollfd pf = {.fd = c->fd, .events = POLLOUT};
+	struct timespec dl;
+	int rc;
+
+	if (plen > c->max_send)
+		return -KB_ETOOBIG;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += lock_ms / 1000;
+	dl.tv_nsec += (long)(lock_ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	if (pthread_mutex_timedlock(&c->send_lock, &dl))
+		return -EAGAIN; /* another sender, maybe blocked on the peer */
+	rc = chan_dead(c);
+	if (!rc && (c->use_write || poll(&pf, 1, 0) != 1 || !(pf.revents & POLLOUT)))
+		rc = -EAGAIN;
+	if (!rc) {
+		c->dontwait = 1;
+		rc = chan_send_locked(c, frame, plen, false, NULL, 0);
+		c->dontwait = 0;
+	}
 	pthread_mutex_unlock(&c->send_lock);
 	return rc;
 }

@@ -100,6 +100,12 @@ int kb_chan_fd(const struct kb_chan *c);
  * caller's buffer must have KB_FRAME_TAG bytes of room after it. It is
  * encrypted in place (the buffer's contents are ciphertext afterwards). */
 int kb_chan_send(struct kb_chan *c, uint8_t *frame, size_t plen);
+/* kb_chan_send without waiting on the peer, and on another sender at most
+ * lock_ms: -EAGAIN (nothing sent, channel intact) when either would block.
+ * Room for a small frame is checked first; a frame the socket then takes
+ * only in part kills the channel (-KB_ETIMEOUT). For small frames to peers
+ * that may not read (server pushes). */
+int kb_chan_send_nowait(struct kb_chan *c, uint8_t *frame, size_t plen, int lock_ms);
 /* Send gathered plaintext (e.g. a small header + file data from the kernel):
  * encrypted out of place into the channel's own preallocated buffer. */
 int kb_chan_sendv(struct kb_chan *c, const struct iovec *iov, int iovcnt);

@@ -25,7 +25,12 @@
  * LIMITS per connection: KB_SRV_MAX_INFLIGHT requests and
  * KB_SRV_INFLIGHT_BYTES bytes queued (beyond that we stop reading: TCP
  * backpressure); per session KB_SRV_MAX_HANDLES handles and
- * KB_SRV_MAX_NODES nodes; per server cfg.max_conns connections.
+ * KB_SRV_MAX_NODES nodes; per server cfg.max_conns connections. Against
+ * peers that hold resources (srv_conn.c): a separate handshake budget with
+ * a per-address share, per-key connections, deadlines, a queued-bytes
+ * budget; fd budgets per session and key (srv_node.c). The janitor thread
+ * applies the deadlines and frees expired sessions, so nothing slow (a
+ * session's teardown, a lock a sender holds) ever runs on the accept thread.
  *
  * LOCKS (order srv.lock -> conn.lock; node/handle table locks are leaves):
  * srv.lock guards the session and connection lists; conn.lock guards the
@@ -58,6 +63,59 @@
 
 #define STOP_GRACE_MS 10000
 #define SEND_TIMEOUT_MS 120000
+
+#define LIMIT_LOG_NS 10000000000ull
+
+void kb_srv_limit_log(struct kb_srv *s, enum kb_srv_lim kind, const char *fmt, ...)
+{
+	uint64_t now = kb_now_ns();
+	unsigned quiet = 0;
+	bool say = false;
+	char line[400];
+	va_list ap;
+
+	pthread_mutex_lock(&s->lim_lock);
+	s->lim_count[kind]++;
+	if (!s->lim_last_ns[kind] || now - s->lim_last_ns[kind] >= LIMIT_LOG_NS) {
+		say = true;
+		quiet = s->lim_quiet[kind];
+		s->lim_quiet[kind] = 0;
+		s->lim_last_ns[kind] = now;
+	} else {
+		s->lim_quiet[kind]++;
+	}
+	pthread_mutex_unlock(&s->lim_lock);
+	if (!say)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (quiet)
+		kb_srv_logf(s, KB_SRV_LOG_INFO, "%s (and %u more like it)", line, quiet);
+	else
+		kb_srv_logf(s, KB_SRV_LOG_INFO, "%s", line);
+}
+
+/* One line at stop: how often each limit bit. */
+static void limit_totals(struct kb_srv *s)
+{
+	static const char *const name[KB_SRV_LIM_N] = {
+		"handshakes", "handshakes-per-addr", "handshakes-accept", "handshake-timeout",
+		"conns", "conns-per-key", "hello-timeout", "frame-timeout", "idle-timeout",
+		"queued", "queued-cut", "fds", "pushes-dropped",
+	};
+	char line[512];
+	size_t n = 0;
+
+	pthread_mutex_lock(&s->lim_lock);
+	for (int i = 0; i < KB_SRV_LIM_N && n < sizeof(line); i++)
+		if (s->lim_count[i])
+			n += (size_t)snprintf(line + n, sizeof(line) - n, " %s=%llu", name[i],
+					      (unsigned long long)s->lim_count[i]);
+	pthread_mutex_unlock(&s->lim_lock);
+	if (n)
+		kb_srv_logf(s, KB_SRV_LOG_INFO, "limits hit since start:%s", line);
+}
 
 void kb_srv_logf(const struct kb_srv *s, int prio, const char *fmt, ...)
 {
@@ -112,9 +170,16 @@ static int split_listen(const char *spec, char *host, size_t hcap, char *port, s
 	return 0;
 }
 
-static void format_addr(const struct sockaddr *sa, socklen_t len, char *out, size_t cap)
+/* "ADDR:PORT" into out, and "ADDR" into host (when not NULL). */
+static void format_addr(const struct sockaddr *sa, socklen_t len, char *out, size_t cap,
+			char *host, size_t hcap)
 {
+	char p[NI_MAXSERV];
+
 	kb_net_format_sockaddr(out, cap, sa, len);
+	if (host && getnameinfo(sa, len, host, (socklen_t)hcap, p, sizeof(p),
+				NI_NUMERICHOST | NI_NUMERICSERV))
+		snprintf(host, hcap, "?");
 }
 
 static int bind_one(struct kb_srv *s, const struct addrinfo *ai)
@@ -139,7 +204,7 @@ static int bind_one(struct kb_srv *s, const struct addrinfo *ai)
 		return ret;
 	}
 	if (!s->nlfd)
-		format_addr((struct sockaddr *)&ss, len, s->addr, sizeof(s->addr));
+		format_addr((struct sockaddr *)&ss, len, s->addr, sizeof(s->addr), NULL, 0);
 	s->lfd[s->nlfd++] = fd;
 	return 0;
 }
@@ -227,6 +292,27 @@ static int owners_init(struct kb_srv *s, char *err, size_t errlen)
 	return 0;
 }
 
+static uint64_t secs_ns(int v, int def)
+{
+	return (uint64_t)(v > 0 ? v : def) * 1000000000ull;
+}
+
+static void limits_init(struct kb_srv *s, const struct kb_srv_cfg *cfg)
+{
+	s->max_hs = cfg->max_handshakes ? cfg->max_handshakes : KB_SRV_MAX_HANDSHAKES;
+	s->max_hs_addr = cfg->max_handshakes_per_addr ? cfg->max_handshakes_per_addr
+						      : KB_SRV_MAX_HANDSHAKES_ADDR;
+	s->hs_timeout_ms = (cfg->handshake_timeout_s > 0 ? cfg->handshake_timeout_s
+							 : KB_SRV_HANDSHAKE_S) * 1000;
+	s->max_conns_key = cfg->max_conns_per_key ? cfg->max_conns_per_key
+						  : KB_SRV_MAX_CONNS_KEY;
+	s->hello_ns = secs_ns(cfg->hello_timeout_s, KB_SRV_HELLO_S);
+	s->frame_ns = secs_ns(cfg->frame_timeout_s, KB_SRV_FRAME_S);
+	s->idle_ns = cfg->idle_timeout_s < 0 ? 0 : secs_ns(cfg->idle_timeout_s, KB_SRV_IDLE_S);
+	s->max_queued = cfg->max_queued ? cfg->max_queued : KB_SRV_MAX_QUEUED;
+	kb_srv_fd_budget(s, cfg->max_fds_per_key, cfg->max_fds_per_session);
+}
+
 int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, size_t errlen)
 {
 	struct kb_srv *s = calloc(1, sizeof(*s));
@@ -237,6 +323,7 @@ int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, siz
 	s->rootfd = s->stop_pipe[0] = s->stop_pipe[1] = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->auth_lock, NULL);
+	pthread_mutex_init(&s->lim_lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	memcpy(s->priv, cfg->priv, KB_KEY_LEN);
 	if (cfg->psk) {
@@ -257,6 +344,7 @@ int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, siz
 	s->no_notify = cfg->no_notify;
 	s->no_compress = cfg->no_compress;
 	s->allow_owners = cfg->allow_owners;
+	limits_init(s, cfg);
 	ret = kb_x25519_pub(s->priv, s->pub);
 	if (ret)
 		snprintf(err, errlen, "bad server key");
@@ -288,6 +376,47 @@ const char *kb_srv_address(const struct kb_srv *s)
 	return s->addr;
 }
 
+/* Once a second: free sessions past their grace period, apply the
+ * connections' deadlines. Slow work (a session's teardown closes all its
+ * fds) stays off the accept thread. */
+static void *janitor_main(void *arg)
+{
+	struct kb_srv *s = arg;
+	struct timespec dl;
+
+	pthread_mutex_lock(&s->lock);
+	clock_gettime(CLOCK_REALTIME, &dl);
+	while (!s->janitor_stop) {
+		struct timespec now;
+
+		dl.tv_sec += 1;
+		do { /* s->cond also says a connection went: sleep the second out */
+			pthread_cond_timedwait(&s->cond, &s->lock, &dl);
+			clock_gettime(CLOCK_REALTIME, &now);
+		} while (!s->janitor_stop && (now.tv_sec < dl.tv_sec ||
+					      (now.tv_sec == dl.tv_sec && now.tv_nsec < dl.tv_nsec)));
+		if (s->janitor_stop)
+			break;
+		kb_srv_conns_deadlines(s, kb_now_ns());
+		pthread_mutex_unlock(&s->lock);
+		kb_srv_sess_expire(s, false);
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static void janitor_stop(struct kb_srv *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->janitor_stop = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	if (s->janitor_on)
+		pthread_join(s->janitor, NULL);
+	s->janitor_on = false;
+}
+
 int kb_srv_start(struct kb_srv *s, char *err, size_t errlen)
 {
 	int ret = kb_noise_rng_new(&s->rng);
@@ -298,6 +427,15 @@ int kb_srv_start(struct kb_srv *s, char *err, size_t errlen)
 		ret = kb_bufpool_new(&s->large, KB_FRAME_MAX_DEFAULT + KB_FRAME_TAG, 16, 0);
 	if (!ret && !s->no_notify && kb_srv_notify_start(s, &s->notifier))
 		kb_srv_logf(s, KB_SRV_LOG_ERR, "inotify unavailable: no change notifications");
+	if (!ret)
+		ret = -pthread_create(&s->janitor, NULL, janitor_main, s);
+	if (!ret) {
+		pthread_setname_np(s->janitor, "kbsrv-janitor");
+		s->janitor_on = true;
+		kb_srv_logf(s, KB_SRV_LOG_INFO, "limits: %ld fds for nodes and handles "
+			    "(RLIMIT_NOFILE %ld), %ld per key, %ld per session", s->fd_all_max,
+			    s->nofile, s->fd_key_max, s->fd_sess_max);
+	}
 	if (ret)
 		snprintf(err, errlen, "cannot start: %s", kb_strerror(ret));
 	return ret;
@@ -308,8 +446,31 @@ static void accept_one(struct kb_srv *s, int lfd)
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	struct kb_net_opts o = {0};
-	char peer[96];
-	int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
+	char peer[96], host[NI_MAXHOST];
+	int fd;
+
+	/* Handshakes cut to make room leave within moments; while too many are
+	 * still leaving, new connections wait in the listen backlog. */
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < 10 && s->nevicted >= s->max_hs; i++) {
+		struct timespec dl;
+
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_nsec += 10000000;
+		if (dl.tv_nsec >= 1000000000) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&s->cond, &s->lock, &dl);
+	}
+	fd = s->nevicted >= s->max_hs; /* still: leave it queued, look again */
+	pthread_mutex_unlock(&s->lock);
+	if (fd) {
+		kb_srv_limit_log(s, KB_SRV_LIM_HS_FULL, "handshake limit: %u handshakes still "
+				 "being cut: accepting waits (--max-handshakes)", s->max_hs);
+		return;
+	}
+	fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);
 
 	if (fd < 0) {
 		if (errno == EMFILE || errno == ENFILE || errno == ENOMEM)
@@ -320,9 +481,9 @@ static void accept_one(struct kb_srv *s, int lfd)
 	/* A peer that takes no data for this long is gone (or hostile): its
 	 * blocked send fails and the connection closes, freeing its workers. */
 	kb_net_send_timeout(fd, SEND_TIMEOUT_MS);
-	format_addr((struct sockaddr *)&ss, len, peer, sizeof(peer));
-	if (kb_srv_conn_spawn(s, fd, peer))
-		kb_srv_logf(s, KB_SRV_LOG_INFO, "refused %s: too many connections", peer);
+	format_addr((struct sockaddr *)&ss, len, peer, sizeof(peer), host, sizeof(host));
+	if (kb_srv_conn_spawn(s, fd, peer, host))
+		kb_srv_logf(s, KB_SRV_LOG_ERR, "refused %s: cannot start a connection", peer);
 }
 
 /* Wait until every connection is gone; after the grace period, break the
@@ -338,7 +499,7 @@ static void drain(struct kb_srv *s)
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
 	kb_srv_conns_shutdown(s, false);
-	while (s->nconns > 0) {
+	while (s->nlisted > 0) {
 		if (forced) {
 			pthread_cond_wait(&s->cond, &s->lock);
 		} else if (pthread_cond_timedwait(&s->cond, &s->lock, &dl) == ETIMEDOUT) {
@@ -361,10 +522,8 @@ int kb_srv_run(struct kb_srv *s, int stop_fd)
 	pf[n++] = (struct pollfd){.fd = s->stop_pipe[0], .events = POLLIN};
 	pf[n++] = (struct pollfd){.fd = stop_fd, .events = POLLIN};
 	for (;;) {
-		/* Wake every second to free sessions past their grace period. */
 		int rc = poll(pf, (nfds_t)n, 1000);
 
-		kb_srv_sess_expire(s, false);
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
@@ -380,7 +539,9 @@ int kb_srv_run(struct kb_srv *s, int stop_fd)
 	for (int i = 0; i < s->nlfd; i++)
 		close(s->lfd[i]);
 	s->nlfd = 0;
+	janitor_stop(s);
 	drain(s);
+	limit_totals(s);
 	return 0;
 }
 
@@ -395,6 +556,7 @@ void kb_srv_free(struct kb_srv *s)
 {
 	if (!s)
 		return;
+	janitor_stop(s);
 	kb_srv_reap(s);
 	kb_srv_sess_expire(s, true); /* idle sessions (all connections are gone) */
 	kb_srv_notify_stop(s->notifier);
@@ -411,6 +573,13 @@ void kb_srv_free(struct kb_srv *s)
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->auth_lock);
+	pthread_mutex_destroy(&s->lim_lock);
+	while (s->keys) { /* none left referenced: sessions are gone */
+		struct kb_srv_keyuse *ku = s->keys;
+
+		s->keys = ku->next;
+		free(ku);
+	}
 	free(s->share);
 	kb_memzero(s->priv, sizeof(s->priv));
 	kb_memzero(s->psk, sizeof(s->psk));

@@ -45,6 +45,18 @@ struct kb_srv_cfg {
 	 * (owners=preserve), for every client key; without it, only keys with
 	 * the `owners` option. Needs root (kb_srv_new fails otherwise). */
 	bool allow_owners;
+	/* Denial-of-service limits (0: the default in parentheses; see
+	 * keibifsd(8), LIMITS). */
+	unsigned max_handshakes;     /* connections not yet authenticated (64) */
+	unsigned max_handshakes_per_addr; /* of those, per source address (8) */
+	int handshake_timeout_s;     /* Noise handshake deadline (5) */
+	unsigned max_conns_per_key;  /* authenticated connections per key (64) */
+	int hello_timeout_s;         /* first request after the handshake (10) */
+	int frame_timeout_s;         /* a frame begun must be read / taken (30) */
+	int idle_timeout_s;          /* nothing in flight, nothing received (900) */
+	size_t max_queued;           /* bytes of frames queued or being sent (64 MiB) */
+	long max_fds_per_key;        /* node and handle fds (half the budget) */
+	long max_fds_per_session;    /* (the per-key value) */
 	/* Where log lines go (NULL: stderr). One line each, no newline. */
 	void (*log)(void *arg, int prio, const char *line);
 	void *log_arg;
@@ -56,6 +68,14 @@ struct kb_srv_cfg {
 #define KB_SRV_MAX_NODES (1u << 20)  /* nodes per session */
 #define KB_SRV_DEFAULT_GRACE_S 60
 #define KB_SRV_MAX_WATCHES 4096      /* inotify watches per session */
+#define KB_SRV_MAX_HANDSHAKES 64
+#define KB_SRV_MAX_HANDSHAKES_ADDR 8
+#define KB_SRV_HANDSHAKE_S 5
+#define KB_SRV_MAX_CONNS_KEY 64
+#define KB_SRV_HELLO_S 10
+#define KB_SRV_FRAME_S 30
+#define KB_SRV_IDLE_S 900            /* clients PING an idle connection every 15 s */
+#define KB_SRV_MAX_QUEUED (64u << 20)
 
 /* Opens the share, binds the socket. On failure err holds one clear line. */
 int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, size_t errlen);

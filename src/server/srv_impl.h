@@ -28,6 +28,36 @@
 #define KB_SRV_SMALL_FRAME (64u << 10)
 #define KB_SRV_XATTR_MAX (64u << 10)
 
+/* ---- fd budget (srv_node.c) ---------------------------------------- */
+
+/* One client key's share of the server: what its sessions and connections
+ * use. Kept while a session or an authenticated connection refers to it. */
+struct kb_srv_keyuse {
+	uint8_t key[KB_KEY_LEN];     /* immutable */
+	unsigned refs;               /* srv lock: sessions + authenticated conns */
+	unsigned conns;              /* srv lock: authenticated connections */
+	atomic_long fds;             /* node and handle fds of its sessions */
+	struct kb_srv_keyuse *next;  /* srv lock */
+};
+
+/* A session's fds (every node is an O_PATH fd, every handle and a node's
+ * read fd one more), charged to the session, its key and the server, each
+ * against its limit (srv->fd_*_max), so one session or key cannot take the
+ * fds that accept and other keys need. */
+struct kb_srv_fdacct {
+	struct kb_srv *srv;          /* immutable */
+	struct kb_srv_keyuse *ku;    /* referenced, immutable; NULL: not counted */
+	atomic_long fds;
+};
+/* Take one fd from the budgets: 0 or -EMFILE (logged, rate-limited). */
+int kb_srv_fd_charge(struct kb_srv_fdacct *a);
+void kb_srv_fd_uncharge(struct kb_srv_fdacct *a); /* NULL-safe */
+/* srv lock NOT held: the key's record, referenced (NULL: out of memory). */
+struct kb_srv_keyuse *kb_srv_keyuse_get(struct kb_srv *s, const uint8_t *key);
+void kb_srv_keyuse_put(struct kb_srv *s, struct kb_srv_keyuse *ku); /* NULL-safe */
+/* Derive the fd budgets from RLIMIT_NOFILE (kb_srv_new). */
+void kb_srv_fd_budget(struct kb_srv *s, long per_key, long per_sess);
+
 /* ---- nodes and handles (srv_node.c) -------------------------------- */
 
 struct kb_srv_node {
@@ -37,6 +67,7 @@ struct kb_srv_node {
 	mode_t fmt;                  /* S_IFMT bits, immutable */
 	int fd;                      /* O_PATH|O_NOFOLLOW, owned, immutable */
 	atomic_int rdfd;             /* O_RDONLY for fh-0 reads, -1 until opened */
+	struct kb_srv_fdacct *acct;  /* the session's, immutable; may be NULL */
 	uint64_t nlookup;            /* tab lock */
 	atomic_uint refs;            /* 1 for table membership + users */
 	struct kb_srv_node *next_id; /* tab lock: chain by id */
@@ -51,12 +82,14 @@ struct kb_srv_nodetab {
 	size_t count;                /* (lock) */
 	size_t max;                  /* immutable */
 	uint64_t next_id;            /* (lock) */
+	struct kb_srv_fdacct *acct;  /* immutable; NULL: fds not counted */
 };
 
 struct kb_srv_fh {
 	uint64_t id;                 /* immutable */
 	struct kb_srv_node *node;    /* referenced, immutable */
 	int fd;                      /* owned, immutable */
+	struct kb_srv_fdacct *acct;  /* the session's, immutable; may be NULL */
 	bool dir;                    /* immutable */
 	pthread_mutex_t lock;        /* readdir: serialises the dir offset */
 	atomic_uint refs;            /* 1 for table membership + users */
@@ -70,6 +103,7 @@ struct kb_srv_fhtab {
 	size_t count;                /* (lock) */
 	size_t max;                  /* immutable */
 	uint64_t next_id;            /* (lock) */
+	struct kb_srv_fdacct *acct;  /* immutable; NULL: fds not counted */
 };
 
 int kb_srv_nodetab_init(struct kb_srv_nodetab *t, size_t max);
@@ -183,6 +217,7 @@ struct kb_srv_sess {
 	bool owners;                 /* immutable: Request.creds honoured */
 	unsigned kflags;             /* immutable: the key's options at HELLO */
 	uint64_t root;               /* node id of the HELLO path, immutable */
+	struct kb_srv_fdacct fds;    /* its fd count; ku referenced */
 	struct kb_srv_nodetab nodes;
 	struct kb_srv_fhtab fhs;
 };
@@ -232,8 +267,35 @@ struct kb_srv_conn {
 	unsigned nworkers;
 	struct kb_srv_worker *inl;   /* owned: the receiver's, for quick ops */
 	unsigned notify_busy;        /* lock: notifier sending on chan */
+	/* Limits (server.c's janitor reads these to apply the deadlines). */
+	char host[64];               /* peer address without port, immutable */
+	uint64_t start_ns;           /* accepted, immutable */
+	bool authed;                 /* srv lock: counted in nconns (else nunauth) */
+	bool evicted;                /* srv lock: handshake cut to make room */
+	bool hs_done;                /* srv lock: out of the handshake budget */
+	uint8_t tier;                /* srv lock: scratch of hs_room */
+	atomic_bool hs_said;         /* its first handshake message arrived */
+	struct kb_srv_keyuse *ku;    /* srv lock: referenced once authenticated */
+	atomic_int rx_state;         /* KB_SRV_RX_* */
+	_Atomic uint64_t rx_since_ns;/* when rx_state was entered */
+	atomic_uint tx_pending;      /* replies being sent */
+	_Atomic uint64_t tx_since_ns;/* last send completed (or begun, from idle) */
+	_Atomic size_t tx_bytes;     /* bytes of replies being sent */
+	atomic_bool cut;             /* a limit closed it (logged once) */
+	atomic_uint rx_frames;       /* frames received (0: no HELLO yet) */
+	_Atomic uint64_t push_stalled_ns; /* notifier: a push could not be sent */
 	pthread_t rx;                /* receiver, joined by kb_srv_reap */
 	struct kb_srv_conn *next;    /* srv lock: conns or dead list */
+};
+#define KB_SRV_RX_BUSY 0             /* handshake, serving, or waiting for room */
+#define KB_SRV_RX_WAIT 1             /* waiting for the next frame */
+#define KB_SRV_RX_FRAME 2            /* reading a frame */
+
+/* Kinds of limits, for kb_srv_limit_log's rate limiting. */
+enum kb_srv_lim {
+	KB_SRV_LIM_HS, KB_SRV_LIM_HS_ADDR, KB_SRV_LIM_HS_FULL, KB_SRV_LIM_HS_TIME, KB_SRV_LIM_CONNS,
+	KB_SRV_LIM_CONNS_KEY, KB_SRV_LIM_HELLO, KB_SRV_LIM_FRAME, KB_SRV_LIM_IDLE,
+	KB_SRV_LIM_QUEUED, KB_SRV_LIM_QUEUED_CUT, KB_SRV_LIM_FDS, KB_SRV_LIM_PUSH, KB_SRV_LIM_N
 };
 
 struct kb_srv {
@@ -249,6 +311,19 @@ struct kb_srv {
 	pthread_mutex_t auth_lock;   /* leaf: authorized, psk, have_psk */
 	enum kb_aead_backend backend;
 	unsigned nworkers, max_conns;
+	/* Limits, immutable after kb_srv_new (see kb_srv_cfg). */
+	unsigned max_hs, max_hs_addr, max_conns_key;
+	int hs_timeout_ms;
+	uint64_t hello_ns, frame_ns, idle_ns;
+	size_t max_queued;
+	long fd_all_max, fd_key_max, fd_sess_max, nofile;
+	_Atomic size_t queued;       /* bytes received and not yet served, or being sent */
+	atomic_long fds;             /* node and handle fds of all sessions */
+	pthread_mutex_t lim_lock;    /* leaf: the two arrays below */
+	uint64_t lim_last_ns[KB_SRV_LIM_N];
+	unsigned lim_quiet[KB_SRV_LIM_N]; /* suppressed since the last line */
+	uint64_t lim_count[KB_SRV_LIM_N]; /* since start (logged at stop) */
+	_Atomic uint64_t pushes_dropped; /* to clients not reading */
 	uint64_t grace_ns;           /* session grace; 0: none */
 	unsigned max_sess, max_sess_key;
 	struct kb_srv_notifier *notifier; /* owned; NULL: no notifications */
@@ -272,12 +347,23 @@ struct kb_srv {
 	struct kb_srv_sess *sessions;/* lock */
 	struct kb_srv_conn *conns;   /* lock */
 	struct kb_srv_conn *dead;    /* lock: exited receivers to join */
-	unsigned nconns;             /* lock */
+	unsigned nconns;             /* lock: authenticated connections */
+	unsigned nunauth;            /* lock: connections in the handshake */
+	unsigned nevicted;           /* lock: handshakes cut, not yet gone */
+	unsigned nlisted;            /* lock: every connection in conns */
 	unsigned nsess;              /* lock */
 	bool stopping;               /* lock */
+	struct kb_srv_keyuse *keys;  /* lock */
+	pthread_t janitor;           /* expiry and deadlines, off the accept thread */
+	bool janitor_on;             /* lock */
+	bool janitor_stop;           /* lock */
 };
 
 void kb_srv_logf(const struct kb_srv *s, int prio, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* One line for a limit that bit, at most one per 10 s per kind (the next
+ * says how many were not logged). */
+void kb_srv_limit_log(struct kb_srv *s, enum kb_srv_lim kind, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* server.c: sessions */
@@ -319,7 +405,11 @@ void kb_srv_notify_mine(struct kb_srv_notifier *nf, struct kb_srv_sess *s, uint6
 bool kb_srv_key_ok(struct kb_srv *s, const uint8_t *key, unsigned flags);
 
 /* srv_conn.c: one connection's threads */
-int kb_srv_conn_spawn(struct kb_srv *s, int fd, const char *peer);
+/* peer "ADDR:PORT", host "ADDR" (the per-address handshake limit). */
+int kb_srv_conn_spawn(struct kb_srv *s, int fd, const char *peer, const char *host);
+/* Janitor (server.c), srv lock held: apply the deadlines to every
+ * connection, and the queued-bytes budget. */
+void kb_srv_conns_deadlines(struct kb_srv *s, uint64_t now);
 /* Caller holds s->lock. */
 void kb_srv_conns_shutdown(struct kb_srv *s, bool force);
 /* Join and free the connections whose receivers have exited. */

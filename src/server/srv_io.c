@@ -185,11 +185,16 @@ static int node_rdfd(struct kb_srv_node *n)
 		return fd;
 	if (n->fmt != S_IFREG)
 		return n->fmt == S_IFDIR ? -EISDIR : -EINVAL;
+	if (kb_srv_fd_charge(n->acct))
+		return -EMFILE;
 	fd = kb_srv_reopen(n, O_RDONLY);
-	if (fd < 0)
+	if (fd < 0) {
+		kb_srv_fd_uncharge(n->acct);
 		return fd;
+	}
 	if (!atomic_compare_exchange_strong(&n->rdfd, &expect, fd)) {
 		close(fd);
+		kb_srv_fd_uncharge(n->acct);
 		fd = expect;
 	}
 	return fd;

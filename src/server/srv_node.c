@@ -9,10 +9,114 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "srv_impl.h"
 #include "util.h"
+
+/* ---- fd budget ---- */
+
+/* Fds kept out of the node/handle budget: per connection its socket and a
+ * few transient ones (a request opens at most two or three while it runs),
+ * plus listening sockets, inotify, pipes, logs. */
+#define FD_PER_CONN 4
+#define FD_FIXED 256
+#define FD_MIN_BUDGET 64
+
+void kb_srv_fd_budget(struct kb_srv *s, long per_key, long per_sess)
+{
+	struct rlimit rl = {.rlim_cur = 1024};
+	long reserve = FD_PER_CONN * (long)(s->max_conns + s->max_hs) + FD_FIXED;
+
+	getrlimit(RLIMIT_NOFILE, &rl);
+	s->nofile = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1ul << 30) ? (1l << 30)
+									      : (long)rl.rlim_cur;
+	reserve = KB_MIN(reserve, s->nofile / 4); /* a small limit still serves */
+	s->fd_all_max = KB_MAX(s->nofile - reserve, FD_MIN_BUDGET);
+	/* one key takes at most half: another key always finds room */
+	s->fd_key_max = per_key > 0 ? per_key : KB_MAX(s->fd_all_max / 2, 1);
+	s->fd_sess_max = per_sess > 0 ? per_sess : s->fd_key_max;
+}
+
+int kb_srv_fd_charge(struct kb_srv_fdacct *a)
+{
+	struct kb_srv *s;
+	const char *what = NULL;
+	long lim = 0;
+
+	if (!a || !a->ku)
+		return 0;
+	s = a->srv;
+	if (atomic_fetch_add(&a->fds, 1) >= s->fd_sess_max) {
+		what = "session";
+		lim = s->fd_sess_max;
+	} else if (atomic_fetch_add(&a->ku->fds, 1) >= s->fd_key_max) {
+		what = "key";
+		lim = s->fd_key_max;
+		atomic_fetch_sub(&a->ku->fds, 1);
+	} else if (atomic_fetch_add(&s->fds, 1) >= s->fd_all_max) {
+		what = "server";
+		lim = s->fd_all_max;
+		atomic_fetch_sub(&s->fds, 1);
+		atomic_fetch_sub(&a->ku->fds, 1);
+	}
+	if (!what)
+		return 0;
+	atomic_fetch_sub(&a->fds, 1);
+	kb_srv_limit_log(s, KB_SRV_LIM_FDS, "fd limit: %ld node and handle fds per %s "
+			 "(--max-fds-per-%s; RLIMIT_NOFILE %ld): EMFILE", lim, what,
+			 strcmp(what, "server") ? what : "key", s->nofile);
+	return -EMFILE;
+}
+
+void kb_srv_fd_uncharge(struct kb_srv_fdacct *a)
+{
+	if (!a || !a->ku)
+		return;
+	atomic_fetch_sub(&a->fds, 1);
+	atomic_fetch_sub(&a->ku->fds, 1);
+	atomic_fetch_sub(&a->srv->fds, 1);
+}
+
+struct kb_srv_keyuse *kb_srv_keyuse_get(struct kb_srv *s, const uint8_t *key)
+{
+	struct kb_srv_keyuse *ku;
+
+	pthread_mutex_lock(&s->lock);
+	for (ku = s->keys; ku; ku = ku->next)
+		if (!memcmp(ku->key, key, KB_KEY_LEN))
+			break;
+	if (!ku && (ku = calloc(1, sizeof(*ku)))) {
+		memcpy(ku->key, key, KB_KEY_LEN);
+		atomic_init(&ku->fds, 0);
+		ku->next = s->keys;
+		s->keys = ku;
+	}
+	if (ku)
+		ku->refs++;
+	pthread_mutex_unlock(&s->lock);
+	return ku;
+}
+
+void kb_srv_keyuse_put(struct kb_srv *s, struct kb_srv_keyuse *ku)
+{
+	struct kb_srv_keyuse **pp;
+
+	if (!ku)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (--ku->refs == 0) {
+		for (pp = &s->keys; *pp != ku; pp = &(*pp)->next)
+			;
+		*pp = ku->next;
+	} else {
+		ku = NULL;
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(ku);
+}
 
 static size_t hash_id(uint64_t id, size_t nb)
 {
@@ -45,9 +149,12 @@ static void node_free(struct kb_srv_node *n)
 {
 	int rd = atomic_load(&n->rdfd);
 
-	if (rd >= 0)
+	if (rd >= 0) {
 		close(rd);
+		kb_srv_fd_uncharge(n->acct);
+	}
 	close(n->fd);
+	kb_srv_fd_uncharge(n->acct);
 	free(n);
 }
 
@@ -145,8 +252,11 @@ int kb_srv_node_add(struct kb_srv_nodetab *t, int fd, const struct stat *st,
 		fd = -1;
 	} else if (!fresh || t->count >= t->max) {
 		ret = fresh ? -ENFILE : -ENOMEM;
+	} else if ((ret = kb_srv_fd_charge(t->acct))) {
+		/* the budget: -EMFILE */
 	} else {
 		n = fresh;
+		n->acct = t->acct;
 		fresh = NULL;
 		n->id = t->next_id++;
 		n->dev = st->st_dev;
@@ -241,6 +351,7 @@ void kb_srv_fh_put(struct kb_srv_fh *h)
 	if (!h || atomic_fetch_sub(&h->refs, 1) != 1)
 		return;
 	close(h->fd);
+	kb_srv_fd_uncharge(h->acct);
 	kb_srv_node_put(h->node);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
@@ -270,6 +381,13 @@ int kb_srv_fh_add(struct kb_srv_fhtab *t, struct kb_srv_node *n, int fd, bool di
 		kb_srv_node_put(n);
 		return -ENOMEM;
 	}
+	if (kb_srv_fd_charge(t->acct)) {
+		free(h);
+		close(fd);
+		kb_srv_node_put(n);
+		return -EMFILE;
+	}
+	h->acct = t->acct;
 	h->node = n;
 	h->fd = fd;
 	h->dir = dir;

@@ -18,7 +18,9 @@
  * Locks: nf->lock guards the watch table, the pending list and every
  * session's nwatches (a leaf, like the table locks). nf->send_lock is held
  * while pending pushes are sent, and by kb_srv_notify_forget, so a session
- * is never freed while a push for it is being sent. Order: send_lock ->
+ * is never freed while a push for it is being sent; pushes never wait on a
+ * peer (kb_chan_send_nowait: dropped, counted and logged when the client
+ * does not take them), so neither lock is ever held long. Order: send_lock ->
  * srv.lock -> conn.lock; nf->lock is never held with another lock.
  */
 #include <errno.h>
@@ -39,6 +41,11 @@
 #define NOTIFY_MAX_TOTAL 65536
 #define NOTIFY_PEND_MAX 1024
 #define NOTIFY_DELAY_MS 50
+/* A push waits this long for a reply being sent on its connection (never
+ * for the peer); one that could not be sent drops the connection's pushes
+ * for PUSH_STALL_NS without waiting. */
+#define PUSH_LOCK_MS 20
+#define PUSH_STALL_NS 1000000000ull
 #define NOTIFY_MASK (IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM | \
 		     IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF)
 
@@ -250,8 +257,27 @@ static void push_one(struct kb_srv_notifier *nf, const struct pend *p)
 	pthread_mutex_unlock(&srv->lock);
 	if (!c)
 		return; /* no connection now: the client revalidates on its own */
-	if (len <= c->max_send && kb_chan_send(c->chan, nf->frame, len) < 0)
-		kb_chan_shutdown(c->chan);
+	if (len <= c->max_send) {
+		/* Never wait on the peer here: the notifier's locks are on every
+		 * session's teardown path. A client not taking its data loses the
+		 * push (its attribute timeout covers it). */
+		uint64_t now = kb_now_ns();
+		bool stalled = now - atomic_load(&c->push_stalled_ns) < PUSH_STALL_NS;
+		int rc = stalled ? -EAGAIN /* it just would not: do not wait again */
+				 : kb_chan_send_nowait(c->chan, nf->frame, len, PUSH_LOCK_MS);
+
+		if (rc == -EAGAIN) {
+			uint64_t n = atomic_fetch_add(&srv->pushes_dropped, 1) + 1;
+
+			if (!stalled)
+				atomic_store(&c->push_stalled_ns, now);
+			kb_srv_limit_log(srv, KB_SRV_LIM_PUSH, "push to %s key %s dropped: busy or not "
+					 "reading (%llu dropped in all)", c->peer, c->fpr,
+					 (unsigned long long)n);
+		} else if (rc < 0) {
+			kb_chan_shutdown(c->chan);
+		}
+	}
 	pthread_mutex_lock(&c->lock);
 	c->notify_busy--;
 	pthread_cond_broadcast(&c->cond);

@@ -66,6 +66,7 @@ static void sess_free(struct kb_srv_sess *s)
 	kb_srv_replay_destroy(&s->replay);
 	kb_srv_fhtab_destroy(&s->fhs);
 	kb_srv_nodetab_destroy(&s->nodes);
+	kb_srv_keyuse_put(s->srv, s->fds.ku);
 	kb_memzero(s->token, sizeof(s->token));
 	free(s);
 }
@@ -172,17 +173,24 @@ static int hello(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 		kb_srv_logf(srv, KB_SRV_LOG_INFO, "%s: owners key option ignored (server not root)",
 			    c->fpr);
 	memcpy(s->key, c->key, KB_KEY_LEN);
-	ret = kb_srv_nodetab_init(&s->nodes, KB_SRV_MAX_NODES);
+	s->fds.srv = srv;
+	atomic_init(&s->fds.fds, 0);
+	s->fds.ku = kb_srv_keyuse_get(srv, c->key);
+	ret = s->fds.ku ? kb_srv_nodetab_init(&s->nodes, KB_SRV_MAX_NODES) : -ENOMEM;
 	if (ret) {
+		kb_srv_keyuse_put(srv, s->fds.ku);
 		free(s);
 		return ret;
 	}
 	ret = kb_srv_fhtab_init(&s->fhs, KB_SRV_MAX_HANDLES);
 	if (ret) {
 		kb_srv_nodetab_destroy(&s->nodes);
+		kb_srv_keyuse_put(srv, s->fds.ku);
 		free(s);
 		return ret;
 	}
+	s->nodes.acct = &s->fds;
+	s->fhs.acct = &s->fds;
 	kb_srv_replay_init(&s->replay);
 	ret = kb_noise_rng_bytes(srv->rng, s->token, sizeof(s->token));
 	if (!ret)

@@ -7,7 +7,8 @@
  * thread, which loops over: write a 256 KiB file in 64 KiB WRITEs (CREATE,
  * OPEN), read it back and compare, GETATTR, RENAME, UNLINK, MKDIR,
  * RMDIR; each client in its own directory c<N>/. Every second it prints
- * "t=S ops=N MiB=M errors=E"; at the end a total line. Exit 1 on errors.
+ * "t=S ops=N MiB=M errors=E"; at the end a total line with the latency of
+ * the single requests (p50, p99, max). Exit 1 on errors.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +27,42 @@
 
 #define FILE_BYTES (256u << 10)
 #define PIECE (64u << 10)
+/* Latency histogram: bucket i holds [LAT_BASE_US * 1.1^i, ...). */
+#define LAT_BUCKETS 160
+#define LAT_BASE_US 10.0
+static _Atomic uint64_t lat_hist[LAT_BUCKETS];
+static _Atomic uint64_t lat_max_us;
+
+static void lat_add(uint64_t us)
+{
+	double edge = LAT_BASE_US;
+	unsigned i = 0;
+	uint64_t m = atomic_load(&lat_max_us);
+
+	while (i < LAT_BUCKETS - 1 && (double)us >= edge * 1.1) {
+		edge *= 1.1;
+		i++;
+	}
+	atomic_fetch_add(&lat_hist[i], 1);
+	while (us > m && !atomic_compare_exchange_weak(&lat_max_us, &m, us))
+		;
+}
+
+/* The upper edge of the bucket holding quantile q, in ms. */
+static double lat_quantile(double q)
+{
+	uint64_t total = 0, seen = 0;
+	double edge = LAT_BASE_US;
+
+	for (unsigned i = 0; i < LAT_BUCKETS; i++)
+		total += atomic_load(&lat_hist[i]);
+	for (unsigned i = 0; i < LAT_BUCKETS; i++, edge *= 1.1) {
+		seen += atomic_load(&lat_hist[i]);
+		if (total && (double)seen >= q * (double)total)
+			return edge * 1.1 / 1000.0;
+	}
+	return 0;
+}
 
 struct soak {
 	const char *port;
@@ -45,7 +82,10 @@ struct client {
 static int call(struct kb_rpc *r, kb_Request *q, const void *bulk, size_t n, kb_Response *out)
 {
 	struct kb_rpc_result *res = kb_rpc_result_new();
+	uint64_t t0 = kb_now_ns();
 	int rc = res ? kb_rpc_call(r, q, bulk, n, res) : -ENOMEM;
+
+	lat_add((kb_now_ns() - t0) / 1000);
 
 	if (!rc && out)
 		*out = res->resp;
@@ -219,11 +259,13 @@ int main(int argc, char **argv)
 	atomic_store(&sk.stop, true);
 	for (unsigned i = 0; cl && i < clients; i++)
 		pthread_join(cl[i].th, NULL);
-	printf("total: clients=%u conns=%u seconds=%u ops=%llu MiB=%llu (%.1f MiB/s) errors=%llu\n",
+	printf("total: clients=%u conns=%u seconds=%u ops=%llu MiB=%llu (%.1f MiB/s) errors=%llu "
+	       "latency_ms p50<=%.2f p99<=%.2f max=%.2f\n",
 	       clients, sk.conns, secs, (unsigned long long)atomic_load(&sk.ops),
 	       (unsigned long long)(atomic_load(&sk.bytes) >> 20),
 	       secs ? (double)(atomic_load(&sk.bytes) >> 20) / secs : 0.0,
-	       (unsigned long long)atomic_load(&sk.errors));
+	       (unsigned long long)atomic_load(&sk.errors), lat_quantile(0.5), lat_quantile(0.99),
+	       (double)atomic_load(&lat_max_us) / 1000.0);
 	free(cl);
 	kb_keyset_free(sk.trust);
 	kb_memzero(sk.priv, sizeof(sk.priv));
