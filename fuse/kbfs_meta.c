@@ -125,7 +125,13 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	 * (default_permissions, sgid clearing) and, with the writeback cache,
 	 * sends utimes(NULL) as explicit times only the owner could set. */
 	r.node = kbfs_node_remote(fs->nodes, ino);
-	r.fh = f ? f->remote_fh : 0; /* 0: by node (read-only opens have none) */
+	if (f) { /* fh 0: by node (read-only opens have none) */
+		ret = kbfs_file_handle(fs, f, &r.node, &r.fh, NULL);
+		if (ret < 0) {
+			kbfs_reply_err(req, ret);
+			return;
+		}
+	}
 	r.has_attr = true;
 	r.set_mask = set_mask(fs, attr, to_set, &r.attr);
 	if (r.set_mask && kbfs_dev_kill_suidgid()) /* with a size or owner change */

@@ -33,6 +33,9 @@ struct kbfs_node {
 	uint64_t wr_seq;          /* WRITEs sent */
 	unsigned writers;         /* open files with a server handle for writing */
 	struct kbfs_node *hnext;  /* remote id hash chain */
+	uint64_t sgen;            /* rpc session generation `remote` is from */
+	struct kbfs_node *onext;  /* old-session index chain (in_old) */
+	bool in_old;              /* in the old-session index: remote is stale */
 };
 
 struct kbfs_nodes;
@@ -109,6 +112,14 @@ unsigned kbfs_node_writers(struct kbfs_nodes *t, uint64_t ino, int delta);
 uint64_t kbfs_node_by_remote(struct kbfs_nodes *t, uint64_t remote, kb_Attr *a);
 /* Number of live nodes (tests). */
 unsigned kbfs_nodes_count(struct kbfs_nodes *t);
+
+/* A new session (kbfs_session_cb, no calls): the root's new id; every
+ * other node's id is from an old session until it is re-resolved, and goes
+ * into an index by (parent, name), so that an entry the new session
+ * returns under that name (a listing, a LOOKUP) re-uses the node when it
+ * is the same file (inode number, type) instead of making a second inode
+ * for it (an open file would keep the stale one). */
+void kbfs_nodes_session(struct kbfs_nodes *t, uint64_t gen, uint64_t root_remote);
 
 /* Where a node hangs, for re-resolution on a new session (kbfs_stale.c). */
 struct kbfs_node_where {

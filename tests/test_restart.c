@@ -5,10 +5,11 @@
  * the server meanwhile gives an error, never silence.
  *
  * Each TCase's unchecked fixture (the runner's process) starts the server
- * (and for "expire" tests/kbproxy in front of it, with --session-grace 1)
- * and the mount, and stops everything by PID even when a test fails.
- * Servers and proxies a test starts anew are recorded by th_spawn for the
- * runner's final cleanup and stopped by the test.
+ * (and for "expire" tests/kbproxy in front of it, with --session-grace 1),
+ * each under a supervisor shell that starts it again when it dies, and the
+ * mount; it stops everything by PID even when a test fails. A test kills
+ * the server (or proxy) by the PID in its pidfile and waits for its next
+ * "ready" line.
  *
  * KB_RESTARTS (default 20) sets how many restarts the streaming writer
  * goes through (scripts/restart-loop.sh runs this suite in a loop). */
@@ -22,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,19 +36,12 @@
 static struct {
 	struct th_server ts;
 	struct th_mount m;
-	pid_t proxy;
+	pid_t server_loop, proxy_loop; /* supervisor shells (runner's children) */
 	int proxy_port;
-	char plog[PATH_MAX];
+	char plog[PATH_MAX], spid[PATH_MAX], ppid[PATH_MAX];
 	bool up;
 	bool expire;      /* the "expire" case: proxy in front, grace 1 s */
 } F;
-
-/* Who runs now: tests run in forked children, so the server and proxy a
- * test started anew are recorded here (shared with the fixture). */
-static struct procs {
-	pid_t server, proxy;
-	pid_t server_parent, proxy_parent; /* the process that may reap them */
-} *P;
 
 static const char *mpath(const char *rel)
 {
@@ -123,100 +116,105 @@ out:
 	return ret;
 }
 
-static void spawn_server(void)
+/* The pid in a pidfile, 0 if none yet. */
+static pid_t read_pid(const char *file)
 {
-	char listen[64], grace[16];
-	const char *argv[] = {th_bin("keibifsd"), "--share", F.ts.share, "--key",
-			      F.ts.server_key, "--authorized", F.ts.authorized, "--listen",
-			      listen, "--foreground", "--session-grace", grace, NULL};
+	FILE *f = fopen(file, "r");
+	int pid = 0;
 
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", F.ts.port);
-	snprintf(grace, sizeof(grace), "%d", F.expire ? 1 : 60);
-	if (truncate(F.ts.log, 0) < 0)
-		return;
-	P->server = F.ts.pid = th_spawn((char *const *)argv, F.ts.log);
-	P->server_parent = getpid();
+	if (f) {
+		if (fscanf(f, "%d", &pid) != 1)
+			pid = 0;
+		fclose(f);
+	}
+	return (pid_t)pid;
 }
 
-static void reap(pid_t pid, pid_t parent)
+/* How many lines of `file` hold `needle`. */
+static int count_lines(const char *file, const char *needle)
 {
-	if (parent == getpid())
-		waitpid(pid, NULL, 0);
-	else /* the fixture's, or an earlier test's: not ours to reap */
-		for (int i = 0; i < 500 && kill(pid, 0) == 0; i++)
-			usleep(2000);
+	FILE *f = fopen(file, "r");
+	char line[4096];
+	int n = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	if (f)
+		fclose(f);
+	return n;
 }
 
-/* kill -9 the server, start it again on the same port (a new session). */
-static void restart_server(unsigned down_ms)
+/* Servers and proxies are run by a supervisor shell the fixture starts,
+ * which starts them again `pause` seconds after they die: a process a
+ * test (a child holding descriptors on the mount) forked would close
+ * those at exec, and closing one flushes it through the mount, which
+ * waits for the very server being started. */
+static pid_t supervise(const char *log, const char *pause, const char *cmd)
 {
-	ck_assert_int_eq(kill(P->server, SIGKILL), 0);
-	reap(P->server, P->server_parent);
-	usleep(down_ms * 1000u);
-	spawn_server();
-	ck_assert_int_gt(F.ts.pid, 0);
-	ck_assert(th_wait_file_contains(F.ts.log, "keibifsd: ready", 10000));
+	char script[PATH_MAX * 8];
+	const char *argv[] = {"/bin/sh", "-c", script, NULL};
+
+	snprintf(script, sizeof(script), "while :; do %s; sleep %s; done", cmd, pause);
+	return th_spawn((char *const *)argv, log);
 }
 
-static void spawn_proxy(void)
+/* kill -9 what pidfile names; wait until the supervisor started the next
+ * one and its log says `ready` once more. */
+static void kill_and_wait(const char *pidfile, const char *log, const char *ready, int wait_ms)
 {
-	char port[16], to[64];
-	const char *argv[] = {th_bin("tests/kbproxy"), "--listen", port, "--to", to, NULL};
+	int before = count_lines(log, ready);
+	pid_t pid = read_pid(pidfile);
 
-	snprintf(port, sizeof(port), "%d", F.proxy_port);
-	snprintf(to, sizeof(to), "127.0.0.1:%d", F.ts.port);
-	close(open(F.plog, O_WRONLY | O_CREAT | O_TRUNC, 0644));
-	P->proxy = F.proxy = th_spawn((char *const *)argv, F.plog);
-	P->proxy_parent = getpid();
+	ck_assert_int_gt(pid, 0);
+	ck_assert_int_eq(kill(pid, SIGKILL), 0);
+	for (int i = 0; i < wait_ms / 10 && count_lines(log, ready) <= before; i++)
+		usleep(10000);
+	ck_assert_msg(count_lines(log, ready) > before, "%s not started again", ready);
+}
+
+/* kill -9 the server; it comes back on the same port (a new session). */
+static void restart_server(void)
+{
+	kill_and_wait(F.spid, F.ts.log, "keibifsd: ready", 20000);
 }
 
 /* The network goes away (the proxy dies) for longer than the server's
  * session grace, then comes back: the client finds its session gone. */
-static void outage_past_grace(void)
-{
-	ck_assert_int_eq(kill(P->proxy, SIGKILL), 0);
-	reap(P->proxy, P->proxy_parent);
-	usleep(2500 * 1000);
-	spawn_proxy();
-	ck_assert_int_gt(F.proxy, 0);
-	ck_assert(th_wait_file_contains(F.plog, "kbproxy: ready", 10000));
-}
-
 static void outage(void)
 {
 	if (F.expire)
-		outage_past_grace();
+		kill_and_wait(F.ppid, F.plog, "kbproxy: ready", 20000);
 	else
-		restart_server(100);
+		restart_server();
 }
 
 static void start(bool expire, const char *opts)
 {
-	const char *grace[] = {"--session-grace", expire ? "1" : "60", NULL};
+	char cmd[PATH_MAX * 7];
 	struct th_server via;
 
 	memset(&F, 0, sizeof(F));
 	F.expire = expire;
-	if (!P)
-		P = mmap(NULL, sizeof(*P), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-			 -1, 0);
-	if (P == MAP_FAILED || !P) {
-		P = NULL;
+	if (!th_fuse_available("restart") || th_server_prepare(&F.ts, 0) < 0)
 		return;
-	}
-	memset(P, 0, sizeof(*P));
-	if (!th_fuse_available("restart") || th_server_start(&F.ts, 0, grace) < 0)
-		return;
-	P->server = F.ts.pid;
-	P->server_parent = getpid();
 	if (th_sh("cd '%s' && mkdir dir && echo one > dir/f && echo two > dir/g", F.ts.share))
+		return;
+	snprintf(F.spid, sizeof(F.spid), "%s/server.pid", F.ts.dir);
+	snprintf(cmd, sizeof(cmd), "'%s' --share '%s' --key '%s' --authorized '%s' --listen "
+		 "127.0.0.1:%d --foreground --pidfile '%s' --session-grace %d", th_bin("keibifsd"),
+		 F.ts.share, F.ts.server_key, F.ts.authorized, F.ts.port, F.spid, expire ? 1 : 60);
+	F.server_loop = supervise(F.ts.log, "0.05", cmd);
+	if (F.server_loop <= 0 || !th_wait_file_contains(F.ts.log, "keibifsd: ready", 10000))
 		return;
 	via = F.ts;
 	if (expire) {
 		F.proxy_port = via.port = th_free_port();
 		snprintf(F.plog, sizeof(F.plog), "%s/proxy.log", F.ts.dir);
-		spawn_proxy();
-		if (F.proxy <= 0 || !th_wait_file_contains(F.plog, "kbproxy: ready", 10000))
+		snprintf(F.ppid, sizeof(F.ppid), "%s/proxy.pid", F.ts.dir);
+		snprintf(cmd, sizeof(cmd), "'%s' --listen %d --to 127.0.0.1:%d --pidfile '%s'",
+			 th_bin("tests/kbproxy"), F.proxy_port, F.ts.port, F.ppid);
+		F.proxy_loop = supervise(F.plog, "2.5", cmd); /* past the 1 s grace */
+		if (F.proxy_loop <= 0 || !th_wait_file_contains(F.plog, "kbproxy: ready", 10000))
 			return;
 	}
 	if (th_mount_start(&F.m, &via, "/", opts) < 0)
@@ -227,13 +225,15 @@ static void start(bool expire, const char *opts)
 static void stop(void)
 {
 	th_mount_stop(&F.m);
-	if (P) { /* what runs now (a test may have replaced them) */
-		F.ts.pid = P->server;
-		F.proxy = P->proxy;
+	if (F.proxy_loop > 0) {
+		th_stop(F.proxy_loop, 2000); /* the loop first: it would start another */
+		th_stop(read_pid(F.ppid), 2000);
 	}
-	if (F.proxy > 0)
-		th_stop(F.proxy, 2000);
-	F.proxy = 0;
+	if (F.server_loop > 0) {
+		th_stop(F.server_loop, 2000);
+		th_stop(read_pid(F.spid), 10000);
+	}
+	F.proxy_loop = F.server_loop = 0;
 	th_server_cleanup(&F.ts);
 }
 
@@ -270,7 +270,7 @@ START_TEST(test_writer_fsync)
 	int fd;
 
 	ck_assert(F.up);
-	fd = open(mpath("w1"), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+	fd = open(mpath("w1"), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write_pat(fd, MIB, 1, 0), MIB);
 	outage();
@@ -289,7 +289,7 @@ START_TEST(test_append_writer)
 
 	ck_assert(F.up);
 	ck_assert_int_eq(th_sh("printf head > '%s'", th_server_path(&F.ts, "app")), 0);
-	fd = open(mpath("app"), O_WRONLY | O_APPEND);
+	fd = open(mpath("app"), O_WRONLY | O_APPEND | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write_pat(fd, MIB, 2, 0), MIB);
 	outage();
@@ -307,7 +307,7 @@ START_TEST(test_rw_handle)
 
 	ck_assert(F.up && buf && want);
 	ck_assert_int_eq(th_write_pattern(th_server_path(&F.ts, "rw"), 4 * MIB, 5, 0644), 0);
-	fd = open(mpath("rw"), O_RDWR);
+	fd = open(mpath("rw"), O_RDWR | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(pread(fd, buf, MIB, 0), MIB);
 	outage();
@@ -335,7 +335,7 @@ START_TEST(test_reader_after_ls)
 	int fd;
 
 	ck_assert(F.up);
-	fd = open(mpath("dir/f"), O_RDONLY);
+	fd = open(mpath("dir/f"), O_RDONLY | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(pread(fd, buf, 1, 0), 1);
 	outage();
@@ -354,7 +354,7 @@ START_TEST(test_deleted_meanwhile)
 	int fd, rs, rc;
 
 	ck_assert(F.up);
-	fd = open(mpath("gone"), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+	fd = open(mpath("gone"), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write_pat(fd, MIB, 4, 0), MIB);
 	ck_assert_int_eq(fsync(fd), 0);
@@ -380,7 +380,7 @@ static void *stream_main(void *arg)
 {
 	struct streamer *s = arg;
 	uint8_t *buf = malloc(STREAM_CHUNK);
-	int fd = open(mpath("stream"), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+	int fd = open(mpath("stream"), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
 
 	s->err = fd < 0 || !buf ? errno : 0;
 	while (!s->err && !atomic_load(&s->stop)) {
@@ -416,7 +416,7 @@ START_TEST(test_stream_restarts)
 				break;
 			else
 				usleep(2000);
-		restart_server(20);
+		restart_server();
 	}
 	usleep(200000);
 	atomic_store(&s.stop, true);

@@ -149,8 +149,9 @@ void kb_rpc_set_notify(struct kb_rpc *r, void (*cb)(void *arg, const kb_Response
 
 /* After a new session (server restart / expired session): gen is the new
  * generation (the first session is 0), root the entry of cfg.path in it.
- * Runs on a keeper thread before the connection carries requests again;
- * must not block or make synchronous calls (note the change, remap lazily
+ * Runs on a keeper thread, with the session lock held, before any
+ * connection of the new session carries requests; must not block, make
+ * synchronous calls or call kb_rpc_session (note the change, remap lazily
  * on ESTALE). */
 typedef void (*kb_rpc_session_fn)(void *arg, uint64_t gen, const kb_Entry *root);
 void kb_rpc_set_session_cb(struct kb_rpc *r, kb_rpc_session_fn cb, void *arg);
@@ -160,6 +161,9 @@ typedef void (*kb_rpc_log_fn)(void *arg, const char *line);
 void kb_rpc_set_log(struct kb_rpc *r, kb_rpc_log_fn cb, void *arg);
 /* Current session generation and its root entry. */
 uint64_t kb_rpc_session(struct kb_rpc *r, kb_Entry *root);
+/* The same generation without the lock (an atomic read): moves on once the
+ * session callback has run. */
+uint64_t kb_rpc_gen(struct kb_rpc *r);
 
 /* Ops counted one by one in kb_rpc_stats.by_op (kb_Op values below this). */
 #define KB_RPC_NOPS 40
