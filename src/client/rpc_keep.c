@@ -31,21 +31,13 @@
 #include <string.h>
 
 #include "err.h"
+#include "op.h"
 #include "rpc_int.h"
 #include "util.h"
 
 bool kb_rpc_op_idempotent(uint32_t op)
 {
-	switch (op) {
-	case kb_Op_READ: case kb_Op_LOOKUP: case kb_Op_GETATTR: case kb_Op_READDIR:
-	case kb_Op_READLINK: case kb_Op_STATFS: case kb_Op_GETXATTR: case kb_Op_LISTXATTR:
-	case kb_Op_PING: case kb_Op_ACCESS: case kb_Op_LSEEK: case kb_Op_WRITE:
-	case kb_Op_FORGET: case kb_Op_RELEASE: case kb_Op_RELEASEDIR: case kb_Op_FLUSH:
-	case kb_Op_FSYNC: case kb_Op_FSYNCDIR:
-		return true;
-	default:
-		return false;
-	}
+	return kb_op_is(op, KB_OP_IDEMPOTENT); /* the table in src/core/op.c */
 }
 
 /* Join the old receiver, free the old channel once no sender holds it. */

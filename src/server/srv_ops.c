@@ -16,6 +16,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "op.h"
 #include "srv_impl.h"
 #include "srv_ops.h"
 #include "wire.h"
@@ -370,15 +371,7 @@ static int op_access(struct kb_srv_req *rq, struct kb_srv_node *n)
  * session. (OPEN checks its flags itself; ACCESS its W_OK.) */
 static bool mutating(kb_Op op)
 {
-	switch (op) {
-	case kb_Op_SETATTR: case kb_Op_CREATE: case kb_Op_WRITE: case kb_Op_MKDIR:
-	case kb_Op_MKNOD: case kb_Op_UNLINK: case kb_Op_RMDIR: case kb_Op_RENAME:
-	case kb_Op_LINK: case kb_Op_SYMLINK: case kb_Op_SETXATTR: case kb_Op_REMOVEXATTR:
-	case kb_Op_FALLOCATE: case kb_Op_COPY_FILE_RANGE:
-		return true;
-	default:
-		return false;
-	}
+	return kb_op_is(op, KB_OP_MUTATING); /* the table in src/core/op.c */
 }
 
 /* Operations that create, remove or rename a name in directory q->node. */
