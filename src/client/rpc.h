@@ -35,9 +35,12 @@
  *    the session callback gave), check attr.ino/type still match (else
  *    keep ESTALE), remap, and retry the operation once;
  *  - on -EBADF for a handle after a generation change, OPEN the node again
- *    with the file's flags and retry once; dirty data acknowledged by the
- *    server is durable there; a WRITE that failed with -EIO must be
+ *    with the file's flags and retry (a WRITE answered so is sent again on
+ *    the new handle); data acknowledged by the server is durable there
+ *    once FSYNC on the new handle returns; a WRITE that failed must be
  *    reported at the next flush/fsync/close of that file;
+ *  - keep a WRITE's bytes until it completes: they are re-sent from the
+ *    `bulk` pointer after a reconnect;
  *  - route kb_rpc_set_log lines to syslog/stderr, and pass NOTIFY pushes
  *    (kb_rpc_set_notify) to fuse_lowlevel_notify_inval_inode/_entry.
  */
