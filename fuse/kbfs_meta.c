@@ -246,10 +246,12 @@ void kbfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
 {
 	kb_Request r = kb_Request_init_zero;
 
-	(void)rdev; /* fifos and files only: the server refuses devices */
+	/* Devices only as a root caller with owners=preserve (the server
+	 * decides); fifos, sockets (bind(2) makes one) and files always. */
 	if (!name_req(req, &r, kb_Op_MKNOD, parent, name))
 		return;
 	r.mode = mode;
+	r.rdev = rdev;
 	if (S_ISREG(mode))
 		mknod_reg(req, parent, name, &r);
 	else

@@ -168,6 +168,29 @@ START_TEST(test_owner_on_server)
 }
 END_TEST
 
+/* owners=preserve against a server that would not act as the caller (no
+ * --allow-owners, no `owners` key option): refused at mount time, with
+ * one line naming the server option (it used to mount, show real owners
+ * and let chown through while new files belonged to the server's user). */
+START_TEST(test_owners_refused_without_server_option)
+{
+	struct th_server plain;
+	char *out = NULL;
+	bool left = false;
+	int st;
+
+	if (!th_fuse_available("owners refused"))
+		return;
+	ck_assert_int_eq(th_server_start(&plain, 0, NULL), 0);
+	st = th_mount_expect_fail(&plain, "/", "owners=preserve", &out, &left);
+	ck_assert_msg(st != 0 && !left, "mounted: %s", out ? out : "");
+	ck_assert_msg(out && strstr(out, "--allow-owners") && strstr(out, "owners=preserve"),
+		      "%s", out ? out : "");
+	free(out);
+	th_server_cleanup(&plain);
+}
+END_TEST
+
 Suite *suite_conformance(void);
 Suite *suite_conformance(void)
 {
@@ -179,6 +202,7 @@ Suite *suite_conformance(void)
 	tcase_add_test(tc, test_conformance_root);
 	tcase_add_test(tc, test_conformance_user);
 	tcase_add_test(tc, test_owner_on_server);
+	tcase_add_test(tc, test_owners_refused_without_server_option);
 	suite_add_tcase(s, tc);
 	return s;
 }

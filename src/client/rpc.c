@@ -788,6 +788,11 @@ uint64_t kb_rpc_session(struct kb_rpc *r, kb_Entry *root)
 	return gen;
 }
 
+bool kb_rpc_owners(const struct kb_rpc *r)
+{
+	return r->owners;
+}
+
 uint64_t kb_rpc_gen(struct kb_rpc *r)
 {
 	return atomic_load(&r->session_gen);

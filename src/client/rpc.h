@@ -164,6 +164,10 @@ typedef void (*kb_rpc_log_fn)(void *arg, const char *line);
 void kb_rpc_set_log(struct kb_rpc *r, kb_rpc_log_fn cb, void *arg);
 /* Current session generation and its root entry. */
 uint64_t kb_rpc_session(struct kb_rpc *r, kb_Entry *root);
+/* The server said (HELLO) it serves our requests as the caller named in
+ * their creds (keibifsd --allow-owners or the key's `owners` option, and
+ * running as root). */
+bool kb_rpc_owners(const struct kb_rpc *r);
 /* The same generation without the lock (an atomic read): moves on once the
  * session callback has run. */
 uint64_t kb_rpc_gen(struct kb_rpc *r);

@@ -212,6 +212,7 @@ static int hello(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 		goto out;
 	r->has_entry = true;
 	r->read_only = s->ro;
+	r->owners = s->owners;
 	r->token.size = sizeof(s->token);
 	memcpy(r->token.bytes, s->token, sizeof(s->token));
 	ret = sess_insert(srv, s);
@@ -254,6 +255,7 @@ static int attach(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 		return -EACCES; /* unknown or expired: the client says HELLO again */
 	c->sess = s;
 	r->read_only = s->ro;
+	r->owners = s->owners;
 	r->token.size = KB_SRV_TOKEN;
 	memcpy(r->token.bytes, s->token, KB_SRV_TOKEN);
 	r->has_entry = !root_entry(s, &r->entry);
