@@ -115,6 +115,11 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	 * server after it, and their mtime would win over the kernel's. */
 	if (f)
 		kbfs_file_drain(f, false);
+	/* the kernel's own time flush: it owns mtime (writeback cache) */
+	if (f && fs->writeback && (to_set & FUSE_SET_ATTR_MTIME) &&
+	    !(to_set & FUSE_SET_ATTR_MTIME_NOW))
+		kbfs_node_kernel_mtime_set(fs->nodes, ino, (int64_t)attr->st_mtim.tv_sec,
+					   (uint32_t)attr->st_mtim.tv_nsec);
 	if (setattr_known(fs, ino, attr, to_set, &a)) {
 		kbfs_attr_to_stat(fs, &a, &st);
 		fuse_reply_attr(req, &st, fs->o->attr_timeout);

@@ -478,6 +478,8 @@ unsigned kbfs_node_writers(struct kbfs_nodes *t, uint64_t ino, int delta)
 	pthread_mutex_lock(&t->lock);
 	n->writers = (unsigned)((int)n->writers + delta);
 	w = n->writers;
+	if (!w)
+		n->kmtime_set = false;
 	pthread_mutex_unlock(&t->lock);
 	return w;
 }
@@ -589,4 +591,30 @@ void kbfs_nodes_session(struct kbfs_nodes *t, uint64_t gen, uint64_t root_remote
 	expire_locked(t, &t->root);
 	hash_add(t, &t->root);
 	pthread_mutex_unlock(&t->lock);
+}
+
+void kbfs_node_kernel_mtime_set(struct kbfs_nodes *t, uint64_t ino, int64_t sec, uint32_t nsec)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+
+	pthread_mutex_lock(&t->lock);
+	if (n->writers) {
+		n->kmtime = sec;
+		n->kmtime_ns = nsec;
+		n->kmtime_set = true;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool kbfs_node_kernel_mtime(struct kbfs_nodes *t, uint64_t ino, int64_t *sec, uint32_t *nsec)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+	bool set;
+
+	pthread_mutex_lock(&t->lock);
+	set = n->kmtime_set;
+	*sec = n->kmtime;
+	*nsec = n->kmtime_ns;
+	pthread_mutex_unlock(&t->lock);
+	return set;
 }

@@ -32,6 +32,9 @@ struct kbfs_node {
 	unsigned wr_inflight;     /* WRITEs sent, not answered */
 	uint64_t wr_seq;          /* WRITEs sent */
 	unsigned writers;         /* open files with a server handle for writing */
+	int64_t kmtime;           /* the kernel's last mtime flush (kmtime_set) */
+	uint32_t kmtime_ns;
+	bool kmtime_set;          /* while open for writing (writeback cache) */
 	struct kbfs_node *hnext;  /* remote id hash chain */
 	uint64_t sgen;            /* rpc session generation `remote` is from */
 	struct kbfs_node *onext;  /* old-session index chain (in_old) */
@@ -105,6 +108,13 @@ void kbfs_node_changed(struct kbfs_nodes *t, uint64_t ino);
  * a replaced target loses its name. */
 void kbfs_node_renamed(struct kbfs_nodes *t, uint64_t parent_ino, const char *name,
 		       uint64_t newparent_ino, const char *newname, bool exchange);
+/* The kernel (writeback cache: it owns mtime) flushed its mtime for a file
+ * open for writing: WRITEs sent after it carry that mtime, so that the
+ * server's own time of a later write does not replace the kernel's when
+ * the kernel has nothing newer to flush (a write in the same clock tick
+ * as a fallocate). Forgotten when the last writer closes. */
+void kbfs_node_kernel_mtime_set(struct kbfs_nodes *t, uint64_t ino, int64_t sec, uint32_t nsec);
+bool kbfs_node_kernel_mtime(struct kbfs_nodes *t, uint64_t ino, int64_t *sec, uint32_t *nsec);
 /* Count an open for writing (+1) or its release (-1); returns the count. */
 unsigned kbfs_node_writers(struct kbfs_nodes *t, uint64_t ino, int delta);
 /* FUSE ino of a server node id, or 0 when no node has it (any more); with

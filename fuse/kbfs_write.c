@@ -422,6 +422,10 @@ static int wr_send(struct kbfs_wr *w)
 	r.op = kb_Op_WRITE;
 	kbfs_creds(w->req, &r);
 	r.set_mask = w->set_mask;
+	if (kbfs_node_kernel_mtime(fs->nodes, w->f->ino, &r.attr.mtime, &r.attr.mtime_ns)) {
+		r.has_attr = true; /* keep the kernel's mtime (kbfs_node.h) */
+		r.set_mask |= kb_SetMask_SET_MTIME;
+	}
 	r.fh = fh;
 	r.offset = w->off;
 	/* Spread a large file's writes over the connections (the server
