@@ -255,7 +255,8 @@ void kbfs_session_cb(void *arg, uint64_t gen, const kb_Entry *root);
  * new id. 0, -ESTALE, or the transport error. Makes synchronous calls. */
 int kbfs_stale_resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, uint64_t *remote);
 /* After an op on ino with *remote returned ret: true when ret is -ESTALE and
- * the node was re-resolved into *remote (retry the op once). */
+ * the node was re-resolved into *remote (retry the op; a few times at most:
+ * the server may have restarted again meanwhile). */
 bool kbfs_stale_retry(struct kbfs *fs, uint64_t ino, int ret, uint64_t *remote);
 
 /* kbfs_notify.c: NOTIFY pushes to the kernel from a thread of our own

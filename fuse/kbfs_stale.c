@@ -83,9 +83,22 @@ static int resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, unsigned depth,
 	return 0;
 }
 
+#define KBFS_STALE_TRIES 8 /* sessions one re-resolution follows */
+
 int kbfs_stale_resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, uint64_t *remote)
 {
-	int ret = resolve(fs, ino, bad, 0, remote);
+	int ret;
+
+	/* ESTALE is the verdict only if no other session began meanwhile: a
+	 * server restarting again answers ESTALE for the ids just resolved. */
+	for (int tries = 0;; tries++) {
+		uint64_t gen = kb_rpc_gen(fs->rpc);
+
+		ret = resolve(fs, ino, bad, 0, remote);
+		if (ret != -ESTALE || kb_rpc_gen(fs->rpc) == gen || tries + 1 >= KBFS_STALE_TRIES)
+			break;
+		bad = kbfs_node_remote(fs->nodes, ino); /* what the node has now */
+	}
 
 	if (ret < 0 && fs->o->debug)
 		fprintf(stderr, "keibifs: node %#llx not re-resolved: %s\n",

@@ -554,6 +554,12 @@ KEIBIFS_MAP_INHERENT = {
         "owners=map: the server hands out no setuid/setgid bits (keibifsd(8))",
     "chown_other_user":
         "owners=map: the server gives files to no other user (keibifsd(8))",
+    "mknod_char_device":
+        "owners=map: device nodes only for a caller the server acts as "
+        "(owners=preserve, keibifsd(8))",
+    "mknod_block_device":
+        "owners=map: device nodes only for a caller the server acts as "
+        "(owners=preserve, keibifsd(8))",
 }
 
 
