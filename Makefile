@@ -3,6 +3,8 @@
 #   make                 build everything into build/
 #   make test            install missing deps, build, run every test (Check)
 #   make check           the tests again under ASan+UBSan (build/san/)
+#   make restart-loop    the restart tests 20 times in a row (RUNS=N);
+#                        restart-loop-san: the same under ASan+UBSan
 #   make fuzz            libFuzzer targets (clang) into build/fuzz/
 #   make bench           benchmarks, one table beside sshfs and local limits
 #   make demo            serve a sample directory on 127.0.0.1 and mount it
@@ -117,7 +119,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
 .SECONDARY: $(GEN_C) $(GEN_H)
-.PHONY: all product test check fuzz fuzz-run fuzz-bins bench demo install uninstall clean \
+.PHONY: all product test check restart-loop restart-loop-san fuzz fuzz-run fuzz-bins bench demo install uninstall clean \
 	format format-check deps
 all: product $(BENCH_BIN) $(TEST_BIN) $(TOOL_BIN)
 product: $(PROD_BIN)
@@ -221,6 +223,15 @@ test: deps
 
 check:
 	@$(MAKE) --no-print-directory SANITIZER=address,undefined test
+
+# The restart tests (suites restart, remount) RUNS times in a row (20 by
+# default), with the normal build and with make check's.
+RUNS ?= 20
+restart-loop: deps
+	scripts/restart-loop.sh $(RUNS)
+
+restart-loop-san: deps
+	SANITIZER=address,undefined scripts/restart-loop.sh $(RUNS)
 
 # Fuzzers: tests/fuzz/fuzz_NAME.c -> build/fuzz/fuzz_NAME (clang libFuzzer).
 # Run one: build/fuzz/fuzz_frame -max_total_time=60 tests/fuzz/corpus-frame

@@ -179,6 +179,14 @@ struct kbfs_file {
 	bool err_guess;    /* err is -EIO for a short write: a real one wins (lock) */
 	bool writer;       /* counted in the node's writers (open for writing) */
 	pthread_cond_t idle; /* inflight dropped to 0 */
+	uint64_t sgen;     /* rpc session generation remote_fh is from (lock) */
+	uint32_t oflags;   /* flags remote_fh is reopened with in a new session
+			    * (no O_TRUNC, O_EXCL: already applied) */
+	int lost;          /* could not be reopened in a new session (deleted or
+			    * replaced on the server): every later write, fsync
+			    * and flush fails with it (lock) */
+	pthread_mutex_t reopen_lock; /* one reopen at a time; held across
+				      * synchronous calls, never by a callback */
 };
 
 /* Wait until no WRITE of f is in flight; returns the error stored for it
@@ -192,6 +200,15 @@ void kbfs_prefetch(struct kbfs *fs, uint64_t ino, uint64_t remote, uint64_t vers
 		   uint64_t from, uint64_t to);
 
 /* kbfs_write.c */
+/* The server node id and handle to use for f now, and the session
+ * generation the handle is from (sgen may be NULL). A handle of an older
+ * session (the server restarted, or our session expired) is first
+ * reopened on f's node, re-resolved by parent and name when its id is
+ * stale. 0; f->lost once the file cannot be reopened (it was deleted or
+ * replaced on the server); or the transport error. Read-only files have no
+ * handle (*fh 0: by node). Makes synchronous calls: not from a callback. */
+int kbfs_file_handle(struct kbfs *fs, struct kbfs_file *f, uint64_t *node, uint64_t *fh,
+		     uint64_t *sgen);
 struct kbfs_file *kbfs_file_new(uint64_t ino, uint64_t remote, uint64_t version, uint64_t size);
 void kbfs_file_free(struct kbfs_file *f);
 /* Our own change of a file's data: drop its cached blocks (every version:
@@ -238,7 +255,8 @@ void kbfs_session_cb(void *arg, uint64_t gen, const kb_Entry *root);
  * new id. 0, -ESTALE, or the transport error. Makes synchronous calls. */
 int kbfs_stale_resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, uint64_t *remote);
 /* After an op on ino with *remote returned ret: true when ret is -ESTALE and
- * the node was re-resolved into *remote (retry the op once). */
+ * the node was re-resolved into *remote (retry the op; a few times at most:
+ * the server may have restarted again meanwhile). */
 bool kbfs_stale_retry(struct kbfs *fs, uint64_t ino, int ret, uint64_t *remote);
 
 /* kbfs_notify.c: NOTIFY pushes to the kernel from a thread of our own

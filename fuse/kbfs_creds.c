@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "kbfs.h"
+#include "op.h"
 
 void kbfs_creds(fuse_req_t req, kb_Request *r)
 {
@@ -18,7 +19,7 @@ void kbfs_creds(fuse_req_t req, kb_Request *r)
 	gid_t groups[sizeof(r->creds.groups) / sizeof(r->creds.groups[0])];
 	int n, i;
 
-	if (!FS(req)->o->owners)
+	if (!FS(req)->o->owners || !kb_op_is(r->op, KB_OP_CREDS)) /* src/core/op.c */
 		return;
 	ctx = fuse_req_ctx(req);
 	r->has_creds = true;

@@ -97,6 +97,24 @@ static bool setattr_known(struct kbfs *fs, fuse_ino_t ino, const struct stat *at
 	       a->mtime_ns == (uint32_t)attr->st_mtim.tv_nsec;
 }
 
+#define KBFS_SETATTR_TRIES 3
+
+/* SETATTR r got ret: true to send it again. A stale node is re-resolved
+ * (a server restart). When another session began meanwhile, the request
+ * did not run there (ESTALE, EBADF) or its outcome is unknown (EIO): the
+ * attributes are absolute values, so setting them again is harmless, but
+ * for a size (a write may have followed the first copy). The kernel's
+ * time flush of a file being written is such a request: failing it would
+ * fail the fsync. */
+static bool setattr_again(struct kbfs *fs, fuse_ino_t ino, kb_Request *r, int ret,
+			  uint64_t sgen)
+{
+	if (kb_rpc_gen(fs->rpc) != sgen)
+		return ret == -ESTALE || ret == -EBADF ||
+		       (ret == -EIO && !(r->set_mask & kb_SetMask_SET_SIZE));
+	return !r->fh && kbfs_stale_retry(fs, ino, ret, &r->node);
+}
+
 void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		  struct fuse_file_info *fi)
 {
@@ -115,6 +133,11 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	 * server after it, and their mtime would win over the kernel's. */
 	if (f)
 		kbfs_file_drain(f, false);
+	/* the kernel's own time flush: it owns mtime (writeback cache) */
+	if (f && fs->writeback && (to_set & FUSE_SET_ATTR_MTIME) &&
+	    !(to_set & FUSE_SET_ATTR_MTIME_NOW))
+		kbfs_node_kernel_mtime_set(fs->nodes, ino, (int64_t)attr->st_mtim.tv_sec,
+					   (uint32_t)attr->st_mtim.tv_nsec);
 	if (setattr_known(fs, ino, attr, to_set, &a)) {
 		kbfs_attr_to_stat(fs, &a, &st);
 		fuse_reply_attr(req, &st, fs->o->attr_timeout);
@@ -124,16 +147,24 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	/* No creds even with owners=preserve: the kernel checked it all
 	 * (default_permissions, sgid clearing) and, with the writeback cache,
 	 * sends utimes(NULL) as explicit times only the owner could set. */
-	r.node = kbfs_node_remote(fs->nodes, ino);
-	r.fh = f ? f->remote_fh : 0; /* 0: by node (read-only opens have none) */
 	r.has_attr = true;
 	r.set_mask = set_mask(fs, attr, to_set, &r.attr);
 	if (r.set_mask && kbfs_dev_kill_suidgid()) /* with a size or owner change */
 		r.set_mask |= kb_SetMask_SET_KILL_SUIDGID;
 	if (r.set_mask == 0) /* only ctime (or nothing): the current attributes */
 		r.op = kb_Op_GETATTR;
-	gen = kbfs_nodes_gen(fs->nodes);
-	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_attr, &a);
+	for (int tries = 0;; tries++) {
+		uint64_t sgen = kb_rpc_gen(fs->rpc);
+
+		r.fh = 0; /* 0: by node (read-only opens have none) */
+		r.node = kbfs_node_remote(fs->nodes, ino);
+		if (f && (ret = kbfs_file_handle(fs, f, &r.node, &r.fh, NULL)) < 0)
+			break;
+		gen = kbfs_nodes_gen(fs->nodes);
+		ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_attr, &a);
+		if (tries >= KBFS_SETATTR_TRIES || !setattr_again(fs, ino, &r, ret, sgen))
+			break;
+	}
 	if (ret < 0) {
 		kbfs_reply_err(req, ret);
 		return;
@@ -240,10 +271,12 @@ void kbfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
 {
 	kb_Request r = kb_Request_init_zero;
 
-	(void)rdev; /* fifos and files only: the server refuses devices */
+	/* Devices only as a root caller with owners=preserve (the server
+	 * decides); fifos, sockets (bind(2) makes one) and files always. */
 	if (!name_req(req, &r, kb_Op_MKNOD, parent, name))
 		return;
 	r.mode = mode;
+	r.rdev = rdev;
 	if (S_ISREG(mode))
 		mknod_reg(req, parent, name, &r);
 	else

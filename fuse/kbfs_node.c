@@ -8,11 +8,15 @@
 
 #define KBFS_ROOT_INO 1 /* FUSE_ROOT_ID */
 #define NODE_BUCKETS 4096
+#define OLD_BUCKETS 1024
 
 struct kbfs_nodes {
 	pthread_mutex_t lock;
 	struct kbfs_node root;
 	struct kbfs_node *hash[NODE_BUCKETS]; /* by remote id (lock) */
+	struct kbfs_node *old[OLD_BUCKETS];   /* old-session nodes by parent+name (lock) */
+	unsigned nold;                        /* nodes in `old` (lock) */
+	uint64_t sgen;                        /* current rpc session generation (lock) */
 	unsigned count;                       /* live nodes besides root (lock) */
 	uint64_t gen;                         /* kbfs_nodes_changed (lock) */
 };
@@ -55,6 +59,57 @@ static void hash_del(struct kbfs_nodes *t, struct kbfs_node *n)
 	n->hnext = NULL;
 }
 
+static unsigned old_bucket(const struct kbfs_node *parent, const char *name)
+{
+	uint64_t h = (uintptr_t)parent * 0x9e3779b97f4a7c15ull;
+
+	for (const char *p = name; *p; p++)
+		h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+	return (unsigned)(h >> 40) % OLD_BUCKETS;
+}
+
+/* Lock held. */
+static void old_add(struct kbfs_nodes *t, struct kbfs_node *n)
+{
+	unsigned b;
+
+	if (n->in_old || !n->parent || !n->name)
+		return;
+	b = old_bucket(n->parent, n->name);
+	n->onext = t->old[b];
+	t->old[b] = n;
+	n->in_old = true;
+	t->nold++;
+}
+
+/* Lock held. */
+static void old_del(struct kbfs_nodes *t, struct kbfs_node *n)
+{
+	struct kbfs_node **pp;
+
+	if (!n->in_old)
+		return;
+	pp = &t->old[old_bucket(n->parent, n->name)];
+	while (*pp && *pp != n)
+		pp = &(*pp)->onext;
+	if (*pp)
+		*pp = n->onext;
+	n->onext = NULL;
+	n->in_old = false;
+	t->nold--;
+}
+
+/* The old-session node named parent/name, or NULL. Lock held. */
+static struct kbfs_node *old_find(struct kbfs_nodes *t, const struct kbfs_node *parent,
+				  const char *name)
+{
+	struct kbfs_node *n = t->nold ? t->old[old_bucket(parent, name)] : NULL;
+
+	while (n && (n->parent != parent || strcmp(n->name, name)))
+		n = n->onext;
+	return n;
+}
+
 static struct kbfs_node *hash_find(struct kbfs_nodes *t, uint64_t remote)
 {
 	struct kbfs_node *n = t->hash[bucket(remote)];
@@ -87,6 +142,7 @@ static void node_free_chain(struct kbfs_nodes *t, struct kbfs_node *n)
 	while (n && n != &t->root && n->nlookup == 0 && n->pins == 0) {
 		struct kbfs_node *parent = n->parent;
 
+		old_del(t, n);
 		if (n->remote)
 			hash_del(t, n);
 		free(n->name);
@@ -156,6 +212,7 @@ static void expire_locked(struct kbfs_nodes *t, struct kbfs_node *n)
 static int set_name_locked(struct kbfs_nodes *t, struct kbfs_node *n, struct kbfs_node *parent,
 			   const char *name)
 {
+	bool was_old = n->in_old;
 	char *copy;
 
 	if (n->parent == parent && n->name && !strcmp(n->name, name))
@@ -163,6 +220,7 @@ static int set_name_locked(struct kbfs_nodes *t, struct kbfs_node *n, struct kbf
 	copy = strdup(name);
 	if (!copy)
 		return -ENOMEM;
+	old_del(t, n); /* keyed by parent and name: re-keyed below */
 	free(n->name);
 	n->name = copy;
 	if (n->parent != parent) {
@@ -175,7 +233,24 @@ static int set_name_locked(struct kbfs_nodes *t, struct kbfs_node *n, struct kbf
 			node_free_chain(t, old);
 		}
 	}
+	if (was_old)
+		old_add(t, n);
 	return 0;
+}
+
+/* Node n of an old session is the file e names now (same inode number and
+ * type): give it e's id. Lock held. */
+static bool adopt_locked(struct kbfs_nodes *t, struct kbfs_node *n, const kb_Entry *e)
+{
+	if (n->attr.ino != e->attr.ino || (n->attr.mode & 0170000) != (e->attr.mode & 0170000))
+		return false;
+	old_del(t, n);
+	hash_del(t, n);
+	n->remote = e->node;
+	n->sgen = t->sgen;
+	n->rlookup = 0;
+	hash_add(t, n);
+	return true;
 }
 
 uint64_t kbfs_node_enter(struct kbfs_nodes *t, uint64_t parent_ino, const char *name,
@@ -186,12 +261,18 @@ uint64_t kbfs_node_enter(struct kbfs_nodes *t, uint64_t parent_ino, const char *
 
 	pthread_mutex_lock(&t->lock);
 	n = hash_find(t, e->node);
+	if (!n && t->nold) { /* known from an old session by this name? */
+		n = old_find(t, parent, name);
+		if (n && !adopt_locked(t, n, e))
+			n = NULL;
+	}
 	if (!n) {
 		n = calloc(1, sizeof(*n));
 		if (!n)
 			goto out;
 		n->ino = (uintptr_t)n;
 		n->remote = e->node;
+		n->sgen = t->sgen;
 		hash_add(t, n);
 		t->count++;
 	}
@@ -217,6 +298,11 @@ void kbfs_node_forget(struct kbfs_nodes *t, uint64_t ino, uint64_t n, uint64_t *
 	pthread_mutex_lock(&t->lock);
 	node->nlookup = n >= node->nlookup ? 0 : node->nlookup - n;
 	if (node->nlookup == 0) {
+		if (node->remote && node->in_old) { /* the server forgot it with its session */
+			old_del(t, node);
+			hash_del(t, node);
+			node->remote = 0;
+		}
 		if (node->remote) {
 			*remote = node->remote;
 			*count = node->rlookup;
@@ -392,6 +478,8 @@ unsigned kbfs_node_writers(struct kbfs_nodes *t, uint64_t ino, int delta)
 	pthread_mutex_lock(&t->lock);
 	n->writers = (unsigned)((int)n->writers + delta);
 	w = n->writers;
+	if (!w)
+		n->kmtime_set = false;
 	pthread_mutex_unlock(&t->lock);
 	return w;
 }
@@ -450,8 +538,10 @@ bool kbfs_node_remap(struct kbfs_nodes *t, uint64_t ino, uint64_t old_remote,
 	pthread_mutex_lock(&t->lock);
 	other = hash_find(t, new_remote);
 	if (n->remote && n->remote == old_remote && (!other || other == n)) {
+		old_del(t, n);
 		hash_del(t, n);
 		n->remote = new_remote;
+		n->sgen = t->sgen;
 		n->rlookup = n == &t->root ? 0 : 1;
 		expire_locked(t, n);
 		hash_add(t, n);
@@ -485,4 +575,46 @@ void kbfs_node_expire(struct kbfs_nodes *t, uint64_t ino)
 	pthread_mutex_lock(&t->lock);
 	expire_locked(t, n);
 	pthread_mutex_unlock(&t->lock);
+}
+
+void kbfs_nodes_session(struct kbfs_nodes *t, uint64_t gen, uint64_t root_remote)
+{
+	pthread_mutex_lock(&t->lock);
+	t->sgen = gen;
+	for (unsigned b = 0; b < NODE_BUCKETS; b++)
+		for (struct kbfs_node *n = t->hash[b]; n; n = n->hnext)
+			if (n != &t->root && n->sgen != gen)
+				old_add(t, n);
+	hash_del(t, &t->root);
+	t->root.remote = root_remote;
+	t->root.sgen = gen;
+	expire_locked(t, &t->root);
+	hash_add(t, &t->root);
+	pthread_mutex_unlock(&t->lock);
+}
+
+void kbfs_node_kernel_mtime_set(struct kbfs_nodes *t, uint64_t ino, int64_t sec, uint32_t nsec)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+
+	pthread_mutex_lock(&t->lock);
+	if (n->writers) {
+		n->kmtime = sec;
+		n->kmtime_ns = nsec;
+		n->kmtime_set = true;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool kbfs_node_kernel_mtime(struct kbfs_nodes *t, uint64_t ino, int64_t *sec, uint32_t *nsec)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+	bool set;
+
+	pthread_mutex_lock(&t->lock);
+	set = n->kmtime_set;
+	*sec = n->kmtime;
+	*nsec = n->kmtime_ns;
+	pthread_mutex_unlock(&t->lock);
+	return set;
 }

@@ -32,7 +32,13 @@ struct kbfs_node {
 	unsigned wr_inflight;     /* WRITEs sent, not answered */
 	uint64_t wr_seq;          /* WRITEs sent */
 	unsigned writers;         /* open files with a server handle for writing */
+	int64_t kmtime;           /* the kernel's last mtime flush (kmtime_set) */
+	uint32_t kmtime_ns;
+	bool kmtime_set;          /* while open for writing (writeback cache) */
 	struct kbfs_node *hnext;  /* remote id hash chain */
+	uint64_t sgen;            /* rpc session generation `remote` is from */
+	struct kbfs_node *onext;  /* old-session index chain (in_old) */
+	bool in_old;              /* in the old-session index: remote is stale */
 };
 
 struct kbfs_nodes;
@@ -102,6 +108,13 @@ void kbfs_node_changed(struct kbfs_nodes *t, uint64_t ino);
  * a replaced target loses its name. */
 void kbfs_node_renamed(struct kbfs_nodes *t, uint64_t parent_ino, const char *name,
 		       uint64_t newparent_ino, const char *newname, bool exchange);
+/* The kernel (writeback cache: it owns mtime) flushed its mtime for a file
+ * open for writing: WRITEs sent after it carry that mtime, so that the
+ * server's own time of a later write does not replace the kernel's when
+ * the kernel has nothing newer to flush (a write in the same clock tick
+ * as a fallocate). Forgotten when the last writer closes. */
+void kbfs_node_kernel_mtime_set(struct kbfs_nodes *t, uint64_t ino, int64_t sec, uint32_t nsec);
+bool kbfs_node_kernel_mtime(struct kbfs_nodes *t, uint64_t ino, int64_t *sec, uint32_t *nsec);
 /* Count an open for writing (+1) or its release (-1); returns the count. */
 unsigned kbfs_node_writers(struct kbfs_nodes *t, uint64_t ino, int delta);
 /* FUSE ino of a server node id, or 0 when no node has it (any more); with
@@ -109,6 +122,14 @@ unsigned kbfs_node_writers(struct kbfs_nodes *t, uint64_t ino, int delta);
 uint64_t kbfs_node_by_remote(struct kbfs_nodes *t, uint64_t remote, kb_Attr *a);
 /* Number of live nodes (tests). */
 unsigned kbfs_nodes_count(struct kbfs_nodes *t);
+
+/* A new session (kbfs_session_cb, no calls): the root's new id; every
+ * other node's id is from an old session until it is re-resolved, and goes
+ * into an index by (parent, name), so that an entry the new session
+ * returns under that name (a listing, a LOOKUP) re-uses the node when it
+ * is the same file (inode number, type) instead of making a second inode
+ * for it (an open file would keep the stale one). */
+void kbfs_nodes_session(struct kbfs_nodes *t, uint64_t gen, uint64_t root_remote);
 
 /* Where a node hangs, for re-resolution on a new session (kbfs_stale.c). */
 struct kbfs_node_where {

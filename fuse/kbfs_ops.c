@@ -141,7 +141,7 @@ static void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	agen = kbfs_nodes_gen(fs->nodes); /* before asking: kbfs_node.h */
 	ret = kb_rpc_lookup(fs->rpc, remote, name, &e);
-	if (kbfs_stale_retry(fs, parent, ret, &remote))
+	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, parent, ret, &remote); st_try++)
 		ret = kb_rpc_lookup(fs->rpc, remote, name, &e);
 	kbfs_raise_readahead_once(fs);
 	if (ret == -ENOENT || (!ret && !e.node)) {
@@ -185,7 +185,7 @@ int kbfs_fetch_attr(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *versi
 	uint64_t gen = kbfs_nodes_gen(fs->nodes); /* before asking: kbfs_node.h */
 	int ret = kb_rpc_getattr(fs->rpc, remote, a);
 
-	if (kbfs_stale_retry(fs, ino, ret, &remote))
+	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, ino, ret, &remote); st_try++)
 		ret = kb_rpc_getattr(fs->rpc, remote, a);
 	if (ret < 0)
 		return ret;
@@ -313,7 +313,7 @@ static void kbfs_readlink(fuse_req_t req, fuse_ino_t ino)
 	uint64_t remote = kbfs_node_remote(fs->nodes, ino);
 	int ret = kb_rpc_readlink(fs->rpc, remote, buf, sizeof(buf));
 
-	if (kbfs_stale_retry(fs, ino, ret, &remote))
+	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, ino, ret, &remote); st_try++)
 		ret = kb_rpc_readlink(fs->rpc, remote, buf, sizeof(buf));
 
 	if (ret < 0) {
@@ -331,7 +331,7 @@ static void kbfs_statfs(fuse_req_t req, fuse_ino_t ino)
 	uint64_t remote = kbfs_node_remote(fs->nodes, ino);
 	int ret = kb_rpc_statfs(fs->rpc, remote, &s);
 
-	if (kbfs_stale_retry(fs, ino, ret, &remote))
+	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, ino, ret, &remote); st_try++)
 		ret = kb_rpc_statfs(fs->rpc, remote, &s);
 
 	kbfs_raise_readahead_once(fs);
@@ -399,7 +399,7 @@ static void xattr_op(fuse_req_t req, fuse_ino_t ino, kb_Op op, const char *name,
 		return;
 	}
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_xattr, &x);
-	if (kbfs_stale_retry(fs, ino, ret, &r.node))
+	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, ino, ret, &r.node); st_try++)
 		ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_xattr, &x);
 	if (ret < 0)
 		kbfs_reply_err(req, ret);
@@ -454,7 +454,7 @@ static void kbfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	r.node = kbfs_node_remote(fs->nodes, ino);
 	r.mode = (uint32_t)mask;
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
-	if (kbfs_stale_retry(fs, ino, ret, &r.node))
+	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, ino, ret, &r.node); st_try++)
 		ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
 	kbfs_reply_err(req, ret);
 }

@@ -152,6 +152,12 @@ int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, cha
 			snprintf(err, errlen, "%s: %s", o->host, kb_strerror(ret));
 		return ret;
 	}
+	if (o->owners && !kb_rpc_owners(fs->rpc)) {
+		snprintf(err, errlen, "owners=preserve: %s does not act as its callers "
+			 "(start keibifsd as root with --allow-owners, or give this key the "
+			 "`owners` option in its authorized file)", o->host);
+		return -EPERM;
+	}
 	fs->read_only = ro || o->ro;
 	fs->remote_uid = root->attr.uid;
 	fs->remote_gid = root->attr.gid;

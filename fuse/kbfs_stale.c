@@ -10,7 +10,12 @@
  * server's inode number and file type are still the ones we knew (else the
  * file was replaced: ESTALE stays), remaps the node and lets the caller try
  * once more. Concurrent resolvers of one node are harmless: the first remap
- * wins and the others forget their extra lookup.
+ * wins and the others forget their extra lookup. An entry of the new
+ * session that names an old node (a listing, a LOOKUP) re-uses that node
+ * when it is the same file (kbfs_nodes_session).
+ *
+ * Open files (kbfs_file_handle in kbfs_write.c) reopen their server handle
+ * on the re-resolved node the first time they are used in the new session.
  */
 #include <errno.h>
 #include <sys/stat.h>
@@ -25,11 +30,10 @@
 void kbfs_session_cb(void *arg, uint64_t gen, const kb_Entry *root)
 {
 	struct kbfs *fs = arg;
-	uint64_t old = kbfs_node_remote(fs->nodes, FUSE_ROOT_ID);
 
-	(void)gen;
-	/* Runs on an rpc keeper thread: no calls, just the root's new id. */
-	kbfs_node_remap(fs->nodes, FUSE_ROOT_ID, old, root->node);
+	/* Runs on an rpc keeper thread under its session lock: no calls, just
+	 * the root's new id (and the other nodes marked as of an old session). */
+	kbfs_nodes_session(fs->nodes, gen, root->node);
 }
 
 static bool same_file(const kb_Attr *known, const kb_Attr *now)
@@ -79,9 +83,22 @@ static int resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, unsigned depth,
 	return 0;
 }
 
+#define KBFS_STALE_TRIES 8 /* sessions one re-resolution follows */
+
 int kbfs_stale_resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, uint64_t *remote)
 {
-	int ret = resolve(fs, ino, bad, 0, remote);
+	int ret;
+
+	/* ESTALE is the verdict only if no other session began meanwhile: a
+	 * server restarting again answers ESTALE for the ids just resolved. */
+	for (int tries = 0;; tries++) {
+		uint64_t gen = kb_rpc_gen(fs->rpc);
+
+		ret = resolve(fs, ino, bad, 0, remote);
+		if (ret != -ESTALE || kb_rpc_gen(fs->rpc) == gen || tries + 1 >= KBFS_STALE_TRIES)
+			break;
+		bad = kbfs_node_remote(fs->nodes, ino); /* what the node has now */
+	}
 
 	if (ret < 0 && fs->o->debug)
 		fprintf(stderr, "keibifs: node %#llx not re-resolved: %s\n",

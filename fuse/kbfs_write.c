@@ -11,6 +11,17 @@
  * and fsync report (and clear) that error. fsync then asks the server for
  * FSYNC, which returns only once the data is durable there.
  *
+ * A new session (server restart, or ours expired during an outage) makes
+ * the file's server handle meaningless: kbfs_file_handle reopens it (by
+ * node, re-resolved by parent and name) the first time the file is used
+ * in the new session. Each WRITE keeps a copy of the kernel's bytes until
+ * it is answered: one re-sent on a new connection carries the same bytes
+ * (libfuse reuses its buffer once kbfs_write returns), and one that was
+ * sent on a handle of an older session (answered EBADF/ESTALE by the new
+ * one) is sent again on the reopened handle from a thread of its own. A
+ * file that cannot be reopened (deleted or replaced meanwhile) fails every
+ * later write, fsync and flush (f->lost); nothing is dropped silently.
+ *
  * Every completed change of a file's data drops its blocks from our block
  * cache (pulls under way are detached, so none publishes older bytes) and
  * marks the node so that its next version is adopted as the kernel page
@@ -39,6 +50,7 @@ struct kbfs_file *kbfs_file_new(uint64_t ino, uint64_t remote, uint64_t version,
 	if (!f)
 		return NULL;
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_mutex_init(&f->reopen_lock, NULL);
 	pthread_cond_init(&f->idle, NULL);
 	f->ino = ino;
 	f->remote = remote;
@@ -52,6 +64,7 @@ void kbfs_file_free(struct kbfs_file *f)
 	if (!f)
 		return;
 	pthread_cond_destroy(&f->idle);
+	pthread_mutex_destroy(&f->reopen_lock);
 	pthread_mutex_destroy(&f->lock);
 	free(f);
 }
@@ -89,6 +102,96 @@ int kbfs_file_drain(struct kbfs_file *f, bool take_err)
 	return err;
 }
 
+/* Errors that say the file itself is gone or refused to us, as opposed to
+ * the transport or an unknown outcome (tried again at the next use). */
+static bool reopen_final(int err)
+{
+	return err == -ESTALE || err == -ENOENT || err == -EACCES || err == -EPERM ||
+	       err == -EROFS || err == -EISDIR || err == -ENXIO;
+}
+
+#define KBFS_REOPEN_TRIES 8
+
+/* f's handle is from an older session than gen: OPEN its node again.
+ * f->reopen_lock held. */
+static int file_reopen(struct kbfs *fs, struct kbfs_file *f, uint64_t gen)
+{
+	uint64_t remote, fh = 0;
+	int ret;
+
+	pthread_mutex_lock(&f->lock);
+	ret = f->sgen == gen ? 0 : f->lost;
+	pthread_mutex_unlock(&f->lock);
+	if (ret || f->sgen == gen) /* done (or failed) by another thread */
+		return ret;
+	/* A verdict is final only if no other session began meanwhile (the
+	 * server restarting again answers ESTALE for ids we just resolved). */
+	for (int tries = 0; tries < KBFS_REOPEN_TRIES; tries++) {
+		uint64_t now = kb_rpc_gen(fs->rpc);
+
+		remote = kbfs_node_remote(fs->nodes, f->ino);
+		ret = kb_rpc_open(fs->rpc, remote, f->oflags, &fh, NULL);
+		if (kbfs_stale_retry(fs, f->ino, ret, &remote))
+			ret = kb_rpc_open(fs->rpc, remote, f->oflags, &fh, NULL);
+		if (!reopen_final(ret) || kb_rpc_gen(fs->rpc) == now)
+			break;
+		gen = kb_rpc_gen(fs->rpc);
+	}
+	if (ret == 0) {
+		pthread_mutex_lock(&f->lock);
+		f->remote = remote;
+		f->remote_fh = fh;
+		f->sgen = gen;
+		pthread_mutex_unlock(&f->lock);
+		return 0;
+	}
+	if (!reopen_final(ret))
+		return ret;
+	pthread_mutex_lock(&f->lock);
+	f->lost = ret == -ENOENT ? -ESTALE : ret;
+	ret = f->lost;
+	pthread_mutex_unlock(&f->lock);
+	kbfs_node_expire(fs->nodes, f->ino); /* its size is the server's again */
+	kb_cache_invalidate(fs->cache, f->ino, 0);
+	kbfs_logf(fs, "an open file could not be reopened in the new session: %s",
+		  kb_strerror(ret));
+	return ret;
+}
+
+int kbfs_file_handle(struct kbfs *fs, struct kbfs_file *f, uint64_t *node, uint64_t *fh,
+		     uint64_t *sgen)
+{
+	uint64_t gen = kb_rpc_gen(fs->rpc);
+	bool current;
+	int ret;
+
+	pthread_mutex_lock(&f->lock);
+	ret = f->lost;
+	current = !f->remote_fh || f->sgen == gen;
+	pthread_mutex_unlock(&f->lock);
+	if (!ret && !current) {
+		pthread_mutex_lock(&f->reopen_lock);
+		ret = file_reopen(fs, f, gen);
+		pthread_mutex_unlock(&f->reopen_lock);
+	}
+	pthread_mutex_lock(&f->lock);
+	*fh = f->remote_fh;
+	*node = f->remote;
+	if (sgen)
+		*sgen = f->sgen;
+	pthread_mutex_unlock(&f->lock);
+	if (!*fh) /* no handle: by node, as re-resolved (kbfs_stale.c) */
+		*node = kbfs_node_remote(fs->nodes, f->ino);
+	return ret;
+}
+
+/* A request on f's handle got EBADF or ESTALE: true when that is because
+ * the handle is of an older session (try again with kbfs_file_handle). */
+static bool handle_old(struct kbfs *fs, int ret, uint64_t sgen)
+{
+	return (ret == -EBADF || ret == -ESTALE) && sgen != kb_rpc_gen(fs->rpc);
+}
+
 static void ignore_done(void *arg, int status, struct kb_rpc_result *res)
 {
 	(void)arg, (void)status, (void)res;
@@ -123,6 +226,7 @@ void kbfs_open_rw(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);
 	uint64_t remote = kbfs_node_remote(fs->nodes, ino), version, fh = 0;
+	uint64_t sgen = kb_rpc_gen(fs->rpc); /* before: a handle of a newer one is reopened */
 	struct kbfs_file *f = NULL;
 	kb_Attr a;
 	int ret;
@@ -144,6 +248,8 @@ void kbfs_open_rw(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!f)
 		goto fail;
 	f->remote_fh = fh;
+	f->sgen = sgen;
+	f->oflags = open_flags(fs, fi->flags) & ~(uint32_t)(O_EXCL | O_TRUNC);
 	f->writer = true;
 	kbfs_node_writers(fs->nodes, ino, 1);
 	fi->fh = (uintptr_t)f;
@@ -191,6 +297,7 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	kb_Request r = kb_Request_init_zero;
 	struct fuse_entry_param ep = {0};
 	struct create_out o = {0};
+	uint64_t sgen = kb_rpc_gen(fs->rpc);
 	struct kbfs_file *f;
 	int ret;
 
@@ -227,6 +334,8 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 		return;
 	}
 	f->remote_fh = o.fh;
+	f->sgen = sgen;
+	f->oflags = open_flags(fs, fi->flags) & ~(uint32_t)(O_EXCL | O_TRUNC);
 	f->writer = true;
 	kbfs_node_writers(fs->nodes, ep.ino, 1);
 	if (fi->flags & O_TRUNC)
@@ -251,8 +360,15 @@ struct kbfs_wr {
 	struct kbfs_file *f;
 	fuse_req_t req;
 	size_t size;
+	uint64_t off;
+	uint32_t set_mask;        /* SET_KILL_SUIDGID, decided at the first send */
+	uint64_t sgen;            /* session generation of the handle it went on */
+	unsigned redos;           /* sent again on a reopened handle */
 	struct kbfs_wr_ticket tk; /* kbfs_node_write_start */
+	uint8_t data[];           /* the kernel's bytes (owned: re-sent as needed) */
 };
+
+#define KBFS_WR_REDOS 8 /* sessions one WRITE follows before it fails */
 
 /* A WRITE answered (attributes after it in a, or NULL): as kbfs_changed. */
 static void wrote(struct kbfs *fs, fuse_ino_t ino, const struct kbfs_wr_ticket *tk,
@@ -263,9 +379,9 @@ static void wrote(struct kbfs *fs, fuse_ino_t ino, const struct kbfs_wr_ticket *
 	kbfs_quiet_node(fs, ino);
 }
 
-static void write_done(void *arg, int status, struct kb_rpc_result *res)
+/* The WRITE is over: reply to the kernel, count it out, free it. */
+static void wr_finish(struct kbfs_wr *w, int status, struct kb_rpc_result *res)
 {
-	struct kbfs_wr *w = arg;
 	struct kbfs_file *f = w->f;
 	size_t n = status == 0 && res ? (size_t)KB_MIN(res->resp.value, (uint64_t)w->size) : 0;
 
@@ -288,12 +404,74 @@ static void write_done(void *arg, int status, struct kb_rpc_result *res)
 	free(w);
 }
 
+static void write_done(void *arg, int status, struct kb_rpc_result *res);
+
+/* Send w on f's handle (reopened first in a new session). 0: write_done
+ * will run; <0: it will not. */
+static int wr_send(struct kbfs_wr *w)
+{
+	struct kbfs *fs = w->fs;
+	kb_Request r = kb_Request_init_zero;
+	uint64_t fh;
+	int ret = kbfs_file_handle(fs, w->f, &r.node, &fh, &w->sgen);
+
+	if (ret < 0)
+		return ret;
+	if (!fh)
+		return -EBADF;
+	r.op = kb_Op_WRITE;
+	kbfs_creds(w->req, &r);
+	r.set_mask = w->set_mask;
+	if (kbfs_node_kernel_mtime(fs->nodes, w->f->ino, &r.attr.mtime, &r.attr.mtime_ns)) {
+		r.has_attr = true; /* keep the kernel's mtime (kbfs_node.h) */
+		r.set_mask |= kb_SetMask_SET_MTIME;
+	}
+	r.fh = fh;
+	r.offset = w->off;
+	/* Spread a large file's writes over the connections (the server
+	 * writes them in parallel); pwrite at offsets needs no ordering. */
+	return kb_rpc_submit(fs->rpc, &r, w->data, w->size,
+			     (int)((w->off >> fs->block_shift) % fs->conns), write_done, w);
+}
+
+/* A WRITE sent on a handle of an older session: send it again on the
+ * reopened handle, from a thread of our own (the reopen makes synchronous
+ * calls, which the rpc receiver we run on must not). */
+static void *wr_redo_main(void *arg)
+{
+	struct kbfs_wr *w = arg;
+	int ret = wr_send(w);
+
+	if (ret < 0)
+		wr_finish(w, ret, NULL);
+	return NULL;
+}
+
+static void write_done(void *arg, int status, struct kb_rpc_result *res)
+{
+	struct kbfs_wr *w = arg;
+	pthread_attr_t at;
+	pthread_t th;
+	bool ok;
+
+	if (!handle_old(w->fs, status, w->sgen) || w->redos >= KBFS_WR_REDOS) {
+		wr_finish(w, status, res);
+		return;
+	}
+	w->redos++;
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	ok = pthread_create(&th, &at, wr_redo_main, w) == 0;
+	pthread_attr_destroy(&at);
+	if (!ok)
+		wr_finish(w, -EIO, NULL);
+}
+
 void kbfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);
 	struct kbfs_file *f = FILE_OF(fi);
-	kb_Request r = kb_Request_init_zero;
 	struct kbfs_wr *w;
 	int ret;
 
@@ -306,36 +484,22 @@ void kbfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, of
 	}
 	/* init() capped max_write at this; a larger one is written short */
 	size = KB_MIN(size, kb_rpc_max_write(fs->rpc));
-	w = malloc(sizeof(*w));
+	w = malloc(sizeof(*w) + size);
 	if (!w) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	*w = (struct kbfs_wr){.fs = fs, .f = f, .req = req, .size = size};
-	r.op = kb_Op_WRITE;
-	kbfs_creds(req, &r);
+	*w = (struct kbfs_wr){.fs = fs, .f = f, .req = req, .size = size, .off = (uint64_t)off};
+	memcpy(w->data, buf, size);
 	if (kbfs_dev_kill_suidgid()) /* a writer without CAP_FSETID */
-		r.set_mask = kb_SetMask_SET_KILL_SUIDGID;
-	r.node = f->remote;
-	r.fh = f->remote_fh;
-	r.offset = (uint64_t)off;
+		w->set_mask = kb_SetMask_SET_KILL_SUIDGID;
 	pthread_mutex_lock(&f->lock);
 	f->inflight++;
 	pthread_mutex_unlock(&f->lock);
 	kbfs_node_write_start(fs->nodes, f->ino, &w->tk);
-	/* Spread a large file's writes over the connections (the server
-	 * writes them in parallel); pwrite at offsets needs no ordering. */
-	ret = kb_rpc_submit(fs->rpc, &r, buf, size, (int)(((uint64_t)off >> fs->block_shift) %
-							   fs->conns), write_done, w);
-	if (ret < 0) { /* not accepted: write_done will not run */
-		wrote(fs, f->ino, &w->tk, NULL);
-		pthread_mutex_lock(&f->lock);
-		if (--f->inflight == 0)
-			pthread_cond_broadcast(&f->idle);
-		pthread_mutex_unlock(&f->lock);
-		free(w);
-		kbfs_reply_err(req, ret);
-	}
+	ret = wr_send(w);
+	if (ret < 0) /* not accepted: write_done will not run */
+		wr_finish(w, ret, NULL);
 }
 
 /* close(): with the writeback cache the kernel wrote its dirty pages back
@@ -343,22 +507,37 @@ void kbfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, of
  * the server (we take no POSIX locks there). */
 void kbfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct kbfs_file *f = FILE_OF(fi);
+	int err = kbfs_file_drain(f, true);
+
 	(void)ino;
-	kbfs_reply_err(req, kbfs_file_drain(FILE_OF(fi), true));
+	if (!err) {
+		pthread_mutex_lock(&f->lock);
+		err = f->lost;
+		pthread_mutex_unlock(&f->lock);
+	}
+	kbfs_reply_err(req, err);
 }
 
 void kbfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);
 	struct kbfs_file *f = FILE_OF(fi);
-	kb_Request r = kb_Request_init_zero;
 	int err = kbfs_file_drain(f, true), ret;
+	uint64_t sgen;
 
-	r.op = kb_Op_FSYNC;
-	r.node = kbfs_node_remote(fs->nodes, ino);
-	r.fh = f->remote_fh;
-	r.flags = datasync ? 1 : 0;
-	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
+	(void)ino;
+	for (int tries = 0; tries < 2; tries++) {
+		kb_Request r = kb_Request_init_zero;
+
+		r.op = kb_Op_FSYNC;
+		r.flags = datasync ? 1 : 0;
+		ret = kbfs_file_handle(fs, f, &r.node, &r.fh, &sgen);
+		if (ret == 0)
+			ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
+		if (!handle_old(fs, ret, sgen))
+			break;
+	}
 	kbfs_reply_err(req, err ? err : ret);
 }
 
@@ -370,7 +549,8 @@ void kbfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	kbfs_file_drain(f, false);
 	if (f->writer)
 		kbfs_node_writers(fs->nodes, ino, -1);
-	release_remote(fs, f->remote, f->remote_fh);
+	if (f->sgen == kb_rpc_gen(fs->rpc)) /* else it died with its session */
+		release_remote(fs, f->remote, f->remote_fh);
 	kbfs_file_free(f);
 	fuse_reply_err(req, 0);
 }
@@ -391,12 +571,18 @@ void kbfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t l
 	}
 	r.op = kb_Op_FALLOCATE;
 	kbfs_creds(req, &r);
-	r.node = f->remote;
-	r.fh = f->remote_fh;
 	r.flags = (uint32_t)mode;
 	r.offset = (uint64_t)off;
 	r.length = (uint64_t)len;
-	ret = f->remote_fh ? kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL) : -EBADF;
+	for (int tries = 0; tries < 2; tries++) {
+		uint64_t sgen;
+
+		ret = kbfs_file_handle(fs, f, &r.node, &r.fh, &sgen);
+		if (!ret)
+			ret = r.fh ? kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL) : -EBADF;
+		if (!handle_old(fs, ret, sgen))
+			break;
+	}
 	if (ret == 0)
 		kbfs_changed(fs, ino, true);
 	kbfs_reply_err(req, ret);
@@ -404,27 +590,34 @@ void kbfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t l
 
 /* The server handle of f, opened read-only now when f has none (files
  * opened for reading cost no OPEN until a copy needs one). */
-static int file_fh(struct kbfs *fs, struct kbfs_file *f, uint64_t *fh)
+static int file_fh(struct kbfs *fs, struct kbfs_file *f, uint64_t *node, uint64_t *fh,
+		   uint64_t *sgen)
 {
-	uint64_t h = 0, old;
-	int ret;
+	uint64_t h = 0, old, remote, gen = kb_rpc_gen(fs->rpc);
+	int ret = kbfs_file_handle(fs, f, node, fh, sgen);
 
-	pthread_mutex_lock(&f->lock);
-	*fh = f->remote_fh;
-	pthread_mutex_unlock(&f->lock);
-	if (*fh)
-		return 0;
-	ret = kb_rpc_open(fs->rpc, f->remote, O_RDONLY, &h, NULL);
+	if (ret < 0 || *fh)
+		return ret;
+	remote = *node;
+	ret = kb_rpc_open(fs->rpc, remote, O_RDONLY, &h, NULL);
+	if (kbfs_stale_retry(fs, f->ino, ret, &remote))
+		ret = kb_rpc_open(fs->rpc, remote, O_RDONLY, &h, NULL);
 	if (ret < 0)
 		return ret;
 	pthread_mutex_lock(&f->lock);
 	old = f->remote_fh;
-	if (!old)
+	if (!old) {
 		f->remote_fh = h;
+		f->remote = remote;
+		f->sgen = gen;
+		f->oflags = O_RDONLY;
+	}
 	*fh = f->remote_fh;
+	*node = f->remote;
+	*sgen = f->sgen;
 	pthread_mutex_unlock(&f->lock);
 	if (old) /* another thread won */
-		release_remote(fs, f->remote, h);
+		release_remote(fs, remote, h);
 	return 0;
 }
 
@@ -451,18 +644,23 @@ void kbfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	if (kbfs_rofs(req))
 		return;
 	r.op = kb_Op_COPY_FILE_RANGE;
-	r.node = in->remote;
 	r.offset = (uint64_t)off_in;
-	r.node2 = out->remote;
-	r.fh2 = out->remote_fh;
 	r.offset2 = (uint64_t)off_out;
 	r.length = len;
 	r.flags = (uint32_t)flags;
-	ret = off_in < 0 || off_out < 0 ? -EINVAL : !r.fh2 ? -EBADF : 0;
-	if (!ret)
-		ret = file_fh(fs, in, &r.fh);
-	if (!ret)
-		ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_value, &copied);
+	ret = off_in < 0 || off_out < 0 ? -EINVAL : 0;
+	for (int tries = 0; !ret && tries < 2; tries++) {
+		uint64_t sin = 0, sout = 0;
+
+		ret = file_fh(fs, in, &r.node, &r.fh, &sin);
+		if (!ret)
+			ret = kbfs_file_handle(fs, out, &r.node2, &r.fh2, &sout);
+		if (!ret)
+			ret = r.fh2 ? kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_value, &copied)
+				    : -EBADF;
+		if (!handle_old(fs, ret, KB_MIN(sin, sout)))
+			break;
+	}
 	if (ret < 0) {
 		kbfs_reply_err(req, ret);
 		return;
@@ -495,11 +693,12 @@ void kbfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		return;
 	}
 	r.op = kb_Op_LSEEK;
-	r.node = f->remote;
-	r.fh = f->remote_fh; /* 0: the server's read-only descriptor */
 	r.offset = off < 0 ? 0 : (uint64_t)off;
 	r.flags = (uint32_t)whence;
-	ret = off < 0 ? -ENXIO : kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_value, &pos);
+	/* fh 0: the server's read-only descriptor */
+	ret = off < 0 ? -ENXIO : kbfs_file_handle(fs, f, &r.node, &r.fh, NULL);
+	if (!ret)
+		ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_value, &pos);
 	if (ret < 0)
 		kbfs_reply_err(req, ret);
 	else

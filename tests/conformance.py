@@ -20,6 +20,7 @@ Exit status: 0 when every DIR matches the reference on every check.
 import errno
 import json
 import os
+import socket
 import stat
 import sys
 import time
@@ -126,6 +127,62 @@ def name_255_ok(d):
 def mkfifo_type(d):
     os.mkfifo(f"{d}/fifo", 0o600)
     return stat.S_ISFIFO(os.lstat(f"{d}/fifo").st_mode)
+
+
+def node_made(p, mode, dev=0):
+    """mknod p; its type and device numbers as lstat sees them, or errno."""
+    r = outcome(os.mknod, p, mode, dev)
+    if r != "ok":
+        return r
+    st = os.lstat(p)
+    return [stat.S_IFMT(st.st_mode) == stat.S_IFMT(mode),
+            os.major(st.st_rdev), os.minor(st.st_rdev)]
+
+
+@check
+def mknod_char_device(d):
+    # root: made (keibifs: owners=preserve, server root); a user: EPERM
+    return node_made(f"{d}/null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+
+
+@check
+def mknod_block_device(d):
+    return node_made(f"{d}/loop", stat.S_IFBLK | 0o600, os.makedev(7, 200))
+
+
+@check
+def mknod_socket(d):
+    return node_made(f"{d}/sock", stat.S_IFSOCK | 0o600)
+
+
+@check
+def mknod_regular(d):
+    return node_made(f"{d}/reg", stat.S_IFREG | 0o600)
+
+
+@check
+def bind_unix_socket(d):
+    """bind(2) on a path makes a socket there (a name: connecting to it is
+    local to the machine that bound it)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        r = outcome(s.bind, f"{d}/bound")
+        if r != "ok":
+            return r
+        st = os.lstat(f"{d}/bound")
+        return [stat.S_ISSOCK(st.st_mode), outcome(s.bind, f"{d}/bound2")]
+    finally:
+        s.close()
+
+
+@check
+def bind_existing_name(d):
+    touch(f"{d}/taken")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        return outcome(s.bind, f"{d}/taken")
+    finally:
+        s.close()
 
 
 # --- truncate ----------------------------------------------------------------
@@ -497,6 +554,12 @@ KEIBIFS_MAP_INHERENT = {
         "owners=map: the server hands out no setuid/setgid bits (keibifsd(8))",
     "chown_other_user":
         "owners=map: the server gives files to no other user (keibifsd(8))",
+    "mknod_char_device":
+        "owners=map: device nodes only for a caller the server acts as "
+        "(owners=preserve, keibifsd(8))",
+    "mknod_block_device":
+        "owners=map: device nodes only for a caller the server acts as "
+        "(owners=preserve, keibifsd(8))",
 }
 
 

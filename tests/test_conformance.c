@@ -168,6 +168,60 @@ START_TEST(test_owner_on_server)
 }
 END_TEST
 
+/* fallocate that extends a file, then a write: the mount's mtime is the
+ * server's (the kernel sent no time of its own after the FALLOCATE). */
+START_TEST(test_mtime_after_fallocate_write)
+{
+	char path[PATH_MAX + 16], buf[4096];
+	struct stat m, s;
+	int fd;
+
+	REQUIRE_UP();
+	snprintf(path, sizeof(path), "%s/falloc-mtime", mnt.mnt);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fallocate(fd, 0, 0, 1 << 20), 0);
+	memset(buf, 'm', sizeof(buf));
+	ck_assert_int_eq(pwrite(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	ck_assert_int_eq(fsync(fd), 0); /* the data and its time are on the server */
+	ck_assert_int_eq(fstat(fd, &m), 0);
+	ck_assert_int_eq(stat(th_server_path(&srv, "falloc-mtime"), &s), 0);
+	ck_assert_msg(m.st_mtim.tv_sec == s.st_mtim.tv_sec && m.st_mtim.tv_nsec == s.st_mtim.tv_nsec,
+		      "open: mount mtime %ld.%09ld, server %ld.%09ld", (long)m.st_mtim.tv_sec,
+		      m.st_mtim.tv_nsec, (long)s.st_mtim.tv_sec, s.st_mtim.tv_nsec);
+	ck_assert_int_eq(close(fd), 0);
+	ck_assert_int_eq(stat(path, &m), 0);
+	ck_assert_int_eq(stat(th_server_path(&srv, "falloc-mtime"), &s), 0);
+	ck_assert_int_eq(m.st_size, 1 << 20);
+	ck_assert_msg(m.st_mtim.tv_sec == s.st_mtim.tv_sec && m.st_mtim.tv_nsec == s.st_mtim.tv_nsec,
+		      "mount mtime %ld.%09ld, server %ld.%09ld", (long)m.st_mtim.tv_sec,
+		      m.st_mtim.tv_nsec, (long)s.st_mtim.tv_sec, s.st_mtim.tv_nsec);
+}
+END_TEST
+
+/* owners=preserve against a server that would not act as the caller (no
+ * --allow-owners, no `owners` key option): refused at mount time, with
+ * one line naming the server option (it used to mount, show real owners
+ * and let chown through while new files belonged to the server's user). */
+START_TEST(test_owners_refused_without_server_option)
+{
+	struct th_server plain;
+	char *out = NULL;
+	bool left = false;
+	int st;
+
+	if (!th_fuse_available("owners refused"))
+		return;
+	ck_assert_int_eq(th_server_start(&plain, 0, NULL), 0);
+	st = th_mount_expect_fail(&plain, "/", "owners=preserve", &out, &left);
+	ck_assert_msg(st != 0 && !left, "mounted: %s", out ? out : "");
+	ck_assert_msg(out && strstr(out, "--allow-owners") && strstr(out, "owners=preserve"),
+		      "%s", out ? out : "");
+	free(out);
+	th_server_cleanup(&plain);
+}
+END_TEST
+
 Suite *suite_conformance(void);
 Suite *suite_conformance(void)
 {
@@ -179,6 +233,8 @@ Suite *suite_conformance(void)
 	tcase_add_test(tc, test_conformance_root);
 	tcase_add_test(tc, test_conformance_user);
 	tcase_add_test(tc, test_owner_on_server);
+	tcase_add_test(tc, test_owners_refused_without_server_option);
+	tcase_add_test(tc, test_mtime_after_fallocate_write);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -3,6 +3,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -417,6 +418,134 @@ START_TEST(test_session_grace_and_replay)
 }
 END_TEST
 
+/* A request re-sent on another connection of the session after a cut
+ * (same id) whose first copy ran: FALLOCATE, COPY_FILE_RANGE and FORGET
+ * must not run again (src/core/op.c marks them reply-cached). Between the
+ * two copies the share's file is changed locally: a second run would undo
+ * that change (the copy, the punched hole) or drop a lookup the client
+ * still holds (FORGET: the node would be stale). */
+static kb_Request req_on(uint64_t id, kb_Op op, uint64_t node)
+{
+	kb_Request q = kb_Request_init_zero;
+
+	q.id = id;
+	q.op = op;
+	q.node = node;
+	return q;
+}
+
+static void local_fill(struct th_server *ts, const char *rel, char c, off_t off, size_t n)
+{
+	char buf[4096];
+	int fd = open(th_server_path(ts, rel), O_WRONLY);
+
+	ck_assert_int_ge(fd, 0);
+	memset(buf, c, sizeof(buf));
+	ck_assert_int_eq(pwrite(fd, buf, n, off), (ssize_t)n);
+	close(fd);
+}
+
+static bool local_is(struct th_server *ts, const char *rel, char c, off_t off, size_t n)
+{
+	char buf[4096];
+	int fd = open(th_server_path(ts, rel), O_RDONLY);
+	bool same = fd >= 0 && pread(fd, buf, n, off) == (ssize_t)n;
+
+	for (size_t i = 0; same && i < n; i++)
+		same = buf[i] == c;
+	if (fd >= 0)
+		close(fd);
+	return same;
+}
+
+START_TEST(test_resent_runs_once)
+{
+	struct th_server ts;
+	struct kb_chan *c1 = NULL, *c2 = NULL;
+	kb_Request q = kb_Request_init_zero, copy, punch, forget;
+	kb_Response *resp = calloc(1, sizeof(*resp));
+	uint64_t root, nsrc, ndst, nkeep, fsrc, fdst;
+	uint8_t token[16];
+
+	ck_assert_int_eq(th_server_start(&ts, 0, NULL), 0);
+	ck_assert_int_eq(th_sh("cd '%s' && printf %%4096s | tr ' ' S > src && "
+			       "printf %%4096s | tr ' ' D > dst && echo k > keep", ts.share), 0);
+	ck_assert_int_eq(th_raw_connect(&ts, NULL, &c1), 0);
+	q.id = 1;
+	q.op = kb_Op_HELLO;
+	q.version = 1;
+	snprintf(q.path, sizeof(q.path), "/");
+	ck_assert_int_eq(raw(c1, &q, resp), 0);
+	ck_assert_int_eq(resp->err, kb_Err_OK);
+	memcpy(token, resp->token.bytes, 16);
+	root = resp->entry.node;
+	{
+		const char *names[] = {"src", "dst", "keep", "keep"};
+		uint64_t *nodes[] = {&nsrc, &ndst, &nkeep, &nkeep};
+
+		for (unsigned i = 0; i < 4; i++) { /* keep: looked up twice */
+			q = req_on(2 + i, kb_Op_LOOKUP, root);
+			snprintf(q.name, sizeof(q.name), "%s", names[i]);
+			ck_assert_int_eq(raw(c1, &q, resp), 0);
+			ck_assert_int_eq(resp->err, kb_Err_OK);
+			*nodes[i] = resp->entry.node;
+		}
+	}
+	q = req_on(10, kb_Op_OPEN, nsrc);
+	q.flags = O_RDONLY;
+	ck_assert_int_eq(raw(c1, &q, resp), 0);
+	fsrc = resp->fh;
+	q = req_on(11, kb_Op_OPEN, ndst);
+	q.flags = O_RDWR;
+	ck_assert_int_eq(raw(c1, &q, resp), 0);
+	fdst = resp->fh;
+	ck_assert(fsrc && fdst);
+
+	copy = req_on(100 << 12, kb_Op_COPY_FILE_RANGE, nsrc);
+	copy.fh = fsrc;
+	copy.node2 = ndst;
+	copy.fh2 = fdst;
+	copy.offset2 = 4096; /* appended */
+	copy.length = 4096;
+	ck_assert_int_eq(raw(c1, &copy, resp), 0);
+	ck_assert_int_eq(resp->err, kb_Err_OK);
+	ck_assert_uint_eq(resp->value, 4096);
+	punch = req_on(101 << 12, kb_Op_FALLOCATE, ndst);
+	punch.fh = fdst;
+	punch.flags = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	punch.length = 4096;
+	ck_assert_int_eq(raw(c1, &punch, resp), 0);
+	ck_assert_int_eq(resp->err, kb_Err_OK);
+	forget = req_on(102 << 12, kb_Op_FORGET, nkeep);
+	forget.count = 1;
+	ck_assert_int_eq(raw(c1, &forget, resp), 0);
+	kb_chan_free(c1); /* cut: the client re-sends all three on c2 */
+	local_fill(&ts, "dst", 'X', 0, 4096);    /* where the hole was */
+	local_fill(&ts, "dst", 'Y', 4096, 4096); /* where the copy went */
+
+	ck_assert_int_eq(th_raw_connect(&ts, NULL, &c2), 0);
+	q = req_on(3, kb_Op_ATTACH, 0);
+	q.token.size = 16;
+	memcpy(q.token.bytes, token, 16);
+	ck_assert_int_eq(raw(c2, &q, resp), 0);
+	ck_assert_int_eq(resp->err, kb_Err_OK);
+	ck_assert_int_eq(raw(c2, &copy, resp), 0);
+	ck_assert_int_eq(resp->err, kb_Err_OK);
+	ck_assert_uint_eq(resp->value, 4096); /* the first copy's answer */
+	ck_assert_int_eq(raw(c2, &punch, resp), 0);
+	ck_assert_int_eq(resp->err, kb_Err_OK);
+	ck_assert_int_eq(raw(c2, &forget, resp), 0);
+	ck_assert_msg(local_is(&ts, "dst", 'Y', 4096, 4096), "COPY_FILE_RANGE ran twice");
+	ck_assert_msg(local_is(&ts, "dst", 'X', 0, 4096), "FALLOCATE ran twice");
+	q = req_on(200 << 12, kb_Op_GETATTR, nkeep); /* one lookup left: alive */
+	ck_assert_int_eq(raw(c2, &q, resp), 0);
+	ck_assert_msg(resp->err == kb_Err_OK, "FORGET ran twice: node stale (%d)", resp->err);
+	kb_chan_free(c2);
+	free(resp);
+	th_server_cleanup(&ts);
+}
+END_TEST
+
 /* After BYE the session ends with its last connection: no grace period. */
 START_TEST(test_bye_ends_session)
 {
@@ -465,6 +594,7 @@ Suite *suite_reliability(void)
 
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_session_grace_and_replay);
+	tcase_add_test(tc, test_resent_runs_once);
 	tcase_add_test(tc, test_bye_ends_session);
 	tcase_add_test(tc, test_notify);
 	tcase_add_test(tc, test_bitflip);

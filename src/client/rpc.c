@@ -788,6 +788,16 @@ uint64_t kb_rpc_session(struct kb_rpc *r, kb_Entry *root)
 	return gen;
 }
 
+bool kb_rpc_owners(const struct kb_rpc *r)
+{
+	return r->owners;
+}
+
+uint64_t kb_rpc_gen(struct kb_rpc *r)
+{
+	return atomic_load(&r->session_gen);
+}
+
 void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st)
 {
 	memset(st, 0, sizeof(*st));

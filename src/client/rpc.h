@@ -35,9 +35,12 @@
  *    the session callback gave), check attr.ino/type still match (else
  *    keep ESTALE), remap, and retry the operation once;
  *  - on -EBADF for a handle after a generation change, OPEN the node again
- *    with the file's flags and retry once; dirty data acknowledged by the
- *    server is durable there; a WRITE that failed with -EIO must be
+ *    with the file's flags and retry (a WRITE answered so is sent again on
+ *    the new handle); data acknowledged by the server is durable there
+ *    once FSYNC on the new handle returns; a WRITE that failed must be
  *    reported at the next flush/fsync/close of that file;
+ *  - keep a WRITE's bytes until it completes: they are re-sent from the
+ *    `bulk` pointer after a reconnect;
  *  - route kb_rpc_set_log lines to syslog/stderr, and pass NOTIFY pushes
  *    (kb_rpc_set_notify) to fuse_lowlevel_notify_inval_inode/_entry.
  */
@@ -149,8 +152,9 @@ void kb_rpc_set_notify(struct kb_rpc *r, void (*cb)(void *arg, const kb_Response
 
 /* After a new session (server restart / expired session): gen is the new
  * generation (the first session is 0), root the entry of cfg.path in it.
- * Runs on a keeper thread before the connection carries requests again;
- * must not block or make synchronous calls (note the change, remap lazily
+ * Runs on a keeper thread, with the session lock held, before any
+ * connection of the new session carries requests; must not block, make
+ * synchronous calls or call kb_rpc_session (note the change, remap lazily
  * on ESTALE). */
 typedef void (*kb_rpc_session_fn)(void *arg, uint64_t gen, const kb_Entry *root);
 void kb_rpc_set_session_cb(struct kb_rpc *r, kb_rpc_session_fn cb, void *arg);
@@ -160,6 +164,13 @@ typedef void (*kb_rpc_log_fn)(void *arg, const char *line);
 void kb_rpc_set_log(struct kb_rpc *r, kb_rpc_log_fn cb, void *arg);
 /* Current session generation and its root entry. */
 uint64_t kb_rpc_session(struct kb_rpc *r, kb_Entry *root);
+/* The server said (HELLO) it serves our requests as the caller named in
+ * their creds (keibifsd --allow-owners or the key's `owners` option, and
+ * running as root). */
+bool kb_rpc_owners(const struct kb_rpc *r);
+/* The same generation without the lock (an atomic read): moves on once the
+ * session callback has run. */
+uint64_t kb_rpc_gen(struct kb_rpc *r);
 
 /* Ops counted one by one in kb_rpc_stats.by_op (kb_Op values below this). */
 #define KB_RPC_NOPS 40

@@ -123,6 +123,8 @@ struct kb_rpc {
 	char peer_fpr[KB_FPR_LEN];
 	char trust_why[640];         /* lock: why the last server key was refused */
 	size_t max_read, max_write;  /* fixed once connected */
+	bool owners;                 /* HELLO: the server honours creds (set before
+				      * kb_rpc_new returns; later HELLOs rewrite it) */
 
 	pthread_mutex_t lock;
 	pthread_cond_t tick;         /* timer sleeps here; signalled at free */

@@ -12,8 +12,10 @@
  *   3. under r->sess_lock: ATTACH with the token; when the server no longer
  *      knows the session (-EACCES: it restarted, or the grace period
  *      passed) HELLO instead: new token and root, generation + 1;
- *   4. a new session makes the old node ids and handles meaningless: what
- *      was not safe to repeat fails with -EIO, the session callback runs;
+ *   4. a new session makes the old node ids and handles meaningless: the
+ *      session callback runs (under r->sess_lock, before any connection
+ *      of the new session is ready), what was not safe to repeat fails
+ *      with -EIO;
  *   5. re-send every kept request (same id: on the same session the
  *      server's reply cache answers duplicates), mark the slot ready, log
  *      one line.
@@ -29,21 +31,13 @@
 #include <string.h>
 
 #include "err.h"
+#include "op.h"
 #include "rpc_int.h"
 #include "util.h"
 
 bool kb_rpc_op_idempotent(uint32_t op)
 {
-	switch (op) {
-	case kb_Op_READ: case kb_Op_LOOKUP: case kb_Op_GETATTR: case kb_Op_READDIR:
-	case kb_Op_READLINK: case kb_Op_STATFS: case kb_Op_GETXATTR: case kb_Op_LISTXATTR:
-	case kb_Op_PING: case kb_Op_ACCESS: case kb_Op_LSEEK: case kb_Op_WRITE:
-	case kb_Op_FORGET: case kb_Op_RELEASE: case kb_Op_RELEASEDIR: case kb_Op_FLUSH:
-	case kb_Op_FSYNC: case kb_Op_FSYNCDIR:
-		return true;
-	default:
-		return false;
-	}
+	return kb_op_is(op, KB_OP_IDEMPOTENT); /* the table in src/core/op.c */
 }
 
 /* Join the old receiver, free the old channel once no sender holds it. */
@@ -68,6 +62,23 @@ static void retire(struct kb_rpc_conn *c)
 	c->proxy = NULL;
 }
 
+/* Step 4's callback, under r->sess_lock right after the HELLO: no
+ * connection of the new session carries a request before the FUSE layer
+ * knows the new root (else a request could re-resolve up to a root still
+ * named by its old id and find it stale). */
+static void session_changed_locked(struct kb_rpc *r)
+{
+	kb_rpc_session_fn cb;
+	void *arg;
+
+	pthread_mutex_lock(&r->lock);
+	cb = r->session_cb;
+	arg = r->session_arg;
+	pthread_mutex_unlock(&r->lock);
+	if (cb)
+		cb(arg, r->gen, &r->root);
+}
+
 /* Step 3: ATTACH, or HELLO when the session is gone (the server closes a
  * connection whose ATTACH it refused, so HELLO goes on the next one:
  * `hello_first`, unless another connection made a new session meanwhile).
@@ -83,8 +94,9 @@ static int reattach(struct kb_rpc_conn *c, bool hello_first, bool *fresh, bool *
 		rc = kb_rpc_conn_hello(r, c->idx, NULL, NULL);
 		if (!rc) {
 			r->gen++;
-			atomic_fetch_add(&r->session_gen, 1);
 			*hello = true;
+			session_changed_locked(r);
+			atomic_fetch_add(&r->session_gen, 1);
 		}
 	} else {
 		rc = kb_rpc_conn_attach(r, c->idx);
@@ -95,22 +107,6 @@ static int reattach(struct kb_rpc_conn *c, bool hello_first, bool *fresh, bool *
 	}
 	pthread_mutex_unlock(&r->sess_lock);
 	return rc;
-}
-
-static void session_changed(struct kb_rpc *r)
-{
-	kb_rpc_session_fn cb;
-	kb_Entry root;
-	uint64_t gen = kb_rpc_session(r, &root);
-	void *arg;
-
-	kb_rpc_logf(r, "new session on %s (the server restarted or expired ours)", r->host_disp);
-	pthread_mutex_lock(&r->lock);
-	cb = r->session_cb;
-	arg = r->session_arg;
-	pthread_mutex_unlock(&r->lock);
-	if (cb)
-		cb(arg, gen, &root);
 }
 
 /* Step 5: re-send what is kept, on the new channel. */
@@ -165,7 +161,7 @@ static int reopen(struct kb_rpc_conn *c, bool hello_first)
 	if (!rc && fresh)
 		kb_rpc_fail_pending(c, -EIO, KB_FAIL_UNSAFE, 0);
 	if (!rc && hello)
-		session_changed(r);
+		kb_rpc_logf(r, "new session on %s (the server restarted or expired ours)", r->host_disp);
 	if (!rc)
 		rc = resend(c);
 	if (rc) {

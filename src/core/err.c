@@ -38,11 +38,13 @@ int kb_err_to_errno(int err)
 
 	if (e == 0)
 		return 0;
+	/* A request unanswered past its deadline: EIO, as keibifs(1) says
+	 * (ETIMEDOUT is no file system error a program expects). */
+	if (e == ETIMEDOUT || e == KB_ETIMEOUT)
+		return -EIO;
 	if (e < KB_ERR_BASE)
 		return -e;
 	switch (e) {
-	case KB_ETIMEOUT:
-		return -ETIMEDOUT;
 	case KB_ECLOSED:
 	case KB_ETRUNC:
 	case KB_EREFUSED:

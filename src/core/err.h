@@ -3,8 +3,9 @@
  * Every function returns 0 (or a non-negative count) on success and a
  * negative value on failure: either -errno, or one of the named protocol and
  * crypto codes below, which live below the errno range (errno < 4096) so they
- * can never be confused with one. They collapse to EIO / ENOTCONN / ETIMEDOUT
- * only at the FUSE boundary (kb_err_to_errno()).
+ * can never be confused with one. They collapse to EIO / ENOTCONN
+ * only at the FUSE boundary (kb_err_to_errno(), where a request timed out
+ * past -o timeout, -ETIMEDOUT, is EIO too).
  */
 #ifndef KB_ERR_H
 #define KB_ERR_H

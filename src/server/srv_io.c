@@ -276,6 +276,16 @@ int kb_srv_op_write(struct kb_srv_req *rq, struct kb_srv_node *n)
 	}
 	/* The attributes after it: a client whose only write this was need
 	 * not ask for them (GETATTR after close). */
+	if (done && (q->set_mask & kb_SetMask_SET_MTIME) && q->has_attr) {
+		/* the client's kernel owns mtime (writeback cache): keep its
+		 * time rather than this write's; best effort (explicit times
+		 * need the owner, and a caller may not be) */
+		struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
+					 {.tv_sec = (time_t)q->attr.mtime,
+					  .tv_nsec = (long)KB_MIN(q->attr.mtime_ns, 999999999u)}};
+
+		(void)futimens(fd, ts);
+	}
 	if (done && !fstat(fd, &st)) {
 		if (kill_wanted(rq))
 			kb_srv_kill_suidgid(n, &st);

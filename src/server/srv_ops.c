@@ -16,6 +16,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "op.h"
 #include "srv_impl.h"
 #include "srv_ops.h"
 #include "wire.h"
@@ -233,13 +234,28 @@ static int op_mknod(struct kb_srv_req *rq, struct kb_srv_node *p)
 {
 	const kb_Request *q = rq->q;
 	int ret = kb_srv_name_ok(q->name);
+	mode_t mode;
 
 	if (ret)
 		return ret;
-	if (!S_ISFIFO(q->mode))
-		return -EPERM; /* devices and sockets are never created */
-	if (mknodat(p->fd, q->name, S_IFIFO | kb_srv_mode_new(rq->sess, q->mode, q->umask), 0))
-		return -errno;
+	mode = (mode_t)(q->mode & S_IFMT) | kb_srv_mode_new(rq->sess, q->mode, q->umask);
+	switch (q->mode & S_IFMT) {
+	case S_IFIFO: case S_IFSOCK: case S_IFREG: /* names, no device */
+		if (mknodat(p->fd, q->name, mode, 0))
+			return -errno;
+		break;
+	case S_IFCHR: case S_IFBLK:
+		/* Only for a caller we act as (owners=preserve): the kernel then
+		 * decides, as on a local disk (CAP_MKNOD: root caller, root
+		 * server). Never for a client acting as the server's user. */
+		if (!(q->has_creds && rq->sess->owners))
+			return -EPERM;
+		if (mknodat(p->fd, q->name, mode, (dev_t)q->rdev))
+			return -errno;
+		break;
+	default:
+		return -EINVAL;
+	}
 	return reply_entry(rq, p, q->name);
 }
 
@@ -370,15 +386,7 @@ static int op_access(struct kb_srv_req *rq, struct kb_srv_node *n)
  * session. (OPEN checks its flags itself; ACCESS its W_OK.) */
 static bool mutating(kb_Op op)
 {
-	switch (op) {
-	case kb_Op_SETATTR: case kb_Op_CREATE: case kb_Op_WRITE: case kb_Op_MKDIR:
-	case kb_Op_MKNOD: case kb_Op_UNLINK: case kb_Op_RMDIR: case kb_Op_RENAME:
-	case kb_Op_LINK: case kb_Op_SYMLINK: case kb_Op_SETXATTR: case kb_Op_REMOVEXATTR:
-	case kb_Op_FALLOCATE: case kb_Op_COPY_FILE_RANGE:
-		return true;
-	default:
-		return false;
-	}
+	return kb_op_is(op, KB_OP_MUTATING); /* the table in src/core/op.c */
 }
 
 /* Operations that create, remove or rename a name in directory q->node. */

@@ -3,7 +3,8 @@
  * A client that loses a connection re-sends what was in flight on a new
  * connection of the same session, with the same request id (ids are unique
  * per session: the client puts its connection index in them). For
- * operations that must not run twice (CREATE, MKDIR, UNLINK, RENAME, ...)
+ * operations that must not run twice (KB_OP_REPLAY in src/core/op.c:
+ * CREATE, MKDIR, UNLINK, RENAME, FALLOCATE, COPY_FILE_RANGE, FORGET, ...)
  * the first copy records its reply here under its id; a second copy gets
  * that reply without running again, or waits while the first still runs
  * (on a worker of the dead connection). KB_SRV_REPLAY entries per session,
@@ -12,19 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "op.h"
 #include "srv_impl.h"
 
 bool kb_srv_replay_op(uint32_t op)
 {
-	switch (op) {
-	case kb_Op_CREATE: case kb_Op_MKDIR: case kb_Op_MKNOD: case kb_Op_UNLINK:
-	case kb_Op_RMDIR: case kb_Op_RENAME: case kb_Op_LINK: case kb_Op_SYMLINK:
-	case kb_Op_SETATTR: case kb_Op_SETXATTR: case kb_Op_REMOVEXATTR:
-	case kb_Op_OPEN: case kb_Op_OPENDIR:
-		return true;
-	default:
-		return false;
-	}
+	return kb_op_is(op, KB_OP_REPLAY); /* the table in src/core/op.c */
 }
 
 void kb_srv_replay_init(struct kb_srv_replay *rp)

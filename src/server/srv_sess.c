@@ -25,6 +25,7 @@
 #include "compress.h"
 #include "err.h"
 #include "noise.h"
+#include "op.h"
 #include "srv_impl.h"
 #include "srv_ops.h"
 #include "util.h"
@@ -211,6 +212,7 @@ static int hello(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 		goto out;
 	r->has_entry = true;
 	r->read_only = s->ro;
+	r->owners = s->owners;
 	r->token.size = sizeof(s->token);
 	memcpy(r->token.bytes, s->token, sizeof(s->token));
 	ret = sess_insert(srv, s);
@@ -253,6 +255,7 @@ static int attach(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 		return -EACCES; /* unknown or expired: the client says HELLO again */
 	c->sess = s;
 	r->read_only = s->ro;
+	r->owners = s->owners;
 	r->token.size = KB_SRV_TOKEN;
 	memcpy(r->token.bytes, s->token, KB_SRV_TOKEN);
 	r->has_entry = !root_entry(s, &r->entry);
@@ -379,22 +382,17 @@ static int finish(struct kb_srv_conn *c, struct kb_srv_worker *w, uint8_t *data,
  * is KB_SRV_SMALL_FRAME, short of the largest xattr value. */
 static bool quick(uint64_t op, uint64_t set_mask, uint64_t flags, size_t bulk)
 {
+	if (op > UINT32_MAX || !kb_op_is((uint32_t)op, KB_OP_QUICK)) /* src/core/op.c */
+		return false;
 	switch (op) {
 	case kb_Op_WRITE: /* a small file's data: one pwrite into the page cache */
 		return bulk <= KB_SRV_QUICK_WRITE;
-	case kb_Op_PING: case kb_Op_GETATTR: case kb_Op_FORGET: case kb_Op_RELEASE:
-	case kb_Op_RELEASEDIR: case kb_Op_LOOKUP: case kb_Op_ACCESS: case kb_Op_READLINK:
-	case kb_Op_STATFS: case kb_Op_SETXATTR:
-	case kb_Op_REMOVEXATTR: case kb_Op_MKDIR: case kb_Op_MKNOD: case kb_Op_SYMLINK:
-	case kb_Op_LINK: case kb_Op_UNLINK: case kb_Op_RMDIR: case kb_Op_RENAME:
-	case kb_Op_OPENDIR:
-		return true;
 	case kb_Op_SETATTR:
 		return !(set_mask & kb_SetMask_SET_SIZE);
 	case kb_Op_CREATE:
 		return !(flags & O_TRUNC);
 	default:
-		return false;
+		return true;
 	}
 }
 
