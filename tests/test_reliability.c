@@ -91,7 +91,7 @@ static void spawn_server(struct rel *t)
 }
 
 /* Server with share/big (FILE_LEN bytes), optionally a proxy in front. */
-static void setup(struct rel *t, bool proxy)
+static void setup_drop(struct rel *t, bool proxy, const char *drop_first)
 {
 	char to[64];
 	size_t n = 0;
@@ -116,12 +116,17 @@ static void setup(struct rel *t, bool proxy)
 	snprintf(t->plog, sizeof(t->plog), "%s/proxy.log", t->ts.dir);
 	{
 		const char *argv[] = {th_bin("tests/kbproxy"), "--listen", t->pport, "--to", to,
-				      NULL};
+				      drop_first ? "--drop-first" : NULL, drop_first, NULL};
 
 		t->proxy = th_spawn((char *const *)argv, t->plog);
 	}
 	ck_assert_int_gt(t->proxy, 0);
 	ck_assert(th_wait_file_contains(t->plog, "kbproxy: ready", 10000));
+}
+
+static void setup(struct rel *t, bool proxy)
+{
+	setup_drop(t, proxy, NULL);
 }
 
 static void connect_rpc(struct rel *t, unsigned conns, int timeout_ms, kb_Entry *root)
@@ -258,6 +263,22 @@ START_TEST(test_server_restart)
 	ck_assert_uint_eq(rd.ok, rd.n);
 	ck_assert_uint_eq(atomic_load(&t.sessions), 1);
 	ck_assert_uint_eq(kb_rpc_session(t.r, NULL), 1);
+	teardown(&t);
+}
+END_TEST
+
+/* A server that cuts our first handshakes (its budget for unauthenticated
+ * peers full under a flood) must not fail the mount: the first connection
+ * is tried again until the timeout. */
+START_TEST(test_first_connect_retried)
+{
+	struct rel t;
+	kb_Entry root, e;
+
+	setup_drop(&t, true, "2");
+	connect_rpc(&t, 2, 8000, &root);
+	ck_assert_int_eq(kb_rpc_lookup(t.r, root.node, "big", &e), 0);
+	ck_assert(th_wait_file_contains(t.plog, "dropped a new connection", 1000));
 	teardown(&t);
 }
 END_TEST
@@ -601,6 +622,7 @@ Suite *suite_reliability(void)
 	tcase_add_test(tc, test_cut_during_reads);
 	tcase_add_test(tc, test_stall_times_out);
 	tcase_add_test(tc, test_server_restart);
+	tcase_add_test(tc, test_first_connect_retried);
 	suite_add_tcase(s, tc);
 	return s;
 }

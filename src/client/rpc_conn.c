@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "net.h"
@@ -107,6 +108,18 @@ static int conn_fd(struct kb_rpc *r, const struct kb_net_opts *no, int *fd,
 			      err, errlen);
 }
 
+/* A server whose budget for unauthenticated peers is full (a flood of
+ * half-open connections) closes new handshakes before its first answer.
+ * Before the mount is up, nobody else retries for us: a handshake closed
+ * before the server said anything is tried again a few times (backoff
+ * 100, 200, 400 ms). Later connections have their keeper's backoff. */
+static bool first_cut(const struct kb_rpc *r, const struct kb_chan_info *info, int rc,
+		      unsigned attempt)
+{
+	return !atomic_load(&r->opened) && attempt + 1 < KB_RPC_FIRST_TRIES &&
+	       !info->have_remote_static && (rc == -KB_ECLOSED || rc == -ECONNRESET);
+}
+
 /* TCP (or proxy_command) + Noise for connection i; on success c owns the
  * channel (and the proxy) and its receiver runs. */
 int kb_rpc_conn_connect(struct kb_rpc *r, unsigned i, char *err, size_t errlen)
@@ -132,14 +145,21 @@ int kb_rpc_conn_connect(struct kb_rpc *r, unsigned i, char *err, size_t errlen)
 	struct kb_proxy *proxy = NULL;
 	int fd = -1, rc;
 
-	rc = conn_fd(r, &no, &fd, &proxy, err, errlen);
-	if (rc)
-		return rc;
-	rc = kb_chan_handshake(&chan, fd, &cc, &info); /* closes fd on failure */
-	if (rc) {
-		handshake_error(r, &info, rc, err, errlen);
+	for (unsigned attempt = 0;; attempt++) {
+		rc = conn_fd(r, &no, &fd, &proxy, err, errlen);
+		if (rc)
+			return rc;
+		memset(&info, 0, sizeof(info));
+		rc = kb_chan_handshake(&chan, fd, &cc, &info); /* closes fd on failure */
+		if (!rc)
+			break;
 		kb_proxy_stop(proxy);
-		return rc;
+		proxy = NULL;
+		if (!first_cut(r, &info, rc, attempt)) {
+			handshake_error(r, &info, rc, err, errlen);
+			return rc;
+		}
+		usleep(KB_RPC_FIRST_RETRY_MS * 1000u << attempt);
 	}
 	if (i == 0 && !r->peer_fpr[0]) {
 		memcpy(r->server_key, info.remote_static, KB_KEY_LEN);

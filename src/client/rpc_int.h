@@ -26,6 +26,8 @@
 #define KB_RPC_KEEPALIVE_MS 15000             /* PING after this long idle */
 #define KB_RPC_CONN_BITS 6                    /* conn index in ids: unique per session */
 #define KB_RPC_HDR_INLINE 192                 /* encoded headers kept in the slot */
+#define KB_RPC_FIRST_TRIES 4                  /* handshakes cut before the mount is up */
+#define KB_RPC_FIRST_RETRY_MS 100             /* ... retried after 100, 200, 400 ms */
 #define KB_RPC_BACKOFF_MIN_MS 100
 #define KB_RPC_BACKOFF_MAX_MS 2000
 

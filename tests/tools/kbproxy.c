@@ -1,7 +1,7 @@
 /* kbproxy.c - fault-injecting TCP proxy for tests and benchmarks.
  *
  *   kbproxy --listen PORT --to HOST:PORT [--delay-ms D] [--rate-mbps R]
- *           [--link-mbps L] [--pidfile F]
+ *           [--link-mbps L] [--drop-first N] [--pidfile F]
  *
  * Each accepted connection is forwarded to the target by two pump threads
  * (one per direction). A reader thread per direction queues chunks stamped
@@ -13,6 +13,8 @@
  * receive buffers are kept at 256 KiB), so that senders meet the link's
  * pace through TCP flow control, as over a real slow link, instead of
  * filling the proxy's memory at loopback speed.
+ * --drop-first N closes the first N connections it accepts at once, as a
+ * server cutting handshakes under a flood would.
  * Runtime faults, by signal (tests send them by PID):
  *   SIGUSR1  cut every open connection now (mid-frame, both sides see RST/EOF)
  *   SIGUSR2  toggle stall: stop forwarding (connections stay open) / resume
@@ -333,10 +335,11 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"listen", 1, 0, 'l'}, {"to", 1, 0, 't'}, {"delay-ms", 1, 0, 'd'},
 		{"rate-mbps", 1, 0, 'r'}, {"pidfile", 1, 0, 'p'}, {"link-mbps", 1, 0, 'L'},
+		{"drop-first", 1, 0, 'D'},
 		{0, 0, 0, 0},
 	};
 	char *to = NULL, *host, *port, *colon;
-	int lport = 0, lfd, one = 1, c;
+	int lport = 0, lfd, one = 1, c, drop = 0;
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	static sigset_t set;
 	pthread_t st;
@@ -348,6 +351,7 @@ int main(int argc, char **argv)
 		case 'd': g.delay_ns = atol(optarg) * 1000000L; break;
 		case 'r': g.rate_bps = atof(optarg) * 1e6 / 8; break;
 		case 'L': g.link_bps = atof(optarg) * 1e6 / 8; break;
+		case 'D': drop = atoi(optarg); break;
 		case 'p': {
 			FILE *f = fopen(optarg, "w");
 
@@ -393,6 +397,12 @@ int main(int argc, char **argv)
 
 		if (cfd < 0)
 			continue;
+		if (drop > 0) {
+			drop--;
+			fprintf(stderr, "kbproxy: dropped a new connection\n");
+			close(cfd);
+			continue;
+		}
 		sfd = connect_to(host, port);
 		if (sfd < 0) {
 			close(cfd);
