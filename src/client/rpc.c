@@ -74,6 +74,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "op.h"
 #include "rpc_int.h"
 #include "util.h"
 #include "wire.h"
@@ -307,7 +308,7 @@ static bool fail_match(const struct kb_rpc_slot *s, enum kb_rpc_fail which, uint
 	case KB_FAIL_ALL: return true;
 	case KB_FAIL_EXPIRED: return s->deadline_ns <= now;
 	case KB_FAIL_NORETRY: return !s->retry;
-	case KB_FAIL_UNSAFE: return !kb_rpc_op_idempotent(s->op);
+	case KB_FAIL_UNSAFE: return !kb_op_is(s->op, KB_OP_IDEMPOTENT);
 	}
 	return false;
 }

@@ -209,8 +209,6 @@ int kb_rpc_conn_attach(struct kb_rpc *r, unsigned i);
 /* rpc_keep.c: the keeper threads (one per connection when reconnecting). */
 int kb_rpc_keepers_start(struct kb_rpc *r);
 void kb_rpc_keepers_stop(struct kb_rpc *r);
-/* Safe to re-send on a new session (reads and lookups by node id). */
-bool kb_rpc_op_idempotent(uint32_t op);
 
 /* Tests: a session over already established channels (no handshake, no
  * HELLO; zstd taken as negotiated when cfg->compress is not off). Takes

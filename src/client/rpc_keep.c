@@ -31,14 +31,8 @@
 #include <string.h>
 
 #include "err.h"
-#include "op.h"
 #include "rpc_int.h"
 #include "util.h"
-
-bool kb_rpc_op_idempotent(uint32_t op)
-{
-	return kb_op_is(op, KB_OP_IDEMPOTENT); /* the table in src/core/op.c */
-}
 
 /* Join the old receiver, free the old channel once no sender holds it. */
 static void retire(struct kb_rpc_conn *c)
