@@ -91,6 +91,7 @@ struct kbfs {
 	struct kbfs_names *quiet;       /* owned: what we changed lately (kbfs_notify.c) */
 	struct kbfs_sib *sib;           /* owned: small files in listing order (kbfs_sib.c) */
 	struct kbfs_fresh *fresh;       /* owned: dirs we made, names we put there */
+	struct kbfs_list *list;         /* owned: whole directories (kbfs_list.c) */
 };
 
 /* The filesystem a FUSE request belongs to (its session userdata). */
@@ -153,6 +154,8 @@ int kbfs_fetch_attr(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *versi
 int kbfs_attr_now(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version);
 /* EROFS for a read-only mount or share: true when it replied. */
 bool kbfs_rofs(fuse_req_t req);
+/* The server's promise now (kbfs_nodes_set_lease's callback; arg: fs). */
+uint64_t kbfs_lease(void *arg, uint64_t now_ns);
 
 /* kbfs_dir.c */
 void kbfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

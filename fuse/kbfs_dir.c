@@ -1,6 +1,6 @@
 /* kbfs_dir.c - opendir / readdir(plus) / releasedir.
  *
- * One READDIR round trip fetches a batch of up to 1024 entries (with their
+ * One READDIR round trip fetches a batch of up to 4096 entries (with their
  * attributes for readdirplus) into the handle: they stay in the reply's
  * frame, length-delimited Dirents decoded one at a time as the kernel's
  * readdir calls consume them, so `ls -l` of a large directory costs one
@@ -21,16 +21,19 @@
 
 #include "err.h"
 #include "kbfs.h"
+#include "kbfs_list.h"
 #include "kbfs_node.h"
 #include "kbfs_sib.h"
 #include "rpc.h"
 #include "wire.h"
 
-#define KBFS_DIR_BATCH 1024
+#define KBFS_DIR_BATCH 4096 /* entries per READDIR (servers before 4096: 1024) */
 
 /* One READDIR reply; its frame holds the entries. */
 struct dbatch {
 	struct kb_rpc_result *res;   /* owned: header, frame reference, bulk */
+	struct kbfs_list_key key;    /* taken before it was asked for (kbfs_list.h) */
+	uint64_t gen;                /* kbfs_nodes_gen then: its attributes' */
 	size_t off;                  /* next undecoded byte of res->bulk */
 	kb_Dirent cur;               /* the next entry, decoded (valid: has_cur) */
 	bool has_cur;
@@ -94,17 +97,22 @@ void kbfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!dh)
 		goto fail;
 	remote = kbfs_node_remote(fs->nodes, ino);
+	/* a server that lists without a handle: no round trip (fh 0) */
+	if (kb_rpc_features(fs->rpc) & kb_Features_FEATURE_READDIR_NOFH)
+		goto opened;
 	ret = kb_rpc_opendir(fs->rpc, remote, &fh);
 	if (kbfs_stale_retry(fs, ino, ret, &remote))
 		ret = kb_rpc_opendir(fs->rpc, remote, &fh);
 	if (ret < 0)
 		goto fail;
+opened:
 	dh->remote_fh = fh;
 	dh->gen = kb_rpc_session(fs->rpc, NULL);
 	fi->fh = (uintptr_t)dh;
 	fi->cache_readdir = 0;
 	if (fuse_reply_open(req, fi) != 0) {
-		kb_rpc_release(fs->rpc, kbfs_node_remote(fs->nodes, ino), fh, true);
+		if (fh)
+			kb_rpc_release(fs->rpc, kbfs_node_remote(fs->nodes, ino), fh, true);
 		dirh_free(dh);
 	}
 	return;
@@ -224,6 +232,7 @@ static void ahead_start(struct kbfs *fs, struct kbfs_dirh *dh, uint64_t node)
 	r.plus = dh->plus;
 	dh->aoff = r.cookie;
 	dh->aplus = dh->plus;
+	dh->ahead.gen = kbfs_nodes_gen(fs->nodes);
 	pthread_mutex_lock(&dh->alock); /* before submit: the callback may run at once */
 	dh->astate = AHEAD_PENDING;
 	pthread_mutex_unlock(&dh->alock);
@@ -242,7 +251,7 @@ static int reopen(struct kbfs *fs, struct kbfs_dirh *dh, fuse_ino_t ino, uint64_
 	uint64_t gen = kb_rpc_session(fs->rpc, NULL), fh = 0;
 	int ret;
 
-	if (gen == dh->gen)
+	if (gen == dh->gen || !dh->remote_fh)
 		return -EBADF;
 	ret = kb_rpc_opendir(fs->rpc, *remote, &fh);
 	if (kbfs_stale_retry(fs, ino, ret, remote))
@@ -268,8 +277,13 @@ static int fetch(struct kbfs *fs, struct kbfs_dirh *dh, fuse_ino_t ino, uint64_t
 	r.cookie = off;
 	r.count = KBFS_DIR_BATCH;
 	r.plus = plus;
+	kbfs_list_key_now(fs, ino, r.node, &dh->b.key);
+	dh->b.gen = kbfs_nodes_gen(fs->nodes);
 	ret = kb_rpc_call(fs->rpc, &r, NULL, 0, dh->b.res);
-	if ((ret == -ESTALE || ret == -EBADF) && reopen(fs, dh, ino, &r.node) == 0) {
+	if (!dh->remote_fh && kbfs_stale_retry(fs, ino, ret, &r.node)) {
+		kb_rpc_result_reset(dh->b.res);
+		ret = kb_rpc_call(fs->rpc, &r, NULL, 0, dh->b.res);
+	} else if ((ret == -ESTALE || ret == -EBADF) && reopen(fs, dh, ino, &r.node) == 0) {
 		r.fh = dh->remote_fh; /* server cookies are the directory's own offsets */
 		kb_rpc_result_reset(dh->b.res);
 		ret = kb_rpc_call(fs->rpc, &r, NULL, 0, dh->b.res);
@@ -281,6 +295,10 @@ static int fetch(struct kbfs *fs, struct kbfs_dirh *dh, fuse_ino_t ino, uint64_t
 	dh->have = true;
 	dh->plus = plus;
 	dh->next_off = dh->start_off = off;
+	if (plus && !off) { /* the whole directory in one batch: held (kbfs_list.h) */
+		kbfs_list_adopt(fs, &dh->b.key, dh->b.res);
+		kbfs_list_walk(fs, ino, r.node); /* and its next siblings, if a walk */
+	}
 have:
 	ahead_start(fs, dh, kbfs_node_remote(fs->nodes, ino));
 	return 0;
@@ -306,7 +324,7 @@ static size_t add_entry(fuse_req_t req, struct kbfs_dirh *dh, fuse_ino_t dir,
 		return 0;
 	if (d->entry.node) {
 		ep.ino = kbfs_node_enter(fs->nodes, dir, d->name, &d->entry,
-					 NS(fs->o->attr_timeout), UINT64_MAX);
+					 NS(fs->o->attr_timeout), dh->b.gen);
 		if (!ep.ino) {
 			kb_rpc_forget(fs->rpc, d->entry.node, 1);
 		} else {
@@ -337,6 +355,14 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	pthread_mutex_lock(&dh->lock);
+	/* a directory we hold whole: no round trip (kbfs_list.h) */
+	if (!dh->have && kbfs_list_readdir(fs, req, ino, dir_remote, (uint64_t)off, plus, buf,
+					   size, &used)) {
+		pthread_mutex_unlock(&dh->lock);
+		fuse_reply_buf(req, buf, used);
+		free(buf);
+		return;
+	}
 	if (!dh->have || dh->plus != plus || (uint64_t)off != dh->next_off)
 		ret = fetch(fs, dh, ino, (uint64_t)off, plus);
 	while (ret == 0) {
@@ -394,6 +420,11 @@ void kbfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	ahead_take(fs, dh, UINT64_MAX, false); /* waits for it; never matches */
 	drop_batch(fs, dh);
+	if (!dh->remote_fh) { /* listed without a handle: nothing to release */
+		dirh_free(dh);
+		fuse_reply_err(req, 0);
+		return;
+	}
 	r.op = kb_Op_RELEASEDIR;
 	r.node = kbfs_node_remote(fs->nodes, ino);
 	r.fh = dh->remote_fh;

@@ -17,9 +17,49 @@ struct kbfs_nodes {
 	struct kbfs_node *old[OLD_BUCKETS];   /* old-session nodes by parent+name (lock) */
 	unsigned nold;                        /* nodes in `old` (lock) */
 	uint64_t sgen;                        /* current rpc session generation (lock) */
+	struct kbfs_node *nhash[NODE_BUCKETS]; /* by (parent, name) (lock) */
 	unsigned count;                       /* live nodes besides root (lock) */
 	uint64_t gen;                         /* kbfs_nodes_changed (lock) */
+	kbfs_lease_fn lease;                  /* NULL: no lease (set before use) */
+	void *lease_arg;
+	uint64_t epoch;                       /* lease epoch last seen (lock) */
 };
+
+void kbfs_nodes_set_lease(struct kbfs_nodes *t, kbfs_lease_fn fn, void *arg)
+{
+	t->lease = fn;
+	t->lease_arg = arg;
+}
+
+/* The lease's epoch now (0: none); called without the lock. */
+static uint64_t lease_now(struct kbfs_nodes *t)
+{
+	return t->lease ? t->lease(t->lease_arg, kb_now_ns()) : 0;
+}
+
+/* A lapse of the lease is a change like any other: nothing stored from a
+ * request sent before it is current. Lock held. */
+static void sync_epoch_locked(struct kbfs_nodes *t, uint64_t e)
+{
+	if (e != t->epoch) {
+		t->epoch = e;
+		t->gen++;
+	}
+}
+
+/* n's attributes may be used: within attr_timeout of the reply, or backed
+ * by the lease they were stored under while no change to n or a sibling
+ * was seen since (kids_gen). Lock held, epoch synced. */
+static bool leased_locked(struct kbfs_nodes *t, const struct kbfs_node *n)
+{
+	return t->epoch && n->lease_epoch == t->epoch &&
+	       (!n->parent || n->parent_kids == n->parent->kids_gen);
+}
+
+static bool valid_locked(struct kbfs_nodes *t, const struct kbfs_node *n, uint64_t now)
+{
+	return n->attr_expiry_ns > now || leased_locked(t, n);
+}
 
 uint64_t kbfs_attr_version(const kb_Attr *a)
 {
@@ -110,6 +150,41 @@ static struct kbfs_node *old_find(struct kbfs_nodes *t, const struct kbfs_node *
 	return n;
 }
 
+static unsigned name_bucket(const struct kbfs_node *parent, const char *name)
+{
+	uint64_t h = (uintptr_t)parent * 0x9e3779b97f4a7c15ull;
+
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 0x100000001b3ull;
+	return (unsigned)(h >> 40) % NODE_BUCKETS;
+}
+
+/* Index n by its (parent, name), if it has both. Lock held. */
+static void name_add(struct kbfs_nodes *t, struct kbfs_node *n)
+{
+	unsigned b;
+
+	if (!n->parent || !n->name)
+		return;
+	b = name_bucket(n->parent, n->name);
+	n->nnext = t->nhash[b];
+	t->nhash[b] = n;
+}
+
+static void name_del(struct kbfs_nodes *t, struct kbfs_node *n)
+{
+	struct kbfs_node **pp;
+
+	if (!n->parent || !n->name)
+		return;
+	pp = &t->nhash[name_bucket(n->parent, n->name)];
+	while (*pp && *pp != n)
+		pp = &(*pp)->nnext;
+	if (*pp)
+		*pp = n->nnext;
+	n->nnext = NULL;
+}
+
 static struct kbfs_node *hash_find(struct kbfs_nodes *t, uint64_t remote)
 {
 	struct kbfs_node *n = t->hash[bucket(remote)];
@@ -145,6 +220,7 @@ static void node_free_chain(struct kbfs_nodes *t, struct kbfs_node *n)
 		old_del(t, n);
 		if (n->remote)
 			hash_del(t, n);
+		name_del(t, n);
 		free(n->name);
 		free(n);
 		t->count--;
@@ -189,13 +265,20 @@ uint64_t kbfs_node_remote(struct kbfs_nodes *t, uint64_t ino)
 	return r;
 }
 
-/* Store a reply's attributes: current if nothing changed since gen was
- * read, before the request (UINT64_MAX: not current). Lock held. */
+/* Store a reply's attributes: current, and backed by the lease of epoch
+ * e, if nothing changed since gen was read, before the request
+ * (UINT64_MAX: neither). Lock held. */
 static void set_attr_locked(struct kbfs_nodes *t, struct kbfs_node *n, const kb_Attr *a,
-			    uint64_t ttl_ns, uint64_t gen)
+			    uint64_t ttl_ns, uint64_t gen, uint64_t e)
 {
+	sync_epoch_locked(t, e);
 	n->attr = *a;
 	n->attr_gen = gen == t->gen ? gen : UINT64_MAX;
+	/* not within KBFS_NODE_QUIET_NS of our own change: its push, and
+	 * another client's in that moment, may not come (kbfs_notify.c) */
+	n->lease_epoch = gen == t->gen && kb_now_ns() >= n->quiet_until_ns && !n->no_lease ?
+			 t->epoch : 0;
+	n->parent_kids = n->parent ? n->parent->kids_gen : 0;
 	n->attr_expiry_ns = kb_now_ns() + ttl_ns;
 	n->version = kbfs_attr_version(a);
 }
@@ -205,7 +288,17 @@ static void set_attr_locked(struct kbfs_nodes *t, struct kbfs_node *n, const kb_
 static void expire_locked(struct kbfs_nodes *t, struct kbfs_node *n)
 {
 	n->attr_expiry_ns = 0;
+	n->lease_epoch = 0;
 	t->gen++;
+}
+
+/* Someone else changed n (a push): as expire_locked, and a listing of its
+ * directory, which holds its attributes too, is stale (kids_gen). */
+static void pushed_locked(struct kbfs_nodes *t, struct kbfs_node *n)
+{
+	expire_locked(t, n);
+	if (n->parent)
+		n->parent->kids_gen++;
 }
 
 /* Re-point a node at parent/name (hard links, renames seen). Lock held. */
@@ -221,6 +314,7 @@ static int set_name_locked(struct kbfs_nodes *t, struct kbfs_node *n, struct kbf
 	if (!copy)
 		return -ENOMEM;
 	old_del(t, n); /* keyed by parent and name: re-keyed below */
+	name_del(t, n);
 	free(n->name);
 	n->name = copy;
 	if (n->parent != parent) {
@@ -228,10 +322,13 @@ static int set_name_locked(struct kbfs_nodes *t, struct kbfs_node *n, struct kbf
 
 		parent->pins++;
 		n->parent = parent;
+		name_add(t, n);
 		if (old) {
 			old->pins--;
 			node_free_chain(t, old);
 		}
+	} else {
+		name_add(t, n);
 	}
 	if (was_old)
 		old_add(t, n);
@@ -257,7 +354,7 @@ uint64_t kbfs_node_enter(struct kbfs_nodes *t, uint64_t parent_ino, const char *
 			 const kb_Entry *e, uint64_t attr_ttl_ns, uint64_t gen)
 {
 	struct kbfs_node *parent = kbfs_node_of(t, parent_ino), *n;
-	uint64_t ino = 0;
+	uint64_t ino = 0, ep = lease_now(t);
 
 	pthread_mutex_lock(&t->lock);
 	n = hash_find(t, e->node);
@@ -280,7 +377,8 @@ uint64_t kbfs_node_enter(struct kbfs_nodes *t, uint64_t parent_ino, const char *
 		set_name_locked(t, n, parent, name); /* ENOMEM: keeps the old name */
 	n->nlookup++;
 	n->rlookup++;
-	set_attr_locked(t, n, &e->attr, attr_ttl_ns, gen);
+	n->no_lease = e->no_lease;
+	set_attr_locked(t, n, &e->attr, attr_ttl_ns, gen, ep);
 	ino = n->ino;
 out:
 	pthread_mutex_unlock(&t->lock);
@@ -319,6 +417,7 @@ bool kbfs_node_set_attr_gen(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a
 			    uint64_t attr_ttl_ns, uint64_t *version, uint64_t gen)
 {
 	struct kbfs_node *n = kbfs_node_of(t, ino);
+	uint64_t ep = lease_now(t);
 	bool changed;
 
 	pthread_mutex_lock(&t->lock);
@@ -326,7 +425,7 @@ bool kbfs_node_set_attr_gen(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a
 	if (changed && n->own_change && n->kcache_version == n->version)
 		n->kcache_version = kbfs_attr_version(a);
 	n->own_change = false;
-	set_attr_locked(t, n, a, attr_ttl_ns, gen);
+	set_attr_locked(t, n, a, attr_ttl_ns, gen, ep);
 	if (version)
 		*version = n->version;
 	pthread_mutex_unlock(&t->lock);
@@ -342,10 +441,12 @@ bool kbfs_node_set_attr(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
 bool kbfs_node_fresh_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a)
 {
 	struct kbfs_node *n = kbfs_node_of(t, ino);
+	uint64_t ep = lease_now(t);
 	bool fresh;
 
 	pthread_mutex_lock(&t->lock);
-	fresh = n->attr_expiry_ns > kb_now_ns();
+	sync_epoch_locked(t, ep);
+	fresh = valid_locked(t, n, kb_now_ns());
 	if (fresh)
 		*a = n->attr;
 	pthread_mutex_unlock(&t->lock);
@@ -357,6 +458,7 @@ bool kbfs_node_fresh_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a)
 static void changed_locked(struct kbfs_nodes *t, struct kbfs_node *n)
 {
 	n->own_change = true;
+	n->quiet_until_ns = kb_now_ns() + KBFS_NODE_QUIET_NS;
 	expire_locked(t, n);
 }
 
@@ -388,9 +490,10 @@ void kbfs_node_write_done(struct kbfs_nodes *t, uint64_t ino, const struct kbfs_
 
 uint64_t kbfs_nodes_gen(struct kbfs_nodes *t)
 {
-	uint64_t g;
+	uint64_t g, ep = lease_now(t);
 
 	pthread_mutex_lock(&t->lock);
+	sync_epoch_locked(t, ep);
 	g = t->gen;
 	pthread_mutex_unlock(&t->lock);
 	return g;
@@ -406,10 +509,13 @@ void kbfs_nodes_changed(struct kbfs_nodes *t)
 bool kbfs_node_current_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a)
 {
 	struct kbfs_node *n = kbfs_node_of(t, ino);
+	uint64_t ep = lease_now(t), now = kb_now_ns();
 	bool cur;
 
 	pthread_mutex_lock(&t->lock);
-	cur = n->attr_gen == t->gen && n->attr_expiry_ns > kb_now_ns();
+	sync_epoch_locked(t, ep);
+	/* current, or under a lease no change has broken (kbfs_node.h) */
+	cur = (n->attr_gen == t->gen && n->attr_expiry_ns > now) || leased_locked(t, n);
 	if (cur)
 		*a = n->attr;
 	pthread_mutex_unlock(&t->lock);
@@ -441,11 +547,47 @@ void kbfs_node_changed(struct kbfs_nodes *t, uint64_t ino)
 static struct kbfs_node *child_locked(struct kbfs_nodes *t, struct kbfs_node *parent,
 				      const char *name)
 {
-	for (unsigned b = 0; b < NODE_BUCKETS; b++)
-		for (struct kbfs_node *n = t->hash[b]; n; n = n->hnext)
-			if (n->parent == parent && n->name && !strcmp(n->name, name))
-				return n;
+	for (struct kbfs_node *n = t->nhash[name_bucket(parent, name)]; n; n = n->nnext)
+		if (n->parent == parent && n->name && !strcmp(n->name, name))
+			return n;
 	return NULL;
+}
+
+uint64_t kbfs_node_expire_child(struct kbfs_nodes *t, uint64_t dir, const char *name,
+				bool *writing)
+{
+	struct kbfs_node *d, *n = NULL;
+	uint64_t ino = 0;
+
+	*writing = false;
+	pthread_mutex_lock(&t->lock);
+	d = hash_find(t, dir);
+	if (d) {
+		d->kids_gen++; /* its listing and its children's lease */
+		n = child_locked(t, d, name);
+	}
+	if (n) {
+		pushed_locked(t, n);
+		ino = n->ino;
+		*writing = n->writers > 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
+void kbfs_node_name_changed(struct kbfs_nodes *t, uint64_t dir, const char *name)
+{
+	struct kbfs_node *d, *n;
+
+	pthread_mutex_lock(&t->lock);
+	d = hash_find(t, dir);
+	if (d) {
+		changed_locked(t, d);
+		n = child_locked(t, d, name);
+		if (n)
+			changed_locked(t, n);
+	}
+	pthread_mutex_unlock(&t->lock);
 }
 
 void kbfs_node_renamed(struct kbfs_nodes *t, uint64_t parent_ino, const char *name,
@@ -461,6 +603,7 @@ void kbfs_node_renamed(struct kbfs_nodes *t, uint64_t parent_ino, const char *na
 		if (exchange) {
 			set_name_locked(t, old, p, name); /* ENOMEM: keeps the old name */
 		} else { /* replaced: no longer reachable by that name */
+			name_del(t, old);
 			free(old->name);
 			old->name = NULL;
 		}
@@ -560,7 +703,7 @@ uint64_t kbfs_node_expire_remote(struct kbfs_nodes *t, uint64_t remote, bool *wr
 	pthread_mutex_lock(&t->lock);
 	n = hash_find(t, remote);
 	if (n) {
-		expire_locked(t, n);
+		pushed_locked(t, n);
 		ino = n->ino;
 		*writing = n->writers > 0;
 	}
@@ -617,4 +760,81 @@ bool kbfs_node_kernel_mtime(struct kbfs_nodes *t, uint64_t ino, int64_t *sec, ui
 	*nsec = n->kmtime_ns;
 	pthread_mutex_unlock(&t->lock);
 	return set;
+}
+
+/* Attributes a listing gave may replace n's: none of our own changes to
+ * it is recent or in flight (the listing may predate it). Lock held. */
+static bool listable_locked(const struct kbfs_node *n, uint64_t now)
+{
+	return !n->own_change && now >= n->quiet_until_ns && !n->wr_inflight && !n->writers;
+}
+
+uint64_t kbfs_node_enter_listed(struct kbfs_nodes *t, uint64_t parent_ino, const char *name,
+				const kb_Entry *e, bool held, uint64_t attr_ttl_ns, uint64_t gen,
+				kb_Attr *a)
+{
+	struct kbfs_node *parent = kbfs_node_of(t, parent_ino), *n;
+	uint64_t ino = 0, ep = lease_now(t), now = kb_now_ns();
+
+	pthread_mutex_lock(&t->lock);
+	sync_epoch_locked(t, ep);
+	n = hash_find(t, e->node);
+	if (!n || n == &t->root || n->parent != parent || !n->name || strcmp(n->name, name) ||
+	    !n->nlookup)
+		goto out;
+	if (!valid_locked(t, n, now)) {
+		if (!listable_locked(n, now))
+			goto out;
+		set_attr_locked(t, n, &e->attr, attr_ttl_ns, gen, ep);
+	}
+	n->nlookup++;
+	if (held)
+		n->rlookup++;
+	*a = n->attr;
+	ino = n->ino;
+out:
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
+bool kbfs_node_listable(struct kbfs_nodes *t, uint64_t ino)
+{
+	bool ok;
+
+	pthread_mutex_lock(&t->lock);
+	ok = listable_locked(kbfs_node_of(t, ino), kb_now_ns());
+	pthread_mutex_unlock(&t->lock);
+	return ok;
+}
+
+uint64_t kbfs_node_kids_by_remote(struct kbfs_nodes *t, uint64_t remote)
+{
+	struct kbfs_node *n;
+	uint64_t g;
+
+	pthread_mutex_lock(&t->lock);
+	n = hash_find(t, remote);
+	g = n ? n->kids_gen : 0;
+	pthread_mutex_unlock(&t->lock);
+	return g;
+}
+
+bool kbfs_node_no_lease(struct kbfs_nodes *t, uint64_t ino)
+{
+	bool r;
+
+	pthread_mutex_lock(&t->lock);
+	r = kbfs_node_of(t, ino)->no_lease;
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+uint64_t kbfs_node_kids_gen(struct kbfs_nodes *t, uint64_t ino)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&t->lock);
+	g = kbfs_node_of(t, ino)->kids_gen;
+	pthread_mutex_unlock(&t->lock);
+	return g;
 }

@@ -29,6 +29,11 @@ struct kbfs_node {
 	uint64_t kcache_version;  /* version the kernel page cache holds */
 	bool own_change;          /* we changed it since the last attributes */
 	uint64_t attr_gen;        /* table gen the attributes are current for */
+	uint64_t lease_epoch;     /* lease the attributes are backed by (0: none) */
+	uint64_t parent_kids;     /* parent's kids_gen when they were stored */
+	uint64_t kids_gen;        /* +1 per change seen to a child of ours */
+	uint64_t quiet_until_ns;  /* no lease before: our own change was recent */
+	bool no_lease;            /* on a filesystem the server promises nothing for */
 	unsigned wr_inflight;     /* WRITEs sent, not answered */
 	uint64_t wr_seq;          /* WRITEs sent */
 	unsigned writers;         /* open files with a server handle for writing */
@@ -39,6 +44,7 @@ struct kbfs_node {
 	uint64_t sgen;            /* rpc session generation `remote` is from */
 	struct kbfs_node *onext;  /* old-session index chain (in_old) */
 	bool in_old;              /* in the old-session index: remote is stale */
+	struct kbfs_node *nnext;  /* (parent, name) hash chain, while named */
 };
 
 struct kbfs_nodes;
@@ -47,6 +53,19 @@ struct kbfs_nodes;
 uint64_t kbfs_attr_version(const kb_Attr *a);
 
 int kbfs_nodes_new(struct kbfs_nodes **out, const kb_Entry *root);
+/* The server's promise (kb_rpc_lease): its epoch now, or 0. Attributes
+ * stored from a reply to a request sent under epoch E, when no change was
+ * seen meanwhile, stay valid past attr_timeout while the lease still
+ * returns E and no change to the node or a sibling (a push naming the
+ * directory's entry, our own change) was seen since. Set once, before
+ * use; never called with the table's lock held. */
+typedef uint64_t (*kbfs_lease_fn)(void *arg, uint64_t now_ns);
+/* After our own change to a node, pushes about it are dropped as our own
+ * (the server's marks and kbfs_notify's quiet table, 300 ms), so a change
+ * someone else made in that moment may not be pushed: attributes fetched
+ * within this long after it are not backed by the lease. */
+#define KBFS_NODE_QUIET_NS 1000000000ull
+void kbfs_nodes_set_lease(struct kbfs_nodes *t, kbfs_lease_fn fn, void *arg);
 void kbfs_nodes_free(struct kbfs_nodes *t);
 
 /* Node of a FUSE ino (valid while the kernel holds a lookup on it). */
@@ -104,6 +123,10 @@ bool kbfs_node_open_version(struct kbfs_nodes *t, uint64_t ino, uint64_t version
  * are stale, and the next version seen is adopted as the kernel cache's
  * (which already holds our change) instead of dropping that cache. */
 void kbfs_node_changed(struct kbfs_nodes *t, uint64_t ino);
+/* We are about to change the name `name` in directory dir (server id):
+ * the directory, and the node the name holds if we know it (its link
+ * count), are changed by us (as kbfs_node_changed). */
+void kbfs_node_name_changed(struct kbfs_nodes *t, uint64_t dir, const char *name);
 /* A rename we made: the nodes follow their names (for re-resolution);
  * a replaced target loses its name. */
 void kbfs_node_renamed(struct kbfs_nodes *t, uint64_t parent_ino, const char *name,
@@ -120,6 +143,33 @@ unsigned kbfs_node_writers(struct kbfs_nodes *t, uint64_t ino, int delta);
 /* FUSE ino of a server node id, or 0 when no node has it (any more); with
  * a copy of its last attributes in *a unless a is NULL (under one lock). */
 uint64_t kbfs_node_by_remote(struct kbfs_nodes *t, uint64_t remote, kb_Attr *a);
+/* A LOOKUP answered from a listing (kbfs_list.h) for a node we have as
+ * parent/name with a kernel lookup: its attributes if valid, else the
+ * listing's entry e's (stored, current if nothing changed since gen) unless
+ * a change of ours may be newer than the listing. Counts one kernel lookup
+ * and, if `held` (the listing's server lookup is handed over), one server
+ * lookup. Returns the ino with *a, or 0 (nothing counted). */
+uint64_t kbfs_node_enter_listed(struct kbfs_nodes *t, uint64_t parent_ino, const char *name,
+				const kb_Entry *e, bool held, uint64_t attr_ttl_ns, uint64_t gen,
+				kb_Attr *a);
+/* A listing's attributes may replace ino's (see kbfs_node_enter_listed). */
+bool kbfs_node_listable(struct kbfs_nodes *t, uint64_t ino);
+/* Changes others made to the children of directory ino (a push naming
+ * one of its entries or a child): a listing of it taken before is stale.
+ * Our own changes do not count: they expire the child's own attributes,
+ * which a listing's answer defers to (kbfs_ops.c). */
+uint64_t kbfs_node_kids_gen(struct kbfs_nodes *t, uint64_t ino);
+/* ino is on a filesystem the server promises no pushes for (Entry.no_lease). */
+bool kbfs_node_no_lease(struct kbfs_nodes *t, uint64_t ino);
+/* The same by server id (0 for a node we do not have: one made later
+ * starts at 0 too). */
+uint64_t kbfs_node_kids_by_remote(struct kbfs_nodes *t, uint64_t remote);
+/* A push named an entry of directory `dir`: its children's lease ends,
+ * and the node that entry names, if we have it (the directory's watch
+ * reports its files' changes: the server watches a file itself only when
+ * it has other links) is expired as kbfs_node_expire_remote: its ino or 0. */
+uint64_t kbfs_node_expire_child(struct kbfs_nodes *t, uint64_t dir, const char *name,
+				bool *writing);
 /* Number of live nodes (tests). */
 unsigned kbfs_nodes_count(struct kbfs_nodes *t);
 

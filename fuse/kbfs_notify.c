@@ -25,6 +25,7 @@
 
 #include "kbfs.h"
 #include "kbfs_fresh.h"
+#include "kbfs_list.h"
 #include "kbfs_names.h"
 #include "kbfs_node.h"
 #include "util.h"
@@ -65,6 +66,8 @@ void kbfs_quiet_node(struct kbfs *fs, uint64_t ino)
 void kbfs_name_touched(struct kbfs *fs, uint64_t dir, const char *name, bool appears)
 {
 	kbfs_names_drop(fs->missing, dir, name);
+	kbfs_list_touch(fs->list, dir, name, kb_now_ns(), NS(fs->o->entry_timeout));
+	kbfs_node_name_changed(fs->nodes, dir, name); /* nlink, mtime: not leased */
 	if (appears)
 		kbfs_fresh_add(fs->fresh, dir, name, kb_now_ns(), NS(fs->o->negative_timeout));
 	kbfs_quiet(fs, dir, name);
@@ -195,6 +198,24 @@ void kbfs_notify(void *arg, const kb_Response *n)
 	if (n->notify_name[0]) { /* someone else changed that directory */
 		kbfs_names_drop(fs->missing, n->notify_node, n->notify_name);
 		kbfs_fresh_drop(fs->fresh, n->notify_node);
+		kbfs_list_drop(fs->list, n->notify_node);
+		/* the entry's own node: its data or attributes may have changed */
+		ino = kbfs_node_expire_child(fs->nodes, n->notify_node, n->notify_name, &writing);
+		if (ino && !writing)
+			kb_cache_invalidate(fs->cache, ino, 0);
+		if (ino && !writing && q) {
+			pthread_mutex_lock(&q->lock);
+			if (!q->stop && q->count < NQ_LEN) {
+				it = &q->ring[(q->head + q->count) % NQ_LEN];
+				it->ino = ino;
+				it->name[0] = '\0';
+				q->count++;
+				pthread_cond_signal(&q->cond);
+			} else if (!q->stop) {
+				q->dropped++;
+			}
+			pthread_mutex_unlock(&q->lock);
+		}
 	}
 	/* found and expired under the table's lock: a FORGET may free the
 	 * node right after (the ino is then only a number, used as a key) */

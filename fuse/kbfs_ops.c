@@ -15,6 +15,7 @@
 #include "kbfs_names.h"
 #include "kbfs_node.h"
 #include "kbfs_fresh.h"
+#include "kbfs_list.h"
 #include "kbfs_sib.h"
 #include "rpc.h"
 #include "util.h"
@@ -124,6 +125,98 @@ static void reply_missing(fuse_req_t req, double secs)
 		fuse_reply_err(req, ENOENT);
 }
 
+static void forget_one(struct kbfs *fs, fuse_ino_t ino, uint64_t n)
+{
+	uint64_t remote, count;
+
+	kbfs_node_forget(fs->nodes, ino, n, &remote, &count);
+	if (count) {
+		/* the server stops watching it: a listing of it is not backed */
+		kbfs_list_drop(fs->list, remote);
+		kb_rpc_forget(fs->rpc, remote, count);
+	}
+}
+
+uint64_t kbfs_lease(void *arg, uint64_t now_ns)
+{
+	struct kbfs *fs = arg;
+
+	/* a timeout of 0 asks for no caching: none past it either */
+	if (!fs->rpc || fs->o->attr_timeout <= 0 || fs->o->entry_timeout <= 0)
+		return 0;
+	return kb_rpc_lease(fs->rpc, now_ns);
+}
+
+/* name in directory dir_ino from its listing, fetched first if we hold
+ * none (kbfs_list.h). take: hand the listing's server lookup over to the
+ * caller (*held). FOUND/MISSING as kbfs_list_find; NONE: ask per name. */
+static enum kbfs_list_res listed(struct kbfs *fs, fuse_ino_t dir_ino, uint64_t dir,
+				 const char *name, bool take, kb_Entry *e, bool *held,
+				 bool *leased)
+{
+	enum kbfs_list_res res = KBFS_LIST_NONE;
+	struct kbfs_list_key k;
+	uint64_t left;
+
+	for (int pass = 0; pass < 2; pass++) {
+		kbfs_list_key_now(fs, dir_ino, dir, &k);
+		res = kbfs_list_find(fs->list, &k, name, take, e, held, leased, &left);
+		if (res != KBFS_LIST_NONE) {
+			kbfs_list_walk(fs, dir_ino, dir);
+			break;
+		}
+		if (pass || kbfs_list_fetch(fs, dir_ino, dir) < 0)
+			break;
+	}
+	return res;
+}
+
+/* A LOOKUP answered from the directory's listing: true when replied. */
+static bool lookup_listed(fuse_req_t req, fuse_ino_t parent, uint64_t dir, const char *name)
+{
+	struct kbfs *fs = FS(req);
+	struct fuse_entry_param ep = {0};
+	bool held = false, leased = false;
+	uint64_t gen = kbfs_nodes_gen(fs->nodes);
+	kb_Entry e;
+	kb_Attr a;
+
+	switch (listed(fs, parent, dir, name, true, &e, &held, &leased)) {
+	case KBFS_LIST_MISSING: /* negative_timeout=0: missing names are asked */
+		if (fs->o->negative_timeout <= 0)
+			return false;
+		reply_missing(req, fs->o->negative_timeout);
+		return true;
+	case KBFS_LIST_FOUND:
+		break;
+	default:
+		return false;
+	}
+	if (!leased)
+		gen = UINT64_MAX;
+	if (!kbfs_node_by_remote(fs->nodes, e.node, NULL)) {
+		if (!held)
+			return false; /* handed over and forgotten since: ask */
+		kbfs_reply_entry_gen(req, parent, name, &e, gen);
+		return true;
+	}
+	/* a node we have (the kernel knows it): its attributes, unless stale */
+	ep.ino = kbfs_node_enter_listed(fs->nodes, parent, name, &e, held,
+					NS(fs->o->attr_timeout), gen, &a);
+	if (!ep.ino) {
+		if (held)
+			kb_rpc_forget(fs->rpc, e.node, 1);
+		return false;
+	}
+	ep.generation = e.generation;
+	ep.attr_timeout = fs->o->attr_timeout;
+	ep.entry_timeout = fs->o->entry_timeout;
+	kbfs_attr_to_stat(fs, &a, &ep.attr);
+	if (fuse_reply_entry(req, &ep) != 0)
+		forget_one(fs, ep.ino, 1);
+	return true;
+}
+
 static void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct kbfs *fs = FS(req);
@@ -139,6 +232,8 @@ static void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		reply_missing(req, (double)left / 1e9);
 		return;
 	}
+	if (lookup_listed(req, parent, remote, name))
+		return;
 	agen = kbfs_nodes_gen(fs->nodes); /* before asking: kbfs_node.h */
 	ret = kb_rpc_lookup(fs->rpc, remote, name, &e);
 	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, parent, ret, &remote); st_try++)
@@ -157,14 +252,6 @@ static void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		kbfs_reply_entry_gen(req, parent, name, &e, agen);
 }
 
-static void forget_one(struct kbfs *fs, fuse_ino_t ino, uint64_t n)
-{
-	uint64_t remote, count;
-
-	kbfs_node_forget(fs->nodes, ino, n, &remote, &count);
-	if (count)
-		kb_rpc_forget(fs->rpc, remote, count);
-}
 
 static void kbfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
@@ -194,12 +281,34 @@ int kbfs_fetch_attr(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *versi
 	return 0;
 }
 
+/* ino's attributes from its directory's listing (fetched first if we
+ * hold none): true and *a, stored in the node. */
+static bool attr_listed(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version)
+{
+	struct kbfs_node_where w;
+	bool held = false, leased = false;
+	uint64_t gen = kbfs_nodes_gen(fs->nodes);
+	kb_Entry e;
+
+	if (!kbfs_node_listable(fs->nodes, ino) || kbfs_node_where(fs->nodes, ino, &w) < 0 ||
+	    listed(fs, w.parent_ino, w.parent_remote, w.name, false, &e, &held, &leased) !=
+		    KBFS_LIST_FOUND || e.node != w.remote)
+		return false;
+	*a = e.attr;
+	if (kbfs_node_set_attr_gen(fs->nodes, ino, a, NS(fs->o->attr_timeout), version,
+				   leased ? gen : UINT64_MAX))
+		kb_cache_invalidate(fs->cache, ino, *version);
+	return true;
+}
+
 int kbfs_attr_now(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version)
 {
 	if (kbfs_node_fresh_attr(fs->nodes, ino, a)) {
 		*version = kbfs_attr_version(a);
 		return 0;
 	}
+	if (attr_listed(fs, ino, a, version))
+		return 0;
 	return kbfs_fetch_attr(fs, ino, a, version);
 }
 
@@ -213,7 +322,7 @@ static void kbfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 
 	/* The kernel asks again after every change it made (a write, a
 	 * close): answered from a reply nothing has overtaken since. */
-	if (!kbfs_node_current_attr(fs->nodes, ino, &a))
+	if (!kbfs_node_current_attr(fs->nodes, ino, &a) && !attr_listed(fs, ino, &a, &version))
 		ret = kbfs_fetch_attr(fs, ino, &a, &version);
 	kbfs_raise_readahead_once(fs);
 	(void)fi;
@@ -440,14 +549,48 @@ static void kbfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	xattr_op(req, ino, kb_Op_LISTXATTR, NULL, size);
 }
 
+/* What the server's faccessat(AT_EACCESS) answers for its own ids (HELLO
+ * server_ids), from the mode bits: 0, -EACCES, or 1 when only the server
+ * can tell (it is neither root nor the owner: an ACL may decide). */
+static int access_local(const kb_Creds *ids, const kb_Attr *a, int mask)
+{
+	unsigned bits = 0;
+
+	if (ids->uid == 0) { /* CAP_DAC_OVERRIDE: x needs some x bit, or a dir */
+		if ((mask & X_OK) && !S_ISDIR(a->mode) && !(a->mode & 0111))
+			return -EACCES;
+		return 0;
+	}
+	if (a->uid != ids->uid)
+		return 1;
+	if (mask & R_OK)
+		bits |= S_IRUSR;
+	if (mask & W_OK)
+		bits |= S_IWUSR;
+	if (mask & X_OK)
+		bits |= S_IXUSR;
+	return (a->mode & bits) == bits ? 0 : -EACCES;
+}
+
 static void kbfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
 	struct kbfs *fs = FS(req);
 	kb_Request r = kb_Request_init_zero;
+	uint64_t version;
+	kb_Creds ids;
+	kb_Attr a;
 	int ret;
 
 	if ((mask & W_OK) && fs->read_only) {
 		fuse_reply_err(req, EROFS);
+		return;
+	}
+	/* Map mode (owners=preserve has default_permissions: no ACCESS):
+	 * the server checks as its own user, which its attributes tell. */
+	if (!fs->o->owners && kb_rpc_server_ids(fs->rpc, &ids) &&
+	    kbfs_attr_now(fs, ino, &a, &version) == 0 &&
+	    (ret = access_local(&ids, &a, mask)) <= 0) {
+		kbfs_reply_err(req, ret);
 		return;
 	}
 	r.op = kb_Op_ACCESS;

@@ -11,6 +11,7 @@
 
 #include "kbfs.h"
 #include "kbfs_fresh.h"
+#include "kbfs_list.h"
 #include "kbfs_names.h"
 #include "kbfs_sib.h"
 #include "kbfs_node.h"
@@ -168,6 +169,14 @@ int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, cha
 	return 0;
 }
 
+/* A listed entry's lookup given back (kbfs_list.h). */
+static void list_forget(void *arg, uint64_t node)
+{
+	struct kbfs *fs = arg;
+
+	kb_rpc_forget(fs->rpc, node, 1);
+}
+
 int kbfs_init_state(struct kbfs *fs, const struct kbfs_opts *o)
 {
 	int ret;
@@ -192,6 +201,8 @@ int kbfs_init_state(struct kbfs *fs, const struct kbfs_opts *o)
 		ret = kbfs_sib_new(&fs->sib);
 	if (!ret)
 		ret = kbfs_fresh_new(&fs->fresh);
+	if (!ret)
+		ret = kbfs_list_new(&fs->list, list_forget, fs);
 	return ret;
 }
 
@@ -209,6 +220,8 @@ void kbfs_fini_state(struct kbfs *fs)
 	fs->sib = NULL;
 	kbfs_fresh_free(fs->fresh);
 	fs->fresh = NULL;
+	kbfs_list_free(fs->list); /* the session is gone: nothing to forget */
+	fs->list = NULL;
 	kbfs_rd_pool_free(fs);
 	kbfs_nodes_free(fs->nodes);
 	fs->nodes = NULL;

@@ -27,6 +27,7 @@
 #include "kbfs.h"
 #include "log.h"
 #include "err.h"
+#include "kbfs_list.h"
 #include "rpc.h"
 #include "util.h"
 #include "wire.h"
@@ -138,6 +139,23 @@ static void rates(struct kbfs *fs, const struct kb_rpc_stats *rs, double *tx, do
 }
 
 #define MIB(x) ((double)(x) / 1048576.0)
+
+/* "lease: held (30 s) ...; listings: ..." (kbfs_list.h) into buf. */
+static int lease_line(struct kbfs *fs, char *buf, size_t cap)
+{
+	uint64_t fetched = 0, answered = 0, big = 0;
+	uint32_t ms = kb_rpc_lease_ms(fs->rpc);
+	bool held = kb_rpc_lease(fs->rpc, kb_now_ns()) != 0;
+	int w;
+
+	if (fs->list)
+		kbfs_list_counts(fs->list, &fetched, &answered, &big);
+	w = snprintf(buf, cap, "lease: %s (%u s); listings: %llu fetched, %llu answers, %llu too big\n",
+		     held ? "held" : ms ? "lapsed: short timeouts" : "none: short timeouts",
+		     ms / 1000, (unsigned long long)fetched, (unsigned long long)answered,
+		     (unsigned long long)big);
+	return w < 0 ? 0 : (int)KB_MIN((size_t)w, cap - 1);
+}
 
 /* "requests by op: LOOKUP 12, ..." (the ops sent at least once) into buf;
  * its length (truncated to cap). */
@@ -282,6 +300,8 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 		n += state_lines(fs, &rs, buf + n, cap - (size_t)n);
 	if ((size_t)n < cap)
 		n += compress_line(fs, &rs, buf + n, cap - (size_t)n);
+	if ((size_t)n < cap)
+		n += lease_line(fs, buf + n, cap - (size_t)n);
 	if ((size_t)n < cap)
 		n += by_op_line(&rs, buf + n, cap - (size_t)n);
 	if ((size_t)n < cap)

@@ -180,6 +180,7 @@ int main(int argc, char *argv[])
 	}
 	if (kbfs_nodes_new(&fs.nodes, &root) < 0)
 		goto out;
+	kbfs_nodes_set_lease(fs.nodes, kbfs_lease, &fs);
 	se = fuse_session_new(&args, &kbfs_ops, sizeof(kbfs_ops), &fs);
 	if (!se) {
 		mount_failed(&o, "bad FUSE options (see --help)");

@@ -625,6 +625,7 @@ START_TEST(test_seek_hole_and_xattrs)
 	REQUIRE_UP();
 	ck_assert_int_eq(th_sh("truncate -s 8M '%s' && printf d | dd of='%s' bs=1 seek=4194304 "
 			       "conv=notrunc status=none", sp("sparse"), sp("sparse")), 0);
+	ck_assert(th_wait_exists(mp("sparse"), 3000)); /* made on the server: its push */
 	fd = open(mp("sparse"), O_RDONLY);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(lseek(fd, 0, SEEK_DATA), 4194304);
@@ -659,6 +660,7 @@ START_TEST(test_enospc)
 	ck_assert_int_eq(mkdir(sp("small"), 0755), 0);
 	ck_assert_int_eq(mount("tmpfs", sp("small"), "tmpfs", 0, "size=8m"), 0);
 	th_track_mount(sp("small"));
+	ck_assert(th_wait_exists(mp("small"), 3000)); /* made on the server: its push */
 	/* acknowledged first: 2 MiB, fsynced */
 	fd = open(mp("small/keep"), O_WRONLY | O_CREAT, 0644);
 	ck_assert_int_ge(fd, 0);

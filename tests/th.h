@@ -36,6 +36,9 @@ void th_track_pid(pid_t pid);
 /* SIGTERM, wait up to timeout_ms, then SIGKILL; reaps. Returns exit status
  * (as from waitpid) or -1 if it had to be killed. */
 int th_stop(pid_t pid, int timeout_ms);
+/* Wait up to timeout_ms until `path` exists (a name made on the server
+ * shows in the mount once its push arrives: kbfs_list.h). */
+bool th_wait_exists(const char *path, int timeout_ms);
 /* Wait up to timeout_ms until `path` contains `needle`. */
 bool th_wait_file_contains(const char *path, const char *needle, int timeout_ms);
 /* An unused TCP port on 127.0.0.1. */

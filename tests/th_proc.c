@@ -225,6 +225,16 @@ int th_stop(pid_t pid, int timeout_ms)
 	return -1;
 }
 
+bool th_wait_exists(const char *path, int timeout_ms)
+{
+	for (int waited = 0; waited <= timeout_ms; waited += 20) {
+		if (access(path, F_OK) == 0)
+			return true;
+		usleep(20000);
+	}
+	return false;
+}
+
 bool th_wait_file_contains(const char *path, const char *needle, int timeout_ms)
 {
 	for (int waited = 0; waited <= timeout_ms; waited += 20) {

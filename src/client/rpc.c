@@ -356,6 +356,8 @@ void kb_rpc_conn_down(struct kb_rpc_conn *c, int err)
 	pthread_cond_broadcast(&c->space);
 	kb_chan_shutdown(c->chan); /* under the lock: the keeper replaces chan under it */
 	pthread_mutex_unlock(&c->lock);
+	if (was_up) /* pushes sent on it may be lost: what they backed is not */
+		kb_rpc_lease_lapse(r);
 	/* While kb_rpc_new runs, its error line says what went wrong. */
 	if (was_up && !atomic_load(&r->closing) && atomic_load(&r->opened))
 		kb_rpc_logf(r, "lost connection %u to %s (%s): %s%s", c->idx, r->host_disp, r->peer_fpr,

@@ -172,6 +172,23 @@ bool kb_rpc_owners(const struct kb_rpc *r);
  * session callback has run. */
 uint64_t kb_rpc_gen(struct kb_rpc *r);
 
+/* The current session's HELLO told the ids the server checks permissions
+ * as: true and *ids (rpc_lease.c). */
+bool kb_rpc_server_ids(struct kb_rpc *r, kb_Creds *ids);
+/* The server's promise (HELLO lease_ms, PROTOCOL.md): every change to what
+ * this session looked up is pushed. It holds now when the server gave one,
+ * has not taken it back (NOTIFY_LEASE_OFF), every connection is up, and
+ * each has heard from the server within lease_ms (keepalive PINGs renew
+ * it). Returns the lease's epoch, or 0 when it does not hold. The epoch
+ * moves on whenever the promise lapses (a connection lost, a new session,
+ * LEASE_OFF), so something cached under epoch E is backed only while
+ * kb_rpc_lease still returns E. */
+uint64_t kb_rpc_lease(struct kb_rpc *r, uint64_t now_ns);
+/* The current session's HELLO FEATURE_* bits. */
+uint32_t kb_rpc_features(struct kb_rpc *r);
+/* Lease length the server promised, ms (0: none). */
+uint32_t kb_rpc_lease_ms(struct kb_rpc *r);
+
 /* Ops counted one by one in kb_rpc_stats.by_op (kb_Op values below this). */
 #define KB_RPC_NOPS 40
 

@@ -199,6 +199,7 @@ static void hello_take(void *arg, const kb_Response *resp, const uint8_t *bulk, 
 	if (h->read_only)
 		*h->read_only = resp->read_only;
 	h->r->owners = resp->owners;
+	kb_rpc_lease_hello(h->r, resp);
 	if (resp->has_entry)
 		h->r->root = resp->entry;
 	if (resp->token.size > 0 && resp->token.size <= sizeof(h->r->token)) {

@@ -150,6 +150,14 @@ struct kb_rpc {
 	uint64_t gen;                /* session generation: +1 per new HELLO (sess_lock) */
 	kb_Entry root;               /* entry of path in the current session (sess_lock) */
 
+	/* The server's promise (rpc_lease.c): from HELLO (lock) */
+	kb_Creds server_ids;         /* lock */
+	bool have_server_ids;        /* lock */
+	uint32_t lease_ms;           /* lock; 0: none */
+	uint32_t features;           /* lock: HELLO's FEATURE_* bits */
+	bool lease_off;              /* lock: NOTIFY_LEASE_OFF, until LEASE_ON */
+	_Atomic uint64_t lease_epoch; /* +1 whenever the promise lapses; starts at 1 */
+
 	_Atomic uint64_t requests, errors, rtt_us, reconnects, session_gen;
 	_Atomic uint64_t by_op[KB_RPC_NOPS]; /* requests sent, by op */
 	/* Completed requests by op: count, summed and largest latency (us). */
@@ -159,6 +167,12 @@ struct kb_rpc {
 	uint32_t last_err_op;        /* lock */
 	int64_t last_err_time;       /* lock: CLOCK_REALTIME seconds */
 };
+
+/* rpc_lease.c: the HELLO reply's ids and lease; a lapse of the promise;
+ * a NOTIFY carrying lease flags (true: consumed). */
+void kb_rpc_lease_hello(struct kb_rpc *r, const kb_Response *resp);
+void kb_rpc_lease_lapse(struct kb_rpc *r);
+bool kb_rpc_lease_notify(struct kb_rpc *r, const kb_Response *n);
 
 /* rpc.c: connection slots (init/destroy), receive pools, the timer. */
 int kb_rpc_conn_init(struct kb_rpc_conn *c, struct kb_rpc *r, unsigned idx);

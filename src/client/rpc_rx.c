@@ -31,6 +31,11 @@ static void rx_notify(struct kb_rpc_conn *c, struct kb_buf *buf)
 		kb_buf_put(buf); /* pushes are advisory: drop a malformed one */
 		return;
 	}
+	if (res->resp.id == 0 && kb_rpc_lease_notify(r, &res->resp)) {
+		kb_buf_put(buf);
+		res->bulk = NULL;
+		return;
+	}
 	pthread_mutex_lock(&r->lock);
 	cb = r->notify;
 	arg = r->notify_arg;

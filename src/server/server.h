@@ -76,6 +76,7 @@ struct kb_srv_cfg {
 #define KB_SRV_FRAME_S 30
 #define KB_SRV_IDLE_S 900            /* clients PING an idle connection every 15 s */
 #define KB_SRV_MAX_QUEUED (64u << 20)
+#define KB_SRV_LEASE_MS 30000        /* HELLO lease_ms: pushes promised (PROTOCOL.md) */
 
 /* Opens the share, binds the socket. On failure err holds one clear line. */
 int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, size_t errlen);

@@ -1,4 +1,4 @@
-/* srv_dir.c - READDIR: batches of at most 1024 entries, resumable by cookie.
+/* srv_dir.c - READDIR: batches of at most 4096 entries, resumable by cookie.
  *
  * The entries go into the reply's bulk, each a length-delimited Dirent
  * (kb_wire_dirent_put), and Response.value counts them. A batch also ends
@@ -13,13 +13,14 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "srv_ops.h"
 #include "wire.h"
 
-#define READDIR_MAX 1024
+#define READDIR_MAX 4096
 
 struct linux_dirent64 {
 	ino64_t d_ino;
@@ -63,13 +64,13 @@ static int add_entry(struct kb_srv_req *rq, struct kb_srv_node *dir,
 	return 0;
 }
 
-/* Fill the bulk from the handle's current position. */
-static int fill(struct kb_srv_req *rq, struct kb_srv_fh *h, unsigned count)
+/* Fill the bulk from fd's current position (a listing of dir). */
+static int fill(struct kb_srv_req *rq, int fd, struct kb_srv_node *dir, unsigned count)
 {
 	struct kb_srv_worker *w = rq->w;
 
 	for (;;) {
-		ssize_t n = getdents64(h->fd, w->dents, w->dents_cap);
+		ssize_t n = getdents64(fd, w->dents, w->dents_cap);
 
 		if (n < 0)
 			return -errno;
@@ -85,7 +86,7 @@ static int fill(struct kb_srv_req *rq, struct kb_srv_fh *h, unsigned count)
 				return rq->r->value ? 0 : -EOVERFLOW; /* a tiny frame size */
 			if (rq->r->value >= count)
 				return 0;
-			ret = add_entry(rq, h->node, d);
+			ret = add_entry(rq, dir, d);
 			if (ret)
 				return ret;
 			off += d->d_reclen;
@@ -104,28 +105,51 @@ static void forget_sent(struct kb_srv_req *rq)
 			kb_srv_node_forget(&rq->sess->nodes, e.entry.node, 1);
 }
 
+/* fh 0: a listing without OPENDIR, through a descriptor of this request's
+ * own (cookies are the directory's offsets, valid across opens). */
+static int readdir_nofh(struct kb_srv_req *rq, struct kb_srv_node *n, unsigned count)
+{
+	int fd, ret;
+
+	if (n->fmt != S_IFDIR)
+		return -ENOTDIR;
+	fd = kb_srv_reopen(n, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return fd;
+	if (lseek(fd, (off_t)rq->q->cookie, SEEK_SET) < 0)
+		ret = -errno;
+	else
+		ret = fill(rq, fd, n, count);
+	close(fd);
+	return ret;
+}
+
 int kb_srv_op_readdir(struct kb_srv_req *rq, struct kb_srv_node *n)
 {
 	const kb_Request *q = rq->q;
 	unsigned count = q->count && q->count < READDIR_MAX ? q->count : READDIR_MAX;
-	struct kb_srv_fh *h = kb_srv_fh_get(&rq->sess->fhs, q->fh);
+	struct kb_srv_fh *h;
 	int ret;
 
+	if (q->cookie > INT64_MAX)
+		return -EINVAL;
+	if (!q->fh) {
+		ret = readdir_nofh(rq, n, count);
+		goto out;
+	}
+	h = kb_srv_fh_get(&rq->sess->fhs, q->fh);
 	if (!h || h->node != n || !h->dir) {
 		kb_srv_fh_put(h);
 		return -EBADF;
-	}
-	if (q->cookie > INT64_MAX) {
-		kb_srv_fh_put(h);
-		return -EINVAL;
 	}
 	pthread_mutex_lock(&h->lock);
 	if (lseek(h->fd, (off_t)q->cookie, SEEK_SET) < 0)
 		ret = -errno;
 	else
-		ret = fill(rq, h, count);
+		ret = fill(rq, h->fd, h->node, count);
 	pthread_mutex_unlock(&h->lock);
 	kb_srv_fh_put(h);
+out:
 	if (ret) { /* nothing goes out: forget what was counted */
 		forget_sent(rq);
 		rq->r->value = 0;

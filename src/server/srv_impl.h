@@ -116,7 +116,7 @@ void kb_srv_node_put(struct kb_srv_node *n);
 int kb_srv_node_add(struct kb_srv_nodetab *t, int fd, const struct stat *st,
 		    struct kb_srv_node **out);
 /* Subtract count lookups; drops the node at zero. */
-int kb_srv_node_forget(struct kb_srv_nodetab *t, uint64_t id, uint64_t count);
+int kb_srv_node_forget(struct kb_srv_nodetab *t, uint64_t id, uint64_t count); /* 1: dropped */
 size_t kb_srv_node_count(struct kb_srv_nodetab *t);
 
 int kb_srv_fhtab_init(struct kb_srv_fhtab *t, size_t max);
@@ -210,6 +210,7 @@ struct kb_srv_sess {
 	bool bye;                    /* srv lock: client said BYE: no grace period */
 	struct kb_srv_replay replay;
 	unsigned nwatches;           /* notifier lock: inotify registrations */
+	unsigned unwatched;          /* notifier lock: nodes it holds we could not watch */
 	struct kb_srv_mine *mine;    /* notifier lock: owned, its own recent changes */
 	uint8_t token[KB_SRV_TOKEN]; /* immutable */
 	uint8_t key[KB_KEY_LEN];     /* client key that made it, immutable */
@@ -390,9 +391,15 @@ void kb_srv_replay_destroy(struct kb_srv_replay *rp);
 struct kb_srv_notifier;
 int kb_srv_notify_start(struct kb_srv *srv, struct kb_srv_notifier **out);
 void kb_srv_notify_stop(struct kb_srv_notifier *nf); /* NULL-safe */
-/* Watch node n for session s (bounded per session; failures ignored). */
+/* Watch node n for session s: a directory (its entries, and their data and
+ * attributes), or a regular file with more than one link (changed through
+ * another name). Bounded per session and shared fairly between keys; a
+ * node that cannot be watched takes the session's lease back (NOTIFY
+ * LEASE_OFF) until it is forgotten. */
 void kb_srv_notify_watch(struct kb_srv_notifier *nf, struct kb_srv_sess *s,
 			 const struct kb_srv_node *n);
+/* Session s forgot node id (no lookups left): its watch goes. */
+void kb_srv_notify_unwatch(struct kb_srv_notifier *nf, struct kb_srv_sess *s, uint64_t node);
 /* Drop every watch and pending push of s (before s is freed). */
 void kb_srv_notify_forget(struct kb_srv_notifier *nf, struct kb_srv_sess *s);
 /* The request s is about to run changes node/name ("" = the node itself):

@@ -318,7 +318,7 @@ int kb_srv_node_forget(struct kb_srv_nodetab *t, uint64_t id, uint64_t count)
 	}
 	pthread_mutex_unlock(&t->lock);
 	kb_srv_node_put(drop);
-	return n ? 0 : -ENOENT;
+	return drop ? 1 : n ? 0 : -ENOENT;
 }
 
 size_t kb_srv_node_count(struct kb_srv_nodetab *t)

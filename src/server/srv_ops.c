@@ -70,6 +70,7 @@ int kb_srv_lookup(struct kb_srv_sess *s, struct kb_srv_node *p, const char *name
 	e->node = n->id;
 	e->has_attr = true;
 	kb_srv_attr_fill(&e->attr, &st);
+	e->no_lease = st.st_dev != s->srv->root_dev;
 	kb_srv_notify_watch(s->srv->notifier, s, n);
 	kb_srv_node_put(n);
 	return 0;
@@ -478,7 +479,9 @@ int kb_srv_dispatch(struct kb_srv_req *rq)
 		return 0;
 	case kb_Op_FORGET:
 		/* `count` per the .proto; `length` accepted for 64-bit counts */
-		kb_srv_node_forget(&rq->sess->nodes, q->node, q->count ? q->count : q->length);
+		if (kb_srv_node_forget(&rq->sess->nodes, q->node,
+				       q->count ? q->count : q->length) == 1)
+			kb_srv_notify_unwatch(rq->sess->srv->notifier, rq->sess, q->node);
 		return 0;
 	case kb_Op_RELEASE: case kb_Op_RELEASEDIR:
 		return kb_srv_fh_remove(&rq->sess->fhs, q->fh);

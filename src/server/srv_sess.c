@@ -153,6 +153,23 @@ static int sess_insert(struct kb_srv *srv, struct kb_srv_sess *s)
 	return ret;
 }
 
+/* The ids requests without honoured creds are checked as (ACCESS answered
+ * by the client from attributes); left out when the groups do not fit. */
+static void server_ids(kb_Response *r)
+{
+	gid_t groups[64];
+	int n = getgroups(64, groups);
+
+	if (n < 0 || (size_t)n > KB_ARRAY_SIZE(r->server_ids.groups))
+		return;
+	r->has_server_ids = true;
+	r->server_ids.uid = geteuid();
+	r->server_ids.gid = getegid();
+	r->server_ids.groups_count = (pb_size_t)n;
+	for (int i = 0; i < n; i++)
+		r->server_ids.groups[i] = groups[i];
+}
+
 static int hello(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 {
 	struct kb_srv *srv = c->srv;
@@ -213,6 +230,9 @@ static int hello(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 	r->has_entry = true;
 	r->read_only = s->ro;
 	r->owners = s->owners;
+	server_ids(r);
+	r->lease_ms = srv->notifier ? KB_SRV_LEASE_MS : 0;
+	r->features = kb_Features_FEATURE_READDIR_NOFH;
 	r->token.size = sizeof(s->token);
 	memcpy(r->token.bytes, s->token, sizeof(s->token));
 	ret = sess_insert(srv, s);
