@@ -86,7 +86,8 @@ struct kbfs {
 	struct kbfs_rd *rd_free;        /* read request pool (rd_lock) */
 	pthread_mutex_t rd_lock;
 	struct kbfs_nq *nq;             /* owned: NOTIFY queue + its thread (kbfs_notify.c) */
-	struct kbfs_status *status;     /* owned: log sink, throughput samples (kbfs_status.c) */
+	struct kbfs_status *status;     /* owned: mount time (kbfs_status.c) */
+	atomic_bool log_detached;       /* kbfs_log.c: set once the daemon detached */
 	struct kbfs_names *missing;     /* owned: names the server said are missing */
 	struct kbfs_names *quiet;       /* owned: what we changed lately (kbfs_notify.c) */
 	struct kbfs_sib *sib;           /* owned: small files in listing order (kbfs_sib.c) */
@@ -136,10 +137,11 @@ void kbfs_fini_state(struct kbfs *fs);
 /* kbfs_creds.c: with owners=preserve, the caller's uid/gid/groups in r */
 void kbfs_creds(fuse_req_t req, kb_Request *r);
 
-/* kbfs_ops.c */
+/* kbfs_table.c: the operations table (and INIT) */
 extern const struct fuse_lowlevel_ops kbfs_ops;
+
+/* kbfs_reply.c */
 void kbfs_attr_to_stat(const struct kbfs *fs, const kb_Attr *a, struct stat *st);
-void kbfs_notify(void *arg, const kb_Response *n);
 /* Reply with an error: 0, -errno or -KB_E* (collapsed here). */
 void kbfs_reply_err(fuse_req_t req, int err);
 /* Reply with an entry the server counted one lookup for (undone when the
@@ -148,14 +150,33 @@ void kbfs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const
 /* ...whose attributes are current if nothing changed since gen (kbfs_node.h). */
 void kbfs_reply_entry_gen(fuse_req_t req, fuse_ino_t parent, const char *name, const kb_Entry *e,
 			  uint64_t gen);
+/* EROFS for a read-only mount or share: true when it replied. */
+bool kbfs_rofs(fuse_req_t req);
+
+/* kbfs_attr.c (kbfs_listed, kbfs_attr_listed: kbfs_list.h) */
 /* GETATTR; a changed version drops the file's cached blocks. */
 int kbfs_fetch_attr(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version);
 /* Attributes as fresh as attr_timeout allows (cached or fetched). */
 int kbfs_attr_now(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version);
-/* EROFS for a read-only mount or share: true when it replied. */
-bool kbfs_rofs(fuse_req_t req);
-/* The server's promise now (kbfs_nodes_set_lease's callback; arg: fs). */
+
+/* kbfs_list.c: the server's promise now (kbfs_nodes_set_lease's
+ * callback; arg: fs). */
 uint64_t kbfs_lease(void *arg, uint64_t now_ns);
+
+/* kbfs_ops.c: names and attributes */
+void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void kbfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void kbfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f);
+void kbfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void kbfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void kbfs_readlink(fuse_req_t req, fuse_ino_t ino);
+void kbfs_statfs(fuse_req_t req, fuse_ino_t ino);
+void kbfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void kbfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void kbfs_access(fuse_req_t req, fuse_ino_t ino, int mask);
+
+/* kbfs_notify.c: a server push (rpc notify callback; arg: the kbfs) */
+void kbfs_notify(void *arg, const kb_Response *n);
 
 /* kbfs_dir.c */
 void kbfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
@@ -292,19 +313,20 @@ void kbfs_name_touched(struct kbfs *fs, uint64_t dir, const char *name, bool app
 int kbfs_dev_hook(struct fuse_session *se);
 bool kbfs_dev_kill_suidgid(void);
 
-/* kbfs_status.c: logs and `keibifs --status`. */
+/* kbfs_log.c: log lines */
+/* The daemon detached: log lines no longer also go to the terminal. */
+void kbfs_log_detach(struct kbfs *fs);
+/* rpc log callback (arg: the kbfs); kbfs_logf for our own lines. */
+void kbfs_log(void *arg, const char *line);
+void kbfs_logf(struct kbfs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* kbfs_status.c: `keibifs --status`. */
 #define KBFS_STATUS_XATTR "keibifs.status"
 #define KBFS_STATUS_MAX 8192 /* bound of the status text */
 int kbfs_status_new(struct kbfs *fs);
 void kbfs_status_free(struct kbfs *fs);
 /* The mount is up (its time is shown). */
 void kbfs_status_mounted(struct kbfs *fs);
-/* The daemon detached: log lines no longer also go to the terminal. */
-void kbfs_status_detach(struct kbfs *fs);
-/* rpc log callback (arg: the kbfs); kbfs_logf for our own lines. */
-void kbfs_log(void *arg, const char *line);
-void kbfs_logf(struct kbfs *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void kbfs_status_tick(struct kbfs *fs);
 size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap);
 /* getxattr of the status on the root: true when it replied. */
 bool kbfs_status_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);

@@ -812,3 +812,13 @@ void kbfs_list_walk(struct kbfs *fs, uint64_t dir_ino, uint64_t dir)
 		pthread_mutex_unlock(&l->lock);
 	}
 }
+
+uint64_t kbfs_lease(void *arg, uint64_t now_ns)
+{
+	struct kbfs *fs = arg;
+
+	/* a timeout of 0 asks for no caching: none past it either */
+	if (!fs->rpc || fs->o->attr_timeout <= 0 || fs->o->entry_timeout <= 0)
+		return 0;
+	return kb_rpc_lease(fs->rpc, now_ns);
+}

@@ -116,4 +116,14 @@ void kbfs_list_walk(struct kbfs *fs, uint64_t dir_ino, uint64_t dir);
 void kbfs_list_counts(struct kbfs_list *l, uint64_t *fetched, uint64_t *answered,
 		      uint64_t *big);
 
+/* kbfs_attr.c: name in directory dir_ino from its listing, fetched first
+ * if we hold none. take: hand the listing's server lookup over to the
+ * caller (*held). FOUND/MISSING as kbfs_list_find; NONE: ask per name. */
+enum kbfs_list_res kbfs_listed(struct kbfs *fs, fuse_ino_t dir_ino, uint64_t dir,
+			       const char *name, bool take, kb_Entry *e, bool *held,
+			       bool *leased);
+/* kbfs_attr.c: ino's attributes from its directory's listing: true and *a,
+ * stored in the node. */
+bool kbfs_attr_listed(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version);
+
 #endif

@@ -1,5 +1,4 @@
-/* kbfs_notify.c - server change pushes (NOTIFY) to the kernel, and the
- * once-a-second tick of the status sampler.
+/* kbfs_notify.c - server change pushes (NOTIFY) to the kernel.
  *
  * The rpc receiver hands us a push (kbfs_notify); we drop the node's blocks
  * from our cache right there and queue the kernel invalidation for our own
@@ -7,8 +6,7 @@
  * a read that only this receiver can answer, so the receiver must never
  * call it. The queue is a fixed ring; when it is full the push is dropped
  * (the attribute timeout still bounds how stale the kernel's view gets) and
- * counted. The same thread samples the transfer counters every second
- * (kbfs_status_tick).
+ * counted.
  *
  * The server does not push back what it saw our session change (within
  * 300 ms, srv_notify.c), but it cannot attribute every event, so some of
@@ -92,18 +90,11 @@ static void *nq_main(void *arg)
 	struct kbfs *fs = arg;
 	struct kbfs_nq *q = fs->nq;
 	struct kbfs_nq_item it;
-	struct timespec ts;
 
 	pthread_mutex_lock(&q->lock);
 	while (!q->stop) {
 		if (!q->count) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
-			if (pthread_cond_timedwait(&q->cond, &q->lock, &ts) == ETIMEDOUT) {
-				pthread_mutex_unlock(&q->lock);
-				kbfs_status_tick(fs);
-				pthread_mutex_lock(&q->lock);
-			}
+			pthread_cond_wait(&q->cond, &q->lock);
 			continue;
 		}
 		it = q->ring[q->head];

@@ -1,8 +1,7 @@
-/* kbfs_ops.c - FUSE low-level operations except reads and directories.
- *
- * Every request gets exactly one reply. Errors from the rpc layer (-errno
- * or -KB_E*) are collapsed to errno only here, at the FUSE boundary.
- * Mutating operations answer EROFS until the write path lands.
+/* kbfs_ops.c - FUSE operations on names and attributes: lookup, forget,
+ * getattr, open, readlink, statfs, the xattr readers, access. Reads are in
+ * kbfs_pull.c, listings in kbfs_dir.c, changes in kbfs_write.c and
+ * kbfs_meta.c; the table of all of them in kbfs_table.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,100 +18,6 @@
 #include "kbfs_sib.h"
 #include "rpc.h"
 #include "util.h"
-
-void kbfs_reply_err(fuse_req_t req, int err)
-{
-	fuse_reply_err(req, -kb_err_to_errno(err));
-}
-
-bool kbfs_rofs(fuse_req_t req)
-{
-	if (!FS(req)->read_only)
-		return false;
-	fuse_reply_err(req, EROFS);
-	return true;
-}
-
-void kbfs_attr_to_stat(const struct kbfs *fs, const kb_Attr *a, struct stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->st_ino = a->ino;
-	st->st_mode = a->mode;
-	st->st_nlink = a->nlink;
-	/* idmap=user: the share owner's ids appear as the mounting user's */
-	st->st_uid = a->uid == fs->remote_uid ? fs->uid : a->uid;
-	st->st_gid = a->gid == fs->remote_gid ? fs->gid : a->gid;
-	st->st_rdev = a->rdev;
-	st->st_size = (off_t)a->size;
-	st->st_blocks = (blkcnt_t)a->blocks;
-	st->st_blksize = a->blksize ? (blksize_t)a->blksize : 4096;
-	st->st_atim.tv_sec = a->atime;
-	st->st_atim.tv_nsec = a->atime_ns;
-	st->st_mtim.tv_sec = a->mtime;
-	st->st_mtim.tv_nsec = a->mtime_ns;
-	st->st_ctim.tv_sec = a->ctime;
-	st->st_ctim.tv_nsec = a->ctime_ns;
-}
-
-static void kbfs_init(void *userdata, struct fuse_conn_info *conn)
-{
-	struct kbfs *fs = userdata;
-	/* READDIRPLUS always (not _AUTO): a batch costs one round trip either
-	 * way, and it spares a LOOKUP per file to cp -r, find, du. */
-	unsigned want = FUSE_CAP_ASYNC_READ | FUSE_CAP_READDIRPLUS | FUSE_CAP_PARALLEL_DIROPS |
-			FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_CACHE_SYMLINKS;
-
-	/* Must equal the -o max_read we passed (kbfs_opts_parse). */
-	conn->max_read = (unsigned)fs->o->block_size;
-	if (conn->max_readahead > fs->o->block_size)
-		conn->max_readahead = (unsigned)fs->o->block_size;
-	conn->want |= want & conn->capable;
-	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
-	/* Writes: the kernel gathers pages and sends WRITEs of max_write in
-	 * parallel (writeback cache); it then owns size and mtime of files
-	 * with dirty pages and tells us the mtime by SETATTR. Never on a
-	 * read-only mount (nothing to write back), and only when asked not
-	 * to skip it: a writeback cache trusts the kernel's size over the
-	 * server's, so files changed on the server by others are seen only
-	 * when their inode is dropped. */
-	conn->max_write = (unsigned)KB_MIN(fs->o->block_size, kb_rpc_max_write(fs->rpc));
-	if (!fs->read_only && fs->o->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
-		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
-	else
-		conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-	fs->writeback = conn->want & FUSE_CAP_WRITEBACK_CACHE;
-	/* Replies come from memory buffers: splice would only add a pipe. */
-	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
-}
-
-void kbfs_reply_entry_gen(fuse_req_t req, fuse_ino_t parent, const char *name, const kb_Entry *e,
-			  uint64_t gen)
-{
-	struct kbfs *fs = FS(req);
-	struct fuse_entry_param ep = {0};
-	uint64_t remote, count;
-
-	ep.ino = kbfs_node_enter(fs->nodes, parent, name, e, NS(fs->o->attr_timeout), gen);
-	if (!ep.ino) {
-		kb_rpc_forget(fs->rpc, e->node, 1);
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	ep.generation = e->generation;
-	ep.attr_timeout = fs->o->attr_timeout;
-	ep.entry_timeout = fs->o->entry_timeout;
-	kbfs_attr_to_stat(fs, &e->attr, &ep.attr);
-	if (fuse_reply_entry(req, &ep) != 0) {
-		kbfs_node_forget(fs->nodes, ep.ino, 1, &remote, &count);
-		if (count)
-			kb_rpc_forget(fs->rpc, remote, count);
-	}
-}
-
-void kbfs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const kb_Entry *e)
-{
-	kbfs_reply_entry_gen(req, parent, name, e, UINT64_MAX);
-}
 
 /* A missing name: cached by the kernel (and by us) for `secs`. */
 static void reply_missing(fuse_req_t req, double secs)
@@ -137,40 +42,6 @@ static void forget_one(struct kbfs *fs, fuse_ino_t ino, uint64_t n)
 	}
 }
 
-uint64_t kbfs_lease(void *arg, uint64_t now_ns)
-{
-	struct kbfs *fs = arg;
-
-	/* a timeout of 0 asks for no caching: none past it either */
-	if (!fs->rpc || fs->o->attr_timeout <= 0 || fs->o->entry_timeout <= 0)
-		return 0;
-	return kb_rpc_lease(fs->rpc, now_ns);
-}
-
-/* name in directory dir_ino from its listing, fetched first if we hold
- * none (kbfs_list.h). take: hand the listing's server lookup over to the
- * caller (*held). FOUND/MISSING as kbfs_list_find; NONE: ask per name. */
-static enum kbfs_list_res listed(struct kbfs *fs, fuse_ino_t dir_ino, uint64_t dir,
-				 const char *name, bool take, kb_Entry *e, bool *held,
-				 bool *leased)
-{
-	enum kbfs_list_res res = KBFS_LIST_NONE;
-	struct kbfs_list_key k;
-	uint64_t left;
-
-	for (int pass = 0; pass < 2; pass++) {
-		kbfs_list_key_now(fs, dir_ino, dir, &k);
-		res = kbfs_list_find(fs->list, &k, name, take, e, held, leased, &left);
-		if (res != KBFS_LIST_NONE) {
-			kbfs_list_walk(fs, dir_ino, dir);
-			break;
-		}
-		if (pass || kbfs_list_fetch(fs, dir_ino, dir) < 0)
-			break;
-	}
-	return res;
-}
-
 /* A LOOKUP answered from the directory's listing: true when replied. */
 static bool lookup_listed(fuse_req_t req, fuse_ino_t parent, uint64_t dir, const char *name)
 {
@@ -181,7 +52,7 @@ static bool lookup_listed(fuse_req_t req, fuse_ino_t parent, uint64_t dir, const
 	kb_Entry e;
 	kb_Attr a;
 
-	switch (listed(fs, parent, dir, name, true, &e, &held, &leased)) {
+	switch (kbfs_listed(fs, parent, dir, name, true, &e, &held, &leased)) {
 	case KBFS_LIST_MISSING: /* negative_timeout=0: missing names are asked */
 		if (fs->o->negative_timeout <= 0)
 			return false;
@@ -217,7 +88,7 @@ static bool lookup_listed(fuse_req_t req, fuse_ino_t parent, uint64_t dir, const
 	return true;
 }
 
-static void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct kbfs *fs = FS(req);
 	kb_Entry e;
@@ -253,66 +124,20 @@ static void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 }
 
 
-static void kbfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+void kbfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
 	forget_one(FS(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
-static void kbfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
+void kbfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
 {
 	for (size_t i = 0; i < count; i++)
 		forget_one(FS(req), f[i].ino, f[i].nlookup);
 	fuse_reply_none(req);
 }
 
-int kbfs_fetch_attr(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version)
-{
-	uint64_t remote = kbfs_node_remote(fs->nodes, ino);
-	uint64_t gen = kbfs_nodes_gen(fs->nodes); /* before asking: kbfs_node.h */
-	int ret = kb_rpc_getattr(fs->rpc, remote, a);
-
-	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, ino, ret, &remote); st_try++)
-		ret = kb_rpc_getattr(fs->rpc, remote, a);
-	if (ret < 0)
-		return ret;
-	if (kbfs_node_set_attr_gen(fs->nodes, ino, a, NS(fs->o->attr_timeout), version, gen))
-		kb_cache_invalidate(fs->cache, ino, *version);
-	return 0;
-}
-
-/* ino's attributes from its directory's listing (fetched first if we
- * hold none): true and *a, stored in the node. */
-static bool attr_listed(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version)
-{
-	struct kbfs_node_where w;
-	bool held = false, leased = false;
-	uint64_t gen = kbfs_nodes_gen(fs->nodes);
-	kb_Entry e;
-
-	if (!kbfs_node_listable(fs->nodes, ino) || kbfs_node_where(fs->nodes, ino, &w) < 0 ||
-	    listed(fs, w.parent_ino, w.parent_remote, w.name, false, &e, &held, &leased) !=
-		    KBFS_LIST_FOUND || e.node != w.remote)
-		return false;
-	*a = e.attr;
-	if (kbfs_node_set_attr_gen(fs->nodes, ino, a, NS(fs->o->attr_timeout), version,
-				   leased ? gen : UINT64_MAX))
-		kb_cache_invalidate(fs->cache, ino, *version);
-	return true;
-}
-
-int kbfs_attr_now(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version)
-{
-	if (kbfs_node_fresh_attr(fs->nodes, ino, a)) {
-		*version = kbfs_attr_version(a);
-		return 0;
-	}
-	if (attr_listed(fs, ino, a, version))
-		return 0;
-	return kbfs_fetch_attr(fs, ino, a, version);
-}
-
-static void kbfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void kbfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);
 	struct stat st;
@@ -322,7 +147,7 @@ static void kbfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *
 
 	/* The kernel asks again after every change it made (a write, a
 	 * close): answered from a reply nothing has overtaken since. */
-	if (!kbfs_node_current_attr(fs->nodes, ino, &a) && !attr_listed(fs, ino, &a, &version))
+	if (!kbfs_node_current_attr(fs->nodes, ino, &a) && !kbfs_attr_listed(fs, ino, &a, &version))
 		ret = kbfs_fetch_attr(fs, ino, &a, &version);
 	kbfs_raise_readahead_once(fs);
 	(void)fi;
@@ -372,7 +197,7 @@ static bool may_read(const struct kbfs *fs, fuse_req_t req, const kb_Attr *a)
 /* Read-only opens cost no round trip of their own: block pulls READ with
  * fh 0 through the server's descriptor for the node (PROTOCOL.md), so the
  * server-side OPEN would only add latency to every small file. */
-static void kbfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+void kbfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);
 	uint64_t remote = kbfs_node_remote(fs->nodes, ino), version;
@@ -415,7 +240,7 @@ fail:
 	kbfs_reply_err(req, ret);
 }
 
-static void kbfs_readlink(fuse_req_t req, fuse_ino_t ino)
+void kbfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct kbfs *fs = FS(req);
 	char buf[4097]; /* PATH_MAX + NUL, the protocol's bound */
@@ -432,7 +257,7 @@ static void kbfs_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, buf);
 }
 
-static void kbfs_statfs(fuse_req_t req, fuse_ino_t ino)
+void kbfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct kbfs *fs = FS(req);
 	struct statvfs sv = {0};
@@ -521,7 +346,7 @@ static void xattr_op(fuse_req_t req, fuse_ino_t ino, kb_Op op, const char *name,
 	free(x.buf);
 }
 
-static void kbfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+void kbfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	/* Not exposed: the server's SELinux labels mean nothing here, and its
 	 * ACLs are enforced over there. EOPNOTSUPP (not ENODATA) tells `ls -l`
@@ -544,7 +369,7 @@ static void kbfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size
 	xattr_op(req, ino, kb_Op_GETXATTR, name, size);
 }
 
-static void kbfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+void kbfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	xattr_op(req, ino, kb_Op_LISTXATTR, NULL, size);
 }
@@ -572,7 +397,7 @@ static int access_local(const kb_Creds *ids, const kb_Attr *a, int mask)
 	return (a->mode & bits) == bits ? 0 : -EACCES;
 }
 
-static void kbfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
+void kbfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
 	struct kbfs *fs = FS(req);
 	kb_Request r = kb_Request_init_zero;
@@ -601,41 +426,3 @@ static void kbfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 		ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
 	kbfs_reply_err(req, ret);
 }
-
-const struct fuse_lowlevel_ops kbfs_ops = {
-	.init = kbfs_init,
-	.lookup = kbfs_lookup,
-	.forget = kbfs_forget,
-	.forget_multi = kbfs_forget_multi,
-	.getattr = kbfs_getattr,
-	.readlink = kbfs_readlink,
-	.open = kbfs_open,
-	.read = kbfs_read,
-	.release = kbfs_release,
-	.opendir = kbfs_opendir,
-	.readdir = kbfs_readdir,
-	.readdirplus = kbfs_readdirplus,
-	.releasedir = kbfs_releasedir,
-	.statfs = kbfs_statfs,
-	.getxattr = kbfs_getxattr,
-	.listxattr = kbfs_listxattr,
-	.access = kbfs_access,
-	.setattr = kbfs_setattr,
-	.mknod = kbfs_mknod,
-	.mkdir = kbfs_mkdir,
-	.unlink = kbfs_unlink,
-	.rmdir = kbfs_rmdir,
-	.symlink = kbfs_symlink,
-	.rename = kbfs_rename,
-	.link = kbfs_link,
-	.create = kbfs_create,
-	.write = kbfs_write,
-	.flush = kbfs_flush,
-	.fsync = kbfs_fsync,
-	.fsyncdir = kbfs_fsyncdir,
-	.fallocate = kbfs_fallocate,
-	.copy_file_range = kbfs_copy_file_range,
-	.lseek = kbfs_lseek,
-	.setxattr = kbfs_setxattr,
-	.removexattr = kbfs_removexattr,
-};

@@ -1,16 +1,10 @@
-/* kbfs_status.c - what a user of the mount can see of it: log lines and
- * the status text.
- *
- * Logs: the rpc's lines (reconnect, new session, silent peer...) and ours
- * (mounted, unmounted, why a mount failed) go to stderr in the foreground
- * and, once detached, to -o log= (a file, stderr) or else syslog (daemon
- * facility); see log.h.
- *
- * Status: the virtual xattr KBFS_STATUS_XATTR on the mount root (answered
+/* kbfs_status.c - `keibifs --status`: what a user of the mount can see of
+ * it (its log lines are kbfs_log.c's).
+ * the virtual xattr KBFS_STATUS_XATTR on the mount root (answered
  * here, never sent to the server, not listed by listxattr) holds a text
  * with the peer, connection state, round-trip time (a PING made for the
- * request), bytes moved, throughput over the last seconds (the notify
- * thread samples the counters every second) and the block cache's hit rate
+ * request), bytes moved, throughput over the last seconds (sampled by the
+ * rpc timer) and the block cache's hit rate
  * and size. `keibifs --status MOUNTPOINT` prints it.
  */
 #include <errno.h>
@@ -32,14 +26,8 @@
 #include "util.h"
 #include "wire.h"
 
-#define ST_SAMPLES 6 /* throughput over the last 5 s */
-
 struct kbfs_status {
-	pthread_mutex_t lock;
-	bool detached;                        /* set once, before other threads log */
 	time_t mounted_at;                    /* set once at mount, before requests */
-	struct { uint64_t ns, sent, recv; } s[ST_SAMPLES]; /* ring (lock) */
-	unsigned n, head;                     /* samples held / next slot (lock) */
 };
 
 int kbfs_status_new(struct kbfs *fs)
@@ -48,7 +36,6 @@ int kbfs_status_new(struct kbfs *fs)
 
 	if (!st)
 		return -ENOMEM;
-	pthread_mutex_init(&st->lock, NULL);
 	fs->status = st;
 	return 0;
 }
@@ -57,7 +44,6 @@ void kbfs_status_free(struct kbfs *fs)
 {
 	if (!fs->status)
 		return;
-	pthread_mutex_destroy(&fs->status->lock);
 	free(fs->status);
 	fs->status = NULL;
 }
@@ -66,76 +52,6 @@ void kbfs_status_mounted(struct kbfs *fs)
 {
 	if (fs->status)
 		fs->status->mounted_at = time(NULL);
-}
-
-void kbfs_status_detach(struct kbfs *fs)
-{
-	if (fs->status)
-		fs->status->detached = true;
-}
-
-void kbfs_log(void *arg, const char *line)
-{
-	struct kbfs *fs = arg;
-	bool detached = fs && fs->status && fs->status->detached;
-
-	/* Before detaching the terminal sees every line; the log (a file or
-	 * syslog) gets them too, so that it tells the whole story. */
-	if (!detached && kb_log_dest() != KB_LOG_STDERR)
-		fprintf(stderr, "%s\n", line);
-	kb_log_line(LOG_NOTICE, line);
-}
-
-void kbfs_logf(struct kbfs *fs, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	int n = snprintf(line, sizeof(line), "keibifs: ");
-
-	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-	va_end(ap);
-	kbfs_log(fs, line);
-}
-
-void kbfs_status_tick(struct kbfs *fs)
-{
-	struct kbfs_status *st = fs->status;
-	struct kb_rpc_stats rs;
-
-	if (!st || !fs->rpc)
-		return;
-	kb_rpc_stats(fs->rpc, &rs);
-	pthread_mutex_lock(&st->lock);
-	st->s[st->head].ns = kb_now_ns();
-	st->s[st->head].sent = rs.bytes_sent;
-	st->s[st->head].recv = rs.bytes_recv;
-	st->head = (st->head + 1) % ST_SAMPLES;
-	if (st->n < ST_SAMPLES)
-		st->n++;
-	pthread_mutex_unlock(&st->lock);
-}
-
-/* Bytes/s sent and received since the oldest sample (0 without one). */
-static void rates(struct kbfs *fs, const struct kb_rpc_stats *rs, double *tx, double *rx,
-		  double *secs)
-{
-	struct kbfs_status *st = fs->status;
-	unsigned oldest;
-	double dt;
-
-	*tx = *rx = *secs = 0;
-	pthread_mutex_lock(&st->lock);
-	if (st->n) {
-		oldest = (st->head + ST_SAMPLES - st->n) % ST_SAMPLES;
-		dt = (double)(kb_now_ns() - st->s[oldest].ns) / 1e9;
-		if (dt > 0.1) {
-			*tx = (double)(rs->bytes_sent - st->s[oldest].sent) / dt;
-			*rx = (double)(rs->bytes_recv - st->s[oldest].recv) / dt;
-			*secs = dt;
-		}
-	}
-	pthread_mutex_unlock(&st->lock);
 }
 
 #define MIB(x) ((double)(x) / 1048576.0)
@@ -259,7 +175,7 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 	struct kb_rpc_stats rs;
 	struct kb_cache_stats cs;
 	uint64_t rtt = 0, delivered, dropped, own;
-	double tx, rx, secs, lookups;
+	double lookups;
 	int ping = kb_rpc_ping(fs->rpc, &rtt);
 	unsigned conns = kb_rpc_conns(fs->rpc);
 	int n;
@@ -267,7 +183,6 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 	kb_rpc_stats(fs->rpc, &rs);
 	kb_cache_stats(fs->cache, &cs);
 	kbfs_notify_counts(fs, &delivered, &dropped, &own);
-	rates(fs, &rs, &tx, &rx, &secs);
 	lookups = (double)(cs.hits + cs.misses + cs.waits); /* prefetches not counted */
 	n = snprintf(buf, cap,
 		"peer: %s%s%s:%s %s\n"
@@ -288,8 +203,8 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 		(double)(ping < 0 ? rs.rtt_us : rtt) / 1000.0,
 		(unsigned long long)rs.bytes_sent, MIB(rs.bytes_sent),
 		(unsigned long long)rs.bytes_recv, MIB(rs.bytes_recv),
-		(unsigned long long)rs.requests, (unsigned long long)rs.errors, MIB(rx), MIB(tx),
-		secs, lookups > 0 ? 100.0 * (double)cs.hits / lookups : 0.0,
+		(unsigned long long)rs.requests, (unsigned long long)rs.errors, MIB(rs.rx_rate), MIB(rs.tx_rate),
+		rs.rate_secs, lookups > 0 ? 100.0 * (double)cs.hits / lookups : 0.0,
 		(unsigned long long)cs.hits, (unsigned long long)cs.misses,
 		(unsigned long long)cs.waits, MIB(cs.bytes),
 		MIB(cs.capacity), cs.entries, (unsigned long long)delivered,

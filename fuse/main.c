@@ -220,7 +220,7 @@ int main(int argc, char *argv[])
 	fs.realmnt = real;
 	atomic_store(&fs.ra_pending, 1);
 	if (status_fd >= 0) {
-		kbfs_status_detach(&fs);
+		kbfs_log_detach(&fs);
 		daemon_done(status_fd);
 		status_fd = -1;
 	}

@@ -688,6 +688,68 @@ static void keepalive(struct kb_rpc_conn *c, uint64_t now)
 		atomic_store(&c->ping_sent_ns, 0);
 }
 
+/* Bytes sent and received on the connections up now (their channels'
+ * counters). Takes each connection's lock in turn. */
+static void bytes_moved(struct kb_rpc *r, uint64_t *sent, uint64_t *recv)
+{
+	*sent = *recv = 0;
+	for (unsigned i = 0; i < r->nconns; i++) {
+		struct kb_rpc_conn *c = &r->conns[i];
+		struct kb_chan_stats cs;
+
+		pthread_mutex_lock(&c->lock);
+		if (c->chan) {
+			kb_chan_stats(c->chan, &cs);
+			*sent += cs.bytes_sent;
+			*recv += cs.bytes_recv;
+		}
+		pthread_mutex_unlock(&c->lock);
+	}
+}
+
+/* Timer: one throughput sample a second (kb_rpc_stats' rates). */
+static void rate_sample(struct kb_rpc *r, uint64_t now)
+{
+	unsigned last;
+	uint64_t sent, recv;
+
+	pthread_mutex_lock(&r->lock);
+	last = (r->rate_head + KB_RPC_RATE_SAMPLES - 1) % KB_RPC_RATE_SAMPLES;
+	if (r->rate_n && now - r->rate[last].ns < 1000000000ull) {
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
+	pthread_mutex_unlock(&r->lock);
+	bytes_moved(r, &sent, &recv); /* r->lock is a leaf: not held here */
+	pthread_mutex_lock(&r->lock);
+	r->rate[r->rate_head].ns = now;
+	r->rate[r->rate_head].sent = sent;
+	r->rate[r->rate_head].recv = recv;
+	r->rate_head = (r->rate_head + 1) % KB_RPC_RATE_SAMPLES;
+	if (r->rate_n < KB_RPC_RATE_SAMPLES)
+		r->rate_n++;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Rates since the oldest sample; r->lock held. A counter that went back
+ * (a connection replaced) gives no rate for that window. */
+static void rates_locked(struct kb_rpc *r, struct kb_rpc_stats *st, uint64_t now)
+{
+	unsigned oldest;
+	double dt;
+
+	if (!r->rate_n)
+		return;
+	oldest = (r->rate_head + KB_RPC_RATE_SAMPLES - r->rate_n) % KB_RPC_RATE_SAMPLES;
+	dt = (double)(now - r->rate[oldest].ns) / 1e9;
+	if (dt <= 0 || st->bytes_sent < r->rate[oldest].sent ||
+	    st->bytes_recv < r->rate[oldest].recv)
+		return;
+	st->tx_rate = (double)(st->bytes_sent - r->rate[oldest].sent) / dt;
+	st->rx_rate = (double)(st->bytes_recv - r->rate[oldest].recv) / dt;
+	st->rate_secs = dt;
+}
+
 static void *timer_main(void *arg)
 {
 	struct kb_rpc *r = arg;
@@ -706,6 +768,7 @@ static void *timer_main(void *arg)
 			kb_rpc_fail_pending(&r->conns[i], -ETIMEDOUT, KB_FAIL_EXPIRED, now);
 			keepalive(&r->conns[i], now);
 		}
+		rate_sample(r, now);
 		pthread_mutex_lock(&r->lock);
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -837,6 +900,7 @@ void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st)
 	st->last_err = r->last_err;
 	st->last_err_op = r->last_err_op;
 	st->last_err_time = r->last_err_time;
+	rates_locked(r, st, kb_now_ns());
 	pthread_mutex_unlock(&r->lock);
 	snprintf(st->peer_fpr, sizeof(st->peer_fpr), "%s", r->peer_fpr);
 }

@@ -209,6 +209,8 @@ struct kb_rpc_stats {
 	int64_t last_err_time;       /* when (seconds since the epoch); 0: none */
 	uint64_t rekeys, rekeys_time; /* of the connections up now (kb_chan_stats) */
 	bool zstd;                   /* compression negotiated (a connection up) */
+	double tx_rate, rx_rate;     /* bytes/s over the last rate_secs seconds */
+	double rate_secs;            /* 0: no sample yet */
 };
 void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st);
 

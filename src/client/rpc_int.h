@@ -26,6 +26,7 @@
 #define KB_RPC_KEEPALIVE_MS 15000             /* PING after this long idle */
 #define KB_RPC_CONN_BITS 6                    /* conn index in ids: unique per session */
 #define KB_RPC_HDR_INLINE 192                 /* encoded headers kept in the slot */
+#define KB_RPC_RATE_SAMPLES 6                 /* throughput over the last 5 s */
 #define KB_RPC_FIRST_TRIES 4                  /* handshakes cut before the mount is up */
 #define KB_RPC_FIRST_RETRY_MS 100             /* ... retried after 100, 200, 400 ms */
 #define KB_RPC_BACKOFF_MIN_MS 100
@@ -130,6 +131,9 @@ struct kb_rpc {
 
 	pthread_mutex_t lock;
 	pthread_cond_t tick;         /* timer sleeps here; signalled at free */
+	/* Throughput: bytes moved, sampled once a second by the timer. */
+	struct { uint64_t ns, sent, recv; } rate[KB_RPC_RATE_SAMPLES]; /* ring (lock) */
+	unsigned rate_n, rate_head;  /* samples held / next slot (lock) */
 	bool stopping;               /* lock */
 	pthread_t timer;
 	bool timer_started;

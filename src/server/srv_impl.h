@@ -180,6 +180,12 @@ mode_t kb_srv_mode_chmod(const struct kb_srv_sess *s, const struct kb_srv_node *
  * change n's owner, or its group to another than a non-root server's own. */
 int kb_srv_chown_ok(const struct kb_srv_sess *s, const struct kb_srv_node *n, uid_t uid,
 		    gid_t gid);
+/* srv_creds.c: clear setuid, and setgid if group-executable, of the
+ * regular file n (st: its attributes, updated when that worked), as a
+ * write or truncation by a caller without CAP_FSETID does (the client's
+ * kernel says when). Best effort: the change that asked for it is done
+ * either way. */
+void kb_srv_kill_suidgid(const struct kb_srv_node *n, struct stat *st);
 
 /* ---- sessions, connections, workers -------------------------------- */
 
@@ -360,12 +366,15 @@ struct kb_srv {
 	bool janitor_stop;           /* lock */
 };
 
+/* srv_log.c */
 void kb_srv_logf(const struct kb_srv *s, int prio, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* One line for a limit that bit, at most one per 10 s per kind (the next
  * says how many were not logged). */
 void kb_srv_limit_log(struct kb_srv *s, enum kb_srv_lim kind, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* One line at stop: how often each limit bit. */
+void kb_srv_limit_totals(struct kb_srv *s);
 
 /* server.c: sessions */
 int kb_srv_sess_hello(struct kb_srv_conn *c, const char *path, struct kb_srv_node **root);
@@ -437,11 +446,6 @@ struct kb_srv_req {
 	struct kb_srv_worker *w;
 };
 int kb_srv_dispatch(struct kb_srv_req *rq);
-/* Clear setuid, and setgid if group-executable, of the regular file n (st:
- * its attributes, updated when that worked), as a write or truncation by
- * a caller without CAP_FSETID does (the client's kernel says when). Best
- * effort: the change that asked for it is done either way. */
-void kb_srv_kill_suidgid(const struct kb_srv_node *n, struct stat *st);
 /* srv_sess.c: true for operations cheap enough to serve on the receiver
  * thread: one or two system calls on a name or on attributes (PING,
  * GETATTR, LOOKUP, namespace ops, SETXATTR, SETATTR without a size, CREATE

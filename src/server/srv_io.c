@@ -48,20 +48,6 @@ static int open_check(struct kb_srv_req *rq, uint32_t flags)
 	return 0;
 }
 
-void kb_srv_kill_suidgid(const struct kb_srv_node *n, struct stat *st)
-{
-	mode_t kill = S_ISUID;
-	char path[64];
-
-	if ((st->st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
-		kill |= S_ISGID;
-	kill = S_ISREG(st->st_mode) ? st->st_mode & kill : 0;
-	/* best effort: the write or truncation itself is done */
-	if (kill && !kb_srv_proc_path(n, path, sizeof(path)) &&
-	    !chmod(path, st->st_mode & 07777 & ~kill))
-		st->st_mode &= ~kill;
-}
-
 /* Clear setuid/setgid after a change of a file's data? When the client's
  * kernel says the writer lacks CAP_FSETID, and always outside owners mode
  * (srv_creds.c), whoever the server runs as. */

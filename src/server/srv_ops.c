@@ -1,4 +1,6 @@
-/* srv_ops.c - request dispatch and the metadata / namespace operations.
+/* srv_ops.c - the metadata and namespace operations, and helpers the
+ * other operation files share (stat, attributes, lookup). srv_dispatch.c
+ * routes requests to them.
  *
  * Every operation works on node fds: fstatat(fd, "", AT_EMPTY_PATH |
  * AT_SYMLINK_NOFOLLOW), *at() calls relative to a parent node's fd with a
@@ -76,7 +78,7 @@ int kb_srv_lookup(struct kb_srv_sess *s, struct kb_srv_node *p, const char *name
 	return 0;
 }
 
-static int op_lookup(struct kb_srv_req *rq, struct kb_srv_node *n)
+int kb_srv_op_lookup(struct kb_srv_req *rq, struct kb_srv_node *n)
 {
 	int ret = kb_srv_lookup(rq->sess, n, rq->q->name, &rq->r->entry);
 
@@ -84,7 +86,7 @@ static int op_lookup(struct kb_srv_req *rq, struct kb_srv_node *n)
 	return ret;
 }
 
-static int op_getattr(struct kb_srv_req *rq, struct kb_srv_node *n)
+int kb_srv_op_getattr(struct kb_srv_req *rq, struct kb_srv_node *n)
 {
 	struct stat st;
 	int ret = kb_srv_stat(n, &st);
@@ -137,7 +139,7 @@ static int time_arg(struct timespec *ts, uint32_t mask, uint32_t now_bit, uint32
 	return 0;
 }
 
-static int op_setattr(struct kb_srv_req *rq, struct kb_srv_node *n)
+int kb_srv_op_setattr(struct kb_srv_req *rq, struct kb_srv_node *n)
 {
 	const kb_Request *q = rq->q;
 	const kb_Attr *a = &q->attr;
@@ -189,12 +191,12 @@ static int op_setattr(struct kb_srv_req *rq, struct kb_srv_node *n)
 		if (utimensat(n->fd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
 			return -errno;
 	}
-	return op_getattr(rq, n);
+	return kb_srv_op_getattr(rq, n);
 }
 
 /* The directory a name is created, removed or renamed in must still be
  * in the share (srv_path.c): ESTALE when it was moved out on the server. */
-static int confined(struct kb_srv_req *rq, const struct kb_srv_node *dir)
+int kb_srv_confined(struct kb_srv_req *rq, const struct kb_srv_node *dir)
 {
 	int ret = kb_srv_beneath(rq->sess->srv, dir);
 
@@ -219,7 +221,7 @@ static int reply_entry(struct kb_srv_req *rq, struct kb_srv_node *p, const char 
 	return ret;
 }
 
-static int op_mkdir(struct kb_srv_req *rq, struct kb_srv_node *p)
+int kb_srv_op_mkdir(struct kb_srv_req *rq, struct kb_srv_node *p)
 {
 	const kb_Request *q = rq->q;
 	int ret = kb_srv_name_ok(q->name);
@@ -231,7 +233,7 @@ static int op_mkdir(struct kb_srv_req *rq, struct kb_srv_node *p)
 	return reply_entry(rq, p, q->name);
 }
 
-static int op_mknod(struct kb_srv_req *rq, struct kb_srv_node *p)
+int kb_srv_op_mknod(struct kb_srv_req *rq, struct kb_srv_node *p)
 {
 	const kb_Request *q = rq->q;
 	int ret = kb_srv_name_ok(q->name);
@@ -260,7 +262,7 @@ static int op_mknod(struct kb_srv_req *rq, struct kb_srv_node *p)
 	return reply_entry(rq, p, q->name);
 }
 
-static int op_unlink(struct kb_srv_req *rq, struct kb_srv_node *p, int flags)
+int kb_srv_op_unlink(struct kb_srv_req *rq, struct kb_srv_node *p, int flags)
 {
 	int ret = kb_srv_name_ok(rq->q->name);
 
@@ -269,7 +271,7 @@ static int op_unlink(struct kb_srv_req *rq, struct kb_srv_node *p, int flags)
 	return unlinkat(p->fd, rq->q->name, flags) ? -errno : 0;
 }
 
-static int op_rename(struct kb_srv_req *rq, struct kb_srv_node *p)
+int kb_srv_op_rename(struct kb_srv_req *rq, struct kb_srv_node *p)
 {
 	const kb_Request *q = rq->q;
 	struct kb_srv_node *np;
@@ -285,7 +287,7 @@ static int op_rename(struct kb_srv_req *rq, struct kb_srv_node *p)
 	np = node2(rq);
 	if (!np)
 		return -ESTALE;
-	ret = np == p ? 0 : confined(rq, np);
+	ret = np == p ? 0 : kb_srv_confined(rq, np);
 	if (!ret)
 		ret = renameat2(p->fd, q->name, np->fd, q->name2, q->flags) ? -errno : 0;
 	kb_srv_node_put(np);
@@ -294,7 +296,7 @@ static int op_rename(struct kb_srv_req *rq, struct kb_srv_node *p)
 
 /* LINK takes the target as a node, which is inside the share by
  * construction: no path names an inode outside it. */
-static int op_link(struct kb_srv_req *rq, struct kb_srv_node *n)
+int kb_srv_op_link(struct kb_srv_req *rq, struct kb_srv_node *n)
 {
 	const kb_Request *q = rq->q;
 	struct kb_srv_node *np;
@@ -308,7 +310,7 @@ static int op_link(struct kb_srv_req *rq, struct kb_srv_node *n)
 	np = node2(rq);
 	if (!np)
 		return -ESTALE;
-	ret = confined(rq, np);
+	ret = kb_srv_confined(rq, np);
 	if (ret)
 		goto out;
 	ret = linkat(n->fd, "", np->fd, q->name2, AT_EMPTY_PATH) ? -errno : 0;
@@ -322,7 +324,7 @@ out:
 	return ret;
 }
 
-static int op_symlink(struct kb_srv_req *rq, struct kb_srv_node *p)
+int kb_srv_op_symlink(struct kb_srv_req *rq, struct kb_srv_node *p)
 {
 	const kb_Request *q = rq->q;
 	int ret = kb_srv_name_ok(q->name);
@@ -336,7 +338,7 @@ static int op_symlink(struct kb_srv_req *rq, struct kb_srv_node *p)
 	return reply_entry(rq, p, q->name);
 }
 
-static int op_readlink(struct kb_srv_req *rq, struct kb_srv_node *n)
+int kb_srv_op_readlink(struct kb_srv_req *rq, struct kb_srv_node *n)
 {
 	ssize_t len;
 
@@ -349,7 +351,7 @@ static int op_readlink(struct kb_srv_req *rq, struct kb_srv_node *n)
 	return 0;
 }
 
-static int op_statfs(struct kb_srv_req *rq, struct kb_srv_node *n)
+int kb_srv_op_statfs(struct kb_srv_req *rq, struct kb_srv_node *n)
 {
 	struct statfs sf;
 	kb_Statfs *st = &rq->r->st;
@@ -368,7 +370,7 @@ static int op_statfs(struct kb_srv_req *rq, struct kb_srv_node *n)
 	return 0;
 }
 
-static int op_access(struct kb_srv_req *rq, struct kb_srv_node *n)
+int kb_srv_op_access(struct kb_srv_req *rq, struct kb_srv_node *n)
 {
 	uint32_t mask = rq->q->mode;
 
@@ -381,127 +383,4 @@ static int op_access(struct kb_srv_req *rq, struct kb_srv_node *n)
 	if (faccessat(n->fd, "", (int)mask, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_EACCESS))
 		return -errno;
 	return 0;
-}
-
-/* Operations that change the share: refused with EROFS on a read-only
- * session. (OPEN checks its flags itself; ACCESS its W_OK.) */
-static bool mutating(kb_Op op)
-{
-	return kb_op_is(op, KB_OP_MUTATING); /* the table in src/core/op.c */
-}
-
-/* Operations that create, remove or rename a name in directory q->node. */
-static bool names_op(kb_Op op)
-{
-	switch (op) {
-	case kb_Op_CREATE: case kb_Op_MKDIR: case kb_Op_MKNOD: case kb_Op_SYMLINK:
-	case kb_Op_UNLINK: case kb_Op_RMDIR: case kb_Op_RENAME:
-		return true;
-	default:
-		return false;
-	}
-}
-
-static int dispatch_node(struct kb_srv_req *rq, struct kb_srv_node *n)
-{
-	switch (rq->q->op) {
-	case kb_Op_LOOKUP: return op_lookup(rq, n);
-	case kb_Op_GETATTR: return op_getattr(rq, n);
-	case kb_Op_SETATTR: return op_setattr(rq, n);
-	case kb_Op_OPENDIR: return kb_srv_op_opendir(rq, n);
-	case kb_Op_READDIR: return kb_srv_op_readdir(rq, n);
-	case kb_Op_OPEN: return kb_srv_op_open(rq, n);
-	case kb_Op_CREATE: return kb_srv_op_create(rq, n);
-	case kb_Op_READ: return kb_srv_op_read(rq, n);
-	case kb_Op_WRITE: return kb_srv_op_write(rq, n);
-	case kb_Op_FLUSH: return kb_srv_op_flush(rq, n);
-	case kb_Op_FSYNC: case kb_Op_FSYNCDIR: return kb_srv_op_fsync(rq, n);
-	case kb_Op_MKDIR: return op_mkdir(rq, n);
-	case kb_Op_MKNOD: return op_mknod(rq, n);
-	case kb_Op_UNLINK: return op_unlink(rq, n, 0);
-	case kb_Op_RMDIR: return op_unlink(rq, n, AT_REMOVEDIR);
-	case kb_Op_RENAME: return op_rename(rq, n);
-	case kb_Op_LINK: return op_link(rq, n);
-	case kb_Op_SYMLINK: return op_symlink(rq, n);
-	case kb_Op_READLINK: return op_readlink(rq, n);
-	case kb_Op_STATFS: return op_statfs(rq, n);
-	case kb_Op_GETXATTR: case kb_Op_LISTXATTR: return kb_srv_op_getxattr(rq, n);
-	case kb_Op_SETXATTR: case kb_Op_REMOVEXATTR: return kb_srv_op_setxattr(rq, n);
-	case kb_Op_FALLOCATE: return kb_srv_op_fallocate(rq, n);
-	case kb_Op_COPY_FILE_RANGE: return kb_srv_op_copy(rq, n);
-	case kb_Op_LSEEK: return kb_srv_op_lseek(rq, n);
-	case kb_Op_ACCESS: return op_access(rq, n);
-	default: return -ENOSYS;
-	}
-}
-
-/* What this request changes: its events are the session's own (not pushed
- * back to it, srv_notify.c). Marked before it runs; checked when the
- * burst of pushes goes out. */
-static void mark_mine(struct kb_srv_req *rq)
-{
-	struct kb_srv_notifier *nf = rq->sess->srv->notifier;
-	const kb_Request *q = rq->q;
-
-	switch (q->op) {
-	case kb_Op_CREATE: case kb_Op_MKDIR: case kb_Op_MKNOD: case kb_Op_SYMLINK:
-	case kb_Op_UNLINK: case kb_Op_RMDIR:
-		kb_srv_notify_mine(nf, rq->sess, q->node, q->name);
-		break;
-	case kb_Op_RENAME:
-		kb_srv_notify_mine(nf, rq->sess, q->node, q->name);
-		kb_srv_notify_mine(nf, rq->sess, q->node2, q->name2);
-		break;
-	case kb_Op_LINK:
-		kb_srv_notify_mine(nf, rq->sess, q->node2, q->name2);
-		kb_srv_notify_mine(nf, rq->sess, q->node, "");
-		break;
-	case kb_Op_WRITE: case kb_Op_SETATTR: case kb_Op_FALLOCATE: case kb_Op_SETXATTR:
-	case kb_Op_REMOVEXATTR:
-		kb_srv_notify_mine(nf, rq->sess, q->node, "");
-		break;
-	case kb_Op_COPY_FILE_RANGE:
-		kb_srv_notify_mine(nf, rq->sess, q->node2, "");
-		break;
-	default:
-		break;
-	}
-}
-
-int kb_srv_dispatch(struct kb_srv_req *rq)
-{
-	const kb_Request *q = rq->q;
-	struct kb_srv_node *n;
-	int ret;
-
-	switch (q->op) {
-	case kb_Op_PING:
-		return 0;
-	case kb_Op_FORGET:
-		/* `count` per the .proto; `length` accepted for 64-bit counts */
-		if (kb_srv_node_forget(&rq->sess->nodes, q->node,
-				       q->count ? q->count : q->length) == 1)
-			kb_srv_notify_unwatch(rq->sess->srv->notifier, rq->sess, q->node);
-		return 0;
-	case kb_Op_RELEASE: case kb_Op_RELEASEDIR:
-		return kb_srv_fh_remove(&rq->sess->fhs, q->fh);
-	case kb_Op_HELLO: case kb_Op_ATTACH:
-		return -EINVAL; /* only as a connection's first request */
-	case kb_Op_BYE:
-		kb_srv_sess_bye(rq->sess);
-		return 0;
-	default:
-		break;
-	}
-	if (mutating(q->op) && rq->sess->ro)
-		return -EROFS;
-	mark_mine(rq);
-	n = kb_srv_node_get(&rq->sess->nodes, q->node);
-	if (!n)
-		return -ESTALE;
-	ret = names_op(q->op) ? confined(rq, n) : 0;
-	if (!ret)
-		ret = dispatch_node(rq, n);
-	kb_srv_node_put(n);
-	return ret;
 }

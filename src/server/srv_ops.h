@@ -1,5 +1,6 @@
 /* srv_ops.h - the operations, split over srv_ops.c (metadata, namespace),
- * srv_io.c (handles, data, xattrs) and srv_dir.c (directory listing). Each
+ * srv_io.c (handles, data, xattrs) and srv_dir.c (directory listing), and
+ * routed by srv_dispatch.c. Each
  * takes the request and its node (referenced by the caller) and returns 0
  * or -errno; replies are built in rq->r (and rq->data for bulk). */
 #ifndef KB_SRV_OPS_H
@@ -11,7 +12,25 @@
 
 int kb_srv_stat(const struct kb_srv_node *n, struct stat *st);
 int kb_srv_lookup(struct kb_srv_sess *s, struct kb_srv_node *p, const char *name, kb_Entry *e);
+/* The directory a name is created, removed or renamed in must still be in
+ * the share (srv_path.c): 0, or ESTALE when it was moved out on the server. */
+int kb_srv_confined(struct kb_srv_req *rq, const struct kb_srv_node *dir);
 
+/* srv_ops.c */
+int kb_srv_op_lookup(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_getattr(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_setattr(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_mkdir(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_mknod(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_unlink(struct kb_srv_req *rq, struct kb_srv_node *n, int flags);
+int kb_srv_op_rename(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_link(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_symlink(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_readlink(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_statfs(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_access(struct kb_srv_req *rq, struct kb_srv_node *n);
+
+/* srv_io.c, srv_dir.c */
 int kb_srv_op_opendir(struct kb_srv_req *rq, struct kb_srv_node *n);
 int kb_srv_op_readdir(struct kb_srv_req *rq, struct kb_srv_node *n);
 int kb_srv_op_open(struct kb_srv_req *rq, struct kb_srv_node *n);

@@ -466,6 +466,10 @@ static int serve(struct kb_srv_req *rq)
 	bool as = rq->q->has_creds && rq->sess->owners;
 	int ret;
 
+	if (rq->q->op == kb_Op_BYE) { /* the session's own: ends it at detach */
+		kb_srv_sess_bye(rq->sess);
+		return 0;
+	}
 	if (as && (ret = kb_srv_creds_enter(self, &rq->q->creds)))
 		return ret;
 	ret = kb_srv_dispatch(rq);
