@@ -130,8 +130,8 @@ out:
 }
 
 struct run {
-	struct kb_chan *tx, *rx;   /* channel mode */
-	int txfd, rxfd;            /* raw socket mode (tx/rx NULL) */
+	struct kb_chan *tx, *rx; /* channel mode */
+	int txfd, rxfd;          /* raw socket mode (tx/rx NULL) */
 	size_t plen;
 	atomic_bool stop;
 	int rc;
@@ -182,8 +182,8 @@ static int recv_one(struct run *r, uint8_t *buf, size_t *plen)
 }
 
 struct result {
-	double mbs;              /* plaintext MB/s, wall clock */
-	double cpu_mbs;          /* plaintext MB per CPU-second of the process */
+	double mbs;     /* plaintext MB/s, wall clock */
+	double cpu_mbs; /* plaintext MB per CPU-second of the process */
 	double allocs_per_frame;
 };
 
@@ -299,7 +299,7 @@ static int bench_socket(const struct opts *o, size_t plen, struct result *res)
  * crypto work the channel does per frame, on one core). */
 static int bench_aead(const struct opts *o, size_t plen, bool open, double *mbs)
 {
-	struct kb_aead *a = NULL; /* owned here */
+	struct kb_aead *a = NULL;                                  /* owned here */
 	uint8_t *buf = calloc(1, plen + KB_AEAD_TAG), ad[4] = {0}; /* owned here */
 	uint64_t n = 0, t0, t;
 	int rc = buf ? kb_aead_new(&a, o->be, key_ab) : -ENOMEM;
@@ -385,8 +385,10 @@ static void header(const struct opts *o)
 	       "best of %d, MB/s = 10^6 B/s of plaintext\n",
 	       kb_aead_backend_name(o->be), o->tcp ? "127.0.0.1 TCP pair" : "AF_UNIX socketpair",
 	       o->tcp ? 0 : o->sockbuf, o->seconds, o->repeat);
-	printf("  channel    kb_chan_send in a sender thread -> socket -> kb_chan_recv in a receiver\n"
-	       "             thread (wall clock): seal and open run in parallel on the 2 cores, and\n"
+	printf("  channel    kb_chan_send in a sender thread -> socket -> kb_chan_recv in a "
+	       "receiver\n"
+	       "             thread (wall clock): seal and open run in parallel on the 2 cores, "
+	       "and\n"
 	       "             each thread also pays its copy into / out of the kernel\n"
 	       "  socket     the same two threads and socket without crypto (transport ceiling)\n"
 	       "  seal       raw kb_aead_seal in place, one thread, same backend and sizes\n"
@@ -401,7 +403,8 @@ static void header(const struct opts *o)
 	       "             spent in AES-GCM (%%cpu; 100%% = the channel adds nothing)\n"
 	       "  memcpy     one thread, same sizes\n"
 	       "  allocs/fr  heap allocations per frame in steady state (both threads)\n"
-	       "  Other load on the machine lowers the wall-clock columns; %%cpu is robust to it.\n\n");
+	       "  Other load on the machine lowers the wall-clock columns; %%cpu is robust to "
+	       "it.\n\n");
 	printf("%-7s %8s %8s %8s %6s %8s %6s %9s %9s %6s %8s %9s\n", "frame", "channel", "socket",
 	       "seal", "%seal", "pipeline", "%pipe", "chan/cpu", "seal+open", "%cpu", "memcpy",
 	       "allocs/fr");
@@ -467,8 +470,7 @@ int main(int argc, char **argv)
 		size_t plen;
 		const char *name;
 	} sizes[] = {{64 << 10, "64 KiB"}, {1 << 20, "1 MiB"}, {4 << 20, "4 MiB"}};
-	struct opts o = {.be = KB_AEAD_DEFAULT, .seconds = 1.0, .sockbuf = 4 << 20,
-			  .repeat = 1};
+	struct opts o = {.be = KB_AEAD_DEFAULT, .seconds = 1.0, .sockbuf = 4 << 20, .repeat = 1};
 	int rc;
 
 	if (parse(argc, argv, &o)) {

@@ -164,8 +164,13 @@ static int start_server(struct srv_env *e, const char *share)
 static int connect_rpc(struct srv_env *e, unsigned conns, struct kb_rpc **r, kb_Entry *root)
 {
 	struct kb_rpc_cfg cfg = {
-		.host = "127.0.0.1", .port = e->port, .path = "/", .conns = conns,
-		.identity = e->cpriv, .trust = e->trust, .timeout_ms = 30000,
+		.host = "127.0.0.1",
+		.port = e->port,
+		.path = "/",
+		.conns = conns,
+		.identity = e->cpriv,
+		.trust = e->trust,
+		.timeout_ms = 30000,
 	};
 	char err[256];
 	bool ro;
@@ -197,8 +202,8 @@ static int bench_reads(struct srv_env *e, uint64_t size, unsigned depth)
 			if (pass && gbs > best)
 				best = gbs;
 		}
-		printf("%-40s %8.2f GB/s\n", conns[i] == 1 ? "READ 1 MiB x 1 conn" : "READ 1 MiB x 4 conns",
-		       best);
+		printf("%-40s %8.2f GB/s\n",
+		       conns[i] == 1 ? "READ 1 MiB x 1 conn" : "READ 1 MiB x 4 conns", best);
 		kb_rpc_free(r);
 	}
 	return 0;
@@ -206,7 +211,9 @@ static int bench_reads(struct srv_env *e, uint64_t size, unsigned depth)
 
 static int bench_getattr(struct srv_env *e)
 {
-	enum { N = 5000 };
+	enum {
+		N = 5000
+	};
 	static uint64_t lat[N];
 	struct kb_rpc *r = NULL;
 	kb_Entry root;
@@ -237,7 +244,9 @@ static int bench_getattr(struct srv_env *e)
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"size", 1, NULL, 's'}, {"dir", 1, NULL, 'd'}, {"depth", 1, NULL, 'D'},
+		{"size", 1, NULL, 's'},
+		{"dir", 1, NULL, 'd'},
+		{"depth", 1, NULL, 'D'},
 		{NULL, 0, NULL, 0},
 	};
 	struct srv_env e = {0};

@@ -102,8 +102,15 @@ static void n_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_fi
 }
 
 static const struct fuse_lowlevel_ops ops = {
-	.init = n_init, .lookup = n_lookup, .getattr = n_getattr, .setattr = n_setattr,
-	.open = n_open, .read = n_read, .write = n_write, .flush = n_ok, .release = n_ok,
+	.init = n_init,
+	.lookup = n_lookup,
+	.getattr = n_getattr,
+	.setattr = n_setattr,
+	.open = n_open,
+	.read = n_read,
+	.write = n_write,
+	.flush = n_ok,
+	.release = n_ok,
 	.fsync = n_fsync,
 };
 

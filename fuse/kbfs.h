@@ -40,59 +40,59 @@ struct kbfs_opts {
 	char *host, *path, *mountpoint;
 	char *port, *identity, *peer, *known_peers, *psk, *crypto;
 	char *block_size_s, *cache_size_s;
-	char *log;            /* log=FILE|stderr|syslog (NULL: syslog once detached) */
+	char *log;                 /* log=FILE|stderr|syslog (NULL: syslog once detached) */
 	char *bad_arg, *extra_arg; /* a HOST:PATH that did not parse / a 3rd argument */
 	unsigned conns;
 	double attr_timeout, entry_timeout, negative_timeout;
-	int timeout;          /* seconds */
+	int timeout; /* seconds */
 	int ro, foreground, debug, show_help, show_version;
-	int writeback;        /* writeback_cache (default) / no_writeback_cache */
-	int noreconnect;      /* a lost connection stays lost (rpc cfg.noreconnect) */
-	size_t block_size;    /* bytes, power of two */
-	size_t cache_size;    /* bytes */
+	int writeback;     /* writeback_cache (default) / no_writeback_cache */
+	int noreconnect;   /* a lost connection stays lost (rpc cfg.noreconnect) */
+	size_t block_size; /* bytes, power of two */
+	size_t cache_size; /* bytes */
 	enum kb_aead_backend backend;
-	int owners;           /* owners=preserve: real ids, creds sent */
-	int allow_other;      /* FUSE allow_other given (passed on) */
-	int suid, dev;        /* suid / dev asked (honoured only with owners) */
-	char *proxy_command;  /* proxy_command=CMD: connections through CMD */
-	char *compress_s;     /* compress=auto|on|off */
-	int compress;         /* enum kb_z_mode, from compress_s (auto) */
+	int owners;          /* owners=preserve: real ids, creds sent */
+	int allow_other;     /* FUSE allow_other given (passed on) */
+	int suid, dev;       /* suid / dev asked (honoured only with owners) */
+	char *proxy_command; /* proxy_command=CMD: connections through CMD */
+	char *compress_s;    /* compress=auto|on|off */
+	int compress;        /* enum kb_z_mode, from compress_s (auto) */
 };
 
 /* Seconds (an option's double) to nanoseconds. */
-#define NS(sec) ((uint64_t)((sec) * 1e9))
+#define NS(sec) ((uint64_t)((sec)*1e9))
 
 struct kbfs {
 	const struct kbfs_opts *o;
-	struct kb_rpc *rpc;             /* owned by main */
-	struct kbfs_nodes *nodes;       /* owned by main */
-	struct kb_cache *cache;         /* owned by main */
-	struct kb_keyset *trust;        /* owned; the rpc keeps pointing at it */
-	uint8_t identity[32];           /* client private key; wiped at fini */
-	uint8_t psk[32];                /* wiped at fini */
+	struct kb_rpc *rpc;       /* owned by main */
+	struct kbfs_nodes *nodes; /* owned by main */
+	struct kb_cache *cache;   /* owned by main */
+	struct kb_keyset *trust;  /* owned; the rpc keeps pointing at it */
+	uint8_t identity[32];     /* client private key; wiped at fini */
+	uint8_t psk[32];          /* wiped at fini */
 	bool have_psk;
 	struct fuse_session *se;
-	uid_t uid;                      /* mounting user (idmap=user) */
+	uid_t uid; /* mounting user (idmap=user) */
 	gid_t gid;
 	uint32_t remote_uid, remote_gid; /* owner of the share root on the server */
 	bool read_only;
-	bool writeback;                 /* FUSE writeback cache granted (init) */
+	bool writeback; /* FUSE writeback cache granted (init) */
 	unsigned block_shift;
-	unsigned sub_shift;             /* == block_shift: no sub-blocks */
-	unsigned ra_max;                /* readahead window limit, in blocks */
+	unsigned sub_shift; /* == block_shift: no sub-blocks */
+	unsigned ra_max;    /* readahead window limit, in blocks */
 	unsigned conns;
-	const char *realmnt;            /* canonical mountpoint (main's) */
-	atomic_int ra_pending;          /* read_ahead_kb still to be raised */
-	struct kbfs_rd *rd_free;        /* read request pool (rd_lock) */
+	const char *realmnt;     /* canonical mountpoint (main's) */
+	atomic_int ra_pending;   /* read_ahead_kb still to be raised */
+	struct kbfs_rd *rd_free; /* read request pool (rd_lock) */
 	pthread_mutex_t rd_lock;
-	struct kbfs_nq *nq;             /* owned: NOTIFY queue + its thread (kbfs_notify.c) */
-	struct kbfs_status *status;     /* owned: mount time (kbfs_status.c) */
-	atomic_bool log_detached;       /* kbfs_log.c: set once the daemon detached */
-	struct kbfs_names *missing;     /* owned: names the server said are missing */
-	struct kbfs_names *quiet;       /* owned: what we changed lately (kbfs_notify.c) */
-	struct kbfs_sib *sib;           /* owned: small files in listing order (kbfs_sib.c) */
-	struct kbfs_fresh *fresh;       /* owned: dirs we made, names we put there */
-	struct kbfs_list *list;         /* owned: whole directories (kbfs_list.c) */
+	struct kbfs_nq *nq;         /* owned: NOTIFY queue + its thread (kbfs_notify.c) */
+	struct kbfs_status *status; /* owned: mount time (kbfs_status.c) */
+	atomic_bool log_detached;   /* kbfs_log.c: set once the daemon detached */
+	struct kbfs_names *missing; /* owned: names the server said are missing */
+	struct kbfs_names *quiet;   /* owned: what we changed lately (kbfs_notify.c) */
+	struct kbfs_sib *sib;       /* owned: small files in listing order (kbfs_sib.c) */
+	struct kbfs_fresh *fresh;   /* owned: dirs we made, names we put there */
+	struct kbfs_list *list;     /* owned: whole directories (kbfs_list.c) */
 };
 
 /* The filesystem a FUSE request belongs to (its session userdata). */
@@ -104,8 +104,8 @@ int kbfs_browse_print(const char *known_peers);
 /* kbfs_opts.c */
 /* Parses argv; `args` gets what is left for fuse_session_new (+ defaults).
  * Returns 0, or -EINVAL with a message in err. */
-int kbfs_opts_parse(int argc, char *argv[], struct kbfs_opts *o, struct fuse_args *args,
-		    char *err, size_t errlen);
+int kbfs_opts_parse(int argc, char *argv[], struct kbfs_opts *o, struct fuse_args *args, char *err,
+		    size_t errlen);
 void kbfs_opts_free(struct kbfs_opts *o);
 void kbfs_usage(FILE *f, const char *prog);
 /* "1M", "512k", "4096" (unit when no suffix) -> bytes; -EINVAL. */
@@ -191,22 +191,22 @@ struct kbfs_file {
 	uint64_t remote_fh; /* 0: no server handle (read-only opens); (lock) once
 			     * published, set lazily by copy_file_range */
 	uint64_t ino;
-	uint64_t remote;   /* server node id at open */
-	uint64_t version;  /* file version at open: the cache key */
-	uint64_t size;     /* size at open: bounds readahead */
+	uint64_t remote;  /* server node id at open */
+	uint64_t version; /* file version at open: the cache key */
+	uint64_t size;    /* size at open: bounds readahead */
 	pthread_mutex_t lock;
-	uint64_t next_off; /* end of the furthest recent read (lock) */
-	uint64_t ra_next;  /* first block not yet prefetched (lock) */
-	unsigned win;      /* readahead window in blocks, 0 = random (lock) */
-	unsigned inflight; /* WRITEs submitted and not completed (lock) */
-	int err;           /* first write error not yet reported (lock) */
-	bool err_guess;    /* err is -EIO for a short write: a real one wins (lock) */
-	bool writer;       /* counted in the node's writers (open for writing) */
-	pthread_cond_t idle; /* inflight dropped to 0 */
-	uint64_t sgen;     /* rpc session generation remote_fh is from (lock) */
-	uint32_t oflags;   /* flags remote_fh is reopened with in a new session
+	uint64_t next_off;           /* end of the furthest recent read (lock) */
+	uint64_t ra_next;            /* first block not yet prefetched (lock) */
+	unsigned win;                /* readahead window in blocks, 0 = random (lock) */
+	unsigned inflight;           /* WRITEs submitted and not completed (lock) */
+	int err;                     /* first write error not yet reported (lock) */
+	bool err_guess;              /* err is -EIO for a short write: a real one wins (lock) */
+	bool writer;                 /* counted in the node's writers (open for writing) */
+	pthread_cond_t idle;         /* inflight dropped to 0 */
+	uint64_t sgen;               /* rpc session generation remote_fh is from (lock) */
+	uint32_t oflags;             /* flags remote_fh is reopened with in a new session
 			    * (no O_TRUNC, O_EXCL: already applied) */
-	int lost;          /* could not be reopened in a new session (deleted or
+	int lost;                    /* could not be reopened in a new session (deleted or
 			    * replaced on the server): every later write, fsync
 			    * and flush fails with it (lock) */
 	pthread_mutex_t reopen_lock; /* one reopen at a time; held across
@@ -216,12 +216,11 @@ struct kbfs_file {
 /* Wait until no WRITE of f is in flight; returns the error stored for it
  * (cleared if take_err). */
 int kbfs_file_drain(struct kbfs_file *f, bool take_err);
-void kbfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-	       struct fuse_file_info *fi);
+void kbfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void kbfs_rd_pool_free(struct kbfs *fs);
 /* Start pulls of blocks [from, to) of a file version that are not cached. */
-void kbfs_prefetch(struct kbfs *fs, uint64_t ino, uint64_t remote, uint64_t version,
-		   uint64_t from, uint64_t to);
+void kbfs_prefetch(struct kbfs *fs, uint64_t ino, uint64_t remote, uint64_t version, uint64_t from,
+		   uint64_t to);
 
 /* kbfs_write.c */
 /* The server node id and handle to use for f now, and the session
@@ -252,8 +251,7 @@ void kbfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t l
 void kbfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			  struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			  struct fuse_file_info *fi_out, size_t len, int flags);
-void kbfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		struct fuse_file_info *fi);
+void kbfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
 
 /* kbfs_meta.c */
 void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -266,8 +264,8 @@ void kbfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 		 const char *newname, unsigned int flags);
 void kbfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
 void kbfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
-void kbfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-		   size_t size, int flags);
+void kbfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+		   int flags);
 void kbfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 void kbfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 
@@ -291,8 +289,7 @@ int kbfs_notify_start(struct kbfs *fs);
  * the rpc is gone (no more callbacks). */
 void kbfs_notify_stop(struct kbfs *fs);
 void kbfs_notify_free(struct kbfs *fs);
-void kbfs_notify_counts(struct kbfs *fs, uint64_t *delivered, uint64_t *dropped,
-			uint64_t *own);
+void kbfs_notify_counts(struct kbfs *fs, uint64_t *delivered, uint64_t *dropped, uint64_t *own);
 /* We change node/name (name "": the node itself): for KBFS_QUIET_MS the
  * server's pushes about it are taken as our own change coming back and
  * ignored (a change by someone else in that moment is then seen after the

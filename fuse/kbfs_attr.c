@@ -13,9 +13,8 @@
 /* name in directory dir_ino from its listing, fetched first if we hold
  * none (kbfs_list.h). take: hand the listing's server lookup over to the
  * caller (*held). FOUND/MISSING as kbfs_list_find; NONE: ask per name. */
-enum kbfs_list_res kbfs_listed(struct kbfs *fs, fuse_ino_t dir_ino, uint64_t dir,
-				   const char *name, bool take, kb_Entry *e, bool *held,
-				   bool *leased)
+enum kbfs_list_res kbfs_listed(struct kbfs *fs, fuse_ino_t dir_ino, uint64_t dir, const char *name,
+			       bool take, kb_Entry *e, bool *held, bool *leased)
 {
 	enum kbfs_list_res res = KBFS_LIST_NONE;
 	struct kbfs_list_key k;
@@ -60,7 +59,8 @@ bool kbfs_attr_listed(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *ver
 
 	if (!kbfs_node_listable(fs->nodes, ino) || kbfs_node_where(fs->nodes, ino, &w) < 0 ||
 	    kbfs_listed(fs, w.parent_ino, w.parent_remote, w.name, false, &e, &held, &leased) !=
-		    KBFS_LIST_FOUND || e.node != w.remote)
+		    KBFS_LIST_FOUND ||
+	    e.node != w.remote)
 		return false;
 	*a = e.attr;
 	if (kbfs_node_set_attr_gen(fs->nodes, ino, a, NS(fs->o->attr_timeout), version,

@@ -30,20 +30,20 @@ static void collect(void *arg, const struct kb_mdns_peer *p)
 		s->p[s->n++] = *p;
 }
 
-static void print_peer(const struct kb_mdns_peer *p, const struct kb_keyset *trust,
-		       const char *kp)
+static void print_peer(const struct kb_mdns_peer *p, const struct kb_keyset *trust, const char *kp)
 {
 	int m = p->fpr[0] ? kb_keyset_match_fingerprint(trust, p->fpr) : -1;
 
-	printf("%s\n  host %s, address %s, port %u, share %s\n", p->name, p->host, p->addr,
-	       p->port, p->share[0] ? p->share : "-");
+	printf("%s\n  host %s, address %s, port %u, share %s\n", p->name, p->host, p->addr, p->port,
+	       p->share[0] ? p->share : "-");
 	if (!p->fpr[0])
 		printf("  key: not announced\n");
 	else if (!m)
 		printf("  key %s: trusted (%s)\n", p->fpr, kp ? kp : "known_peers");
 	else
 		printf("  key %s: not trusted yet; if it is the server's, mount with "
-		       "-o peer=%s\n", p->fpr, p->fpr);
+		       "-o peer=%s\n",
+		       p->fpr, p->fpr);
 	printf("  mount: keibifs mdns:%s:/ MOUNTPOINT\n", p->name);
 }
 

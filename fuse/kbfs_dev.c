@@ -26,9 +26,9 @@
 
 #include "kbfs.h"
 
-static atomic_int init_offer = -1;  /* the kernel offered KILLPRIV_V2: 1/0; -1 unknown */
+static atomic_int init_offer = -1;   /* the kernel offered KILLPRIV_V2: 1/0; -1 unknown */
 static _Atomic uint64_t init_unique; /* INIT's request id */
-static __thread bool kill_suidgid;  /* the request this thread read last asked for it */
+static __thread bool kill_suidgid;   /* the request this thread read last asked for it */
 
 static void saw_request(const uint8_t *buf, size_t n)
 {

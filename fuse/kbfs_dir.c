@@ -31,30 +31,34 @@
 
 /* One READDIR reply; its frame holds the entries. */
 struct dbatch {
-	struct kb_rpc_result *res;   /* owned: header, frame reference, bulk */
-	struct kbfs_list_key key;    /* taken before it was asked for (kbfs_list.h) */
-	uint64_t gen;                /* kbfs_nodes_gen then: its attributes' */
-	size_t off;                  /* next undecoded byte of res->bulk */
-	kb_Dirent cur;               /* the next entry, decoded (valid: has_cur) */
+	struct kb_rpc_result *res; /* owned: header, frame reference, bulk */
+	struct kbfs_list_key key;  /* taken before it was asked for (kbfs_list.h) */
+	uint64_t gen;              /* kbfs_nodes_gen then: its attributes' */
+	size_t off;                /* next undecoded byte of res->bulk */
+	kb_Dirent cur;             /* the next entry, decoded (valid: has_cur) */
 	bool has_cur;
 };
 
 struct kbfs_dirh {
 	uint64_t remote_fh;
 	pthread_mutex_t lock;
-	struct dbatch b;             /* the current batch (lock) */
-	bool have, plus;             /* batch valid / fetched with plus (lock) */
-	uint64_t start_off;          /* offset the current batch was fetched at (lock) */
-	uint64_t next_off;           /* offset the next readdir call continues at */
-	uint64_t gen;                /* rpc session generation remote_fh is from (lock) */
+	struct dbatch b;    /* the current batch (lock) */
+	bool have, plus;    /* batch valid / fetched with plus (lock) */
+	uint64_t start_off; /* offset the current batch was fetched at (lock) */
+	uint64_t next_off;  /* offset the next readdir call continues at */
+	uint64_t gen;       /* rpc session generation remote_fh is from (lock) */
 	/* read-ahead: the batch after this one (alock) */
 	pthread_mutex_t alock;
-	pthread_cond_t acond;        /* astate left AHEAD_PENDING */
-	struct dbatch ahead;         /* filled by ahead_done (alock) */
-	enum { AHEAD_NONE, AHEAD_PENDING, AHEAD_DONE } astate; /* (alock) */
-	int aerr;                    /* status of the read-ahead (alock) */
-	uint64_t aoff;               /* cookie it continues at (lock) */
-	bool aplus;                  /* fetched with plus (lock) */
+	pthread_cond_t acond; /* astate left AHEAD_PENDING */
+	struct dbatch ahead;  /* filled by ahead_done (alock) */
+	enum {
+		AHEAD_NONE,
+		AHEAD_PENDING,
+		AHEAD_DONE
+	} astate;      /* (alock) */
+	int aerr;      /* status of the read-ahead (alock) */
+	uint64_t aoff; /* cookie it continues at (lock) */
+	bool aplus;    /* fetched with plus (lock) */
 };
 
 static struct kbfs_dirh *dirh_new(void)
@@ -221,8 +225,7 @@ static void ahead_start(struct kbfs *fs, struct kbfs_dirh *dh, uint64_t node)
 	const kb_Response *resp = &dh->b.res->resp;
 	kb_Request r = kb_Request_init_zero;
 
-	if (resp->eof || !resp->value || resp->cookie == dh->start_off ||
-	    dh->astate != AHEAD_NONE)
+	if (resp->eof || !resp->value || resp->cookie == dh->start_off || dh->astate != AHEAD_NONE)
 		return;
 	r.op = kb_Op_READDIR;
 	r.node = node;
@@ -306,8 +309,8 @@ have:
 
 /* Add entry d to buf; 0 when it did not fit. A small regular file handed
  * over is noted in listing order (kbfs_sib.c). */
-static size_t add_entry(fuse_req_t req, struct kbfs_dirh *dh, fuse_ino_t dir,
-			uint64_t dir_remote, char *buf, size_t rem, const kb_Dirent *d)
+static size_t add_entry(fuse_req_t req, struct kbfs_dirh *dh, fuse_ino_t dir, uint64_t dir_remote,
+			char *buf, size_t rem, const kb_Dirent *d)
 {
 	struct kbfs *fs = FS(req);
 	struct fuse_entry_param ep = {0};
@@ -356,8 +359,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	pthread_mutex_lock(&dh->lock);
 	/* a directory we hold whole: no round trip (kbfs_list.h) */
-	if (!dh->have && kbfs_list_readdir(fs, req, ino, dir_remote, (uint64_t)off, plus, buf,
-					   size, &used)) {
+	if (!dh->have &&
+	    kbfs_list_readdir(fs, req, ino, dir_remote, (uint64_t)off, plus, buf, size, &used)) {
 		pthread_mutex_unlock(&dh->lock);
 		fuse_reply_buf(req, buf, used);
 		free(buf);
@@ -393,8 +396,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
-void kbfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		  struct fuse_file_info *fi)
+void kbfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	do_readdir(req, ino, size, off, fi, false);
 }

@@ -13,16 +13,16 @@
 #define BLOOM_K 3
 
 struct fresh_dir {
-	uint64_t dir;             /* server id; 0: empty slot */
-	uint64_t gen;             /* session generation */
+	uint64_t dir; /* server id; 0: empty slot */
+	uint64_t gen; /* session generation */
 	uint64_t born_ns, expiry_ns;
-	unsigned names;           /* names added */
+	unsigned names; /* names added */
 	uint64_t bits[BLOOM_BITS / 64];
 };
 
 struct kbfs_fresh {
 	pthread_mutex_t lock;
-	struct fresh_dir *d;      /* owned, KBFS_FRESH_DIRS of them (lock); 2 MiB
+	struct fresh_dir *d; /* owned, KBFS_FRESH_DIRS of them (lock); 2 MiB
 				   * calloc'd: pages are touched only as dirs are made */
 };
 
@@ -141,8 +141,8 @@ void kbfs_fresh_add(struct kbfs_fresh *fr, uint64_t dir, const char *name, uint6
 	pthread_mutex_unlock(&fr->lock);
 }
 
-uint64_t kbfs_fresh_missing(struct kbfs_fresh *fr, uint64_t dir, const char *name,
-			    uint64_t gen, uint64_t now_ns)
+uint64_t kbfs_fresh_missing(struct kbfs_fresh *fr, uint64_t dir, const char *name, uint64_t gen,
+			    uint64_t now_ns)
 {
 	struct fresh_dir *d;
 	uint32_t pos[BLOOM_K];

@@ -32,8 +32,8 @@
 #include <stdint.h>
 
 #define KBFS_FRESH_DIRS 256
-#define KBFS_FRESH_NAMES 8192               /* beyond this many names: forgotten */
-#define KBFS_FRESH_MAX_NS 10000000000ull    /* 10 s after the mkdir at most */
+#define KBFS_FRESH_NAMES 8192            /* beyond this many names: forgotten */
+#define KBFS_FRESH_MAX_NS 10000000000ull /* 10 s after the mkdir at most */
 
 struct kbfs_fresh;
 
@@ -47,8 +47,8 @@ void kbfs_fresh_born(struct kbfs_fresh *fr, uint64_t dir, uint64_t gen, uint64_t
 void kbfs_fresh_add(struct kbfs_fresh *fr, uint64_t dir, const char *name, uint64_t now_ns,
 		    uint64_t ttl_ns);
 /* How long (ns) `name` is still known to be missing from dir, or 0. */
-uint64_t kbfs_fresh_missing(struct kbfs_fresh *fr, uint64_t dir, const char *name,
-			    uint64_t gen, uint64_t now_ns);
+uint64_t kbfs_fresh_missing(struct kbfs_fresh *fr, uint64_t dir, const char *name, uint64_t gen,
+			    uint64_t now_ns);
 /* Someone else changed dir (a push): forget it. */
 void kbfs_fresh_drop(struct kbfs_fresh *fr, uint64_t dir);
 

@@ -14,31 +14,36 @@
 #include "wire.h"
 
 struct lent {
-	char *name;          /* owned */
-	kb_Entry e;          /* node 0: ".", "..", or not looked up (listed only) */
-	uint64_t cookie;     /* resume after it (the server's) */
-	uint32_t type;       /* DT_* */
+	char *name;      /* owned */
+	kb_Entry e;      /* node 0: ".", "..", or not looked up (listed only) */
+	uint64_t cookie; /* resume after it (the server's) */
+	uint32_t type;   /* DT_* */
 	uint64_t ino;
-	bool held;           /* the server counted a lookup we still hold */
+	bool held; /* the server counted a lookup we still hold */
 };
 
-enum dstate { D_FREE, D_FETCHING, D_READY, D_BIG };
+enum dstate {
+	D_FREE,
+	D_FETCHING,
+	D_READY,
+	D_BIG
+};
 #define KBFS_LIST_TOUCHED 32
 #define KBFS_LIST_RECENT 64
 
 struct ldir {
-	uint64_t dir;        /* server node id */
+	uint64_t dir; /* server node id */
 	enum dstate state;
 	uint64_t sess, kids, epoch; /* what the listing was fetched under */
 	uint64_t fetched_ns, used_ns, big_until_ns;
-	bool dirty;          /* dropped: cleared by the next caller on a FUSE thread */
+	bool dirty; /* dropped: cleared by the next caller on a FUSE thread */
 	uint64_t touched[KBFS_LIST_TOUCHED]; /* name hashes we changed: unknown */
 	unsigned ntouched;
-	struct lent *ents;   /* owned, n of them */
+	struct lent *ents; /* owned, n of them */
 	unsigned n;
-	uint32_t *hash;      /* owned, hcap slots: entry index + 1, 0 = empty */
-	bool no_lease;       /* fetched right after a change of ours there */
-	bool walked;         /* its next siblings were asked for (walk_ahead) */
+	uint32_t *hash; /* owned, hcap slots: entry index + 1, 0 = empty */
+	bool no_lease;  /* fetched right after a change of ours there */
+	bool walked;    /* its next siblings were asked for (walk_ahead) */
 	unsigned hcap;
 };
 
@@ -50,15 +55,17 @@ struct fbag {
 
 struct kbfs_list {
 	pthread_mutex_t lock;
-	pthread_cond_t done;         /* a fetch ended (lock) */
-	struct ldir d[KBFS_LIST_DIRS]; /* (lock) */
-	unsigned total;              /* entries held (lock) */
-	bool unsupported;            /* the server refused READDIR without a handle (lock) */
+	pthread_cond_t done;             /* a fetch ended (lock) */
+	struct ldir d[KBFS_LIST_DIRS];   /* (lock) */
+	unsigned total;                  /* entries held (lock) */
+	bool unsupported;                /* the server refused READDIR without a handle (lock) */
 	uint64_t fetched, answered, big; /* (lock) */
-	struct { uint64_t dir, ns; } recent[KBFS_LIST_RECENT]; /* our touches (lock) */
-	struct fbag deferred;        /* lookups to give back, from the receiver (lock) */
-	unsigned ahead;              /* walk-ahead fetches in flight (lock) */
-	unsigned rpos;               /* (lock) */
+	struct {
+		uint64_t dir, ns;
+	} recent[KBFS_LIST_RECENT]; /* our touches (lock) */
+	struct fbag deferred;       /* lookups to give back, from the receiver (lock) */
+	unsigned ahead;             /* walk-ahead fetches in flight (lock) */
+	unsigned rpos;              /* (lock) */
 	kbfs_list_forget_fn forget;
 	void *arg;
 };
@@ -237,7 +244,8 @@ enum kbfs_list_res kbfs_list_find(struct kbfs_list *l, const struct kbfs_list_ke
 	if (touched(d, name))
 		goto out; /* we changed it: ask */
 	*leased = k->lease && d->epoch == k->lease;
-	*left_ns = k->now_ns < d->fetched_ns + k->ttl_ns ? d->fetched_ns + k->ttl_ns - k->now_ns : 0;
+	*left_ns = k->now_ns < d->fetched_ns + k->ttl_ns ? d->fetched_ns + k->ttl_ns - k->now_ns
+							 : 0;
 	ent = ent_find(d, name, &ci);
 	if (ent) {
 		*e = ent->e;
@@ -393,8 +401,9 @@ static void fetch_store(struct kbfs_list *l, struct ldir *d, const struct kb_rpc
 
 		bool looked = de.has_entry && de.entry.node;
 
-		e = d->ents && d->hash && d->n < cap && !(looked && ent_find(d, de.name, &ci)) ?
-			&d->ents[d->n] : NULL;
+		e = d->ents && d->hash && d->n < cap && !(looked && ent_find(d, de.name, &ci))
+			    ? &d->ents[d->n]
+			    : NULL;
 		if (e)
 			e->name = strdup(de.name);
 		if (!e || !e->name) { /* not held: given back */
@@ -470,7 +479,7 @@ int kbfs_list_fetch(struct kbfs *fs, uint64_t dir_ino, uint64_t dir)
 	pthread_mutex_lock(&l->lock);
 	if (ret == -EBADF || ret == -ENOSYS)
 		l->unsupported = true; /* an older server: per-name lookups */
-	if (!ret && !res->resp.eof) { /* more than KBFS_LIST_MAX entries */
+	if (!ret && !res->resp.eof) {  /* more than KBFS_LIST_MAX entries */
 		forget_batch(res, &b);
 		d->state = D_BIG;
 		d->big_until_ns = now + KBFS_LIST_BIG_NS;
@@ -622,7 +631,7 @@ bool kbfs_list_readdir(struct kbfs *fs, fuse_req_t req, uint64_t dir_ino, uint64
 		goto out; /* names we made since are not in it */
 	if (!k.lease || d->epoch != k.lease)
 		gen = UINT64_MAX; /* attributes not backed by the lease */
-	if (off) { /* resume after the entry with that cookie */
+	if (off) {                /* resume after the entry with that cookie */
 		while (i < d->n && d->ents[i].cookie != off)
 			i++;
 		if (i++ == d->n)
@@ -653,7 +662,7 @@ out:
 struct ahead_arg {
 	struct kbfs *fs;
 	uint64_t dir;
-	struct kbfs_list_key k;      /* stamped before the request */
+	struct kbfs_list_key k; /* stamped before the request */
 };
 
 /* Receiver thread: a walk-ahead listing arrived. Gives nothing back itself
@@ -722,8 +731,8 @@ static bool walkable(const struct lent *e)
  * either order walkers use: the next KBFS_LIST_AHEAD / 2 in the parent's
  * listing order (du, find: getdents order) and in name order (git, make,
  * ls -R: sorted), each given a D_FETCHING slot unless held or fetched. */
-static unsigned ahead_pick(struct kbfs_list *l, struct ldir *p, const char *name,
-			   uint64_t *todo, struct fbag *b)
+static unsigned ahead_pick(struct kbfs_list *l, struct ldir *p, const char *name, uint64_t *todo,
+			   struct fbag *b)
 {
 	const struct lent *next[KBFS_LIST_AHEAD / 2];
 	unsigned n = 0, seen = 0, nn = 0;

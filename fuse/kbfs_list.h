@@ -39,12 +39,12 @@
 #include "kbfs.h"
 #include "keibifs.pb.h"
 
-#define KBFS_LIST_MAX 4096                  /* entries; bigger: not held */
+#define KBFS_LIST_MAX 4096 /* entries; bigger: not held */
 #define KBFS_LIST_DIRS 256
 #define KBFS_LIST_TOTAL 32768
-#define KBFS_LIST_BIG_NS 60000000000ull     /* a big directory is not listed again */
-#define KBFS_LIST_AHEAD 32                  /* sibling directories listed ahead */
-#define KBFS_LIST_AHEAD_MAX 64              /* such listings in flight at most */
+#define KBFS_LIST_BIG_NS 60000000000ull /* a big directory is not listed again */
+#define KBFS_LIST_AHEAD 32              /* sibling directories listed ahead */
+#define KBFS_LIST_AHEAD_MAX 64          /* such listings in flight at most */
 
 struct kbfs;
 struct kbfs_list;
@@ -57,18 +57,18 @@ int kbfs_list_new(struct kbfs_list **out, kbfs_list_forget_fn forget, void *arg)
 void kbfs_list_free(struct kbfs_list *l); /* NULL-safe; forgets nothing */
 
 enum kbfs_list_res {
-	KBFS_LIST_NONE,     /* no usable listing of dir (or it cannot say) */
-	KBFS_LIST_MISSING,  /* listed, and the name is not there */
-	KBFS_LIST_FOUND,    /* listed: *e */
+	KBFS_LIST_NONE,    /* no usable listing of dir (or it cannot say) */
+	KBFS_LIST_MISSING, /* listed, and the name is not there */
+	KBFS_LIST_FOUND,   /* listed: *e */
 };
 
 /* Where a lookup stands, for the caller:
  * sess: rpc session generation; kids: kbfs_node_kids_gen of the dir now;
  * lease: kb_rpc_lease now. */
 struct kbfs_list_key {
-	uint64_t dir;        /* server node id */
+	uint64_t dir; /* server node id */
 	uint64_t sess, kids, lease, now_ns;
-	uint64_t ttl_ns;     /* entry_timeout */
+	uint64_t ttl_ns; /* entry_timeout */
 };
 
 /* Look name up in dir's listing. FOUND: *e, *held (true: the caller now
@@ -113,15 +113,13 @@ bool kbfs_list_readdir(struct kbfs *fs, fuse_req_t req, uint64_t dir_ino, uint64
  * Once per listing. */
 void kbfs_list_walk(struct kbfs *fs, uint64_t dir_ino, uint64_t dir);
 /* Counters for --status: listings fetched, answers given from them. */
-void kbfs_list_counts(struct kbfs_list *l, uint64_t *fetched, uint64_t *answered,
-		      uint64_t *big);
+void kbfs_list_counts(struct kbfs_list *l, uint64_t *fetched, uint64_t *answered, uint64_t *big);
 
 /* kbfs_attr.c: name in directory dir_ino from its listing, fetched first
  * if we hold none. take: hand the listing's server lookup over to the
  * caller (*held). FOUND/MISSING as kbfs_list_find; NONE: ask per name. */
-enum kbfs_list_res kbfs_listed(struct kbfs *fs, fuse_ino_t dir_ino, uint64_t dir,
-			       const char *name, bool take, kb_Entry *e, bool *held,
-			       bool *leased);
+enum kbfs_list_res kbfs_listed(struct kbfs *fs, fuse_ino_t dir_ino, uint64_t dir, const char *name,
+			       bool take, kb_Entry *e, bool *held, bool *leased);
 /* kbfs_attr.c: ino's attributes from its directory's listing: true and *a,
  * stored in the node. */
 bool kbfs_attr_listed(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version);

@@ -106,8 +106,7 @@ static bool setattr_known(struct kbfs *fs, fuse_ino_t ino, const struct stat *at
  * for a size (a write may have followed the first copy). The kernel's
  * time flush of a file being written is such a request: failing it would
  * fail the fsync. */
-static bool setattr_again(struct kbfs *fs, fuse_ino_t ino, kb_Request *r, int ret,
-			  uint64_t sgen)
+static bool setattr_again(struct kbfs *fs, fuse_ino_t ino, kb_Request *r, int ret, uint64_t sgen)
 {
 	if (kb_rpc_gen(fs->rpc) != sgen)
 		return ret == -ESTALE || ret == -EBADF ||
@@ -202,8 +201,7 @@ static void entry_call(fuse_req_t req, fuse_ino_t parent, const char *name, kb_R
 
 /* A request naming `name` under parent; false (and replied) when the name
  * cannot travel or the mount is read-only. */
-static bool name_req(fuse_req_t req, kb_Request *r, kb_Op op, fuse_ino_t parent,
-		     const char *name)
+static bool name_req(fuse_req_t req, kb_Request *r, kb_Op op, fuse_ino_t parent, const char *name)
 {
 	struct kbfs *fs = FS(req);
 
@@ -385,8 +383,8 @@ static bool local_xattr(const char *name)
 	return !strcmp(name, "security.selinux") || !strncmp(name, "system.posix_acl_", 17);
 }
 
-void kbfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-		   size_t size, int flags)
+void kbfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+		   int flags)
 {
 	struct kbfs *fs = FS(req);
 	kb_Request r = kb_Request_init_zero;

@@ -11,7 +11,7 @@
 #define NAMES_WAYS 4     /* a name may sit in any of its set's 4 entries */
 
 struct names_ent {
-	uint64_t node;            /* 0: empty */
+	uint64_t node; /* 0: empty */
 	uint64_t gen;
 	uint64_t expiry_ns;
 	char name[256];
@@ -19,7 +19,7 @@ struct names_ent {
 
 struct kbfs_names {
 	pthread_mutex_t lock;
-	struct names_ent *e;      /* owned, NAMES_SLOTS of them (lock) */
+	struct names_ent *e; /* owned, NAMES_SLOTS of them (lock) */
 };
 
 int kbfs_names_new(struct kbfs_names **out)

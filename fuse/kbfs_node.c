@@ -13,16 +13,16 @@
 struct kbfs_nodes {
 	pthread_mutex_t lock;
 	struct kbfs_node root;
-	struct kbfs_node *hash[NODE_BUCKETS]; /* by remote id (lock) */
-	struct kbfs_node *old[OLD_BUCKETS];   /* old-session nodes by parent+name (lock) */
-	unsigned nold;                        /* nodes in `old` (lock) */
-	uint64_t sgen;                        /* current rpc session generation (lock) */
+	struct kbfs_node *hash[NODE_BUCKETS];  /* by remote id (lock) */
+	struct kbfs_node *old[OLD_BUCKETS];    /* old-session nodes by parent+name (lock) */
+	unsigned nold;                         /* nodes in `old` (lock) */
+	uint64_t sgen;                         /* current rpc session generation (lock) */
 	struct kbfs_node *nhash[NODE_BUCKETS]; /* by (parent, name) (lock) */
-	unsigned count;                       /* live nodes besides root (lock) */
-	uint64_t gen;                         /* kbfs_nodes_changed (lock) */
-	kbfs_lease_fn lease;                  /* NULL: no lease (set before use) */
+	unsigned count;                        /* live nodes besides root (lock) */
+	uint64_t gen;                          /* kbfs_nodes_changed (lock) */
+	kbfs_lease_fn lease;                   /* NULL: no lease (set before use) */
 	void *lease_arg;
-	uint64_t epoch;                       /* lease epoch last seen (lock) */
+	uint64_t epoch; /* lease epoch last seen (lock) */
 };
 
 void kbfs_nodes_set_lease(struct kbfs_nodes *t, kbfs_lease_fn fn, void *arg)
@@ -63,8 +63,7 @@ static bool valid_locked(struct kbfs_nodes *t, const struct kbfs_node *n, uint64
 
 uint64_t kbfs_attr_version(const kb_Attr *a)
 {
-	uint64_t v[5] = {a->size, (uint64_t)a->mtime, a->mtime_ns, (uint64_t)a->ctime,
-			 a->ctime_ns};
+	uint64_t v[5] = {a->size, (uint64_t)a->mtime, a->mtime_ns, (uint64_t)a->ctime, a->ctime_ns};
 	uint64_t h = 0xcbf29ce484222325ull;
 
 	for (int i = 0; i < 5; i++) {
@@ -276,8 +275,9 @@ static void set_attr_locked(struct kbfs_nodes *t, struct kbfs_node *n, const kb_
 	n->attr_gen = gen == t->gen ? gen : UINT64_MAX;
 	/* not within KBFS_NODE_QUIET_NS of our own change: its push, and
 	 * another client's in that moment, may not come (kbfs_notify.c) */
-	n->lease_epoch = gen == t->gen && kb_now_ns() >= n->quiet_until_ns && !n->no_lease ?
-			 t->epoch : 0;
+	n->lease_epoch = gen == t->gen && kb_now_ns() >= n->quiet_until_ns && !n->no_lease
+				 ? t->epoch
+				 : 0;
 	n->parent_kids = n->parent ? n->parent->kids_gen : 0;
 	n->attr_expiry_ns = kb_now_ns() + ttl_ns;
 	n->version = kbfs_attr_version(a);
@@ -432,8 +432,8 @@ bool kbfs_node_set_attr_gen(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a
 	return changed;
 }
 
-bool kbfs_node_set_attr(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
-			uint64_t attr_ttl_ns, uint64_t *version)
+bool kbfs_node_set_attr(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a, uint64_t attr_ttl_ns,
+			uint64_t *version)
 {
 	return kbfs_node_set_attr_gen(t, ino, a, attr_ttl_ns, version, UINT64_MAX);
 }
@@ -485,7 +485,8 @@ void kbfs_node_write_done(struct kbfs_nodes *t, uint64_t ino, const struct kbfs_
 	changed_locked(t, n);
 	pthread_mutex_unlock(&t->lock);
 	if (a)
-		kbfs_node_set_attr_gen(t, ino, a, attr_ttl_ns, NULL, current ? tk->gen + 1 : UINT64_MAX);
+		kbfs_node_set_attr_gen(t, ino, a, attr_ttl_ns, NULL,
+				       current ? tk->gen + 1 : UINT64_MAX);
 }
 
 uint64_t kbfs_nodes_gen(struct kbfs_nodes *t)
@@ -553,8 +554,7 @@ static struct kbfs_node *child_locked(struct kbfs_nodes *t, struct kbfs_node *pa
 	return NULL;
 }
 
-uint64_t kbfs_node_expire_child(struct kbfs_nodes *t, uint64_t dir, const char *name,
-				bool *writing)
+uint64_t kbfs_node_expire_child(struct kbfs_nodes *t, uint64_t dir, const char *name, bool *writing)
 {
 	struct kbfs_node *d, *n = NULL;
 	uint64_t ino = 0;
@@ -672,8 +672,7 @@ int kbfs_node_where(struct kbfs_nodes *t, uint64_t ino, struct kbfs_node_where *
 	return ret;
 }
 
-bool kbfs_node_remap(struct kbfs_nodes *t, uint64_t ino, uint64_t old_remote,
-		     uint64_t new_remote)
+bool kbfs_node_remap(struct kbfs_nodes *t, uint64_t ino, uint64_t old_remote, uint64_t new_remote)
 {
 	struct kbfs_node *n = kbfs_node_of(t, ino), *other;
 	bool done = false;

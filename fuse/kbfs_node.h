@@ -25,26 +25,26 @@ struct kbfs_node {
 	char *name;               /* owned; NULL for the root */
 	kb_Attr attr;             /* last attributes seen */
 	uint64_t attr_expiry_ns;
-	uint64_t version;         /* kbfs_attr_version(attr) */
-	uint64_t kcache_version;  /* version the kernel page cache holds */
-	bool own_change;          /* we changed it since the last attributes */
-	uint64_t attr_gen;        /* table gen the attributes are current for */
-	uint64_t lease_epoch;     /* lease the attributes are backed by (0: none) */
-	uint64_t parent_kids;     /* parent's kids_gen when they were stored */
-	uint64_t kids_gen;        /* +1 per change seen to a child of ours */
-	uint64_t quiet_until_ns;  /* no lease before: our own change was recent */
-	bool no_lease;            /* on a filesystem the server promises nothing for */
-	unsigned wr_inflight;     /* WRITEs sent, not answered */
-	uint64_t wr_seq;          /* WRITEs sent */
-	unsigned writers;         /* open files with a server handle for writing */
-	int64_t kmtime;           /* the kernel's last mtime flush (kmtime_set) */
+	uint64_t version;        /* kbfs_attr_version(attr) */
+	uint64_t kcache_version; /* version the kernel page cache holds */
+	bool own_change;         /* we changed it since the last attributes */
+	uint64_t attr_gen;       /* table gen the attributes are current for */
+	uint64_t lease_epoch;    /* lease the attributes are backed by (0: none) */
+	uint64_t parent_kids;    /* parent's kids_gen when they were stored */
+	uint64_t kids_gen;       /* +1 per change seen to a child of ours */
+	uint64_t quiet_until_ns; /* no lease before: our own change was recent */
+	bool no_lease;           /* on a filesystem the server promises nothing for */
+	unsigned wr_inflight;    /* WRITEs sent, not answered */
+	uint64_t wr_seq;         /* WRITEs sent */
+	unsigned writers;        /* open files with a server handle for writing */
+	int64_t kmtime;          /* the kernel's last mtime flush (kmtime_set) */
 	uint32_t kmtime_ns;
-	bool kmtime_set;          /* while open for writing (writeback cache) */
-	struct kbfs_node *hnext;  /* remote id hash chain */
-	uint64_t sgen;            /* rpc session generation `remote` is from */
-	struct kbfs_node *onext;  /* old-session index chain (in_old) */
-	bool in_old;              /* in the old-session index: remote is stale */
-	struct kbfs_node *nnext;  /* (parent, name) hash chain, while named */
+	bool kmtime_set;         /* while open for writing (writeback cache) */
+	struct kbfs_node *hnext; /* remote id hash chain */
+	uint64_t sgen;           /* rpc session generation `remote` is from */
+	struct kbfs_node *onext; /* old-session index chain (in_old) */
+	bool in_old;             /* in the old-session index: remote is stale */
+	struct kbfs_node *nnext; /* (parent, name) hash chain, while named */
 };
 
 struct kbfs_nodes;
@@ -85,8 +85,8 @@ uint64_t kbfs_node_enter(struct kbfs_nodes *t, uint64_t parent_ino, const char *
 void kbfs_node_forget(struct kbfs_nodes *t, uint64_t ino, uint64_t n, uint64_t *remote,
 		      uint64_t *count);
 /* Store fresh attributes; returns true when the version changed. */
-bool kbfs_node_set_attr(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
-			uint64_t attr_ttl_ns, uint64_t *version);
+bool kbfs_node_set_attr(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a, uint64_t attr_ttl_ns,
+			uint64_t *version);
 /* Cached attributes if still fresh: true and *a. */
 bool kbfs_node_fresh_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a);
 /* Current attributes: the table counts a generation, moved on by every
@@ -106,7 +106,7 @@ bool kbfs_node_current_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a);
 /* A WRITE to ino is sent: its ticket (kbfs_node_write_done's seq, gen). */
 struct kbfs_wr_ticket {
 	uint64_t seq, gen;
-	bool alone;               /* no other WRITE of the node was in flight */
+	bool alone; /* no other WRITE of the node was in flight */
 };
 void kbfs_node_write_start(struct kbfs_nodes *t, uint64_t ino, struct kbfs_wr_ticket *tk);
 /* ...and answered: as kbfs_node_changed, and, when the reply carried the
@@ -183,18 +183,17 @@ void kbfs_nodes_session(struct kbfs_nodes *t, uint64_t gen, uint64_t root_remote
 
 /* Where a node hangs, for re-resolution on a new session (kbfs_stale.c). */
 struct kbfs_node_where {
-	uint64_t remote;          /* the node's current server id */
+	uint64_t remote; /* the node's current server id */
 	uint64_t parent_ino, parent_remote;
 	char name[256];
-	kb_Attr attr;             /* last attributes seen (ino, type) */
+	kb_Attr attr; /* last attributes seen (ino, type) */
 };
 /* Fill w for ino; -ESTALE for the root or a forgotten/unnamed node (w->remote
  * and w->attr are still filled). */
 int kbfs_node_where(struct kbfs_nodes *t, uint64_t ino, struct kbfs_node_where *w);
 /* Point ino at new_remote if it still has old_remote and no other node has
  * new_remote: true when remapped (the server counted one lookup for it). */
-bool kbfs_node_remap(struct kbfs_nodes *t, uint64_t ino, uint64_t old_remote,
-		     uint64_t new_remote);
+bool kbfs_node_remap(struct kbfs_nodes *t, uint64_t ino, uint64_t old_remote, uint64_t new_remote);
 
 /* The same by server id, found and expired under one lock (a node found
  * by kbfs_node_by_remote may be forgotten and freed before it is used):

@@ -38,13 +38,13 @@ struct kbfs_nq_item {
 struct kbfs_nq {
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t cond;          /* (lock) */
+	pthread_cond_t cond;              /* (lock) */
 	struct kbfs_nq_item ring[NQ_LEN]; /* (lock) */
-	unsigned head, count;         /* (lock) */
-	bool stop;                    /* (lock) */
-	uint64_t dropped;             /* full-queue drops (lock) */
-	uint64_t delivered;           /* handed to the kernel (lock) */
-	uint64_t own;                 /* our own changes coming back, ignored (lock) */
+	unsigned head, count;             /* (lock) */
+	bool stop;                        /* (lock) */
+	uint64_t dropped;                 /* full-queue drops (lock) */
+	uint64_t delivered;               /* handed to the kernel (lock) */
+	uint64_t own;                     /* our own changes coming back, ignored (lock) */
 };
 
 void kbfs_quiet(struct kbfs *fs, uint64_t node, const char *name)
@@ -81,8 +81,8 @@ static void deliver(struct kbfs *fs, const struct kbfs_nq_item *it)
 		r = fuse_lowlevel_notify_inval_inode(fs->se, it->ino, 0, 0);
 	/* -ENOENT: the kernel has already dropped it; nothing to do. */
 	if (r < 0 && r != -ENOENT && fs->o->debug)
-		fprintf(stderr, "keibifs: invalidate %#llx '%s': %s\n",
-			(unsigned long long)it->ino, it->name, strerror(-r));
+		fprintf(stderr, "keibifs: invalidate %#llx '%s': %s\n", (unsigned long long)it->ino,
+			it->name, strerror(-r));
 }
 
 static void *nq_main(void *arg)
@@ -239,8 +239,7 @@ void kbfs_notify(void *arg, const kb_Response *n)
 	pthread_mutex_unlock(&q->lock);
 }
 
-void kbfs_notify_counts(struct kbfs *fs, uint64_t *delivered, uint64_t *dropped,
-			uint64_t *own)
+void kbfs_notify_counts(struct kbfs *fs, uint64_t *delivered, uint64_t *dropped, uint64_t *own)
 {
 	struct kbfs_nq *q = fs->nq;
 

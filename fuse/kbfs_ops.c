@@ -58,10 +58,8 @@ static bool lookup_listed(fuse_req_t req, fuse_ino_t parent, uint64_t dir, const
 			return false;
 		reply_missing(req, fs->o->negative_timeout);
 		return true;
-	case KBFS_LIST_FOUND:
-		break;
-	default:
-		return false;
+	case KBFS_LIST_FOUND: break;
+	default: return false;
 	}
 	if (!leased)
 		gen = UINT64_MAX;
@@ -72,8 +70,8 @@ static bool lookup_listed(fuse_req_t req, fuse_ino_t parent, uint64_t dir, const
 		return true;
 	}
 	/* a node we have (the kernel knows it): its attributes, unless stale */
-	ep.ino = kbfs_node_enter_listed(fs->nodes, parent, name, &e, held,
-					NS(fs->o->attr_timeout), gen, &a);
+	ep.ino = kbfs_node_enter_listed(fs->nodes, parent, name, &e, held, NS(fs->o->attr_timeout),
+					gen, &a);
 	if (!ep.ino) {
 		if (held)
 			kb_rpc_forget(fs->rpc, e.node, 1);
@@ -113,7 +111,7 @@ void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (ret == -ENOENT || (!ret && !e.node)) {
 		if (fs->o->negative_timeout > 0)
 			kbfs_names_add(fs->missing, remote, name, gen,
-				     now + (uint64_t)(fs->o->negative_timeout * 1e9));
+				       now + (uint64_t)(fs->o->negative_timeout * 1e9));
 		reply_missing(req, fs->o->negative_timeout);
 		return;
 	}
@@ -122,7 +120,6 @@ void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	else
 		kbfs_reply_entry_gen(req, parent, name, &e, agen);
 }
-
 
 void kbfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
@@ -288,7 +285,7 @@ void kbfs_statfs(fuse_req_t req, fuse_ino_t ino)
 /* xattr replies: the value is copied out of the frame on the receiver
  * thread into `buf` (small, bounded by the caller's size). */
 struct xattr_take {
-	char *buf;      /* owned by the caller */
+	char *buf; /* owned by the caller */
 	size_t cap, len;
 	uint64_t value;
 	bool too_big;

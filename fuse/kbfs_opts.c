@@ -17,9 +17,20 @@
 #include "mdns.h"
 #include "proxy.h"
 
-enum { KEY_HELP, KEY_VERSION, KEY_FG, KEY_DEBUG, KEY_RO, KEY_DROP, KEY_ALLOW_OTHER };
+enum {
+	KEY_HELP,
+	KEY_VERSION,
+	KEY_FG,
+	KEY_DEBUG,
+	KEY_RO,
+	KEY_DROP,
+	KEY_ALLOW_OTHER
+};
 
-#define OPT(t, f, v) {t, offsetof(struct kbfs_opts, f), v}
+#define OPT(t, f, v)                                \
+	{                                           \
+		t, offsetof(struct kbfs_opts, f), v \
+	}
 static const struct fuse_opt kbfs_opt_table[] = {
 	OPT("port=%s", port, 0),
 	OPT("identity=%s", identity, 0),
@@ -77,12 +88,16 @@ static const struct fuse_opt kbfs_opt_table[] = {
  * kbfs_opt_table is refused before anything connects. "=" ends a name that
  * takes a value. */
 static const char *const fuse_names[] = {
-	"allow_other", "allow_root", "auto_unmount", "default_permissions", "fsname=",
-	"subtype=", "max_read=", "blkdev", "blksize=", "rw", "suid", "nosuid", "dev", "nodev",
-	"exec", "noexec", "async", "sync", "atime", "noatime", "diratime", "nodiratime",
-	"lazytime", "nolazytime", "relatime", "norelatime", "strictatime", "nostrictatime",
-	"dirsync", "context=", "fscontext=", "defcontext=", "rootcontext=", "user=",
-	"clone_fd", "max_idle_threads=", "max_threads=", NULL,
+	"allow_other",  "allow_root", "auto_unmount", "default_permissions",
+	"fsname=",      "subtype=",   "max_read=",    "blkdev",
+	"blksize=",     "rw",         "suid",         "nosuid",
+	"dev",          "nodev",      "exec",         "noexec",
+	"async",        "sync",       "atime",        "noatime",
+	"diratime",     "nodiratime", "lazytime",     "nolazytime",
+	"relatime",     "norelatime", "strictatime",  "nostrictatime",
+	"dirsync",      "context=",   "fscontext=",   "defcontext=",
+	"rootcontext=", "user=",      "clone_fd",     "max_idle_threads=",
+	"max_threads=", NULL,
 };
 
 /* Edit distance, for "did you mean" (short names only). */
@@ -117,8 +132,8 @@ static size_t name_len(const char *t)
 	return strcspn(t, "=");
 }
 
-static void suggest(const char *name, size_t nlen, const char **best, size_t *blen,
-		    unsigned *bd, const char *cand)
+static void suggest(const char *name, size_t nlen, const char **best, size_t *blen, unsigned *bd,
+		    const char *cand)
 {
 	size_t cl = name_len(cand);
 	unsigned d;
@@ -257,22 +272,23 @@ int kbfs_parse_size(const char *s, size_t unit, size_t *out)
 	if (errno || end == s)
 		return -EINVAL;
 	switch (*end) {
-	case '\0':
-		break;
-	case 'k': case 'K':
+	case '\0': break;
+	case 'k':
+	case 'K':
 		unit = 1ull << 10;
 		end++;
 		break;
-	case 'm': case 'M':
+	case 'm':
+	case 'M':
 		unit = 1ull << 20;
 		end++;
 		break;
-	case 'g': case 'G':
+	case 'g':
+	case 'G':
 		unit = 1ull << 30;
 		end++;
 		break;
-	default:
-		return -EINVAL;
+	default: return -EINVAL;
 	}
 	if (*end == 'i')
 		end++;
@@ -328,28 +344,14 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 
 	(void)outargs;
 	switch (key) {
-	case KEY_HELP:
-		o->show_help = 1;
-		return 0;
-	case KEY_VERSION:
-		o->show_version = 1;
-		return 0;
-	case KEY_FG:
-		o->foreground = 1;
-		return 0;
-	case KEY_DEBUG:
-		o->debug = o->foreground = 1;
-		return 1; /* libfuse prints requests too */
-	case KEY_RO:
-		o->ro = 1;
-		return 1; /* mount read-only as well */
-	case KEY_DROP:
-		return 0;
-	case KEY_ALLOW_OTHER:
-		o->allow_other = 1;
-		return 1;
-	case FUSE_OPT_KEY_OPT:
-		return strncmp(arg, "x-", 2) ? 1 : 0; /* x-systemd.*, x-gvfs-* */
+	case KEY_HELP: o->show_help = 1; return 0;
+	case KEY_VERSION: o->show_version = 1; return 0;
+	case KEY_FG: o->foreground = 1; return 0;
+	case KEY_DEBUG: o->debug = o->foreground = 1; return 1; /* libfuse prints requests too */
+	case KEY_RO: o->ro = 1; return 1;                       /* mount read-only as well */
+	case KEY_DROP: return 0;
+	case KEY_ALLOW_OTHER: o->allow_other = 1; return 1;
+	case FUSE_OPT_KEY_OPT: return strncmp(arg, "x-", 2) ? 1 : 0; /* x-systemd.*, x-gvfs-* */
 	case FUSE_OPT_KEY_NONOPT:
 		if (!o->host && !o->bad_arg) {
 			if (kbfs_parse_remote(arg, &o->host, &o->path) < 0)
@@ -363,8 +365,7 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		if (!o->extra_arg)
 			o->extra_arg = strdup(arg);
 		return 0;
-	default:
-		return 1;
+	default: return 1;
 	}
 }
 
@@ -382,14 +383,14 @@ static int opts_finish(struct kbfs_opts *o, char *err, size_t errlen)
 		snprintf(err, errlen, "block_size must be a power of two from 4K to 4M");
 		return -EINVAL;
 	}
-	if (kbfs_parse_size(o->cache_size_s ? o->cache_size_s : "256", 1u << 20,
-			    &o->cache_size)) {
+	if (kbfs_parse_size(o->cache_size_s ? o->cache_size_s : "256", 1u << 20, &o->cache_size)) {
 		snprintf(err, errlen, "cache_size=%s: not a size (MiB, or with a K, M or G suffix)",
 			 o->cache_size_s);
 		return -EINVAL;
 	}
 	if (o->cache_size < o->block_size * 4) {
-		snprintf(err, errlen, "cache_size must be at least 4 blocks (in MiB, or with a suffix)");
+		snprintf(err, errlen,
+			 "cache_size must be at least 4 blocks (in MiB, or with a suffix)");
 		return -EINVAL;
 	}
 	if (!o->conns || o->conns > 64) {
@@ -408,8 +409,10 @@ static int opts_finish(struct kbfs_opts *o, char *err, size_t errlen)
 				    errlen) < 0)
 			return -EINVAL;
 		if (!kb_proxy_host_ok(o->host)) {
-			snprintf(err, errlen, "proxy_command: host %s may only have letters, "
-				 "digits and . - _ :", o->host);
+			snprintf(err, errlen,
+				 "proxy_command: host %s may only have letters, "
+				 "digits and . - _ :",
+				 o->host);
 			return -EINVAL;
 		}
 	}
@@ -456,8 +459,8 @@ static int kbfs_opts_safety(const struct kbfs_opts *o, struct fuse_args *args)
 	return fuse_opt_add_arg(args, flags) < 0 ? -ENOMEM : 0;
 }
 
-int kbfs_opts_parse(int argc, char *argv[], struct kbfs_opts *o, struct fuse_args *args,
-		    char *err, size_t errlen)
+int kbfs_opts_parse(int argc, char *argv[], struct kbfs_opts *o, struct fuse_args *args, char *err,
+		    size_t errlen)
 {
 	char extra[128];
 
@@ -482,14 +485,18 @@ int kbfs_opts_parse(int argc, char *argv[], struct kbfs_opts *o, struct fuse_arg
 			snprintf(err, errlen, "'%s': write an IPv6 address in brackets: [%.*s]:%s",
 				 o->bad_arg, (int)(last - o->bad_arg), o->bad_arg, last + 1);
 		} else {
-			snprintf(err, errlen, "'%s' is not HOST:PATH (e.g. server.example:/ or "
-				 "[::1]:/; PATH is inside the share)", o->bad_arg);
+			snprintf(err, errlen,
+				 "'%s' is not HOST:PATH (e.g. server.example:/ or "
+				 "[::1]:/; PATH is inside the share)",
+				 o->bad_arg);
 		}
 		return -EINVAL;
 	}
 	if (o->extra_arg) {
-		snprintf(err, errlen, "unexpected argument '%s' (usage: keibifs HOST:PATH "
-			 "MOUNTPOINT [-f] [-o OPTIONS])", o->extra_arg);
+		snprintf(err, errlen,
+			 "unexpected argument '%s' (usage: keibifs HOST:PATH "
+			 "MOUNTPOINT [-f] [-o OPTIONS])",
+			 o->extra_arg);
 		return -EINVAL;
 	}
 	if (!o->host || !o->mountpoint) {
@@ -509,7 +516,8 @@ int kbfs_opts_parse(int argc, char *argv[], struct kbfs_opts *o, struct fuse_arg
 		return -ENOMEM;
 	{
 		char *fsname = NULL;
-		int r = asprintf(&fsname, strchr(o->host, ':') ? "-ofsname=[%s]:%s" : "-ofsname=%s:%s",
+		int r = asprintf(&fsname,
+				 strchr(o->host, ':') ? "-ofsname=[%s]:%s" : "-ofsname=%s:%s",
 				 o->host, o->path);
 
 		if (r < 0)
@@ -528,10 +536,10 @@ int kbfs_opts_parse(int argc, char *argv[], struct kbfs_opts *o, struct fuse_arg
 
 void kbfs_opts_free(struct kbfs_opts *o)
 {
-	char **strs[] = {&o->host, &o->path, &o->mountpoint, &o->port, &o->identity,
-			 &o->peer, &o->known_peers, &o->psk, &o->crypto, &o->block_size_s,
-			 &o->cache_size_s, &o->log, &o->bad_arg, &o->extra_arg,
-			 &o->proxy_command, &o->compress_s};
+	char **strs[] = {&o->host,     &o->path,         &o->mountpoint,    &o->port,
+			 &o->identity, &o->peer,         &o->known_peers,   &o->psk,
+			 &o->crypto,   &o->block_size_s, &o->cache_size_s,  &o->log,
+			 &o->bad_arg,  &o->extra_arg,    &o->proxy_command, &o->compress_s};
 
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);

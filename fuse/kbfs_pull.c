@@ -32,24 +32,24 @@
 struct kbfs_rd;
 
 struct kbfs_piece {
-	struct kb_cache_waiter w;  /* first: waiter callbacks cast back */
+	struct kb_cache_waiter w; /* first: waiter callbacks cast back */
 	struct kbfs_rd *rd;
-	struct kb_cache_key key;   /* the block being waited for / held */
-	struct kb_cache_ref ref;   /* the block once resolved (a reference) */
+	struct kb_cache_key key; /* the block being waited for / held */
+	struct kb_cache_ref ref; /* the block once resolved (a reference) */
 	int err;
-	bool sub;                  /* a sub-block read: try the full block first */
+	bool sub; /* a sub-block read: try the full block first */
 };
 
 struct kbfs_rd {
-	struct kbfs_rd *next;      /* free list */
+	struct kbfs_rd *next; /* free list */
 	struct kbfs *fs;
 	fuse_req_t req;
 	uint64_t off;
 	size_t size;
-	uint64_t remote;           /* server node id */
+	uint64_t remote; /* server node id */
 	unsigned npieces;
-	bool retried;              /* re-run once after ESTALE (kbfs_stale.c) */
-	atomic_uint pending;       /* unresolved pieces + 1 while starting */
+	bool retried;        /* re-run once after ESTALE (kbfs_stale.c) */
+	atomic_uint pending; /* unresolved pieces + 1 while starting */
 	struct kbfs_piece p[KBFS_MAX_PIECES];
 };
 
@@ -130,16 +130,10 @@ static bool piece_resolve(struct kbfs_piece *p)
 	}
 	st = kb_cache_get(fs->cache, &p->key, KB_CACHE_CREATE, &p->w, &p->ref, &fill);
 	switch (st) {
-	case KB_CACHE_HIT:
-		return true;
-	case KB_CACHE_WAIT:
-		return false;
-	case KB_CACHE_FILL:
-		pull(fs, p->rd->remote, &p->key, fill);
-		return false;
-	default:
-		p->err = st < 0 ? st : -EIO;
-		return true;
+	case KB_CACHE_HIT: return true;
+	case KB_CACHE_WAIT: return false;
+	case KB_CACHE_FILL: pull(fs, p->rd->remote, &p->key, fill); return false;
+	default: p->err = st < 0 ? st : -EIO; return true;
 	}
 }
 
@@ -234,8 +228,8 @@ static bool note_read(struct kbfs *fs, struct kbfs_file *f, uint64_t off, size_t
 	return seq;
 }
 
-void kbfs_prefetch(struct kbfs *fs, uint64_t ino, uint64_t remote, uint64_t version,
-		   uint64_t from, uint64_t to)
+void kbfs_prefetch(struct kbfs *fs, uint64_t ino, uint64_t remote, uint64_t version, uint64_t from,
+		   uint64_t to)
 {
 	for (uint64_t b = from; b < to; b++) {
 		struct kb_cache_key k = {ino, version, b, fs->block_shift};
@@ -264,8 +258,7 @@ static unsigned sub_shift_for(const struct kbfs *fs, size_t size)
 	return s;
 }
 
-void kbfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-	       struct fuse_file_info *fi)
+void kbfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct kbfs *fs = fuse_req_userdata(req);
 	struct kbfs_file *f = (struct kbfs_file *)(uintptr_t)fi->fh;

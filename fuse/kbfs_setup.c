@@ -66,8 +66,10 @@ static int load_trust(struct kbfs *fs, const struct kbfs_opts *o, char *err, siz
 		return ret;
 	}
 	if (o->peer && (ret = kb_keyset_add_fingerprint(fs->trust, o->peer)) < 0) {
-		snprintf(err, errlen, "peer=%s: not a SHA256: fingerprint (as keibifsd prints it "
-			 "and keibifs-keygen -l shows it)", o->peer);
+		snprintf(err, errlen,
+			 "peer=%s: not a SHA256: fingerprint (as keibifsd prints it "
+			 "and keibifs-keygen -l shows it)",
+			 o->peer);
 		return ret;
 	}
 	return 0;
@@ -94,7 +96,7 @@ int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, cha
 	char path[PATH_MAX];
 	const char *id = o->identity;
 	struct kb_rpc_cfg cfg = {0};
-	struct kb_mdns_peer mp;       /* mdns:NAME resolved */
+	struct kb_mdns_peer mp; /* mdns:NAME resolved */
 	char mport[8];
 	bool ro = false;
 	int ret;
@@ -103,13 +105,16 @@ int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, cha
 	if (!id)
 		id = kbfs_default_file(path, sizeof(path), "id_x25519");
 	if (!id) {
-		snprintf(err, errlen, "no client key: create one with keibifs-keygen (it writes "
+		snprintf(err, errlen,
+			 "no client key: create one with keibifs-keygen (it writes "
 			 "~/.config/keibifs/id_x25519) or pass -o identity=FILE");
 		return -ENOENT;
 	}
 	if (kb_key_load_public(id, pub, NULL, 0) == 0 && is_public_file(id)) {
-		snprintf(err, errlen, "identity %s is a public key: give the private key (the "
-			 "file without .pub)", id);
+		snprintf(err, errlen,
+			 "identity %s is a public key: give the private key (the "
+			 "file without .pub)",
+			 id);
 		return -EINVAL;
 	}
 	ret = kb_key_load_private(id, fs->identity, pub, err, errlen);
@@ -154,9 +159,11 @@ int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, cha
 		return ret;
 	}
 	if (o->owners && !kb_rpc_owners(fs->rpc)) {
-		snprintf(err, errlen, "owners=preserve: %s does not act as its callers "
+		snprintf(err, errlen,
+			 "owners=preserve: %s does not act as its callers "
 			 "(start keibifsd as root with --allow-owners, or give this key the "
-			 "`owners` option in its authorized file)", o->host);
+			 "`owners` option in its authorized file)",
+			 o->host);
 		return -EPERM;
 	}
 	fs->read_only = ro || o->ro;

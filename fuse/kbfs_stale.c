@@ -42,8 +42,7 @@ static bool same_file(const kb_Attr *known, const kb_Attr *now)
 }
 
 /* Resolve ino, known by server id `bad` that got ESTALE; *out: its id now. */
-static int resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, unsigned depth,
-		   uint64_t *out)
+static int resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, unsigned depth, uint64_t *out)
 {
 	struct kbfs_node_where w;
 	kb_Entry e;

@@ -27,7 +27,7 @@
 #include "wire.h"
 
 struct kbfs_status {
-	time_t mounted_at;                    /* set once at mount, before requests */
+	time_t mounted_at; /* set once at mount, before requests */
 };
 
 int kbfs_status_new(struct kbfs *fs)
@@ -66,8 +66,11 @@ static int lease_line(struct kbfs *fs, char *buf, size_t cap)
 
 	if (fs->list)
 		kbfs_list_counts(fs->list, &fetched, &answered, &big);
-	w = snprintf(buf, cap, "lease: %s (%u s); listings: %llu fetched, %llu answers, %llu too big\n",
-		     held ? "held" : ms ? "lapsed: short timeouts" : "none: short timeouts",
+	w = snprintf(buf, cap,
+		     "lease: %s (%u s); listings: %llu fetched, %llu answers, %llu too big\n",
+		     held ? "held"
+		     : ms ? "lapsed: short timeouts"
+			  : "none: short timeouts",
 		     ms / 1000, (unsigned long long)fetched, (unsigned long long)answered,
 		     (unsigned long long)big);
 	return w < 0 ? 0 : (int)KB_MIN((size_t)w, cap - 1);
@@ -90,7 +93,8 @@ static int compress_line(const struct kbfs *fs, const struct kb_rpc_stats *rs, c
 		     "(incompressible)\n",
 		     mode[fs->o->compress % 3],
 		     fs->o->compress == KB_Z_OFF ? "not offered"
-		     : rs->zstd ? "zstd negotiated" : "refused by the server",
+		     : rs->zstd                  ? "zstd negotiated"
+						 : "refused by the server",
 		     MIB(z.inflated_in), MIB(z.inflated_out), MIB(z.deflated_in),
 		     MIB(z.deflated_out), (unsigned long long)z.skipped);
 	return w < 0 ? 0 : (int)KB_MIN((size_t)w, cap - 1);
@@ -105,9 +109,10 @@ static int by_op_line(const struct kb_rpc_stats *rs, char *buf, size_t cap)
 		n += (size_t)w;
 		if (n >= cap)
 			return (int)cap - 1;
-		w = rs->by_op[op] ? snprintf(buf + n, cap - n, " %s %llu",
-					     kb_wire_op_name((kb_Op)op),
-					     (unsigned long long)rs->by_op[op]) : 0;
+		w = rs->by_op[op]
+			    ? snprintf(buf + n, cap - n, " %s %llu", kb_wire_op_name((kb_Op)op),
+				       (unsigned long long)rs->by_op[op])
+			    : 0;
 	}
 	if (w >= 0)
 		n += (size_t)w;
@@ -126,10 +131,12 @@ static int latency_line(const struct kb_rpc_stats *rs, char *buf, size_t cap)
 		n += (size_t)w;
 		if (n >= cap)
 			return (int)cap - 1;
-		w = rs->lat_n[op] ? snprintf(buf + n, cap - n, " %s %.2f/%.2f",
-					     kb_wire_op_name((kb_Op)op),
-					     (double)rs->lat_sum_us[op] / (double)rs->lat_n[op] / 1e3,
-					     (double)rs->lat_max_us[op] / 1e3) : 0;
+		w = rs->lat_n[op]
+			    ? snprintf(buf + n, cap - n, " %s %.2f/%.2f",
+				       kb_wire_op_name((kb_Op)op),
+				       (double)rs->lat_sum_us[op] / (double)rs->lat_n[op] / 1e3,
+				       (double)rs->lat_max_us[op] / 1e3)
+			    : 0;
 	}
 	if (w >= 0)
 		n += (size_t)w;
@@ -155,8 +162,9 @@ static int state_lines(struct kbfs *fs, const struct kb_rpc_stats *rs, char *buf
 		if (gmtime_r(&t, &tm))
 			strftime(errwhen, sizeof(errwhen), "%H:%M:%S UTC", &tm);
 	}
-	n = snprintf(buf, cap, "mounted: %s (up %ldd %02ld:%02ld:%02ld)\nin flight: %llu requests\n",
-		     when, up / 86400, up / 3600 % 24, up / 60 % 60, up % 60,
+	n = snprintf(buf, cap,
+		     "mounted: %s (up %ldd %02ld:%02ld:%02ld)\nin flight: %llu requests\n", when,
+		     up / 86400, up / 3600 % 24, up / 60 % 60, up % 60,
 		     (unsigned long long)rs->inflight);
 	if (n < 0 || (size_t)n >= cap)
 		return n < 0 ? 0 : (int)cap - 1;
@@ -184,7 +192,8 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 	kb_cache_stats(fs->cache, &cs);
 	kbfs_notify_counts(fs, &delivered, &dropped, &own);
 	lookups = (double)(cs.hits + cs.misses + cs.waits); /* prefetches not counted */
-	n = snprintf(buf, cap,
+	n = snprintf(
+		buf, cap,
 		"peer: %s%s%s:%s %s\n"
 		"share: %s%s\n"
 		"state: %s, connections %u/%u up, session generation %llu, reconnects %llu\n"
@@ -192,21 +201,23 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 		"bytes: sent %llu (%.1f MiB), received %llu (%.1f MiB)\n"
 		"requests: %llu, errors %llu\n"
 		"throughput: in %.2f MiB/s, out %.2f MiB/s (last %.0f s)\n"
-		"cache: hit rate %.1f%% (%llu hits, %llu misses, %llu waits on a pull), %.1f of %.1f MiB, %u blocks\n"
+		"cache: hit rate %.1f%% (%llu hits, %llu misses, %llu waits on a pull), %.1f of "
+		"%.1f MiB, %u blocks\n"
 		"notify: %llu delivered, %llu dropped, %llu own changes ignored\n",
-		strchr(fs->o->host, ':') ? "[" : "", fs->o->host, strchr(fs->o->host, ':') ? "]" : "",
-		fs->o->port, rs.peer_fpr, fs->o->path,
+		strchr(fs->o->host, ':') ? "[" : "", fs->o->host,
+		strchr(fs->o->host, ':') ? "]" : "", fs->o->port, rs.peer_fpr, fs->o->path,
 		fs->read_only ? " (read-only)" : "",
-		rs.conns_up == conns ? "connected" : rs.conns_up ? "degraded" : "disconnected",
+		rs.conns_up == conns ? "connected"
+		: rs.conns_up        ? "degraded"
+				     : "disconnected",
 		rs.conns_up, conns, (unsigned long long)rs.session_gen,
 		(unsigned long long)rs.reconnects, ping < 0 ? "no answer, last " : "",
-		(double)(ping < 0 ? rs.rtt_us : rtt) / 1000.0,
-		(unsigned long long)rs.bytes_sent, MIB(rs.bytes_sent),
-		(unsigned long long)rs.bytes_recv, MIB(rs.bytes_recv),
-		(unsigned long long)rs.requests, (unsigned long long)rs.errors, MIB(rs.rx_rate), MIB(rs.tx_rate),
-		rs.rate_secs, lookups > 0 ? 100.0 * (double)cs.hits / lookups : 0.0,
-		(unsigned long long)cs.hits, (unsigned long long)cs.misses,
-		(unsigned long long)cs.waits, MIB(cs.bytes),
+		(double)(ping < 0 ? rs.rtt_us : rtt) / 1000.0, (unsigned long long)rs.bytes_sent,
+		MIB(rs.bytes_sent), (unsigned long long)rs.bytes_recv, MIB(rs.bytes_recv),
+		(unsigned long long)rs.requests, (unsigned long long)rs.errors, MIB(rs.rx_rate),
+		MIB(rs.tx_rate), rs.rate_secs,
+		lookups > 0 ? 100.0 * (double)cs.hits / lookups : 0.0, (unsigned long long)cs.hits,
+		(unsigned long long)cs.misses, (unsigned long long)cs.waits, MIB(cs.bytes),
 		MIB(cs.capacity), cs.entries, (unsigned long long)delivered,
 		(unsigned long long)dropped, (unsigned long long)own);
 	if (n < 0)
@@ -284,8 +295,8 @@ int kbfs_status_print(const char *path)
 	}
 	if (find_mount(real, mnt, sizeof(mnt), type, sizeof(type)) < 0 ||
 	    strcmp(type, "fuse.keibifs")) {
-		fprintf(stderr, "keibifs: %s: not a keibifs mount (it is on %s, %s)\n", path,
-			mnt, type);
+		fprintf(stderr, "keibifs: %s: not a keibifs mount (it is on %s, %s)\n", path, mnt,
+			type);
 		return 1;
 	}
 	n = getxattr(mnt, KBFS_STATUS_XATTR, buf, sizeof(buf) - 1);

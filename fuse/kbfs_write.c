@@ -233,9 +233,10 @@ void kbfs_open_rw(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (kbfs_rofs(req))
 		return;
-	ret = kb_rpc_open_mask(fs->rpc, remote, open_flags(fs, fi->flags) & ~(uint32_t)O_EXCL,
-			       (fi->flags & O_TRUNC) && kbfs_dev_kill_suidgid() ?
-			       kb_SetMask_SET_KILL_SUIDGID : 0, &fh, NULL);
+	ret = kb_rpc_open_mask(
+		fs->rpc, remote, open_flags(fs, fi->flags) & ~(uint32_t)O_EXCL,
+		(fi->flags & O_TRUNC) && kbfs_dev_kill_suidgid() ? kb_SetMask_SET_KILL_SUIDGID : 0,
+		&fh, NULL);
 	if (ret < 0)
 		goto fail;
 	if (fi->flags & O_TRUNC)
@@ -322,8 +323,8 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	}
 	ep.ino = kbfs_node_enter(fs->nodes, parent, name, &o.e, NS(fs->o->attr_timeout),
 				 UINT64_MAX);
-	f = ep.ino ? kbfs_file_new(ep.ino, o.e.node, kbfs_attr_version(&o.e.attr),
-				   o.e.attr.size) : NULL;
+	f = ep.ino ? kbfs_file_new(ep.ino, o.e.node, kbfs_attr_version(&o.e.attr), o.e.attr.size)
+		   : NULL;
 	if (!f) {
 		release_remote(fs, o.e.node, o.fh);
 		if (ep.ino)
@@ -385,8 +386,8 @@ static void wr_finish(struct kbfs_wr *w, int status, struct kb_rpc_result *res)
 	struct kbfs_file *f = w->f;
 	size_t n = status == 0 && res ? (size_t)KB_MIN(res->resp.value, (uint64_t)w->size) : 0;
 
-	wrote(w->fs, f->ino, &w->tk, status == 0 && res && res->resp.has_attr ?
-				     &res->resp.attr : NULL);
+	wrote(w->fs, f->ino, &w->tk,
+	      status == 0 && res && res->resp.has_attr ? &res->resp.attr : NULL);
 	if (status < 0)
 		kbfs_reply_err(w->req, status);
 	else
@@ -669,8 +670,7 @@ void kbfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	fuse_reply_write(req, (size_t)KB_MIN(copied, (uint64_t)len));
 }
 
-void kbfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-		struct fuse_file_info *fi)
+void kbfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);
 	struct kbfs_file *f = FILE_OF(fi);

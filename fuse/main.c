@@ -101,8 +101,9 @@ static void mount_failed(const struct kbfs_opts *o, const char *why)
 	if (kb_log_dest() == KB_LOG_STDERR)
 		return;
 	if (o && o->host && o->mountpoint)
-		snprintf(where, sizeof(where), " of %s%s%s:%s on %s", strchr(o->host, ':') ? "[" : "",
-			 o->host, strchr(o->host, ':') ? "]" : "", o->path, o->mountpoint);
+		snprintf(where, sizeof(where), " of %s%s%s:%s on %s",
+			 strchr(o->host, ':') ? "[" : "", o->host, strchr(o->host, ':') ? "]" : "",
+			 o->path, o->mountpoint);
 	kb_logf(LOG_ERR, "mount%s failed: %s", where, why);
 }
 
@@ -139,8 +140,10 @@ int main(int argc, char *argv[])
 	}
 	/* the log first: a file we cannot write is a mistake to report now */
 	if (!o.show_help && !o.show_version &&
-	    kb_log_open(o.log ? o.log : o.foreground ? "stderr" : NULL, "keibifs", err,
-			sizeof(err)) < 0) {
+	    kb_log_open(o.log          ? o.log
+			: o.foreground ? "stderr"
+				       : NULL,
+			"keibifs", err, sizeof(err)) < 0) {
 		fprintf(stderr, "keibifs: %s\n", err);
 		goto out;
 	}
@@ -230,7 +233,7 @@ out:
 		fuse_session_unmount(se);
 	if (fs.rpc && fs.status && mounted)
 		kbfs_logf(&fs, "unmounted %s from %s", remote_name(&o, rname, sizeof(rname)), real);
-	kbfs_notify_stop(&fs); /* no more ticks or invalidations */
+	kbfs_notify_stop(&fs);    /* no more ticks or invalidations */
 	kb_rpc_bye(fs.rpc, 1000); /* the server frees our session now, not after its grace */
 	/* Pending pulls complete (and reply) while the session still exists. */
 	kb_rpc_free(fs.rpc);

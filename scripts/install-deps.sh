@@ -3,7 +3,7 @@
 # Idempotent: runs apt-get update (once) only when something is missing.
 set -eu
 PKGS="build-essential pkg-config libfuse3-dev fuse3 libmbedtls-dev libssl-dev
-nanopb libnanopb-dev python3-protobuf check libjansson-dev clang libclang-rt-14-dev
+nanopb libnanopb-dev python3-protobuf check libjansson-dev clang clang-format libclang-rt-14-dev
 rsync git attr sshfs rclone openssh-server procps psmisc socat libzstd-dev
 libavahi-client-dev avahi-daemon dbus-daemon iproute2 util-linux"
 missing=""

@@ -133,8 +133,10 @@ START_TEST(test_backends_agree)
 		fill(ad, adlen, &s);
 		niov = split(iov, pt, len, &s);
 		for (int b = 0; b < NBE; b++) {
-			ck_assert_int_eq(kb_aead_seal(a[b], nonce, ad, adlen, pt, ct[b], len, tag[b]), 0);
-			ck_assert_int_eq(kb_aead_sealv(a[b], nonce, ad, adlen, iov, niov, ctv, tagv), 0);
+			ck_assert_int_eq(
+				kb_aead_seal(a[b], nonce, ad, adlen, pt, ct[b], len, tag[b]), 0);
+			ck_assert_int_eq(
+				kb_aead_sealv(a[b], nonce, ad, adlen, iov, niov, ctv, tagv), 0);
 			ck_assert_mem_eq(ctv, ct[b], len);
 			ck_assert_mem_eq(tagv, tag[b], 16);
 			if (b) {

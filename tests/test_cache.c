@@ -18,8 +18,7 @@ static struct kb_cache_key key(uint64_t node, uint64_t ver, uint64_t idx)
 }
 
 /* Fill one block with bytes `tag` from a buffer of the pool. */
-static void fill_block(struct kb_cache *c, struct kb_bufpool *p, struct kb_cache_key k,
-		       uint8_t tag)
+static void fill_block(struct kb_cache *c, struct kb_bufpool *p, struct kb_cache_key k, uint8_t tag)
 {
 	struct kb_cache_entry *e = NULL;
 	struct kb_cache_ref r;
@@ -185,7 +184,9 @@ static void *racer_main(void *arg)
 
 START_TEST(test_single_fill)
 {
-	enum { N = 8 };
+	enum {
+		N = 8
+	};
 	struct race r = {0};
 	struct racer who[N];
 	pthread_t th[N];

@@ -29,9 +29,11 @@ static void fill_text(uint8_t *p, size_t n, unsigned seed)
 
 	while (off < n) {
 		char line[160];
-		int w = snprintf(line, sizeof(line),
-				 "static int handler_%u(struct req *r, int flags) { return r->n * %u + "
-				 "flags; } /* step %u */\n", i, i * 7 % 1000, i % 97);
+		int w = snprintf(
+			line, sizeof(line),
+			"static int handler_%u(struct req *r, int flags) { return r->n * %u + "
+			"flags; } /* step %u */\n",
+			i, i * 7 % 1000, i % 97);
 		size_t k = KB_MIN((size_t)w, n - off);
 
 		memcpy(p + off, line, k);
@@ -173,10 +175,11 @@ static char *round_trip(const char *srv_extra, const char *opts)
 		ck_assert_int_eq(th_sh("cmp '%s/%s' '%s/%s'", tmp, names[k], m.mnt, names[k]), 0);
 		/* writes: WRITE requests, then compared on the server's disk */
 		ck_assert_int_eq(th_sh("cp '%s/%s' '%s/w-%s' && sync '%s/w-%s'", tmp, names[k],
-				       m.mnt, names[k], m.mnt, names[k]), 0);
+				       m.mnt, names[k], m.mnt, names[k]),
+				 0);
 		snprintf(path, sizeof(path), "w-%s", names[k]);
-		ck_assert_int_eq(th_sh("cmp '%s/%s' '%s'", tmp, names[k],
-				       th_server_path(&ts, path)), 0);
+		ck_assert_int_eq(
+			th_sh("cmp '%s/%s' '%s'", tmp, names[k], th_server_path(&ts, path)), 0);
 	}
 	ck_assert_int_eq(th_sh_out(&st, "getfattr -n keibifs.status --only-values '%s'", m.mnt), 0);
 	th_mount_stop(&m);
@@ -228,8 +231,7 @@ START_TEST(test_client_off)
 	if (!th_fuse_available("test_compress"))
 		return;
 	st = round_trip(NULL, "compress=off");
-	ck_assert_msg(strstr(st, "compress: off, not offered; received 0.0 MiB"), "status: %s",
-		      st);
+	ck_assert_msg(strstr(st, "compress: off, not offered; received 0.0 MiB"), "status: %s", st);
 	free(st);
 }
 END_TEST
@@ -239,9 +241,9 @@ END_TEST
 #define FAKE_FRAME ((1u << 20) + 4096u)
 
 struct fake {
-	struct kb_chan *chan;        /* owned: the server's side */
+	struct kb_chan *chan; /* owned: the server's side */
 	pthread_t th;
-	uint32_t compress_seen;      /* the last READ's compress field */
+	uint32_t compress_seen; /* the last READ's compress field */
 };
 
 /* READ node 1: a good compressed reply; node 2: corrupted zstd; node 3: a
@@ -291,8 +293,12 @@ static void *fake_main(void *arg)
 START_TEST(test_corrupt_reply)
 {
 	static const uint8_t k1[32] = {1}, k2[32] = {2};
-	struct kb_rpc_cfg cfg = {.host = "fake", .conns = 1, .timeout_ms = 5000,
-				 .max_frame = FAKE_FRAME, .keepalive_ms = -1, .noreconnect = true,
+	struct kb_rpc_cfg cfg = {.host = "fake",
+				 .conns = 1,
+				 .timeout_ms = 5000,
+				 .max_frame = FAKE_FRAME,
+				 .keepalive_ms = -1,
+				 .noreconnect = true,
 				 .compress = KB_Z_ON};
 	struct kb_chan *cc = NULL;
 	struct fake f = {0};
@@ -302,10 +308,11 @@ START_TEST(test_corrupt_reply)
 	int sv[2];
 
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-	ck_assert_int_eq(kb_chan_from_keys(&cc, sv[0], KB_AEAD_DEFAULT, k1, k2, FAKE_FRAME,
-					   FAKE_FRAME), 0);
-	ck_assert_int_eq(kb_chan_from_keys(&f.chan, sv[1], KB_AEAD_DEFAULT, k2, k1, FAKE_FRAME,
-					   FAKE_FRAME), 0);
+	ck_assert_int_eq(
+		kb_chan_from_keys(&cc, sv[0], KB_AEAD_DEFAULT, k1, k2, FAKE_FRAME, FAKE_FRAME), 0);
+	ck_assert_int_eq(
+		kb_chan_from_keys(&f.chan, sv[1], KB_AEAD_DEFAULT, k2, k1, FAKE_FRAME, FAKE_FRAME),
+		0);
 	ck_assert_int_eq(pthread_create(&f.th, NULL, fake_main, &f), 0);
 	ck_assert_int_eq(kb_rpc_new_raw(&r, &cfg, &cc), 0);
 

@@ -29,7 +29,7 @@
 
 static struct th_server srv;
 static struct th_mount mnt;
-static char *local;            /* owned: the reference directory */
+static char *local; /* owned: the reference directory */
 static bool up;
 
 /* Let others search every ancestor of path (temp dirs are 0700). */
@@ -43,8 +43,8 @@ static int open_path(const char *path)
 		*s = '\0';
 		if (!*p)
 			break;
-		if (stat(p, &st) || ((st.st_mode & 0011) != 0011 &&
-				     chmod(p, (st.st_mode & 07777) | 0011)))
+		if (stat(p, &st) ||
+		    ((st.st_mode & 0011) != 0011 && chmod(p, (st.st_mode & 07777) | 0011)))
 			return -1;
 	}
 	return 0;
@@ -68,8 +68,8 @@ static void setup(void)
 	up = false;
 	if (geteuid() != 0 || !th_fuse_available("conformance"))
 		return;
-	if (th_sh("id -u " CONF_USER " >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin "
-		  CONF_USER) != 0) {
+	if (th_sh("id -u " CONF_USER
+		  " >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin " CONF_USER) != 0) {
 		fprintf(stderr, "conformance: cannot create user " CONF_USER "\n");
 		return;
 	}
@@ -93,10 +93,14 @@ static void teardown(void)
 	local = NULL;
 }
 
-#define REQUIRE_UP() do { \
-	if (geteuid() != 0) { fprintf(stderr, "conformance: not root, skipped\n"); return; } \
-	ck_assert_msg(up, "conformance fixture failed (see stderr)"); \
-} while (0)
+#define REQUIRE_UP()                                                          \
+	do {                                                                  \
+		if (geteuid() != 0) {                                         \
+			fprintf(stderr, "conformance: not root, skipped\n");  \
+			return;                                               \
+		}                                                             \
+		ck_assert_msg(up, "conformance fixture failed (see stderr)"); \
+	} while (0)
 
 /* Run the script as `prefix` (empty: root); prints its report. */
 static void run_as(const char *who, const char *prefix)
@@ -148,8 +152,9 @@ START_TEST(test_owner_on_server)
 	ck_assert_ptr_nonnull(pw);
 	snprintf(path, sizeof(path), "%s/by-user", mnt.mnt);
 	ck_assert_int_eq(th_sh("setpriv --reuid=%u --regid=%u --clear-groups sh -c "
-			       "'echo x > \"%s\"; mkdir \"%s.d\"'", (unsigned)pw->pw_uid,
-			       (unsigned)pw->pw_gid, path, path), 0);
+			       "'echo x > \"%s\"; mkdir \"%s.d\"'",
+			       (unsigned)pw->pw_uid, (unsigned)pw->pw_gid, path, path),
+			 0);
 	ck_assert_int_eq(stat(th_server_path(&srv, "by-user"), &st), 0);
 	ck_assert_uint_eq(st.st_uid, pw->pw_uid);
 	ck_assert_uint_eq(st.st_gid, pw->pw_gid);
@@ -163,8 +168,9 @@ START_TEST(test_owner_on_server)
 	ck_assert_uint_eq(st.st_uid, 0);
 	/* and the user may no longer write it (0644 root's) */
 	ck_assert_int_ne(th_sh("setpriv --reuid=%u --regid=%u --clear-groups sh -c "
-			       "'echo y > \"%s\"' 2>/dev/null", (unsigned)pw->pw_uid,
-			       (unsigned)pw->pw_gid, path), 0);
+			       "'echo y > \"%s\"' 2>/dev/null",
+			       (unsigned)pw->pw_uid, (unsigned)pw->pw_gid, path),
+			 0);
 }
 END_TEST
 
@@ -186,14 +192,16 @@ START_TEST(test_mtime_after_fallocate_write)
 	ck_assert_int_eq(fsync(fd), 0); /* the data and its time are on the server */
 	ck_assert_int_eq(fstat(fd, &m), 0);
 	ck_assert_int_eq(stat(th_server_path(&srv, "falloc-mtime"), &s), 0);
-	ck_assert_msg(m.st_mtim.tv_sec == s.st_mtim.tv_sec && m.st_mtim.tv_nsec == s.st_mtim.tv_nsec,
+	ck_assert_msg(m.st_mtim.tv_sec == s.st_mtim.tv_sec &&
+			      m.st_mtim.tv_nsec == s.st_mtim.tv_nsec,
 		      "open: mount mtime %ld.%09ld, server %ld.%09ld", (long)m.st_mtim.tv_sec,
 		      m.st_mtim.tv_nsec, (long)s.st_mtim.tv_sec, s.st_mtim.tv_nsec);
 	ck_assert_int_eq(close(fd), 0);
 	ck_assert_int_eq(stat(path, &m), 0);
 	ck_assert_int_eq(stat(th_server_path(&srv, "falloc-mtime"), &s), 0);
 	ck_assert_int_eq(m.st_size, 1 << 20);
-	ck_assert_msg(m.st_mtim.tv_sec == s.st_mtim.tv_sec && m.st_mtim.tv_nsec == s.st_mtim.tv_nsec,
+	ck_assert_msg(m.st_mtim.tv_sec == s.st_mtim.tv_sec &&
+			      m.st_mtim.tv_nsec == s.st_mtim.tv_nsec,
 		      "mount mtime %ld.%09ld, server %ld.%09ld", (long)m.st_mtim.tv_sec,
 		      m.st_mtim.tv_nsec, (long)s.st_mtim.tv_sec, s.st_mtim.tv_nsec);
 }
@@ -215,8 +223,8 @@ START_TEST(test_owners_refused_without_server_option)
 	ck_assert_int_eq(th_server_start(&plain, 0, NULL), 0);
 	st = th_mount_expect_fail(&plain, "/", "owners=preserve", &out, &left);
 	ck_assert_msg(st != 0 && !left, "mounted: %s", out ? out : "");
-	ck_assert_msg(out && strstr(out, "--allow-owners") && strstr(out, "owners=preserve"),
-		      "%s", out ? out : "");
+	ck_assert_msg(out && strstr(out, "--allow-owners") && strstr(out, "owners=preserve"), "%s",
+		      out ? out : "");
 	free(out);
 	th_server_cleanup(&plain);
 }

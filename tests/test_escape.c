@@ -91,7 +91,9 @@ static void teardown(void)
 	th_server_cleanup(&ts);
 }
 
-#define Q(var, o) kb_Request var = kb_Request_init_zero; var.op = kb_Op_##o
+#define Q(var, o)                              \
+	kb_Request var = kb_Request_init_zero; \
+	var.op = kb_Op_##o
 
 static int lookup(uint64_t p, const char *name, uint64_t *n)
 {
@@ -134,12 +136,17 @@ START_TEST(test_dotdot)
 	ck_assert_int_eq(kb_keyset_new(&trust), 0);
 	ck_assert_int_eq(kb_keyset_add(trust, ts.server_pub, 0), 0);
 	{
-		static const char *paths[] = {"..", "/../outside", "sub/../../outside", "/sub/../.."};
+		static const char *paths[] = {"..", "/../outside", "sub/../../outside",
+					      "/sub/../.."};
 
 		for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
 			struct kb_rpc_cfg cfg = {
-				.host = "127.0.0.1", .port = ts.port_str, .path = paths[i],
-				.conns = 1, .identity = ts.client_priv, .trust = trust,
+				.host = "127.0.0.1",
+				.port = ts.port_str,
+				.path = paths[i],
+				.conns = 1,
+				.identity = ts.client_priv,
+				.trust = trust,
 				.timeout_ms = 5000,
 			};
 
@@ -226,8 +233,12 @@ START_TEST(test_symlinks_out)
 		bool ro;
 		char err[256];
 		struct kb_rpc_cfg cfg = {
-			.host = "127.0.0.1", .port = ts.port_str, .path = "up", .conns = 1,
-			.identity = ts.client_priv, .timeout_ms = 5000,
+			.host = "127.0.0.1",
+			.port = ts.port_str,
+			.path = "up",
+			.conns = 1,
+			.identity = ts.client_priv,
+			.timeout_ms = 5000,
 		};
 
 		ck_assert_int_eq(kb_keyset_new(&trust), 0);

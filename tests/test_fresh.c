@@ -45,7 +45,10 @@ START_TEST(test_fresh_dir_names)
 	ck_assert_uint_gt(kbfs_fresh_missing(fr, 12, "makefile.in", 1, 2), 0);
 	ck_assert_uint_eq(kbfs_fresh_missing(fr, 12, "caf\xc3\xa9", 1, 2), 0);
 	ck_assert_uint_gt(kbfs_fresh_missing(fr, 12, "cafe", 1, 2), 0);
-	kbfs_fresh_add(fr, 12, "\xe2\x84\xaa" "elvin", 1, S); /* KELVIN SIGN */
+	kbfs_fresh_add(fr, 12,
+		       "\xe2\x84\xaa"
+		       "elvin",
+		       1, S); /* KELVIN SIGN */
 	ck_assert_uint_eq(kbfs_fresh_missing(fr, 12, "kelvin", 1, 2), 0);
 	ck_assert_uint_eq(kbfs_fresh_missing(fr, 12, "other", 1, 2), 0);
 	/* a push drops the directory */

@@ -13,7 +13,7 @@
 #include "th.h"
 #include "util.h"
 
-static char *dir;              /* per-test temp directory; freed in teardown */
+static char *dir; /* per-test temp directory; freed in teardown */
 static struct kb_noise_rng *rng;
 
 static void setup(void)
@@ -69,11 +69,12 @@ START_TEST(test_generate_load)
 	/* overwrite refused, then allowed with force (a new key) */
 	ck_assert_int_eq(kb_key_generate(key, false, rng, pub2, err, sizeof(err)), -EEXIST);
 	ck_assert_ptr_nonnull(strstr(err, "already exists"));
-	ck_assert_int_eq(kb_key_generate_comment(key, "me@there", true, rng, pub2, err,
-						 sizeof(err)), 0);
+	ck_assert_int_eq(
+		kb_key_generate_comment(key, "me@there", true, rng, pub2, err, sizeof(err)), 0);
 	ck_assert_mem_ne(pub, pub2, 32);
-	ck_assert_int_eq(kb_key_load_public_comment(path("id.pub"), pub3, comment,
-						    sizeof(comment), err, sizeof(err)), 0);
+	ck_assert_int_eq(kb_key_load_public_comment(path("id.pub"), pub3, comment, sizeof(comment),
+						    err, sizeof(err)),
+			 0);
 	ck_assert_mem_eq(pub2, pub3, 32);
 	ck_assert_str_eq(comment, "me@there");
 }
@@ -91,7 +92,8 @@ START_TEST(test_fingerprint)
 	ck_assert_uint_eq(strlen(fpr), 7 + 43);
 	ck_assert(!strncmp(fpr, "SHA256:", 7));
 	ck_assert_ptr_null(strchr(fpr, '='));
-	ck_assert_int_eq(th_sh_out(&out, "awk '{print $2}' '%s' | base64 -d | openssl dgst -sha256 "
+	ck_assert_int_eq(th_sh_out(&out,
+				   "awk '{print $2}' '%s' | base64 -d | openssl dgst -sha256 "
 				   "-binary | base64 | tr -d '=\\n'",
 				   path("id.pub")),
 			 0);
@@ -120,7 +122,8 @@ START_TEST(test_private_perms)
 	ck_assert_int_eq(kb_key_load_private(path("bad"), priv, pub, err, sizeof(err)), -EINVAL);
 	write_file("short", "AAAA\n", 0600);
 	ck_assert_int_eq(kb_key_load_private(path("short"), priv, pub, err, sizeof(err)), -EINVAL);
-	ck_assert_int_eq(kb_key_load_private(path("missing"), priv, pub, err, sizeof(err)), -ENOENT);
+	ck_assert_int_eq(kb_key_load_private(path("missing"), priv, pub, err, sizeof(err)),
+			 -ENOENT);
 }
 END_TEST
 
@@ -130,20 +133,25 @@ START_TEST(test_parse_line)
 	char comment[64];
 
 	memset(want, 0xab, 32);
-	ck_assert_int_eq(kb_key_parse_public_line(
-				 "keibifs-x25519 q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s= a b", pub),
-			 0);
+	ck_assert_int_eq(
+		kb_key_parse_public_line(
+			"keibifs-x25519 q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s= a b", pub),
+		0);
 	ck_assert_mem_eq(pub, want, 32);
-	ck_assert_int_eq(kb_key_parse_public_comment(
-				 "  keibifs-x25519\tq6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s  c@d",
-				 pub, comment, sizeof(comment)),
-			 0);
+	ck_assert_int_eq(
+		kb_key_parse_public_comment(
+			"  keibifs-x25519\tq6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s  c@d", pub,
+			comment, sizeof(comment)),
+		0);
 	ck_assert_str_eq(comment, "c@d");
 	ck_assert_int_eq(kb_key_parse_public_line("ssh-ed25519 AAAA", pub), -EINVAL);
 	ck_assert_int_eq(kb_key_parse_public_line("keibifs-x25519", pub), -EINVAL);
 	ck_assert_int_eq(kb_key_parse_public_line("keibifs-x25519 q6urq6ur", pub), -EINVAL);
-	ck_assert_int_eq(kb_key_parse_public_line("keibifs-x25519x q6urq6urq6urq6urq6urq6urq6urq6urq6"
-						  "urq6urq6s=", pub), -EINVAL);
+	ck_assert_int_eq(
+		kb_key_parse_public_line("keibifs-x25519x q6urq6urq6urq6urq6urq6urq6urq6urq6"
+					 "urq6urq6s=",
+					 pub),
+		-EINVAL);
 }
 END_TEST
 
@@ -281,7 +289,6 @@ START_TEST(test_keygen_tool)
 }
 END_TEST
 
-
 /* known_peers lines bound to hosts, as in ssh's known_hosts: a key bound to
  * another host is not accepted; a different key for a bound host is a
  * CHANGED key naming the file and line; unbound lines match any host. */
@@ -307,56 +314,59 @@ START_TEST(test_known_peers_hosts)
 	write_file("kp", text, 0644);
 	ck_assert_int_eq(kb_keyset_load_peers(&ks, path("kp"), err, sizeof(err)), 0);
 	/* bound to the host (by name or address, default port) */
-	ck_assert_int_eq(kb_keyset_match_host(ks, "srv.example", "26431", k1, NULL, why,
-					      sizeof(why)), 0);
-	ck_assert_int_eq(kb_keyset_match_host(ks, "10.77.0.1", "26431", k1, NULL, why,
-					      sizeof(why)), 0);
-	ck_assert_int_eq(kb_keyset_match_host(ks, "SRV.Example", "26431", k1, NULL, why,
-					      sizeof(why)), 0);
-	ck_assert_int_eq(kb_keyset_match_host(ks, "::1", "26431", k1, NULL, why,
-					      sizeof(why)), 0);
+	ck_assert_int_eq(
+		kb_keyset_match_host(ks, "srv.example", "26431", k1, NULL, why, sizeof(why)), 0);
+	ck_assert_int_eq(kb_keyset_match_host(ks, "10.77.0.1", "26431", k1, NULL, why, sizeof(why)),
+			 0);
+	ck_assert_int_eq(
+		kb_keyset_match_host(ks, "SRV.Example", "26431", k1, NULL, why, sizeof(why)), 0);
+	ck_assert_int_eq(kb_keyset_match_host(ks, "::1", "26431", k1, NULL, why, sizeof(why)), 0);
 	/* wildcards and negation */
-	ck_assert_int_eq(kb_keyset_match_host(ks, "nas.lan", "26431", k2, NULL, why,
-					      sizeof(why)), 0);
-	ck_assert_int_eq(kb_keyset_match_host(ks, "bad.lan", "26431", k2, NULL, why,
-					      sizeof(why)), -ENOENT);
+	ck_assert_int_eq(kb_keyset_match_host(ks, "nas.lan", "26431", k2, NULL, why, sizeof(why)),
+			 0);
+	ck_assert_int_eq(kb_keyset_match_host(ks, "bad.lan", "26431", k2, NULL, why, sizeof(why)),
+			 -ENOENT);
 	/* [host]:port binds that port only; a fingerprint pin works too */
-	ck_assert_int_eq(kb_keyset_match_host(ks, "srv.example", "4000", k3, NULL, why,
-					      sizeof(why)), 0);
-	ck_assert_int_eq(kb_keyset_match_host(ks, "::1", "4001", k2, NULL, why,
-					      sizeof(why)), 0);
+	ck_assert_int_eq(
+		kb_keyset_match_host(ks, "srv.example", "4000", k3, NULL, why, sizeof(why)), 0);
+	ck_assert_int_eq(kb_keyset_match_host(ks, "::1", "4001", k2, NULL, why, sizeof(why)), 0);
 	/* a key bound to another host is not accepted for this one */
-	ck_assert_int_eq(kb_keyset_match_host(ks, "other.example", "26431", k1, NULL, why,
-					      sizeof(why)), -ENOENT);
-	ck_assert_int_eq(kb_keyset_match_host(ks, "srv.example", "26431", k2, NULL, why,
-					      sizeof(why)), -EKEYREJECTED);
+	ck_assert_int_eq(
+		kb_keyset_match_host(ks, "other.example", "26431", k1, NULL, why, sizeof(why)),
+		-ENOENT);
+	ck_assert_int_eq(
+		kb_keyset_match_host(ks, "srv.example", "26431", k2, NULL, why, sizeof(why)),
+		-EKEYREJECTED);
 	/* a different key for a bound host: CHANGED, with file and line */
-	ck_assert_int_eq(kb_keyset_match_host(ks, "srv.example", "26431", k4, NULL, why,
-					      sizeof(why)), -EKEYREJECTED);
+	ck_assert_int_eq(
+		kb_keyset_match_host(ks, "srv.example", "26431", k4, NULL, why, sizeof(why)),
+		-EKEYREJECTED);
 	ck_assert_msg(strstr(why, "CHANGED") != NULL, "%s", why);
 	snprintf(want, sizeof(want), "%s:2", path("kp"));
 	ck_assert_msg(strstr(why, want) != NULL, "%s", why);
-	ck_assert_int_eq(kb_keyset_match_host(ks, "srv.example", "4000", k1, NULL, why,
-					      sizeof(why)), -EKEYREJECTED);
+	ck_assert_int_eq(
+		kb_keyset_match_host(ks, "srv.example", "4000", k1, NULL, why, sizeof(why)),
+		-EKEYREJECTED);
 	snprintf(want, sizeof(want), "%s:4", path("kp"));
 	ck_assert_msg(strstr(why, want) != NULL, "%s", why);
 	/* an unknown host is just unknown */
-	ck_assert_int_eq(kb_keyset_match_host(ks, "new.example", "26431", k4, NULL, why,
-					      sizeof(why)), -ENOENT);
+	ck_assert_int_eq(
+		kb_keyset_match_host(ks, "new.example", "26431", k4, NULL, why, sizeof(why)),
+		-ENOENT);
 	ck_assert_ptr_null(strstr(why, "CHANGED"));
 	/* unbound lines still match any host; a -o peer= pin that does not
 	 * match is a changed key too */
 	ck_assert_int_eq(kb_keyset_add(ks, k4, 0), 0);
-	ck_assert_int_eq(kb_keyset_match_host(ks, "new.example", "26431", k4, NULL, why,
-					      sizeof(why)), 0);
+	ck_assert_int_eq(
+		kb_keyset_match_host(ks, "new.example", "26431", k4, NULL, why, sizeof(why)), 0);
 	kb_keyset_free(ks);
 	ck_assert_int_eq(kb_keyset_new(&ks), 0);
 	ck_assert_int_eq(kb_keyset_add_fingerprint(ks, fpr3), 0);
 	ck_assert_int_eq(kb_keyset_match_host(ks, "x", "26431", k3, NULL, why, sizeof(why)), 0);
 	ck_assert_int_eq(kb_keyset_match_host(ks, "x", "26431", k4, NULL, why, sizeof(why)),
 			 -EKEYREJECTED);
-	ck_assert_msg(strstr(why, "CHANGED") && strstr(why, "peer=") && strstr(why, fpr3),
-		      "%s", why);
+	ck_assert_msg(strstr(why, "CHANGED") && strstr(why, "peer=") && strstr(why, fpr3), "%s",
+		      why);
 	kb_keyset_free(ks);
 	/* the server's authorized keys keep options, not hosts */
 	write_file("auth", "10.0.0.1 " K1 "\n", 0644);

@@ -24,7 +24,7 @@
 
 struct lt {
 	struct th_server srv;
-	struct th_server via;      /* srv, seen through the proxy (port) */
+	struct th_server via; /* srv, seen through the proxy (port) */
 	struct th_mount mnt;
 	pid_t proxy;
 	char plog[PATH_MAX];
@@ -44,8 +44,8 @@ static void lt_start(struct lt *t, const char *opts)
 	snprintf(to, sizeof(to), "127.0.0.1:%d", t->srv.port);
 	snprintf(t->plog, sizeof(t->plog), "%s/proxy.log", t->srv.dir);
 	{
-		const char *argv[] = {th_bin("tests/kbproxy"), "--listen", t->via.port_str, "--to",
-				      to, NULL};
+		const char *argv[] = {
+			th_bin("tests/kbproxy"), "--listen", t->via.port_str, "--to", to, NULL};
 
 		t->proxy = th_spawn((char *const *)argv, t->plog);
 	}
@@ -62,12 +62,12 @@ static void lt_stop(struct lt *t)
 	th_server_cleanup(&t->srv);
 }
 
-#define SKIP_NO_FUSE(t)                                                                   \
-	do {                                                                              \
-		if (!(t)->srv.dir) {                                                      \
-			fprintf(stderr, "SKIP %s: no /dev/fuse\n", __func__);             \
-			return;                                                           \
-		}                                                                         \
+#define SKIP_NO_FUSE(t)                                                       \
+	do {                                                                  \
+		if (!(t)->srv.dir) {                                          \
+			fprintf(stderr, "SKIP %s: no /dev/fuse\n", __func__); \
+			return;                                               \
+		}                                                             \
 	} while (0)
 
 static const char *mp(struct lt *t, const char *rel)
@@ -137,7 +137,8 @@ START_TEST(test_lease_push_invalidates)
 	lt_start(&t, NULL);
 	SKIP_NO_FUSE(&t);
 	ck_assert_int_eq(th_sh("mkdir '%s/d' && printf a > '%s/d/f' && printf b > '%s/d/g'",
-			       t.srv.share, t.srv.share, t.srv.share), 0);
+			       t.srv.share, t.srv.share, t.srv.share),
+			 0);
 	ck_assert(th_wait_exists(mp(&t, "d/f"), 3000));
 	ck_assert_int_eq(size_of(mp(&t, "d/f")), 1);
 	ck_assert(lease_held(&t));
@@ -151,16 +152,17 @@ START_TEST(test_lease_push_invalidates)
 	ck_assert_int_eq(requests_of(&t, "GETATTR"), getattrs);
 	/* changed on the server's disk: pushed, seen without waiting for a timeout */
 	usleep(600 * 1000);
-	ck_assert_int_eq(th_sh("printf xyz >> '%s/d/f' && printf n > '%s/d/new'", t.srv.share,
-			       t.srv.share), 0);
+	ck_assert_int_eq(
+		th_sh("printf xyz >> '%s/d/f' && printf n > '%s/d/new'", t.srv.share, t.srv.share),
+		0);
 	ck_assert(size_becomes(mp(&t, "d/f"), 4, 2000));
 	ck_assert(th_wait_exists(mp(&t, "d/new"), 2000));
 	/* changed by another client */
 	ck_assert_int_eq(th_mount_start(&other, &t.srv, "/", SHORT), 0);
 	usleep(600 * 1000);
 	ck_assert_int_eq(size_of(mp(&t, "d/g")), 1);
-	ck_assert_int_eq(th_sh("printf 12345 >> '%s/d/g' && rm '%s/d/new'", other.mnt,
-			       other.mnt), 0);
+	ck_assert_int_eq(th_sh("printf 12345 >> '%s/d/g' && rm '%s/d/new'", other.mnt, other.mnt),
+			 0);
 	ck_assert(size_becomes(mp(&t, "d/g"), 6, 2000));
 	ck_assert(size_becomes(mp(&t, "d/new"), -1, 2000));
 	th_mount_stop(&other);
@@ -192,16 +194,16 @@ START_TEST(test_lease_cut_falls_back)
 
 	lt_start(&t, NULL);
 	SKIP_NO_FUSE(&t);
-	ck_assert_int_eq(th_sh("printf a > '%s/f' && chmod 0644 '%s/f'", t.srv.share,
-			       t.srv.share), 0);
+	ck_assert_int_eq(th_sh("printf a > '%s/f' && chmod 0644 '%s/f'", t.srv.share, t.srv.share),
+			 0);
 	ck_assert(th_wait_exists(mp(&t, "f"), 3000));
 	ck_assert(mode_becomes(mp(&t, "f"), 0644, 0));
 	ck_assert(lease_held(&t));
 	usleep(600 * 1000);
 	ck_assert(mode_becomes(mp(&t, "f"), 0644, 0)); /* under the lease */
-	ck_assert_int_eq(kill(t.proxy, SIGUSR2), 0); /* stall: nothing gets through */
+	ck_assert_int_eq(kill(t.proxy, SIGUSR2), 0);   /* stall: nothing gets through */
 	ck_assert_int_eq(th_sh("chmod 0600 '%s/f'", t.srv.share), 0);
-	usleep(300 * 1000); /* its push is queued in the proxy */
+	usleep(300 * 1000);                          /* its push is queued in the proxy */
 	ck_assert_int_eq(kill(t.proxy, SIGUSR1), 0); /* cut: the push is lost */
 	ck_assert_int_eq(kill(t.proxy, SIGUSR2), 0); /* new connections flow */
 	/* the short timeout (0.3 s), the reconnect and margin: never the lease */
@@ -226,7 +228,9 @@ START_TEST(test_access_local)
 		return;
 	}
 	ck_assert_int_eq(th_sh("cd '%s' && : > a && chmod 0644 a && : > x && chmod 0750 x && "
-			       ": > z && chmod 0 z && mkdir dd && chmod 0 dd", t.srv.share), 0);
+			       ": > z && chmod 0 z && mkdir dd && chmod 0 dd",
+			       t.srv.share),
+			 0);
 	ck_assert(th_wait_exists(mp(&t, "dd"), 3000));
 	access0 = requests_of(&t, "ACCESS");
 	ck_assert_int_eq(access(mp(&t, "a"), R_OK | W_OK), 0);
@@ -257,7 +261,8 @@ START_TEST(test_list_bound)
 	SKIP_NO_FUSE(&t);
 	ck_assert_int_eq(th_sh("python3 -c \"import os\nd='%s/huge'\nos.mkdir(d)\n"
 			       "[open(f'{d}/entry-{i:06d}', 'w').close() for i in range(100000)]\"",
-			       t.srv.share), 0);
+			       t.srv.share),
+			 0);
 	ck_assert_int_eq(th_sh_out(&out, "grep VmRSS /proc/%d/status | tr -dc 0-9", t.mnt.pid), 0);
 	rss0 = atol(out);
 	free(out);

@@ -29,19 +29,19 @@ static void ns_setup(void)
 
 static void ns_teardown(void)
 {
-	th_sh("ip netns del kbmdA-%d 2>/dev/null; ip netns del kbmdB-%d 2>/dev/null; true",
-	      ns_tag, ns_tag);
+	th_sh("ip netns del kbmdA-%d 2>/dev/null; ip netns del kbmdB-%d 2>/dev/null; true", ns_tag,
+	      ns_tag);
 }
 
 struct mdns_env {
-	char ns[2][32];              /* kbmdA-PID, kbmdB-PID */
+	char ns[2][32]; /* kbmdA-PID, kbmdB-PID */
 	bool ns_made[2];
-	char *dir;                   /* owned temp dir */
-	char bus[2][PATH_MAX];       /* the D-Bus socket of each namespace */
-	char log[4][PATH_MAX];       /* dbus 0/1, avahi 0/1 */
+	char *dir;             /* owned temp dir */
+	char bus[2][PATH_MAX]; /* the D-Bus socket of each namespace */
+	char log[4][PATH_MAX]; /* dbus 0/1, avahi 0/1 */
 	pid_t dbus[2], avahi[2], srv;
-	char net[24];                /* 10.X.Y */
-	char name[40];               /* the announced service name */
+	char net[24];  /* 10.X.Y */
+	char name[40]; /* the announced service name */
 	struct th_server ts;
 };
 
@@ -85,9 +85,11 @@ static bool netns_up(struct mdns_env *e)
 	return th_sh("ip link add kbva%d netns %s type veth peer name kbvb%d netns %s", pid,
 		     e->ns[0], pid, e->ns[1]) == 0 &&
 	       th_sh("ip -n %s addr add %s.1/24 dev kbva%d && ip -n %s link set kbva%d up && "
-		     "ip -n %s link set lo up", e->ns[0], e->net, pid, e->ns[0], pid, e->ns[0]) == 0 &&
+		     "ip -n %s link set lo up",
+		     e->ns[0], e->net, pid, e->ns[0], pid, e->ns[0]) == 0 &&
 	       th_sh("ip -n %s addr add %s.2/24 dev kbvb%d && ip -n %s link set kbvb%d up && "
-		     "ip -n %s link set lo up", e->ns[1], e->net, pid, e->ns[1], pid, e->ns[1]) == 0;
+		     "ip -n %s link set lo up",
+		     e->ns[1], e->net, pid, e->ns[1], pid, e->ns[1]) == 0;
 }
 
 static bool write_text(const char *path, const char *text)
@@ -110,20 +112,21 @@ static bool daemons_up(struct mdns_env *e, int i)
 	snprintf(e->bus[i], sizeof(e->bus[i]), "%s/bus%d", e->dir, i);
 	snprintf(conf, sizeof(conf), "%s/dbus%d.conf", e->dir, i);
 	snprintf(text, sizeof(text),
-		 "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
+		 "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration "
+		 "1.0//EN\"\n"
 		 " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
 		 "<busconfig><listen>unix:path=%s</listen><auth>EXTERNAL</auth>\n"
 		 "<policy context=\"default\"><allow user=\"*\"/><allow own=\"*\"/>\n"
 		 "<allow send_destination=\"*\" eavesdrop=\"true\"/><allow eavesdrop=\"true\"/>\n"
-		 "</policy></busconfig>\n", e->bus[i]);
+		 "</policy></busconfig>\n",
+		 e->bus[i]);
 	if (!write_text(conf, text))
 		return false;
 	snprintf(netarg, sizeof(netarg), "--net=/run/netns/%s", e->ns[i]);
 	snprintf(e->log[i], sizeof(e->log[i]), "%s/dbus%d.log", e->dir, i);
 	{
 		char cfarg[PATH_MAX + 20];
-		char *argv[] = {"/usr/bin/nsenter", netarg, "dbus-daemon", "--nofork",
-				cfarg, NULL};
+		char *argv[] = {"/usr/bin/nsenter", netarg, "dbus-daemon", "--nofork", cfarg, NULL};
 
 		snprintf(cfarg, sizeof(cfarg), "--config-file=%s", conf);
 		e->dbus[i] = th_spawn(argv, e->log[i]);
@@ -137,19 +140,28 @@ static bool daemons_up(struct mdns_env *e, int i)
 		 "[server]\nhost-name=kbmdh%c-%d\nuse-ipv4=yes\nuse-ipv6=no\n"
 		 "allow-interfaces=kbv%c%d\nenable-dbus=yes\nratelimit-interval-usec=1000000\n"
 		 "ratelimit-burst=1000\n[wide-area]\nenable-wide-area=no\n"
-		 "[publish]\npublish-hinfo=no\npublish-workstation=no\n", 'A' + i, pid, 'a' + i,
-		 pid);
+		 "[publish]\npublish-hinfo=no\npublish-workstation=no\n",
+		 'A' + i, pid, 'a' + i, pid);
 	if (!write_text(aconf, text))
 		return false;
 	snprintf(env, sizeof(env), "DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s", e->bus[i]);
 	/* its own mount namespace: its pid file (/run/avahi-daemon) is private */
 	snprintf(shcmd, sizeof(shcmd),
 		 "mkdir -p /run/avahi-daemon && mount -t tmpfs kbmdns /run/avahi-daemon && "
-		 "exec avahi-daemon --no-drop-root --no-chroot --no-rlimits -f '%s'", aconf);
+		 "exec avahi-daemon --no-drop-root --no-chroot --no-rlimits -f '%s'",
+		 aconf);
 	snprintf(e->log[2 + i], sizeof(e->log[2 + i]), "%s/avahi%d.log", e->dir, i);
 	{
-		char *argv[] = {"/usr/bin/nsenter", netarg, "env", env, "unshare", "-m", "sh", "-c",
-				shcmd, NULL};
+		char *argv[] = {"/usr/bin/nsenter",
+				netarg,
+				"env",
+				env,
+				"unshare",
+				"-m",
+				"sh",
+				"-c",
+				shcmd,
+				NULL};
 
 		e->avahi[i] = th_spawn(argv, e->log[2 + i]);
 	}
@@ -160,8 +172,10 @@ static bool daemons_up(struct mdns_env *e, int i)
 /* Run a shell command inside namespace i with its bus; output in *out. */
 static int in_ns(struct mdns_env *e, int i, char **out, const char *cmd)
 {
-	return th_sh_out(out, "nsenter --net=/run/netns/%s env DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s "
-			 "%s 2>&1", e->ns[i], e->bus[i], cmd);
+	return th_sh_out(out,
+			 "nsenter --net=/run/netns/%s env DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s "
+			 "%s 2>&1",
+			 e->ns[i], e->bus[i], cmd);
 }
 
 static void skip(struct mdns_env *e, const char *why)
@@ -188,7 +202,7 @@ START_TEST(test_announce_browse_mount)
 	if (!tool("ip") || !tool("nsenter") || !tool("unshare") || !tool("dbus-daemon") ||
 	    !tool("avahi-daemon")) {
 		fprintf(stderr, "SKIP test_mdns: needs ip, nsenter, unshare, dbus-daemon and "
-			"avahi-daemon (scripts/install-deps.sh)\n");
+				"avahi-daemon (scripts/install-deps.sh)\n");
 		return;
 	}
 	e.dir = th_tmpdir("mdns");
@@ -200,15 +214,27 @@ START_TEST(test_announce_browse_mount)
 
 	/* the server, in namespace A, announced */
 	ck_assert_int_eq(th_server_prepare(&e.ts, 0), 0);
-	ck_assert_int_eq(th_write_pattern(th_server_path(&e.ts, "hello.bin"), 300000, 5, 0644),
-			 0);
+	ck_assert_int_eq(th_write_pattern(th_server_path(&e.ts, "hello.bin"), 300000, 5, 0644), 0);
 	snprintf(e.name, sizeof(e.name), "kbtest-%d", ns_tag);
 	{
 		char netarg[64], env[PATH_MAX + 40];
-		char *argv[] = {"/usr/bin/nsenter", netarg, "env", env, (char *)th_bin("keibifsd"),
-				"--share", e.ts.share, "--key", e.ts.server_key, "--authorized",
-				e.ts.authorized, "--listen", "0.0.0.0:26431", "--foreground",
-				"--announce", e.name, NULL};
+		char *argv[] = {"/usr/bin/nsenter",
+				netarg,
+				"env",
+				env,
+				(char *)th_bin("keibifsd"),
+				"--share",
+				e.ts.share,
+				"--key",
+				e.ts.server_key,
+				"--authorized",
+				e.ts.authorized,
+				"--listen",
+				"0.0.0.0:26431",
+				"--foreground",
+				"--announce",
+				e.name,
+				NULL};
 
 		snprintf(netarg, sizeof(netarg), "--net=/run/netns/%s", e.ns[0]);
 		snprintf(env, sizeof(env), "DBUS_SYSTEM_BUS_ADDRESS=unix:path=%s", e.bus[0]);
@@ -224,8 +250,9 @@ START_TEST(test_announce_browse_mount)
 		 e.ts.known_peers);
 	ck_assert_int_eq(in_ns(&e, 1, &out, cmd), 0);
 	ck_assert_msg(strstr(out, e.name) && strstr(out, "port 26431") && strstr(out, fpr) &&
-		      strstr(out, ": trusted") && strstr(out, "share share") &&
-		      strstr(out, e.net), "browse said: %s", out);
+			      strstr(out, ": trusted") && strstr(out, "share share") &&
+			      strstr(out, e.net),
+		      "browse said: %s", out);
 	free(out);
 	/* ... and not trusted by an empty one: the peer= to add is shown */
 	snprintf(empty, sizeof(empty), "%s/empty_known", e.dir);
@@ -233,16 +260,25 @@ START_TEST(test_announce_browse_mount)
 	chmod(empty, 0600);
 	snprintf(cmd, sizeof(cmd), "%s --browse -o known_peers=%s", th_bin("keibifs"), empty);
 	ck_assert_int_eq(in_ns(&e, 1, &out, cmd), 0);
-	ck_assert_msg(strstr(out, "not trusted yet") && strstr(out, "-o peer=") &&
-		      strstr(out, fpr), "browse said: %s", out);
+	ck_assert_msg(strstr(out, "not trusted yet") && strstr(out, "-o peer=") && strstr(out, fpr),
+		      "browse said: %s", out);
 	free(out);
 
 	/* mount by name from namespace B (its network only: the mount is ours) */
 	{
 		struct th_mount m = {0};
 		char netarg[64], env[PATH_MAX + 40], remote[80], opts[3 * PATH_MAX];
-		char *argv[] = {"/usr/bin/nsenter", netarg, "env", env, (char *)th_bin("keibifs"),
-				remote, m.mnt, "-f", "-o", opts, NULL};
+		char *argv[] = {"/usr/bin/nsenter",
+				netarg,
+				"env",
+				env,
+				(char *)th_bin("keibifs"),
+				remote,
+				m.mnt,
+				"-f",
+				"-o",
+				opts,
+				NULL};
 
 		m.dir = th_tmpdir("mdnsmnt");
 		snprintf(m.mnt, sizeof(m.mnt), "%s/mnt", m.dir);
@@ -258,8 +294,9 @@ START_TEST(test_announce_browse_mount)
 		for (int w = 0; w < 15000 && !th_is_mounted(m.mnt); w += 20)
 			usleep(20000);
 		ck_assert_msg(th_is_mounted(m.mnt), "mount by name failed (see %s)", m.log);
-		ck_assert_int_eq(th_sh("cmp '%s' '%s/hello.bin'",
-				       th_server_path(&e.ts, "hello.bin"), m.mnt), 0);
+		ck_assert_int_eq(
+			th_sh("cmp '%s' '%s/hello.bin'", th_server_path(&e.ts, "hello.bin"), m.mnt),
+			0);
 		ck_assert(th_wait_file_contains(m.log, e.net, 1000)); /* connected there */
 		th_mount_stop(&m);
 	}
@@ -279,12 +316,14 @@ START_TEST(test_no_daemon)
 		       th_bin("keibifs"));
 	ck_assert_int_ne(st, 0);
 	ck_assert_msg(out && strstr(out, "avahi-daemon is not running") &&
-		      strchr(out, '\n') == out + strlen(out) - 1, "said: %s", out ? out : "");
+			      strchr(out, '\n') == out + strlen(out) - 1,
+		      "said: %s", out ? out : "");
 	free(out);
 	out = NULL;
-	st = th_sh_out(&out, "env DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/kbbus %s "
-		       "mdns:nothere:/ '%s' -f -o identity=%s,known_peers=%s", th_bin("keibifs"),
-		       mnt, ts.client_key, ts.known_peers);
+	st = th_sh_out(&out,
+		       "env DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/kbbus %s "
+		       "mdns:nothere:/ '%s' -f -o identity=%s,known_peers=%s",
+		       th_bin("keibifs"), mnt, ts.client_key, ts.known_peers);
 	ck_assert_int_ne(st, 0);
 	ck_assert_msg(out && strstr(out, "avahi-daemon is not running"), "said: %s",
 		      out ? out : "");

@@ -32,8 +32,9 @@ static const struct {
 	const char *name;
 	size_t size;
 } files[] = {
-	{"empty", 0}, {"one", 1}, {"bs-1", BS - 1}, {"bs", BS}, {"bs+1", BS + 1},
-	{"mid", 5 * BS + 12345}, {"big", BIG},
+	{"empty", 0}, {"one", 1},       {"bs-1", BS - 1},
+	{"bs", BS},   {"bs+1", BS + 1}, {"mid", 5 * BS + 12345},
+	{"big", BIG},
 };
 
 static void setup(void)
@@ -56,8 +57,10 @@ static void setup(void)
 		  "ln bs hardlink && chmod 0600 one && chmod 0751 sub && "
 		  "touch -d '2001-02-03 04:05:06.789' bs && "
 		  "for i in $(seq 1 300); do : > sub/many$i; done && "
-		  "mkdir wide && for i in $(seq 1 2600); do : > wide/entry-with-a-longer-name-$i; done && "
-		  "mkdir smalls && for i in $(seq 1 64); do head -c 3000 /dev/urandom > smalls/s$i; done",
+		  "mkdir wide && for i in $(seq 1 2600); do : > wide/entry-with-a-longer-name-$i; "
+		  "done && "
+		  "mkdir smalls && for i in $(seq 1 64); do head -c 3000 /dev/urandom > "
+		  "smalls/s$i; done",
 		  srv.share))
 		return;
 	if (th_mount_start(&mnt, &srv, "/", NULL) < 0)
@@ -160,7 +163,8 @@ START_TEST(test_readdir_seek_across_batches)
 	/* the names are the share's own */
 	ck_assert_int_eq(th_sh("test \"$(ls -1a '%s' | LC_ALL=C sort)\" = "
 			       "\"$(ls -1a '%s' | LC_ALL=C sort)\"",
-			       mp("wide"), th_server_path(&srv, "wide")), 0);
+			       mp("wide"), th_server_path(&srv, "wide")),
+			 0);
 }
 END_TEST
 
@@ -261,7 +265,9 @@ out:
 
 START_TEST(test_concurrent_readers)
 {
-	enum { N = 8 };
+	enum {
+		N = 8
+	};
 	size_t size = 5 * BS + 12345;
 	char *ref;
 	struct reader rs[N];
@@ -342,8 +348,8 @@ START_TEST(test_xattrs)
 		fprintf(stderr, "*** SKIP xattrs: the share's filesystem has no user xattrs\n");
 		return;
 	}
-	ck_assert_int_eq(th_sh("getfattr -n user.kb --only-values '%s' | grep -qx hello",
-			       mp("mid")), 0);
+	ck_assert_int_eq(
+		th_sh("getfattr -n user.kb --only-values '%s' | grep -qx hello", mp("mid")), 0);
 	n = getxattr(mp("mid"), "user.kb", NULL, 0);
 	ck_assert_int_eq(n, 5);
 	n = getxattr(mp("mid"), "user.kb", val, sizeof(val));
@@ -367,8 +373,9 @@ END_TEST
 START_TEST(test_statfs)
 {
 	REQUIRE_UP();
-	ck_assert_int_eq(th_sh("df '%s' >/dev/null && test -n \"$(stat -f -c %%b '%s')\"",
-			       mnt.mnt, mnt.mnt), 0);
+	ck_assert_int_eq(
+		th_sh("df '%s' >/dev/null && test -n \"$(stat -f -c %%b '%s')\"", mnt.mnt, mnt.mnt),
+		0);
 }
 END_TEST
 
@@ -384,7 +391,8 @@ START_TEST(test_changed_file_seen)
 	ck_assert(th_wait_file_contains(mp("chg"), "version-1", 3000));
 	/* a different size and mtime: a new version after the attr timeout */
 	ck_assert_int_eq(th_sh("printf 'version-two' > '%s' && touch -d '2020-01-01' '%s'",
-			       th_server_path(&srv, "chg"), th_server_path(&srv, "chg")), 0);
+			       th_server_path(&srv, "chg"), th_server_path(&srv, "chg")),
+			 0);
 	usleep(1200 * 1000);
 	fd = open(mp("chg"), O_RDONLY);
 	ck_assert_int_ge(fd, 0);
@@ -495,8 +503,9 @@ START_TEST(test_siblings_prefetched)
 	ck_assert_msg(after >= before + 1 + 32, "blocks %d -> %d", before, after);
 	for (int i = 0; i < n; i++) {
 		ck_assert_int_eq(th_sh_out(&a, "cksum < '%s/smalls/%s'", mnt.mnt, names[i]), 0);
-		ck_assert_int_eq(th_sh_out(&b, "cksum < '%s/%s'", th_server_path(&srv, "smalls"),
-					   names[i]), 0);
+		ck_assert_int_eq(
+			th_sh_out(&b, "cksum < '%s/%s'", th_server_path(&srv, "smalls"), names[i]),
+			0);
 		ck_assert_str_eq(a, b);
 		free(a);
 		free(b);
@@ -675,15 +684,17 @@ START_TEST(test_mount_type)
 	snprintf(bin, sizeof(bin), "%s/usr/local/bin", stage);
 	snprintf(m, sizeof(m), "%s/mnt", stage);
 	ck_assert_int_eq(th_sh("install -d '%s' '%s' && install -m 755 '%s' '%s/'", bin, m,
-			       th_bin("keibifs"), bin), 0);
-	st = th_sh_out(&out,
-		       "unshare -m --propagation private sh -ec '"
-		       "mount --bind %s /usr/local/bin; trap \"umount %s 2>/dev/null || true\" EXIT; "
-		       "mount -t fuse.keibifs 127.0.0.1:/sub %s -o port=%d,identity=%s,"
-		       "known_peers=%s,_netdev,nofail,noatime,x-systemd.device-timeout=5; "
-		       "grep -F \" %s \" /proc/self/mounts | grep -q \" fuse.keibifs \"; "
-		       "test \"$(cat %s/deeper/f)\" = hi; umount %s; echo MOUNT-T-OK'",
-		       bin, m, m, srv.port, srv.client_key, srv.known_peers, m, m, m);
+			       th_bin("keibifs"), bin),
+			 0);
+	st = th_sh_out(
+		&out,
+		"unshare -m --propagation private sh -ec '"
+		"mount --bind %s /usr/local/bin; trap \"umount %s 2>/dev/null || true\" EXIT; "
+		"mount -t fuse.keibifs 127.0.0.1:/sub %s -o port=%d,identity=%s,"
+		"known_peers=%s,_netdev,nofail,noatime,x-systemd.device-timeout=5; "
+		"grep -F \" %s \" /proc/self/mounts | grep -q \" fuse.keibifs \"; "
+		"test \"$(cat %s/deeper/f)\" = hi; umount %s; echo MOUNT-T-OK'",
+		bin, m, m, srv.port, srv.client_key, srv.known_peers, m, m, m);
 	ck_assert_msg(st == 0 && strstr(out, "MOUNT-T-OK"), "exit %d: %s", st, out);
 	free(out);
 	/* unmounting ended the daemon by itself */
@@ -692,8 +703,10 @@ START_TEST(test_mount_type)
 	if (pid > 0) {
 		char *info = NULL;
 
-		th_sh_out(&info, "tr '\\0' ' ' < /proc/%d/cmdline; echo; for t in /proc/%d/task/*; do "
-			  "echo \"$(cat $t/comm) $(cat $t/wchan)\"; done", (int)pid, (int)pid);
+		th_sh_out(&info,
+			  "tr '\\0' ' ' < /proc/%d/cmdline; echo; for t in /proc/%d/task/*; do "
+			  "echo \"$(cat $t/comm) $(cat $t/wchan)\"; done",
+			  (int)pid, (int)pid);
 		th_stop(pid, 1000);
 		ck_abort_msg("keibifs daemon %d still running after umount: %s", (int)pid,
 			     info ? info : "");
@@ -722,10 +735,12 @@ static char *joined(const struct fuse_args *a)
 
 START_TEST(test_opts)
 {
-	char *argv[] = {"keibifs", "host.example:/data/x", "/mnt/x", "-f", "-o",
-			"port=4000,conns=2,block_size=256,cache_size=64,ro,allow_other",
-			"-o", "rw,nosuid,_netdev,nofail,x-systemd.automount,defaults,timeout=7",
-			NULL};
+	char *argv[] = {
+		"keibifs", "host.example:/data/x",
+		"/mnt/x",  "-f",
+		"-o",      "port=4000,conns=2,block_size=256,cache_size=64,ro,allow_other",
+		"-o",      "rw,nosuid,_netdev,nofail,x-systemd.automount,defaults,timeout=7",
+		NULL};
 	struct kbfs_opts o;
 	struct fuse_args args;
 	char err[256];
@@ -744,7 +759,8 @@ START_TEST(test_opts)
 	ck_assert(o.attr_timeout == 1.0 && o.negative_timeout == 1.0);
 	j = joined(&args);
 	ck_assert_msg(strstr(j, "allow_other") && strstr(j, "nosuid") && strstr(j, "ro") &&
-			      strstr(j, "max_read=262144") && strstr(j, "fsname=host.example:/data/x"),
+			      strstr(j, "max_read=262144") &&
+			      strstr(j, "fsname=host.example:/data/x"),
 		      "%s", j);
 	ck_assert_msg(!strstr(j, "_netdev") && !strstr(j, "nofail") && !strstr(j, "x-systemd") &&
 			      !strstr(j, "port=") && !strstr(j, "defaults"),
@@ -779,12 +795,14 @@ START_TEST(test_opts_defaults_and_errors)
 	ck_assert(!o.foreground);
 	fuse_opt_free_args(&args);
 	kbfs_opts_free(&o);
-#define BAD(a) do { \
-		ck_assert_int_eq(kbfs_opts_parse((int)(sizeof(a) / sizeof(a[0])) - 1, a, &o, &args, \
-						 err, sizeof(err)), -EINVAL); \
-		ck_assert_int_gt(strlen(err), 0); \
-		fuse_opt_free_args(&args); \
-		kbfs_opts_free(&o); \
+#define BAD(a)                                                                               \
+	do {                                                                                 \
+		ck_assert_int_eq(kbfs_opts_parse((int)(sizeof(a) / sizeof(a[0])) - 1, a, &o, \
+						 &args, err, sizeof(err)),                   \
+				 -EINVAL);                                                   \
+		ck_assert_int_gt(strlen(err), 0);                                            \
+		fuse_opt_free_args(&args);                                                   \
+		kbfs_opts_free(&o);                                                          \
 	} while (0)
 	BAD(v6bad);
 	BAD(nomnt);
@@ -823,7 +841,8 @@ START_TEST(test_opts_messages)
 	struct kbfs_opts o;
 	struct fuse_args args;
 	char err[256], opt[64];
-	char *ok[] = {"keibifs", "h:/", "m", "-o", "log=stderr,x-gvfs-hide,allow_other,conns=2", NULL};
+	char *ok[] = {"keibifs", "h:/", "m", "-o", "log=stderr,x-gvfs-hide,allow_other,conns=2",
+		      NULL};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char *argv[] = {"keibifs", (char *)cases[i].remote, "m", "-o", opt, NULL};

@@ -14,12 +14,12 @@ START_TEST(test_names_add_left_drop)
 	ck_assert_uint_eq(kbfs_names_left(ng, 7, "a", 0, 100), 0);
 	kbfs_names_add(ng, 7, "a", 0, 1000);
 	ck_assert_uint_eq(kbfs_names_left(ng, 7, "a", 0, 100), 900);
-	ck_assert_uint_eq(kbfs_names_left(ng, 7, "a", 0, 1000), 0);   /* expired */
-	ck_assert_uint_eq(kbfs_names_left(ng, 7, "a", 1, 100), 0);    /* new session */
-	ck_assert_uint_eq(kbfs_names_left(ng, 8, "a", 0, 100), 0);    /* other dir */
-	ck_assert_uint_eq(kbfs_names_left(ng, 7, "ab", 0, 100), 0);   /* other name */
-	ck_assert_uint_eq(kbfs_names_left(ng, 0, "a", 0, 100), 0);    /* no parent */
-	kbfs_names_drop(ng, 7, "b");                                  /* not there */
+	ck_assert_uint_eq(kbfs_names_left(ng, 7, "a", 0, 1000), 0); /* expired */
+	ck_assert_uint_eq(kbfs_names_left(ng, 7, "a", 1, 100), 0);  /* new session */
+	ck_assert_uint_eq(kbfs_names_left(ng, 8, "a", 0, 100), 0);  /* other dir */
+	ck_assert_uint_eq(kbfs_names_left(ng, 7, "ab", 0, 100), 0); /* other name */
+	ck_assert_uint_eq(kbfs_names_left(ng, 0, "a", 0, 100), 0);  /* no parent */
+	kbfs_names_drop(ng, 7, "b");                                /* not there */
 	ck_assert_uint_eq(kbfs_names_left(ng, 7, "a", 0, 100), 900);
 	kbfs_names_drop(ng, 7, "a");
 	ck_assert_uint_eq(kbfs_names_left(ng, 7, "a", 0, 100), 0);

@@ -194,14 +194,14 @@ START_TEST(test_wrong_remote_static)
 
 	pair_keys(&p);
 	ck_assert_int_eq(kb_x25519_keygen(p.rng, other, other_pub), 0);
-	pair_new(&p, proto, KB_AEAD_DEFAULT, KB_AEAD_DEFAULT, other_pub,
-		 _i ? NULL : p.is_pub, NULL, NULL);
+	pair_new(&p, proto, KB_AEAD_DEFAULT, KB_AEAD_DEFAULT, other_pub, _i ? NULL : p.is_pub, NULL,
+		 NULL);
 	ck_assert_int_eq(pair_run(&p), -KB_EHANDSHAKE);
 	pair_free(&p);
 	/* and with the right key both patterns complete */
 	pair_keys(&p);
-	pair_new(&p, proto, KB_AEAD_DEFAULT, KB_AEAD_DEFAULT, p.rs_pub, _i ? NULL : p.is_pub,
-		 NULL, NULL);
+	pair_new(&p, proto, KB_AEAD_DEFAULT, KB_AEAD_DEFAULT, p.rs_pub, _i ? NULL : p.is_pub, NULL,
+		 NULL);
 	ck_assert_int_eq(pair_run(&p), 0);
 	pair_free(&p);
 }
@@ -243,7 +243,8 @@ START_TEST(test_tamper_handshake)
 		bool iw = kb_noise_hs_my_turn(p.i);
 		struct kb_noise_hs *w = iw ? p.i : p.r, *rd = iw ? p.r : p.i;
 
-		ck_assert_int_eq(kb_noise_hs_write(w, (const uint8_t *)"x", 1, msg, sizeof(msg), &n), 0);
+		ck_assert_int_eq(
+			kb_noise_hs_write(w, (const uint8_t *)"x", 1, msg, sizeof(msg), &n), 0);
 		if (idx == which)
 			msg[seed % n] ^= (uint8_t)(1u << (seed >> 8) % 8);
 		ret = kb_noise_hs_read(rd, msg, n, pl, sizeof(pl), &got);
@@ -260,8 +261,7 @@ START_TEST(test_tamper_handshake)
 }
 END_TEST
 
-static struct kb_noise_hs *hs_simple(bool initiator, const uint8_t *sk,
-				     struct kb_noise_rng *rng)
+static struct kb_noise_hs *hs_simple(bool initiator, const uint8_t *sk, struct kb_noise_rng *rng)
 {
 	struct kb_noise_hs_cfg c = {.protocol = XX, .initiator = initiator, .s = sk, .rng = rng};
 	struct kb_noise_hs *hs = NULL;
@@ -286,8 +286,8 @@ START_TEST(test_truncated_and_turns)
 	ck_assert_int_eq(kb_noise_hs_write(p.i, NULL, 0, msg, sizeof(msg), &n), -KB_EHANDSHAKE);
 	kb_noise_hs_free(p.i);
 	p.i = hs_simple(true, p.is, p.rng);
-	ck_assert_int_eq(kb_noise_hs_write(p.i, (const uint8_t *)"0123456789", 10, msg,
-					   sizeof(msg), &n), 0);
+	ck_assert_int_eq(
+		kb_noise_hs_write(p.i, (const uint8_t *)"0123456789", 10, msg, sizeof(msg), &n), 0);
 	ck_assert_uint_eq(n, 42);
 	/* truncated: no room for the ephemeral */
 	ck_assert_int_eq(kb_noise_hs_read(p.r, msg, 31, pl, sizeof(pl), &got), -KB_EHANDSHAKE);
@@ -361,7 +361,7 @@ START_TEST(test_protocol_names)
 		{"noise_XX_25519_AESGCM_SHA256", -EINVAL},
 		{"Noise_XXpsk3_25519_AESGCM_SHA256", -EINVAL}, /* no psk given */
 		{"Noise_XXpsk0+psk3_25519_AESGCM_SHA256", -EINVAL},
-		{"Noise_KK_25519_AESGCM_SHA256", -EINVAL},     /* no rs given */
+		{"Noise_KK_25519_AESGCM_SHA256", -EINVAL}, /* no rs given */
 		{"Noise_XX_25519_AESGCM_SHA256", 0},
 		{"Noise_NN_25519_AESGCM_SHA256", 0},
 	};
@@ -370,8 +370,8 @@ START_TEST(test_protocol_names)
 
 	ck_assert_int_eq(kb_noise_rng_new(&rng), 0);
 	for (size_t k = 0; k < KB_ARRAY_SIZE(cases); k++) {
-		struct kb_noise_hs_cfg c = {.protocol = cases[k].name, .s = s, .rng = rng,
-					    .initiator = true};
+		struct kb_noise_hs_cfg c = {
+			.protocol = cases[k].name, .s = s, .rng = rng, .initiator = true};
 		struct kb_noise_hs *hs = NULL;
 
 		ck_assert_msg(kb_noise_hs_new(&hs, &c) == cases[k].ret, "%s", cases[k].name);
@@ -380,7 +380,9 @@ START_TEST(test_protocol_names)
 	{
 		uint8_t psk[32] = {0};
 		struct kb_noise_hs_cfg c = {.protocol = "Noise_XXpsk0+psk3_25519_AESGCM_SHA256",
-					    .s = s, .rng = rng, .psk = psk};
+					    .s = s,
+					    .rng = rng,
+					    .psk = psk};
 		struct kb_noise_hs *hs = NULL;
 
 		ck_assert_int_eq(kb_noise_hs_new(&hs, &c), 0);

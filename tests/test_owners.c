@@ -101,7 +101,9 @@ static void teardown(void)
 	th_server_cleanup(&ts);
 }
 
-#define Q(var, o) kb_Request var = kb_Request_init_zero; var.op = kb_Op_##o
+#define Q(var, o)                              \
+	kb_Request var = kb_Request_init_zero; \
+	var.op = kb_Op_##o
 
 /* Credentials of uid/gid with up to two groups (0: none). */
 static void as(kb_Request *q, uint32_t uid, uint32_t gid, uint32_t g1)
@@ -175,7 +177,13 @@ static void owner_is(const char *rel, uid_t uid, gid_t gid)
 		      (unsigned)st.st_uid, (unsigned)st.st_gid, (unsigned)uid, (unsigned)gid);
 }
 
-#define NEED_ROOT() do { if (geteuid()) { fprintf(stderr, "owners: not root, skipped\n"); return; } } while (0)
+#define NEED_ROOT()                                                     \
+	do {                                                            \
+		if (geteuid()) {                                        \
+			fprintf(stderr, "owners: not root, skipped\n"); \
+			return;                                         \
+		}                                                       \
+	} while (0)
 
 START_TEST(test_new_files_owned_by_caller)
 {

@@ -23,7 +23,8 @@ START_TEST(test_expand)
 	char out[64], err[128];
 
 	ck_assert_int_gt(kb_proxy_expand(out, sizeof(out), "ssh -W %h:%p j %%p", "srv", "26431",
-					 err, sizeof(err)), 0);
+					 err, sizeof(err)),
+			 0);
 	ck_assert_str_eq(out, "ssh -W srv:26431 j %p");
 	ck_assert_int_eq(kb_proxy_expand(out, sizeof(out), "nc %r", "srv", "1", err, sizeof(err)),
 			 -EINVAL);
@@ -113,13 +114,15 @@ START_TEST(test_mount_through_proxy)
 	ck_assert_int_eq(th_write_pattern(th_server_path(&ts, "a.bin"), 6u << 20, 1, 0644), 0);
 	snprintf(opts, sizeof(opts),
 		 "conns=3,proxy_command=echo $$ >%s/pid.$$; echo hello-from-proxy >&2; "
-		 "exec socat - TCP:%%h:%%p", piddir);
+		 "exec socat - TCP:%%h:%%p",
+		 piddir);
 	ck_assert_int_eq(th_mount_start(&m, &ts, "/", opts), 0);
 
 	/* read and write through the proxies */
 	ck_assert_int_eq(th_sh("cmp '%s' '%s/a.bin'", th_server_path(&ts, "a.bin"), m.mnt), 0);
-	ck_assert_int_eq(th_sh("head -c 3000000 /dev/urandom >'%s/w.bin' && sync '%s/w.bin'",
-			       m.mnt, m.mnt), 0);
+	ck_assert_int_eq(
+		th_sh("head -c 3000000 /dev/urandom >'%s/w.bin' && sync '%s/w.bin'", m.mnt, m.mnt),
+		0);
 	ck_assert_int_eq(th_sh("cmp '%s' '%s/w.bin'", th_server_path(&ts, "w.bin"), m.mnt), 0);
 	n1 = read_pids(piddir, first);
 	ck_assert_uint_eq(n1, 3); /* one per connection */

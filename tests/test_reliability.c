@@ -28,14 +28,17 @@ struct rel {
 	pid_t proxy;
 	char pport[16];
 	char plog[PATH_MAX];
-	uint8_t *ref;                /* owned: the file's bytes */
+	uint8_t *ref; /* owned: the file's bytes */
 	struct kb_rpc *r;
 	pthread_mutex_t lock;
-	atomic_uint reconnected;     /* "reconnected to" log lines */
-	atomic_uint sessions;        /* session callbacks */
-	char log[4096];              /* lock: the rpc's log lines, for failures */
-	unsigned nnotes;             /* lock */
-	struct { uint64_t node; char name[256]; } notes[256]; /* lock */
+	atomic_uint reconnected; /* "reconnected to" log lines */
+	atomic_uint sessions;    /* session callbacks */
+	char log[4096];          /* lock: the rpc's log lines, for failures */
+	unsigned nnotes;         /* lock */
+	struct {
+		uint64_t node;
+		char name[256];
+	} notes[256]; /* lock */
 };
 
 static void log_cb(void *arg, const char *line)
@@ -78,9 +81,17 @@ static void notify_cb(void *arg, const kb_Response *n)
 static void spawn_server(struct rel *t)
 {
 	char listen[64];
-	const char *argv[] = {th_bin("keibifsd"), "--share", t->ts.share, "--key",
-			      t->ts.server_key, "--authorized", t->ts.authorized, "--listen",
-			      listen, "--foreground", NULL};
+	const char *argv[] = {th_bin("keibifsd"),
+			      "--share",
+			      t->ts.share,
+			      "--key",
+			      t->ts.server_key,
+			      "--authorized",
+			      t->ts.authorized,
+			      "--listen",
+			      listen,
+			      "--foreground",
+			      NULL};
 
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", t->ts.port);
 	if (truncate(t->ts.log, 0) && errno != ENOENT)
@@ -115,8 +126,14 @@ static void setup_drop(struct rel *t, bool proxy, const char *drop_first)
 	snprintf(to, sizeof(to), "127.0.0.1:%d", t->ts.port);
 	snprintf(t->plog, sizeof(t->plog), "%s/proxy.log", t->ts.dir);
 	{
-		const char *argv[] = {th_bin("tests/kbproxy"), "--listen", t->pport, "--to", to,
-				      drop_first ? "--drop-first" : NULL, drop_first, NULL};
+		const char *argv[] = {th_bin("tests/kbproxy"),
+				      "--listen",
+				      t->pport,
+				      "--to",
+				      to,
+				      drop_first ? "--drop-first" : NULL,
+				      drop_first,
+				      NULL};
 
 		t->proxy = th_spawn((char *const *)argv, t->plog);
 	}
@@ -133,8 +150,12 @@ static void connect_rpc(struct rel *t, unsigned conns, int timeout_ms, kb_Entry 
 {
 	struct kb_keyset *trust = NULL;
 	struct kb_rpc_cfg cfg = {
-		.host = "127.0.0.1", .port = t->pport, .path = "/", .conns = conns,
-		.identity = t->ts.client_priv, .timeout_ms = timeout_ms,
+		.host = "127.0.0.1",
+		.port = t->pport,
+		.path = "/",
+		.conns = conns,
+		.identity = t->ts.client_priv,
+		.timeout_ms = timeout_ms,
 	};
 	char err[512];
 	bool ro;
@@ -491,7 +512,9 @@ START_TEST(test_resent_runs_once)
 
 	ck_assert_int_eq(th_server_start(&ts, 0, NULL), 0);
 	ck_assert_int_eq(th_sh("cd '%s' && printf %%4096s | tr ' ' S > src && "
-			       "printf %%4096s | tr ' ' D > dst && echo k > keep", ts.share), 0);
+			       "printf %%4096s | tr ' ' D > dst && echo k > keep",
+			       ts.share),
+			 0);
 	ck_assert_int_eq(th_raw_connect(&ts, NULL, &c1), 0);
 	q.id = 1;
 	q.op = kb_Op_HELLO;
@@ -541,7 +564,7 @@ START_TEST(test_resent_runs_once)
 	forget = req_on(102 << 12, kb_Op_FORGET, nkeep);
 	forget.count = 1;
 	ck_assert_int_eq(raw(c1, &forget, resp), 0);
-	kb_chan_free(c1); /* cut: the client re-sends all three on c2 */
+	kb_chan_free(c1);                        /* cut: the client re-sends all three on c2 */
 	local_fill(&ts, "dst", 'X', 0, 4096);    /* where the hole was */
 	local_fill(&ts, "dst", 'Y', 4096, 4096); /* where the copy went */
 

@@ -42,9 +42,17 @@ static struct {
 static void spawn_server(void)
 {
 	char listen[64];
-	const char *argv[] = {th_bin("keibifsd"), "--share", F.ts.share, "--key",
-			      F.ts.server_key, "--authorized", F.ts.authorized, "--listen",
-			      listen, "--foreground", NULL};
+	const char *argv[] = {th_bin("keibifsd"),
+			      "--share",
+			      F.ts.share,
+			      "--key",
+			      F.ts.server_key,
+			      "--authorized",
+			      F.ts.authorized,
+			      "--listen",
+			      listen,
+			      "--foreground",
+			      NULL};
 
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", F.ts.port);
 	if (truncate(F.ts.log, 0) < 0)
@@ -93,8 +101,14 @@ static void stop(void)
 	th_server_cleanup(&F.ts);
 }
 
-static void setup_direct(void) { start(false, "timeout=10"); }
-static void setup_proxy(void) { start(true, "timeout=2"); }
+static void setup_direct(void)
+{
+	start(false, "timeout=10");
+}
+static void setup_proxy(void)
+{
+	start(true, "timeout=2");
+}
 static void setup_notify(void)
 {
 	start(false, "attr_timeout=60,entry_timeout=60,negative_timeout=60,no_writeback_cache");
@@ -183,10 +197,10 @@ START_TEST(test_status)
 	ck_assert_msg(strstr(st, "\nin flight: "), "%s", st);
 	ck_assert_msg(strstr(st, "\nlast error: "), "%s", st);
 	ck_assert_msg(strstr(st, "\nlatency by op (mean/max ms): ") &&
-		      strstr(strstr(st, "\nlatency by op"), " READ "), "%s", st);
+			      strstr(strstr(st, "\nlatency by op"), " READ "),
+		      "%s", st);
 	/* --status works from anything inside the mount */
-	ck_assert_int_eq(th_sh_out(&out, "'%s' --status '%s/big2'", th_bin("keibifs"), F.m.mnt),
-			 0);
+	ck_assert_int_eq(th_sh_out(&out, "'%s' --status '%s/big2'", th_bin("keibifs"), F.m.mnt), 0);
 	ck_assert_msg(strstr(out, want), "%s", out);
 	free(out);
 	out = NULL;
@@ -198,7 +212,8 @@ START_TEST(test_status)
 	out = NULL;
 	if (access("/usr/bin/getfattr", X_OK) == 0) {
 		ck_assert_int_eq(th_sh_out(&out, "getfattr -n %s --only-values '%s'",
-					   KBFS_STATUS_XATTR, F.m.mnt), 0);
+					   KBFS_STATUS_XATTR, F.m.mnt),
+				 0);
 		ck_assert_msg(strstr(out, want), "%s", out);
 		free(out);
 		out = NULL;
@@ -357,8 +372,14 @@ static bool wait_true(bool (*pred)(void))
 	return false;
 }
 
-static bool new_seen(void) { return access(mpath("dir/new"), F_OK) == 0; }
-static bool old_gone(void) { return access(mpath("dir/old"), F_OK) < 0 && errno == ENOENT; }
+static bool new_seen(void)
+{
+	return access(mpath("dir/new"), F_OK) == 0;
+}
+static bool old_gone(void)
+{
+	return access(mpath("dir/old"), F_OK) < 0 && errno == ENOENT;
+}
 static bool f_grown(void)
 {
 	struct stat s;
@@ -379,8 +400,9 @@ START_TEST(test_server_changes_seen)
 	ck_assert_int_eq(access(mpath("dir/new"), F_OK), -1); /* now cached as missing */
 	ck_assert_int_eq(access(mpath("dir/old"), F_OK), 0);
 	ck_assert_int_eq(th_sh("ls '%s' > /dev/null", mpath("dir")), 0);
-	ck_assert_int_eq(th_sh("cd '%s' && echo two >> dir/f && touch dir/new && rm dir/old",
-			       F.ts.share), 0);
+	ck_assert_int_eq(
+		th_sh("cd '%s' && echo two >> dir/f && touch dir/new && rm dir/old", F.ts.share),
+		0);
 	ck_assert(wait_true(f_grown));
 	ck_assert(wait_true(new_seen));
 	ck_assert(wait_true(old_gone));
@@ -426,8 +448,10 @@ START_TEST(test_own_changes_quiet)
 	ck_assert(F.up);
 	usleep(3 * KBFS_QUIET_MS * 1000); /* earlier tests' pushes are over */
 	before = delivered(&own);
-	ck_assert_int_eq(th_sh("cd '%s' && echo one > dir/g0 && chmod 600 dir/g0 && mv dir/g0 dir/g",
-			       mpath("")), 0);
+	ck_assert_int_eq(
+		th_sh("cd '%s' && echo one > dir/g0 && chmod 600 dir/g0 && mv dir/g0 dir/g",
+		      mpath("")),
+		0);
 	usleep(3 * KBFS_QUIET_MS * 1000); /* any push about it has come */
 	ck_assert_uint_eq(delivered(&own2), before);
 	ck_assert_uint_eq(own2, own); /* the server sent none back */

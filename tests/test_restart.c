@@ -40,7 +40,7 @@ static struct {
 	int proxy_port;
 	char plog[PATH_MAX], spid[PATH_MAX], ppid[PATH_MAX];
 	bool up;
-	bool expire;      /* the "expire" case: proxy in front, grace 1 s */
+	bool expire; /* the "expire" case: proxy in front, grace 1 s */
 } F;
 
 static const char *mpath(const char *rel)
@@ -200,9 +200,11 @@ static void start(bool expire, const char *opts)
 	if (th_sh("cd '%s' && mkdir dir && echo one > dir/f && echo two > dir/g", F.ts.share))
 		return;
 	snprintf(F.spid, sizeof(F.spid), "%s/server.pid", F.ts.dir);
-	snprintf(cmd, sizeof(cmd), "'%s' --share '%s' --key '%s' --authorized '%s' --listen "
-		 "127.0.0.1:%d --foreground --pidfile '%s' --session-grace %d", th_bin("keibifsd"),
-		 F.ts.share, F.ts.server_key, F.ts.authorized, F.ts.port, F.spid, expire ? 1 : 60);
+	snprintf(cmd, sizeof(cmd),
+		 "'%s' --share '%s' --key '%s' --authorized '%s' --listen "
+		 "127.0.0.1:%d --foreground --pidfile '%s' --session-grace %d",
+		 th_bin("keibifsd"), F.ts.share, F.ts.server_key, F.ts.authorized, F.ts.port,
+		 F.spid, expire ? 1 : 60);
 	F.server_loop = supervise(F.ts.log, "0.05", cmd);
 	if (F.server_loop <= 0 || !th_wait_file_contains(F.ts.log, "keibifsd: ready", 10000))
 		return;
@@ -237,9 +239,18 @@ static void stop(void)
 	th_server_cleanup(&F.ts);
 }
 
-static void setup_wb(void) { start(false, "timeout=10"); }
-static void setup_nowb(void) { start(false, "timeout=10,no_writeback_cache"); }
-static void setup_expire(void) { start(true, "timeout=10"); }
+static void setup_wb(void)
+{
+	start(false, "timeout=10");
+}
+static void setup_nowb(void)
+{
+	start(false, "timeout=10,no_writeback_cache");
+}
+static void setup_expire(void)
+{
+	start(true, "timeout=10");
+}
 
 static ssize_t write_pat(int fd, size_t len, unsigned seed, uint64_t off)
 {
@@ -260,8 +271,8 @@ static void assert_file(const char *rel, const char *head, uint64_t len, unsigne
 {
 	char why[256] = "";
 
-	ck_assert_msg(check_server_file(rel, head, len, seed, why, sizeof(why)) == 0,
-		      "%s: %s", rel, why);
+	ck_assert_msg(check_server_file(rel, head, len, seed, why, sizeof(why)) == 0, "%s: %s", rel,
+		      why);
 }
 
 /* open(O_CREAT|O_WRONLY), 1 MiB, outage, 1 MiB, fsync: 0 and byte-exact. */

@@ -36,14 +36,14 @@
 #define FAKE_MAX_FRAME ((1u << 20) + 4096u)
 
 struct fake_conn {
-	struct kb_chan *chan;        /* owned: server side */
+	struct kb_chan *chan; /* owned: server side */
 	pthread_t th;
-	kb_Request *batch;           /* owned: FAKE_BATCH requests */
+	kb_Request *batch; /* owned: FAKE_BATCH requests */
 	const uint8_t *bulk[FAKE_BATCH];
 	size_t bulk_len[FAKE_BATCH];
-	uint8_t *in;                 /* owned: receive buffer */
-	uint8_t *out;                /* owned: reply header + bulk */
-	kb_Response *resp;           /* owned */
+	uint8_t *in;       /* owned: receive buffer */
+	uint8_t *out;      /* owned: reply header + bulk */
+	kb_Response *resp; /* owned */
 };
 
 struct fake {
@@ -80,8 +80,7 @@ static int fake_handle(struct fake_conn *f, const kb_Request *q, const uint8_t *
 	memset(p, 0, sizeof(*p));
 	p->id = q->id;
 	switch (q->op) {
-	case kb_Op_PING:
-		break;
+	case kb_Op_PING: break;
 	case kb_Op_LOOKUP:
 		if (!strcmp(q->name, "die")) {
 			kb_chan_shutdown(f->chan);
@@ -130,8 +129,7 @@ static int fake_handle(struct fake_conn *f, const kb_Request *q, const uint8_t *
 		p->value = sum << 32 | blen;
 		break;
 	}
-	default:
-		p->err = kb_Err_E_NOSYS;
+	default: p->err = kb_Err_E_NOSYS;
 	}
 	return fake_send(f, out_bulk) ? -1 : 0;
 }
@@ -160,10 +158,12 @@ static void *fake_main(void *arg)
 			if (kb_chan_recv(f->chan, f->in + off, cap - off, &plen))
 				goto out;
 			ck_assert_int_eq(kb_wire_decode_req(f->in + off, plen, &f->batch[n],
-							    &f->bulk[n], &f->bulk_len[n]), 0);
+							    &f->bulk[n], &f->bulk_len[n]),
+					 0);
 			off += plen + KB_FRAME_TAG;
 			n++;
-		} while (n < FAKE_BATCH && cap - off > FAKE_MAX_FRAME + KB_FRAME_TAG && more_ready(f));
+		} while (n < FAKE_BATCH && cap - off > FAKE_MAX_FRAME + KB_FRAME_TAG &&
+			 more_ready(f));
 		while (n-- > 0)
 			if (fake_handle(f, &f->batch[n], f->bulk[n], f->bulk_len[n]))
 				goto out;
@@ -177,8 +177,11 @@ static struct fake *fake_new_ka(unsigned n, int timeout_ms, int keepalive_ms)
 {
 	static const uint8_t k1[32] = {1}, k2[32] = {2};
 	struct kb_chan *cc[8];
-	struct kb_rpc_cfg cfg = {.host = "fake", .conns = n, .timeout_ms = timeout_ms,
-				 .max_frame = FAKE_MAX_FRAME, .keepalive_ms = keepalive_ms};
+	struct kb_rpc_cfg cfg = {.host = "fake",
+				 .conns = n,
+				 .timeout_ms = timeout_ms,
+				 .max_frame = FAKE_MAX_FRAME,
+				 .keepalive_ms = keepalive_ms};
 	struct fake *fk = calloc(1, sizeof(*fk));
 
 	fk->n = n;
@@ -188,9 +191,11 @@ static struct fake *fake_new_ka(unsigned n, int timeout_ms, int keepalive_ms)
 
 		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 		ck_assert_int_eq(kb_chan_from_keys(&cc[i], sv[0], KB_AEAD_DEFAULT, k1, k2,
-						   FAKE_MAX_FRAME, FAKE_MAX_FRAME), 0);
+						   FAKE_MAX_FRAME, FAKE_MAX_FRAME),
+				 0);
 		ck_assert_int_eq(kb_chan_from_keys(&f->chan, sv[1], KB_AEAD_DEFAULT, k2, k1,
-						   FAKE_MAX_FRAME, FAKE_MAX_FRAME), 0);
+						   FAKE_MAX_FRAME, FAKE_MAX_FRAME),
+				 0);
 		f->batch = calloc(FAKE_BATCH, sizeof(*f->batch));
 		f->out = malloc(FAKE_MAX_FRAME + 16384);
 		f->resp = malloc(sizeof(*f->resp));
@@ -293,7 +298,7 @@ struct rd_state {
 	unsigned done, bad, errors;
 	uint64_t off[NREADS];
 	uint32_t len[NREADS];
-	struct kb_buf *kept;         /* one frame kept past its callback */
+	struct kb_buf *kept; /* one frame kept past its callback */
 };
 
 struct rd_one {
@@ -335,7 +340,8 @@ START_TEST(test_fake_pipelined_reads)
 		st->len[i] = i % 5 == 0 ? (1u << 20) : 1 + (i * 4099) % 70000;
 		ones[i] = (struct rd_one){st, i};
 		ck_assert_int_eq(kb_rpc_read_async(fk->r, i, 0, st->off[i], st->len[i], (int)i,
-						   rd_cb, &ones[i]), 0);
+						   rd_cb, &ones[i]),
+				 0);
 	}
 	pthread_mutex_lock(&st->lock);
 	while (st->done < NREADS)
@@ -579,16 +585,16 @@ END_TEST
 /* ---- real-server tests ------------------------------------------------ */
 
 struct conn_opts {
-	const char *host;            /* default 127.0.0.1 */
-	const char *port;            /* default the server's */
-	const char *path;            /* default "/" */
-	unsigned conns;              /* default 1 */
-	const uint8_t *trust_pub;    /* default the server's key */
-	const uint8_t *priv;         /* default the test client key */
-	int timeout_ms;              /* default 10 s */
+	const char *host;         /* default 127.0.0.1 */
+	const char *port;         /* default the server's */
+	const char *path;         /* default "/" */
+	unsigned conns;           /* default 1 */
+	const uint8_t *trust_pub; /* default the server's key */
+	const uint8_t *priv;      /* default the test client key */
+	int timeout_ms;           /* default 10 s */
 	bool noreconnect;
-	const uint8_t *psk;          /* default none */
-	struct kb_keyset *trust;     /* default {trust_pub} (borrowed) */
+	const uint8_t *psk;      /* default none */
+	struct kb_keyset *trust; /* default {trust_pub} (borrowed) */
 };
 
 static int srv_connect(struct th_server *ts, const struct conn_opts *o, struct kb_rpc **r,
@@ -733,9 +739,17 @@ START_TEST(test_srv_dual_stack)
 		ck_assert_int_eq(th_server_prepare(&ts, 0), 0);
 		snprintf(listen, sizeof(listen), specs[i], ts.port);
 		{
-			const char *argv[] = {th_bin("keibifsd"), "--share", ts.share, "--key",
-					      ts.server_key, "--authorized", ts.authorized,
-					      "--listen", listen, "--foreground", NULL};
+			const char *argv[] = {th_bin("keibifsd"),
+					      "--share",
+					      ts.share,
+					      "--key",
+					      ts.server_key,
+					      "--authorized",
+					      ts.authorized,
+					      "--listen",
+					      listen,
+					      "--foreground",
+					      NULL};
 
 			ts.pid = th_spawn((char *const *)argv, ts.log);
 		}
@@ -768,9 +782,17 @@ START_TEST(test_srv_ipv6)
 	ck_assert_int_eq(th_server_prepare(&ts, 0), 0);
 	snprintf(listen, sizeof(listen), "[::1]:%d", ts.port);
 	{
-		const char *argv[] = {th_bin("keibifsd"), "--share", ts.share, "--key",
-				      ts.server_key, "--authorized", ts.authorized, "--listen",
-				      listen, "--foreground", NULL};
+		const char *argv[] = {th_bin("keibifsd"),
+				      "--share",
+				      ts.share,
+				      "--key",
+				      ts.server_key,
+				      "--authorized",
+				      ts.authorized,
+				      "--listen",
+				      listen,
+				      "--foreground",
+				      NULL};
 
 		ts.pid = th_spawn((char *const *)argv, ts.log);
 	}
@@ -804,8 +826,8 @@ START_TEST(test_srv_errors)
 	srv_start(&ts);
 	/* missing directory */
 	ck_assert_int_eq(srv_connect(&ts, &o, &r, &root, &ro, err, sizeof(err)), -ENOENT);
-	ck_assert_msg(strstr(err, "no such directory in the share: /nope (PATH is relative"),
-		      "%s", err);
+	ck_assert_msg(strstr(err, "no such directory in the share: /nope (PATH is relative"), "%s",
+		      err);
 	ck_assert_ptr_null(r);
 	/* a file, not a directory */
 	o.path = "/small";
@@ -962,7 +984,7 @@ END_TEST
 struct pull {
 	pthread_mutex_t lock;
 	pthread_cond_t cv;
-	const uint8_t *ref;          /* the file, read locally */
+	const uint8_t *ref; /* the file, read locally */
 	size_t ref_len;
 	unsigned done, bad, enotconn, other;
 };
@@ -1029,7 +1051,8 @@ START_TEST(test_srv_pipelined_reads)
 
 		ones[i] = (struct pull_one){&p, (uint64_t)b * BLK};
 		ck_assert_int_eq(kb_rpc_read_async(r, e.node, 0, ones[i].off, BLK, (int)b, pull_cb,
-						   &ones[i]), 0);
+						   &ones[i]),
+				 0);
 	}
 	pull_wait(&p, nblk * rounds);
 	ck_assert_uint_eq(p.bad + p.enotconn + p.other, 0);

@@ -58,7 +58,9 @@ static void teardown(void)
 	th_server_cleanup(&ts);
 }
 
-#define Q(var, o) kb_Request var = kb_Request_init_zero; var.op = kb_Op_##o
+#define Q(var, o)                              \
+	kb_Request var = kb_Request_init_zero; \
+	var.op = kb_Op_##o
 
 static int call(kb_Request *q, const void *bulk, size_t blen)
 {
@@ -683,8 +685,8 @@ END_TEST
 struct order {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int next;          /* completion counter */
-	int slow_pos;      /* position at which the slow op completed */
+	int next;     /* completion counter */
+	int slow_pos; /* position at which the slow op completed */
 	int done, total;
 	int errors;
 	uint64_t slow_value;
@@ -778,8 +780,9 @@ START_TEST(test_many_in_flight_reads)
 	o.total = 400;
 	for (int i = 0; i < 400; i++) {
 		if (i % 2)
-			ck_assert_int_eq(kb_rpc_read_async(R, f, 0, (uint64_t)(i % 8) << 20, 1u << 20,
-							   -1, fast_cb, &o), 0);
+			ck_assert_int_eq(kb_rpc_read_async(R, f, 0, (uint64_t)(i % 8) << 20,
+							   1u << 20, -1, fast_cb, &o),
+					 0);
 		else {
 			Q(q, GETATTR);
 			q.node = f;
@@ -950,8 +953,9 @@ START_TEST(test_bad_arguments)
 	ck_assert_int_ne(run_keibifsd(&out, args), 0);
 	ck_assert_ptr_nonnull(strstr(out, "nokey"));
 	free(out);
-	snprintf(args, sizeof(args), "--share %s --key %s --authorized %s --listen 1.2.3:x:y:",
-		 ts.share, ts.server_key, ts.authorized);
+	snprintf(args, sizeof(args),
+		 "--share %s --key %s --authorized %s --listen 1.2.3:x:y:", ts.share, ts.server_key,
+		 ts.authorized);
 	ck_assert_int_ne(run_keibifsd(&out, args), 0);
 	free(out);
 	/* busy port: the test server's own */
@@ -1012,7 +1016,8 @@ START_TEST(test_daemon_log_fds)
 	ck_assert_int_eq(th_sh_out(&out, "%s", args), 0);
 	kb_key_fingerprint(ts.server_pub, fpr);
 	ck_assert_msg(strstr(out, "keibifsd: listening on 127.0.0.1:") && strstr(out, fpr) &&
-		      strstr(out, "log: "), "%s", out);
+			      strstr(out, "log: "),
+		      "%s", out);
 	free(out);
 	f = fopen(pidfile, "r");
 	ck_assert_ptr_nonnull(f);
@@ -1069,8 +1074,12 @@ START_TEST(test_listen_ipv6)
 	snprintf(t6.port_str, sizeof(t6.port_str), "%d", port);
 	{
 		struct kb_rpc_cfg cfg = {
-			.host = "::1", .port = t6.port_str, .path = "/", .conns = 2,
-			.identity = t6.client_priv, .timeout_ms = 5000,
+			.host = "::1",
+			.port = t6.port_str,
+			.path = "/",
+			.conns = 2,
+			.identity = t6.client_priv,
+			.timeout_ms = 5000,
 		};
 
 		ck_assert_int_eq(kb_keyset_new(&trust), 0);
@@ -1140,8 +1149,8 @@ START_TEST(test_quick_ops)
 	ck_assert(!quick_of(kb_Op_READ, 0, 0, ""));
 	ck_assert(quick_write(0));
 	ck_assert(quick_write(4096));
-	ck_assert(quick_write(KB_SRV_QUICK_WRITE));       /* a small file's data */
-	ck_assert(!quick_write(KB_SRV_QUICK_WRITE + 1));  /* more: the workers */
+	ck_assert(quick_write(KB_SRV_QUICK_WRITE));      /* a small file's data */
+	ck_assert(!quick_write(KB_SRV_QUICK_WRITE + 1)); /* more: the workers */
 	ck_assert(!quick_of(kb_Op_READDIR, 0, 0, ""));
 	ck_assert(!quick_of(kb_Op_OPEN, 0, 0, ""));
 	ck_assert(!quick_of(kb_Op_GETXATTR, 0, 0, "user.x")); /* bulk replies */

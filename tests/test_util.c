@@ -26,7 +26,8 @@ START_TEST(test_b64)
 {
 	/* RFC 4648 vectors */
 	static const char *plain[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
-	static const char *padded[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+	static const char *padded[] = {"",         "Zg==",     "Zm8=",    "Zm9v",
+				       "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
 	char enc[16];
 	uint8_t dec[16];
 
@@ -90,7 +91,9 @@ END_TEST
  * until the last one is put even after the pool's owner let go. */
 START_TEST(test_bufpool_arena)
 {
-	enum { N = 70 }; /* more than one 32 MiB arena's worth */
+	enum {
+		N = 70
+	}; /* more than one 32 MiB arena's worth */
 	struct kb_bufpool *p;
 	struct kb_buf *b[N], *again;
 	size_t cap = (1u << 20) + 4096;
@@ -123,7 +126,7 @@ START_TEST(test_bufpool_arena)
 	for (int i = 1; i < N; i++)
 		kb_buf_put(b[i]);
 	memset(again->mem, 0, cap); /* still mapped */
-	kb_buf_put(again); /* the last one: the arenas go */
+	kb_buf_put(again);          /* the last one: the arenas go */
 	/* without KB_BUFPOOL_ARENA (the server): malloc, and only `keep` kept */
 	ck_assert_int_eq(kb_bufpool_new(&p, cap, 2, 0), 0);
 	for (int i = 0; i < 4; i++)

@@ -39,7 +39,9 @@ END_TEST
  * buffer, a truncated entry and an over-long name are refused. */
 START_TEST(test_dirents_in_bulk)
 {
-	enum { N = 1024 };
+	enum {
+		N = 1024
+	};
 	size_t cap = N * KB_WIRE_DIRENT_MAX, len = 0, n, off = 0;
 	uint8_t *bulk = malloc(cap), tiny[8], bad[300];
 	kb_Dirent d, out;
@@ -71,8 +73,11 @@ START_TEST(test_dirents_in_bulk)
 	off = len - n; /* the last entry cut short */
 	ck_assert_int_eq(kb_wire_dirent_next(bulk, len - 1, &off, &out), -KB_EPROTO);
 	/* a name (field 1) of 260 bytes: over the 255+NUL bound */
-	bad[0] = 0x87; bad[1] = 0x02; /* length 263 */
-	bad[2] = 0x0a; bad[3] = 0x84; bad[4] = 0x02; /* field 1, 260 bytes */
+	bad[0] = 0x87;
+	bad[1] = 0x02; /* length 263 */
+	bad[2] = 0x0a;
+	bad[3] = 0x84;
+	bad[4] = 0x02; /* field 1, 260 bytes */
 	memset(bad + 5, 'x', sizeof(bad) - 5);
 	off = 0;
 	ck_assert_int_eq(kb_wire_dirent_next(bad, 2 + 263, &off, &out), -KB_EPROTO);
@@ -85,7 +90,7 @@ START_TEST(test_malformed)
 	kb_Request r;
 	const uint8_t *bulk;
 	size_t blen;
-	uint8_t f[64] = {0, 0, 0, 100}; /* header longer than frame */
+	uint8_t f[64] = {0, 0, 0, 100};                      /* header longer than frame */
 	uint8_t g[8] = {0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff}; /* garbage protobuf */
 	uint8_t big[300];
 

@@ -70,8 +70,8 @@ static const char *sp(const char *rel)
 /* ---- scenario scripts ----------------------------------------------------- */
 
 static const char *const scenarios[] = {
-	"rsync_roundtrip", "cp_a", "atomic_save", "git_clone",
-	"build_c", "tar_xc", "concurrent", "open_files",
+	"rsync_roundtrip", "cp_a",   "atomic_save", "git_clone",
+	"build_c",         "tar_xc", "concurrent",  "open_files",
 };
 
 START_TEST(test_scenario)
@@ -105,8 +105,7 @@ START_TEST(test_conformance)
 	ck_assert_ptr_nonnull(local);
 	ck_assert_int_eq(mkdir(mp("conf"), 0755), 0);
 	st = th_sh_out(&out, "KEIBIFS_OWNERS=map python3 '%s/tests/conformance.py' '%s' '%s' 2>&1",
-		       th_srcdir(),
-		       local, mp("conf"));
+		       th_srcdir(), local, mp("conf"));
 	ck_assert_msg(st == 0, "conformance: exit %d:\n%s", st, out ? out : "");
 	ck_assert_ptr_nonnull(strstr(out, "match the reference"));
 	free(out);
@@ -185,8 +184,8 @@ START_TEST(test_missing_then_made_on_server)
 	ck_assert_int_eq(mkdir(mp("neg"), 0755), 0);
 	ck_assert_int_eq(stat(mp("neg/x"), &st), -1);
 	ck_assert_int_eq(stat(mp("neg/y"), &st), -1);
-	ck_assert_int_eq(th_sh("printf server > '%s' && printf other > '%s'", sp("neg/x"),
-			       sp("neg/y")), 0);
+	ck_assert_int_eq(
+		th_sh("printf server > '%s' && printf other > '%s'", sp("neg/x"), sp("neg/y")), 0);
 	fd = open(mp("neg/x"), O_WRONLY | O_CREAT | O_EXCL, 0644);
 	ck_assert_int_eq(fd, -1);
 	ck_assert_int_eq(errno, EEXIST);
@@ -220,8 +219,8 @@ END_TEST
  * (without the push it would stay hidden until KBFS_FRESH_MAX_NS). */
 START_TEST(test_fresh_dir)
 {
-	static const char *const made[] = {"fr/a", "fr/h", "fr/l", "fr/p", "fr/sub", "fr/r",
-					   "fr/sub/deep"};
+	static const char *const made[] = {"fr/a",   "fr/h", "fr/l",       "fr/p",
+					   "fr/sub", "fr/r", "fr/sub/deep"};
 	struct th_mount m2 = {0};
 	char p[2 * PATH_MAX];
 	struct stat st;
@@ -229,7 +228,8 @@ START_TEST(test_fresh_dir)
 
 	REQUIRE_UP();
 	ck_assert_int_eq(th_mount_start(&m2, &srv, "/",
-					"entry_timeout=0,attr_timeout=0,negative_timeout=30"), 0);
+					"entry_timeout=0,attr_timeout=0,negative_timeout=30"),
+			 0);
 #define M2(rel) (snprintf(p, sizeof(p), "%s/%s", m2.mnt, rel), p)
 	ck_assert_int_eq(mkdir(M2("fr"), 0755), 0);
 	fd = open(M2("fr/a"), O_WRONLY | O_CREAT | O_EXCL, 0644);
@@ -237,7 +237,9 @@ START_TEST(test_fresh_dir)
 	ck_assert_int_eq(write(fd, "a", 1), 1);
 	close(fd);
 	ck_assert_int_eq(th_sh("cd '%s/fr' && ln a h && ln -s a l && mkfifo p && mkdir sub && "
-			       "touch sub/deep t && mv t r", m2.mnt), 0);
+			       "touch sub/deep t && mv t r",
+			       m2.mnt),
+			 0);
 	for (i = 0; i < (int)(sizeof(made) / sizeof(made[0])); i++)
 		ck_assert_msg(lstat(M2(made[i]), &st) == 0, "%s: %s", made[i], strerror(errno));
 	ck_assert_int_eq(lstat(M2("fr/t"), &st), -1); /* renamed away */
@@ -443,8 +445,8 @@ START_TEST(test_utimens)
 	/* changed on the server, then set back through the mount to the
 	 * mtime the mount saw last: that must reach the server (a known mtime
 	 * is answered locally only from attributes still fresh) */
-	ck_assert_int_eq(th_sh("chmod 600 '%s' && touch -m -d @1500000000 '%s'", sp("ut"),
-			       sp("ut")), 0);
+	ck_assert_int_eq(
+		th_sh("chmod 600 '%s' && touch -m -d @1500000000 '%s'", sp("ut"), sp("ut")), 0);
 	usleep(1100 * 1000); /* attr_timeout */
 	ts[0].tv_nsec = UTIME_OMIT;
 	ts[1] = (struct timespec){1400000000, 7};
@@ -603,11 +605,13 @@ START_TEST(test_copy_on_server)
 	ck_assert_int_eq(th_write_pattern(sp("cfr-src"), 16 * MIB, 5, 0644), 0);
 	r0 = client_io("rchar");
 	w0 = client_io("wchar");
-	ck_assert_int_eq(th_sh("python3 -c \"import os\n"
-			       "i=os.open('%s',os.O_RDONLY); o=os.open('%s',os.O_WRONLY|os.O_CREAT,0o644)\n"
-			       "n=0\n"
-			       "while n < 16<<20: n+=os.copy_file_range(i,o,(16<<20)-n)\n\"",
-			       mp("cfr-src"), mp("cfr-dst")), 0);
+	ck_assert_int_eq(
+		th_sh("python3 -c \"import os\n"
+		      "i=os.open('%s',os.O_RDONLY); o=os.open('%s',os.O_WRONLY|os.O_CREAT,0o644)\n"
+		      "n=0\n"
+		      "while n < 16<<20: n+=os.copy_file_range(i,o,(16<<20)-n)\n\"",
+		      mp("cfr-src"), mp("cfr-dst")),
+		0);
 	r1 = client_io("rchar");
 	w1 = client_io("wchar");
 	ck_assert_int_eq(th_sh("cmp '%s' '%s'", sp("cfr-src"), sp("cfr-dst")), 0);
@@ -624,7 +628,9 @@ START_TEST(test_seek_hole_and_xattrs)
 
 	REQUIRE_UP();
 	ck_assert_int_eq(th_sh("truncate -s 8M '%s' && printf d | dd of='%s' bs=1 seek=4194304 "
-			       "conv=notrunc status=none", sp("sparse"), sp("sparse")), 0);
+			       "conv=notrunc status=none",
+			       sp("sparse"), sp("sparse")),
+			 0);
 	ck_assert(th_wait_exists(mp("sparse"), 3000)); /* made on the server: its push */
 	fd = open(mp("sparse"), O_RDONLY);
 	ck_assert_int_ge(fd, 0);
@@ -694,7 +700,8 @@ START_TEST(test_enospc)
 	s = get(mp("small/after"), 64, &n);
 	ck_assert_str_eq(s, "still works");
 	free(s);
-	ck_assert_int_eq(th_sh("cmp -n %zu '%s' '%s'", chunk, sp("small/keep"), mp("small/keep")), 0);
+	ck_assert_int_eq(th_sh("cmp -n %zu '%s' '%s'", chunk, sp("small/keep"), mp("small/keep")),
+			 0);
 	s = get(sp("small/keep"), 2 * chunk, &n);
 	ck_assert_int_eq(n, 2 * (ssize_t)chunk);
 	ck_assert_mem_eq(s, buf, chunk);

@@ -95,8 +95,8 @@ void th_mount_stop(struct th_mount *m)
 	m->dir = NULL;
 }
 
-int th_mount_expect_fail(const struct th_server *ts, const char *remote_path,
-			 const char *opts, char **out, bool *left_mounted)
+int th_mount_expect_fail(const struct th_server *ts, const char *remote_path, const char *opts,
+			 char **out, bool *left_mounted)
 {
 	struct th_mount m;
 	char remote[PATH_MAX + 32], o[4 * PATH_MAX];

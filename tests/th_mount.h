@@ -17,10 +17,10 @@ struct kb_rpc_result; /* th_server.h uses it in a prototype */
 #include "th_server.h"
 
 struct th_mount {
-	char *dir;             /* owned temp dir holding mnt/ and client.log */
+	char *dir; /* owned temp dir holding mnt/ and client.log */
 	char mnt[PATH_MAX];
 	char log[PATH_MAX];
-	pid_t pid;             /* the keibifs process (foreground), 0 if none */
+	pid_t pid; /* the keibifs process (foreground), 0 if none */
 };
 
 /* Mount ts's share (remote_path, e.g. "/") with extra comma-separated -o
@@ -32,7 +32,7 @@ void th_mount_stop(struct th_mount *m);
 /* Run keibifs in the foreground expecting it to fail before mounting:
  * returns its exit status (-1 if it had to be killed), its output in *out
  * (caller frees), and whether a mount was left behind in *left_mounted. */
-int th_mount_expect_fail(const struct th_server *ts, const char *remote_path,
-			 const char *opts, char **out, bool *left_mounted);
+int th_mount_expect_fail(const struct th_server *ts, const char *remote_path, const char *opts,
+			 char **out, bool *left_mounted);
 
 #endif

@@ -287,7 +287,8 @@ bool th_is_mounted(const char *mnt)
 		if (!sp)
 			continue;
 		ep = strchr(sp + 1, ' ');
-		if (ep && (size_t)(ep - sp - 1) == strlen(real) && !strncmp(sp + 1, real, ep - sp - 1))
+		if (ep && (size_t)(ep - sp - 1) == strlen(real) &&
+		    !strncmp(sp + 1, real, ep - sp - 1))
 			found = true;
 	}
 	fclose(f);
@@ -303,8 +304,8 @@ void th_umount(const char *mnt)
 {
 	if (!th_is_mounted(mnt))
 		return;
-	th_sh("fusermount3 -u '%s' 2>/dev/null || umount '%s' 2>/dev/null || umount -l '%s'",
-	      mnt, mnt, mnt);
+	th_sh("fusermount3 -u '%s' 2>/dev/null || umount '%s' 2>/dev/null || umount -l '%s'", mnt,
+	      mnt, mnt);
 }
 
 bool th_fuse_available(const char *what)

@@ -140,8 +140,12 @@ int th_server_connect_as(struct th_server *ts, const uint8_t priv[32], unsigned 
 {
 	struct kb_keyset *trust = NULL;
 	struct kb_rpc_cfg cfg = {
-		.host = "127.0.0.1", .port = ts->port_str, .path = "/", .conns = conns,
-		.identity = priv, .timeout_ms = 10000,
+		.host = "127.0.0.1",
+		.port = ts->port_str,
+		.path = "/",
+		.conns = conns,
+		.identity = priv,
+		.timeout_ms = 10000,
 	};
 	kb_Entry dummy;
 	bool ro;
@@ -161,8 +165,12 @@ int th_server_connect(struct th_server *ts, unsigned conns, struct kb_rpc **out,
 {
 	struct kb_keyset *trust = NULL;
 	struct kb_rpc_cfg cfg = {
-		.host = "127.0.0.1", .port = ts->port_str, .path = "/", .conns = conns,
-		.identity = ts->client_priv, .timeout_ms = 10000,
+		.host = "127.0.0.1",
+		.port = ts->port_str,
+		.path = "/",
+		.conns = conns,
+		.identity = ts->client_priv,
+		.timeout_ms = 10000,
 	};
 	kb_Entry dummy;
 	bool ro;
@@ -220,7 +228,9 @@ int th_raw_connect(struct th_server *ts, const uint8_t *priv, struct kb_chan **o
 	struct kb_net_opts o = {.timeout_ms = 5000};
 	struct kb_noise_rng *rng = NULL;
 	struct kb_chan_cfg cfg = {
-		.initiator = true, .s = priv ? priv : ts->client_priv, .verify = accept_any,
+		.initiator = true,
+		.s = priv ? priv : ts->client_priv,
+		.verify = accept_any,
 		.timeout_ms = 5000,
 	};
 	struct kb_chan_info info;

@@ -18,27 +18,27 @@
 
 #include "keibifs.pb.h"
 
-#define TH_SRV_RO 1u      /* --read-only */
-#define TH_SRV_RO_KEY 2u  /* the client key is marked `ro` */
-#define TH_SRV_NOWAIT 4u  /* do not wait for "ready" (expecting a failure) */
+#define TH_SRV_RO 1u     /* --read-only */
+#define TH_SRV_RO_KEY 2u /* the client key is marked `ro` */
+#define TH_SRV_NOWAIT 4u /* do not wait for "ready" (expecting a failure) */
 
 struct kb_rpc;
 struct kb_keyset;
 
 struct th_server {
-	char *dir;                     /* owned temp dir */
-	char share[PATH_MAX];          /* dir/share */
-	char log[PATH_MAX];            /* dir/server.log: the server's stdout+stderr */
-	char server_key[PATH_MAX];     /* dir/server.key (+ .pub) */
-	char client_key[PATH_MAX];     /* dir/client.key (+ .pub) */
-	char authorized[PATH_MAX];     /* dir/authorized */
-	char known_peers[PATH_MAX];    /* dir/known_peers: the server's key */
+	char *dir;                  /* owned temp dir */
+	char share[PATH_MAX];       /* dir/share */
+	char log[PATH_MAX];         /* dir/server.log: the server's stdout+stderr */
+	char server_key[PATH_MAX];  /* dir/server.key (+ .pub) */
+	char client_key[PATH_MAX];  /* dir/client.key (+ .pub) */
+	char authorized[PATH_MAX];  /* dir/authorized */
+	char known_peers[PATH_MAX]; /* dir/known_peers: the server's key */
 	uint8_t server_pub[32];
-	uint8_t client_priv[32];       /* for kb_rpc_cfg.identity */
+	uint8_t client_priv[32]; /* for kb_rpc_cfg.identity */
 	uint8_t client_pub[32];
 	int port;
 	char port_str[16];
-	pid_t pid;                     /* 0 when not running */
+	pid_t pid; /* 0 when not running */
 };
 
 /* Prepare dir + keys and start the server; `extra` is NULL or a

@@ -11,29 +11,34 @@
 
 #include "cache.h"
 
-enum entry_state { E_FREE, E_PENDING, E_VALID, E_DETACHED };
+enum entry_state {
+	E_FREE,
+	E_PENDING,
+	E_VALID,
+	E_DETACHED
+};
 
 struct kb_cache_entry {
 	struct kb_cache *cache;
 	struct kb_cache_key key;
 	enum entry_state state;
-	struct kb_cache_entry *hnext;             /* hash chain (in table) */
+	struct kb_cache_entry *hnext;               /* hash chain (in table) */
 	struct kb_cache_entry *lru_prev, *lru_next; /* LRU (VALID) or free list */
-	struct kb_cache_waiter *waiters;          /* PENDING/DETACHED */
-	struct kb_buf *buf;                       /* VALID: the cache's reference */
-	const uint8_t *data;                      /* points into buf */
+	struct kb_cache_waiter *waiters;            /* PENDING/DETACHED */
+	struct kb_buf *buf;                         /* VALID: the cache's reference */
+	const uint8_t *data;                        /* points into buf */
 	size_t len;
-	size_t cost;                              /* bytes charged to capacity */
+	size_t cost; /* bytes charged to capacity */
 };
 
 struct kb_cache {
 	pthread_mutex_t lock;
-	struct kb_cache_entry *ents;   /* nents, owned */
+	struct kb_cache_entry *ents; /* nents, owned */
 	unsigned nents;
 	struct kb_cache_entry **table; /* buckets, owned */
 	size_t mask;
-	struct kb_cache_entry *free;   /* free list via lru_next */
-	struct kb_cache_entry lru;     /* sentinel: next = most recent */
+	struct kb_cache_entry *free; /* free list via lru_next */
+	struct kb_cache_entry lru;   /* sentinel: next = most recent */
 	size_t capacity, bytes;
 	unsigned used, pending;
 	struct kb_cache_stats st;
@@ -181,8 +186,7 @@ static struct kb_cache_entry *find(struct kb_cache *c, const struct kb_cache_key
 }
 
 int kb_cache_get(struct kb_cache *c, const struct kb_cache_key *k, unsigned flags,
-		 struct kb_cache_waiter *w, struct kb_cache_ref *ref,
-		 struct kb_cache_entry **fill)
+		 struct kb_cache_waiter *w, struct kb_cache_ref *ref, struct kb_cache_entry **fill)
 {
 	struct kb_cache_entry *e;
 	int ret;

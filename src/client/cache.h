@@ -88,8 +88,7 @@ void kb_cache_free(struct kb_cache *c);
  * on FILL. Returns a kb_cache_result, or -ENOBUFS when the block is absent
  * and every entry is busy with a pending fill (pull it uncached). */
 int kb_cache_get(struct kb_cache *c, const struct kb_cache_key *k, unsigned flags,
-		 struct kb_cache_waiter *w, struct kb_cache_ref *ref,
-		 struct kb_cache_entry **fill);
+		 struct kb_cache_waiter *w, struct kb_cache_ref *ref, struct kb_cache_entry **fill);
 
 /* End a fill. status 0: the block is `len` bytes at `data` inside `buf`
  * (the cache takes its own reference; the caller keeps its own). status < 0:

@@ -28,15 +28,15 @@
 extern char **environ;
 
 struct kb_proxy {
-	pid_t pid;                   /* leader of its own process group */
-	int errfd;                   /* owned: read end of the command's stderr */
+	pid_t pid; /* leader of its own process group */
+	int errfd; /* owned: read end of the command's stderr */
 	kb_proxy_log_fn log;
 	void *log_arg;
 	pthread_t th;
 	pthread_mutex_t lock;
-	bool reaped;                 /* lock */
-	bool stopping;               /* lock */
-	int status;                  /* wait status once reaped */
+	bool reaped;   /* lock */
+	bool stopping; /* lock */
+	int status;    /* wait status once reaped */
 };
 
 bool kb_proxy_host_ok(const char *host)
@@ -50,8 +50,8 @@ bool kb_proxy_host_ok(const char *host)
 	return true;
 }
 
-int kb_proxy_expand(char *out, size_t cap, const char *cmd, const char *host,
-		    const char *port, char *err, size_t errlen)
+int kb_proxy_expand(char *out, size_t cap, const char *cmd, const char *host, const char *port,
+		    char *err, size_t errlen)
 {
 	size_t n = 0;
 
@@ -68,7 +68,8 @@ int kb_proxy_expand(char *out, size_t cap, const char *cmd, const char *host,
 				add = port;
 			else if (*s != '%') {
 				snprintf(err, errlen,
-					 "proxy_command: unknown escape %%%.1s (only %%h, %%p, %%%%)",
+					 "proxy_command: unknown escape %%%.1s (only %%h, %%p, "
+					 "%%%%)",
 					 s);
 				return -EINVAL;
 			}
@@ -216,7 +217,7 @@ static int spawn(struct kb_proxy *p, const char *cmd, int child_sock, int errw)
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setsigdefault(&at, &def);
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-				 POSIX_SPAWN_SETSIGDEF);
+					      POSIX_SPAWN_SETSIGDEF);
 	rc = -posix_spawn(&p->pid, "/bin/sh", &fa, &at, argv, environ);
 	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
@@ -224,8 +225,7 @@ static int spawn(struct kb_proxy *p, const char *cmd, int child_sock, int errw)
 }
 
 int kb_proxy_start(struct kb_proxy **out, int *fd, const char *cmd, const char *host,
-		   const char *port, kb_proxy_log_fn log, void *log_arg, char *err,
-		   size_t errlen)
+		   const char *port, kb_proxy_log_fn log, void *log_arg, char *err, size_t errlen)
 {
 	char line[PROXY_CMD_MAX];
 	struct kb_proxy *p = NULL;

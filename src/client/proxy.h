@@ -28,8 +28,8 @@ typedef void (*kb_proxy_log_fn)(void *arg, const char *line);
 
 /* COMMAND with %h -> host, %p -> port, %% -> %. Returns the length, or
  * -EINVAL for another escape (message in err) or -ENAMETOOLONG. */
-int kb_proxy_expand(char *out, size_t cap, const char *cmd, const char *host,
-		    const char *port, char *err, size_t errlen);
+int kb_proxy_expand(char *out, size_t cap, const char *cmd, const char *host, const char *port,
+		    char *err, size_t errlen);
 /* A host name fit to be pasted into a shell command: letters, digits and
  * . - _ : (IPv6) only, as OpenSSH requires for %h. */
 bool kb_proxy_host_ok(const char *host);
@@ -38,8 +38,7 @@ bool kb_proxy_host_ok(const char *host);
  * close-on-exec). log may be NULL (stderr lines are dropped). 0, or a
  * negative errno with a one-line message in err. */
 int kb_proxy_start(struct kb_proxy **out, int *fd, const char *cmd, const char *host,
-		   const char *port, kb_proxy_log_fn log, void *log_arg, char *err,
-		   size_t errlen);
+		   const char *port, kb_proxy_log_fn log, void *log_arg, char *err, size_t errlen);
 /* Kill (if still running), reap, join, free. NULL-safe. */
 void kb_proxy_stop(struct kb_proxy *p);
 /* The command's pid (its process group); tests. */

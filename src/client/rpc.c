@@ -79,7 +79,6 @@
 #include "util.h"
 #include "wire.h"
 
-
 static struct timespec abs_ts(uint64_t ns)
 {
 	return (struct timespec){.tv_sec = (time_t)(ns / 1000000000u),
@@ -360,8 +359,8 @@ void kb_rpc_conn_down(struct kb_rpc_conn *c, int err)
 		kb_rpc_lease_lapse(r);
 	/* While kb_rpc_new runs, its error line says what went wrong. */
 	if (was_up && !atomic_load(&r->closing) && atomic_load(&r->opened))
-		kb_rpc_logf(r, "lost connection %u to %s (%s): %s%s", c->idx, r->host_disp, r->peer_fpr,
-			    kb_strerror(err), keep ? "; reconnecting" : "");
+		kb_rpc_logf(r, "lost connection %u to %s (%s): %s%s", c->idx, r->host_disp,
+			    r->peer_fpr, kb_strerror(err), keep ? "; reconnecting" : "");
 	kb_rpc_fail_pending(c, -ENOTCONN, keep ? KB_FAIL_NORETRY : KB_FAIL_ALL, 0);
 }
 
@@ -371,12 +370,12 @@ struct call {
 	kb_Request *req;
 	const void *bulk;
 	size_t bulk_len;
-	kb_rpc_cb cb;                /* async */
+	kb_rpc_cb cb; /* async */
 	void *arg;
-	struct kb_rpc_result *res;   /* sync */
-	kb_rpc_take_fn take;         /* sync */
+	struct kb_rpc_result *res; /* sync */
+	kb_rpc_take_fn take;       /* sync */
 	void *take_arg;
-	bool noretry;                /* fail, do not re-send, if the connection dies */
+	bool noretry; /* fail, do not re-send, if the connection dies */
 };
 
 static size_t call_bytes(const struct call *cl)
@@ -435,14 +434,14 @@ static int acquire(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, size_t b
 /* Encode the header on this stack (~9 KB, never a FUSE-sized concern) and
  * send it with the bulk; the channel encrypts both into its own buffer. */
 /* Compress this WRITE's data? Negotiated, and on, or auto on a slow link. */
-static bool want_deflate(struct kb_rpc_conn *c, struct kb_chan *chan, uint32_t op,
-			 size_t bulk_len)
+static bool want_deflate(struct kb_rpc_conn *c, struct kb_chan *chan, uint32_t op, size_t bulk_len)
 {
 	int mode = c->r->cfg.compress;
 
 	if (op != kb_Op_WRITE || bulk_len < KB_Z_MIN || !(c->info.caps & KB_CAP_ZSTD))
 		return false;
-	return mode == KB_Z_ON || (mode == KB_Z_AUTO && kb_z_link_slow(kb_chan_fd(chan), &c->zlink));
+	return mode == KB_Z_ON ||
+	       (mode == KB_Z_AUTO && kb_z_link_slow(kb_chan_fd(chan), &c->zlink));
 }
 
 /* header + bulk; a WRITE's data compressed when it pays (compress.h): into
@@ -605,8 +604,8 @@ int kb_rpc_call(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk
 int kb_rpc_call_take(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
 		     kb_rpc_take_fn take, void *arg)
 {
-	struct call cl = {.req = req, .bulk = bulk, .bulk_len = bulk_len, .take = take,
-			  .take_arg = arg};
+	struct call cl = {
+		.req = req, .bulk = bulk, .bulk_len = bulk_len, .take = take, .take_arg = arg};
 
 	return call_sync(r, NULL, &cl);
 }

@@ -59,22 +59,22 @@ struct kb_keyset;
 struct kb_rpc; /* opaque; thread-safe */
 
 struct kb_rpc_cfg {
-	const char *host;            /* name, IPv4, or IPv6 (no brackets) */
-	const char *port;            /* "26431" */
-	const char *path;            /* directory inside the share, "/" = root */
-	unsigned conns;              /* parallel connections (>= 1) */
-	const uint8_t *identity;     /* client static private key, 32 bytes */
+	const char *host;              /* name, IPv4, or IPv6 (no brackets) */
+	const char *port;              /* "26431" */
+	const char *path;              /* directory inside the share, "/" = root */
+	unsigned conns;                /* parallel connections (>= 1) */
+	const uint8_t *identity;       /* client static private key, 32 bytes */
 	const struct kb_keyset *trust; /* pinned server keys */
-	const uint8_t *psk;          /* NULL or 32 bytes */
+	const uint8_t *psk;            /* NULL or 32 bytes */
 	enum kb_aead_backend backend;
-	int timeout_ms;              /* connect/handshake/request timeout */
-	size_t max_frame;            /* largest frame we accept (>= block + headroom) */
-	int keepalive_ms;            /* PING a connection idle this long (0: 15 s, <0: off) */
-	bool noreconnect;            /* a dead connection stays dead (pending: -ENOTCONN) */
-	int compress;                /* enum kb_z_mode (compress.h): offer zstd;
+	int timeout_ms;            /* connect/handshake/request timeout */
+	size_t max_frame;          /* largest frame we accept (>= block + headroom) */
+	int keepalive_ms;          /* PING a connection idle this long (0: 15 s, <0: off) */
+	bool noreconnect;          /* a dead connection stays dead (pending: -ENOTCONN) */
+	int compress;              /* enum kb_z_mode (compress.h): offer zstd;
 				      * WRITE data compressed (auto: while the
 				      * link is slow), READs ask for it too */
-	const char *proxy_command;   /* NULL: TCP; else each connection runs this
+	const char *proxy_command; /* NULL: TCP; else each connection runs this
 				      * (sh -c, %h %p %% expanded) and speaks over
 				      * its stdin/stdout (proxy.h); its stderr goes
 				      * to the log */
@@ -86,8 +86,8 @@ struct kb_rpc_cfg {
  * a directory). On failure, err gets a clear one-line message (unknown peer
  * with its fingerprint and how to trust it, refused key, connection refused,
  * missing path...). root gets the entry of `path`. */
-int kb_rpc_new(struct kb_rpc **out, const struct kb_rpc_cfg *cfg, kb_Entry *root,
-	       bool *read_only, char *err, size_t errlen);
+int kb_rpc_new(struct kb_rpc **out, const struct kb_rpc_cfg *cfg, kb_Entry *root, bool *read_only,
+	       char *err, size_t errlen);
 /* Tell the server the session is over (a clean unmount), so it frees the
  * session, its nodes and handles at once instead of keeping them for the
  * reconnect grace period. Best effort: waits at most wait_ms and only when
@@ -99,9 +99,9 @@ void kb_rpc_free(struct kb_rpc *r);
 /* The reply to one request: its decoded header and its frame, which holds
  * the bulk (READ data, READDIR entries). kb_rpc_result_new / _free. */
 struct kb_rpc_result {
-	kb_Response resp;            /* decoded header */
-	struct kb_buf *frame;        /* the reply's frame; caller must kb_buf_put */
-	const uint8_t *bulk;         /* points into frame */
+	kb_Response resp;     /* decoded header */
+	struct kb_buf *frame; /* the reply's frame; caller must kb_buf_put */
+	const uint8_t *bulk;  /* points into frame */
 	size_t bulk_len;
 };
 struct kb_rpc_result *kb_rpc_result_new(void);
@@ -147,8 +147,7 @@ int kb_rpc_call_take(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t
  * notify_name empty: node notify_node changed (inval inode); else the entry
  * notify_name of directory notify_node changed (inval entry). Node ids the
  * client does not know (forgotten, or of an old session) are to be ignored. */
-void kb_rpc_set_notify(struct kb_rpc *r, void (*cb)(void *arg, const kb_Response *n),
-		       void *arg);
+void kb_rpc_set_notify(struct kb_rpc *r, void (*cb)(void *arg, const kb_Response *n), void *arg);
 
 /* After a new session (server restart / expired session): gen is the new
  * generation (the first session is 0), root the entry of cfg.path in it.
@@ -194,7 +193,7 @@ uint32_t kb_rpc_lease_ms(struct kb_rpc *r);
 
 struct kb_rpc_stats {
 	uint64_t bytes_sent, bytes_recv, requests, errors;
-	uint64_t rtt_us;             /* last PING round trip */
+	uint64_t rtt_us; /* last PING round trip */
 	unsigned conns_up;
 	char peer_fpr[64];
 	uint64_t reconnects;         /* connections re-established */
@@ -204,13 +203,13 @@ struct kb_rpc_stats {
 	/* Answered (or failed) requests by kb_Op: count, total and largest
 	 * latency in microseconds, from the first send to the completion. */
 	uint64_t lat_n[KB_RPC_NOPS], lat_sum_us[KB_RPC_NOPS], lat_max_us[KB_RPC_NOPS];
-	int last_err;                /* last failure other than ENOENT-like answers */
-	uint32_t last_err_op;        /* its kb_Op */
-	int64_t last_err_time;       /* when (seconds since the epoch); 0: none */
+	int last_err;                 /* last failure other than ENOENT-like answers */
+	uint32_t last_err_op;         /* its kb_Op */
+	int64_t last_err_time;        /* when (seconds since the epoch); 0: none */
 	uint64_t rekeys, rekeys_time; /* of the connections up now (kb_chan_stats) */
-	bool zstd;                   /* compression negotiated (a connection up) */
-	double tx_rate, rx_rate;     /* bytes/s over the last rate_secs seconds */
-	double rate_secs;            /* 0: no sample yet */
+	bool zstd;                    /* compression negotiated (a connection up) */
+	double tx_rate, rx_rate;      /* bytes/s over the last rate_secs seconds */
+	double rate_secs;             /* 0: no sample yet */
 };
 void kb_rpc_stats(struct kb_rpc *r, struct kb_rpc_stats *st);
 
@@ -237,11 +236,11 @@ int kb_rpc_opendir(struct kb_rpc *r, uint64_t node, uint64_t *fh);
 int kb_rpc_release(struct kb_rpc *r, uint64_t node, uint64_t fh, bool dir);
 /* READ of len bytes at off (fh 0: the server's read-only descriptor); the
  * reply's bulk holds the data, res->resp.eof marks end of file. */
-int kb_rpc_read_async(struct kb_rpc *r, uint64_t node, uint64_t fh, uint64_t off,
-		      uint32_t len, int conn_hint, kb_rpc_cb cb, void *arg);
+int kb_rpc_read_async(struct kb_rpc *r, uint64_t node, uint64_t fh, uint64_t off, uint32_t len,
+		      int conn_hint, kb_rpc_cb cb, void *arg);
 /* Synchronous READ into buf (one copy: tests and tools, not the cache). */
-int kb_rpc_pread(struct kb_rpc *r, uint64_t node, uint64_t fh, void *buf, size_t len,
-		 uint64_t off, size_t *got);
+int kb_rpc_pread(struct kb_rpc *r, uint64_t node, uint64_t fh, void *buf, size_t len, uint64_t off,
+		 size_t *got);
 /* NUL-terminated target in buf; -ERANGE when it does not fit. */
 int kb_rpc_readlink(struct kb_rpc *r, uint64_t node, char *buf, size_t cap);
 int kb_rpc_statfs(struct kb_rpc *r, uint64_t node, kb_Statfs *out);

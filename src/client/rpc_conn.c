@@ -36,8 +36,8 @@ static int verify_server(void *arg, const uint8_t rs[static 32], unsigned *flags
 	return rc ? -KB_EUNTRUSTED : 0;
 }
 
-static void handshake_error(struct kb_rpc *r, const struct kb_chan_info *info, int rc,
-			    char *err, size_t errlen)
+static void handshake_error(struct kb_rpc *r, const struct kb_chan_info *info, int rc, char *err,
+			    size_t errlen)
 {
 	char where[320], fpr[KB_FPR_LEN];
 
@@ -81,11 +81,13 @@ static void handshake_error(struct kb_rpc *r, const struct kb_chan_info *info, i
 	} else if (rc == -KB_EHANDSHAKE && r->cfg.psk) {
 		snprintf(err, errlen,
 			 "handshake with %s failed: pre-shared key mismatch (or the server uses "
-			 "none: keibifsd --psk FILE)", where);
+			 "none: keibifsd --psk FILE)",
+			 where);
 	} else if (!r->cfg.psk && (rc == -KB_ECLOSED || rc == -KB_ETRUNC || rc == -ECONNRESET)) {
 		snprintf(err, errlen,
 			 "the server %s closed the connection during the handshake: it may need a "
-			 "pre-shared key (-o psk=FILE), or it is not keibifsd", where);
+			 "pre-shared key (-o psk=FILE), or it is not keibifsd",
+			 where);
 	} else if (rc == -KB_ETIMEOUT || rc == -ETIMEDOUT || rc == -EAGAIN) {
 		snprintf(err, errlen, "timed out during the handshake with %s", where);
 	} else {
@@ -99,13 +101,13 @@ static void proxy_log(void *arg, const char *line)
 }
 
 /* The connection's fd: TCP, or our end of a proxy_command (*proxy). */
-static int conn_fd(struct kb_rpc *r, const struct kb_net_opts *no, int *fd,
-		   struct kb_proxy **proxy, char *err, size_t errlen)
+static int conn_fd(struct kb_rpc *r, const struct kb_net_opts *no, int *fd, struct kb_proxy **proxy,
+		   char *err, size_t errlen)
 {
 	if (!r->proxy_command)
 		return kb_net_connect(fd, r->host, r->port, no, err, errlen);
-	return kb_proxy_start(proxy, fd, r->proxy_command, r->host, r->port, proxy_log, r,
-			      err, errlen);
+	return kb_proxy_start(proxy, fd, r->proxy_command, r->host, r->port, proxy_log, r, err,
+			      errlen);
 }
 
 /* A server whose budget for unauthenticated peers is full (a flood of
@@ -212,13 +214,17 @@ static void hello_take(void *arg, const kb_Response *resp, const uint8_t *bulk, 
 static void hello_error(const struct kb_rpc *r, int rc, char *err, size_t errlen)
 {
 	if (rc == -ENOENT && strcmp(r->path, "/"))
-		snprintf(err, errlen, "no such directory in the share: %s (PATH is relative to "
-			 "the directory keibifsd shares: HOST:/ is the share itself)", r->path);
+		snprintf(err, errlen,
+			 "no such directory in the share: %s (PATH is relative to "
+			 "the directory keibifsd shares: HOST:/ is the share itself)",
+			 r->path);
 	else if (rc == -ENOENT)
 		snprintf(err, errlen, "no such directory on the server: %s", r->path);
 	else if (rc == -ENOTDIR)
-		snprintf(err, errlen, "not a directory in the share: %s (PATH is relative to "
-			 "the directory keibifsd shares)", r->path);
+		snprintf(err, errlen,
+			 "not a directory in the share: %s (PATH is relative to "
+			 "the directory keibifsd shares)",
+			 r->path);
 	else if (rc == -EACCES || rc == -EPERM)
 		snprintf(err, errlen, "permission denied on the server: %s", r->path);
 	else if (rc == -ETIMEDOUT)
@@ -258,8 +264,8 @@ int kb_rpc_conn_attach(struct kb_rpc *r, unsigned i)
 }
 
 /* The session: HELLO on connection 0, ATTACH on the others. */
-static int conn_session(struct kb_rpc *r, unsigned i, kb_Entry *root, bool *read_only,
-			char *err, size_t errlen)
+static int conn_session(struct kb_rpc *r, unsigned i, kb_Entry *root, bool *read_only, char *err,
+			size_t errlen)
 {
 	int rc;
 
@@ -376,13 +382,13 @@ static int rpc_alloc(struct kb_rpc **out, const struct kb_rpc_cfg *cfg)
 		return rc;
 	r->cfg.host = r->host;
 	r->cfg.port = r->port;
-	snprintf(r->host_disp, sizeof(r->host_disp), strchr(r->host, ':') ? "[%s]" : "%s",
-		 r->host);
+	snprintf(r->host_disp, sizeof(r->host_disp), strchr(r->host, ':') ? "[%s]" : "%s", r->host);
 	r->cfg.path = r->path;
 	r->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : KB_RPC_DEFAULT_TIMEOUT_MS;
 	if (cfg->keepalive_ms >= 0)
 		r->keepalive_ns = (uint64_t)(cfg->keepalive_ms ? cfg->keepalive_ms
-							: KB_RPC_KEEPALIVE_MS) * 1000000u;
+							       : KB_RPC_KEEPALIVE_MS) *
+				  1000000u;
 	r->max_read = max_frame - KB_WIRE_HEADROOM;
 	/* Our own copies of the keys: reconnects need them after kb_rpc_new. */
 	if (cfg->identity) {
@@ -407,16 +413,17 @@ static int rpc_alloc(struct kb_rpc **out, const struct kb_rpc_cfg *cfg)
 	return rc;
 }
 
-int kb_rpc_new(struct kb_rpc **out, const struct kb_rpc_cfg *cfg, kb_Entry *root,
-	       bool *read_only, char *err, size_t errlen)
+int kb_rpc_new(struct kb_rpc **out, const struct kb_rpc_cfg *cfg, kb_Entry *root, bool *read_only,
+	       char *err, size_t errlen)
 {
 	struct kb_rpc *r = NULL;
 	int rc = -EINVAL;
 
 	snprintf(err, errlen, "invalid client configuration");
 	if (!cfg->host || !cfg->identity || !cfg->trust || cfg->conns < 1 ||
-	    cfg->conns > KB_RPC_MAX_CONNS || (cfg->max_frame &&
-	    (cfg->max_frame <= KB_WIRE_HEADROOM || cfg->max_frame > KB_FRAME_MAX_LIMIT)))
+	    cfg->conns > KB_RPC_MAX_CONNS ||
+	    (cfg->max_frame &&
+	     (cfg->max_frame <= KB_WIRE_HEADROOM || cfg->max_frame > KB_FRAME_MAX_LIMIT)))
 		return rc;
 	rc = rpc_alloc(&r, cfg);
 	if (rc) {

@@ -155,7 +155,8 @@ static int reopen(struct kb_rpc_conn *c, bool hello_first)
 	if (!rc && fresh)
 		kb_rpc_fail_pending(c, -EIO, KB_FAIL_UNSAFE, 0);
 	if (!rc && hello)
-		kb_rpc_logf(r, "new session on %s (the server restarted or expired ours)", r->host_disp);
+		kb_rpc_logf(r, "new session on %s (the server restarted or expired ours)",
+			    r->host_disp);
 	if (!rc)
 		rc = resend(c);
 	if (rc) {

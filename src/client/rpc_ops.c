@@ -12,7 +12,9 @@
 
 /* A kb_Request is ~9 KB: fine on any thread we run on (FUSE workers have
  * default-size stacks), and zeroing it is the price of proto3 defaults. */
-#define REQ(name, opv) kb_Request name = kb_Request_init_zero; name.op = (opv)
+#define REQ(name, opv)                          \
+	kb_Request name = kb_Request_init_zero; \
+	name.op = (opv)
 
 static int set_name(kb_Request *req, const char *name)
 {
@@ -100,8 +102,7 @@ static void take_open(void *arg, const kb_Response *resp, const uint8_t *b, size
 	o->open_flags = resp->open_flags;
 }
 
-int kb_rpc_open(struct kb_rpc *r, uint64_t node, uint32_t flags, uint64_t *fh,
-		uint32_t *open_flags)
+int kb_rpc_open(struct kb_rpc *r, uint64_t node, uint32_t flags, uint64_t *fh, uint32_t *open_flags)
 {
 	return kb_rpc_open_mask(r, node, flags, 0, fh, open_flags);
 }
@@ -144,8 +145,8 @@ int kb_rpc_release(struct kb_rpc *r, uint64_t node, uint64_t fh, bool dir)
 	return kb_rpc_call_take(r, &req, NULL, 0, NULL, NULL);
 }
 
-int kb_rpc_read_async(struct kb_rpc *r, uint64_t node, uint64_t fh, uint64_t off,
-		      uint32_t len, int conn_hint, kb_rpc_cb cb, void *arg)
+int kb_rpc_read_async(struct kb_rpc *r, uint64_t node, uint64_t fh, uint64_t off, uint32_t len,
+		      int conn_hint, kb_rpc_cb cb, void *arg)
 {
 	REQ(req, kb_Op_READ);
 
@@ -170,8 +171,8 @@ static void take_read(void *arg, const kb_Response *resp, const uint8_t *b, size
 	memcpy(o->buf, b, o->got);
 }
 
-int kb_rpc_pread(struct kb_rpc *r, uint64_t node, uint64_t fh, void *buf, size_t len,
-		 uint64_t off, size_t *got)
+int kb_rpc_pread(struct kb_rpc *r, uint64_t node, uint64_t fh, void *buf, size_t len, uint64_t off,
+		 size_t *got)
 {
 	REQ(req, kb_Op_READ);
 	struct pread_out o = {.buf = buf, .cap = len};

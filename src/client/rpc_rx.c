@@ -76,7 +76,8 @@ static int rx_dispatch(struct kb_rpc_conn *c, struct kb_buf *buf, int fail)
 	pthread_mutex_unlock(&c->lock);
 
 	res = s->cb || !s->res ? c->scratch : s->res;
-	rc = fail ? fail : kb_wire_decode_resp(buf->mem, buf->len, &res->resp, &res->bulk, &res->bulk_len);
+	rc = fail ? fail
+		  : kb_wire_decode_resp(buf->mem, buf->len, &res->resp, &res->bulk, &res->bulk_len);
 	if (!rc && res->resp.id != id)
 		rc = -KB_EPROTO;
 	if (rc) {
@@ -169,8 +170,7 @@ static void *rx_main(void *arg)
 	return NULL;
 }
 
-int kb_rpc_conn_start(struct kb_rpc_conn *c, struct kb_chan *chan,
-		      const struct kb_chan_info *info)
+int kb_rpc_conn_start(struct kb_rpc_conn *c, struct kb_chan *chan, const struct kb_chan_info *info)
 {
 	int rc;
 

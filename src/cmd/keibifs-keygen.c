@@ -75,7 +75,7 @@ static int make_parents(const char *path)
 	if (!slash || slash == dir)
 		return 0;
 	*slash = '\0';
-	for (char *p = dir + 1; ; p++) {
+	for (char *p = dir + 1;; p++) {
 		if (*p && *p != '/')
 			continue;
 		char c = *p;
@@ -114,7 +114,8 @@ static int gen_psk(const char *path, bool force)
 		return 1;
 	}
 	printf("Your pre-shared key has been saved in %s (give it to both sides: keibifsd "
-	       "--psk FILE, keibifs -o psk=FILE)\n", path);
+	       "--psk FILE, keibifs -o psk=FILE)\n",
+	       path);
 	return 0;
 }
 
@@ -159,30 +160,14 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "f:C:ylh", lopts, NULL)) != -1) {
 		switch (opt) {
-		case 'f':
-			file = optarg;
-			break;
-		case 'C':
-			comment = optarg;
-			break;
-		case 'y':
-			force = true;
-			break;
-		case 'l':
-			lst = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			kb_print_version(stdout, "keibifs-keygen");
-			return 0;
-		case 'P':
-			psk = true;
-			break;
-		default:
-			usage(stderr);
-			return 2;
+		case 'f': file = optarg; break;
+		case 'C': comment = optarg; break;
+		case 'y': force = true; break;
+		case 'l': lst = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': kb_print_version(stdout, "keibifs-keygen"); return 0;
+		case 'P': psk = true; break;
+		default: usage(stderr); return 2;
 		}
 	}
 	if (optind < argc && !file)
@@ -200,7 +185,9 @@ int main(int argc, char **argv)
 		file = defpath;
 	if (!file) {
 		fprintf(stderr, "keibifs-keygen: FILE is required (keibifs-keygen %sFILE)\n",
-			lst ? "-l " : psk ? "--psk " : "");
+			lst   ? "-l "
+			: psk ? "--psk "
+			      : "");
 		return 2;
 	}
 	if (psk)

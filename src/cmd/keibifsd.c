@@ -39,22 +39,30 @@
 
 struct opts {
 	const char *share, *key, *authorized, *listen, *pidfile, *psk, *log;
-	const char *announce_name;   /* --announce [NAME] (NULL name: the host's) */
+	const char *announce_name; /* --announce [NAME] (NULL name: the host's) */
 	bool announce;
 	bool read_only, foreground, no_notify, allow_owners, no_compress;
-	int grace_s;                 /* --session-grace; 0: default */
-	struct kb_srv_cfg lim;       /* only the limit fields */
+	int grace_s;           /* --session-grace; 0: default */
+	struct kb_srv_cfg lim; /* only the limit fields */
 };
 
 /* Limit options: long name, the kb_srv_cfg field, what --help says. */
-enum lim_kind { LIM_UINT, LIM_SECS, LIM_LONG, LIM_MIB };
+enum lim_kind {
+	LIM_UINT,
+	LIM_SECS,
+	LIM_LONG,
+	LIM_MIB
+};
 static const struct lim_opt {
 	const char *name;
 	size_t off;
 	enum lim_kind kind;
 	const char *help;
 } lim_opts[] = {
-#define L(n, f, k, h) {n, offsetof(struct kb_srv_cfg, f), k, h}
+#define L(n, f, k, h)                                   \
+	{                                               \
+		n, offsetof(struct kb_srv_cfg, f), k, h \
+	}
 	L("max-conns", max_conns, LIM_UINT, "authenticated connections (256)"),
 	L("max-conns-per-key", max_conns_per_key, LIM_UINT, "of those, per client key (64)"),
 	L("max-sessions", max_sessions, LIM_UINT, "sessions (1024)"),
@@ -118,9 +126,11 @@ static void usage(FILE *f)
 		"  --share DIR        directory to export (required)\n"
 		"  --key FILE         server private key (keibifs-keygen) (required)\n"
 		"  --authorized FILE  client public keys, one per line (required); options before\n"
-		"                     a key, comma-separated: \"ro\" read-only, \"owners\" may act\n"
+		"                     a key, comma-separated: \"ro\" read-only, \"owners\" may "
+		"act\n"
 		"                     as its callers (see --allow-owners)\n"
-		"  --listen ADDR[:PORT]  default [::]:26431, IPv6 and IPv4 (0.0.0.0 without IPv6);\n"
+		"  --listen ADDR[:PORT]  default [::]:26431, IPv6 and IPv4 (0.0.0.0 without "
+		"IPv6);\n"
 		"                     IPv6 as [ADDR]:PORT\n"
 		"  --read-only        refuse every change (EROFS) (default: off)\n"
 		"  --foreground       do not daemonize; log to stderr (default: daemon, syslog)\n"
@@ -149,14 +159,14 @@ static void usage(FILE *f)
 static int parse(int argc, char **argv, struct opts *o)
 {
 	static struct option lo[32] = {
-		{"share", 1, NULL, 's'}, {"key", 1, NULL, 'k'}, {"authorized", 1, NULL, 'a'},
-		{"listen", 1, NULL, 'l'}, {"read-only", 0, NULL, 'r'},
-		{"foreground", 0, NULL, 'f'}, {"pidfile", 1, NULL, 'p'}, {"psk", 1, NULL, 'P'},
+		{"share", 1, NULL, 's'},         {"key", 1, NULL, 'k'},
+		{"authorized", 1, NULL, 'a'},    {"listen", 1, NULL, 'l'},
+		{"read-only", 0, NULL, 'r'},     {"foreground", 0, NULL, 'f'},
+		{"pidfile", 1, NULL, 'p'},       {"psk", 1, NULL, 'P'},
 		{"session-grace", 1, NULL, 'g'}, {"no-notify", 0, NULL, 'n'},
-		{"allow-owners", 0, NULL, 'O'}, {"log", 1, NULL, 'L'},
-		{"no-compress", 0, NULL, 'Z'},
-		{"announce", 2, NULL, 'A'},
-		{"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'},
+		{"allow-owners", 0, NULL, 'O'},  {"log", 1, NULL, 'L'},
+		{"no-compress", 0, NULL, 'Z'},   {"announce", 2, NULL, 'A'},
+		{"help", 0, NULL, 'h'},          {"version", 0, NULL, 'V'},
 	};
 	int c, idx, nlo = 0;
 
@@ -229,8 +239,8 @@ static void reload(struct reloader *r)
 		kb_logf(LOG_ERR, "reload: %s; keeping the current keys", err);
 		kb_keyset_free(ks);
 	} else {
-		kb_keyset_free((struct kb_keyset *)kb_srv_set_keys(r->srv, ks,
-								    r->o->psk ? psk : NULL));
+		kb_keyset_free(
+			(struct kb_keyset *)kb_srv_set_keys(r->srv, ks, r->o->psk ? psk : NULL));
 		r->auth = ks;
 	}
 	kb_memzero(psk, sizeof(psk));
@@ -338,7 +348,8 @@ static struct kb_mdns_announce *announce(const struct opts *o, const struct kb_s
 	base = base && base[1] ? base + 1 : o->share;
 	err[0] = '\0';
 	if (kb_mdns_announce_start(&a, o->announce_name, (uint16_t)atoi(port ? port + 1 : "0"),
-				   base, fpr, announce_log, NULL, err, sizeof(err)) && err[0])
+				   base, fpr, announce_log, NULL, err, sizeof(err)) &&
+	    err[0])
 		announce_log(NULL, err);
 	return a;
 }
@@ -371,8 +382,10 @@ int main(int argc, char **argv)
 		return 2;
 	if (!o.foreground)
 		close_inherited();
-	if (kb_log_open(o.log ? o.log : o.foreground ? "stderr" : NULL, "keibifsd", err,
-			sizeof(err))) {
+	if (kb_log_open(o.log          ? o.log
+			: o.foreground ? "stderr"
+				       : NULL,
+			"keibifsd", err, sizeof(err))) {
 		fprintf(stderr, "keibifsd: %s\n", err);
 		goto out;
 	}
@@ -428,7 +441,8 @@ int main(int argc, char **argv)
 	kb_key_fingerprint(pub, fpr);
 	if (!o.foreground) {
 		/* The fingerprint clients pin, where the admin sees it. */
-		fprintf(stderr, "keibifsd: listening on %s, sharing %s, key %s; detaching (log: %s)\n",
+		fprintf(stderr,
+			"keibifsd: listening on %s, sharing %s, key %s; detaching (log: %s)\n",
 			kb_srv_address(srv), o.share, fpr, kb_log_name());
 		fflush(stderr);
 		if ((rc = daemonize(&ready_fd))) {
@@ -437,7 +451,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (o.pidfile && (rc = write_pidfile(o.pidfile))) {
-		fprintf(stderr, "keibifsd: cannot write pidfile %s: %s\n", o.pidfile, strerror(-rc));
+		fprintf(stderr, "keibifsd: cannot write pidfile %s: %s\n", o.pidfile,
+			strerror(-rc));
 		goto out;
 	}
 	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);

@@ -49,12 +49,9 @@ const char *kb_aead_backend_name(enum kb_aead_backend be)
 	if (be == KB_AEAD_DEFAULT)
 		be = kb_aead_default();
 	switch (be) {
-	case KB_AEAD_MBEDTLS:
-		return "mbedtls";
-	case KB_AEAD_OPENSSL:
-		return "openssl";
-	default:
-		return "unknown";
+	case KB_AEAD_MBEDTLS: return "mbedtls";
+	case KB_AEAD_OPENSSL: return "openssl";
+	default: return "unknown";
 	}
 }
 
@@ -292,8 +289,8 @@ int kb_aead_seal(struct kb_aead *a, uint64_t nonce, const uint8_t *ad, size_t ad
 	return 0;
 }
 
-int kb_aead_open(struct kb_aead *a, uint64_t nonce, const uint8_t *ad, size_t adlen,
-		 uint8_t *buf, size_t len, const uint8_t tag[static KB_AEAD_TAG])
+int kb_aead_open(struct kb_aead *a, uint64_t nonce, const uint8_t *ad, size_t adlen, uint8_t *buf,
+		 size_t len, const uint8_t tag[static KB_AEAD_TAG])
 {
 	uint8_t iv[KB_AEAD_NONCE];
 	int ret;
@@ -304,8 +301,8 @@ int kb_aead_open(struct kb_aead *a, uint64_t nonce, const uint8_t *ad, size_t ad
 		return evp_open(a, iv, ad, adlen, buf, len, tag);
 #endif
 	/* mbedtls_gcm_auth_decrypt compares the tag in constant time. */
-	ret = mbedtls_gcm_auth_decrypt(&a->gcm, len, iv, KB_AEAD_NONCE, ad, adlen, tag,
-				       KB_AEAD_TAG, buf, buf);
+	ret = mbedtls_gcm_auth_decrypt(&a->gcm, len, iv, KB_AEAD_NONCE, ad, adlen, tag, KB_AEAD_TAG,
+				       buf, buf);
 	if (ret == MBEDTLS_ERR_GCM_AUTH_FAILED)
 		return -KB_EBADTAG;
 	return ret ? -KB_ECRYPTO : 0;

@@ -47,7 +47,7 @@ int kb_aead_sealv(struct kb_aead *a, uint64_t nonce, const uint8_t *ad, size_t a
 /* Decrypt in place after checking the tag (constant time); on failure
  * returns -KB_EBADTAG and the buffer content is unspecified and must not be
  * used. */
-int kb_aead_open(struct kb_aead *a, uint64_t nonce, const uint8_t *ad, size_t adlen,
-		 uint8_t *buf, size_t len, const uint8_t tag[static KB_AEAD_TAG]);
+int kb_aead_open(struct kb_aead *a, uint64_t nonce, const uint8_t *ad, size_t adlen, uint8_t *buf,
+		 size_t len, const uint8_t tag[static KB_AEAD_TAG]);
 
 #endif

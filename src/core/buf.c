@@ -38,21 +38,21 @@
 
 struct arena {
 	struct arena *next;
-	void *map;              /* owned mapping of map_len bytes */
+	void *map; /* owned mapping of map_len bytes */
 	size_t map_len;
 };
 
 struct kb_bufpool {
 	pthread_mutex_t lock;
-	struct kb_buf *free;    /* free list (lock) */
-	unsigned nfree;         /* length of free list (lock) */
-	unsigned keep;          /* max free buffers kept (malloc'd buffers only) */
+	struct kb_buf *free; /* free list (lock) */
+	unsigned nfree;      /* length of free list (lock) */
+	unsigned keep;       /* max free buffers kept (malloc'd buffers only) */
 	size_t cap;
-	size_t stride;          /* arena pools: bytes per carved buffer, else 0 */
-	struct arena *arenas;   /* owned (lock) */
-	uint8_t *bump, *end;    /* room left in the newest arena (lock) */
-	atomic_ulong allocs;    /* buffers ever malloc'd or carved */
-	atomic_int ref;         /* owner + outstanding buffers */
+	size_t stride;        /* arena pools: bytes per carved buffer, else 0 */
+	struct arena *arenas; /* owned (lock) */
+	uint8_t *bump, *end;  /* room left in the newest arena (lock) */
+	atomic_ulong allocs;  /* buffers ever malloc'd or carved */
+	atomic_int ref;       /* owner + outstanding buffers */
 };
 
 static void pool_unref(struct kb_bufpool *p)
@@ -139,8 +139,8 @@ static int arena_add(struct kb_bufpool *p)
 
 	if (!a)
 		return -ENOMEM;
-	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		 -1, 0);
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
+		 0);
 	if (m == MAP_FAILED) {
 		free(a);
 		return -ENOMEM;

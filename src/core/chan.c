@@ -21,29 +21,29 @@
 #define NO_PENDING SIZE_MAX
 
 struct kb_chan {
-	int fd;                  /* owned, closed by kb_chan_free */
-	atomic_int dead;         /* 0, or the error every later call returns */
-	uint64_t rekey_frames;   /* schedule, fixed before first use */
+	int fd;                /* owned, closed by kb_chan_free */
+	atomic_int dead;       /* 0, or the error every later call returns */
+	uint64_t rekey_frames; /* schedule, fixed before first use */
 	uint64_t rekey_bytes;
-	uint64_t rekey_ns;       /* by time, 0: never (we send no flag) */
-	bool flag_ok;            /* the peer may send KB_FRAME_REKEYED */
+	uint64_t rekey_ns; /* by time, 0: never (we send no flag) */
+	bool flag_ok;      /* the peer may send KB_FRAME_REKEYED */
 
 	pthread_mutex_t send_lock;
-	struct kb_aead *tx;      /* owned; send_lock */
-	uint64_t tx_n;           /* next send nonce; send_lock */
-	uint64_t tx_frames;      /* since the last rekey; send_lock */
-	uint64_t tx_bytes;       /* ciphertext+tag bytes since rekey; send_lock */
-	uint64_t tx_since;       /* kb_now_ns() of the last rekey; send_lock */
-	uint32_t max_send;       /* largest plaintext the peer accepts */
-	uint8_t *sbuf;           /* owned, max_send + head + tag; send_lock */
-	int use_write;           /* fd is not a socket (pipe): write(); send_lock */
-	int dontwait;            /* kb_chan_send_nowait in progress; send_lock */
+	struct kb_aead *tx; /* owned; send_lock */
+	uint64_t tx_n;      /* next send nonce; send_lock */
+	uint64_t tx_frames; /* since the last rekey; send_lock */
+	uint64_t tx_bytes;  /* ciphertext+tag bytes since rekey; send_lock */
+	uint64_t tx_since;  /* kb_now_ns() of the last rekey; send_lock */
+	uint32_t max_send;  /* largest plaintext the peer accepts */
+	uint8_t *sbuf;      /* owned, max_send + head + tag; send_lock */
+	int use_write;      /* fd is not a socket (pipe): write(); send_lock */
+	int dontwait;       /* kb_chan_send_nowait in progress; send_lock */
 
-	struct kb_aead *rx;      /* owned; receiver thread */
+	struct kb_aead *rx;                 /* owned; receiver thread */
 	uint64_t rx_n, rx_frames, rx_bytes; /* receiver thread */
-	uint32_t max_recv;       /* largest plaintext we accept */
-	size_t pending;          /* plen announced by recv_len, or NO_PENDING */
-	uint8_t rx_head[KB_FRAME_HEAD]; /* that frame's length bytes (the AD) */
+	uint32_t max_recv;                  /* largest plaintext we accept */
+	size_t pending;                     /* plen announced by recv_len, or NO_PENDING */
+	uint8_t rx_head[KB_FRAME_HEAD];     /* that frame's length bytes (the AD) */
 
 	_Atomic uint64_t frames_sent, frames_recv, bytes_sent, bytes_recv, rekeys, rekeys_time;
 };
@@ -183,8 +183,7 @@ void kb_chan_stats(const struct kb_chan *c, struct kb_chan_stats *st)
 
 /* Rekey one direction now, by time: counters restart as after a volume
  * rekey (both sides do the same at the flagged frame). */
-static int rekey_by_time(struct kb_chan *c, struct kb_aead *a, uint64_t *frames,
-			 uint64_t *bytes)
+static int rekey_by_time(struct kb_chan *c, struct kb_aead *a, uint64_t *frames, uint64_t *bytes)
 {
 	int rc = kb_chan_rekey_aead(a);
 
@@ -213,8 +212,8 @@ int kb_chan_rekey_aead(struct kb_aead *a)
 }
 
 /* Count one frame of `ct` bytes on a direction and rekey when due. */
-static int chan_account(struct kb_chan *c, struct kb_aead *a, uint64_t *frames,
-			uint64_t *bytes, size_t ct)
+static int chan_account(struct kb_chan *c, struct kb_aead *a, uint64_t *frames, uint64_t *bytes,
+			size_t ct)
 {
 	int rc;
 

@@ -36,8 +36,8 @@
 
 #include "aead.h"
 
-#define KB_FRAME_HEAD 4  /* length prefix */
-#define KB_FRAME_TAG 16  /* AEAD tag after the ciphertext */
+#define KB_FRAME_HEAD 4 /* length prefix */
+#define KB_FRAME_TAG 16 /* AEAD tag after the ciphertext */
 /* Default maximum plaintext per frame: a 4 MiB block plus header room. */
 #define KB_FRAME_MAX_DEFAULT ((4u << 20) + 4096u)
 #define KB_FRAME_MAX_LIMIT (16u << 20)
@@ -58,13 +58,13 @@ struct kb_noise_rng;
 
 struct kb_chan_cfg {
 	bool initiator;
-	const uint8_t *s;            /* local static private key, 32 bytes */
-	const uint8_t *psk;          /* NULL, or 32 bytes: switches to XXpsk3 */
+	const uint8_t *s;   /* local static private key, 32 bytes */
+	const uint8_t *psk; /* NULL, or 32 bytes: switches to XXpsk3 */
 	enum kb_aead_backend backend;
-	uint32_t max_frame;          /* largest plaintext we accept (0: default) */
-	uint64_t caps;               /* capability bits we offer */
+	uint32_t max_frame; /* largest plaintext we accept (0: default) */
+	uint64_t caps;      /* capability bits we offer */
 	struct kb_noise_rng *rng;
-	int timeout_ms;              /* bound on the whole handshake (0: 15 s) */
+	int timeout_ms; /* bound on the whole handshake (0: 15 s) */
 	/* Decide on the peer's static key: 0 to accept (set *flags), negative
 	 * (e.g. -KB_EUNTRUSTED) to refuse. Called before we reveal anything
 	 * more. */
@@ -73,13 +73,13 @@ struct kb_chan_cfg {
 };
 
 struct kb_chan_info {
-	uint8_t remote_static[32];   /* valid once received, even on refusal */
+	uint8_t remote_static[32]; /* valid once received, even on refusal */
 	bool have_remote_static;
-	uint32_t version;            /* negotiated: min of both sides' versions */
-	uint64_t caps;               /* intersection of both sides' caps */
-	uint32_t max_frame;          /* what the peer accepts from us */
-	unsigned flags;              /* from verify */
-	uint8_t hash[32];            /* handshake hash (channel binding) */
+	uint32_t version;   /* negotiated: min of both sides' versions */
+	uint64_t caps;      /* intersection of both sides' caps */
+	uint32_t max_frame; /* what the peer accepts from us */
+	unsigned flags;     /* from verify */
+	uint8_t hash[32];   /* handshake hash (channel binding) */
 };
 
 struct kb_chan; /* opaque; owns the fd (closed by kb_chan_free) */
@@ -118,7 +118,7 @@ int kb_chan_recv_body(struct kb_chan *c, uint8_t *buf, size_t plen);
 
 struct kb_chan_stats {
 	uint64_t frames_sent, frames_recv, bytes_sent, bytes_recv; /* plaintext bytes */
-	uint64_t rekeys; /* both directions together */
+	uint64_t rekeys;                                           /* both directions together */
 	uint64_t rekeys_time; /* of those, by time (flagged frames sent or received) */
 };
 void kb_chan_stats(const struct kb_chan *c, struct kb_chan_stats *st);
@@ -144,8 +144,7 @@ int kb_chan_new_aead(struct kb_chan **out, int fd, struct kb_aead *tx, struct kb
 /* Noise Rekey() on an AEAD key (nonce 2^64-1 over 32 zero bytes). */
 int kb_chan_rekey_aead(struct kb_aead *a);
 /* Bound a frame's length bytes: *plen or -KB_EPROTO / -KB_ETOOBIG. */
-int kb_chan_check_len(const struct kb_chan *c, const uint8_t head[KB_FRAME_HEAD],
-		      size_t *plen);
+int kb_chan_check_len(const struct kb_chan *c, const uint8_t head[KB_FRAME_HEAD], size_t *plen);
 /* Open an already-read frame body (plen + tag bytes) in place; wipes and
  * kills the channel on failure. */
 int kb_chan_open_frame(struct kb_chan *c, const uint8_t head[KB_FRAME_HEAD], uint8_t *buf,

@@ -25,20 +25,20 @@
 #define PROTO_MIN_VERSION 1u
 
 struct hs {
-	int fd;                        /* borrowed until the channel owns it */
-	uint64_t deadline;             /* kb_now_ns() bound of the whole handshake */
+	int fd;            /* borrowed until the channel owns it */
+	uint64_t deadline; /* kb_now_ns() bound of the whole handshake */
 	const struct kb_chan_cfg *cfg;
-	struct kb_chan_info *info;     /* caller's */
-	struct kb_noise_hs *ns;        /* owned */
-	struct kb_noise_rng *rng;      /* cfg's, or owned_rng */
+	struct kb_chan_info *info; /* caller's */
+	struct kb_noise_hs *ns;    /* owned */
+	struct kb_noise_rng *rng;  /* cfg's, or owned_rng */
 	struct kb_noise_rng *owned_rng;
-	uint8_t *msg;                  /* owned: 2-byte length + one message */
-	uint8_t *payload;              /* owned: a received payload */
-	uint32_t max_recv;             /* what we announce */
+	uint8_t *msg;      /* owned: 2-byte length + one message */
+	uint8_t *payload;  /* owned: a received payload */
+	uint32_t max_recv; /* what we announce */
 	uint16_t peer_vmax, peer_vmin;
 	uint64_t peer_caps;
-	bool rekey_time;             /* both offered KB_CHAN_CAP_REKEY_TIME */
-	uint32_t peer_max;             /* what the peer accepts (clamped) */
+	bool rekey_time;   /* both offered KB_CHAN_CAP_REKEY_TIME */
+	uint32_t peer_max; /* what the peer accepts (clamped) */
 };
 
 /* Wait until fd is ready for `ev` or the deadline passes. */
@@ -244,15 +244,15 @@ static int run_initiator(struct hs *h, struct kb_chan **out)
 	size_t plen;
 	int rc;
 
-	rc = hs_send_msg(h, NULL, 0);                 /* -> e */
+	rc = hs_send_msg(h, NULL, 0); /* -> e */
 	if (!rc)
-		rc = hs_recv_msg(h, &plen);           /* <- e, ee, s, es + hello */
+		rc = hs_recv_msg(h, &plen); /* <- e, ee, s, es + hello */
 	if (!rc)
-		rc = judge_peer(h, plen);             /* before we reveal s */
+		rc = judge_peer(h, plen); /* before we reveal s */
 	if (rc)
 		return rc;
 	hello_put(h, hello);
-	rc = hs_send_msg(h, hello, sizeof(hello));    /* -> s, se + hello */
+	rc = hs_send_msg(h, hello, sizeof(hello)); /* -> s, se + hello */
 	if (!rc)
 		rc = make_chan(h, out);
 	if (rc)
@@ -272,19 +272,19 @@ static int run_responder(struct hs *h, struct kb_chan **out)
 	size_t plen;
 	int rc;
 
-	rc = hs_recv_msg(h, &plen);                   /* -> e (payload ignored) */
+	rc = hs_recv_msg(h, &plen); /* -> e (payload ignored) */
 	hello_put(h, hello);
 	if (!rc)
 		rc = hs_send_msg(h, hello, sizeof(hello)); /* <- e, ee, s, es + hello */
 	if (!rc)
-		rc = hs_recv_msg(h, &plen);           /* -> s, se + hello */
+		rc = hs_recv_msg(h, &plen); /* -> s, se + hello */
 	if (!rc)
 		rc = judge_peer(h, plen);
 	if (!rc)
 		rc = make_chan(h, out);
 	if (rc)
 		return rc;
-	rc = kb_chan_send(*out, frame, 0);            /* "accepted" */
+	rc = kb_chan_send(*out, frame, 0); /* "accepted" */
 	if (rc) {
 		h->fd = -1;
 		kb_chan_free(*out);

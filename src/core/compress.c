@@ -14,17 +14,17 @@
 #include "err.h"
 #include "util.h"
 
-#define Z_LEVEL 1                 /* fastest standard level: 300-600 MB/s */
-#define Z_SAMPLE (8u << 10)       /* probe: two samples of this size */
-#define Z_SAMPLE_MIN (64u << 10)  /* bulks from this size are probed */
+#define Z_LEVEL 1                /* fastest standard level: 300-600 MB/s */
+#define Z_SAMPLE (8u << 10)      /* probe: two samples of this size */
+#define Z_SAMPLE_MIN (64u << 10) /* bulks from this size are probed */
 #define Z_RATE_EVERY_NS (100ull * 1000000u)
-#define Z_BACKLOG (1u << 20)      /* unsent bytes that say "the link is behind" */
+#define Z_BACKLOG (1u << 20) /* unsent bytes that say "the link is behind" */
 
 /* Per thread: made on first use, freed by the key's destructor. */
 struct zctx {
 	ZSTD_CCtx *c;
 	ZSTD_DCtx *d;
-	uint8_t *scratch;            /* kb_z_scratch */
+	uint8_t *scratch; /* kb_z_scratch */
 	size_t scratch_cap;
 	uint8_t sample[ZSTD_COMPRESSBOUND(Z_SAMPLE)];
 };
@@ -210,7 +210,7 @@ static void link_sample(int fd, struct kb_z_link *l)
 		return;
 	}
 	if (len < offsetof(struct tcp_info, tcpi_notsent_bytes) + 4)
-		return; /* a kernel too old to tell */
+		return;                                    /* a kernel too old to tell */
 	if (!l->at_ns || ti.tcpi_bytes_acked < l->acked) { /* first, or a new socket */
 		l->at_ns = now;
 		l->acked = ti.tcpi_bytes_acked;

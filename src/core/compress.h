@@ -23,17 +23,21 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define KB_CAP_ZSTD (1ull << 0)  /* handshake capability bit */
-#define KB_Z_FLAG 0x80000000u    /* in H: the bulk is [u32 raw][zstd] */
-#define KB_Z_PREFIX 4            /* the u32 raw length before the zstd data */
-#define KB_Z_MIN 4096            /* smaller bulks are never compressed */
+#define KB_CAP_ZSTD (1ull << 0) /* handshake capability bit */
+#define KB_Z_FLAG 0x80000000u   /* in H: the bulk is [u32 raw][zstd] */
+#define KB_Z_PREFIX 4           /* the u32 raw length before the zstd data */
+#define KB_Z_MIN 4096           /* smaller bulks are never compressed */
 /* compress=auto compresses while the connection's measured delivery rate
  * is below this (bytes/s): 64 MB/s, a fraction of what zstd level 1
  * compresses per core (300-600 MB/s on text), so the link stays the
  * bottleneck; loopback and LAN links run at GB/s and are left alone. */
 #define KB_Z_AUTO_BPS (64ull << 20)
 
-enum kb_z_mode { KB_Z_OFF = 0, KB_Z_AUTO = 1, KB_Z_ON = 2 };
+enum kb_z_mode {
+	KB_Z_OFF = 0,
+	KB_Z_AUTO = 1,
+	KB_Z_ON = 2
+};
 
 /* The message plaintext pt[0..len) has a compressed bulk. */
 bool kb_z_flagged(const uint8_t *pt, size_t len);
@@ -65,12 +69,12 @@ void kb_z_mark(uint8_t *hdr);
 /* compress=auto's measure of one connection's link (the caller's, all
  * zero at first; any thread). */
 struct kb_z_link {
-	_Atomic bool slow;           /* the decision */
-	_Atomic bool known;          /* a whole window was measured */
-	_Atomic bool sampling;       /* one thread samples at a time */
-	_Atomic uint64_t at_ns;      /* window start: written by the sampling
+	_Atomic bool slow;      /* the decision */
+	_Atomic bool known;     /* a whole window was measured */
+	_Atomic bool sampling;  /* one thread samples at a time */
+	_Atomic uint64_t at_ns; /* window start: written by the sampling
 				      * thread, read by any */
-	uint64_t acked;              /* at window start (the sampling thread) */
+	uint64_t acked;         /* at window start (the sampling thread) */
 };
 /* compress=auto's decision for a connection on fd, from the kernel's
  * TCP_INFO, the first time a bulk is to be sent and then every 100 ms at

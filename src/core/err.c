@@ -5,7 +5,8 @@
 #include "err.h"
 
 static const char *const kb_err_text[KB_ERR_MAX - KB_ERR_BASE] = {
-	[KB_EBADTAG - KB_ERR_BASE] = "frame failed authentication (tampered, replayed or reordered)",
+	[KB_EBADTAG -
+	 KB_ERR_BASE] = "frame failed authentication (tampered, replayed or reordered)",
 	[KB_ETOOBIG - KB_ERR_BASE] = "frame longer than the negotiated maximum",
 	[KB_ETRUNC - KB_ERR_BASE] = "connection closed in the middle of a frame",
 	[KB_ECLOSED - KB_ERR_BASE] = "connection closed by peer",
@@ -50,9 +51,7 @@ int kb_err_to_errno(int err)
 	case KB_EREFUSED:
 	case KB_EUNTRUSTED:
 	case KB_EHANDSHAKE:
-	case KB_EVERSION:
-		return -ENOTCONN;
-	default:
-		return -EIO;
+	case KB_EVERSION: return -ENOTCONN;
+	default: return -EIO;
 	}
 }

@@ -12,18 +12,18 @@
 
 enum kb_err {
 	KB_ERR_BASE = 4096,
-	KB_EBADTAG,      /* AEAD authentication failed (tamper, replay, reorder) */
-	KB_ETOOBIG,      /* frame length over the negotiated maximum */
-	KB_ETRUNC,       /* peer closed mid-frame */
-	KB_ECLOSED,      /* peer closed the connection cleanly */
-	KB_EHANDSHAKE,   /* malformed or failed handshake message */
-	KB_EUNTRUSTED,   /* peer's static key is not pinned */
-	KB_EREFUSED,     /* server refused our key (closed after handshake) */
-	KB_EVERSION,     /* no common protocol version */
-	KB_EPROTO,       /* malformed protocol message */
-	KB_ENONCE,       /* nonce space exhausted */
-	KB_ETIMEOUT,     /* peer did not answer in time */
-	KB_ECRYPTO,      /* crypto library failure */
+	KB_EBADTAG,    /* AEAD authentication failed (tamper, replay, reorder) */
+	KB_ETOOBIG,    /* frame length over the negotiated maximum */
+	KB_ETRUNC,     /* peer closed mid-frame */
+	KB_ECLOSED,    /* peer closed the connection cleanly */
+	KB_EHANDSHAKE, /* malformed or failed handshake message */
+	KB_EUNTRUSTED, /* peer's static key is not pinned */
+	KB_EREFUSED,   /* server refused our key (closed after handshake) */
+	KB_EVERSION,   /* no common protocol version */
+	KB_EPROTO,     /* malformed protocol message */
+	KB_ENONCE,     /* nonce space exhausted */
+	KB_ETIMEOUT,   /* peer did not answer in time */
+	KB_ECRYPTO,    /* crypto library failure */
 	KB_ERR_MAX
 };
 

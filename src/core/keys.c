@@ -24,15 +24,15 @@ struct kb_keyent {
 	uint8_t key[KB_KEY_LEN]; /* public key, or SHA-256 of it for a pin */
 	unsigned flags;
 	bool is_fpr;
-	bool from_opt;           /* added by kb_keyset_add_fingerprint (-o peer=) */
-	char *hosts;             /* owned: known_peers host patterns; NULL: any host */
-	unsigned line;           /* line in ks->src (0: not from a file) */
+	bool from_opt; /* added by kb_keyset_add_fingerprint (-o peer=) */
+	char *hosts;   /* owned: known_peers host patterns; NULL: any host */
+	unsigned line; /* line in ks->src (0: not from a file) */
 };
 
 struct kb_keyset {
 	struct kb_keyent *v; /* owned array of cap entries */
 	size_t n, cap;
-	char *src;           /* owned: the file the entries came from */
+	char *src; /* owned: the file the entries came from */
 };
 
 static int errf(char *err, size_t errlen, int ret, const char *fmt, ...)
@@ -89,8 +89,8 @@ static int check_private_mode(const struct stat *st, const char *path, char *err
 			    "accessible by others (chmod 600 '%s').",
 			    (unsigned)(st->st_mode & 0777), path, path);
 	if (st->st_uid != geteuid() && st->st_uid != 0)
-		return errf(err, errlen, -EPERM, "bad ownership: '%s' is owned by uid %u",
-			    path, (unsigned)st->st_uid);
+		return errf(err, errlen, -EPERM, "bad ownership: '%s' is owned by uid %u", path,
+			    (unsigned)st->st_uid);
 	return 0;
 }
 
@@ -161,10 +161,10 @@ static int write_new(const char *path, const char *text, mode_t mode, bool force
 }
 
 int kb_key_generate_comment(const char *path, const char *comment, bool force,
-			    struct kb_noise_rng *rng, uint8_t pub_out[static KB_KEY_LEN],
-			    char *err, size_t errlen)
+			    struct kb_noise_rng *rng, uint8_t pub_out[static KB_KEY_LEN], char *err,
+			    size_t errlen)
 {
-	uint8_t priv[KB_KEY_LEN], pub[KB_KEY_LEN]; /* priv wiped */
+	uint8_t priv[KB_KEY_LEN], pub[KB_KEY_LEN];         /* priv wiped */
 	char text[KEY_LINE_MAX], pubpath[4096], cbuf[300]; /* text wiped */
 	int ret;
 
@@ -207,8 +207,8 @@ int kb_key_generate(const char *path, bool force, struct kb_noise_rng *rng,
 
 /* ---- public keys ------------------------------------------------------------ */
 
-int kb_key_parse_public_comment(const char *line, uint8_t pub[static KB_KEY_LEN],
-				char *comment, size_t ccap)
+int kb_key_parse_public_comment(const char *line, uint8_t pub[static KB_KEY_LEN], char *comment,
+				size_t ccap)
 {
 	const char *p = line + strspn(line, " \t"), *b;
 	size_t blen;
@@ -262,8 +262,7 @@ int kb_key_load_public_comment(const char *path, uint8_t pub[static KB_KEY_LEN],
 	return ret;
 }
 
-int kb_key_load_public(const char *path, uint8_t pub[static KB_KEY_LEN], char *err,
-		       size_t errlen)
+int kb_key_load_public(const char *path, uint8_t pub[static KB_KEY_LEN], char *err, size_t errlen)
 {
 	return kb_key_load_public_comment(path, pub, NULL, 0, err, errlen);
 }
@@ -296,8 +295,8 @@ void kb_keyset_free(struct kb_keyset *ks)
 	free(ks);
 }
 
-static int keyset_push(struct kb_keyset *ks, const uint8_t key[static KB_KEY_LEN],
-		       unsigned flags, bool is_fpr)
+static int keyset_push(struct kb_keyset *ks, const uint8_t key[static KB_KEY_LEN], unsigned flags,
+		       bool is_fpr)
 {
 	if (ks->n == ks->cap) {
 		size_t cap = ks->cap ? 2 * ks->cap : 8;
@@ -464,8 +463,7 @@ int kb_keyset_match_host(const struct kb_keyset *ks, const char *host, const cha
 		    "WARNING: SERVER KEY CHANGED: %s presented %s, but %s:%u pins %s for "
 		    "it: someone may be intercepting the connection, or the server has a new "
 		    "key (check it, then replace line %u)",
-		    name, fpr, ks->src ? ks->src : "known_peers", pinned->line, old,
-		    pinned->line);
+		    name, fpr, ks->src ? ks->src : "known_peers", pinned->line, old, pinned->line);
 }
 
 int kb_keyset_match_fingerprint(const struct kb_keyset *ks, const char *fpr)
@@ -511,8 +509,7 @@ static int parse_options(const char *p, size_t len, unsigned *flags, char *why, 
 
 /* One non-comment line: "[options ]keibifs-x25519 B64 [comment]" or a
  * "SHA256:..." fingerprint pin. */
-static int keyset_line(struct kb_keyset *ks, const char *line, bool peers, char *why,
-		       size_t wlen)
+static int keyset_line(struct kb_keyset *ks, const char *line, bool peers, char *why, size_t wlen)
 {
 	const char *p = line + strspn(line, " \t");
 	size_t tok = strcspn(p, " \t");
@@ -532,8 +529,10 @@ static int keyset_line(struct kb_keyset *ks, const char *line, bool peers, char 
 		tok = strcspn(p, " \t");
 		if (!*p) {
 			free(hosts);
-			return errf(why, wlen, -EINVAL, "malformed line (expected \"[HOSTS] %s "
-				    "BASE64 [comment]\" or \"[HOSTS] SHA256:...\")", KEY_TYPE);
+			return errf(why, wlen, -EINVAL,
+				    "malformed line (expected \"[HOSTS] %s "
+				    "BASE64 [comment]\" or \"[HOSTS] SHA256:...\")",
+				    KEY_TYPE);
 		}
 	}
 	if (!strncmp(p, "SHA256:", 7)) {
@@ -673,8 +672,10 @@ int kb_psk_load(const char *path, uint8_t psk[static KB_KEY_LEN], char *err, siz
 	if (n == KB_KEY_LEN)
 		ret = 0;
 	else
-		errf(err, errlen, ret, "pre-shared key %s: not 32 bytes of base64 or hex "
-		     "(make one with keibifs-keygen --psk FILE)", path);
+		errf(err, errlen, ret,
+		     "pre-shared key %s: not 32 bytes of base64 or hex "
+		     "(make one with keibifs-keygen --psk FILE)",
+		     path);
 out:
 	kb_memzero(line, sizeof(line));
 	if (fd >= 0)
@@ -685,7 +686,7 @@ out:
 int kb_psk_generate(const char *path, bool force, struct kb_noise_rng *rng, char *err,
 		    size_t errlen)
 {
-	uint8_t psk[KB_KEY_LEN]; /* wiped */
+	uint8_t psk[KB_KEY_LEN];    /* wiped */
 	char text[KEY_B64_LEN + 2]; /* wiped */
 	int ret;
 

@@ -35,16 +35,15 @@ int kb_key_generate(const char *path, bool force, struct kb_noise_rng *rng,
 		    uint8_t pub_out[static KB_KEY_LEN], char *err, size_t errlen);
 /* Same with a comment (NULL: "user@host"); the keygen tool uses it. */
 int kb_key_generate_comment(const char *path, const char *comment, bool force,
-			    struct kb_noise_rng *rng, uint8_t pub_out[static KB_KEY_LEN],
-			    char *err, size_t errlen);
+			    struct kb_noise_rng *rng, uint8_t pub_out[static KB_KEY_LEN], char *err,
+			    size_t errlen);
 /* Parses one public key line ("keibifs-x25519 B64 [comment]"). */
 int kb_key_parse_public_line(const char *line, uint8_t pub[static KB_KEY_LEN]);
 /* Same, also copying the comment (may be empty) into comment[ccap]. */
-int kb_key_parse_public_comment(const char *line, uint8_t pub[static KB_KEY_LEN],
-				char *comment, size_t ccap);
+int kb_key_parse_public_comment(const char *line, uint8_t pub[static KB_KEY_LEN], char *comment,
+				size_t ccap);
 /* Reads the public key from a .pub file (or a private key file). */
-int kb_key_load_public(const char *path, uint8_t pub[static KB_KEY_LEN], char *err,
-		       size_t errlen);
+int kb_key_load_public(const char *path, uint8_t pub[static KB_KEY_LEN], char *err, size_t errlen);
 /* Same with the .pub line's comment (the path for a private key file). */
 int kb_key_load_public_comment(const char *path, uint8_t pub[static KB_KEY_LEN], char *comment,
 			       size_t ccap, char *err, size_t errlen);
@@ -52,7 +51,7 @@ int kb_key_load_public_comment(const char *path, uint8_t pub[static KB_KEY_LEN],
 /* A set of pinned keys, each with flags. */
 #define KB_KEYF_RO 1u
 #define KB_KEYF_OWNERS 2u /* "owners": may send Request.creds (keibifsd) */
-struct kb_keyset; /* opaque */
+struct kb_keyset;         /* opaque */
 /* Parses an authorized keys / known peers file. Refuses files writable by
  * group/other or not owned by the caller or root (-EPERM), like sshd's
  * StrictModes. err gets "FILE:LINE: reason" on a parse error. */

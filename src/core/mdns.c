@@ -31,10 +31,10 @@
 #define NODAEMON_LINE "avahi-daemon is not running (or no D-Bus system bus)"
 
 struct kb_mdns_announce {
-	AvahiThreadedPoll *tp;       /* owned */
-	AvahiClient *c;              /* owned */
-	AvahiEntryGroup *g;          /* owned by c */
-	char *name;                  /* owned (avahi_malloc'd) */
+	AvahiThreadedPoll *tp; /* owned */
+	AvahiClient *c;        /* owned */
+	AvahiEntryGroup *g;    /* owned by c */
+	char *name;            /* owned (avahi_malloc'd) */
 	uint16_t port;
 	char share_txt[160], fp_txt[96];
 	bool said_waiting;
@@ -192,13 +192,13 @@ void kb_mdns_announce_stop(struct kb_mdns_announce *a)
 /* ---- browse and resolve ------------------------------------------------ */
 
 struct look {
-	AvahiSimplePoll *sp;         /* owned by the caller of look_run */
+	AvahiSimplePoll *sp; /* owned by the caller of look_run */
 	AvahiClient *c;
-	int pending;                 /* resolvers running */
+	int pending; /* resolvers running */
 	bool all_for_now, failed;
 	kb_mdns_peer_fn cb;
 	void *arg;
-	struct kb_mdns_peer *one;    /* resolve: the answer */
+	struct kb_mdns_peer *one; /* resolve: the answer */
 	bool found;
 };
 
@@ -214,9 +214,8 @@ static void txt_value(AvahiStringList *txt, const char *key, char *out, size_t c
 	avahi_free(v);
 }
 
-static void fill_peer(struct kb_mdns_peer *p, AvahiIfIndex ifc, const char *name,
-		      const char *host, const AvahiAddress *addr, uint16_t port,
-		      AvahiStringList *txt)
+static void fill_peer(struct kb_mdns_peer *p, AvahiIfIndex ifc, const char *name, const char *host,
+		      const AvahiAddress *addr, uint16_t port, AvahiStringList *txt)
 {
 	char a[AVAHI_ADDRESS_STR_MAX], ifn[IF_NAMESIZE];
 
@@ -238,8 +237,7 @@ static void fill_peer(struct kb_mdns_peer *p, AvahiIfIndex ifc, const char *name
 static void resolve_cb(AvahiServiceResolver *r, AvahiIfIndex ifc, AvahiProtocol proto,
 		       AvahiResolverEvent ev, const char *name, const char *type,
 		       const char *domain, const char *host, const AvahiAddress *addr,
-		       uint16_t port, AvahiStringList *txt, AvahiLookupResultFlags flags,
-		       void *ud)
+		       uint16_t port, AvahiStringList *txt, AvahiLookupResultFlags flags, void *ud)
 {
 	struct look *l = ud;
 	struct kb_mdns_peer p;
@@ -262,8 +260,8 @@ static void resolve_cb(AvahiServiceResolver *r, AvahiIfIndex ifc, AvahiProtocol 
 }
 
 static void browse_cb(AvahiServiceBrowser *b, AvahiIfIndex ifc, AvahiProtocol proto,
-		      AvahiBrowserEvent ev, const char *name, const char *type,
-		      const char *domain, AvahiLookupResultFlags flags, void *ud)
+		      AvahiBrowserEvent ev, const char *name, const char *type, const char *domain,
+		      AvahiLookupResultFlags flags, void *ud)
 {
 	struct look *l = ud;
 
@@ -343,8 +341,8 @@ int kb_mdns_browse(int timeout_ms, kb_mdns_peer_fn cb, void *arg, char *err, siz
 
 	if (rc)
 		return rc;
-	if (!avahi_service_browser_new(l.c, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, KB_MDNS_TYPE,
-				       NULL, 0, browse_cb, &l)) {
+	if (!avahi_service_browser_new(l.c, AVAHI_IF_UNSPEC, AVAHI_PROTO_UNSPEC, KB_MDNS_TYPE, NULL,
+				       0, browse_cb, &l)) {
 		snprintf(err, errlen, "mDNS: %s", avahi_strerror(avahi_client_errno(l.c)));
 		rc = -EIO;
 	} else {
@@ -384,8 +382,10 @@ int kb_mdns_resolve(const char *name, int timeout_ms, struct kb_mdns_peer *out, 
 		look_run(&l, (int)((end - now) / 1000000u) / (i ? 1 : 2), resolve_done);
 	}
 	if (!rc && !l.found) {
-		snprintf(err, errlen, "no keibifs service named \"%s\" answered on the LAN (mDNS, "
-			 "keibifs --browse lists them)", name);
+		snprintf(err, errlen,
+			 "no keibifs service named \"%s\" answered on the LAN (mDNS, "
+			 "keibifs --browse lists them)",
+			 name);
 		rc = -EHOSTUNREACH;
 	}
 	look_close(&l);

@@ -20,12 +20,12 @@
 #define KB_MDNS_PREFIX "mdns:" /* keibifs mdns:NAME:/PATH MNT */
 
 struct kb_mdns_peer {
-	char name[64];               /* service instance name */
-	char host[256];              /* its host's mDNS name (NAME.local) */
-	char addr[64];               /* an address of it, IPv6 with %scope */
+	char name[64];  /* service instance name */
+	char host[256]; /* its host's mDNS name (NAME.local) */
+	char addr[64];  /* an address of it, IPv6 with %scope */
 	uint16_t port;
-	char share[128];             /* TXT share=, or "" */
-	char fpr[64];                /* TXT fp=, or "" */
+	char share[128]; /* TXT share=, or "" */
+	char fpr[64];    /* TXT fp=, or "" */
 };
 
 /* Announce a service until kb_mdns_announce_stop (a thread of avahi's).

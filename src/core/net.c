@@ -88,8 +88,7 @@ static int connect_one(const struct addrinfo *ai, uint64_t deadline_ns, int *out
 	int fd, rc = 0, soerr = 0;
 	socklen_t len = sizeof(soerr);
 
-	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-		    ai->ai_protocol);
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {

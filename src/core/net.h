@@ -9,9 +9,9 @@
 #define KB_DEFAULT_PORT "26431" /* keibifsd's TCP port */
 
 struct kb_net_opts {
-	int timeout_ms;       /* bound on resolve-and-connect (<= 0: 15 s) */
-	int sndbuf, rcvbuf;   /* bytes; 0 keeps Linux's autotuning (best by far) */
-	int user_timeout_ms;  /* TCP_USER_TIMEOUT: unacked data -> dead (0: off) */
+	int timeout_ms;      /* bound on resolve-and-connect (<= 0: 15 s) */
+	int sndbuf, rcvbuf;  /* bytes; 0 keeps Linux's autotuning (best by far) */
+	int user_timeout_ms; /* TCP_USER_TIMEOUT: unacked data -> dead (0: off) */
 };
 
 /* Connect to host:port over TCP (every address getaddrinfo returns, in
@@ -35,7 +35,6 @@ void kb_net_format(char *out, size_t cap, const char *host, const char *port);
 /* A socket address as kb_net_format does it, numeric; an IPv4 peer of a
  * dual-stack socket (::ffff:a.b.c.d) is shown as a.b.c.d. */
 struct sockaddr;
-void kb_net_format_sockaddr(char *out, size_t cap, const struct sockaddr *sa,
-			    unsigned int len);
+void kb_net_format_sockaddr(char *out, size_t cap, const struct sockaddr *sa, unsigned int len);
 
 #endif

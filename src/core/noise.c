@@ -15,7 +15,16 @@
 #include "noise_int.h"
 #include "util.h"
 
-enum tok { T_END = 0, T_E, T_S, T_EE, T_ES, T_SE, T_SS, T_PSK };
+enum tok {
+	T_END = 0,
+	T_E,
+	T_S,
+	T_EE,
+	T_ES,
+	T_SE,
+	T_SS,
+	T_PSK
+};
 
 #define MAX_MSGS 4
 #define MAX_TOKS 8
@@ -39,18 +48,18 @@ static const struct pattern patterns[] = {
 #define NOISE_SUFFIX "_25519_AESGCM_SHA256"
 
 struct kb_noise_hs {
-	uint8_t ck[32], h[32];    /* SymmetricState */
-	struct kb_noise_cs cs;    /* handshake CipherState (owns its aead) */
-	enum kb_aead_backend be;  /* for every CipherState made here */
+	uint8_t ck[32], h[32];   /* SymmetricState */
+	struct kb_noise_cs cs;   /* handshake CipherState (owns its aead) */
+	enum kb_aead_backend be; /* for every CipherState made here */
 	bool initiator, psk_mode, failed, done;
 	bool has_s, has_e, has_rs, has_re, fixed_e;
 	uint8_t s[32], s_pub[32]; /* local static key pair */
 	uint8_t e[32], e_pub[32]; /* local ephemeral key pair */
 	uint8_t rs[32], re[32];   /* remote public keys */
 	uint8_t psk[32];
-	struct kb_noise_rng *rng; /* borrowed from the config */
-	const struct pattern *pat; /* static table entry */
-	unsigned nmsgs, msg;      /* pattern length, next message index */
+	struct kb_noise_rng *rng;             /* borrowed from the config */
+	const struct pattern *pat;            /* static table entry */
+	unsigned nmsgs, msg;                  /* pattern length, next message index */
 	uint8_t msgs[MAX_MSGS][MAX_TOKS + 2]; /* tokens after modifiers */
 };
 
@@ -300,8 +309,7 @@ static int token_dh(struct kb_noise_hs *hs, enum tok t)
 	return ret;
 }
 
-static int write_token(struct kb_noise_hs *hs, enum tok t, uint8_t *out, size_t cap,
-		       size_t *off)
+static int write_token(struct kb_noise_hs *hs, enum tok t, uint8_t *out, size_t cap, size_t *off)
 {
 	int ret;
 
@@ -320,10 +328,8 @@ static int write_token(struct kb_noise_hs *hs, enum tok t, uint8_t *out, size_t 
 		if (!hs->has_s)
 			return -EINVAL;
 		return encrypt_and_hash(hs, hs->s_pub, 32, out, cap, off);
-	case T_PSK:
-		return mix_key_and_hash(hs, hs->psk, 32);
-	default:
-		return token_dh(hs, t);
+	case T_PSK: return mix_key_and_hash(hs, hs->psk, 32);
+	default: return token_dh(hs, t);
 	}
 }
 
@@ -352,10 +358,8 @@ static int read_token(struct kb_noise_hs *hs, enum tok t, const uint8_t *msg, si
 		hs->has_rs = true;
 		*off += n;
 		return 0;
-	case T_PSK:
-		return mix_key_and_hash(hs, hs->psk, 32);
-	default:
-		return token_dh(hs, t);
+	case T_PSK: return mix_key_and_hash(hs, hs->psk, 32);
+	default: return token_dh(hs, t);
 	}
 }
 
@@ -377,8 +381,8 @@ static void advance(struct kb_noise_hs *hs)
 		hs->done = true;
 }
 
-int kb_noise_hs_write(struct kb_noise_hs *hs, const uint8_t *payload, size_t plen,
-		      uint8_t *out, size_t outcap, size_t *outlen)
+int kb_noise_hs_write(struct kb_noise_hs *hs, const uint8_t *payload, size_t plen, uint8_t *out,
+		      size_t outcap, size_t *outlen)
 {
 	size_t off = 0;
 	int ret = 0;
@@ -389,7 +393,7 @@ int kb_noise_hs_write(struct kb_noise_hs *hs, const uint8_t *payload, size_t ple
 		return -EINVAL;
 	outcap = KB_MIN(outcap, (size_t)KB_NOISE_MAX_MSG);
 	for (const uint8_t *t = hs->msgs[hs->msg]; *t && !ret; t++)
-		ret = write_token(hs, (enum tok)*t, out, outcap, &off);
+		ret = write_token(hs, (enum tok) * t, out, outcap, &off);
 	if (!ret)
 		ret = encrypt_and_hash(hs, payload, plen, out, outcap, &off);
 	if (ret) {
@@ -401,8 +405,8 @@ int kb_noise_hs_write(struct kb_noise_hs *hs, const uint8_t *payload, size_t ple
 	return 0;
 }
 
-int kb_noise_hs_read(struct kb_noise_hs *hs, const uint8_t *msg, size_t len,
-		     uint8_t *payload, size_t pcap, size_t *plen)
+int kb_noise_hs_read(struct kb_noise_hs *hs, const uint8_t *msg, size_t len, uint8_t *payload,
+		     size_t pcap, size_t *plen)
 {
 	static const uint8_t empty[1];
 	uint8_t dummy[1]; /* stands in for a NULL payload buffer */
@@ -422,7 +426,7 @@ int kb_noise_hs_read(struct kb_noise_hs *hs, const uint8_t *msg, size_t len,
 		pcap = 0;
 	}
 	for (const uint8_t *t = hs->msgs[hs->msg]; *t && !ret; t++)
-		ret = read_token(hs, (enum tok)*t, msg, len, &off);
+		ret = read_token(hs, (enum tok) * t, msg, len, &off);
 	if (!ret)
 		ret = decrypt_and_hash(hs, msg + off, len - off, payload, pcap, plen);
 	if (ret) {

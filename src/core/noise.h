@@ -38,16 +38,16 @@ int kb_x25519_keygen(struct kb_noise_rng *r, uint8_t priv[static 32], uint8_t pu
 int kb_x25519_pub(const uint8_t priv[static 32], uint8_t pub[static 32]);
 
 struct kb_noise_hs_cfg {
-	const char *protocol;        /* e.g. "Noise_XX_25519_AESGCM_SHA256" */
+	const char *protocol; /* e.g. "Noise_XX_25519_AESGCM_SHA256" */
 	bool initiator;
-	const uint8_t *prologue;     /* may be NULL */
+	const uint8_t *prologue; /* may be NULL */
 	size_t prologue_len;
-	const uint8_t *s;            /* local static private key or NULL */
-	const uint8_t *rs;           /* remote static public key (K/IK) or NULL */
-	const uint8_t *psk;          /* 32 bytes or NULL */
-	const uint8_t *e;            /* fixed ephemeral private key (test vectors) or NULL */
-	struct kb_noise_rng *rng;    /* for ephemerals when e is NULL */
-	enum kb_aead_backend backend;/* for the transport CipherStates */
+	const uint8_t *s;             /* local static private key or NULL */
+	const uint8_t *rs;            /* remote static public key (K/IK) or NULL */
+	const uint8_t *psk;           /* 32 bytes or NULL */
+	const uint8_t *e;             /* fixed ephemeral private key (test vectors) or NULL */
+	struct kb_noise_rng *rng;     /* for ephemerals when e is NULL */
+	enum kb_aead_backend backend; /* for the transport CipherStates */
 };
 
 struct kb_noise_hs; /* opaque HandshakeState */
@@ -59,13 +59,13 @@ void kb_noise_hs_free(struct kb_noise_hs *hs); /* NULL-safe, wipes */
 /* WriteMessage: out receives the handshake message; *outlen its size.
  * payload must not overlap out. Any error poisons the state (later calls
  * return -KB_EHANDSHAKE). */
-int kb_noise_hs_write(struct kb_noise_hs *hs, const uint8_t *payload, size_t plen,
-		      uint8_t *out, size_t outcap, size_t *outlen);
+int kb_noise_hs_write(struct kb_noise_hs *hs, const uint8_t *payload, size_t plen, uint8_t *out,
+		      size_t outcap, size_t *outlen);
 /* ReadMessage: payload receives the decrypted payload. -KB_EHANDSHAKE on a
  * malformed or unauthenticated message (or a payload over pcap); payload
  * may alias msg. */
-int kb_noise_hs_read(struct kb_noise_hs *hs, const uint8_t *msg, size_t len,
-		     uint8_t *payload, size_t pcap, size_t *plen);
+int kb_noise_hs_read(struct kb_noise_hs *hs, const uint8_t *msg, size_t len, uint8_t *payload,
+		     size_t pcap, size_t *plen);
 /* True when it is this side's turn to write. */
 bool kb_noise_hs_my_turn(const struct kb_noise_hs *hs);
 /* True when all messages of the pattern have been processed. */
@@ -80,9 +80,9 @@ int kb_noise_hs_split(struct kb_noise_hs *hs, struct kb_noise_cs *send, struct k
 
 /* Transport encrypt/decrypt with a CipherState (used by the vector runner;
  * the frame channel uses kb_aead directly for in-place zero-copy I/O). */
-int kb_noise_cs_encrypt(struct kb_noise_cs *cs, const uint8_t *ad, size_t adlen,
-			const uint8_t *in, size_t len, uint8_t *out /* len + 16 */);
-int kb_noise_cs_decrypt(struct kb_noise_cs *cs, const uint8_t *ad, size_t adlen,
-			const uint8_t *in, size_t len /* incl tag */, uint8_t *out);
+int kb_noise_cs_encrypt(struct kb_noise_cs *cs, const uint8_t *ad, size_t adlen, const uint8_t *in,
+			size_t len, uint8_t *out /* len + 16 */);
+int kb_noise_cs_decrypt(struct kb_noise_cs *cs, const uint8_t *ad, size_t adlen, const uint8_t *in,
+			size_t len /* incl tag */, uint8_t *out);
 
 #endif

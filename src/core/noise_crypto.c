@@ -94,8 +94,7 @@ static void clamp(uint8_t k[static 32])
 
 /* out = X25519(priv, point), point NULL for the base point. mbedTLS reads
  * and writes Montgomery coordinates little-endian, as RFC 7748 does. */
-static int x25519_mul(uint8_t out[static 32], const uint8_t priv[static 32],
-		      const uint8_t *point)
+static int x25519_mul(uint8_t out[static 32], const uint8_t priv[static 32], const uint8_t *point)
 {
 	uint8_t k[32]; /* clamped private scalar; wiped */
 	mbedtls_ecp_group grp;
@@ -224,8 +223,7 @@ void kb_noise_cs_destroy(struct kb_noise_cs *cs)
 	kb_noise_cs_init(cs);
 }
 
-int kb_noise_cs_set_key(struct kb_noise_cs *cs, enum kb_aead_backend be,
-			const uint8_t k[static 32])
+int kb_noise_cs_set_key(struct kb_noise_cs *cs, enum kb_aead_backend be, const uint8_t k[static 32])
 {
 	int ret = 0;
 
@@ -251,8 +249,8 @@ int kb_noise_cs_rekey(struct kb_noise_cs *cs)
 	return ret;
 }
 
-int kb_noise_cs_encrypt(struct kb_noise_cs *cs, const uint8_t *ad, size_t adlen,
-			const uint8_t *in, size_t len, uint8_t *out)
+int kb_noise_cs_encrypt(struct kb_noise_cs *cs, const uint8_t *ad, size_t adlen, const uint8_t *in,
+			size_t len, uint8_t *out)
 {
 	int ret;
 
@@ -269,8 +267,8 @@ int kb_noise_cs_encrypt(struct kb_noise_cs *cs, const uint8_t *ad, size_t adlen,
 	return ret;
 }
 
-int kb_noise_cs_decrypt(struct kb_noise_cs *cs, const uint8_t *ad, size_t adlen,
-			const uint8_t *in, size_t len, uint8_t *out)
+int kb_noise_cs_decrypt(struct kb_noise_cs *cs, const uint8_t *ad, size_t adlen, const uint8_t *in,
+			size_t len, uint8_t *out)
 {
 	uint8_t tag[KB_AEAD_TAG]; /* copied: out may overlap in */
 	int ret;

@@ -17,7 +17,7 @@ void kb_print_version(FILE *f, const char *prog)
 	fprintf(f, "%s %s (bulk AEAD: openssl %s; reference: mbedTLS %s)\n", prog, KB_VERSION,
 		OpenSSL_version(OPENSSL_VERSION_STRING), mbed);
 #else
-	fprintf(f, "%s %s (bulk AEAD: mbedTLS %s; reference: mbedTLS %s)\n", prog, KB_VERSION,
-		mbed, mbed);
+	fprintf(f, "%s %s (bulk AEAD: mbedTLS %s; reference: mbedTLS %s)\n", prog, KB_VERSION, mbed,
+		mbed);
 #endif
 }

@@ -12,8 +12,7 @@
 #include "util.h"
 #include "wire.h"
 
-static int encode(uint8_t *out, size_t cap, const pb_msgdesc_t *desc, const void *msg,
-		  size_t *len)
+static int encode(uint8_t *out, size_t cap, const pb_msgdesc_t *desc, const void *msg, size_t *len)
 {
 	pb_ostream_t os;
 
@@ -88,8 +87,8 @@ int kb_wire_decode_resp(const uint8_t *frame, size_t len, kb_Response *r, const 
 	return decode(frame, len, kb_Response_fields, r, bulk, bulk_len);
 }
 
-int kb_wire_peek_varints(const uint8_t *frame, size_t len, size_t max_header,
-			 const uint32_t *tags, uint64_t *vals, size_t n)
+int kb_wire_peek_varints(const uint8_t *frame, size_t len, size_t max_header, const uint32_t *tags,
+			 uint64_t *vals, size_t n)
 {
 	pb_istream_t is;
 	pb_wire_type_t wt;
@@ -140,23 +139,26 @@ int kb_wire_dirent_next(const uint8_t *bulk, size_t len, size_t *off, kb_Dirent 
 /* Every errno that crosses the wire; the enum uses Linux's numbers, but the
  * mapping is explicit so that neither side trusts a raw number. */
 static const int wire_errnos[] = {
-	EPERM, ENOENT, EINTR, EIO, ENXIO, E2BIG, EBADF, EAGAIN, ENOMEM, EACCES, EFAULT,
-	EBUSY, EEXIST, EXDEV, ENODEV, ENOTDIR, EISDIR, EINVAL, ENFILE, EMFILE, ETXTBSY,
-	EFBIG, ENOSPC, ESPIPE, EROFS, EMLINK, ERANGE, EDEADLK, ENAMETOOLONG, ENOLCK,
-	ENOSYS, ENOTEMPTY, ELOOP, ENODATA, EOVERFLOW, EOPNOTSUPP, ESTALE, EDQUOT,
-	ENOTCONN, ETIMEDOUT, ECANCELED,
+	EPERM,        ENOENT,  EINTR,  EIO,       ENXIO,     E2BIG,     EBADF,
+	EAGAIN,       ENOMEM,  EACCES, EFAULT,    EBUSY,     EEXIST,    EXDEV,
+	ENODEV,       ENOTDIR, EISDIR, EINVAL,    ENFILE,    EMFILE,    ETXTBSY,
+	EFBIG,        ENOSPC,  ESPIPE, EROFS,     EMLINK,    ERANGE,    EDEADLK,
+	ENAMETOOLONG, ENOLCK,  ENOSYS, ENOTEMPTY, ELOOP,     ENODATA,   EOVERFLOW,
+	EOPNOTSUPP,   ESTALE,  EDQUOT, ENOTCONN,  ETIMEDOUT, ECANCELED,
 };
 
 static const kb_Err wire_errs[] = {
-	kb_Err_E_PERM, kb_Err_E_NOENT, kb_Err_E_INTR, kb_Err_E_IO, kb_Err_E_NXIO,
-	kb_Err_E_2BIG, kb_Err_E_BADF, kb_Err_E_AGAIN, kb_Err_E_NOMEM, kb_Err_E_ACCES,
-	kb_Err_E_FAULT, kb_Err_E_BUSY, kb_Err_E_EXIST, kb_Err_E_XDEV, kb_Err_E_NODEV,
-	kb_Err_E_NOTDIR, kb_Err_E_ISDIR, kb_Err_E_INVAL, kb_Err_E_NFILE, kb_Err_E_MFILE,
-	kb_Err_E_TXTBSY, kb_Err_E_FBIG, kb_Err_E_NOSPC, kb_Err_E_SPIPE, kb_Err_E_ROFS,
-	kb_Err_E_MLINK, kb_Err_E_RANGE, kb_Err_E_DEADLK, kb_Err_E_NAMETOOLONG,
-	kb_Err_E_NOLCK, kb_Err_E_NOSYS, kb_Err_E_NOTEMPTY, kb_Err_E_LOOP, kb_Err_E_NODATA,
-	kb_Err_E_OVERFLOW, kb_Err_E_OPNOTSUPP, kb_Err_E_STALE, kb_Err_E_DQUOT,
-	kb_Err_E_NOTCONN, kb_Err_E_TIMEDOUT, kb_Err_E_CANCELED,
+	kb_Err_E_PERM,        kb_Err_E_NOENT,  kb_Err_E_INTR,     kb_Err_E_IO,
+	kb_Err_E_NXIO,        kb_Err_E_2BIG,   kb_Err_E_BADF,     kb_Err_E_AGAIN,
+	kb_Err_E_NOMEM,       kb_Err_E_ACCES,  kb_Err_E_FAULT,    kb_Err_E_BUSY,
+	kb_Err_E_EXIST,       kb_Err_E_XDEV,   kb_Err_E_NODEV,    kb_Err_E_NOTDIR,
+	kb_Err_E_ISDIR,       kb_Err_E_INVAL,  kb_Err_E_NFILE,    kb_Err_E_MFILE,
+	kb_Err_E_TXTBSY,      kb_Err_E_FBIG,   kb_Err_E_NOSPC,    kb_Err_E_SPIPE,
+	kb_Err_E_ROFS,        kb_Err_E_MLINK,  kb_Err_E_RANGE,    kb_Err_E_DEADLK,
+	kb_Err_E_NAMETOOLONG, kb_Err_E_NOLCK,  kb_Err_E_NOSYS,    kb_Err_E_NOTEMPTY,
+	kb_Err_E_LOOP,        kb_Err_E_NODATA, kb_Err_E_OVERFLOW, kb_Err_E_OPNOTSUPP,
+	kb_Err_E_STALE,       kb_Err_E_DQUOT,  kb_Err_E_NOTCONN,  kb_Err_E_TIMEDOUT,
+	kb_Err_E_CANCELED,
 };
 
 _Static_assert(KB_ARRAY_SIZE(wire_errnos) == KB_ARRAY_SIZE(wire_errs), "errno table");
@@ -186,21 +188,44 @@ int kb_wire_err_to_errno(kb_Err e)
 const char *kb_wire_op_name(kb_Op op)
 {
 	static const char *const names[] = {
-		[kb_Op_OP_NONE] = "NONE", [kb_Op_HELLO] = "HELLO", [kb_Op_ATTACH] = "ATTACH",
-		[kb_Op_LOOKUP] = "LOOKUP", [kb_Op_FORGET] = "FORGET", [kb_Op_GETATTR] = "GETATTR",
-		[kb_Op_SETATTR] = "SETATTR", [kb_Op_OPENDIR] = "OPENDIR",
-		[kb_Op_READDIR] = "READDIR", [kb_Op_RELEASEDIR] = "RELEASEDIR",
-		[kb_Op_OPEN] = "OPEN", [kb_Op_CREATE] = "CREATE", [kb_Op_READ] = "READ",
-		[kb_Op_WRITE] = "WRITE", [kb_Op_FLUSH] = "FLUSH", [kb_Op_FSYNC] = "FSYNC",
-		[kb_Op_RELEASE] = "RELEASE", [kb_Op_MKDIR] = "MKDIR", [kb_Op_MKNOD] = "MKNOD",
-		[kb_Op_UNLINK] = "UNLINK", [kb_Op_RMDIR] = "RMDIR", [kb_Op_RENAME] = "RENAME",
-		[kb_Op_LINK] = "LINK", [kb_Op_SYMLINK] = "SYMLINK", [kb_Op_READLINK] = "READLINK",
-		[kb_Op_STATFS] = "STATFS", [kb_Op_GETXATTR] = "GETXATTR",
-		[kb_Op_SETXATTR] = "SETXATTR", [kb_Op_LISTXATTR] = "LISTXATTR",
-		[kb_Op_REMOVEXATTR] = "REMOVEXATTR", [kb_Op_FALLOCATE] = "FALLOCATE",
-		[kb_Op_COPY_FILE_RANGE] = "COPY_FILE_RANGE", [kb_Op_LSEEK] = "LSEEK",
-		[kb_Op_PING] = "PING", [kb_Op_FSYNCDIR] = "FSYNCDIR", [kb_Op_ACCESS] = "ACCESS",
-		[kb_Op_BYE] = "BYE", [kb_Op_NOTIFY] = "NOTIFY",
+		[kb_Op_OP_NONE] = "NONE",
+		[kb_Op_HELLO] = "HELLO",
+		[kb_Op_ATTACH] = "ATTACH",
+		[kb_Op_LOOKUP] = "LOOKUP",
+		[kb_Op_FORGET] = "FORGET",
+		[kb_Op_GETATTR] = "GETATTR",
+		[kb_Op_SETATTR] = "SETATTR",
+		[kb_Op_OPENDIR] = "OPENDIR",
+		[kb_Op_READDIR] = "READDIR",
+		[kb_Op_RELEASEDIR] = "RELEASEDIR",
+		[kb_Op_OPEN] = "OPEN",
+		[kb_Op_CREATE] = "CREATE",
+		[kb_Op_READ] = "READ",
+		[kb_Op_WRITE] = "WRITE",
+		[kb_Op_FLUSH] = "FLUSH",
+		[kb_Op_FSYNC] = "FSYNC",
+		[kb_Op_RELEASE] = "RELEASE",
+		[kb_Op_MKDIR] = "MKDIR",
+		[kb_Op_MKNOD] = "MKNOD",
+		[kb_Op_UNLINK] = "UNLINK",
+		[kb_Op_RMDIR] = "RMDIR",
+		[kb_Op_RENAME] = "RENAME",
+		[kb_Op_LINK] = "LINK",
+		[kb_Op_SYMLINK] = "SYMLINK",
+		[kb_Op_READLINK] = "READLINK",
+		[kb_Op_STATFS] = "STATFS",
+		[kb_Op_GETXATTR] = "GETXATTR",
+		[kb_Op_SETXATTR] = "SETXATTR",
+		[kb_Op_LISTXATTR] = "LISTXATTR",
+		[kb_Op_REMOVEXATTR] = "REMOVEXATTR",
+		[kb_Op_FALLOCATE] = "FALLOCATE",
+		[kb_Op_COPY_FILE_RANGE] = "COPY_FILE_RANGE",
+		[kb_Op_LSEEK] = "LSEEK",
+		[kb_Op_PING] = "PING",
+		[kb_Op_FSYNCDIR] = "FSYNCDIR",
+		[kb_Op_ACCESS] = "ACCESS",
+		[kb_Op_BYE] = "BYE",
+		[kb_Op_NOTIFY] = "NOTIFY",
 	};
 
 	if ((unsigned)op < KB_ARRAY_SIZE(names) && names[op])

@@ -25,10 +25,10 @@ size_t kb_wire_req_size(const kb_Request *r);
 
 /* Decode a frame's plaintext. *bulk points into `frame` (not copied).
  * -KB_EPROTO on anything malformed or over a bound. */
-int kb_wire_decode_req(const uint8_t *frame, size_t len, kb_Request *r,
-		       const uint8_t **bulk, size_t *bulk_len);
-int kb_wire_decode_resp(const uint8_t *frame, size_t len, kb_Response *r,
-			const uint8_t **bulk, size_t *bulk_len);
+int kb_wire_decode_req(const uint8_t *frame, size_t len, kb_Request *r, const uint8_t **bulk,
+		       size_t *bulk_len);
+int kb_wire_decode_resp(const uint8_t *frame, size_t len, kb_Response *r, const uint8_t **bulk,
+			size_t *bulk_len);
 
 /* Read a few varint fields of a frame's header without decoding the whole
  * message (to route it before its real decode): for each i < n, vals[i]
@@ -36,8 +36,8 @@ int kb_wire_decode_resp(const uint8_t *frame, size_t len, kb_Response *r,
  * when the field is absent. nanopb does the parsing, so whatever it would
  * decode, this reads alike. 0, or -KB_EPROTO when the header is not
  * well-formed protobuf or longer than `max_header` bytes. */
-int kb_wire_peek_varints(const uint8_t *frame, size_t len, size_t max_header,
-			 const uint32_t *tags, uint64_t *vals, size_t n);
+int kb_wire_peek_varints(const uint8_t *frame, size_t len, size_t max_header, const uint32_t *tags,
+			 uint64_t *vals, size_t n);
 
 /* READDIR bulk: a sequence of length-delimited Dirents (varint length +
  * protobuf). KB_WIRE_DIRENT_MAX is the most one entry can take. */

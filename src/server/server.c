@@ -104,8 +104,8 @@ static int split_listen(const char *spec, char *host, size_t hcap, char *port, s
 }
 
 /* "ADDR:PORT" into out, and "ADDR" into host (when not NULL). */
-static void format_addr(const struct sockaddr *sa, socklen_t len, char *out, size_t cap,
-			char *host, size_t hcap)
+static void format_addr(const struct sockaddr *sa, socklen_t len, char *out, size_t cap, char *host,
+			size_t hcap)
 {
 	char p[NI_MAXSERV];
 
@@ -218,8 +218,8 @@ static int owners_init(struct kb_srv *s, char *err, size_t errlen)
 
 	s->can_owners = !ret && s->ids.uid == 0;
 	if (s->allow_owners && !s->can_owners) {
-		snprintf(err, errlen, "--allow-owners: %s", ret ? "more than 64 supplementary groups"
-			 : "the server must run as root");
+		snprintf(err, errlen, "--allow-owners: %s",
+			 ret ? "more than 64 supplementary groups" : "the server must run as root");
 		return -EPERM;
 	}
 	return 0;
@@ -236,9 +236,9 @@ static void limits_init(struct kb_srv *s, const struct kb_srv_cfg *cfg)
 	s->max_hs_addr = cfg->max_handshakes_per_addr ? cfg->max_handshakes_per_addr
 						      : KB_SRV_MAX_HANDSHAKES_ADDR;
 	s->hs_timeout_ms = (cfg->handshake_timeout_s > 0 ? cfg->handshake_timeout_s
-							 : KB_SRV_HANDSHAKE_S) * 1000;
-	s->max_conns_key = cfg->max_conns_per_key ? cfg->max_conns_per_key
-						  : KB_SRV_MAX_CONNS_KEY;
+							 : KB_SRV_HANDSHAKE_S) *
+			   1000;
+	s->max_conns_key = cfg->max_conns_per_key ? cfg->max_conns_per_key : KB_SRV_MAX_CONNS_KEY;
 	s->hello_ns = secs_ns(cfg->hello_timeout_s, KB_SRV_HELLO_S);
 	s->frame_ns = secs_ns(cfg->frame_timeout_s, KB_SRV_FRAME_S);
 	s->idle_ns = cfg->idle_timeout_s < 0 ? 0 : secs_ns(cfg->idle_timeout_s, KB_SRV_IDLE_S);
@@ -270,8 +270,11 @@ int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, siz
 	s->max_conns = cfg->max_conns ? cfg->max_conns : 256;
 	s->log = cfg->log;
 	s->log_arg = cfg->log_arg;
-	s->grace_ns = cfg->session_grace_s < 0 ? 0 : (uint64_t)(cfg->session_grace_s ?
-		      cfg->session_grace_s : KB_SRV_DEFAULT_GRACE_S) * 1000000000ull;
+	s->grace_ns = cfg->session_grace_s < 0
+			      ? 0
+			      : (uint64_t)(cfg->session_grace_s ? cfg->session_grace_s
+								: KB_SRV_DEFAULT_GRACE_S) *
+					1000000000ull;
 	s->max_sess = cfg->max_sessions ? cfg->max_sessions : 1024;
 	s->max_sess_key = cfg->max_sessions_per_key ? cfg->max_sessions_per_key : 64;
 	s->no_notify = cfg->no_notify;
@@ -297,8 +300,7 @@ int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, siz
 	return 0;
 }
 
-void kb_srv_set_log(struct kb_srv *s, void (*log)(void *arg, int prio, const char *line),
-		    void *arg)
+void kb_srv_set_log(struct kb_srv *s, void (*log)(void *arg, int prio, const char *line), void *arg)
 {
 	s->log = log;
 	s->log_arg = arg;
@@ -326,8 +328,9 @@ static void *janitor_main(void *arg)
 		do { /* s->cond also says a connection went: sleep the second out */
 			pthread_cond_timedwait(&s->cond, &s->lock, &dl);
 			clock_gettime(CLOCK_REALTIME, &now);
-		} while (!s->janitor_stop && (now.tv_sec < dl.tv_sec ||
-					      (now.tv_sec == dl.tv_sec && now.tv_nsec < dl.tv_nsec)));
+		} while (!s->janitor_stop &&
+			 (now.tv_sec < dl.tv_sec ||
+			  (now.tv_sec == dl.tv_sec && now.tv_nsec < dl.tv_nsec)));
 		if (s->janitor_stop)
 			break;
 		kb_srv_conns_deadlines(s, kb_now_ns());
@@ -365,9 +368,10 @@ int kb_srv_start(struct kb_srv *s, char *err, size_t errlen)
 	if (!ret) {
 		pthread_setname_np(s->janitor, "kbsrv-janitor");
 		s->janitor_on = true;
-		kb_srv_logf(s, KB_SRV_LOG_INFO, "limits: %ld fds for nodes and handles "
-			    "(RLIMIT_NOFILE %ld), %ld per key, %ld per session", s->fd_all_max,
-			    s->nofile, s->fd_key_max, s->fd_sess_max);
+		kb_srv_logf(s, KB_SRV_LOG_INFO,
+			    "limits: %ld fds for nodes and handles "
+			    "(RLIMIT_NOFILE %ld), %ld per key, %ld per session",
+			    s->fd_all_max, s->nofile, s->fd_key_max, s->fd_sess_max);
 	}
 	if (ret)
 		snprintf(err, errlen, "cannot start: %s", kb_strerror(ret));
@@ -399,8 +403,10 @@ static void accept_one(struct kb_srv *s, int lfd)
 	fd = s->nevicted >= s->max_hs; /* still: leave it queued, look again */
 	pthread_mutex_unlock(&s->lock);
 	if (fd) {
-		kb_srv_limit_log(s, KB_SRV_LIM_HS_FULL, "handshake limit: %u handshakes still "
-				 "being cut: accepting waits (--max-handshakes)", s->max_hs);
+		kb_srv_limit_log(s, KB_SRV_LIM_HS_FULL,
+				 "handshake limit: %u handshakes still "
+				 "being cut: accepting waits (--max-handshakes)",
+				 s->max_hs);
 		return;
 	}
 	fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC);

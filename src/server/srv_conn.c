@@ -37,7 +37,7 @@
 #include "srv_impl.h"
 #include "util.h"
 
-#define HS_MSG1_MIN (2 + 32) /* length and an ephemeral key */
+#define HS_MSG1_MIN (2 + 32)     /* length and an ephemeral key */
 #define HS_GRACE_NS 200000000ull /* time for a peer to speak (scheduling) */
 
 /* A reply out on c, seen by the janitor while it is being sent. */
@@ -169,8 +169,10 @@ static bool over_budget(struct kb_srv_conn *c)
 
 	if (!c->inflight || atomic_load(&s->queued) < s->max_queued)
 		return false;
-	kb_srv_limit_log(s, KB_SRV_LIM_QUEUED, "queued bytes over %zu MiB (--max-queued-mib): "
-			 "connections take one request at a time", s->max_queued >> 20);
+	kb_srv_limit_log(s, KB_SRV_LIM_QUEUED,
+			 "queued bytes over %zu MiB (--max-queued-mib): "
+			 "connections take one request at a time",
+			 s->max_queued >> 20);
 	return true;
 }
 
@@ -325,8 +327,7 @@ static void serve(struct kb_srv_conn *c)
 		first_sent = true;
 	}
 	if (rc && rc != -KB_ECLOSED)
-		kb_srv_logf(c->srv, KB_SRV_LOG_INFO, "connection %s: %s", c->peer,
-			    kb_strerror(rc));
+		kb_srv_logf(c->srv, KB_SRV_LOG_INFO, "connection %s: %s", c->peer, kb_strerror(rc));
 }
 
 /* Wait, within the handshake deadline, until the peer's whole first
@@ -364,9 +365,14 @@ static int handshake(struct kb_srv_conn *c, int fd)
 	struct kb_srv *s = c->srv;
 	uint64_t deadline = c->start_ns + (uint64_t)s->hs_timeout_ms * 1000000u;
 	struct kb_chan_cfg cfg = {
-		.initiator = false, .s = s->priv,
-		.backend = s->backend, .max_frame = KB_FRAME_MAX_DEFAULT, .rng = s->rng,
-		.verify = verify_peer, .verify_arg = s, .timeout_ms = s->hs_timeout_ms,
+		.initiator = false,
+		.s = s->priv,
+		.backend = s->backend,
+		.max_frame = KB_FRAME_MAX_DEFAULT,
+		.rng = s->rng,
+		.verify = verify_peer,
+		.verify_arg = s,
+		.timeout_ms = s->hs_timeout_ms,
 		.caps = s->no_compress ? 0 : KB_CAP_ZSTD,
 	};
 	struct kb_chan_info info;
@@ -403,13 +409,16 @@ static int handshake(struct kb_srv_conn *c, int fd)
 			kb_srv_logf(s, KB_SRV_LOG_INFO, "refused %s: key %s is not authorized",
 				    c->peer, c->fpr);
 		else if (rc == -KB_ETIMEOUT)
-			kb_srv_limit_log(s, KB_SRV_LIM_HS_TIME, "handshake deadline: cut %s after "
-					 "%d s (--handshake-timeout)", c->peer,
-					 s->hs_timeout_ms / 1000);
-		else if (s->have_psk && (rc == -KB_EHANDSHAKE || rc == -KB_ECLOSED ||
-					 rc == -KB_ETRUNC))
-			kb_srv_logf(s, KB_SRV_LOG_INFO, "handshake with %s failed: pre-shared key "
-				    "mismatch (or the client uses none)", c->peer);
+			kb_srv_limit_log(s, KB_SRV_LIM_HS_TIME,
+					 "handshake deadline: cut %s after "
+					 "%d s (--handshake-timeout)",
+					 c->peer, s->hs_timeout_ms / 1000);
+		else if (s->have_psk &&
+			 (rc == -KB_EHANDSHAKE || rc == -KB_ECLOSED || rc == -KB_ETRUNC))
+			kb_srv_logf(s, KB_SRV_LOG_INFO,
+				    "handshake with %s failed: pre-shared key "
+				    "mismatch (or the client uses none)",
+				    c->peer);
 		else
 			kb_srv_logf(s, KB_SRV_LOG_INFO, "handshake with %s failed: %s", c->peer,
 				    kb_strerror(rc));
@@ -425,8 +434,8 @@ static int handshake(struct kb_srv_conn *c, int fd)
 	/* A reload between verify_peer and here did not see this channel:
 	 * check again now that it would (srv_reload.c). */
 	if (!kb_srv_key_ok(s, c->key, c->flags)) {
-		kb_srv_logf(s, KB_SRV_LOG_INFO, "refused %s: key %s no longer authorized",
-			    c->peer, c->fpr);
+		kb_srv_logf(s, KB_SRV_LOG_INFO, "refused %s: key %s no longer authorized", c->peer,
+			    c->fpr);
 		return -KB_EUNTRUSTED;
 	}
 	kb_srv_logf(s, KB_SRV_LOG_INFO, "connect from %s key %s%s", c->peer, c->fpr,
@@ -476,8 +485,7 @@ static int conn_authed(struct kb_srv_conn *c, int hs)
 	if (c->evicted) {
 		s->nevicted--;
 		pthread_cond_broadcast(&s->cond); /* accept may be waiting */
-	}
-	else
+	} else
 		s->nunauth--;
 	if (!rc && c->evicted)
 		rc = -KB_ECLOSED;
@@ -497,12 +505,15 @@ static int conn_authed(struct kb_srv_conn *c, int hs)
 	pthread_mutex_unlock(&s->lock);
 	kb_srv_keyuse_put(s, ku);
 	if (rc == -EMFILE)
-		kb_srv_limit_log(s, KB_SRV_LIM_CONNS, "connection limit: refused %s key %s: %u "
-				 "connections (--max-conns)", c->peer, c->fpr, n);
+		kb_srv_limit_log(s, KB_SRV_LIM_CONNS,
+				 "connection limit: refused %s key %s: %u "
+				 "connections (--max-conns)",
+				 c->peer, c->fpr, n);
 	else if (rc == -EUSERS)
-		kb_srv_limit_log(s, KB_SRV_LIM_CONNS_KEY, "connection limit: refused %s key %s: "
-				 "%u connections of this key (--max-conns-per-key)", c->peer,
-				 c->fpr, n);
+		kb_srv_limit_log(s, KB_SRV_LIM_CONNS_KEY,
+				 "connection limit: refused %s key %s: "
+				 "%u connections of this key (--max-conns-per-key)",
+				 c->peer, c->fpr, n);
 	return rc;
 }
 
@@ -613,8 +624,8 @@ static bool hs_before(const struct kb_srv_conn *a, const struct kb_srv_conn *b)
 }
 
 struct hs_count {
-	unsigned n, t0, t1;          /* handshakes; of tier 0, of tier 1 */
-	struct kb_srv_conn *first;   /* to cut first */
+	unsigned n, t0, t1;        /* handshakes; of tier 0, of tier 1 */
+	struct kb_srv_conn *first; /* to cut first */
 };
 
 /* srv lock held: the handshakes of host. */
@@ -697,11 +708,13 @@ static void hs_room(struct kb_srv *s, const char *host)
 		shutdown(v->fd_pending, SHUT_RDWR);
 	pthread_mutex_unlock(&v->lock);
 	if (own)
-		kb_srv_limit_log(s, KB_SRV_LIM_HS_ADDR, "handshake limit: %u from %s "
+		kb_srv_limit_log(s, KB_SRV_LIM_HS_ADDR,
+				 "handshake limit: %u from %s "
 				 "(--max-handshakes-per-addr): cut the oldest silent one",
 				 s->max_hs_addr, host);
 	else
-		kb_srv_limit_log(s, KB_SRV_LIM_HS, "handshake limit: %u in progress "
+		kb_srv_limit_log(s, KB_SRV_LIM_HS,
+				 "handshake limit: %u in progress "
 				 "(--max-handshakes): cut one from %s (%u open, %u silent, %u new)",
 				 s->max_hs, v->host, best.n, best.t0, best.t1);
 }
@@ -794,8 +807,7 @@ static void cut(struct kb_srv_conn *c, enum kb_srv_lim kind, const char *what, i
 	if (c->chan)
 		kb_chan_shutdown(c->chan);
 	pthread_mutex_unlock(&c->lock);
-	kb_srv_limit_log(c->srv, kind, "%s: cut %s key %s after %d s", what, c->peer, c->fpr,
-			 secs);
+	kb_srv_limit_log(c->srv, kind, "%s: cut %s key %s after %d s", what, c->peer, c->fpr, secs);
 }
 
 static uint64_t since(uint64_t now, uint64_t t)
@@ -828,8 +840,10 @@ void kb_srv_conns_deadlines(struct kb_srv *s, uint64_t now)
 			cut(c, KB_SRV_LIM_FRAME, "frame not received in time (--frame-timeout)",
 			    (int)(s->frame_ns / 1000000000u));
 		else if (atomic_load(&c->tx_pending) && tx > s->frame_ns)
-			cut(c, KB_SRV_LIM_FRAME, "reply not taken in time, peer not reading "
-			    "(--frame-timeout)", (int)(s->frame_ns / 1000000000u));
+			cut(c, KB_SRV_LIM_FRAME,
+			    "reply not taken in time, peer not reading "
+			    "(--frame-timeout)",
+			    (int)(s->frame_ns / 1000000000u));
 		else if (st == KB_SRV_RX_WAIT && !inflight && !atomic_load(&c->tx_pending) &&
 			 s->idle_ns && rx > s->idle_ns)
 			cut(c, KB_SRV_LIM_IDLE, "idle (--idle-timeout)",
@@ -842,6 +856,8 @@ void kb_srv_conns_deadlines(struct kb_srv *s, uint64_t now)
 	/* Over the queued-bytes budget: the connection holding the most while
 	 * its peer takes nothing goes first. */
 	if (big && atomic_load(&s->queued) >= s->max_queued)
-		cut(big, KB_SRV_LIM_QUEUED_CUT, "queued bytes over budget (--max-queued-mib), peer "
-		    "not reading", 5);
+		cut(big, KB_SRV_LIM_QUEUED_CUT,
+		    "queued bytes over budget (--max-queued-mib), peer "
+		    "not reading",
+		    5);
 }

@@ -100,8 +100,7 @@ mode_t kb_srv_mode_new(const struct kb_srv_sess *s, uint32_t mode, uint32_t umas
 	return kb_srv_squash(s) ? m & ~(mode_t)(S_ISUID | S_ISGID) : m;
 }
 
-mode_t kb_srv_mode_chmod(const struct kb_srv_sess *s, const struct kb_srv_node *n,
-			 uint32_t mode)
+mode_t kb_srv_mode_chmod(const struct kb_srv_sess *s, const struct kb_srv_node *n, uint32_t mode)
 {
 	mode_t m = (mode_t)(mode & 07777);
 	struct stat st;
@@ -116,8 +115,7 @@ mode_t kb_srv_mode_chmod(const struct kb_srv_sess *s, const struct kb_srv_node *
 	return m & ~(mode_t)(S_ISUID | S_ISGID);
 }
 
-int kb_srv_chown_ok(const struct kb_srv_sess *s, const struct kb_srv_node *n, uid_t uid,
-		    gid_t gid)
+int kb_srv_chown_ok(const struct kb_srv_sess *s, const struct kb_srv_node *n, uid_t uid, gid_t gid)
 {
 	const struct kb_srv_ids *self = &s->srv->ids;
 	struct stat st;

@@ -37,8 +37,7 @@ static bool dot_or_dotdot(const char *name)
 
 /* Append one entry to the reply's bulk (room for it checked by the caller);
  * a name too long to represent is skipped. */
-static int add_entry(struct kb_srv_req *rq, struct kb_srv_node *dir,
-		     const struct linux_dirent64 *d)
+static int add_entry(struct kb_srv_req *rq, struct kb_srv_node *dir, const struct linux_dirent64 *d)
 {
 	kb_Dirent e = kb_Dirent_init_zero;
 	size_t len = strnlen(d->d_name, sizeof(e.name)), n;

@@ -22,11 +22,14 @@ static bool mutating(kb_Op op)
 static bool names_op(kb_Op op)
 {
 	switch (op) {
-	case kb_Op_CREATE: case kb_Op_MKDIR: case kb_Op_MKNOD: case kb_Op_SYMLINK:
-	case kb_Op_UNLINK: case kb_Op_RMDIR: case kb_Op_RENAME:
-		return true;
-	default:
-		return false;
+	case kb_Op_CREATE:
+	case kb_Op_MKDIR:
+	case kb_Op_MKNOD:
+	case kb_Op_SYMLINK:
+	case kb_Op_UNLINK:
+	case kb_Op_RMDIR:
+	case kb_Op_RENAME: return true;
+	default: return false;
 	}
 }
 
@@ -43,7 +46,8 @@ static int dispatch_node(struct kb_srv_req *rq, struct kb_srv_node *n)
 	case kb_Op_READ: return kb_srv_op_read(rq, n);
 	case kb_Op_WRITE: return kb_srv_op_write(rq, n);
 	case kb_Op_FLUSH: return kb_srv_op_flush(rq, n);
-	case kb_Op_FSYNC: case kb_Op_FSYNCDIR: return kb_srv_op_fsync(rq, n);
+	case kb_Op_FSYNC:
+	case kb_Op_FSYNCDIR: return kb_srv_op_fsync(rq, n);
 	case kb_Op_MKDIR: return kb_srv_op_mkdir(rq, n);
 	case kb_Op_MKNOD: return kb_srv_op_mknod(rq, n);
 	case kb_Op_UNLINK: return kb_srv_op_unlink(rq, n, 0);
@@ -53,8 +57,10 @@ static int dispatch_node(struct kb_srv_req *rq, struct kb_srv_node *n)
 	case kb_Op_SYMLINK: return kb_srv_op_symlink(rq, n);
 	case kb_Op_READLINK: return kb_srv_op_readlink(rq, n);
 	case kb_Op_STATFS: return kb_srv_op_statfs(rq, n);
-	case kb_Op_GETXATTR: case kb_Op_LISTXATTR: return kb_srv_op_getxattr(rq, n);
-	case kb_Op_SETXATTR: case kb_Op_REMOVEXATTR: return kb_srv_op_setxattr(rq, n);
+	case kb_Op_GETXATTR:
+	case kb_Op_LISTXATTR: return kb_srv_op_getxattr(rq, n);
+	case kb_Op_SETXATTR:
+	case kb_Op_REMOVEXATTR: return kb_srv_op_setxattr(rq, n);
 	case kb_Op_FALLOCATE: return kb_srv_op_fallocate(rq, n);
 	case kb_Op_COPY_FILE_RANGE: return kb_srv_op_copy(rq, n);
 	case kb_Op_LSEEK: return kb_srv_op_lseek(rq, n);
@@ -72,10 +78,12 @@ static void mark_mine(struct kb_srv_req *rq)
 	const kb_Request *q = rq->q;
 
 	switch (q->op) {
-	case kb_Op_CREATE: case kb_Op_MKDIR: case kb_Op_MKNOD: case kb_Op_SYMLINK:
-	case kb_Op_UNLINK: case kb_Op_RMDIR:
-		kb_srv_notify_mine(nf, rq->sess, q->node, q->name);
-		break;
+	case kb_Op_CREATE:
+	case kb_Op_MKDIR:
+	case kb_Op_MKNOD:
+	case kb_Op_SYMLINK:
+	case kb_Op_UNLINK:
+	case kb_Op_RMDIR: kb_srv_notify_mine(nf, rq->sess, q->node, q->name); break;
 	case kb_Op_RENAME:
 		kb_srv_notify_mine(nf, rq->sess, q->node, q->name);
 		kb_srv_notify_mine(nf, rq->sess, q->node2, q->name2);
@@ -84,15 +92,13 @@ static void mark_mine(struct kb_srv_req *rq)
 		kb_srv_notify_mine(nf, rq->sess, q->node2, q->name2);
 		kb_srv_notify_mine(nf, rq->sess, q->node, "");
 		break;
-	case kb_Op_WRITE: case kb_Op_SETATTR: case kb_Op_FALLOCATE: case kb_Op_SETXATTR:
-	case kb_Op_REMOVEXATTR:
-		kb_srv_notify_mine(nf, rq->sess, q->node, "");
-		break;
-	case kb_Op_COPY_FILE_RANGE:
-		kb_srv_notify_mine(nf, rq->sess, q->node2, "");
-		break;
-	default:
-		break;
+	case kb_Op_WRITE:
+	case kb_Op_SETATTR:
+	case kb_Op_FALLOCATE:
+	case kb_Op_SETXATTR:
+	case kb_Op_REMOVEXATTR: kb_srv_notify_mine(nf, rq->sess, q->node, ""); break;
+	case kb_Op_COPY_FILE_RANGE: kb_srv_notify_mine(nf, rq->sess, q->node2, ""); break;
+	default: break;
 	}
 }
 
@@ -103,22 +109,19 @@ int kb_srv_dispatch(struct kb_srv_req *rq)
 	int ret;
 
 	switch (q->op) {
-	case kb_Op_PING:
-		return 0;
+	case kb_Op_PING: return 0;
 	case kb_Op_FORGET:
 		/* `count` per the .proto; `length` accepted for 64-bit counts */
 		if (kb_srv_node_forget(&rq->sess->nodes, q->node,
 				       q->count ? q->count : q->length) == 1)
 			kb_srv_notify_unwatch(rq->sess->srv->notifier, rq->sess, q->node);
 		return 0;
-	case kb_Op_RELEASE: case kb_Op_RELEASEDIR:
-		return kb_srv_fh_remove(&rq->sess->fhs, q->fh);
-	case kb_Op_HELLO: case kb_Op_ATTACH:
-		return -EINVAL; /* only as a connection's first request */
-	case kb_Op_BYE:
-		return -EINVAL; /* the session layer's (srv_sess.c) */
-	default:
-		break;
+	case kb_Op_RELEASE:
+	case kb_Op_RELEASEDIR: return kb_srv_fh_remove(&rq->sess->fhs, q->fh);
+	case kb_Op_HELLO:
+	case kb_Op_ATTACH: return -EINVAL; /* only as a connection's first request */
+	case kb_Op_BYE: return -EINVAL;    /* the session layer's (srv_sess.c) */
+	default: break;
 	}
 	if (mutating(q->op) && rq->sess->ro)
 		return -EROFS;

@@ -33,11 +33,11 @@
 /* One client key's share of the server: what its sessions and connections
  * use. Kept while a session or an authenticated connection refers to it. */
 struct kb_srv_keyuse {
-	uint8_t key[KB_KEY_LEN];     /* immutable */
-	unsigned refs;               /* srv lock: sessions + authenticated conns */
-	unsigned conns;              /* srv lock: authenticated connections */
-	atomic_long fds;             /* node and handle fds of its sessions */
-	struct kb_srv_keyuse *next;  /* srv lock */
+	uint8_t key[KB_KEY_LEN];    /* immutable */
+	unsigned refs;              /* srv lock: sessions + authenticated conns */
+	unsigned conns;             /* srv lock: authenticated connections */
+	atomic_long fds;            /* node and handle fds of its sessions */
+	struct kb_srv_keyuse *next; /* srv lock */
 };
 
 /* A session's fds (every node is an O_PATH fd, every handle and a node's
@@ -45,8 +45,8 @@ struct kb_srv_keyuse {
  * against its limit (srv->fd_*_max), so one session or key cannot take the
  * fds that accept and other keys need. */
 struct kb_srv_fdacct {
-	struct kb_srv *srv;          /* immutable */
-	struct kb_srv_keyuse *ku;    /* referenced, immutable; NULL: not counted */
+	struct kb_srv *srv;       /* immutable */
+	struct kb_srv_keyuse *ku; /* referenced, immutable; NULL: not counted */
 	atomic_long fds;
 };
 /* Take one fd from the budgets: 0 or -EMFILE (logged, rate-limited). */
@@ -61,17 +61,17 @@ void kb_srv_fd_budget(struct kb_srv *s, long per_key, long per_sess);
 /* ---- nodes and handles (srv_node.c) -------------------------------- */
 
 struct kb_srv_node {
-	uint64_t id;                 /* immutable */
-	dev_t dev;                   /* immutable */
-	ino_t ino;                   /* immutable */
-	mode_t fmt;                  /* S_IFMT bits, immutable */
-	int fd;                      /* O_PATH|O_NOFOLLOW, owned, immutable */
-	atomic_int rdfd;             /* O_RDONLY for fh-0 reads, -1 until opened */
-	struct kb_srv_fdacct *acct;  /* the session's, immutable; may be NULL */
-	uint64_t nlookup;            /* tab lock */
-	atomic_uint refs;            /* 1 for table membership + users */
-	struct kb_srv_node *next_id; /* tab lock: chain by id */
-	struct kb_srv_node *next_ino;/* tab lock: chain by (dev, ino) */
+	uint64_t id;                  /* immutable */
+	dev_t dev;                    /* immutable */
+	ino_t ino;                    /* immutable */
+	mode_t fmt;                   /* S_IFMT bits, immutable */
+	int fd;                       /* O_PATH|O_NOFOLLOW, owned, immutable */
+	atomic_int rdfd;              /* O_RDONLY for fh-0 reads, -1 until opened */
+	struct kb_srv_fdacct *acct;   /* the session's, immutable; may be NULL */
+	uint64_t nlookup;             /* tab lock */
+	atomic_uint refs;             /* 1 for table membership + users */
+	struct kb_srv_node *next_id;  /* tab lock: chain by id */
+	struct kb_srv_node *next_ino; /* tab lock: chain by (dev, ino) */
 };
 
 struct kb_srv_nodetab {
@@ -86,24 +86,24 @@ struct kb_srv_nodetab {
 };
 
 struct kb_srv_fh {
-	uint64_t id;                 /* immutable */
-	struct kb_srv_node *node;    /* referenced, immutable */
-	int fd;                      /* owned, immutable */
-	struct kb_srv_fdacct *acct;  /* the session's, immutable; may be NULL */
-	bool dir;                    /* immutable */
-	pthread_mutex_t lock;        /* readdir: serialises the dir offset */
-	atomic_uint refs;            /* 1 for table membership + users */
-	struct kb_srv_fh *next;      /* tab lock */
+	uint64_t id;                /* immutable */
+	struct kb_srv_node *node;   /* referenced, immutable */
+	int fd;                     /* owned, immutable */
+	struct kb_srv_fdacct *acct; /* the session's, immutable; may be NULL */
+	bool dir;                   /* immutable */
+	pthread_mutex_t lock;       /* readdir: serialises the dir offset */
+	atomic_uint refs;           /* 1 for table membership + users */
+	struct kb_srv_fh *next;     /* tab lock */
 };
 
 struct kb_srv_fhtab {
 	pthread_mutex_t lock;
-	struct kb_srv_fh **b;        /* owned array of chains (lock) */
-	size_t nbuckets;             /* fixed */
-	size_t count;                /* (lock) */
-	size_t max;                  /* immutable */
-	uint64_t next_id;            /* (lock) */
-	struct kb_srv_fdacct *acct;  /* immutable; NULL: fds not counted */
+	struct kb_srv_fh **b;       /* owned array of chains (lock) */
+	size_t nbuckets;            /* fixed */
+	size_t count;               /* (lock) */
+	size_t max;                 /* immutable */
+	uint64_t next_id;           /* (lock) */
+	struct kb_srv_fdacct *acct; /* immutable; NULL: fds not counted */
 };
 
 int kb_srv_nodetab_init(struct kb_srv_nodetab *t, size_t max);
@@ -153,7 +153,7 @@ int kb_srv_beneath(const struct kb_srv *srv, const struct kb_srv_node *n);
 
 #define KB_SRV_MAX_GROUPS 64
 struct kb_srv_ids {
-	uid_t uid;                   /* fsuid to come back to */
+	uid_t uid; /* fsuid to come back to */
 	gid_t gid;
 	gid_t groups[KB_SRV_MAX_GROUPS];
 	int ngroups;
@@ -174,12 +174,10 @@ bool kb_srv_squash(const struct kb_srv_sess *s);
 /* Mode of a new file or directory: mode & 07777 & ~umask, squashed. */
 mode_t kb_srv_mode_new(const struct kb_srv_sess *s, uint32_t mode, uint32_t umask);
 /* Mode for a chmod of n, squashed (a directory keeps its own S_ISGID). */
-mode_t kb_srv_mode_chmod(const struct kb_srv_sess *s, const struct kb_srv_node *n,
-			 uint32_t mode);
+mode_t kb_srv_mode_chmod(const struct kb_srv_sess *s, const struct kb_srv_node *n, uint32_t mode);
 /* 0, or -EPERM when squashed and uid/gid ((id_t)-1: unchanged) would
  * change n's owner, or its group to another than a non-root server's own. */
-int kb_srv_chown_ok(const struct kb_srv_sess *s, const struct kb_srv_node *n, uid_t uid,
-		    gid_t gid);
+int kb_srv_chown_ok(const struct kb_srv_sess *s, const struct kb_srv_node *n, uid_t uid, gid_t gid);
 /* srv_creds.c: clear setuid, and setgid if group-executable, of the
  * regular file n (st: its attributes, updated when that worked), as a
  * write or truncation by a caller without CAP_FSETID does (the client's
@@ -193,27 +191,27 @@ void kb_srv_kill_suidgid(const struct kb_srv_node *n, struct stat *st);
  * non-idempotent request re-sent after a reconnect is answered, not run
  * again. */
 #define KB_SRV_REPLAY 128
-#define KB_SRV_REPLAY_MAX 256        /* largest cached reply plaintext */
+#define KB_SRV_REPLAY_MAX 256 /* largest cached reply plaintext */
 struct kb_srv_replay_ent {
-	uint64_t id;                 /* 0: unused */
-	bool done;                   /* reply stored (else: still executing) */
-	uint64_t seq;                /* age, for eviction */
-	size_t len;                  /* 0 with done: reply too large, not kept */
+	uint64_t id;  /* 0: unused */
+	bool done;    /* reply stored (else: still executing) */
+	uint64_t seq; /* age, for eviction */
+	size_t len;   /* 0 with done: reply too large, not kept */
 	uint8_t reply[KB_SRV_REPLAY_MAX];
 };
 struct kb_srv_replay {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;         /* an entry became done */
+	pthread_cond_t cond;            /* an entry became done */
 	struct kb_srv_replay_ent *ents; /* owned, KB_SRV_REPLAY of them, lazily (lock) */
-	uint64_t seq;                /* (lock) */
+	uint64_t seq;                   /* (lock) */
 };
 
 struct kb_srv_sess {
 	struct kb_srv *srv;
-	struct kb_srv_sess *next;    /* srv lock */
-	unsigned conns;              /* srv lock: attached connections */
-	uint64_t idle_since_ns;      /* srv lock: last detach (when conns == 0) */
-	bool bye;                    /* srv lock: client said BYE: no grace period */
+	struct kb_srv_sess *next; /* srv lock */
+	unsigned conns;           /* srv lock: attached connections */
+	uint64_t idle_since_ns;   /* srv lock: last detach (when conns == 0) */
+	bool bye;                 /* srv lock: client said BYE: no grace period */
 	struct kb_srv_replay replay;
 	unsigned nwatches;           /* notifier lock: inotify registrations */
 	unsigned unwatched;          /* notifier lock: nodes it holds we could not watch */
@@ -230,92 +228,103 @@ struct kb_srv_sess {
 };
 
 struct kb_srv_job {
-	struct kb_buf *frame;        /* referenced; plaintext at mem[0..len) */
+	struct kb_buf *frame; /* referenced; plaintext at mem[0..len) */
 	size_t len;
-	struct kb_srv_job *next;     /* conn lock */
+	struct kb_srv_job *next; /* conn lock */
 };
 
 struct kb_srv_worker {
-	uint8_t *tx;                 /* owned: frame head + plaintext + tag */
-	size_t max_plain;            /* plaintext room in tx */
-	uint8_t *dents;              /* owned getdents64 scratch */
+	uint8_t *tx;      /* owned: frame head + plaintext + tag */
+	size_t max_plain; /* plaintext room in tx */
+	uint8_t *dents;   /* owned getdents64 scratch */
 	size_t dents_cap;
-	kb_Request req;              /* decoded request (worker-private) */
-	kb_Response resp;            /* reply being built (worker-private) */
-	uint8_t *ztx;                /* owned, made at the first compressed reply:
+	kb_Request req;           /* decoded request (worker-private) */
+	kb_Response resp;         /* reply being built (worker-private) */
+	uint8_t *ztx;             /* owned, made at the first compressed reply:
 				      * frame head + plaintext + tag, like tx */
-	struct kb_srv_conn *conn;    /* thread's connection */
+	struct kb_srv_conn *conn; /* thread's connection */
 	pthread_t th;
 };
 
 struct kb_srv_conn {
 	struct kb_srv *srv;
-	struct kb_chan *chan;        /* owned; NULL for a detached conn */
-	struct kb_srv_sess *sess;    /* set by the first request, before any other */
-	unsigned flags;              /* KB_KEYF_* from the key check */
-	uint8_t key[KB_KEY_LEN];     /* peer's static key */
-	char peer[64];               /* "ADDR:PORT" */
+	struct kb_chan *chan;     /* owned; NULL for a detached conn */
+	struct kb_srv_sess *sess; /* set by the first request, before any other */
+	unsigned flags;           /* KB_KEYF_* from the key check */
+	uint8_t key[KB_KEY_LEN];  /* peer's static key */
+	char peer[64];            /* "ADDR:PORT" */
 	char fpr[KB_FPR_LEN];
-	uint32_t max_send;           /* largest plaintext the peer accepts */
-	bool zstd;                   /* KB_CAP_ZSTD negotiated (set by the handshake) */
-	struct kb_z_link zlink;      /* compress=auto's measure (any worker) */
-	int fd_pending;              /* lock: the socket during the handshake */
+	uint32_t max_send;      /* largest plaintext the peer accepts */
+	bool zstd;              /* KB_CAP_ZSTD negotiated (set by the handshake) */
+	struct kb_z_link zlink; /* compress=auto's measure (any worker) */
+	int fd_pending;         /* lock: the socket during the handshake */
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond;         /* job queued / job done / closing */
+	pthread_cond_t cond;                          /* job queued / job done / closing */
 	struct kb_srv_job slots[KB_SRV_MAX_INFLIGHT]; /* lock */
-	struct kb_srv_job *free;     /* lock */
-	struct kb_srv_job *head, *tail; /* queue (lock) */
-	unsigned inflight;           /* queued + being served (lock) */
-	size_t inflight_bytes;       /* (lock) */
-	bool closing;                /* workers exit when queue drained (lock) */
+	struct kb_srv_job *free;                      /* lock */
+	struct kb_srv_job *head, *tail;               /* queue (lock) */
+	unsigned inflight;                            /* queued + being served (lock) */
+	size_t inflight_bytes;                        /* (lock) */
+	bool closing;                                 /* workers exit when queue drained (lock) */
 
-	struct kb_srv_worker **w;    /* owned array of nworkers */
+	struct kb_srv_worker **w; /* owned array of nworkers */
 	unsigned nworkers;
-	struct kb_srv_worker *inl;   /* owned: the receiver's, for quick ops */
-	unsigned notify_busy;        /* lock: notifier sending on chan */
+	struct kb_srv_worker *inl; /* owned: the receiver's, for quick ops */
+	unsigned notify_busy;      /* lock: notifier sending on chan */
 	/* Limits (server.c's janitor reads these to apply the deadlines). */
-	char host[64];               /* peer address without port, immutable */
-	uint64_t start_ns;           /* accepted, immutable */
-	bool authed;                 /* srv lock: counted in nconns (else nunauth) */
-	bool evicted;                /* srv lock: handshake cut to make room */
-	bool hs_done;                /* srv lock: out of the handshake budget */
-	uint8_t tier;                /* srv lock: scratch of hs_room */
-	atomic_bool hs_said;         /* its first handshake message arrived */
-	struct kb_srv_keyuse *ku;    /* srv lock: referenced once authenticated */
-	atomic_int rx_state;         /* KB_SRV_RX_* */
-	_Atomic uint64_t rx_since_ns;/* when rx_state was entered */
-	atomic_uint tx_pending;      /* replies being sent */
-	_Atomic uint64_t tx_since_ns;/* last send completed (or begun, from idle) */
-	_Atomic size_t tx_bytes;     /* bytes of replies being sent */
-	atomic_bool cut;             /* a limit closed it (logged once) */
-	atomic_uint rx_frames;       /* frames received (0: no HELLO yet) */
+	char host[64];                    /* peer address without port, immutable */
+	uint64_t start_ns;                /* accepted, immutable */
+	bool authed;                      /* srv lock: counted in nconns (else nunauth) */
+	bool evicted;                     /* srv lock: handshake cut to make room */
+	bool hs_done;                     /* srv lock: out of the handshake budget */
+	uint8_t tier;                     /* srv lock: scratch of hs_room */
+	atomic_bool hs_said;              /* its first handshake message arrived */
+	struct kb_srv_keyuse *ku;         /* srv lock: referenced once authenticated */
+	atomic_int rx_state;              /* KB_SRV_RX_* */
+	_Atomic uint64_t rx_since_ns;     /* when rx_state was entered */
+	atomic_uint tx_pending;           /* replies being sent */
+	_Atomic uint64_t tx_since_ns;     /* last send completed (or begun, from idle) */
+	_Atomic size_t tx_bytes;          /* bytes of replies being sent */
+	atomic_bool cut;                  /* a limit closed it (logged once) */
+	atomic_uint rx_frames;            /* frames received (0: no HELLO yet) */
 	_Atomic uint64_t push_stalled_ns; /* notifier: a push could not be sent */
-	pthread_t rx;                /* receiver, joined by kb_srv_reap */
-	struct kb_srv_conn *next;    /* srv lock: conns or dead list */
+	pthread_t rx;                     /* receiver, joined by kb_srv_reap */
+	struct kb_srv_conn *next;         /* srv lock: conns or dead list */
 };
-#define KB_SRV_RX_BUSY 0             /* handshake, serving, or waiting for room */
-#define KB_SRV_RX_WAIT 1             /* waiting for the next frame */
-#define KB_SRV_RX_FRAME 2            /* reading a frame */
+#define KB_SRV_RX_BUSY 0  /* handshake, serving, or waiting for room */
+#define KB_SRV_RX_WAIT 1  /* waiting for the next frame */
+#define KB_SRV_RX_FRAME 2 /* reading a frame */
 
 /* Kinds of limits, for kb_srv_limit_log's rate limiting. */
 enum kb_srv_lim {
-	KB_SRV_LIM_HS, KB_SRV_LIM_HS_ADDR, KB_SRV_LIM_HS_FULL, KB_SRV_LIM_HS_TIME, KB_SRV_LIM_CONNS,
-	KB_SRV_LIM_CONNS_KEY, KB_SRV_LIM_HELLO, KB_SRV_LIM_FRAME, KB_SRV_LIM_IDLE,
-	KB_SRV_LIM_QUEUED, KB_SRV_LIM_QUEUED_CUT, KB_SRV_LIM_FDS, KB_SRV_LIM_PUSH, KB_SRV_LIM_N
+	KB_SRV_LIM_HS,
+	KB_SRV_LIM_HS_ADDR,
+	KB_SRV_LIM_HS_FULL,
+	KB_SRV_LIM_HS_TIME,
+	KB_SRV_LIM_CONNS,
+	KB_SRV_LIM_CONNS_KEY,
+	KB_SRV_LIM_HELLO,
+	KB_SRV_LIM_FRAME,
+	KB_SRV_LIM_IDLE,
+	KB_SRV_LIM_QUEUED,
+	KB_SRV_LIM_QUEUED_CUT,
+	KB_SRV_LIM_FDS,
+	KB_SRV_LIM_PUSH,
+	KB_SRV_LIM_N
 };
 
 struct kb_srv {
-	char *share;                 /* owned copy */
-	int rootfd;                  /* O_PATH of the share, owned */
-	dev_t root_dev;              /* the share root's, immutable */
+	char *share;    /* owned copy */
+	int rootfd;     /* O_PATH of the share, owned */
+	dev_t root_dev; /* the share root's, immutable */
 	ino_t root_ino;
-	uint8_t priv[KB_KEY_LEN];    /* wiped on free */
+	uint8_t priv[KB_KEY_LEN]; /* wiped on free */
 	uint8_t pub[KB_KEY_LEN];
-	uint8_t psk[32];             /* wiped on free */
-	bool have_psk, read_only;    /* have_psk: auth_lock */
+	uint8_t psk[32];                    /* wiped on free */
+	bool have_psk, read_only;           /* have_psk: auth_lock */
 	const struct kb_keyset *authorized; /* caller's; auth_lock (srv_reload.c) */
-	pthread_mutex_t auth_lock;   /* leaf: authorized, psk, have_psk */
+	pthread_mutex_t auth_lock;          /* leaf: authorized, psk, have_psk */
 	enum kb_aead_backend backend;
 	unsigned nworkers, max_conns;
 	/* Limits, immutable after kb_srv_new (see kb_srv_cfg). */
@@ -324,46 +333,46 @@ struct kb_srv {
 	uint64_t hello_ns, frame_ns, idle_ns;
 	size_t max_queued;
 	long fd_all_max, fd_key_max, fd_sess_max, nofile;
-	_Atomic size_t queued;       /* bytes received and not yet served, or being sent */
-	atomic_long fds;             /* node and handle fds of all sessions */
-	pthread_mutex_t lim_lock;    /* leaf: the two arrays below */
+	_Atomic size_t queued;    /* bytes received and not yet served, or being sent */
+	atomic_long fds;          /* node and handle fds of all sessions */
+	pthread_mutex_t lim_lock; /* leaf: the two arrays below */
 	uint64_t lim_last_ns[KB_SRV_LIM_N];
 	unsigned lim_quiet[KB_SRV_LIM_N]; /* suppressed since the last line */
 	uint64_t lim_count[KB_SRV_LIM_N]; /* since start (logged at stop) */
-	_Atomic uint64_t pushes_dropped; /* to clients not reading */
-	uint64_t grace_ns;           /* session grace; 0: none */
+	_Atomic uint64_t pushes_dropped;  /* to clients not reading */
+	uint64_t grace_ns;                /* session grace; 0: none */
 	unsigned max_sess, max_sess_key;
 	struct kb_srv_notifier *notifier; /* owned; NULL: no notifications */
 	bool no_notify;
-	bool no_compress;            /* --no-compress: KB_CAP_ZSTD not offered */
-	bool allow_owners;           /* --allow-owners: every session may send creds */
-	bool can_owners;             /* running as root with ids: creds possible */
-	struct kb_srv_ids ids;       /* the server's own, immutable */
+	bool no_compress;      /* --no-compress: KB_CAP_ZSTD not offered */
+	bool allow_owners;     /* --allow-owners: every session may send creds */
+	bool can_owners;       /* running as root with ids: creds possible */
+	struct kb_srv_ids ids; /* the server's own, immutable */
 	void (*log)(void *arg, int prio, const char *line);
 	void *log_arg;
 
-	int lfd[KB_SRV_MAX_LISTEN];  /* owned listening sockets */
+	int lfd[KB_SRV_MAX_LISTEN]; /* owned listening sockets */
 	int nlfd;
 	char addr[96];
-	int stop_pipe[2];            /* owned; kb_srv_stop writes */
-	struct kb_noise_rng *rng;    /* owned, thread-safe */
+	int stop_pipe[2];                 /* owned; kb_srv_stop writes */
+	struct kb_noise_rng *rng;         /* owned, thread-safe */
 	struct kb_bufpool *small, *large; /* owned receive pools */
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond;         /* a connection went away */
-	struct kb_srv_sess *sessions;/* lock */
-	struct kb_srv_conn *conns;   /* lock */
-	struct kb_srv_conn *dead;    /* lock: exited receivers to join */
-	unsigned nconns;             /* lock: authenticated connections */
-	unsigned nunauth;            /* lock: connections in the handshake */
-	unsigned nevicted;           /* lock: handshakes cut, not yet gone */
-	unsigned nlisted;            /* lock: every connection in conns */
-	unsigned nsess;              /* lock */
-	bool stopping;               /* lock */
-	struct kb_srv_keyuse *keys;  /* lock */
-	pthread_t janitor;           /* expiry and deadlines, off the accept thread */
-	bool janitor_on;             /* lock */
-	bool janitor_stop;           /* lock */
+	pthread_cond_t cond;          /* a connection went away */
+	struct kb_srv_sess *sessions; /* lock */
+	struct kb_srv_conn *conns;    /* lock */
+	struct kb_srv_conn *dead;     /* lock: exited receivers to join */
+	unsigned nconns;              /* lock: authenticated connections */
+	unsigned nunauth;             /* lock: connections in the handshake */
+	unsigned nevicted;            /* lock: handshakes cut, not yet gone */
+	unsigned nlisted;             /* lock: every connection in conns */
+	unsigned nsess;               /* lock */
+	bool stopping;                /* lock */
+	struct kb_srv_keyuse *keys;   /* lock */
+	pthread_t janitor;            /* expiry and deadlines, off the accept thread */
+	bool janitor_on;              /* lock */
+	bool janitor_stop;            /* lock */
 };
 
 /* srv_log.c */
@@ -391,8 +400,7 @@ void kb_srv_sess_expire(struct kb_srv *srv, bool all);
 bool kb_srv_replay_op(uint32_t op);
 bool kb_srv_replay_begin(struct kb_srv_replay *rp, uint64_t id, uint8_t *out, size_t cap,
 			 size_t *len);
-void kb_srv_replay_store(struct kb_srv_replay *rp, uint64_t id, const uint8_t *reply,
-			 size_t len);
+void kb_srv_replay_store(struct kb_srv_replay *rp, uint64_t id, const uint8_t *reply, size_t len);
 void kb_srv_replay_init(struct kb_srv_replay *rp);
 void kb_srv_replay_destroy(struct kb_srv_replay *rp);
 
@@ -438,11 +446,11 @@ struct kb_srv_req {
 	struct kb_srv_sess *sess;
 	const kb_Request *q;
 	kb_Response *r;
-	const uint8_t *bulk;         /* request bulk, inside the received frame */
+	const uint8_t *bulk; /* request bulk, inside the received frame */
 	size_t bulk_len;
-	uint8_t *data;               /* reply bulk area inside w->tx */
-	size_t data_max;             /* room at data */
-	size_t data_len;             /* reply bulk bytes produced */
+	uint8_t *data;   /* reply bulk area inside w->tx */
+	size_t data_max; /* room at data */
+	size_t data_len; /* reply bulk bytes produced */
 	struct kb_srv_worker *w;
 };
 int kb_srv_dispatch(struct kb_srv_req *rq);

@@ -44,9 +44,19 @@ void kb_srv_limit_log(struct kb_srv *s, enum kb_srv_lim kind, const char *fmt, .
 void kb_srv_limit_totals(struct kb_srv *s)
 {
 	static const char *const name[KB_SRV_LIM_N] = {
-		"handshakes", "handshakes-per-addr", "handshakes-accept", "handshake-timeout",
-		"conns", "conns-per-key", "hello-timeout", "frame-timeout", "idle-timeout",
-		"queued", "queued-cut", "fds", "pushes-dropped",
+		"handshakes",
+		"handshakes-per-addr",
+		"handshakes-accept",
+		"handshake-timeout",
+		"conns",
+		"conns-per-key",
+		"hello-timeout",
+		"frame-timeout",
+		"idle-timeout",
+		"queued",
+		"queued-cut",
+		"fds",
+		"pushes-dropped",
 	};
 	char line[512];
 	size_t n = 0;

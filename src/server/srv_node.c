@@ -65,9 +65,10 @@ int kb_srv_fd_charge(struct kb_srv_fdacct *a)
 	if (!what)
 		return 0;
 	atomic_fetch_sub(&a->fds, 1);
-	kb_srv_limit_log(s, KB_SRV_LIM_FDS, "fd limit: %ld node and handle fds per %s "
-			 "(--max-fds-per-%s; RLIMIT_NOFILE %ld): EMFILE", lim, what,
-			 strcmp(what, "server") ? what : "key", s->nofile);
+	kb_srv_limit_log(s, KB_SRV_LIM_FDS,
+			 "fd limit: %ld node and handle fds per %s "
+			 "(--max-fds-per-%s; RLIMIT_NOFILE %ld): EMFILE",
+			 lim, what, strcmp(what, "server") ? what : "key", s->nofile);
 	return -EMFILE;
 }
 

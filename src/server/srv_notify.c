@@ -49,8 +49,8 @@
 
 #define NOTIFY_BUCKETS 1024
 #define NOTIFY_MAX_TOTAL 65536
-#define NOTIFY_KEYS 256              /* client keys counted for fairness */
-#define NOTIFY_LAPSED 64             /* sessions remembered as having lost pushes */
+#define NOTIFY_KEYS 256  /* client keys counted for fairness */
+#define NOTIFY_LAPSED 64 /* sessions remembered as having lost pushes */
 #define NOTIFY_PEND_MAX 1024
 #define NOTIFY_DELAY_MS 50
 /* A push waits this long for a reply being sent on its connection (never
@@ -58,15 +58,16 @@
  * for PUSH_STALL_NS without waiting. */
 #define PUSH_LOCK_MS 20
 #define PUSH_STALL_NS 1000000000ull
-#define NOTIFY_MASK (IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM | \
-		     IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF)
+#define NOTIFY_MASK                                                                    \
+	(IN_MODIFY | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | \
+	 IN_DELETE_SELF | IN_MOVE_SELF)
 
 struct watch {
-	int wd;                      /* -1: could not be watched (the lease is off) */
-	struct kb_srv_sess *sess;    /* not owned: forget removes us first */
+	int wd;                   /* -1: could not be watched (the lease is off) */
+	struct kb_srv_sess *sess; /* not owned: forget removes us first */
 	uint64_t node;
-	struct watch *next;          /* chain by wd, when wd >= 0 (lock) */
-	struct watch *nnext;         /* chain by (sess, node) (lock) */
+	struct watch *next;  /* chain by wd, when wd >= 0 (lock) */
+	struct watch *nnext; /* chain by (sess, node) (lock) */
 };
 
 /* A session's own recent changes: 64-bit hashes of (node, name) and when
@@ -76,40 +77,42 @@ struct watch {
 #define MINE_SETS 1024
 #define MINE_WAYS 4
 struct kb_srv_mine {
-	struct { uint64_t key, expiry_ns; } e[MINE_SETS * MINE_WAYS];
+	struct {
+		uint64_t key, expiry_ns;
+	} e[MINE_SETS * MINE_WAYS];
 };
 
 struct pend {
 	struct kb_srv_sess *sess;
 	uint64_t node;
-	uint32_t flags;              /* NOTIFY_LEASE_* (node 0, no name) */
+	uint32_t flags; /* NOTIFY_LEASE_* (node 0, no name) */
 	char name[256];
 };
 
 struct keyuse {
 	uint8_t key[KB_KEY_LEN];
-	unsigned watches;            /* 0: a free slot */
+	unsigned watches; /* 0: a free slot */
 };
 
 struct kb_srv_notifier {
 	struct kb_srv *srv;
-	int ifd;                     /* inotify, owned */
-	int wake[2];                 /* owned pipe: stop */
+	int ifd;     /* inotify, owned */
+	int wake[2]; /* owned pipe: stop */
 	pthread_t th;
 	pthread_mutex_t lock;
 	pthread_mutex_t send_lock;
-	struct watch *b[NOTIFY_BUCKETS]; /* owned chains by wd (lock) */
-	struct watch *nb[NOTIFY_BUCKETS]; /* the same by (sess, node) (lock) */
-	unsigned total;              /* (lock) */
-	struct keyuse keys[NOTIFY_KEYS]; /* watches per client key (lock) */
+	struct watch *b[NOTIFY_BUCKETS];           /* owned chains by wd (lock) */
+	struct watch *nb[NOTIFY_BUCKETS];          /* the same by (sess, node) (lock) */
+	unsigned total;                            /* (lock) */
+	struct keyuse keys[NOTIFY_KEYS];           /* watches per client key (lock) */
 	struct kb_srv_sess *lapsed[NOTIFY_LAPSED]; /* lost pushes (lock) */
-	unsigned nlapsed;            /* (lock) */
-	bool lapse_all;              /* lost pushes of unknown sessions (lock) */
-	struct pend *pend;           /* owned, NOTIFY_PEND_MAX (lock) */
-	unsigned npend;              /* (lock) */
-	uint64_t first_ns;           /* arrival of the oldest pending (lock) */
-	struct pend *out;            /* owned copy being sent (send_lock) */
-	kb_Response resp;            /* being encoded (send_lock) */
+	unsigned nlapsed;                          /* (lock) */
+	bool lapse_all;                            /* lost pushes of unknown sessions (lock) */
+	struct pend *pend;                         /* owned, NOTIFY_PEND_MAX (lock) */
+	unsigned npend;                            /* (lock) */
+	uint64_t first_ns;                         /* arrival of the oldest pending (lock) */
+	struct pend *out;                          /* owned copy being sent (send_lock) */
+	kb_Response resp;                          /* being encoded (send_lock) */
 	uint8_t frame[KB_FRAME_HEAD + 512 + KB_FRAME_TAG]; /* (send_lock) */
 };
 
@@ -454,9 +457,10 @@ static void push_one(struct kb_srv_notifier *nf, const struct pend *p)
 
 			if (!stalled)
 				atomic_store(&c->push_stalled_ns, now);
-			kb_srv_limit_log(srv, KB_SRV_LIM_PUSH, "push to %s key %s dropped: busy or not "
-					 "reading (%llu dropped in all)", c->peer, c->fpr,
-					 (unsigned long long)n);
+			kb_srv_limit_log(srv, KB_SRV_LIM_PUSH,
+					 "push to %s key %s dropped: busy or not "
+					 "reading (%llu dropped in all)",
+					 c->peer, c->fpr, (unsigned long long)n);
 		} else if (rc < 0) {
 			kb_chan_shutdown(c->chan);
 		}
@@ -587,7 +591,7 @@ void kb_srv_notify_forget(struct kb_srv_notifier *nf, struct kb_srv_sess *s)
 			next = w->nnext;
 			if (w->sess != s)
 				continue;
-			s->unwatched = 0; /* no LEASE_ON for a session going away */
+			s->unwatched = 0;               /* no LEASE_ON for a session going away */
 			if (reg_drop(nf, w) && wd >= 0) /* frees w; next is another's */
 				inotify_rm_watch(nf->ifd, wd);
 		}

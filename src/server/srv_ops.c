@@ -148,8 +148,9 @@ int kb_srv_op_setattr(struct kb_srv_req *rq, struct kb_srv_node *n)
 	char path[64];
 	int ret;
 
-	if (m & (kb_SetMask_SET_MODE | kb_SetMask_SET_UID | kb_SetMask_SET_GID | kb_SetMask_SET_SIZE |
-		 kb_SetMask_SET_ATIME | kb_SetMask_SET_MTIME) && !q->has_attr)
+	if (m & (kb_SetMask_SET_MODE | kb_SetMask_SET_UID | kb_SetMask_SET_GID |
+		 kb_SetMask_SET_SIZE | kb_SetMask_SET_ATIME | kb_SetMask_SET_MTIME) &&
+	    !q->has_attr)
 		return -EINVAL;
 	if (m & kb_SetMask_SET_MODE) {
 		if (kb_srv_proc_path(n, path, sizeof(path)))
@@ -175,7 +176,8 @@ int kb_srv_op_setattr(struct kb_srv_req *rq, struct kb_srv_node *n)
 	/* a truncation by a caller without CAP_FSETID, or any outside owners
 	 * mode, clears setuid/setgid (a chmod in the same request decides) */
 	if (((m & kb_SetMask_SET_KILL_SUIDGID) ||
-	     ((m & kb_SetMask_SET_SIZE) && kb_srv_squash(rq->sess))) && !(m & kb_SetMask_SET_MODE)) {
+	     ((m & kb_SetMask_SET_SIZE) && kb_srv_squash(rq->sess))) &&
+	    !(m & kb_SetMask_SET_MODE)) {
 		struct stat st;
 
 		if (!fstatat(n->fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
@@ -243,11 +245,14 @@ int kb_srv_op_mknod(struct kb_srv_req *rq, struct kb_srv_node *p)
 		return ret;
 	mode = (mode_t)(q->mode & S_IFMT) | kb_srv_mode_new(rq->sess, q->mode, q->umask);
 	switch (q->mode & S_IFMT) {
-	case S_IFIFO: case S_IFSOCK: case S_IFREG: /* names, no device */
+	case S_IFIFO:
+	case S_IFSOCK:
+	case S_IFREG: /* names, no device */
 		if (mknodat(p->fd, q->name, mode, 0))
 			return -errno;
 		break;
-	case S_IFCHR: case S_IFBLK:
+	case S_IFCHR:
+	case S_IFBLK:
 		/* Only for a caller we act as (owners=preserve): the kernel then
 		 * decides, as on a local disk (CAP_MKNOD: root caller, root
 		 * server). Never for a client acting as the server's user. */
@@ -256,8 +261,7 @@ int kb_srv_op_mknod(struct kb_srv_req *rq, struct kb_srv_node *p)
 		if (mknodat(p->fd, q->name, mode, (dev_t)q->rdev))
 			return -errno;
 		break;
-	default:
-		return -EINVAL;
+	default: return -EINVAL;
 	}
 	return reply_entry(rq, p, q->name);
 }

@@ -93,8 +93,7 @@ bool kb_srv_replay_begin(struct kb_srv_replay *rp, uint64_t id, uint8_t *out, si
 	return hit;
 }
 
-void kb_srv_replay_store(struct kb_srv_replay *rp, uint64_t id, const uint8_t *reply,
-			 size_t len)
+void kb_srv_replay_store(struct kb_srv_replay *rp, uint64_t id, const uint8_t *reply, size_t len)
 {
 	struct kb_srv_replay_ent *e;
 

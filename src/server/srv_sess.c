@@ -117,7 +117,8 @@ static int sess_room(struct kb_srv *srv, const uint8_t *key, struct kb_srv_sess 
 		return 0;
 	for (pp = &srv->sessions; *pp; pp = &(*pp)->next) {
 		s = *pp;
-		if (s->conns || (mine >= srv->max_sess_key && kb_memcmp_ct(s->key, key, KB_KEY_LEN)))
+		if (s->conns ||
+		    (mine >= srv->max_sess_key && kb_memcmp_ct(s->key, key, KB_KEY_LEN)))
 			continue;
 		if (!best || s->idle_since_ns < (*best)->idle_since_ns)
 			best = pp;
@@ -347,15 +348,15 @@ static bool deflate_reply(struct kb_srv_conn *c, struct kb_srv_worker *w, uint8_
 	size_t cap = KB_MIN(w->max_plain, (size_t)c->max_send);
 	ssize_t n;
 
-	if (!c->zstd || w->req.op != kb_Op_READ || *data_len < KB_Z_MIN ||
-	    !w->req.compress || w->req.compress > KB_Z_ON || cap <= KB_WIRE_HEADROOM)
+	if (!c->zstd || w->req.op != kb_Op_READ || *data_len < KB_Z_MIN || !w->req.compress ||
+	    w->req.compress > KB_Z_ON || cap <= KB_WIRE_HEADROOM)
 		return false;
 	if (w->req.compress == KB_Z_AUTO && !kb_z_link_slow(kb_chan_fd(c->chan), &c->zlink))
 		return false;
 	if (!w->ztx && !(w->ztx = malloc(KB_FRAME_HEAD + w->max_plain + KB_FRAME_TAG)))
 		return false;
-	n = kb_z_deflate(w->ztx + KB_FRAME_HEAD + KB_WIRE_HEADROOM, cap - KB_WIRE_HEADROOM,
-			 *data, *data_len);
+	n = kb_z_deflate(w->ztx + KB_FRAME_HEAD + KB_WIRE_HEADROOM, cap - KB_WIRE_HEADROOM, *data,
+			 *data_len);
 	if (n <= 0)
 		return false;
 	*data = w->ztx + KB_FRAME_HEAD + KB_WIRE_HEADROOM;
@@ -407,12 +408,9 @@ static bool quick(uint64_t op, uint64_t set_mask, uint64_t flags, size_t bulk)
 	switch (op) {
 	case kb_Op_WRITE: /* a small file's data: one pwrite into the page cache */
 		return bulk <= KB_SRV_QUICK_WRITE;
-	case kb_Op_SETATTR:
-		return !(set_mask & kb_SetMask_SET_SIZE);
-	case kb_Op_CREATE:
-		return !(flags & O_TRUNC);
-	default:
-		return true;
+	case kb_Op_SETATTR: return !(set_mask & kb_SetMask_SET_SIZE);
+	case kb_Op_CREATE: return !(flags & O_TRUNC);
+	default: return true;
 	}
 }
 
@@ -483,7 +481,11 @@ int kb_srv_handle_frame(struct kb_srv_conn *c, struct kb_srv_worker *w, const ui
 {
 	size_t room = KB_MIN(w->max_plain, (size_t)c->max_send);
 	struct kb_srv_req rq = {
-		.conn = c, .sess = c->sess, .q = &w->req, .r = &w->resp, .w = w,
+		.conn = c,
+		.sess = c->sess,
+		.q = &w->req,
+		.r = &w->resp,
+		.w = w,
 		.data = w->tx + KB_FRAME_HEAD + KB_WIRE_HEADROOM,
 		.data_max = room > KB_WIRE_HEADROOM ? room - KB_WIRE_HEADROOM : 0,
 	};

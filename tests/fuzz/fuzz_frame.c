@@ -22,7 +22,7 @@
 #include "chan.h"
 #include "util.h"
 
-#define MAXF 4096       /* the receiver's max frame plaintext */
+#define MAXF 4096         /* the receiver's max frame plaintext */
 #define STREAM_MAX 100000 /* fits a socketpair's buffer: one write, no thread */
 #define REKEY_EVERY 3
 
@@ -32,10 +32,10 @@ static const uint8_t key_ba[32] = {0xba, 4, 5, 6};
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct builder {
-	uint8_t *s;            /* the stream (static storage below) */
+	uint8_t *s; /* the stream (static storage below) */
 	size_t len;
 	size_t last_off, last_len; /* the last genuine frame */
-	struct kb_aead *tx;    /* sender key, nonce n */
+	struct kb_aead *tx;        /* sender key, nonce n */
 	uint64_t n;
 };
 
@@ -55,8 +55,8 @@ static void genuine(struct builder *b, size_t plen)
 	kb_put_be32(f, (uint32_t)(plen + KB_FRAME_TAG));
 	for (size_t i = 0; i < plen; i++)
 		f[KB_FRAME_HEAD + i] = (uint8_t)(i * 7 + b->n);
-	if (kb_aead_seal(b->tx, b->n, f, KB_FRAME_HEAD, f + KB_FRAME_HEAD, f + KB_FRAME_HEAD,
-			 plen, f + KB_FRAME_HEAD + plen))
+	if (kb_aead_seal(b->tx, b->n, f, KB_FRAME_HEAD, f + KB_FRAME_HEAD, f + KB_FRAME_HEAD, plen,
+			 f + KB_FRAME_HEAD + plen))
 		abort();
 	b->last_off = b->len;
 	b->last_len = KB_FRAME_HEAD + plen + KB_FRAME_TAG;
@@ -76,9 +76,7 @@ static void build(struct builder *b, const uint8_t *d, size_t n)
 
 		i += 3;
 		switch (op & 3) {
-		case 0:
-			genuine(b, arg % (MAXF + 64));
-			break;
+		case 0: genuine(b, arg % (MAXF + 64)); break;
 		case 1: /* raw bytes from the input */
 			arg = KB_MIN(arg % 64, n - i);
 			put(b, d + i, arg);
@@ -87,7 +85,8 @@ static void build(struct builder *b, const uint8_t *d, size_t n)
 		case 2: /* the last genuine frame again, one bit flipped */
 			if (b->last_len && b->len + b->last_len <= STREAM_MAX) {
 				put(b, b->s + b->last_off, b->last_len);
-				b->s[b->len - b->last_len + arg % b->last_len] ^= (uint8_t)(1 << (op >> 5));
+				b->s[b->len - b->last_len + arg % b->last_len] ^=
+					(uint8_t)(1 << (op >> 5));
 			}
 			break;
 		case 3: /* replay (or truncate to) a prefix of the last genuine frame */

@@ -107,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (!copy)
 		copy = malloc(1u << 20);
-	memcpy(copy, data, size); /* the server may keep no pointer into it */
+	memcpy(copy, data, size);          /* the server may keep no pointer into it */
 	(void)kb_srv_quick_op(copy, size); /* the receiver's op peek */
 	rc = kb_srv_handle_frame(conn, worker, copy, size, &reply, &rlen);
 	if (reply) {

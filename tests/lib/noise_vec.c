@@ -43,8 +43,8 @@ static const char *str_member(const json_t *o, const char *key)
 	return json_string_value(json_object_get(o, key));
 }
 
-static int hex_field(const json_t *o, const char *key, uint8_t *out, size_t cap,
-		     size_t *len, bool *has)
+static int hex_field(const json_t *o, const char *key, uint8_t *out, size_t cap, size_t *len,
+		     bool *has)
 {
 	const char *s = str_member(o, key);
 	ssize_t n;

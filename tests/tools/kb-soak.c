@@ -164,8 +164,12 @@ static void *client_main(void *arg)
 {
 	struct client *cl = arg;
 	struct soak *sk = cl->sk;
-	struct kb_rpc_cfg cfg = {.host = "127.0.0.1", .port = sk->port, .path = "/",
-				 .conns = sk->conns, .identity = sk->priv, .trust = sk->trust,
+	struct kb_rpc_cfg cfg = {.host = "127.0.0.1",
+				 .port = sk->port,
+				 .path = "/",
+				 .conns = sk->conns,
+				 .identity = sk->priv,
+				 .trust = sk->trust,
 				 .timeout_ms = 15000};
 	uint8_t *buf = malloc(FILE_BYTES), *back = malloc(FILE_BYTES);
 	kb_Response *resp = calloc(1, sizeof(*resp));
@@ -210,7 +214,7 @@ out:
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{"port", 1, NULL, 'p'}, {"key", 1, NULL, 'k'}, {"peer", 1, NULL, 'P'},
+		{"port", 1, NULL, 'p'},    {"key", 1, NULL, 'k'},     {"peer", 1, NULL, 'P'},
 		{"seconds", 1, NULL, 's'}, {"clients", 1, NULL, 'c'}, {"conns", 1, NULL, 'n'},
 		{NULL, 0, NULL, 0},
 	};

@@ -51,12 +51,12 @@ struct chunk {
 
 struct pipe_dir {
 	int from, to;
-	bool to_client;          /* server -> client direction */
+	bool to_client; /* server -> client direction */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct chunk *q[QUEUE_MAX]; /* ring of owned chunks (lock) */
-	unsigned head, count;    /* (lock) */
-	bool eof;                /* reader finished (lock) */
+	unsigned head, count;       /* (lock) */
+	bool eof;                   /* reader finished (lock) */
 };
 
 struct conn {
@@ -67,8 +67,8 @@ struct conn {
 
 static struct {
 	long delay_ns;
-	double rate_bps; /* bytes per second; 0 = unlimited */
-	double link_bps; /* --link-mbps in bytes per second; 0 = no shared link */
+	double rate_bps;   /* bytes per second; 0 = unlimited */
+	double link_bps;   /* --link-mbps in bytes per second; 0 = no shared link */
 	size_t link_queue; /* bytes queued per direction at most (link) */
 	pthread_mutex_t link_lock;
 	pthread_cond_t link_cond;
@@ -92,7 +92,8 @@ static void sleep_until(uint64_t t)
 	uint64_t n = now_ns();
 
 	if (t > n) {
-		struct timespec ts = {(time_t)((t - n) / 1000000000ull), (long)((t - n) % 1000000000ull)};
+		struct timespec ts = {(time_t)((t - n) / 1000000000ull),
+				      (long)((t - n) % 1000000000ull)};
 
 		nanosleep(&ts, NULL);
 	}
@@ -333,10 +334,9 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"listen", 1, 0, 'l'}, {"to", 1, 0, 't'}, {"delay-ms", 1, 0, 'd'},
-		{"rate-mbps", 1, 0, 'r'}, {"pidfile", 1, 0, 'p'}, {"link-mbps", 1, 0, 'L'},
-		{"drop-first", 1, 0, 'D'},
-		{0, 0, 0, 0},
+		{"listen", 1, 0, 'l'},     {"to", 1, 0, 't'},      {"delay-ms", 1, 0, 'd'},
+		{"rate-mbps", 1, 0, 'r'},  {"pidfile", 1, 0, 'p'}, {"link-mbps", 1, 0, 'L'},
+		{"drop-first", 1, 0, 'D'}, {0, 0, 0, 0},
 	};
 	char *to = NULL, *host, *port, *colon;
 	int lport = 0, lfd, one = 1, c, drop = 0;
