@@ -129,25 +129,8 @@ unmount() { # MNT PID
 }
 umount_keibifs() { unmount "$KB_MNT" "$KB_CLIENT_PID"; }
 
-mkdir -p "$work/ssh" /run/sshd
-ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/host" >/dev/null
-ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/id" >/dev/null
-cp "$work/ssh/id.pub" "$work/ssh/authorized_keys"
-SSH_PORT=$(kb_free_port)
-cat >"$work/ssh/sshd_config" <<EOF
-Port $SSH_PORT
-ListenAddress 127.0.0.1
-HostKey $work/ssh/host
-AuthorizedKeysFile $work/ssh/authorized_keys
-PermitRootLogin yes
-StrictModes no
-UsePAM no
-PidFile $work/ssh/sshd.pid
-Subsystem sftp internal-sftp
-EOF
 if [[ $CONTENDERS == *sshfs* || $CONTENDERS == *rclone* ]]; then
-	/usr/sbin/sshd -D -f "$work/ssh/sshd_config" -E "$work/ssh/sshd.log" &
-	SSHD_PID=$!
+	kb_sshd "$work/ssh"
 	sleep 0.5
 fi
 SS_MNT=$work/ssmnt

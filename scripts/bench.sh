@@ -141,27 +141,7 @@ KB_CONNECT_PORT=$KB_PORT
 mount_keibifs() { KB_CLIENT_PID=$(kb_mount "$work/keys" "$KB_CONNECT_PORT" "$KB_MNT" "$KB_OPTS"); M=$KB_MNT; PIDS=$KB_CLIENT_PID; }
 umount_keibifs() { fusermount3 -u "$KB_MNT"; wait "$KB_CLIENT_PID" 2>/dev/null || true; }
 
-setup_sshd() {
-	mkdir -p "$work/ssh" /run/sshd
-	ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/host" >/dev/null
-	ssh-keygen -q -t ed25519 -N '' -f "$work/ssh/id" >/dev/null
-	cp "$work/ssh/id.pub" "$work/ssh/authorized_keys"
-	SSH_PORT=$(kb_free_port)
-	cat >"$work/ssh/sshd_config" <<EOF
-Port $SSH_PORT
-ListenAddress 127.0.0.1
-HostKey $work/ssh/host
-AuthorizedKeysFile $work/ssh/authorized_keys
-PermitRootLogin yes
-StrictModes no
-UsePAM no
-PidFile $work/ssh/sshd.pid
-Subsystem sftp internal-sftp
-EOF
-	/usr/sbin/sshd -D -f "$work/ssh/sshd_config" -E "$work/ssh/sshd.log" &
-	SSHD_PID=$!
-	sleep 0.5
-}
+setup_sshd() { kb_sshd "$work/ssh"; sleep 0.5; }
 SS_MNT=$work/ssmnt
 mount_sshfs() {
 	mkdir -p "$SS_MNT"

@@ -66,3 +66,28 @@ kb_mount() {
 	cat "$d/client.log" >&2
 	return 1
 }
+
+# kb_sshd DIR: a throw-away sshd on 127.0.0.1 for the sshfs and rclone
+# contenders (root logs in with the key DIR/id; sftp inside). Sets
+# SSH_PORT and SSHD_PID (the caller stops it).
+kb_sshd() {
+	local d=$1
+	mkdir -p "$d" /run/sshd
+	ssh-keygen -q -t ed25519 -N '' -f "$d/host" >/dev/null
+	ssh-keygen -q -t ed25519 -N '' -f "$d/id" >/dev/null
+	cp "$d/id.pub" "$d/authorized_keys"
+	SSH_PORT=$(kb_free_port)
+	cat >"$d/sshd_config" <<EOF
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $d/host
+AuthorizedKeysFile $d/authorized_keys
+PermitRootLogin yes
+StrictModes no
+UsePAM no
+PidFile $d/sshd.pid
+Subsystem sftp internal-sftp
+EOF
+	/usr/sbin/sshd -D -f "$d/sshd_config" -E "$d/sshd.log" &
+	SSHD_PID=$!
+}
