@@ -76,22 +76,7 @@ with open(f"{s}/ctree/Makefile", "w") as f:
     f.write("OBJS = " + " ".join(objs) + "\nall: prog\nprog: $(OBJS)\n\tcc -o $@ $^\n"
             "src/%.o: src/%.c src/%.h\n\tcc -c -o $@ $<\n")
 PY
-make_repo() { # DIR FILES
-	git init -q "$1"
-	python3 - "$1" "$2" <<'PY'
-import os, sys, random
-d, n = sys.argv[1], int(sys.argv[2])
-random.seed(3)
-words = [f"w{i}" for i in range(5000)]
-for i in range(n):
-    sub = f"{d}/src/m{i % 60:02d}"
-    os.makedirs(sub, exist_ok=True)
-    with open(f"{sub}/f{i:05d}.c", "w") as f:
-        f.write("\n".join(" ".join(random.choices(words, k=12)) for _ in range(10 + i % 50)))
-PY
-	git -C "$1" add -A
-	git -C "$1" -c user.name=b -c user.email=b@b commit -qm "bench repo"
-}
+make_repo() { kb_make_repo "$1" "$2" 10 50; } # DIR FILES
 make_repo "$work/repo$GIT_FILES" "$GIT_FILES"
 [ "$GIT_FILES_SLOW" = "$GIT_FILES" ] || make_repo "$work/repo$GIT_FILES_SLOW" "$GIT_FILES_SLOW"
 # one clone per contender and size: each contender's git rewrites its own

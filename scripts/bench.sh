@@ -59,20 +59,7 @@ for i in range(n):
         f.write(blk)
 PY
 GIT_FILES=${BENCH_GIT_FILES:-3000}
-git init -q "$work/wsrc/repo"
-python3 - "$work/wsrc/repo" "$GIT_FILES" <<'PY'
-import os, sys, random
-d, n = sys.argv[1], int(sys.argv[2])
-random.seed(3)
-words = [f"w{i}" for i in range(5000)]
-for i in range(n):
-    sub = f"{d}/src/m{i % 60:02d}"
-    os.makedirs(sub, exist_ok=True)
-    with open(f"{sub}/f{i:05d}.c", "w") as f:
-        f.write("\n".join(" ".join(random.choices(words, k=12)) for _ in range(40 + i % 200)))
-PY
-git -C "$work/wsrc/repo" add -A
-git -C "$work/wsrc/repo" -c user.name=b -c user.email=b@b commit -qm "bench repo"
+kb_make_repo "$work/wsrc/repo" "$GIT_FILES" 40 200
 sync
 
 # --- measurement helpers -------------------------------------------------

@@ -91,3 +91,22 @@ EOF
 	/usr/sbin/sshd -D -f "$d/sshd_config" -E "$d/sshd.log" &
 	SSHD_PID=$!
 }
+
+# kb_make_repo DIR FILES BASE SPREAD: a git repository of FILES C-like
+# files in 60 directories, file i of BASE + i % SPREAD lines (seeded).
+kb_make_repo() {
+	git init -q "$1"
+	python3 - "$1" "$2" "$3" "$4" <<'PY'
+import os, sys, random
+d, n = sys.argv[1], int(sys.argv[2])
+random.seed(3)
+words = [f"w{i}" for i in range(5000)]
+for i in range(n):
+    sub = f"{d}/src/m{i % 60:02d}"
+    os.makedirs(sub, exist_ok=True)
+    with open(f"{sub}/f{i:05d}.c", "w") as f:
+        f.write("\n".join(" ".join(random.choices(words, k=12)) for _ in range(int(sys.argv[3]) + i % int(sys.argv[4]))))
+PY
+	git -C "$1" add -A
+	git -C "$1" -c user.name=b -c user.email=b@b commit -qm "bench repo"
+}
