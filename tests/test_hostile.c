@@ -430,6 +430,34 @@ START_TEST(test_fd_budget)
 }
 END_TEST
 
+/* The budget must not cut one honest client listing a big directory at
+ * half of what the server has: with RLIMIT_NOFILE 4096 (a budget of 3,072),
+ * one session holds 2,000 nodes (`ls -l` of 10,000 files failed with
+ * EMFILE on a 20,000 limit when one key could take only half). */
+#define NBIG 2000
+START_TEST(test_fd_budget_big_dir)
+{
+	struct rlimit rl = {.rlim_cur = 4096, .rlim_max = 4096};
+	struct kb_rpc *r = NULL;
+	char name[32];
+	kb_Entry root, e;
+	bool ro;
+	int n;
+
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	start_srv(0, NULL);
+	ck_assert_int_eq(th_sh("cd '%s' && seq 1 %d | sed 's/^/n/' | xargs touch", ts.share, NBIG),
+			 0);
+	ck_assert_int_eq(th_server_connect(&ts, 1, &r, &root, &ro), 0);
+	for (n = 1; n <= NBIG; n++) {
+		snprintf(name, sizeof(name), "n%d", n);
+		ck_assert_int_eq(kb_rpc_lookup(r, root.node, name, &e), 0);
+	}
+	client_works(other_priv);
+	kb_rpc_free(r);
+}
+END_TEST
+
 Suite *suite_hostile(void);
 Suite *suite_hostile(void)
 {
@@ -445,6 +473,7 @@ Suite *suite_hostile(void)
 	tcase_add_test(t, test_conns_per_key);
 	tcase_add_test(t, test_queued_budget);
 	tcase_add_test(t, test_fd_budget);
+	tcase_add_test(t, test_fd_budget_big_dir);
 	suite_add_tcase(s, t);
 	return s;
 }

@@ -78,7 +78,7 @@ static const struct lim_opt {
 	  "seconds a connection may idle (900; 0: no limit)"),
 	L("max-queued-mib", max_queued, LIM_MIB, "MiB of requests and replies queued (64)"),
 	L("max-fds-per-key", max_fds_per_key, LIM_LONG,
-	  "node and handle fds per key (half the budget from RLIMIT_NOFILE)"),
+	  "node and handle fds per key (3/4 of the budget from RLIMIT_NOFILE)"),
 	L("max-fds-per-session", max_fds_per_session, LIM_LONG, "per session (as per key)"),
 #undef L
 };

@@ -55,7 +55,7 @@ struct kb_srv_cfg {
 	int frame_timeout_s;              /* a frame begun must be read / taken (30) */
 	int idle_timeout_s;               /* nothing in flight, nothing received (900) */
 	size_t max_queued;                /* bytes of frames queued or being sent (64 MiB) */
-	long max_fds_per_key;             /* node and handle fds (half the budget) */
+	long max_fds_per_key;             /* node and handle fds (3/4 of the budget) */
 	long max_fds_per_session;         /* (the per-key value) */
 	/* Where log lines go (NULL: stderr). One line each, no newline. */
 	void (*log)(void *arg, int prio, const char *line);

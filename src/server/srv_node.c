@@ -35,8 +35,9 @@ void kb_srv_fd_budget(struct kb_srv *s, long per_key, long per_sess)
 									      : (long)rl.rlim_cur;
 	reserve = KB_MIN(reserve, s->nofile / 4); /* a small limit still serves */
 	s->fd_all_max = KB_MAX(s->nofile - reserve, FD_MIN_BUDGET);
-	/* one key takes at most half: another key always finds room */
-	s->fd_key_max = per_key > 0 ? per_key : KB_MAX(s->fd_all_max / 2, 1);
+	/* one key takes at most three quarters: another key always finds room,
+	 * and one client listing a big directory is not cut at half */
+	s->fd_key_max = per_key > 0 ? per_key : KB_MAX(s->fd_all_max - s->fd_all_max / 4, 1);
 	s->fd_sess_max = per_sess > 0 ? per_sess : s->fd_key_max;
 }
 
