@@ -124,8 +124,10 @@ static int file_reopen(struct kbfs *fs, struct kbfs_file *f, uint64_t gen)
 	pthread_mutex_unlock(&f->lock);
 	if (ret || f->sgen == gen) /* done (or failed) by another thread */
 		return ret;
-	/* A verdict is final only if no other session began meanwhile (the
-	 * server restarting again answers ESTALE for ids we just resolved). */
+	/* A verdict is final only if no other session began meanwhile: the
+	 * server restarting again answers ESTALE for ids we just resolved, and
+	 * an OPEN in flight across it fails with EIO (its outcome unknown).
+	 * Any failure while a new session began is tried again in it. */
 	for (int tries = 0; tries < KBFS_REOPEN_TRIES; tries++) {
 		uint64_t now = kb_rpc_gen(fs->rpc);
 
@@ -133,7 +135,7 @@ static int file_reopen(struct kbfs *fs, struct kbfs_file *f, uint64_t gen)
 		ret = kb_rpc_open(fs->rpc, remote, f->oflags, &fh, NULL);
 		if (kbfs_stale_retry(fs, f->ino, ret, &remote))
 			ret = kb_rpc_open(fs->rpc, remote, f->oflags, &fh, NULL);
-		if (!reopen_final(ret) || kb_rpc_gen(fs->rpc) == now)
+		if (!ret || kb_rpc_gen(fs->rpc) == now)
 			break;
 		gen = kb_rpc_gen(fs->rpc);
 	}
