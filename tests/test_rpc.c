@@ -723,6 +723,25 @@ START_TEST(test_srv_subdir_and_names)
 }
 END_TEST
 
+/* Start the prepared server ts listening on `listen` (ADDR:PORT). */
+static void spawn_listening(struct th_server *ts, const char *listen)
+{
+	const char *argv[] = {th_bin("keibifsd"),
+			      "--share",
+			      ts->share,
+			      "--key",
+			      ts->server_key,
+			      "--authorized",
+			      ts->authorized,
+			      "--listen",
+			      listen,
+			      "--foreground",
+			      NULL};
+
+	ts->pid = th_spawn((char *const *)argv, ts->log);
+	ck_assert_int_gt(ts->pid, 0);
+}
+
 /* The default address and [::] serve IPv6 and IPv4 on one socket (as
  * sshd does), unless IPv6 is off. */
 START_TEST(test_srv_dual_stack)
@@ -738,22 +757,7 @@ START_TEST(test_srv_dual_stack)
 	for (size_t i = 0; i < 2; i++) {
 		ck_assert_int_eq(th_server_prepare(&ts, 0), 0);
 		snprintf(listen, sizeof(listen), specs[i], ts.port);
-		{
-			const char *argv[] = {th_bin("keibifsd"),
-					      "--share",
-					      ts.share,
-					      "--key",
-					      ts.server_key,
-					      "--authorized",
-					      ts.authorized,
-					      "--listen",
-					      listen,
-					      "--foreground",
-					      NULL};
-
-			ts.pid = th_spawn((char *const *)argv, ts.log);
-		}
-		ck_assert_int_gt(ts.pid, 0);
+		spawn_listening(&ts, listen);
 		ck_assert(th_wait_file_contains(ts.log, "keibifsd: ready on [::]:", 10000));
 		o.host = "127.0.0.1";
 		ck_assert_msg(!srv_connect(&ts, &o, &r, &root, &ro, err, sizeof(err)), "%s", err);
@@ -781,22 +785,7 @@ START_TEST(test_srv_ipv6)
 
 	ck_assert_int_eq(th_server_prepare(&ts, 0), 0);
 	snprintf(listen, sizeof(listen), "[::1]:%d", ts.port);
-	{
-		const char *argv[] = {th_bin("keibifsd"),
-				      "--share",
-				      ts.share,
-				      "--key",
-				      ts.server_key,
-				      "--authorized",
-				      ts.authorized,
-				      "--listen",
-				      listen,
-				      "--foreground",
-				      NULL};
-
-		ts.pid = th_spawn((char *const *)argv, ts.log);
-	}
-	ck_assert_int_gt(ts.pid, 0);
+	spawn_listening(&ts, listen);
 	ck_assert(th_wait_file_contains(ts.log, "keibifsd: ready", 10000));
 	ck_assert_msg(!srv_connect(&ts, &o, &r, &root, &ro, err, sizeof(err)), "%s", err);
 	ck_assert_int_eq(kb_rpc_ping(r, NULL), 0);
