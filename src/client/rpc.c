@@ -307,7 +307,8 @@ static bool fail_match(const struct kb_rpc_slot *s, enum kb_rpc_fail which, uint
 	case KB_FAIL_ALL: return true;
 	case KB_FAIL_EXPIRED: return s->deadline_ns <= now;
 	case KB_FAIL_NORETRY: return !s->retry;
-	case KB_FAIL_UNSAFE: return !kb_op_is(s->op, KB_OP_IDEMPOTENT);
+	/* a stream request's position means nothing in a new session */
+	case KB_FAIL_UNSAFE: return !kb_op_is(s->op, KB_OP_IDEMPOTENT) || s->stream;
 	}
 	return false;
 }
@@ -375,7 +376,9 @@ struct call {
 	struct kb_rpc_result *res; /* sync */
 	kb_rpc_take_fn take;       /* sync */
 	void *take_arg;
-	bool noretry; /* fail, do not re-send, if the connection dies */
+	bool noretry;  /* fail, do not re-send, if the connection dies */
+	bool want_gen; /* only on a connection of session generation `gen` */
+	uint64_t gen;
 };
 
 static size_t call_bytes(const struct call *cl)
@@ -529,6 +532,11 @@ static int start(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, struct cal
 	rc = acquire(r, pin, hint, call_bytes(cl), wait_ns, &c, &s);
 	if (rc)
 		return rc;
+	if (cl->want_gen && c->gen != cl->gen) { /* another session began */
+		kb_rpc_slot_put(c, s);
+		pthread_mutex_unlock(&c->lock);
+		return -ESTALE;
+	}
 	s->sent_ns = kb_now_ns();
 	s->deadline_ns = s->sent_ns + (uint64_t)r->timeout_ms * 1000000u;
 	s->cb = cl->cb;
@@ -537,6 +545,7 @@ static int start(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, struct cal
 	s->take = cl->take;
 	s->take_arg = cl->take_arg;
 	s->op = cl->req->op;
+	s->stream = cl->req->seq != 0;
 	s->retry = r->reconnect && !pin && !cl->noretry;
 	s->bulk = cl->bulk;
 	s->bulk_len = cl->bulk_len;
@@ -630,6 +639,29 @@ int kb_rpc_submit(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bu
 		return -EINVAL;
 	rc = start(r, NULL, conn_hint, &cl, wait, &c, &s);
 	if (rc)
+		atomic_fetch_add(&r->errors, 1);
+	return rc;
+}
+
+int kb_rpc_submit_gen(struct kb_rpc *r, uint64_t gen, kb_Request *req, const void *bulk,
+		      size_t bulk_len, int conn_hint, kb_rpc_cb cb, void *arg)
+{
+	struct call cl = {.req = req,
+			  .bulk = bulk,
+			  .bulk_len = bulk_len,
+			  .cb = cb,
+			  .arg = arg,
+			  .want_gen = true,
+			  .gen = gen};
+	uint64_t wait = kb_now_ns() + (uint64_t)r->timeout_ms * 1000000u;
+	struct kb_rpc_conn *c;
+	struct kb_rpc_slot *s;
+	int rc;
+
+	if (!cb)
+		return -EINVAL;
+	rc = start(r, NULL, conn_hint, &cl, wait, &c, &s);
+	if (rc && rc != -ESTALE)
 		atomic_fetch_add(&r->errors, 1);
 	return rc;
 }

@@ -134,6 +134,12 @@ typedef void (*kb_rpc_cb)(void *arg, int status, struct kb_rpc_result *res);
 int kb_rpc_submit(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
 		  int conn_hint, kb_rpc_cb cb, void *arg);
 
+/* kb_rpc_submit, but only on a connection of session generation `gen`
+ * (kb_rpc_gen): -ESTALE, and cb will not run, when another session began
+ * (the write-behind stream's positions are per session, stream.h). */
+int kb_rpc_submit_gen(struct kb_rpc *r, uint64_t gen, kb_Request *req, const void *bulk,
+		      size_t bulk_len, int conn_hint, kb_rpc_cb cb, void *arg);
+
 /* Synchronous call without a kb_rpc_result: `take` (may be NULL) runs on the
  * receiver thread with the decoded reply and its bulk when the server
  * answered, before this returns; copy what you need there (no result to

@@ -66,7 +66,8 @@ struct kb_rpc_slot {
 	unsigned next_free;  /* free stack link */
 	/* Kept for a re-send after a reconnect (same id, same bytes): */
 	uint32_t op;
-	bool retry; /* false: fail it when the connection dies */
+	bool stream; /* carries Request.seq: failed, not re-sent, in a new session */
+	bool retry;  /* false: fail it when the connection dies */
 	uint8_t hdr_inline[KB_RPC_HDR_INLINE];
 	uint8_t *hdr; /* encoded header: hdr_inline or owned heap copy */
 	size_t hlen;

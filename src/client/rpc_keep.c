@@ -120,11 +120,18 @@ static int resend(struct kb_rpc_conn *c)
 	}
 	c->senders++;
 	pthread_mutex_unlock(&c->lock);
-	for (unsigned i = 0; i < KB_RPC_SLOTS; i++) {
-		struct kb_rpc_slot *s = &c->slots[i];
+	/* in the order they were first sent (ids grow): the server runs a
+	 * stream's requests in order and would wait for one sent behind */
+	for (uint64_t left = mine; left;) {
+		struct kb_rpc_slot *s = NULL;
+		unsigned i = 0;
 
-		if (!(mine >> i & 1))
-			continue;
+		for (unsigned j = 0; j < KB_RPC_SLOTS; j++)
+			if ((left >> j & 1) && (!s || c->slots[j].id < s->id)) {
+				s = &c->slots[j];
+				i = j;
+			}
+		left &= ~(1ull << i);
 		if (!rc)
 			rc = kb_rpc_send_slot(c, s);
 		pthread_mutex_lock(&c->lock);

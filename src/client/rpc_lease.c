@@ -36,8 +36,8 @@ void kb_rpc_lease_lapse(struct kb_rpc *r)
 
 bool kb_rpc_lease_notify(struct kb_rpc *r, const kb_Response *n)
 {
-	if (!n->notify_flags)
-		return false;
+	if (!n->notify_flags || (n->notify_flags & kb_NotifyFlags_NOTIFY_RECALL))
+		return false; /* a node's push, or a recall: the notify hook's */
 	pthread_mutex_lock(&r->lock);
 	if (n->notify_flags & kb_NotifyFlags_NOTIFY_LEASE_OFF)
 		r->lease_off = true;

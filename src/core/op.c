@@ -59,6 +59,9 @@ uint32_t kb_op_props(uint32_t op)
 	case kb_Op_FSYNCDIR: return K | I;
 	case kb_Op_ACCESS: return K | I | Q;
 	case kb_Op_BYE: return K | I;
+	/* Twice: the lease is already back. */
+	case kb_Op_LEASE_RETURN: return K | I | Q;
+	case kb_Op_SYNCFS: return K | I;
 	case kb_Op_NOTIFY: return K | KB_OP_PUSH;
 	}
 	return 0;

@@ -258,6 +258,10 @@ int kb_srv_new(struct kb_srv **out, const struct kb_srv_cfg *cfg, char *err, siz
 	pthread_mutex_init(&s->auth_lock, NULL);
 	pthread_mutex_init(&s->lim_lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
+	if (kb_srv_dleases_init(&s->dleases)) {
+		kb_srv_free(s);
+		return -ENOMEM;
+	}
 	memcpy(s->priv, cfg->priv, KB_KEY_LEN);
 	if (cfg->psk) {
 		memcpy(s->psk, cfg->psk, sizeof(s->psk));
@@ -481,6 +485,11 @@ int kb_srv_run(struct kb_srv *s, int stop_fd)
 	janitor_stop(s);
 	drain(s);
 	kb_srv_limit_totals(s);
+	if (s->dleases.recalls)
+		kb_srv_logf(s, KB_SRV_LOG_INFO,
+			    "directory leases: %llu recalled, %llu not given back in time",
+			    (unsigned long long)s->dleases.recalls,
+			    (unsigned long long)s->dleases.revoked);
 	return 0;
 }
 
@@ -513,6 +522,7 @@ void kb_srv_free(struct kb_srv *s)
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->auth_lock);
 	pthread_mutex_destroy(&s->lim_lock);
+	kb_srv_dleases_destroy(&s->dleases);
 	while (s->keys) { /* none left referenced: sessions are gone */
 		struct kb_srv_keyuse *ku = s->keys;
 

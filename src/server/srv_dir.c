@@ -149,6 +149,8 @@ int kb_srv_op_readdir(struct kb_srv_req *rq, struct kb_srv_node *n)
 	pthread_mutex_unlock(&h->lock);
 	kb_srv_fh_put(h);
 out:
+	if (!ret && !q->cookie)
+		kb_srv_maybe_lease(rq, n->id);
 	if (ret) { /* nothing goes out: forget what was counted */
 		forget_sent(rq);
 		rq->r->value = 0;

@@ -65,6 +65,8 @@ static int dispatch_node(struct kb_srv_req *rq, struct kb_srv_node *n)
 	case kb_Op_COPY_FILE_RANGE: return kb_srv_op_copy(rq, n);
 	case kb_Op_LSEEK: return kb_srv_op_lseek(rq, n);
 	case kb_Op_ACCESS: return kb_srv_op_access(rq, n);
+	case kb_Op_LEASE_RETURN: return kb_srv_op_lease_return(rq, n);
+	case kb_Op_SYNCFS: return kb_srv_op_syncfs(rq, n);
 	default: return -ENOSYS;
 	}
 }

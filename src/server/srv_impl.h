@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "buf.h"
 #include "compress.h"
@@ -58,6 +59,66 @@ void kb_srv_keyuse_put(struct kb_srv *s, struct kb_srv_keyuse *ku); /* NULL-safe
 /* Derive the fd budgets from RLIMIT_NOFILE (kb_srv_new). */
 void kb_srv_fd_budget(struct kb_srv *s, long per_key, long per_sess);
 
+/* A deadline on the monotonic clock (conds made with CLOCK_MONOTONIC). */
+static inline struct timespec kb_srv_ts(uint64_t ns)
+{
+	return (struct timespec){.tv_sec = (time_t)(ns / 1000000000u),
+				 .tv_nsec = (long)(ns % 1000000000u)};
+}
+
+/* ---- write-behind stream (srv_stream.c) ---------------------------- */
+
+/* Positions whose status is remembered, and the most a client may be
+ * ahead of the server's stream. */
+#define KB_SRV_STREAM_RING 4096
+/* A position that does not come within this is given up (ETIMEDOUT). */
+#define KB_SRV_STREAM_WAIT_MS 10000
+struct kb_srv_stream_ent {
+	uint64_t seq; /* 0: unused */
+	int err;      /* its status: 0 or -errno */
+};
+struct kb_srv_stream {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;            /* monotonic: next moved on */
+	uint64_t next;                  /* lock: the position whose turn it is */
+	bool busy;                      /* lock: `next` is running */
+	struct kb_srv_stream_ent *ring; /* lock: owned, made at first use */
+};
+void kb_srv_stream_init(struct kb_srv_stream *st);
+void kb_srv_stream_destroy(struct kb_srv_stream *st);
+/* Before running request op at stream position seq: 0: its turn: run it,
+ * then kb_srv_stream_done; 1: it ran before: answer *status without
+ * running it; 2: an idempotent one that ran before: run it again (no
+ * _done); -EINVAL: further ahead than KB_SRV_STREAM_RING. Waits for the
+ * positions before it (KB_SRV_STREAM_WAIT_MS, then gives them up). */
+int kb_srv_stream_begin(struct kb_srv_stream *st, uint64_t seq, uint32_t op, int *status);
+void kb_srv_stream_done(struct kb_srv_stream *st, uint64_t seq, int status);
+
+/* ---- directory leases (srv_dlease.c) ------------------------------- */
+
+/* How long a session about to use a leased directory waits for the
+ * holder to give it back; then the holder loses it and its session. */
+#define KB_SRV_RECALL_MS 5000
+struct kb_srv_dlease;
+struct kb_srv_dleases {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;       /* monotonic: a lease came back */
+	struct kb_srv_dlease **b;  /* owned buckets of chains (lock) */
+	uint64_t recalls, revoked; /* (lock) counts, logged at stop */
+};
+struct kb_srv_sess;
+struct kb_srv_node;
+int kb_srv_dleases_init(struct kb_srv_dleases *d);
+void kb_srv_dleases_destroy(struct kb_srv_dleases *d);
+/* Session s is about to hold directory (dev, ino): recall another
+ * session's lease on it first (waits). Pair with kb_srv_dlease_leave. */
+int kb_srv_dlease_enter(struct kb_srv_sess *s, dev_t dev, ino_t ino);
+void kb_srv_dlease_leave(struct kb_srv_sess *s, dev_t dev, ino_t ino);
+/* Grant s a lease on directory node n when nobody else uses it. */
+bool kb_srv_dlease_grant(struct kb_srv_sess *s, const struct kb_srv_node *n);
+/* LEASE_RETURN: s gives its lease on n back. */
+void kb_srv_dlease_return(struct kb_srv_sess *s, const struct kb_srv_node *n);
+
 /* ---- nodes and handles (srv_node.c) -------------------------------- */
 
 struct kb_srv_node {
@@ -83,7 +144,12 @@ struct kb_srv_nodetab {
 	size_t max;                  /* immutable */
 	uint64_t next_id;            /* (lock) */
 	struct kb_srv_fdacct *acct;  /* immutable; NULL: fds not counted */
+	struct kb_srv_sess *sess;    /* immutable; NULL: no directory leases */
 };
+
+/* Node and handle ids a client chose (Request.new_id) have this bit; the
+ * server's own never do. */
+#define KB_SRV_CLIENT_ID (1ull << 63)
 
 struct kb_srv_fh {
 	uint64_t id;                /* immutable */
@@ -115,6 +181,11 @@ void kb_srv_node_put(struct kb_srv_node *n);
  * already has a node). *out is referenced. */
 int kb_srv_node_add(struct kb_srv_nodetab *t, int fd, const struct stat *st,
 		    struct kb_srv_node **out);
+/* The same with the id the client chose (want_id, KB_SRV_CLIENT_ID set):
+ * -EEXIST when the id or the inode already has a node, -EINVAL for an id
+ * without the bit. want_id 0: as kb_srv_node_add. */
+int kb_srv_node_add_id(struct kb_srv_nodetab *t, int fd, const struct stat *st, uint64_t want_id,
+		       struct kb_srv_node **out);
 /* Subtract count lookups; drops the node at zero. */
 int kb_srv_node_forget(struct kb_srv_nodetab *t, uint64_t id, uint64_t count); /* 1: dropped */
 size_t kb_srv_node_count(struct kb_srv_nodetab *t);
@@ -123,6 +194,9 @@ int kb_srv_fhtab_init(struct kb_srv_fhtab *t, size_t max);
 void kb_srv_fhtab_destroy(struct kb_srv_fhtab *t);
 /* Takes fd and a node reference of its own; *id gets the handle. */
 int kb_srv_fh_add(struct kb_srv_fhtab *t, struct kb_srv_node *n, int fd, bool dir, uint64_t *id);
+/* The same with the id in *id when not 0 (a client's, KB_SRV_CLIENT_ID
+ * set; -EEXIST when taken). */
+int kb_srv_fh_add_id(struct kb_srv_fhtab *t, struct kb_srv_node *n, int fd, bool dir, uint64_t *id);
 struct kb_srv_fh *kb_srv_fh_get(struct kb_srv_fhtab *t, uint64_t id);
 void kb_srv_fh_put(struct kb_srv_fh *h);
 int kb_srv_fh_remove(struct kb_srv_fhtab *t, uint64_t id);
@@ -213,6 +287,7 @@ struct kb_srv_sess {
 	uint64_t idle_since_ns;   /* srv lock: last detach (when conns == 0) */
 	bool bye;                 /* srv lock: client said BYE: no grace period */
 	struct kb_srv_replay replay;
+	struct kb_srv_stream stream; /* write-behind order */
 	unsigned nwatches;           /* notifier lock: inotify registrations */
 	unsigned unwatched;          /* notifier lock: nodes it holds we could not watch */
 	struct kb_srv_mine *mine;    /* notifier lock: owned, its own recent changes */
@@ -343,6 +418,7 @@ struct kb_srv {
 	uint64_t grace_ns;                /* session grace; 0: none */
 	unsigned max_sess, max_sess_key;
 	struct kb_srv_notifier *notifier; /* owned; NULL: no notifications */
+	struct kb_srv_dleases dleases;    /* directory leases (own lock) */
 	bool no_notify;
 	bool no_compress;      /* --no-compress: KB_CAP_ZSTD not offered */
 	bool allow_owners;     /* --allow-owners: every session may send creds */
@@ -391,6 +467,8 @@ int kb_srv_sess_attach(struct kb_srv_conn *c, const uint8_t *token, size_t len);
 void kb_srv_sess_detach(struct kb_srv_conn *c);
 /* The client ended the session cleanly: free it with its last connection. */
 void kb_srv_sess_bye(struct kb_srv_sess *s);
+/* End s now: no grace, its connections cut (a lease not given back). */
+void kb_srv_sess_cut(struct kb_srv_sess *s);
 /* Free sessions idle past the grace period (all of them with `all`). */
 void kb_srv_sess_expire(struct kb_srv *srv, bool all);
 
@@ -424,6 +502,8 @@ void kb_srv_notify_forget(struct kb_srv_notifier *nf, struct kb_srv_sess *s);
 #define KB_SRV_MINE_MS 300
 void kb_srv_notify_mine(struct kb_srv_notifier *nf, struct kb_srv_sess *s, uint64_t node,
 			const char *name);
+/* NOTIFY_RECALL of directory `node` to s, sent at once (srv_dlease.c). */
+void kb_srv_notify_recall(struct kb_srv_notifier *nf, struct kb_srv_sess *s, uint64_t node);
 
 /* srv_reload.c: is key still authorized with these options (KB_KEYF_*)? */
 bool kb_srv_key_ok(struct kb_srv *s, const uint8_t *key, unsigned flags);

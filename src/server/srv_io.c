@@ -117,8 +117,8 @@ int kb_srv_op_create(struct kb_srv_req *rq, struct kb_srv_node *p)
 		return ret;
 	fd = openat(p->fd, q->name, (int)flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
 		    kb_srv_mode_new(rq->sess, q->mode, q->umask));
-	if (fd < 0 && (errno != EEXIST || (q->flags & O_EXCL)))
-		return -errno;
+	if (fd < 0 && (errno != EEXIST || (q->flags & O_EXCL) || q->new_id))
+		return -errno; /* a stream's create (new_id) is always exclusive */
 	if (fd >= 0) {
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 		pfd = open(path, O_PATH | O_CLOEXEC);
@@ -129,7 +129,7 @@ int kb_srv_op_create(struct kb_srv_req *rq, struct kb_srv_node *p)
 		ret = -errno;
 		goto out;
 	}
-	ret = kb_srv_node_add(&rq->sess->nodes, pfd, &st, &n);
+	ret = kb_srv_node_add_id(&rq->sess->nodes, pfd, &st, q->new_id, &n);
 	pfd = -1;
 	if (ret)
 		goto out;
@@ -147,7 +147,8 @@ int kb_srv_op_create(struct kb_srv_req *rq, struct kb_srv_node *p)
 	rq->r->entry.node = n->id;
 	rq->r->entry.has_attr = true;
 	kb_srv_attr_fill(&rq->r->entry.attr, &st);
-	ret = kb_srv_fh_add(&rq->sess->fhs, node_ref(n), fd, false, &rq->r->fh);
+	rq->r->fh = q->new_id; /* the client's choice, or 0: ours */
+	ret = kb_srv_fh_add_id(&rq->sess->fhs, node_ref(n), fd, false, &rq->r->fh);
 	fd = -1;
 	if (ret) {
 		rq->r->has_entry = false;

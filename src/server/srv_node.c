@@ -173,6 +173,8 @@ void kb_srv_nodetab_destroy(struct kb_srv_nodetab *t)
 
 		for (; n; n = next) {
 			next = n->next_id;
+			if (n->fmt == S_IFDIR && t->sess)
+				kb_srv_dlease_leave(t->sess, n->dev, n->ino);
 			kb_srv_node_put(n);
 		}
 	}
@@ -241,40 +243,71 @@ static struct kb_srv_node *find_ino(struct kb_srv_nodetab *t, dev_t dev, ino_t i
 	return n;
 }
 
-int kb_srv_node_add(struct kb_srv_nodetab *t, int fd, const struct stat *st,
-		    struct kb_srv_node **out)
+static bool id_taken(struct kb_srv_nodetab *t, uint64_t id)
 {
-	struct kb_srv_node *n, *fresh = calloc(1, sizeof(*fresh));
+	for (struct kb_srv_node *n = t->by_id[hash_id(id, t->nbuckets)]; n; n = n->next_id)
+		if (n->id == id)
+			return true;
+	return false;
+}
+
+/* Lock held: a new node for fd (consumed) with id. */
+static struct kb_srv_node *node_insert(struct kb_srv_nodetab *t, struct kb_srv_node *n, int fd,
+				       const struct stat *st, uint64_t id)
+{
+	n->acct = t->acct;
+	n->id = id;
+	n->dev = st->st_dev;
+	n->ino = st->st_ino;
+	n->fmt = st->st_mode & S_IFMT;
+	n->fd = fd;
+	atomic_init(&n->rdfd, -1);
+	atomic_init(&n->refs, 1);
+	if (t->count >= t->nbuckets)
+		grow(t);
+	n->next_id = t->by_id[hash_id(n->id, t->nbuckets)];
+	t->by_id[hash_id(n->id, t->nbuckets)] = n;
+	n->next_ino = t->by_ino[hash_ino(n->dev, n->ino, t->nbuckets)];
+	t->by_ino[hash_ino(n->dev, n->ino, t->nbuckets)] = n;
+	t->count++;
+	return n;
+}
+
+int kb_srv_node_add_id(struct kb_srv_nodetab *t, int fd, const struct stat *st, uint64_t want_id,
+		       struct kb_srv_node **out)
+{
+	struct kb_srv_node *n, *fresh;
+	bool dir = S_ISDIR(st->st_mode) && t->sess, added = false;
 	int ret = 0;
 
+	if (want_id && !(want_id & KB_SRV_CLIENT_ID)) {
+		close(fd);
+		return -EINVAL;
+	}
+	/* before it is ours: another session's lease on it comes back first */
+	if (dir && (ret = kb_srv_dlease_enter(t->sess, st->st_dev, st->st_ino))) {
+		close(fd);
+		return ret;
+	}
+	fresh = calloc(1, sizeof(*fresh));
 	pthread_mutex_lock(&t->lock);
 	n = find_ino(t, st->st_dev, st->st_ino);
-	if (n) {
-		close(fd);
-		fd = -1;
+	if (n && want_id) {
+		n = NULL;
+		ret = -EEXIST;
+	} else if (n) {
+		/* known: fd is closed below */
 	} else if (!fresh || t->count >= t->max) {
 		ret = fresh ? -ENFILE : -ENOMEM;
+	} else if (want_id && id_taken(t, want_id)) {
+		ret = -EEXIST;
 	} else if ((ret = kb_srv_fd_charge(t->acct))) {
 		/* the budget: -EMFILE */
 	} else {
-		n = fresh;
-		n->acct = t->acct;
+		n = node_insert(t, fresh, fd, st, want_id ? want_id : t->next_id++);
 		fresh = NULL;
-		n->id = t->next_id++;
-		n->dev = st->st_dev;
-		n->ino = st->st_ino;
-		n->fmt = st->st_mode & S_IFMT;
-		n->fd = fd;
 		fd = -1;
-		atomic_init(&n->rdfd, -1);
-		atomic_init(&n->refs, 1);
-		if (t->count >= t->nbuckets)
-			grow(t);
-		n->next_id = t->by_id[hash_id(n->id, t->nbuckets)];
-		t->by_id[hash_id(n->id, t->nbuckets)] = n;
-		n->next_ino = t->by_ino[hash_ino(n->dev, n->ino, t->nbuckets)];
-		t->by_ino[hash_ino(n->dev, n->ino, t->nbuckets)] = n;
-		t->count++;
+		added = true;
 	}
 	if (n) {
 		n->nlookup++;
@@ -282,10 +315,18 @@ int kb_srv_node_add(struct kb_srv_nodetab *t, int fd, const struct stat *st,
 		*out = n;
 	}
 	pthread_mutex_unlock(&t->lock);
+	if (dir && !added) /* known already, or not added: counted once */
+		kb_srv_dlease_leave(t->sess, st->st_dev, st->st_ino);
 	if (fd >= 0)
 		close(fd);
 	free(fresh);
 	return ret;
+}
+
+int kb_srv_node_add(struct kb_srv_nodetab *t, int fd, const struct stat *st,
+		    struct kb_srv_node **out)
+{
+	return kb_srv_node_add_id(t, fd, st, 0, out);
 }
 
 /* Unlink n from both chains. Caller holds the lock. */
@@ -319,6 +360,8 @@ int kb_srv_node_forget(struct kb_srv_nodetab *t, uint64_t id, uint64_t count)
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
+	if (drop && drop->fmt == S_IFDIR && t->sess)
+		kb_srv_dlease_leave(t->sess, drop->dev, drop->ino);
 	kb_srv_node_put(drop);
 	return drop ? 1 : n ? 0 : -ENOENT;
 }
@@ -373,7 +416,21 @@ void kb_srv_fhtab_destroy(struct kb_srv_fhtab *t)
 	pthread_mutex_destroy(&t->lock);
 }
 
+static bool fh_taken(struct kb_srv_fhtab *t, uint64_t id)
+{
+	for (struct kb_srv_fh *h = t->b[hash_id(id, t->nbuckets)]; h; h = h->next)
+		if (h->id == id)
+			return true;
+	return false;
+}
+
 int kb_srv_fh_add(struct kb_srv_fhtab *t, struct kb_srv_node *n, int fd, bool dir, uint64_t *id)
+{
+	*id = 0;
+	return kb_srv_fh_add_id(t, n, fd, dir, id);
+}
+
+int kb_srv_fh_add_id(struct kb_srv_fhtab *t, struct kb_srv_node *n, int fd, bool dir, uint64_t *id)
 {
 	struct kb_srv_fh *h = calloc(1, sizeof(*h));
 	size_t b;
@@ -396,12 +453,14 @@ int kb_srv_fh_add(struct kb_srv_fhtab *t, struct kb_srv_node *n, int fd, bool di
 	pthread_mutex_init(&h->lock, NULL);
 	atomic_init(&h->refs, 1);
 	pthread_mutex_lock(&t->lock);
-	if (t->count >= t->max) {
+	if (t->count >= t->max || (*id && (!(*id & KB_SRV_CLIENT_ID) || fh_taken(t, *id)))) {
+		int ret = t->count >= t->max ? -EMFILE : *id & KB_SRV_CLIENT_ID ? -EEXIST : -EINVAL;
+
 		pthread_mutex_unlock(&t->lock);
 		kb_srv_fh_put(h);
-		return -EMFILE;
+		return ret;
 	}
-	h->id = t->next_id++;
+	h->id = *id ? *id : t->next_id++;
 	b = hash_id(h->id, t->nbuckets);
 	h->next = t->b[b];
 	t->b[b] = h;

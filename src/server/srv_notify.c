@@ -534,6 +534,29 @@ static int due_ms(struct kb_srv_notifier *nf)
 	return ms;
 }
 
+/* The wake pipe said something: "x" stop (true), "k" a push is due now. */
+static bool woken_to_stop(struct kb_srv_notifier *nf)
+{
+	char b[64];
+	ssize_t n = read(nf->wake[0], b, sizeof(b));
+
+	return n <= 0 || memchr(b, 'x', (size_t)n) != NULL;
+}
+
+void kb_srv_notify_recall(struct kb_srv_notifier *nf, struct kb_srv_sess *s, uint64_t node)
+{
+	ssize_t r;
+
+	if (!nf)
+		return;
+	pthread_mutex_lock(&nf->lock);
+	pend_one(nf, s, node, "", kb_NotifyFlags_NOTIFY_RECALL);
+	nf->first_ns = kb_now_ns() - NOTIFY_DELAY_MS * 1000000ull; /* due now */
+	pthread_mutex_unlock(&nf->lock);
+	r = write(nf->wake[1], "k", 1);
+	(void)r;
+}
+
 static void *notify_main(void *arg)
 {
 	struct kb_srv_notifier *nf = arg;
@@ -547,7 +570,7 @@ static void *notify_main(void *arg)
 
 		if (rc < 0 && errno != EINTR)
 			break;
-		if (rc > 0 && pf[1].revents)
+		if (rc > 0 && pf[1].revents && woken_to_stop(nf))
 			break;
 		if (rc > 0 && (pf[0].revents & POLLIN)) {
 			len = read(nf->ifd, buf, sizeof(buf));

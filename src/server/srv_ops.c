@@ -51,6 +51,12 @@ void kb_srv_attr_fill(kb_Attr *a, const struct stat *st)
  * to its node and describe it in e. */
 int kb_srv_lookup(struct kb_srv_sess *s, struct kb_srv_node *p, const char *name, kb_Entry *e)
 {
+	return kb_srv_lookup_id(s, p, name, 0, e);
+}
+
+int kb_srv_lookup_id(struct kb_srv_sess *s, struct kb_srv_node *p, const char *name,
+		     uint64_t want_id, kb_Entry *e)
+{
 	struct kb_srv_node *n;
 	struct stat st;
 	int fd, ret;
@@ -66,7 +72,7 @@ int kb_srv_lookup(struct kb_srv_sess *s, struct kb_srv_node *p, const char *name
 		close(fd);
 		return ret;
 	}
-	ret = kb_srv_node_add(&s->nodes, fd, &st, &n);
+	ret = kb_srv_node_add_id(&s->nodes, fd, &st, want_id, &n);
 	if (ret)
 		return ret;
 	e->node = n->id;
@@ -215,11 +221,43 @@ static struct kb_srv_node *node2(struct kb_srv_req *rq)
 	return kb_srv_node_get(&rq->sess->nodes, rq->q->node2);
 }
 
+/* The new entry `name` in p, under the id the client chose for it
+ * (Request.new_id) when it did. */
 static int reply_entry(struct kb_srv_req *rq, struct kb_srv_node *p, const char *name)
 {
-	int ret = kb_srv_lookup(rq->sess, p, name, &rq->r->entry);
+	int ret = kb_srv_lookup_id(rq->sess, p, name, rq->q->new_id, &rq->r->entry);
 
 	rq->r->has_entry = ret == 0;
+	return ret;
+}
+
+/* want_lease: the directory just listed or made, leased when nobody else
+ * uses it (srv_dlease.c). */
+void kb_srv_maybe_lease(struct kb_srv_req *rq, uint64_t node)
+{
+	struct kb_srv_node *n;
+
+	if (!rq->q->want_lease || !(n = kb_srv_node_get(&rq->sess->nodes, node)))
+		return;
+	rq->r->dir_lease = kb_srv_dlease_grant(rq->sess, n);
+	kb_srv_node_put(n);
+}
+
+int kb_srv_op_lease_return(struct kb_srv_req *rq, struct kb_srv_node *n)
+{
+	kb_srv_dlease_return(rq->sess, n);
+	return 0;
+}
+
+int kb_srv_op_syncfs(struct kb_srv_req *rq, struct kb_srv_node *n)
+{
+	int fd = kb_srv_reopen(n, O_RDONLY | O_DIRECTORY), ret;
+
+	(void)rq;
+	if (fd < 0)
+		return fd;
+	ret = syncfs(fd) ? -errno : 0;
+	close(fd);
 	return ret;
 }
 
@@ -232,7 +270,10 @@ int kb_srv_op_mkdir(struct kb_srv_req *rq, struct kb_srv_node *p)
 		return ret;
 	if (mkdirat(p->fd, q->name, kb_srv_mode_new(rq->sess, q->mode, q->umask)))
 		return -errno;
-	return reply_entry(rq, p, q->name);
+	ret = reply_entry(rq, p, q->name);
+	if (!ret)
+		kb_srv_maybe_lease(rq, rq->r->entry.node);
+	return ret;
 }
 
 int kb_srv_op_mknod(struct kb_srv_req *rq, struct kb_srv_node *p)

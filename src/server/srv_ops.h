@@ -12,6 +12,13 @@
 
 int kb_srv_stat(const struct kb_srv_node *n, struct stat *st);
 int kb_srv_lookup(struct kb_srv_sess *s, struct kb_srv_node *p, const char *name, kb_Entry *e);
+/* The same, the new node under want_id (a client's id, 0: ours). */
+int kb_srv_lookup_id(struct kb_srv_sess *s, struct kb_srv_node *p, const char *name,
+		     uint64_t want_id, kb_Entry *e);
+/* Request.want_lease: lease directory `node` to the session if it may. */
+void kb_srv_maybe_lease(struct kb_srv_req *rq, uint64_t node);
+int kb_srv_op_lease_return(struct kb_srv_req *rq, struct kb_srv_node *n);
+int kb_srv_op_syncfs(struct kb_srv_req *rq, struct kb_srv_node *n);
 /* The directory a name is created, removed or renamed in must still be in
  * the share (srv_path.c): 0, or ESTALE when it was moved out on the server. */
 int kb_srv_confined(struct kb_srv_req *rq, const struct kb_srv_node *dir);

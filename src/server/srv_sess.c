@@ -65,6 +65,7 @@ static void sess_free(struct kb_srv_sess *s)
 {
 	kb_srv_notify_forget(s->srv->notifier, s);
 	kb_srv_replay_destroy(&s->replay);
+	kb_srv_stream_destroy(&s->stream);
 	kb_srv_fhtab_destroy(&s->fhs);
 	kb_srv_nodetab_destroy(&s->nodes);
 	kb_srv_keyuse_put(s->srv, s->fds.ku);
@@ -209,8 +210,10 @@ static int hello(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 		return ret;
 	}
 	s->nodes.acct = &s->fds;
+	s->nodes.sess = s;
 	s->fhs.acct = &s->fds;
 	kb_srv_replay_init(&s->replay);
+	kb_srv_stream_init(&s->stream);
 	ret = kb_noise_rng_bytes(srv->rng, s->token, sizeof(s->token));
 	if (!ret)
 		ret = random_bases(s);
@@ -233,7 +236,8 @@ static int hello(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 	r->owners = s->owners;
 	server_ids(r);
 	r->lease_ms = srv->notifier ? KB_SRV_LEASE_MS : 0;
-	r->features = kb_Features_FEATURE_READDIR_NOFH;
+	r->features = kb_Features_FEATURE_READDIR_NOFH |
+		      (srv->notifier ? kb_Features_FEATURE_WRITE_BEHIND : 0);
 	r->token.size = sizeof(s->token);
 	memcpy(r->token.bytes, s->token, sizeof(s->token));
 	ret = sess_insert(srv, s);
@@ -313,6 +317,21 @@ void kb_srv_sess_bye(struct kb_srv_sess *s)
 	pthread_mutex_lock(&s->srv->lock);
 	s->bye = true;
 	pthread_mutex_unlock(&s->srv->lock);
+}
+
+void kb_srv_sess_cut(struct kb_srv_sess *s)
+{
+	struct kb_srv *srv = s->srv;
+
+	pthread_mutex_lock(&srv->lock);
+	s->bye = true;
+	for (struct kb_srv_conn *c = srv->conns; c; c = c->next) {
+		pthread_mutex_lock(&c->lock);
+		if (c->sess == s && c->chan)
+			kb_chan_shutdown(c->chan);
+		pthread_mutex_unlock(&c->lock);
+	}
+	pthread_mutex_unlock(&srv->lock);
 }
 
 void kb_srv_sess_expire(struct kb_srv *srv, bool all)
@@ -476,6 +495,26 @@ static int serve(struct kb_srv_req *rq)
 	return ret;
 }
 
+/* A request in the write-behind stream runs in its turn (srv_stream.c). */
+static int serve_ordered(struct kb_srv_req *rq)
+{
+	struct kb_srv_stream *st = &rq->sess->stream;
+	uint64_t seq = rq->q->seq;
+	int status = 0, ret;
+
+	if (!seq)
+		return serve(rq);
+	ret = kb_srv_stream_begin(st, seq, rq->q->op, &status);
+	if (ret == 1)
+		return status; /* it ran before: its status again */
+	if (ret < 0)
+		return ret;
+	status = serve(rq);
+	if (ret == 0)
+		kb_srv_stream_done(st, seq, status);
+	return status;
+}
+
 int kb_srv_handle_frame(struct kb_srv_conn *c, struct kb_srv_worker *w, const uint8_t *pt,
 			size_t len, uint8_t **reply, size_t *rlen)
 {
@@ -515,7 +554,7 @@ int kb_srv_handle_frame(struct kb_srv_conn *c, struct kb_srv_worker *w, const ui
 			*reply = w->tx; /* answered before: the same reply again */
 			return 0;
 		}
-		status = serve(&rq);
+		status = serve_ordered(&rq);
 	}
 	if (status) {
 		resp_reset(&w->resp, w->req.id);
