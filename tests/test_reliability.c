@@ -15,6 +15,7 @@
 #include "chan.h"
 #include "keys.h"
 #include "rpc.h"
+#include "stream.h"
 #include "th.h"
 #include "th_server.h"
 #include "util.h"
@@ -631,6 +632,147 @@ START_TEST(test_bye_ends_session)
 }
 END_TEST
 
+#define WB_FILES 600
+#define PROV (1ull << 63)
+
+/* Queue one file of the write-behind stream: create .tN under an id of
+ * ours, write, release, rename to fN. */
+static const char *wb_server_log; /* shown when a submit fails */
+static const char *wb_rpc_log;
+static unsigned wb_at;
+
+static void wb_fail(int rc)
+{
+	char cmd[4200];
+
+	snprintf(cmd, sizeof(cmd), "grep -v 'connect from' %s | tail -40 >&2", wb_server_log);
+	if (system(cmd) != 0)
+		fprintf(stderr, "(no server log)\n");
+	ck_abort_msg("stream submit: %d at file %u; rpc log:\n%s", rc, wb_at, wb_rpc_log);
+}
+
+#define WB_SUBMIT(st, q, b, n)                                       \
+	do {                                                         \
+		int rc_ = kb_stream_submit(st, q, b, n, NULL, NULL); \
+		if (rc_)                                             \
+			wb_fail(rc_);                                \
+	} while (0)
+
+static void wb_file(struct kb_stream *st, uint64_t dir, unsigned i, const char *data)
+{
+	uint64_t id = PROV | (1000 + i);
+	kb_Request c = {
+		.op = kb_Op_CREATE, .node = dir, .mode = 0644, .flags = O_WRONLY, .new_id = id};
+	kb_Request w = {.op = kb_Op_WRITE, .node = id, .fh = id};
+	kb_Request rl = {.op = kb_Op_RELEASE, .node = id, .fh = id};
+	kb_Request rn = {.op = kb_Op_RENAME, .node = dir, .node2 = dir};
+
+	snprintf(c.name, sizeof(c.name), ".t%u", i);
+	snprintf(rn.name, sizeof(rn.name), ".t%u", i);
+	snprintf(rn.name2, sizeof(rn.name2), "f%u", i);
+	WB_SUBMIT(st, &c, NULL, 0);
+	WB_SUBMIT(st, &w, data, strlen(data));
+	WB_SUBMIT(st, &rl, NULL, 0);
+	WB_SUBMIT(st, &rn, NULL, 0);
+}
+
+/* Every connection cut five times while 2,400 stream requests are queued:
+ * re-sent in order to the same session, each runs once, none is lost or
+ * reordered (every file has its name and bytes, no temporary is left). */
+START_TEST(test_stream_cuts)
+{
+	static char data[WB_FILES][24];
+	struct kb_stream *st = NULL;
+	kb_Request m = {.op = kb_Op_MKDIR, .mode = 0755, .new_id = PROV | 1};
+	struct rel t;
+	kb_Entry root;
+	char path[64];
+
+	setup(&t, true);
+	wb_server_log = t.ts.log;
+	wb_rpc_log = t.log;
+	connect_rpc(&t, 2, 8000, &root);
+	ck_assert_int_eq(kb_stream_new(&st, t.r, 256, 4 << 20, 8000), 0);
+	m.node = root.node;
+	strcpy(m.name, "w");
+	ck_assert_int_eq(kb_stream_submit(st, &m, NULL, 0, NULL, NULL), 0);
+	for (unsigned i = 0; i < WB_FILES; i++) {
+		snprintf(data[i], sizeof(data[i]), "content %u\n", i);
+		wb_at = i;
+		wb_file(st, PROV | 1, i, data[i]);
+		if (i % 100 == 50)
+			ck_assert_int_eq(kill(t.proxy, SIGUSR1), 0); /* cut every connection */
+	}
+	ck_assert_int_eq(kb_stream_drain(st, 20000), 0);
+	for (unsigned i = 0; i < WB_FILES; i++) {
+		char buf[32] = "";
+		FILE *f;
+
+		snprintf(path, sizeof(path), "w/f%u", i);
+		f = fopen(th_server_path(&t.ts, path), "r");
+		ck_assert_msg(f != NULL, "%s missing", path);
+		ck_assert_ptr_nonnull(fgets(buf, sizeof(buf), f));
+		fclose(f);
+		ck_assert_str_eq(buf, data[i]);
+		snprintf(path, sizeof(path), "w/.t%u", i);
+		ck_assert_int_ne(access(th_server_path(&t.ts, path), F_OK), 0);
+	}
+	ck_assert_uint_ge(atomic_load(&t.reconnected), 1);
+	ck_assert_msg(atomic_load(&t.sessions) == 0, "new session; rpc log:\n%s", t.log);
+	kb_stream_free(st);
+	teardown(&t);
+}
+END_TEST
+
+/* The server killed with a queue: the stream's requests of the lost
+ * session are reported (the drain returns an error), never dropped
+ * silently; what the server has is a prefix of the stream's order. */
+START_TEST(test_stream_restart_reports)
+{
+	static char data[WB_FILES][24];
+	struct kb_stream *st = NULL;
+	kb_Request m = {.op = kb_Op_MKDIR, .mode = 0755, .new_id = PROV | 1};
+	struct rel t;
+	kb_Entry root;
+	char path[64];
+	unsigned have = 0;
+	int ret;
+
+	setup(&t, false);
+	connect_rpc(&t, 2, 8000, &root);
+	ck_assert_int_eq(kb_stream_new(&st, t.r, 256, 4 << 20, 8000), 0);
+	m.node = root.node;
+	strcpy(m.name, "w");
+	ck_assert_int_eq(kb_stream_submit(st, &m, NULL, 0, NULL, NULL), 0);
+	for (unsigned i = 0; i < WB_FILES; i++) {
+		snprintf(data[i], sizeof(data[i]), "content %u\n", i);
+		if (i == WB_FILES / 2) {
+			ck_assert_int_eq(kill(t.ts.pid, SIGKILL), 0);
+			th_stop(t.ts.pid, 2000);
+			spawn_server(&t);
+		}
+		if (i < WB_FILES / 2)
+			wb_file(st, PROV | 1, i, data[i]);
+	}
+	ret = kb_stream_drain(st, 20000);
+	/* the kill may have come after the server ran them all */
+	for (unsigned i = 0; i < WB_FILES / 2; i++) {
+		snprintf(path, sizeof(path), "w/f%u", i);
+		if (access(th_server_path(&t.ts, path), F_OK))
+			break;
+		have++;
+	}
+	for (unsigned i = have + 1; i < WB_FILES / 2; i++) { /* a prefix: none after a gap */
+		snprintf(path, sizeof(path), "w/f%u", i);
+		ck_assert_msg(access(th_server_path(&t.ts, path), F_OK) != 0, "f%u after a gap", i);
+	}
+	if (have < WB_FILES / 2)
+		ck_assert_int_lt(ret, 0);
+	kb_stream_free(st);
+	teardown(&t);
+}
+END_TEST
+
 Suite *suite_reliability(void);
 Suite *suite_reliability(void)
 {
@@ -647,6 +789,8 @@ Suite *suite_reliability(void)
 	tcase_add_test(tc, test_stall_times_out);
 	tcase_add_test(tc, test_server_restart);
 	tcase_add_test(tc, test_first_connect_retried);
+	tcase_add_test(tc, test_stream_cuts);
+	tcase_add_test(tc, test_stream_restart_reports);
 	suite_add_tcase(s, tc);
 	return s;
 }

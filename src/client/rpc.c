@@ -200,7 +200,9 @@ void kb_rpc_conn_destroy(struct kb_rpc_conn *c)
 
 /* Lock held. Wait (until wait_ns) for room for `bytes`, take a slot. With
  * wait_down, a connection that is down (being re-established) is waited
- * for too. */
+ * for too. Requests (need_ready) leave one slot and the byte budget to the
+ * keeper (need_ready false: its ATTACH or HELLO), so a connection cut with
+ * every slot in flight can be attached again to re-send them. */
 static int slot_get(struct kb_rpc_conn *c, bool need_ready, bool wait_down, size_t bytes,
 		    uint64_t wait_ns, struct kb_rpc_slot **out)
 {
@@ -213,8 +215,10 @@ static int slot_get(struct kb_rpc_conn *c, bool need_ready, bool wait_down, size
 		if (!c->up || (need_ready && !c->ready)) {
 			if (!wait_down)
 				return -ENOTCONN;
-		} else if (c->nfree && (c->inflight_bytes + bytes <= KB_RPC_MAX_BYTES ||
-					c->nfree == KB_RPC_SLOTS)) {
+		} else if (!need_ready ? c->nfree > 0 /* the keeper's ATTACH/HELLO: one slot kept */
+				       : c->nfree > 1 &&
+						 (c->inflight_bytes + bytes <= KB_RPC_MAX_BYTES ||
+						  c->nfree == KB_RPC_SLOTS)) {
 			break;
 		}
 		if (pthread_cond_timedwait(&c->space, &c->lock, &ts) == ETIMEDOUT)
@@ -392,7 +396,7 @@ static size_t call_bytes(const struct call *cl)
 
 /* Pick a connection (pinned, hinted or round robin) and take a slot in it.
  * Returns with that connection's lock held. */
-static int acquire(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, size_t bytes,
+static int acquire(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, bool stick, size_t bytes,
 		   uint64_t wait_ns, struct kb_rpc_conn **cout, struct kb_rpc_slot **sout)
 {
 	unsigned n = r->nconns, start;
@@ -408,7 +412,7 @@ static int acquire(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, size_t b
 		return rc;
 	}
 	start = hint >= 0 ? (unsigned)hint % n : atomic_fetch_add(&r->rr, 1) % n;
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; i < n && !stick; i++) {
 		struct kb_rpc_conn *c = &r->conns[(start + i) % n];
 
 		pthread_mutex_lock(&c->lock);
@@ -423,8 +427,8 @@ static int acquire(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, size_t b
 	}
 	if (!r->reconnect || !wait_ns)
 		return rc;
-	/* Every connection is down and being re-established: stall (until the
-	 * deadline) on the one we would have used. */
+	/* Every connection is down and being re-established, or the caller
+	 * wants this one (`stick`): stall (until the deadline) on it. */
 	c0 = &r->conns[start];
 	pthread_mutex_lock(&c0->lock);
 	rc = slot_get(c0, true, true, bytes, wait_ns, sout);
@@ -529,7 +533,7 @@ static int start(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, struct cal
 
 	struct kb_chan *chan;
 
-	rc = acquire(r, pin, hint, call_bytes(cl), wait_ns, &c, &s);
+	rc = acquire(r, pin, hint, cl->want_gen, call_bytes(cl), wait_ns, &c, &s);
 	if (rc)
 		return rc;
 	if (cl->want_gen && c->gen != cl->gen) { /* another session began */

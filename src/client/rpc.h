@@ -134,9 +134,11 @@ typedef void (*kb_rpc_cb)(void *arg, int status, struct kb_rpc_result *res);
 int kb_rpc_submit(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
 		  int conn_hint, kb_rpc_cb cb, void *arg);
 
-/* kb_rpc_submit, but only on a connection of session generation `gen`
- * (kb_rpc_gen): -ESTALE, and cb will not run, when another session began
- * (the write-behind stream's positions are per session, stream.h). */
+/* kb_rpc_submit, but only on connection conn_hint (waiting while it is
+ * re-established: the stream's requests stay in one ordered lane) and
+ * only in session generation `gen` (kb_rpc_gen): -ESTALE, and cb will not
+ * run, when another session began (the write-behind stream's positions
+ * are per session, stream.h). */
 int kb_rpc_submit_gen(struct kb_rpc *r, uint64_t gen, kb_Request *req, const void *bulk,
 		      size_t bulk_len, int conn_hint, kb_rpc_cb cb, void *arg);
 

@@ -28,10 +28,14 @@ struct kb_stream {
 	unsigned max_ops;
 	size_t max_bytes;
 	int timeout_ms;
-	pthread_mutex_t lock; /* the fields below; held across one submit */
+	/* send_lock: held across numbering and sending one request, so that
+	 * positions go out in order; it may wait for a free rpc slot, so the
+	 * completions never take it. Order: send_lock, then lock. */
+	pthread_mutex_t send_lock;
+	uint64_t gen;         /* send_lock: session generation the positions belong to */
+	uint64_t seq;         /* send_lock: last position given in gen */
+	pthread_mutex_t lock; /* the fields below */
 	pthread_cond_t cond;  /* monotonic: a request was answered */
-	uint64_t gen;         /* session generation the positions belong to */
-	uint64_t seq;         /* last position given in gen */
 	uint64_t ticket;      /* last ticket given */
 	uint8_t *done;        /* owned ring of KB_STREAM_MAX_OPS: ticket answered */
 	uint64_t low;         /* every ticket <= low is answered */
@@ -58,6 +62,7 @@ int kb_stream_new(struct kb_stream **out, struct kb_rpc *r, unsigned max_ops, si
 	st->gen = UINT64_MAX; /* numbering starts at the first submit */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&st->send_lock, NULL);
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->cond, &ca);
 	pthread_condattr_destroy(&ca);
@@ -71,6 +76,7 @@ void kb_stream_free(struct kb_stream *st)
 		return;
 	pthread_cond_destroy(&st->cond);
 	pthread_mutex_destroy(&st->lock);
+	pthread_mutex_destroy(&st->send_lock);
 	free(st->done);
 	free(st);
 }
@@ -137,13 +143,13 @@ static int wait_room(struct kb_stream *st, size_t bytes)
 	return 0;
 }
 
-/* Lock held: number req in the current session and send it. */
+/* send_lock held: number req in the current session and send it. */
 static int send_locked(struct kb_stream *st, kb_Request *req, const void *bulk, size_t len,
 		       struct sreq *q)
 {
-	int ret;
+	int ret = -ESTALE;
 
-	for (int tries = 0; tries < 4; tries++) {
+	for (int tries = 0; tries < 4 && ret == -ESTALE; tries++) {
 		uint64_t gen = kb_rpc_gen(st->r);
 
 		if (gen != st->gen) { /* a new session: its stream starts at 1 */
@@ -151,24 +157,11 @@ static int send_locked(struct kb_stream *st, kb_Request *req, const void *bulk, 
 			st->seq = 0;
 		}
 		req->seq = st->seq + 1;
-		q->ticket = st->ticket + 1;
-		st->pending++;
-		st->bytes += q->bytes;
 		ret = kb_rpc_submit_gen(st->r, gen, req, bulk, len, 0, on_reply, q);
-		if (!ret) {
+		if (!ret)
 			st->seq++;
-			st->ticket++;
-			st->stats.sent++;
-			if (st->pending > st->stats.max_pending)
-				st->stats.max_pending = st->pending;
-			return 0;
-		}
-		st->pending--;
-		st->bytes -= q->bytes;
-		if (ret != -ESTALE)
-			return ret;
 	}
-	return -ESTALE;
+	return ret;
 }
 
 static int submit(struct kb_stream *st, kb_Request *req, const void *bulk, size_t len,
@@ -179,11 +172,27 @@ static int submit(struct kb_stream *st, kb_Request *req, const void *bulk, size_
 	q->st = st;
 	q->bytes = len;
 	q->op = req->op;
+	pthread_mutex_lock(&st->send_lock);
 	pthread_mutex_lock(&st->lock);
 	ret = wait_room(st, len);
+	if (!ret) { /* counted before it is sent: its reply may come at once */
+		q->ticket = ++st->ticket;
+		st->pending++;
+		st->bytes += len;
+		st->stats.sent++;
+		if (st->pending > st->stats.max_pending)
+			st->stats.max_pending = st->pending;
+	}
+	pthread_mutex_unlock(&st->lock);
 	if (!ret)
 		ret = send_locked(st, req, bulk, len, q);
-	pthread_mutex_unlock(&st->lock);
+	pthread_mutex_unlock(&st->send_lock);
+	if (ret && q->ticket) { /* never sent: out of the count, not an error of the stream */
+		pthread_mutex_lock(&st->lock);
+		st->stats.sent--;
+		mark_done(st, q, 0);
+		pthread_mutex_unlock(&st->lock);
+	}
 	return ret;
 }
 

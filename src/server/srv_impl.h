@@ -88,8 +88,9 @@ void kb_srv_stream_init(struct kb_srv_stream *st);
 void kb_srv_stream_destroy(struct kb_srv_stream *st);
 /* Before running request op at stream position seq: 0: its turn: run it,
  * then kb_srv_stream_done; 1: it ran before: answer *status without
- * running it; 2: an idempotent one that ran before: run it again (no
- * _done); -EINVAL: further ahead than KB_SRV_STREAM_RING. Waits for the
+ * running it; 2: one that only reads ran before: run it again (no
+ * _done); 3: as 0, after giving up positions before it (log it);
+ * -EINVAL: further ahead than KB_SRV_STREAM_RING. Waits for the
  * positions before it (KB_SRV_STREAM_WAIT_MS, then gives them up). */
 int kb_srv_stream_begin(struct kb_srv_stream *st, uint64_t seq, uint32_t op, int *status);
 void kb_srv_stream_done(struct kb_srv_stream *st, uint64_t seq, int status);

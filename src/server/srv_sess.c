@@ -505,6 +505,14 @@ static int serve_ordered(struct kb_srv_req *rq)
 	if (!seq)
 		return serve(rq);
 	ret = kb_srv_stream_begin(st, seq, rq->q->op, &status);
+	if (ret == 3) {
+		kb_srv_logf(
+			rq->conn->srv, KB_SRV_LOG_INFO,
+			"%s: write-behind stream: positions before %llu never came within %d ms: "
+			"given up (answered ETIMEDOUT)",
+			rq->conn->fpr, (unsigned long long)seq, KB_SRV_STREAM_WAIT_MS);
+		ret = 0;
+	}
 	if (ret == 1)
 		return status; /* it ran before: its status again */
 	if (ret < 0)

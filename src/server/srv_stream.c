@@ -8,8 +8,8 @@
  * after a reconnect may overtake the one before it), bounded by
  * KB_SRV_STREAM_WAIT_MS; past that the missing positions are given up
  * (answered ETIMEDOUT when they arrive) so the stream moves on and is
- * never reordered. A position already run is a duplicate: an idempotent
- * request runs again; any other is answered with the status it had (the
+ * never reordered. A position already run is a duplicate: one that only
+ * reads runs again; any other is answered with the status it had (the
  * reply cache answers first while it still holds the whole reply).
  */
 #include <errno.h>
@@ -69,9 +69,27 @@ static void skip_to(struct kb_srv_stream *st, uint64_t seq)
 	st->next = seq;
 }
 
+/* A duplicate runs again only when its reply carries what it read (a
+ * GETATTR, a READ): running it twice changes nothing. Others (a WRITE, a
+ * RELEASE whose handle is gone by now) get the status they had. */
+static bool run_again(uint32_t op)
+{
+	switch (op) {
+	case kb_Op_RELEASE:
+	case kb_Op_RELEASEDIR:
+	case kb_Op_FLUSH:
+	case kb_Op_FSYNC:
+	case kb_Op_FSYNCDIR:
+	case kb_Op_LEASE_RETURN:
+	case kb_Op_SYNCFS: return false;
+	default: return kb_op_is(op, KB_OP_IDEMPOTENT) && !kb_op_is(op, KB_OP_MUTATING);
+	}
+}
+
 int kb_srv_stream_begin(struct kb_srv_stream *st, uint64_t seq, uint32_t op, int *status)
 {
 	uint64_t deadline = kb_now_ns() + KB_SRV_STREAM_WAIT_MS * 1000000ull;
+	bool skipped = false;
 	int ret = 0;
 
 	pthread_mutex_lock(&st->lock);
@@ -86,17 +104,18 @@ int kb_srv_stream_begin(struct kb_srv_stream *st, uint64_t seq, uint32_t op, int
 			continue;
 		if (st->busy) /* the one before runs (a slow fsync): it ends */
 			deadline = kb_now_ns() + KB_SRV_STREAM_WAIT_MS * 1000000ull;
-		else if (seq > st->next)
+		else if (seq > st->next) {
 			skip_to(st, seq);
+			skipped = true;
+		}
 	}
 	if (seq < st->next) {
-		ret = 1;
-		*status = kb_op_is(op, KB_OP_IDEMPOTENT) ? 0 : ring_get(st, seq);
-		if (kb_op_is(op, KB_OP_IDEMPOTENT))
-			ret = 2; /* run it again, out of the order */
+		ret = run_again(op) ? 2 : 1; /* 2: run it again, out of the order */
+		*status = ret == 1 ? ring_get(st, seq) : 0;
 		goto out;
 	}
 	st->busy = true; /* its turn */
+	ret = skipped ? 3 : 0;
 out:
 	pthread_mutex_unlock(&st->lock);
 	return ret;
