@@ -19,7 +19,8 @@ struct sreq {
 	bool sync;
 	kb_rpc_take_fn take;
 	void *take_arg;
-	bool sync_done; /* lock */
+	struct kb_rpc_result *res; /* kb_stream_call_res: gets the frame */
+	bool sync_done;            /* lock */
 	int sync_status;
 };
 
@@ -115,6 +116,12 @@ static void on_reply(void *arg, int status, struct kb_rpc_result *res)
 
 	if (q->take && res)
 		q->take(q->take_arg, &res->resp, res->bulk, res->bulk_len);
+	if (q->res && res) { /* the frame is the caller's now (one reference more) */
+		q->res->resp = res->resp;
+		q->res->frame = res->frame ? kb_buf_ref(res->frame) : NULL;
+		q->res->bulk = res->bulk;
+		q->res->bulk_len = res->bulk_len;
+	}
 	if (q->cb)
 		q->cb(q->arg, status, res);
 	pthread_mutex_lock(&st->lock);
@@ -230,6 +237,23 @@ int kb_stream_call(struct kb_stream *st, kb_Request *req, const void *bulk, size
 		return ret;
 	pthread_mutex_lock(&st->lock);
 	while (!q.sync_done) /* the rpc's deadline bounds this */
+		pthread_cond_wait(&st->cond, &st->lock);
+	pthread_mutex_unlock(&st->lock);
+	return q.sync_status;
+}
+
+int kb_stream_call_res(struct kb_stream *st, kb_Request *req, const void *bulk, size_t bulk_len,
+		       struct kb_rpc_result *res)
+{
+	struct sreq q = {.sync = true, .take = take_none, .res = res};
+	int ret;
+
+	kb_rpc_result_reset(res);
+	ret = submit(st, req, bulk, bulk_len, &q);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&st->lock);
+	while (!q.sync_done)
 		pthread_cond_wait(&st->cond, &st->lock);
 	pthread_mutex_unlock(&st->lock);
 	return q.sync_status;

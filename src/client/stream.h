@@ -46,6 +46,9 @@ int kb_stream_submit(struct kb_stream *st, kb_Request *req, const void *bulk, si
  * the status. */
 int kb_stream_call(struct kb_stream *st, kb_Request *req, const void *bulk, size_t bulk_len,
 		   kb_rpc_take_fn take, void *arg);
+/* The same, the reply in res (its frame referenced: kb_rpc_result_reset). */
+int kb_stream_call_res(struct kb_stream *st, kb_Request *req, const void *bulk, size_t bulk_len,
+		       struct kb_rpc_result *res);
 /* Wait until every request submitted before this call is answered (at
  * most timeout_ms: -ETIMEDOUT), then return the first error any stream
  * request got since the last drain, and forget it; 0 when none. */
