@@ -39,7 +39,7 @@ int kbfs_fetch_attr(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *versi
 	uint64_t gen = kbfs_nodes_gen(fs->nodes); /* before asking: kbfs_node.h */
 	int ret = kb_rpc_getattr(fs->rpc, remote, a);
 
-	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, ino, ret, &remote); st_try++)
+	for (int st_try = 0; st_try < 3 && kbfs_remap_retry(fs, ino, ret, &remote); st_try++)
 		ret = kb_rpc_getattr(fs->rpc, remote, a);
 	if (ret < 0)
 		return ret;
@@ -71,7 +71,7 @@ bool kbfs_attr_listed(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *ver
 
 int kbfs_attr_now(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version)
 {
-	if (kbfs_node_fresh_attr(fs->nodes, ino, a)) {
+	if (kbfs_node_attr_unexpired(fs->nodes, ino, a)) {
 		*version = kbfs_attr_version(a);
 		return 0;
 	}

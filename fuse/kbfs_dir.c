@@ -23,7 +23,7 @@
 #include "kbfs.h"
 #include "kbfs_list.h"
 #include "kbfs_node.h"
-#include "kbfs_sib.h"
+#include "kbfs_siblings.h"
 #include "rpc.h"
 #include "wire.h"
 
@@ -105,7 +105,7 @@ void kbfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (kb_rpc_features(fs->rpc) & kb_Features_FEATURE_READDIR_NOFH)
 		goto opened;
 	ret = kb_rpc_opendir(fs->rpc, remote, &fh);
-	if (kbfs_stale_retry(fs, ino, ret, &remote))
+	if (kbfs_remap_retry(fs, ino, ret, &remote))
 		ret = kb_rpc_opendir(fs->rpc, remote, &fh);
 	if (ret < 0)
 		goto fail;
@@ -257,7 +257,7 @@ static int reopen(struct kbfs *fs, struct kbfs_dirh *dh, fuse_ino_t ino, uint64_
 	if (gen == dh->gen || !dh->remote_fh)
 		return -EBADF;
 	ret = kb_rpc_opendir(fs->rpc, *remote, &fh);
-	if (kbfs_stale_retry(fs, ino, ret, remote))
+	if (kbfs_remap_retry(fs, ino, ret, remote))
 		ret = kb_rpc_opendir(fs->rpc, *remote, &fh);
 	if (ret < 0)
 		return ret;
@@ -283,7 +283,7 @@ static int fetch(struct kbfs *fs, struct kbfs_dirh *dh, fuse_ino_t ino, uint64_t
 	kbfs_list_key_now(fs, ino, r.node, &dh->b.key);
 	dh->b.gen = kbfs_nodes_gen(fs->nodes);
 	ret = kb_rpc_call(fs->rpc, &r, NULL, 0, dh->b.res);
-	if (!dh->remote_fh && kbfs_stale_retry(fs, ino, ret, &r.node)) {
+	if (!dh->remote_fh && kbfs_remap_retry(fs, ino, ret, &r.node)) {
 		kb_rpc_result_reset(dh->b.res);
 		ret = kb_rpc_call(fs->rpc, &r, NULL, 0, dh->b.res);
 	} else if ((ret == -ESTALE || ret == -EBADF) && reopen(fs, dh, ino, &r.node) == 0) {
@@ -308,7 +308,7 @@ have:
 }
 
 /* Add entry d to buf; 0 when it did not fit. A small regular file handed
- * over is noted in listing order (kbfs_sib.c). */
+ * over is noted in listing order (kbfs_siblings.c). */
 static size_t add_entry(fuse_req_t req, struct kbfs_dirh *dh, fuse_ino_t dir, uint64_t dir_remote,
 			char *buf, size_t rem, const kb_Dirent *d)
 {
@@ -336,8 +336,8 @@ static size_t add_entry(fuse_req_t req, struct kbfs_dirh *dh, fuse_ino_t dir, ui
 			ep.entry_timeout = fs->o->entry_timeout;
 			kbfs_attr_to_stat(fs, &d->entry.attr, &ep.attr);
 			if (S_ISREG(d->entry.attr.mode) && d->entry.attr.size &&
-			    d->entry.attr.size <= KBFS_SIB_MAX)
-				kbfs_sib_add(fs->sib, dir_remote, d->entry.node);
+			    d->entry.attr.size <= KBFS_SIBLINGS_MAX)
+				kbfs_siblings_add(fs->siblings, dir_remote, d->entry.node);
 		}
 	}
 	return fuse_add_direntry_plus(req, buf, rem, d->name, &ep, (off_t)d->cookie);

@@ -13,7 +13,7 @@
 
 #include "err.h"
 #include "kbfs.h"
-#include "kbfs_fresh.h"
+#include "kbfs_newdirs.h"
 #include "kbfs_node.h"
 #include "rpc.h"
 #include "util.h"
@@ -88,7 +88,7 @@ static bool setattr_known(struct kbfs *fs, fuse_ino_t ino, const struct stat *at
 	int what = to_set & ~FUSE_SET_ATTR_CTIME;
 
 	if ((what != FUSE_SET_ATTR_MTIME && what != FUSE_SET_ATTR_MODE) ||
-	    !kbfs_node_fresh_attr(fs->nodes, ino, a))
+	    !kbfs_node_attr_unexpired(fs->nodes, ino, a))
 		return false;
 	if (what == FUSE_SET_ATTR_MODE)
 		return (a->mode & 07777) == (attr->st_mode & 07777) &&
@@ -111,7 +111,7 @@ static bool setattr_again(struct kbfs *fs, fuse_ino_t ino, kb_Request *r, int re
 	if (kb_rpc_gen(fs->rpc) != sgen)
 		return ret == -ESTALE || ret == -EBADF ||
 		       (ret == -EIO && !(r->set_mask & kb_SetMask_SET_SIZE));
-	return !r->fh && kbfs_stale_retry(fs, ino, ret, &r->node);
+	return !r->fh && kbfs_remap_retry(fs, ino, ret, &r->node);
 }
 
 void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -148,7 +148,7 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	 * sends utimes(NULL) as explicit times only the owner could set. */
 	r.has_attr = true;
 	r.set_mask = set_mask(fs, attr, to_set, &r.attr);
-	if (r.set_mask && kbfs_dev_kill_suidgid()) /* with a size or owner change */
+	if (r.set_mask && kbfs_devio_kill_suidgid()) /* with a size or owner change */
 		r.set_mask |= kb_SetMask_SET_KILL_SUIDGID;
 	if (r.set_mask == 0) /* only ctime (or nothing): the current attributes */
 		r.op = kb_Op_GETATTR;
@@ -170,8 +170,8 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	}
 	/* The kernel cache already reflects the change (it truncated its
 	 * pages itself): adopt the new version rather than drop it. */
-	kbfs_changed(fs, ino, r.set_mask & kb_SetMask_SET_SIZE);
-	/* current if nothing but our kbfs_changed came since we asked */
+	kbfs_file_own_change(fs, ino, r.set_mask & kb_SetMask_SET_SIZE);
+	/* current if nothing but our kbfs_file_own_change came since we asked */
 	kbfs_node_set_attr_gen(fs->nodes, ino, &a, NS(fs->o->attr_timeout), NULL, gen + 1);
 	kbfs_attr_to_stat(fs, &a, &st);
 	fuse_reply_attr(req, &st, fs->o->attr_timeout);
@@ -185,7 +185,7 @@ static void entry_call(fuse_req_t req, fuse_ino_t parent, const char *name, kb_R
 	uint64_t gen = kb_rpc_session(fs->rpc, NULL); /* before: a new session's ids never match */
 	int ret = kb_rpc_call_take(fs->rpc, r, NULL, 0, take_entry, &e);
 
-	kbfs_nodes_changed(fs->nodes); /* the parent's (and a link's) attributes */
+	kbfs_nodes_outdate_attrs(fs->nodes); /* the parent's (and a link's) attributes */
 	if (ret < 0) {
 		kbfs_reply_err(req, ret);
 		return;
@@ -195,7 +195,8 @@ static void entry_call(fuse_req_t req, fuse_ino_t parent, const char *name, kb_R
 		return;
 	}
 	if (r->op == kb_Op_MKDIR) /* empty: what we put there is all there is */
-		kbfs_fresh_born(fs->fresh, e.node, gen, kb_now_ns(), NS(fs->o->negative_timeout));
+		kbfs_newdirs_born(fs->newdirs, e.node, gen, kb_now_ns(),
+				  NS(fs->o->negative_timeout));
 	kbfs_reply_entry(req, parent, name, &e);
 }
 
@@ -252,7 +253,7 @@ static void mknod_reg(fuse_req_t req, fuse_ino_t parent, const char *name, kb_Re
 	r->op = kb_Op_CREATE;
 	r->flags = O_WRONLY | O_EXCL;
 	ret = kb_rpc_call_take(fs->rpc, r, NULL, 0, take_create, &o);
-	kbfs_nodes_changed(fs->nodes); /* the parent's attributes */
+	kbfs_nodes_outdate_attrs(fs->nodes); /* the parent's attributes */
 	if (ret < 0) {
 		kbfs_reply_err(req, ret);
 		return;
@@ -332,7 +333,7 @@ static void status_call(fuse_req_t req, kb_Request *r, const void *bulk, size_t 
 {
 	int ret = kb_rpc_call_take(FS(req)->rpc, r, bulk, len, NULL, NULL);
 
-	kbfs_nodes_changed(FS(req)->nodes);
+	kbfs_nodes_outdate_attrs(FS(req)->nodes);
 	kbfs_reply_err(req, ret);
 }
 
@@ -370,7 +371,7 @@ void kbfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 	kbfs_name_touched(fs, r.node2, newname, true);
 	r.flags = flags; /* RENAME_NOREPLACE / RENAME_EXCHANGE: the same bits */
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
-	kbfs_nodes_changed(fs->nodes); /* ctimes, a replaced target's nlink */
+	kbfs_nodes_outdate_attrs(fs->nodes); /* ctimes, a replaced target's nlink */
 	if (ret == 0)
 		kbfs_node_renamed(fs->nodes, parent, name, newparent, newname,
 				  flags & RENAME_EXCHANGE);

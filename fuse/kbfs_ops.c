@@ -1,6 +1,6 @@
 /* kbfs_ops.c - FUSE operations on names and attributes: lookup, forget,
  * getattr, open, readlink, statfs, the xattr readers, access. Reads are in
- * kbfs_pull.c, listings in kbfs_dir.c, changes in kbfs_write.c and
+ * kbfs_read.c, listings in kbfs_dir.c, changes in kbfs_write.c and
  * kbfs_meta.c; the table of all of them in kbfs_table.c.
  */
 #include <errno.h>
@@ -11,11 +11,11 @@
 
 #include "err.h"
 #include "kbfs.h"
-#include "kbfs_names.h"
+#include "kbfs_nameset.h"
 #include "kbfs_node.h"
-#include "kbfs_fresh.h"
+#include "kbfs_newdirs.h"
 #include "kbfs_list.h"
-#include "kbfs_sib.h"
+#include "kbfs_siblings.h"
 #include "rpc.h"
 #include "util.h"
 
@@ -92,11 +92,11 @@ void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	kb_Entry e;
 	uint64_t remote = kbfs_node_remote(fs->nodes, parent);
 	uint64_t gen = kb_rpc_session(fs->rpc, NULL), now = kb_now_ns();
-	uint64_t left = kbfs_names_left(fs->missing, remote, name, gen, now), agen;
+	uint64_t left = kbfs_nameset_left(fs->missing, remote, name, gen, now), agen;
 	int ret;
 
 	if (!left) /* a directory we made, and a name we never put there */
-		left = kbfs_fresh_missing(fs->fresh, remote, name, gen, now);
+		left = kbfs_newdirs_missing(fs->newdirs, remote, name, gen, now);
 	if (left) { /* the kernel re-asks before O_EXCL creates and renames */
 		reply_missing(req, (double)left / 1e9);
 		return;
@@ -105,13 +105,13 @@ void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		return;
 	agen = kbfs_nodes_gen(fs->nodes); /* before asking: kbfs_node.h */
 	ret = kb_rpc_lookup(fs->rpc, remote, name, &e);
-	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, parent, ret, &remote); st_try++)
+	for (int st_try = 0; st_try < 3 && kbfs_remap_retry(fs, parent, ret, &remote); st_try++)
 		ret = kb_rpc_lookup(fs->rpc, remote, name, &e);
 	kbfs_raise_readahead_once(fs);
 	if (ret == -ENOENT || (!ret && !e.node)) {
 		if (fs->o->negative_timeout > 0)
-			kbfs_names_add(fs->missing, remote, name, gen,
-				       now + (uint64_t)(fs->o->negative_timeout * 1e9));
+			kbfs_nameset_add(fs->missing, remote, name, gen,
+					 now + (uint64_t)(fs->o->negative_timeout * 1e9));
 		reply_missing(req, fs->o->negative_timeout);
 		return;
 	}
@@ -144,7 +144,7 @@ void kbfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	/* The kernel asks again after every change it made (a write, a
 	 * close): answered from a reply nothing has overtaken since. */
-	if (!kbfs_node_current_attr(fs->nodes, ino, &a) && !kbfs_attr_listed(fs, ino, &a, &version))
+	if (!kbfs_node_attr_current(fs->nodes, ino, &a) && !kbfs_attr_listed(fs, ino, &a, &version))
 		ret = kbfs_fetch_attr(fs, ino, &a, &version);
 	kbfs_raise_readahead_once(fs);
 	(void)fi;
@@ -156,19 +156,19 @@ void kbfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_attr(req, &st, fs->o->attr_timeout);
 }
 
-/* The small files listed after this one in its directory (kbfs_sib.c):
+/* The small files listed after this one in its directory (kbfs_siblings.c):
  * pull those not cached yet, so that cp -r, tar or grep -r, opening them
  * one after the other, find each already here. */
 static void prefetch_siblings(struct kbfs *fs, uint64_t remote)
 {
-	uint64_t next[KBFS_SIB_AHEAD];
-	unsigned n = kbfs_sib_next(fs->sib, remote, next, KBFS_SIB_AHEAD);
+	uint64_t next[KBFS_SIBLINGS_AHEAD];
+	unsigned n = kbfs_siblings_next(fs->siblings, remote, next, KBFS_SIBLINGS_AHEAD);
 
 	for (unsigned i = 0; i < n; i++) {
 		kb_Attr a;
 		uint64_t ino = kbfs_node_by_remote(fs->nodes, next[i], &a);
 
-		if (ino && S_ISREG(a.mode) && a.size && a.size <= KBFS_SIB_MAX)
+		if (ino && S_ISREG(a.mode) && a.size && a.size <= KBFS_SIBLINGS_MAX)
 			kbfs_prefetch(fs, ino, next[i], kbfs_attr_version(&a), 0, 1);
 	}
 }
@@ -226,7 +226,7 @@ void kbfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * it just wrote, rsync reopening its temp file). */
 	if (!fi->keep_cache && S_ISREG(a.mode) && a.size && a.size <= fs->o->block_size)
 		kbfs_prefetch(fs, ino, remote, version, 0, 1);
-	if (S_ISREG(a.mode) && a.size && a.size <= KBFS_SIB_MAX) /* and what follows it */
+	if (S_ISREG(a.mode) && a.size && a.size <= KBFS_SIBLINGS_MAX) /* and what follows it */
 		prefetch_siblings(fs, remote);
 	/* Nothing to flush for a read-only open: spare close() a FUSE round trip. */
 	fi->noflush = 1;
@@ -244,7 +244,7 @@ void kbfs_readlink(fuse_req_t req, fuse_ino_t ino)
 	uint64_t remote = kbfs_node_remote(fs->nodes, ino);
 	int ret = kb_rpc_readlink(fs->rpc, remote, buf, sizeof(buf));
 
-	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, ino, ret, &remote); st_try++)
+	for (int st_try = 0; st_try < 3 && kbfs_remap_retry(fs, ino, ret, &remote); st_try++)
 		ret = kb_rpc_readlink(fs->rpc, remote, buf, sizeof(buf));
 
 	if (ret < 0) {
@@ -262,7 +262,7 @@ void kbfs_statfs(fuse_req_t req, fuse_ino_t ino)
 	uint64_t remote = kbfs_node_remote(fs->nodes, ino);
 	int ret = kb_rpc_statfs(fs->rpc, remote, &s);
 
-	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, ino, ret, &remote); st_try++)
+	for (int st_try = 0; st_try < 3 && kbfs_remap_retry(fs, ino, ret, &remote); st_try++)
 		ret = kb_rpc_statfs(fs->rpc, remote, &s);
 
 	kbfs_raise_readahead_once(fs);
@@ -330,7 +330,7 @@ static void xattr_op(fuse_req_t req, fuse_ino_t ino, kb_Op op, const char *name,
 		return;
 	}
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_xattr, &x);
-	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, ino, ret, &r.node); st_try++)
+	for (int st_try = 0; st_try < 3 && kbfs_remap_retry(fs, ino, ret, &r.node); st_try++)
 		ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_xattr, &x);
 	if (ret < 0)
 		kbfs_reply_err(req, ret);
@@ -419,7 +419,7 @@ void kbfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	r.node = kbfs_node_remote(fs->nodes, ino);
 	r.mode = (uint32_t)mask;
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
-	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, ino, ret, &r.node); st_try++)
+	for (int st_try = 0; st_try < 3 && kbfs_remap_retry(fs, ino, ret, &r.node); st_try++)
 		ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
 	kbfs_reply_err(req, ret);
 }

@@ -237,7 +237,7 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 
 bool kbfs_status_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	struct kbfs *fs = fuse_req_userdata(req);
+	struct kbfs *fs = FS(req);
 	char buf[KBFS_STATUS_MAX]; /* the text; bounded */
 	size_t len;
 

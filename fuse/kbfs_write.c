@@ -69,11 +69,11 @@ void kbfs_file_free(struct kbfs_file *f)
 	free(f);
 }
 
-void kbfs_changed(struct kbfs *fs, fuse_ino_t ino, bool data)
+void kbfs_file_own_change(struct kbfs *fs, fuse_ino_t ino, bool data)
 {
 	if (data)
 		kb_cache_invalidate(fs->cache, ino, 0);
-	kbfs_node_changed(fs->nodes, ino);
+	kbfs_node_own_change(fs->nodes, ino);
 	kbfs_quiet_node(fs, ino);
 }
 
@@ -133,7 +133,7 @@ static int file_reopen(struct kbfs *fs, struct kbfs_file *f, uint64_t gen)
 
 		remote = kbfs_node_remote(fs->nodes, f->ino);
 		ret = kb_rpc_open(fs->rpc, remote, f->oflags, &fh, NULL);
-		if (kbfs_stale_retry(fs, f->ino, ret, &remote))
+		if (kbfs_remap_retry(fs, f->ino, ret, &remote))
 			ret = kb_rpc_open(fs->rpc, remote, f->oflags, &fh, NULL);
 		if (!ret || kb_rpc_gen(fs->rpc) == now)
 			break;
@@ -182,7 +182,7 @@ int kbfs_file_handle(struct kbfs *fs, struct kbfs_file *f, uint64_t *node, uint6
 	if (sgen)
 		*sgen = f->sgen;
 	pthread_mutex_unlock(&f->lock);
-	if (!*fh) /* no handle: by node, as re-resolved (kbfs_stale.c) */
+	if (!*fh) /* no handle: by node, as re-resolved (kbfs_remap.c) */
 		*node = kbfs_node_remote(fs->nodes, f->ino);
 	return ret;
 }
@@ -235,14 +235,15 @@ void kbfs_open_rw(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	if (kbfs_rofs(req))
 		return;
-	ret = kb_rpc_open_mask(
-		fs->rpc, remote, open_flags(fs, fi->flags) & ~(uint32_t)O_EXCL,
-		(fi->flags & O_TRUNC) && kbfs_dev_kill_suidgid() ? kb_SetMask_SET_KILL_SUIDGID : 0,
-		&fh, NULL);
+	ret = kb_rpc_open_mask(fs->rpc, remote, open_flags(fs, fi->flags) & ~(uint32_t)O_EXCL,
+			       (fi->flags & O_TRUNC) && kbfs_devio_kill_suidgid()
+				       ? kb_SetMask_SET_KILL_SUIDGID
+				       : 0,
+			       &fh, NULL);
 	if (ret < 0)
 		goto fail;
 	if (fi->flags & O_TRUNC)
-		kbfs_changed(fs, ino, true);
+		kbfs_file_own_change(fs, ino, true);
 	ret = kbfs_attr_now(fs, ino, &a, &version);
 	if (ret < 0)
 		goto fail;
@@ -318,7 +319,7 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	r.flags = open_flags(fs, fi->flags);
 	r.mode = mode; /* the kernel applied the umask */
 	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_create, &o);
-	kbfs_nodes_changed(fs->nodes); /* the parent's attributes */
+	kbfs_nodes_outdate_attrs(fs->nodes); /* the parent's attributes */
 	if (ret < 0) {
 		kbfs_reply_err(req, ret);
 		return;
@@ -342,7 +343,7 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	f->writer = true;
 	kbfs_node_writers(fs->nodes, ep.ino, 1);
 	if (fi->flags & O_TRUNC)
-		kbfs_changed(fs, ep.ino, true);
+		kbfs_file_own_change(fs, ep.ino, true);
 	ep.generation = o.e.generation;
 	ep.attr_timeout = fs->o->attr_timeout;
 	ep.entry_timeout = fs->o->entry_timeout;
@@ -373,7 +374,7 @@ struct kbfs_wr {
 
 #define KBFS_WR_REDOS 8 /* sessions one WRITE follows before it fails */
 
-/* A WRITE answered (attributes after it in a, or NULL): as kbfs_changed. */
+/* A WRITE answered (attributes after it in a, or NULL): as kbfs_file_own_change. */
 static void wrote(struct kbfs *fs, fuse_ino_t ino, const struct kbfs_wr_ticket *tk,
 		  const kb_Attr *a)
 {
@@ -494,7 +495,7 @@ void kbfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, of
 	}
 	*w = (struct kbfs_wr){.fs = fs, .f = f, .req = req, .size = size, .off = (uint64_t)off};
 	memcpy(w->data, buf, size);
-	if (kbfs_dev_kill_suidgid()) /* a writer without CAP_FSETID */
+	if (kbfs_devio_kill_suidgid()) /* a writer without CAP_FSETID */
 		w->set_mask = kb_SetMask_SET_KILL_SUIDGID;
 	pthread_mutex_lock(&f->lock);
 	f->inflight++;
@@ -587,7 +588,7 @@ void kbfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t l
 			break;
 	}
 	if (ret == 0)
-		kbfs_changed(fs, ino, true);
+		kbfs_file_own_change(fs, ino, true);
 	kbfs_reply_err(req, ret);
 }
 
@@ -603,7 +604,7 @@ static int file_fh(struct kbfs *fs, struct kbfs_file *f, uint64_t *node, uint64_
 		return ret;
 	remote = *node;
 	ret = kb_rpc_open(fs->rpc, remote, O_RDONLY, &h, NULL);
-	if (kbfs_stale_retry(fs, f->ino, ret, &remote))
+	if (kbfs_remap_retry(fs, f->ino, ret, &remote))
 		ret = kb_rpc_open(fs->rpc, remote, O_RDONLY, &h, NULL);
 	if (ret < 0)
 		return ret;
@@ -668,7 +669,7 @@ void kbfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		kbfs_reply_err(req, ret);
 		return;
 	}
-	kbfs_changed(fs, ino_out, true);
+	kbfs_file_own_change(fs, ino_out, true);
 	fuse_reply_write(req, (size_t)KB_MIN(copied, (uint64_t)len));
 }
 
