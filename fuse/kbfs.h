@@ -6,7 +6,9 @@
  * kbfs_write.c (open for write, create, pipelined writes, flush, fsync,
  * release, fallocate, copy_file_range, lseek), kbfs_meta.c (setattr and
  * the namespace: mknod, mkdir, unlink, rmdir, rename, link, symlink,
- * xattrs, fsyncdir), main.c (main only).
+ * xattrs, fsyncdir), kbfs_call.c (every server call naming a node or a
+ * handle: typed calls of src/client/rpc_api.h, sent again after a new
+ * session), main.c (main only).
  *
  * Threads: libfuse workers run the operations; rpc receiver threads run
  * pull completions and reply to reads from there, and WRITE completions
@@ -134,8 +136,10 @@ void kbfs_raise_readahead_once(struct kbfs *fs);
 int kbfs_init_state(struct kbfs *fs, const struct kbfs_opts *o);
 void kbfs_fini_state(struct kbfs *fs);
 
-/* kbfs_creds.c: with owners=preserve, the caller's uid/gid/groups in r */
-void kbfs_creds(fuse_req_t req, kb_Request *r);
+/* kbfs_creds.c: with owners=preserve, the caller's uid/gid/groups in *buf
+ * and buf; else NULL (the rpc sends them only with the operations the
+ * server performs as the caller). */
+const kb_Creds *kbfs_creds(fuse_req_t req, kb_Creds *buf);
 
 /* kbfs_table.c: the operations table (and INIT) */
 extern const struct fuse_lowlevel_ops kbfs_ops;
@@ -222,7 +226,7 @@ void kbfs_rd_pool_free(struct kbfs *fs);
 void kbfs_prefetch(struct kbfs *fs, uint64_t ino, uint64_t remote, uint64_t version, uint64_t from,
 		   uint64_t to);
 
-/* kbfs_write.c */
+/* kbfs_call.c (the rest of it: kbfs_call.h) */
 /* The server node id and handle to use for f now, and the session
  * generation the handle is from (sgen may be NULL). A handle of an older
  * session (the server restarted, or our session expired) is first
@@ -232,6 +236,8 @@ void kbfs_prefetch(struct kbfs *fs, uint64_t ino, uint64_t remote, uint64_t vers
  * handle (*fh 0: by node). Makes synchronous calls: not from a callback. */
 int kbfs_file_handle(struct kbfs *fs, struct kbfs_file *f, uint64_t *node, uint64_t *fh,
 		     uint64_t *sgen);
+
+/* kbfs_write.c */
 struct kbfs_file *kbfs_file_new(uint64_t ino, uint64_t remote, uint64_t version, uint64_t size);
 void kbfs_file_free(struct kbfs_file *f);
 /* Our own change of a file's data: drop its cached blocks (every version:
@@ -269,17 +275,14 @@ void kbfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char 
 void kbfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 void kbfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 
-/* kbfs_remap.c: nodes across a new session (server restart). */
+/* kbfs_remap.c: nodes across a new session (server restart). Callers go
+ * through kbfs_call (kbfs_call.h), which decides when to re-resolve. */
 /* rpc session callback: the root's new server id. */
 void kbfs_session_cb(void *arg, uint64_t gen, const kb_Entry *root);
 /* ino's server id `bad` got ESTALE: LOOKUP it again from its parent chain,
  * check the file is the same (inode number, type), remap; *remote gets the
  * new id. 0, -ESTALE, or the transport error. Makes synchronous calls. */
 int kbfs_remap_resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, uint64_t *remote);
-/* After an op on ino with *remote returned ret: true when ret is -ESTALE and
- * the node was re-resolved into *remote (retry the op; a few times at most:
- * the server may have restarted again meanwhile). */
-bool kbfs_remap_retry(struct kbfs *fs, uint64_t ino, int ret, uint64_t *remote);
 
 /* kbfs_notify.c: NOTIFY pushes to the kernel from a thread of our own
  * (kbfs_notify, declared above, is the rpc callback), which also ticks the

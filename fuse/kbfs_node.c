@@ -719,6 +719,16 @@ void kbfs_node_expire(struct kbfs_nodes *t, uint64_t ino)
 	pthread_mutex_unlock(&t->lock);
 }
 
+bool kbfs_node_is_old(struct kbfs_nodes *t, uint64_t ino)
+{
+	bool old;
+
+	pthread_mutex_lock(&t->lock);
+	old = kbfs_node_of(t, ino)->sgen != t->sgen;
+	pthread_mutex_unlock(&t->lock);
+	return old;
+}
+
 void kbfs_nodes_session(struct kbfs_nodes *t, uint64_t gen, uint64_t root_remote)
 {
 	pthread_mutex_lock(&t->lock);

@@ -181,6 +181,10 @@ unsigned kbfs_nodes_count(struct kbfs_nodes *t);
  * for it (an open file would keep the stale one). */
 void kbfs_nodes_session(struct kbfs_nodes *t, uint64_t gen, uint64_t root_remote);
 
+/* ino's server id is from an older session than the current one (it is
+ * re-resolved at its first ESTALE: kbfs_call.c). */
+bool kbfs_node_is_old(struct kbfs_nodes *t, uint64_t ino);
+
 /* Where a node hangs, for re-resolution on a new session (kbfs_remap.c). */
 struct kbfs_node_where {
 	uint64_t remote; /* the node's current server id */

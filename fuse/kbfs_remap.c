@@ -3,9 +3,9 @@
  *
  * The rpc layer re-HELLOs by itself and tells us the new root
  * (kbfs_session_cb); every other server node id we hold is then from the
- * old session and the server answers ESTALE for it. We remap lazily: an
- * operation that gets ESTALE for a node calls kbfs_remap_retry(), which
- * LOOKUPs the node's name in its parent (re-resolving the parent the same
+ * old session and the server answers ESTALE for it. We remap lazily: a
+ * call that gets ESTALE for a node (kbfs_call.c decides) calls
+ * kbfs_remap_resolve(), which LOOKUPs the node's name in its parent (re-resolving the parent the same
  * way first when that is stale too, up to the new root), checks that the
  * server's inode number and file type are still the ones we knew (else the
  * file was replaced: ESTALE stays), remaps the node and lets the caller try
@@ -14,7 +14,7 @@
  * session that names an old node (a listing, a LOOKUP) re-uses that node
  * when it is the same file (kbfs_nodes_session).
  *
- * Open files (kbfs_file_handle in kbfs_write.c) reopen their server handle
+ * Open files (kbfs_file_handle in kbfs_call.c) reopen their server handle
  * on the re-resolved node the first time they are used in the new session.
  */
 #include <errno.h>
@@ -103,9 +103,4 @@ int kbfs_remap_resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, uint64_t *re
 		fprintf(stderr, "keibifs: node %#llx not re-resolved: %s\n",
 			(unsigned long long)ino, kb_strerror(ret));
 	return ret;
-}
-
-bool kbfs_remap_retry(struct kbfs *fs, uint64_t ino, int ret, uint64_t *remote)
-{
-	return ret == -ESTALE && kbfs_remap_resolve(fs, ino, *remote, remote) == 0;
 }

@@ -18,9 +18,8 @@
 #include "err.h"
 #include "keys.h"
 #include "mdns.h"
-#include "rpc.h"
+#include "rpc_api.h"
 #include "util.h"
-#include "wire.h"
 
 #define KBFS_MDNS_MS 5000 /* resolving mdns:NAME */
 
@@ -151,7 +150,7 @@ int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, cha
 	cfg.noreconnect = o->noreconnect;
 	cfg.proxy_command = o->proxy_command;
 	cfg.compress = o->compress;
-	cfg.max_frame = o->block_size + KB_WIRE_HEADROOM + 4096;
+	cfg.max_frame = o->block_size + kb_rpc_frame_headroom() + 4096;
 	ret = kb_rpc_new(&fs->rpc, &cfg, root, &ro, err, errlen);
 	if (ret < 0) {
 		if (!*err)
