@@ -322,6 +322,14 @@ int kb_rpc_fsync(struct kb_rpc *r, uint64_t node, uint64_t fh, bool datasync)
 	return kb_rpc_call_take(r, &req, NULL, 0, NULL, NULL);
 }
 
+int kb_rpc_syncfs(struct kb_rpc *r, uint64_t node)
+{
+	REQ(req, kb_Op_SYNCFS);
+
+	req.node = node;
+	return kb_rpc_call_take(r, &req, NULL, 0, NULL, NULL);
+}
+
 int kb_rpc_flush(struct kb_rpc *r, uint64_t node, uint64_t fh)
 {
 	REQ(req, kb_Op_FLUSH);
@@ -498,6 +506,10 @@ const char *kb_rpc_api_call(uint32_t op)
 	case kb_Op_FSYNCDIR: return "kb_rpc_fsyncdir";
 	case kb_Op_ACCESS: return "kb_rpc_access";
 	case kb_Op_BYE: return "kb_rpc_bye";
+	case kb_Op_SYNCFS: return "kb_rpc_syncfs";
+	/* Only in the write-behind stream (stream.h), after what the holder
+	 * queued; the mount does not hold directory leases yet. */
+	case kb_Op_LEASE_RETURN: return NULL;
 	}
 	return NULL;
 }

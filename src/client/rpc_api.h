@@ -78,6 +78,8 @@ int kb_rpc_access(struct kb_rpc *r, uint64_t node, uint32_t mask);
 int kb_rpc_fsyncdir(struct kb_rpc *r, uint64_t node, bool datasync);
 int kb_rpc_fsync(struct kb_rpc *r, uint64_t node, uint64_t fh, bool datasync);
 int kb_rpc_flush(struct kb_rpc *r, uint64_t node, uint64_t fh);
+/* syncfs(2) of the filesystem holding directory node (FEATURE_WRITE_BEHIND). */
+int kb_rpc_syncfs(struct kb_rpc *r, uint64_t node);
 
 /* Handle operations. fallocate: mode as fallocate(2). copy_range: len
  * bytes from (node, fh, off) to (node2, fh2, off2); *copied. lseek:
@@ -129,9 +131,9 @@ const char *kb_rpc_op_name(uint32_t op);
  * frame of n + kb_rpc_frame_headroom(). */
 size_t kb_rpc_frame_headroom(void);
 
-/* The name of the typed call that sends op (for tests and --status), or
- * NULL for an operation no caller sends itself (HELLO, ATTACH: the rpc's
- * own; NOTIFY: a push). */
+/* The name of the typed call that sends op (for tests), or NULL for an
+ * operation no caller sends through this API (HELLO, ATTACH: the rpc's
+ * own; NOTIFY: a push; LEASE_RETURN: only in the write-behind stream). */
 const char *kb_rpc_api_call(uint32_t op);
 
 #endif
