@@ -2,11 +2,13 @@
  *
  * Modules: kbfs_opts.c (command line), kbfs_setup.c (keys, connect, mount
  * helpers), kbfs_node.c (inode table), kbfs_ops.c (FUSE operations),
- * kbfs_dir.c (readdir), kbfs_pull.c (read path: block pulls + readahead),
+ * kbfs_dir.c (readdir), kbfs_read.c (read path: block pulls + readahead),
  * kbfs_write.c (open for write, create, pipelined writes, flush, fsync,
  * release, fallocate, copy_file_range, lseek), kbfs_meta.c (setattr and
  * the namespace: mknod, mkdir, unlink, rmdir, rename, link, symlink,
- * xattrs, fsyncdir), main.c (main only).
+ * xattrs, fsyncdir), kbfs_call.c (every server call naming a node or a
+ * handle: typed calls of src/client/rpc_api.h, sent again after a new
+ * session), main.c (main only).
  *
  * Threads: libfuse workers run the operations; rpc receiver threads run
  * pull completions and reply to reads from there, and WRITE completions
@@ -85,14 +87,14 @@ struct kbfs {
 	atomic_int ra_pending;   /* read_ahead_kb still to be raised */
 	struct kbfs_rd *rd_free; /* read request pool (rd_lock) */
 	pthread_mutex_t rd_lock;
-	struct kbfs_nq *nq;         /* owned: NOTIFY queue + its thread (kbfs_notify.c) */
-	struct kbfs_status *status; /* owned: mount time (kbfs_status.c) */
-	atomic_bool log_detached;   /* kbfs_log.c: set once the daemon detached */
-	struct kbfs_names *missing; /* owned: names the server said are missing */
-	struct kbfs_names *quiet;   /* owned: what we changed lately (kbfs_notify.c) */
-	struct kbfs_sib *sib;       /* owned: small files in listing order (kbfs_sib.c) */
-	struct kbfs_fresh *fresh;   /* owned: dirs we made, names we put there */
-	struct kbfs_list *list;     /* owned: whole directories (kbfs_list.c) */
+	struct kbfs_nq *nq;             /* owned: NOTIFY queue + its thread (kbfs_notify.c) */
+	struct kbfs_status *status;     /* owned: mount time (kbfs_status.c) */
+	atomic_bool log_detached;       /* kbfs_log.c: set once the daemon detached */
+	struct kbfs_nameset *missing;   /* owned: names the server said are missing */
+	struct kbfs_nameset *quiet;     /* owned: what we changed lately (kbfs_notify.c) */
+	struct kbfs_siblings *siblings; /* owned: small files in listing order (kbfs_siblings.c) */
+	struct kbfs_newdirs *newdirs;   /* owned: dirs we made, names we put there */
+	struct kbfs_list *list;         /* owned: whole directories (kbfs_list.c) */
 };
 
 /* The filesystem a FUSE request belongs to (its session userdata). */
@@ -134,8 +136,10 @@ void kbfs_raise_readahead_once(struct kbfs *fs);
 int kbfs_init_state(struct kbfs *fs, const struct kbfs_opts *o);
 void kbfs_fini_state(struct kbfs *fs);
 
-/* kbfs_creds.c: with owners=preserve, the caller's uid/gid/groups in r */
-void kbfs_creds(fuse_req_t req, kb_Request *r);
+/* kbfs_creds.c: with owners=preserve, the caller's uid/gid/groups in *buf
+ * and buf; else NULL (the rpc sends them only with the operations the
+ * server performs as the caller). */
+const kb_Creds *kbfs_creds(fuse_req_t req, kb_Creds *buf);
 
 /* kbfs_table.c: the operations table (and INIT) */
 extern const struct fuse_lowlevel_ops kbfs_ops;
@@ -186,7 +190,7 @@ void kbfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		      struct fuse_file_info *fi);
 void kbfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
-/* kbfs_pull.c: one open file (fi->fh). */
+/* kbfs_read.c: one open file (fi->fh). */
 struct kbfs_file {
 	uint64_t remote_fh; /* 0: no server handle (read-only opens); (lock) once
 			     * published, set lazily by copy_file_range */
@@ -222,7 +226,7 @@ void kbfs_rd_pool_free(struct kbfs *fs);
 void kbfs_prefetch(struct kbfs *fs, uint64_t ino, uint64_t remote, uint64_t version, uint64_t from,
 		   uint64_t to);
 
-/* kbfs_write.c */
+/* kbfs_call.c (the rest of it: kbfs_call.h) */
 /* The server node id and handle to use for f now, and the session
  * generation the handle is from (sgen may be NULL). A handle of an older
  * session (the server restarted, or our session expired) is first
@@ -232,12 +236,14 @@ void kbfs_prefetch(struct kbfs *fs, uint64_t ino, uint64_t remote, uint64_t vers
  * handle (*fh 0: by node). Makes synchronous calls: not from a callback. */
 int kbfs_file_handle(struct kbfs *fs, struct kbfs_file *f, uint64_t *node, uint64_t *fh,
 		     uint64_t *sgen);
+
+/* kbfs_write.c */
 struct kbfs_file *kbfs_file_new(uint64_t ino, uint64_t remote, uint64_t version, uint64_t size);
 void kbfs_file_free(struct kbfs_file *f);
 /* Our own change of a file's data: drop its cached blocks (every version:
  * the cache key does not know yet) and let the node adopt the next version
  * as the kernel cache's (that cache already holds what we wrote). */
-void kbfs_changed(struct kbfs *fs, fuse_ino_t ino, bool data);
+void kbfs_file_own_change(struct kbfs *fs, fuse_ino_t ino, bool data);
 void kbfs_open_rw(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		 struct fuse_file_info *fi);
@@ -269,17 +275,14 @@ void kbfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char 
 void kbfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 void kbfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 
-/* kbfs_stale.c: nodes across a new session (server restart). */
+/* kbfs_remap.c: nodes across a new session (server restart). Callers go
+ * through kbfs_call (kbfs_call.h), which decides when to re-resolve. */
 /* rpc session callback: the root's new server id. */
 void kbfs_session_cb(void *arg, uint64_t gen, const kb_Entry *root);
 /* ino's server id `bad` got ESTALE: LOOKUP it again from its parent chain,
  * check the file is the same (inode number, type), remap; *remote gets the
  * new id. 0, -ESTALE, or the transport error. Makes synchronous calls. */
-int kbfs_stale_resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, uint64_t *remote);
-/* After an op on ino with *remote returned ret: true when ret is -ESTALE and
- * the node was re-resolved into *remote (retry the op; a few times at most:
- * the server may have restarted again meanwhile). */
-bool kbfs_stale_retry(struct kbfs *fs, uint64_t ino, int ret, uint64_t *remote);
+int kbfs_remap_resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, uint64_t *remote);
 
 /* kbfs_notify.c: NOTIFY pushes to the kernel from a thread of our own
  * (kbfs_notify, declared above, is the rpc callback), which also ticks the
@@ -299,16 +302,16 @@ void kbfs_notify_counts(struct kbfs *fs, uint64_t *delivered, uint64_t *dropped,
 void kbfs_quiet(struct kbfs *fs, uint64_t node, const char *name);
 void kbfs_quiet_node(struct kbfs *fs, uint64_t ino);
 /* We are about to create, link, rename or remove dir/name: it is no longer
- * known missing (kbfs_names; kbfs_fresh when it `appears`: a create, link
+ * known missing (kbfs_nameset; kbfs_newdirs when it `appears`: a create, link
  * or rename target), and its push is our own. */
 void kbfs_name_touched(struct kbfs *fs, uint64_t dir, const char *name, bool appears);
 
-/* kbfs_dev.c: our own read/writev on /dev/fuse, installed right after the
+/* kbfs_devio.c: our own read/writev on /dev/fuse, installed right after the
  * mount: asks for FUSE_HANDLE_KILLPRIV_V2 (libfuse 3.14 cannot) and keeps,
  * for the thread handling a WRITE or OPEN, whether the kernel asked to
  * clear setuid/setgid. */
-int kbfs_dev_hook(struct fuse_session *se);
-bool kbfs_dev_kill_suidgid(void);
+int kbfs_devio_hook(struct fuse_session *se);
+bool kbfs_devio_kill_suidgid(void);
 
 /* kbfs_log.c: log lines */
 /* The daemon detached: log lines no longer also go to the terminal. */

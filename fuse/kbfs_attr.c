@@ -6,6 +6,7 @@
 #include <errno.h>
 
 #include "kbfs.h"
+#include "kbfs_call.h"
 #include "kbfs_list.h"
 #include "kbfs_node.h"
 #include "rpc.h"
@@ -33,14 +34,17 @@ enum kbfs_list_res kbfs_listed(struct kbfs *fs, fuse_ino_t dir_ino, uint64_t dir
 	return res;
 }
 
+static int getattr_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	return kb_rpc_getattr(fs->rpc, c->node, arg);
+}
+
 int kbfs_fetch_attr(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version)
 {
-	uint64_t remote = kbfs_node_remote(fs->nodes, ino);
+	struct kbfs_call c = KBFS_CALL_NODE(ino);
 	uint64_t gen = kbfs_nodes_gen(fs->nodes); /* before asking: kbfs_node.h */
-	int ret = kb_rpc_getattr(fs->rpc, remote, a);
+	int ret = kbfs_call(fs, &c, getattr_send, a);
 
-	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, ino, ret, &remote); st_try++)
-		ret = kb_rpc_getattr(fs->rpc, remote, a);
 	if (ret < 0)
 		return ret;
 	if (kbfs_node_set_attr_gen(fs->nodes, ino, a, NS(fs->o->attr_timeout), version, gen))
@@ -71,7 +75,7 @@ bool kbfs_attr_listed(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *ver
 
 int kbfs_attr_now(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version)
 {
-	if (kbfs_node_fresh_attr(fs->nodes, ino, a)) {
+	if (kbfs_node_attr_unexpired(fs->nodes, ino, a)) {
 		*version = kbfs_attr_version(a);
 		return 0;
 	}

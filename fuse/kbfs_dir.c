@@ -21,11 +21,11 @@
 
 #include "err.h"
 #include "kbfs.h"
+#include "kbfs_call.h"
 #include "kbfs_list.h"
 #include "kbfs_node.h"
-#include "kbfs_sib.h"
-#include "rpc.h"
-#include "wire.h"
+#include "kbfs_siblings.h"
+#include "rpc_api.h"
 
 #define KBFS_DIR_BATCH 4096 /* entries per READDIR (servers before 4096: 1024) */
 
@@ -91,22 +91,25 @@ static void dirh_free(struct kbfs_dirh *dh)
 	free(dh);
 }
 
+static int opendir_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	return kb_rpc_opendir(fs->rpc, c->node, arg);
+}
+
 void kbfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);
 	struct kbfs_dirh *dh = dirh_new();
-	uint64_t fh = 0, remote;
+	struct kbfs_call c = KBFS_CALL_NODE(ino);
+	uint64_t fh = 0;
 	int ret = -ENOMEM;
 
 	if (!dh)
 		goto fail;
-	remote = kbfs_node_remote(fs->nodes, ino);
 	/* a server that lists without a handle: no round trip (fh 0) */
 	if (kb_rpc_features(fs->rpc) & kb_Features_FEATURE_READDIR_NOFH)
 		goto opened;
-	ret = kb_rpc_opendir(fs->rpc, remote, &fh);
-	if (kbfs_stale_retry(fs, ino, ret, &remote))
-		ret = kb_rpc_opendir(fs->rpc, remote, &fh);
+	ret = kbfs_call(fs, &c, opendir_send, &fh);
 	if (ret < 0)
 		goto fail;
 opened:
@@ -135,7 +138,7 @@ static int peek(struct dbatch *b)
 
 	if (b->has_cur)
 		return 1;
-	r = kb_wire_dirent_next(res->bulk, res->bulk_len, &b->off, &b->cur);
+	r = kb_rpc_dirent_next(res->bulk, res->bulk_len, &b->off, &b->cur);
 	if (r < 0) {
 		b->off = res->bulk_len;
 		return -EIO;
@@ -223,74 +226,72 @@ static int ahead_take(struct kbfs *fs, struct kbfs_dirh *dh, uint64_t off, bool 
 static void ahead_start(struct kbfs *fs, struct kbfs_dirh *dh, uint64_t node)
 {
 	const kb_Response *resp = &dh->b.res->resp;
-	kb_Request r = kb_Request_init_zero;
 
 	if (resp->eof || !resp->value || resp->cookie == dh->start_off || dh->astate != AHEAD_NONE)
 		return;
-	r.op = kb_Op_READDIR;
-	r.node = node;
-	r.fh = dh->remote_fh;
-	r.cookie = resp->cookie;
-	r.count = KBFS_DIR_BATCH;
-	r.plus = dh->plus;
-	dh->aoff = r.cookie;
+	dh->aoff = resp->cookie;
 	dh->aplus = dh->plus;
 	dh->ahead.gen = kbfs_nodes_gen(fs->nodes);
 	pthread_mutex_lock(&dh->alock); /* before submit: the callback may run at once */
 	dh->astate = AHEAD_PENDING;
 	pthread_mutex_unlock(&dh->alock);
-	if (kb_rpc_submit(fs->rpc, &r, NULL, 0, -1, ahead_done, dh) < 0) {
+	if (kb_rpc_readdir_async(fs->rpc, node, dh->remote_fh, dh->aoff, KBFS_DIR_BATCH, dh->plus,
+				 ahead_done, dh) < 0) {
 		pthread_mutex_lock(&dh->alock); /* cb will not run */
 		dh->astate = AHEAD_NONE;
 		pthread_mutex_unlock(&dh->alock);
 	}
 }
 
-/* The server lost our handle with its session (restart): open the
- * directory again in the new one (re-resolving the node), once per
- * generation. dh->lock held. */
-static int reopen(struct kbfs *fs, struct kbfs_dirh *dh, fuse_ino_t ino, uint64_t *remote)
-{
-	uint64_t gen = kb_rpc_session(fs->rpc, NULL), fh = 0;
-	int ret;
+struct fetch_arg {
+	struct kbfs_dirh *dh;
+	uint64_t off; /* server cookies are the directory's own offsets */
+	bool plus;
+};
 
-	if (gen == dh->gen || !dh->remote_fh)
-		return -EBADF;
-	ret = kb_rpc_opendir(fs->rpc, *remote, &fh);
-	if (kbfs_stale_retry(fs, ino, ret, remote))
-		ret = kb_rpc_opendir(fs->rpc, *remote, &fh);
-	if (ret < 0)
-		return ret;
-	dh->remote_fh = fh;
-	dh->gen = gen;
+/* The directory's handle for kbfs_call. The server lost it with its
+ * session (restart): open the directory again in the new one (the node
+ * re-resolved), once per generation. dh->lock held. */
+static int dir_handle(struct kbfs *fs, struct kbfs_call *c, void *arg, uint64_t *sgen)
+{
+	struct kbfs_dirh *dh = ((struct fetch_arg *)arg)->dh;
+	uint64_t gen = kb_rpc_session(fs->rpc, NULL), fh = 0;
+	struct kbfs_call oc = KBFS_CALL_NODE(c->ino);
+
+	if (dh->remote_fh && gen != dh->gen) {
+		if (kbfs_call(fs, &oc, opendir_send, &fh) < 0)
+			return -EBADF; /* what the old handle gets */
+		dh->remote_fh = fh;
+		dh->gen = gen;
+		c->node = oc.node;
+	}
+	c->fh = dh->remote_fh;
+	if (c->fh) /* else listed by node (FEATURE_READDIR_NOFH) */
+		*sgen = dh->gen;
 	return 0;
+}
+
+static int readdir_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	struct fetch_arg *a = arg;
+
+	kb_rpc_result_reset(a->dh->b.res);
+	return kb_rpc_readdir(fs->rpc, c->node, c->fh, a->off, KBFS_DIR_BATCH, a->plus,
+			      a->dh->b.res);
 }
 
 static int fetch(struct kbfs *fs, struct kbfs_dirh *dh, fuse_ino_t ino, uint64_t off, bool plus)
 {
-	kb_Request r = kb_Request_init_zero;
+	struct kbfs_call c = {.ino = ino, .handle = dir_handle};
+	struct fetch_arg a = {.dh = dh, .off = off, .plus = plus};
 	int ret;
 
 	if (ahead_take(fs, dh, off, plus) == 0)
 		goto have;
 	drop_batch(fs, dh);
-	r.op = kb_Op_READDIR;
-	r.node = kbfs_node_remote(fs->nodes, ino);
-	r.fh = dh->remote_fh;
-	r.cookie = off;
-	r.count = KBFS_DIR_BATCH;
-	r.plus = plus;
-	kbfs_list_key_now(fs, ino, r.node, &dh->b.key);
+	kbfs_list_key_now(fs, ino, kbfs_node_remote(fs->nodes, ino), &dh->b.key);
 	dh->b.gen = kbfs_nodes_gen(fs->nodes);
-	ret = kb_rpc_call(fs->rpc, &r, NULL, 0, dh->b.res);
-	if (!dh->remote_fh && kbfs_stale_retry(fs, ino, ret, &r.node)) {
-		kb_rpc_result_reset(dh->b.res);
-		ret = kb_rpc_call(fs->rpc, &r, NULL, 0, dh->b.res);
-	} else if ((ret == -ESTALE || ret == -EBADF) && reopen(fs, dh, ino, &r.node) == 0) {
-		r.fh = dh->remote_fh; /* server cookies are the directory's own offsets */
-		kb_rpc_result_reset(dh->b.res);
-		ret = kb_rpc_call(fs->rpc, &r, NULL, 0, dh->b.res);
-	}
+	ret = kbfs_call(fs, &c, readdir_send, &a);
 	if (ret < 0) {
 		kb_rpc_result_reset(dh->b.res);
 		return ret;
@@ -300,7 +301,7 @@ static int fetch(struct kbfs *fs, struct kbfs_dirh *dh, fuse_ino_t ino, uint64_t
 	dh->next_off = dh->start_off = off;
 	if (plus && !off) { /* the whole directory in one batch: held (kbfs_list.h) */
 		kbfs_list_adopt(fs, &dh->b.key, dh->b.res);
-		kbfs_list_walk(fs, ino, r.node); /* and its next siblings, if a walk */
+		kbfs_list_walk(fs, ino, c.node); /* and its next siblings, if a walk */
 	}
 have:
 	ahead_start(fs, dh, kbfs_node_remote(fs->nodes, ino));
@@ -308,7 +309,7 @@ have:
 }
 
 /* Add entry d to buf; 0 when it did not fit. A small regular file handed
- * over is noted in listing order (kbfs_sib.c). */
+ * over is noted in listing order (kbfs_siblings.c). */
 static size_t add_entry(fuse_req_t req, struct kbfs_dirh *dh, fuse_ino_t dir, uint64_t dir_remote,
 			char *buf, size_t rem, const kb_Dirent *d)
 {
@@ -336,8 +337,8 @@ static size_t add_entry(fuse_req_t req, struct kbfs_dirh *dh, fuse_ino_t dir, ui
 			ep.entry_timeout = fs->o->entry_timeout;
 			kbfs_attr_to_stat(fs, &d->entry.attr, &ep.attr);
 			if (S_ISREG(d->entry.attr.mode) && d->entry.attr.size &&
-			    d->entry.attr.size <= KBFS_SIB_MAX)
-				kbfs_sib_add(fs->sib, dir_remote, d->entry.node);
+			    d->entry.attr.size <= KBFS_SIBLINGS_MAX)
+				kbfs_siblings_add(fs->siblings, dir_remote, d->entry.node);
 		}
 	}
 	return fuse_add_direntry_plus(req, buf, rem, d->name, &ep, (off_t)d->cookie);
@@ -407,18 +408,10 @@ void kbfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	do_readdir(req, ino, size, off, fi, true);
 }
 
-static void releasedir_done(void *arg, int status, struct kb_rpc_result *res)
-{
-	(void)arg;
-	(void)status;
-	(void)res;
-}
-
 void kbfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);
 	struct kbfs_dirh *dh = (struct kbfs_dirh *)(uintptr_t)fi->fh;
-	kb_Request r = kb_Request_init_zero;
 
 	ahead_take(fs, dh, UINT64_MAX, false); /* waits for it; never matches */
 	drop_batch(fs, dh);
@@ -427,10 +420,7 @@ void kbfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, 0);
 		return;
 	}
-	r.op = kb_Op_RELEASEDIR;
-	r.node = kbfs_node_remote(fs->nodes, ino);
-	r.fh = dh->remote_fh;
-	kb_rpc_submit(fs->rpc, &r, NULL, 0, -1, releasedir_done, NULL);
+	kb_rpc_release_async(fs->rpc, kbfs_node_remote(fs->nodes, ino), dh->remote_fh, true);
 	dirh_free(dh);
 	fuse_reply_err(req, 0);
 }

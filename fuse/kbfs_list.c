@@ -9,9 +9,8 @@
 #include "kbfs.h"
 #include "kbfs_list.h"
 #include "kbfs_node.h"
-#include "rpc.h"
+#include "rpc_api.h"
 #include "util.h"
-#include "wire.h"
 
 struct lent {
 	char *name;      /* owned */
@@ -394,7 +393,7 @@ static void fetch_store(struct kbfs_list *l, struct ldir *d, const struct kb_rpc
 		hcap *= 2;
 	d->hash = calloc(hcap, sizeof(*d->hash));
 	d->hcap = hcap;
-	while (kb_wire_dirent_next(res->bulk, res->bulk_len, &off, &de) == 1) {
+	while (kb_rpc_dirent_next(res->bulk, res->bulk_len, &off, &de) == 1) {
 		struct lent *e;
 		unsigned i;
 		bool ci;
@@ -435,7 +434,7 @@ static void forget_batch(const struct kb_rpc_result *res, struct fbag *b)
 	size_t off = 0;
 	kb_Dirent de;
 
-	while (kb_wire_dirent_next(res->bulk, res->bulk_len, &off, &de) == 1)
+	while (kb_rpc_dirent_next(res->bulk, res->bulk_len, &off, &de) == 1)
 		if (de.has_entry && de.entry.node)
 			fbag_add(b, de.entry.node);
 }
@@ -445,7 +444,6 @@ int kbfs_list_fetch(struct kbfs *fs, uint64_t dir_ino, uint64_t dir)
 	struct kbfs_list *l = fs->list;
 	uint64_t now = kb_now_ns(), sess = kb_rpc_session(fs->rpc, NULL);
 	uint64_t ttl = NS(fs->o->entry_timeout), kids, epoch;
-	kb_Request r = kb_Request_init_zero;
 	struct kb_rpc_result *res = NULL;
 	struct kbfs_list_key k;
 	struct fbag b = {0};
@@ -465,13 +463,9 @@ int kbfs_list_fetch(struct kbfs *fs, uint64_t dir_ino, uint64_t dir)
 	kbfs_list_key_now(fs, dir_ino, dir, &k);
 	kids = k.kids;
 	epoch = k.lease;
-	r.op = kb_Op_READDIR;
-	r.node = dir;
-	r.fh = 0; /* no OPENDIR: the server lists through a descriptor of its own */
-	r.count = KBFS_LIST_MAX;
-	r.plus = true;
 	res = kb_rpc_result_new();
-	ret = res ? kb_rpc_call(fs->rpc, &r, NULL, 0, res) : -ENOMEM;
+	/* fh 0, no OPENDIR: the server lists through a descriptor of its own */
+	ret = res ? kb_rpc_readdir(fs->rpc, dir, 0, 0, KBFS_LIST_MAX, true, res) : -ENOMEM;
 	/* backed by the lease only if it held from before the request to now
 	 * (a lapse between may have lost a push about it) */
 	if (epoch && kbfs_lease(fs, kb_now_ns()) != epoch)
@@ -793,7 +787,6 @@ void kbfs_list_walk(struct kbfs *fs, uint64_t dir_ino, uint64_t dir)
 	pthread_mutex_unlock(&l->lock);
 	fbag_run(l, &b);
 	for (unsigned i = 0; i < n; i++) {
-		kb_Request r = kb_Request_init_zero;
 		struct ahead_arg *a = calloc(1, sizeof(*a));
 
 		if (a) {
@@ -804,12 +797,9 @@ void kbfs_list_walk(struct kbfs *fs, uint64_t dir_ino, uint64_t dir)
 			a->k.now_ns = kb_now_ns();
 			a->k.lease = kbfs_lease(fs, a->k.now_ns);
 			a->k.kids = kbfs_node_kids_by_remote(fs->nodes, todo[i]);
-			r.op = kb_Op_READDIR;
-			r.node = todo[i];
-			r.count = KBFS_LIST_MAX;
-			r.plus = true;
 		}
-		if (a && kb_rpc_submit(fs->rpc, &r, NULL, 0, -1, ahead_done, a) == 0)
+		if (a && kb_rpc_readdir_async(fs->rpc, todo[i], 0, 0, KBFS_LIST_MAX, true,
+					      ahead_done, a) == 0)
 			continue;
 		free(a);
 		pthread_mutex_lock(&l->lock);

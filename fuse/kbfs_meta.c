@@ -13,22 +13,11 @@
 
 #include "err.h"
 #include "kbfs.h"
-#include "kbfs_fresh.h"
+#include "kbfs_call.h"
+#include "kbfs_newdirs.h"
 #include "kbfs_node.h"
-#include "rpc.h"
+#include "rpc_api.h"
 #include "util.h"
-
-static void take_attr(void *arg, const kb_Response *resp, const uint8_t *b, size_t n)
-{
-	(void)b, (void)n;
-	*(kb_Attr *)arg = resp->attr;
-}
-
-static void take_entry(void *arg, const kb_Response *resp, const uint8_t *b, size_t n)
-{
-	(void)b, (void)n;
-	*(kb_Entry *)arg = resp->entry;
-}
 
 /* FUSE setattr bits -> kb.SetMask and values. Owners are mapped back:
  * the mounting user's ids name the share owner's (idmap=user). The
@@ -88,7 +77,7 @@ static bool setattr_known(struct kbfs *fs, fuse_ino_t ino, const struct stat *at
 	int what = to_set & ~FUSE_SET_ATTR_CTIME;
 
 	if ((what != FUSE_SET_ATTR_MTIME && what != FUSE_SET_ATTR_MODE) ||
-	    !kbfs_node_fresh_attr(fs->nodes, ino, a))
+	    !kbfs_node_attr_unexpired(fs->nodes, ino, a))
 		return false;
 	if (what == FUSE_SET_ATTR_MODE)
 		return (a->mode & 07777) == (attr->st_mode & 07777) &&
@@ -97,21 +86,19 @@ static bool setattr_known(struct kbfs *fs, fuse_ino_t ino, const struct stat *at
 	       a->mtime_ns == (uint32_t)attr->st_mtim.tv_nsec;
 }
 
-#define KBFS_SETATTR_TRIES 3
+struct setattr_arg {
+	uint32_t mask;  /* kb_SetMask bits */
+	kb_Attr values; /* what they set */
+	kb_Attr out;    /* the attributes after it */
+	uint64_t gen;   /* kbfs_nodes_gen before it was sent */
+};
 
-/* SETATTR r got ret: true to send it again. A stale node is re-resolved
- * (a server restart). When another session began meanwhile, the request
- * did not run there (ESTALE, EBADF) or its outcome is unknown (EIO): the
- * attributes are absolute values, so setting them again is harmless, but
- * for a size (a write may have followed the first copy). The kernel's
- * time flush of a file being written is such a request: failing it would
- * fail the fsync. */
-static bool setattr_again(struct kbfs *fs, fuse_ino_t ino, kb_Request *r, int ret, uint64_t sgen)
+static int setattr_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
 {
-	if (kb_rpc_gen(fs->rpc) != sgen)
-		return ret == -ESTALE || ret == -EBADF ||
-		       (ret == -EIO && !(r->set_mask & kb_SetMask_SET_SIZE));
-	return !r->fh && kbfs_stale_retry(fs, ino, ret, &r->node);
+	struct setattr_arg *s = arg;
+
+	s->gen = kbfs_nodes_gen(fs->nodes);
+	return kb_rpc_setattr(fs->rpc, c->node, c->fh, s->mask, &s->values, &s->out);
 }
 
 void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -119,10 +106,10 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 {
 	struct kbfs *fs = FS(req);
 	struct kbfs_file *f = fi ? (struct kbfs_file *)(uintptr_t)fi->fh : NULL;
-	kb_Request r = kb_Request_init_zero;
+	struct setattr_arg s = {0};
+	struct kbfs_call c = {.ino = ino, .f = f}; /* f: on its handle, if it has one */
 	struct stat st;
 	kb_Attr a = {0};
-	uint64_t gen;
 	int ret;
 
 	if (kbfs_rofs(req))
@@ -142,235 +129,269 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		fuse_reply_attr(req, &st, fs->o->attr_timeout);
 		return;
 	}
-	r.op = kb_Op_SETATTR;
 	/* No creds even with owners=preserve: the kernel checked it all
 	 * (default_permissions, sgid clearing) and, with the writeback cache,
-	 * sends utimes(NULL) as explicit times only the owner could set. */
-	r.has_attr = true;
-	r.set_mask = set_mask(fs, attr, to_set, &r.attr);
-	if (r.set_mask && kbfs_dev_kill_suidgid()) /* with a size or owner change */
-		r.set_mask |= kb_SetMask_SET_KILL_SUIDGID;
-	if (r.set_mask == 0) /* only ctime (or nothing): the current attributes */
-		r.op = kb_Op_GETATTR;
-	for (int tries = 0;; tries++) {
-		uint64_t sgen = kb_rpc_gen(fs->rpc);
-
-		r.fh = 0; /* 0: by node (read-only opens have none) */
-		r.node = kbfs_node_remote(fs->nodes, ino);
-		if (f && (ret = kbfs_file_handle(fs, f, &r.node, &r.fh, NULL)) < 0)
-			break;
-		gen = kbfs_nodes_gen(fs->nodes);
-		ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_attr, &a);
-		if (tries >= KBFS_SETATTR_TRIES || !setattr_again(fs, ino, &r, ret, sgen))
-			break;
-	}
+	 * sends utimes(NULL) as explicit times only the owner could set.
+	 * A mask of 0 (only ctime, or nothing) asks for the current
+	 * attributes. */
+	s.mask = set_mask(fs, attr, to_set, &s.values);
+	if (s.mask && kbfs_devio_kill_suidgid()) /* with a size or owner change */
+		s.mask |= kb_SetMask_SET_KILL_SUIDGID;
+	/* Its outcome unknown after a new session began (EIO): the attributes
+	 * are absolute values, so setting them again is harmless, but for a
+	 * size (a write may have followed the first copy). The kernel's time
+	 * flush of a file being written is such a request: failing it would
+	 * fail the fsync. */
+	c.redo_unknown = !(s.mask & kb_SetMask_SET_SIZE);
+	ret = kbfs_call(fs, &c, setattr_send, &s);
 	if (ret < 0) {
 		kbfs_reply_err(req, ret);
 		return;
 	}
 	/* The kernel cache already reflects the change (it truncated its
 	 * pages itself): adopt the new version rather than drop it. */
-	kbfs_changed(fs, ino, r.set_mask & kb_SetMask_SET_SIZE);
-	/* current if nothing but our kbfs_changed came since we asked */
-	kbfs_node_set_attr_gen(fs->nodes, ino, &a, NS(fs->o->attr_timeout), NULL, gen + 1);
-	kbfs_attr_to_stat(fs, &a, &st);
+	kbfs_file_own_change(fs, ino, s.mask & kb_SetMask_SET_SIZE);
+	/* current if nothing but our kbfs_file_own_change came since we asked */
+	kbfs_node_set_attr_gen(fs->nodes, ino, &s.out, NS(fs->o->attr_timeout), NULL, s.gen + 1);
+	kbfs_attr_to_stat(fs, &s.out, &st);
 	fuse_reply_attr(req, &st, fs->o->attr_timeout);
 }
 
-/* Send a request that creates a name and reply with its entry. */
-static void entry_call(fuse_req_t req, fuse_ino_t parent, const char *name, kb_Request *r)
+/* One namespace change: its arguments and results. The names are marked
+ * (kbfs_name_touched) at each attempt, with the server ids it goes to. */
+struct ns_arg {
+	const char *name;  /* under c->ino (link: none) */
+	const char *name2; /* rename's and link's new name (under c->ino2);
+			    * symlink's target */
+	uint32_t mode, flags;
+	uint64_t rdev;
+	const kb_Creds *who; /* NULL or &creds */
+	kb_Creds creds;
+	kb_Entry e;  /* the entry made */
+	uint64_t fh; /* mknod(S_IFREG)'s handle */
+};
+
+static int mkdir_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	struct ns_arg *a = arg;
+
+	kbfs_name_touched(fs, c->node, a->name, true);
+	return kb_rpc_mkdir(fs->rpc, c->node, a->name, a->mode, a->who, &a->e);
+}
+
+static int mknod_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	struct ns_arg *a = arg;
+
+	kbfs_name_touched(fs, c->node, a->name, true);
+	return kb_rpc_mknod(fs->rpc, c->node, a->name, a->mode, a->rdev, a->who, &a->e);
+}
+
+static int mknod_file_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	struct ns_arg *a = arg;
+
+	kbfs_name_touched(fs, c->node, a->name, true);
+	return kb_rpc_mknod_file(fs->rpc, c->node, a->name, a->mode, a->rdev, a->who, &a->e,
+				 &a->fh);
+}
+
+static int symlink_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	struct ns_arg *a = arg;
+
+	kbfs_name_touched(fs, c->node, a->name, true);
+	return kb_rpc_symlink(fs->rpc, c->node, a->name, a->name2, a->who, &a->e);
+}
+
+static int link_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	struct ns_arg *a = arg;
+
+	kbfs_name_touched(fs, c->node2, a->name2, true);
+	return kb_rpc_link(fs->rpc, c->node, c->node2, a->name2, a->who, &a->e);
+}
+
+/* What removes a name needs no filter entry: if the name was there, we
+ * made it, or the directory is not one we made (kbfs_newdirs). */
+static int unlink_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	struct ns_arg *a = arg;
+
+	kbfs_name_touched(fs, c->node, a->name, false);
+	return kb_rpc_unlink(fs->rpc, c->node, a->name, a->who);
+}
+
+static int rmdir_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	struct ns_arg *a = arg;
+
+	kbfs_name_touched(fs, c->node, a->name, false);
+	return kb_rpc_rmdir(fs->rpc, c->node, a->name, a->who);
+}
+
+static int rename_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	struct ns_arg *a = arg;
+
+	kbfs_name_touched(fs, c->node, a->name, false);
+	kbfs_name_touched(fs, c->node2, a->name2, true);
+	return kb_rpc_rename(fs->rpc, c->node, a->name, c->node2, a->name2, a->flags, a->who);
+}
+
+/* Send a call that creates a name and reply with its entry. */
+static void entry_call(fuse_req_t req, fuse_ino_t parent, const char *name, struct kbfs_call *c,
+		       kbfs_call_fn fn, struct ns_arg *a)
 {
 	struct kbfs *fs = FS(req);
-	kb_Entry e = {0};
 	uint64_t gen = kb_rpc_session(fs->rpc, NULL); /* before: a new session's ids never match */
-	int ret = kb_rpc_call_take(fs->rpc, r, NULL, 0, take_entry, &e);
+	int ret = kbfs_call(fs, c, fn, a);
 
-	kbfs_nodes_changed(fs->nodes); /* the parent's (and a link's) attributes */
+	kbfs_nodes_outdate_attrs(fs->nodes); /* the parent's (and a link's) attributes */
 	if (ret < 0) {
 		kbfs_reply_err(req, ret);
 		return;
 	}
-	if (!e.node) {
+	if (!a->e.node) {
 		fuse_reply_err(req, EIO);
 		return;
 	}
-	if (r->op == kb_Op_MKDIR) /* empty: what we put there is all there is */
-		kbfs_fresh_born(fs->fresh, e.node, gen, kb_now_ns(), NS(fs->o->negative_timeout));
-	kbfs_reply_entry(req, parent, name, &e);
+	if (fn == mkdir_send) /* empty: what we put there is all there is */
+		kbfs_newdirs_born(fs->newdirs, a->e.node, gen, kb_now_ns(),
+				  NS(fs->o->negative_timeout));
+	kbfs_reply_entry(req, parent, name, &a->e);
 }
 
-/* A request naming `name` under parent; false (and replied) when the name
+/* A change of `name` under parent; false (and replied) when the name
  * cannot travel or the mount is read-only. */
-static bool name_req(fuse_req_t req, kb_Request *r, kb_Op op, fuse_ino_t parent, const char *name)
+static bool name_ok(fuse_req_t req, const char *name, struct ns_arg *a)
 {
-	struct kbfs *fs = FS(req);
-
 	if (kbfs_rofs(req))
 		return false;
-	if (strlen(name) >= sizeof(r->name)) {
+	if (strlen(name) > KB_RPC_NAME_MAX) {
 		fuse_reply_err(req, ENAMETOOLONG);
 		return false;
 	}
-	r->op = op;
-	r->node = kbfs_node_remote(fs->nodes, parent);
-	strcpy(r->name, name);
-	kbfs_creds(req, r);
-	/* it may exist from now on (what removes a name needs no filter entry:
-	 * if the name was there, we made it, or the directory is not fresh) */
-	kbfs_name_touched(fs, r->node, name,
-			  op != kb_Op_UNLINK && op != kb_Op_RMDIR && op != kb_Op_RENAME);
+	a->name = name;
+	a->who = kbfs_creds(req, &a->creds);
 	return true;
-}
-
-struct create_out {
-	kb_Entry e;
-	uint64_t fh;
-};
-
-static void take_create(void *arg, const kb_Response *resp, const uint8_t *b, size_t n)
-{
-	struct create_out *o = arg;
-
-	(void)b, (void)n;
-	o->e = resp->entry;
-	o->fh = resp->fh;
-}
-
-static void ignore_done(void *arg, int status, struct kb_rpc_result *res)
-{
-	(void)arg, (void)status, (void)res;
 }
 
 /* mknod(S_IFREG) (tar --xattrs makes files so): an exclusive CREATE whose
  * handle is released at once. */
-static void mknod_reg(fuse_req_t req, fuse_ino_t parent, const char *name, kb_Request *r)
+static void mknod_file(fuse_req_t req, fuse_ino_t parent, const char *name, struct ns_arg *a)
 {
 	struct kbfs *fs = FS(req);
-	struct create_out o = {0};
-	int ret;
+	struct kbfs_call c = KBFS_CALL_NODE(parent);
+	int ret = kbfs_call(fs, &c, mknod_file_send, a);
 
-	r->op = kb_Op_CREATE;
-	r->flags = O_WRONLY | O_EXCL;
-	ret = kb_rpc_call_take(fs->rpc, r, NULL, 0, take_create, &o);
-	kbfs_nodes_changed(fs->nodes); /* the parent's attributes */
+	kbfs_nodes_outdate_attrs(fs->nodes); /* the parent's attributes */
 	if (ret < 0) {
 		kbfs_reply_err(req, ret);
 		return;
 	}
-	*r = (kb_Request)kb_Request_init_zero;
-	r->op = kb_Op_RELEASE;
-	r->node = o.e.node;
-	r->fh = o.fh;
-	kb_rpc_submit(fs->rpc, r, NULL, 0, -1, ignore_done, NULL);
-	kbfs_reply_entry(req, parent, name, &o.e);
+	kb_rpc_release_async(fs->rpc, a->e.node, a->fh, false);
+	kbfs_reply_entry(req, parent, name, &a->e);
 }
 
 void kbfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	kb_Request r = kb_Request_init_zero;
+	struct kbfs_call c = KBFS_CALL_NODE(parent);
+	struct ns_arg a = {.mode = mode, .rdev = rdev};
 
 	/* Devices only as a root caller with owners=preserve (the server
 	 * decides); fifos, sockets (bind(2) makes one) and files always. */
-	if (!name_req(req, &r, kb_Op_MKNOD, parent, name))
+	if (!name_ok(req, name, &a))
 		return;
-	r.mode = mode;
-	r.rdev = rdev;
 	if (S_ISREG(mode))
-		mknod_reg(req, parent, name, &r);
+		mknod_file(req, parent, name, &a);
 	else
-		entry_call(req, parent, name, &r);
+		entry_call(req, parent, name, &c, mknod_send, &a);
 }
 
 void kbfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	kb_Request r = kb_Request_init_zero;
+	struct kbfs_call c = KBFS_CALL_NODE(parent);
+	struct ns_arg a = {.mode = mode};
 
-	if (!name_req(req, &r, kb_Op_MKDIR, parent, name))
-		return;
-	r.mode = mode;
-	entry_call(req, parent, name, &r);
+	if (name_ok(req, name, &a))
+		entry_call(req, parent, name, &c, mkdir_send, &a);
 }
 
 void kbfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	kb_Request r = kb_Request_init_zero;
+	struct kbfs_call c = KBFS_CALL_NODE(parent);
+	struct ns_arg a = {.name2 = link};
 
-	if (!name_req(req, &r, kb_Op_SYMLINK, parent, name))
+	if (!name_ok(req, name, &a))
 		return;
-	if (strlen(link) >= sizeof(r.name2)) {
+	if (strlen(link) > KB_RPC_PATH_MAX) {
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
-	strcpy(r.name2, link);
-	entry_call(req, parent, name, &r);
+	entry_call(req, parent, name, &c, symlink_send, &a);
 }
 
 void kbfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
-	struct kbfs *fs = FS(req);
-	kb_Request r = kb_Request_init_zero;
+	struct kbfs_call c = {.ino = ino, .ino2 = newparent};
+	struct ns_arg a = {.name2 = newname};
 
 	if (kbfs_rofs(req))
 		return;
-	if (strlen(newname) >= sizeof(r.name2)) {
+	if (strlen(newname) > KB_RPC_PATH_MAX) {
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
-	r.op = kb_Op_LINK;
-	kbfs_creds(req, &r);
-	r.node = kbfs_node_remote(fs->nodes, ino);
-	r.node2 = kbfs_node_remote(fs->nodes, newparent);
-	strcpy(r.name2, newname);
-	kbfs_name_touched(fs, r.node2, newname, true);
-	kbfs_quiet_node(fs, ino); /* its link count */
-	entry_call(req, newparent, newname, &r);
+	a.who = kbfs_creds(req, &a.creds);
+	kbfs_quiet_node(FS(req), ino); /* its link count */
+	entry_call(req, newparent, newname, &c, link_send, &a);
 }
 
-/* A request that changes names or a node's ctime (unlink, rmdir, xattrs):
- * no attributes read before it are current any more. */
-static void status_call(fuse_req_t req, kb_Request *r, const void *bulk, size_t len)
+/* A call that changes names or a node's ctime (unlink, rmdir, xattrs,
+ * fsyncdir): no attributes read before it are current any more. */
+static void status_call(fuse_req_t req, struct kbfs_call *c, kbfs_call_fn fn, void *arg)
 {
-	int ret = kb_rpc_call_take(FS(req)->rpc, r, bulk, len, NULL, NULL);
+	int ret = kbfs_call(FS(req), c, fn, arg);
 
-	kbfs_nodes_changed(FS(req)->nodes);
+	kbfs_nodes_outdate_attrs(FS(req)->nodes);
 	kbfs_reply_err(req, ret);
 }
 
 void kbfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	kb_Request r = kb_Request_init_zero;
+	struct kbfs_call c = KBFS_CALL_NODE(parent);
+	struct ns_arg a = {0};
 
-	if (name_req(req, &r, kb_Op_UNLINK, parent, name))
-		status_call(req, &r, NULL, 0);
+	if (name_ok(req, name, &a))
+		status_call(req, &c, unlink_send, &a);
 }
 
 void kbfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	kb_Request r = kb_Request_init_zero;
+	struct kbfs_call c = KBFS_CALL_NODE(parent);
+	struct ns_arg a = {0};
 
-	if (name_req(req, &r, kb_Op_RMDIR, parent, name))
-		status_call(req, &r, NULL, 0);
+	if (name_ok(req, name, &a))
+		status_call(req, &c, rmdir_send, &a);
 }
 
 void kbfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		 const char *newname, unsigned int flags)
 {
 	struct kbfs *fs = FS(req);
-	kb_Request r = kb_Request_init_zero;
+	struct kbfs_call c = {.ino = parent, .ino2 = newparent};
+	struct ns_arg a = {.name2 = newname, .flags = flags}; /* RENAME_NOREPLACE / _EXCHANGE */
 	int ret;
 
-	if (!name_req(req, &r, kb_Op_RENAME, parent, name))
+	if (!name_ok(req, name, &a))
 		return;
-	if (strlen(newname) >= sizeof(r.name)) { /* a name, though it travels as name2 */
+	if (strlen(newname) > KB_RPC_NAME_MAX) { /* a name, though it travels as name2 */
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
-	r.node2 = kbfs_node_remote(fs->nodes, newparent);
-	strcpy(r.name2, newname);
-	kbfs_name_touched(fs, r.node2, newname, true);
-	r.flags = flags; /* RENAME_NOREPLACE / RENAME_EXCHANGE: the same bits */
-	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
-	kbfs_nodes_changed(fs->nodes); /* ctimes, a replaced target's nlink */
+	ret = kbfs_call(fs, &c, rename_send, &a);
+	kbfs_nodes_outdate_attrs(fs->nodes); /* ctimes, a replaced target's nlink */
 	if (ret == 0)
 		kbfs_node_renamed(fs->nodes, parent, name, newparent, newname,
 				  flags & RENAME_EXCHANGE);
@@ -383,11 +404,34 @@ static bool local_xattr(const char *name)
 	return !strcmp(name, "security.selinux") || !strncmp(name, "system.posix_acl_", 17);
 }
 
+struct xattr_arg {
+	const char *name;
+	const char *value;
+	size_t size;
+	uint32_t flags;
+	const kb_Creds *who;
+	kb_Creds creds;
+};
+
+static int setxattr_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	struct xattr_arg *x = arg;
+
+	return kb_rpc_setxattr(fs->rpc, c->node, x->name, x->value, x->size, x->flags, x->who);
+}
+
+static int removexattr_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	struct xattr_arg *x = arg;
+
+	return kb_rpc_removexattr(fs->rpc, c->node, x->name, x->who);
+}
+
 void kbfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
 		   int flags)
 {
-	struct kbfs *fs = FS(req);
-	kb_Request r = kb_Request_init_zero;
+	struct kbfs_call c = KBFS_CALL_NODE(ino);
+	struct xattr_arg x = {.name = name, .value = value, .size = size, .flags = (uint32_t)flags};
 
 	if (kbfs_rofs(req))
 		return;
@@ -395,23 +439,19 @@ void kbfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char 
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	if (strlen(name) >= sizeof(r.name) || size > 65536) { /* XATTR_SIZE_MAX */
-		fuse_reply_err(req, strlen(name) >= sizeof(r.name) ? ERANGE : E2BIG);
+	if (strlen(name) > KB_RPC_NAME_MAX || size > 65536) { /* XATTR_SIZE_MAX */
+		fuse_reply_err(req, strlen(name) > KB_RPC_NAME_MAX ? ERANGE : E2BIG);
 		return;
 	}
-	r.op = kb_Op_SETXATTR;
-	kbfs_creds(req, &r);
-	r.node = kbfs_node_remote(fs->nodes, ino);
-	strcpy(r.name, name);
-	r.flags = (uint32_t)flags;
-	kbfs_quiet_node(fs, ino);
-	status_call(req, &r, value, size);
+	x.who = kbfs_creds(req, &x.creds);
+	kbfs_quiet_node(FS(req), ino);
+	status_call(req, &c, setxattr_send, &x);
 }
 
 void kbfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	struct kbfs *fs = FS(req);
-	kb_Request r = kb_Request_init_zero;
+	struct kbfs_call c = KBFS_CALL_NODE(ino);
+	struct xattr_arg x = {.name = name};
 
 	if (kbfs_rofs(req))
 		return;
@@ -419,27 +459,25 @@ void kbfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	if (strlen(name) >= sizeof(r.name)) {
+	if (strlen(name) > KB_RPC_NAME_MAX) {
 		fuse_reply_err(req, ERANGE);
 		return;
 	}
-	r.op = kb_Op_REMOVEXATTR;
-	kbfs_creds(req, &r);
-	r.node = kbfs_node_remote(fs->nodes, ino);
-	strcpy(r.name, name);
-	kbfs_quiet_node(fs, ino);
-	status_call(req, &r, NULL, 0);
+	x.who = kbfs_creds(req, &x.creds);
+	kbfs_quiet_node(FS(req), ino);
+	status_call(req, &c, removexattr_send, &x);
+}
+
+static int fsyncdir_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	return kb_rpc_fsyncdir(fs->rpc, c->node, *(const int *)arg != 0);
 }
 
 /* Durable directory entries: the server fsyncs its own descriptor. */
 void kbfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	struct kbfs *fs = FS(req);
-	kb_Request r = kb_Request_init_zero;
+	struct kbfs_call c = KBFS_CALL_NODE(ino);
 
 	(void)fi;
-	r.op = kb_Op_FSYNCDIR;
-	r.node = kbfs_node_remote(fs->nodes, ino);
-	r.flags = datasync ? 1 : 0;
-	status_call(req, &r, NULL, 0);
+	status_call(req, &c, fsyncdir_send, &datasync);
 }

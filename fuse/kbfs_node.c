@@ -19,7 +19,7 @@ struct kbfs_nodes {
 	uint64_t sgen;                         /* current rpc session generation (lock) */
 	struct kbfs_node *nhash[NODE_BUCKETS]; /* by (parent, name) (lock) */
 	unsigned count;                        /* live nodes besides root (lock) */
-	uint64_t gen;                          /* kbfs_nodes_changed (lock) */
+	uint64_t gen;                          /* kbfs_nodes_outdate_attrs (lock) */
 	kbfs_lease_fn lease;                   /* NULL: no lease (set before use) */
 	void *lease_arg;
 	uint64_t epoch; /* lease epoch last seen (lock) */
@@ -438,7 +438,7 @@ bool kbfs_node_set_attr(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a, ui
 	return kbfs_node_set_attr_gen(t, ino, a, attr_ttl_ns, version, UINT64_MAX);
 }
 
-bool kbfs_node_fresh_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a)
+bool kbfs_node_attr_unexpired(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a)
 {
 	struct kbfs_node *n = kbfs_node_of(t, ino);
 	uint64_t ep = lease_now(t);
@@ -500,14 +500,14 @@ uint64_t kbfs_nodes_gen(struct kbfs_nodes *t)
 	return g;
 }
 
-void kbfs_nodes_changed(struct kbfs_nodes *t)
+void kbfs_nodes_outdate_attrs(struct kbfs_nodes *t)
 {
 	pthread_mutex_lock(&t->lock);
 	t->gen++;
 	pthread_mutex_unlock(&t->lock);
 }
 
-bool kbfs_node_current_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a)
+bool kbfs_node_attr_current(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a)
 {
 	struct kbfs_node *n = kbfs_node_of(t, ino);
 	uint64_t ep = lease_now(t), now = kb_now_ns();
@@ -535,7 +535,7 @@ bool kbfs_node_open_version(struct kbfs_nodes *t, uint64_t ino, uint64_t version
 	return same;
 }
 
-void kbfs_node_changed(struct kbfs_nodes *t, uint64_t ino)
+void kbfs_node_own_change(struct kbfs_nodes *t, uint64_t ino)
 {
 	struct kbfs_node *n = kbfs_node_of(t, ino);
 
@@ -575,7 +575,7 @@ uint64_t kbfs_node_expire_child(struct kbfs_nodes *t, uint64_t dir, const char *
 	return ino;
 }
 
-void kbfs_node_name_changed(struct kbfs_nodes *t, uint64_t dir, const char *name)
+void kbfs_node_own_name_change(struct kbfs_nodes *t, uint64_t dir, const char *name)
 {
 	struct kbfs_node *d, *n;
 
@@ -717,6 +717,16 @@ void kbfs_node_expire(struct kbfs_nodes *t, uint64_t ino)
 	pthread_mutex_lock(&t->lock);
 	expire_locked(t, n);
 	pthread_mutex_unlock(&t->lock);
+}
+
+bool kbfs_node_is_old(struct kbfs_nodes *t, uint64_t ino)
+{
+	bool old;
+
+	pthread_mutex_lock(&t->lock);
+	old = kbfs_node_of(t, ino)->sgen != t->sgen;
+	pthread_mutex_unlock(&t->lock);
+	return old;
 }
 
 void kbfs_nodes_session(struct kbfs_nodes *t, uint64_t gen, uint64_t root_remote)

@@ -87,29 +87,29 @@ void kbfs_node_forget(struct kbfs_nodes *t, uint64_t ino, uint64_t n, uint64_t *
 /* Store fresh attributes; returns true when the version changed. */
 bool kbfs_node_set_attr(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a, uint64_t attr_ttl_ns,
 			uint64_t *version);
-/* Cached attributes if still fresh: true and *a. */
-bool kbfs_node_fresh_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a);
+/* Cached attributes not yet past attr_timeout: true and *a. */
+bool kbfs_node_attr_unexpired(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a);
 /* Current attributes: the table counts a generation, moved on by every
  * change we know of (an attribute expired, our own change to a file,
- * every namespace change of ours: kbfs_nodes_changed). Attributes stored
+ * every namespace change of ours: kbfs_nodes_outdate_attrs). Attributes stored
  * with the generation read before their request was sent
  * (kbfs_nodes_gen, kbfs_node_set_attr_gen) are current while it has not
- * moved and they are fresh: then no change of ours or push can have come
+ * moved and they are unexpired: then no change of ours or push can have come
  * between the server's answer and now, and a GETATTR may be answered from
  * them. Any change anywhere ends that for every node (conservative: a
  * sequential writer like git or rsync still finds its own file's). */
 uint64_t kbfs_nodes_gen(struct kbfs_nodes *t);
-void kbfs_nodes_changed(struct kbfs_nodes *t);
+void kbfs_nodes_outdate_attrs(struct kbfs_nodes *t);
 bool kbfs_node_set_attr_gen(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
 			    uint64_t attr_ttl_ns, uint64_t *version, uint64_t gen);
-bool kbfs_node_current_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a);
+bool kbfs_node_attr_current(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a);
 /* A WRITE to ino is sent: its ticket (kbfs_node_write_done's seq, gen). */
 struct kbfs_wr_ticket {
 	uint64_t seq, gen;
 	bool alone; /* no other WRITE of the node was in flight */
 };
 void kbfs_node_write_start(struct kbfs_nodes *t, uint64_t ino, struct kbfs_wr_ticket *tk);
-/* ...and answered: as kbfs_node_changed, and, when the reply carried the
+/* ...and answered: as kbfs_node_own_change, and, when the reply carried the
  * attributes after it (a, else NULL), they are stored; current only if
  * this WRITE was the node's only one in flight from its sending to now
  * (so the server ran it apart from our other writes) and nothing else
@@ -122,11 +122,11 @@ bool kbfs_node_open_version(struct kbfs_nodes *t, uint64_t ino, uint64_t version
 /* We changed the file (write, truncate, chmod...): its cached attributes
  * are stale, and the next version seen is adopted as the kernel cache's
  * (which already holds our change) instead of dropping that cache. */
-void kbfs_node_changed(struct kbfs_nodes *t, uint64_t ino);
+void kbfs_node_own_change(struct kbfs_nodes *t, uint64_t ino);
 /* We are about to change the name `name` in directory dir (server id):
  * the directory, and the node the name holds if we know it (its link
- * count), are changed by us (as kbfs_node_changed). */
-void kbfs_node_name_changed(struct kbfs_nodes *t, uint64_t dir, const char *name);
+ * count), are changed by us (as kbfs_node_own_change). */
+void kbfs_node_own_name_change(struct kbfs_nodes *t, uint64_t dir, const char *name);
 /* A rename we made: the nodes follow their names (for re-resolution);
  * a replaced target loses its name. */
 void kbfs_node_renamed(struct kbfs_nodes *t, uint64_t parent_ino, const char *name,
@@ -181,7 +181,11 @@ unsigned kbfs_nodes_count(struct kbfs_nodes *t);
  * for it (an open file would keep the stale one). */
 void kbfs_nodes_session(struct kbfs_nodes *t, uint64_t gen, uint64_t root_remote);
 
-/* Where a node hangs, for re-resolution on a new session (kbfs_stale.c). */
+/* ino's server id is from an older session than the current one (it is
+ * re-resolved at its first ESTALE: kbfs_call.c). */
+bool kbfs_node_is_old(struct kbfs_nodes *t, uint64_t ino);
+
+/* Where a node hangs, for re-resolution on a new session (kbfs_remap.c). */
 struct kbfs_node_where {
 	uint64_t remote; /* the node's current server id */
 	uint64_t parent_ino, parent_remote;

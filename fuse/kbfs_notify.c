@@ -22,9 +22,9 @@
 #include <time.h>
 
 #include "kbfs.h"
-#include "kbfs_fresh.h"
+#include "kbfs_newdirs.h"
 #include "kbfs_list.h"
-#include "kbfs_names.h"
+#include "kbfs_nameset.h"
 #include "kbfs_node.h"
 #include "util.h"
 
@@ -49,7 +49,7 @@ struct kbfs_nq {
 
 void kbfs_quiet(struct kbfs *fs, uint64_t node, const char *name)
 {
-	kbfs_names_add(fs->quiet, node, name, 0, kb_now_ns() + KBFS_QUIET_MS * 1000000ull);
+	kbfs_nameset_add(fs->quiet, node, name, 0, kb_now_ns() + KBFS_QUIET_MS * 1000000ull);
 }
 
 void kbfs_quiet_node(struct kbfs *fs, uint64_t ino)
@@ -63,11 +63,11 @@ void kbfs_quiet_node(struct kbfs *fs, uint64_t ino)
 
 void kbfs_name_touched(struct kbfs *fs, uint64_t dir, const char *name, bool appears)
 {
-	kbfs_names_drop(fs->missing, dir, name);
+	kbfs_nameset_drop(fs->missing, dir, name);
 	kbfs_list_touch(fs->list, dir, name, kb_now_ns(), NS(fs->o->entry_timeout));
-	kbfs_node_name_changed(fs->nodes, dir, name); /* nlink, mtime: not leased */
+	kbfs_node_own_name_change(fs->nodes, dir, name); /* nlink, mtime: not leased */
 	if (appears)
-		kbfs_fresh_add(fs->fresh, dir, name, kb_now_ns(), NS(fs->o->negative_timeout));
+		kbfs_newdirs_add(fs->newdirs, dir, name, kb_now_ns(), NS(fs->o->negative_timeout));
 	kbfs_quiet(fs, dir, name);
 }
 
@@ -166,7 +166,7 @@ static bool own_change(struct kbfs *fs, const kb_Response *n)
 {
 	struct kbfs_nq *q = fs->nq;
 
-	if (!kbfs_names_left(fs->quiet, n->notify_node, n->notify_name, 0, kb_now_ns()))
+	if (!kbfs_nameset_left(fs->quiet, n->notify_node, n->notify_name, 0, kb_now_ns()))
 		return false;
 	if (q) {
 		pthread_mutex_lock(&q->lock);
@@ -187,8 +187,8 @@ void kbfs_notify(void *arg, const kb_Response *n)
 	if (own_change(fs, n))
 		return;
 	if (n->notify_name[0]) { /* someone else changed that directory */
-		kbfs_names_drop(fs->missing, n->notify_node, n->notify_name);
-		kbfs_fresh_drop(fs->fresh, n->notify_node);
+		kbfs_nameset_drop(fs->missing, n->notify_node, n->notify_name);
+		kbfs_newdirs_drop(fs->newdirs, n->notify_node);
 		kbfs_list_drop(fs->list, n->notify_node);
 		/* the entry's own node: its data or attributes may have changed */
 		ino = kbfs_node_expire_child(fs->nodes, n->notify_node, n->notify_name, &writing);

@@ -1,6 +1,6 @@
 /* kbfs_ops.c - FUSE operations on names and attributes: lookup, forget,
  * getattr, open, readlink, statfs, the xattr readers, access. Reads are in
- * kbfs_pull.c, listings in kbfs_dir.c, changes in kbfs_write.c and
+ * kbfs_read.c, listings in kbfs_dir.c, changes in kbfs_write.c and
  * kbfs_meta.c; the table of all of them in kbfs_table.c.
  */
 #include <errno.h>
@@ -11,12 +11,13 @@
 
 #include "err.h"
 #include "kbfs.h"
-#include "kbfs_names.h"
+#include "kbfs_call.h"
+#include "kbfs_nameset.h"
 #include "kbfs_node.h"
-#include "kbfs_fresh.h"
+#include "kbfs_newdirs.h"
 #include "kbfs_list.h"
-#include "kbfs_sib.h"
-#include "rpc.h"
+#include "kbfs_siblings.h"
+#include "rpc_api.h"
 #include "util.h"
 
 /* A missing name: cached by the kernel (and by us) for `secs`. */
@@ -86,17 +87,31 @@ static bool lookup_listed(fuse_req_t req, fuse_ino_t parent, uint64_t dir, const
 	return true;
 }
 
+struct lookup_arg {
+	const char *name;
+	kb_Entry e;
+};
+
+static int lookup_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	struct lookup_arg *a = arg;
+
+	return kb_rpc_lookup(fs->rpc, c->node, a->name, &a->e);
+}
+
 void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct kbfs *fs = FS(req);
-	kb_Entry e;
+	struct kbfs_call c = KBFS_CALL_NODE(parent);
+	struct lookup_arg a = {.name = name};
+	const kb_Entry *e = &a.e;
 	uint64_t remote = kbfs_node_remote(fs->nodes, parent);
 	uint64_t gen = kb_rpc_session(fs->rpc, NULL), now = kb_now_ns();
-	uint64_t left = kbfs_names_left(fs->missing, remote, name, gen, now), agen;
+	uint64_t left = kbfs_nameset_left(fs->missing, remote, name, gen, now), agen;
 	int ret;
 
 	if (!left) /* a directory we made, and a name we never put there */
-		left = kbfs_fresh_missing(fs->fresh, remote, name, gen, now);
+		left = kbfs_newdirs_missing(fs->newdirs, remote, name, gen, now);
 	if (left) { /* the kernel re-asks before O_EXCL creates and renames */
 		reply_missing(req, (double)left / 1e9);
 		return;
@@ -104,21 +119,20 @@ void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (lookup_listed(req, parent, remote, name))
 		return;
 	agen = kbfs_nodes_gen(fs->nodes); /* before asking: kbfs_node.h */
-	ret = kb_rpc_lookup(fs->rpc, remote, name, &e);
-	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, parent, ret, &remote); st_try++)
-		ret = kb_rpc_lookup(fs->rpc, remote, name, &e);
+	ret = kbfs_call(fs, &c, lookup_send, &a);
+	remote = c.node; /* as re-resolved */
 	kbfs_raise_readahead_once(fs);
-	if (ret == -ENOENT || (!ret && !e.node)) {
+	if (ret == -ENOENT || (!ret && !e->node)) {
 		if (fs->o->negative_timeout > 0)
-			kbfs_names_add(fs->missing, remote, name, gen,
-				       now + (uint64_t)(fs->o->negative_timeout * 1e9));
+			kbfs_nameset_add(fs->missing, remote, name, gen,
+					 now + (uint64_t)(fs->o->negative_timeout * 1e9));
 		reply_missing(req, fs->o->negative_timeout);
 		return;
 	}
 	if (ret < 0)
 		kbfs_reply_err(req, ret);
 	else
-		kbfs_reply_entry_gen(req, parent, name, &e, agen);
+		kbfs_reply_entry_gen(req, parent, name, e, agen);
 }
 
 void kbfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -144,7 +158,7 @@ void kbfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	/* The kernel asks again after every change it made (a write, a
 	 * close): answered from a reply nothing has overtaken since. */
-	if (!kbfs_node_current_attr(fs->nodes, ino, &a) && !kbfs_attr_listed(fs, ino, &a, &version))
+	if (!kbfs_node_attr_current(fs->nodes, ino, &a) && !kbfs_attr_listed(fs, ino, &a, &version))
 		ret = kbfs_fetch_attr(fs, ino, &a, &version);
 	kbfs_raise_readahead_once(fs);
 	(void)fi;
@@ -156,19 +170,19 @@ void kbfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_attr(req, &st, fs->o->attr_timeout);
 }
 
-/* The small files listed after this one in its directory (kbfs_sib.c):
+/* The small files listed after this one in its directory (kbfs_siblings.c):
  * pull those not cached yet, so that cp -r, tar or grep -r, opening them
  * one after the other, find each already here. */
 static void prefetch_siblings(struct kbfs *fs, uint64_t remote)
 {
-	uint64_t next[KBFS_SIB_AHEAD];
-	unsigned n = kbfs_sib_next(fs->sib, remote, next, KBFS_SIB_AHEAD);
+	uint64_t next[KBFS_SIBLINGS_AHEAD];
+	unsigned n = kbfs_siblings_next(fs->siblings, remote, next, KBFS_SIBLINGS_AHEAD);
 
 	for (unsigned i = 0; i < n; i++) {
 		kb_Attr a;
 		uint64_t ino = kbfs_node_by_remote(fs->nodes, next[i], &a);
 
-		if (ino && S_ISREG(a.mode) && a.size && a.size <= KBFS_SIB_MAX)
+		if (ino && S_ISREG(a.mode) && a.size && a.size <= KBFS_SIBLINGS_MAX)
 			kbfs_prefetch(fs, ino, next[i], kbfs_attr_version(&a), 0, 1);
 	}
 }
@@ -226,7 +240,7 @@ void kbfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * it just wrote, rsync reopening its temp file). */
 	if (!fi->keep_cache && S_ISREG(a.mode) && a.size && a.size <= fs->o->block_size)
 		kbfs_prefetch(fs, ino, remote, version, 0, 1);
-	if (S_ISREG(a.mode) && a.size && a.size <= KBFS_SIB_MAX) /* and what follows it */
+	if (S_ISREG(a.mode) && a.size && a.size <= KBFS_SIBLINGS_MAX) /* and what follows it */
 		prefetch_siblings(fs, remote);
 	/* Nothing to flush for a read-only open: spare close() a FUSE round trip. */
 	fi->noflush = 1;
@@ -237,15 +251,17 @@ fail:
 	kbfs_reply_err(req, ret);
 }
 
+static int readlink_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	return kb_rpc_readlink(fs->rpc, c->node, arg, KB_RPC_PATH_MAX + 1);
+}
+
 void kbfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct kbfs *fs = FS(req);
-	char buf[4097]; /* PATH_MAX + NUL, the protocol's bound */
-	uint64_t remote = kbfs_node_remote(fs->nodes, ino);
-	int ret = kb_rpc_readlink(fs->rpc, remote, buf, sizeof(buf));
-
-	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, ino, ret, &remote); st_try++)
-		ret = kb_rpc_readlink(fs->rpc, remote, buf, sizeof(buf));
+	char buf[KB_RPC_PATH_MAX + 1]; /* PATH_MAX + NUL, the protocol's bound */
+	struct kbfs_call c = KBFS_CALL_NODE(ino);
+	int ret = kbfs_call(fs, &c, readlink_send, buf);
 
 	if (ret < 0) {
 		kbfs_reply_err(req, ret);
@@ -254,16 +270,18 @@ void kbfs_readlink(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_readlink(req, buf);
 }
 
+static int statfs_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	return kb_rpc_statfs(fs->rpc, c->node, arg);
+}
+
 void kbfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct kbfs *fs = FS(req);
 	struct statvfs sv = {0};
 	kb_Statfs s;
-	uint64_t remote = kbfs_node_remote(fs->nodes, ino);
-	int ret = kb_rpc_statfs(fs->rpc, remote, &s);
-
-	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, ino, ret, &remote); st_try++)
-		ret = kb_rpc_statfs(fs->rpc, remote, &s);
+	struct kbfs_call c = KBFS_CALL_NODE(ino);
+	int ret = kbfs_call(fs, &c, statfs_send, &s);
 
 	kbfs_raise_readahead_once(fs);
 	if (ret < 0) {
@@ -282,60 +300,48 @@ void kbfs_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
-/* xattr replies: the value is copied out of the frame on the receiver
+/* xattr reads: the value is copied out of the frame on the receiver
  * thread into `buf` (small, bounded by the caller's size). */
-struct xattr_take {
+struct xattr_get {
+	const char *name; /* NULL: the list */
+	size_t size;
 	char *buf; /* owned by the caller */
-	size_t cap, len;
+	size_t len;
 	uint64_t value;
-	bool too_big;
 };
 
-static void take_xattr(void *arg, const kb_Response *resp, const uint8_t *bulk, size_t n)
+static int xattr_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
 {
-	struct xattr_take *x = arg;
+	struct xattr_get *x = arg;
 
-	x->value = resp->value;
-	if (n > x->cap) {
-		x->too_big = true;
-		return;
-	}
-	if (n)
-		memcpy(x->buf, bulk, n);
-	x->len = n;
+	if (!x->name)
+		return kb_rpc_listxattr(fs->rpc, c->node, x->size, x->buf, &x->len, &x->value);
+	return kb_rpc_getxattr(fs->rpc, c->node, x->name, x->size, x->buf, &x->len, &x->value);
 }
 
-static void xattr_op(fuse_req_t req, fuse_ino_t ino, kb_Op op, const char *name, size_t size)
+/* name NULL: the list. -ERANGE when the answer does not fit in size. */
+static void xattr_op(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct kbfs *fs = FS(req);
-	kb_Request r = kb_Request_init_zero;
-	struct xattr_take x = {0};
+	struct kbfs_call c = KBFS_CALL_NODE(ino);
+	struct xattr_get x = {.name = name};
 	int ret;
 
-	if (name && strlen(name) >= sizeof(r.name)) {
+	if (name && strlen(name) > KB_RPC_NAME_MAX) {
 		fuse_reply_err(req, ERANGE);
 		return;
 	}
 	if (size > 65536)
 		size = 65536; /* XATTR_SIZE_MAX */
-	r.op = op;
-	r.node = kbfs_node_remote(fs->nodes, ino);
-	r.length = size;
-	if (name)
-		strcpy(r.name, name);
-	x.cap = size;
+	x.size = size;
 	x.buf = size ? malloc(size) : NULL;
 	if (size && !x.buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_xattr, &x);
-	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, ino, ret, &r.node); st_try++)
-		ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_xattr, &x);
+	ret = kbfs_call(fs, &c, xattr_send, &x);
 	if (ret < 0)
 		kbfs_reply_err(req, ret);
-	else if (x.too_big)
-		fuse_reply_err(req, ERANGE);
 	else if (size == 0)
 		fuse_reply_xattr(req, (size_t)x.value);
 	else
@@ -363,12 +369,12 @@ void kbfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size
 	}
 	if (kbfs_status_getxattr(req, ino, name, size))
 		return;
-	xattr_op(req, ino, kb_Op_GETXATTR, name, size);
+	xattr_op(req, ino, name, size);
 }
 
 void kbfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	xattr_op(req, ino, kb_Op_LISTXATTR, NULL, size);
+	xattr_op(req, ino, NULL, size);
 }
 
 /* What the server's faccessat(AT_EACCESS) answers for its own ids (HELLO
@@ -394,10 +400,15 @@ static int access_local(const kb_Creds *ids, const kb_Attr *a, int mask)
 	return (a->mode & bits) == bits ? 0 : -EACCES;
 }
 
+static int access_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	return kb_rpc_access(fs->rpc, c->node, (uint32_t) * (const int *)arg);
+}
+
 void kbfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 {
 	struct kbfs *fs = FS(req);
-	kb_Request r = kb_Request_init_zero;
+	struct kbfs_call c = KBFS_CALL_NODE(ino);
 	uint64_t version;
 	kb_Creds ids;
 	kb_Attr a;
@@ -415,11 +426,6 @@ void kbfs_access(fuse_req_t req, fuse_ino_t ino, int mask)
 		kbfs_reply_err(req, ret);
 		return;
 	}
-	r.op = kb_Op_ACCESS;
-	r.node = kbfs_node_remote(fs->nodes, ino);
-	r.mode = (uint32_t)mask;
-	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
-	for (int st_try = 0; st_try < 3 && kbfs_stale_retry(fs, ino, ret, &r.node); st_try++)
-		ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
+	ret = kbfs_call(fs, &c, access_send, &mask);
 	kbfs_reply_err(req, ret);
 }

@@ -10,17 +10,16 @@
 #include <unistd.h>
 
 #include "kbfs.h"
-#include "kbfs_fresh.h"
+#include "kbfs_newdirs.h"
 #include "kbfs_list.h"
-#include "kbfs_names.h"
-#include "kbfs_sib.h"
+#include "kbfs_nameset.h"
+#include "kbfs_siblings.h"
 #include "kbfs_node.h"
 #include "err.h"
 #include "keys.h"
 #include "mdns.h"
-#include "rpc.h"
+#include "rpc_api.h"
 #include "util.h"
-#include "wire.h"
 
 #define KBFS_MDNS_MS 5000 /* resolving mdns:NAME */
 
@@ -151,7 +150,7 @@ int kbfs_connect(struct kbfs *fs, const struct kbfs_opts *o, kb_Entry *root, cha
 	cfg.noreconnect = o->noreconnect;
 	cfg.proxy_command = o->proxy_command;
 	cfg.compress = o->compress;
-	cfg.max_frame = o->block_size + KB_WIRE_HEADROOM + 4096;
+	cfg.max_frame = o->block_size + kb_rpc_frame_headroom() + 4096;
 	ret = kb_rpc_new(&fs->rpc, &cfg, root, &ro, err, errlen);
 	if (ret < 0) {
 		if (!*err)
@@ -201,13 +200,13 @@ int kbfs_init_state(struct kbfs *fs, const struct kbfs_opts *o)
 	pthread_mutex_init(&fs->rd_lock, NULL);
 	ret = kb_cache_new(&fs->cache, o->cache_size, (size_t)1 << fs->sub_shift);
 	if (!ret)
-		ret = kbfs_names_new(&fs->missing);
+		ret = kbfs_nameset_new(&fs->missing);
 	if (!ret)
-		ret = kbfs_names_new(&fs->quiet);
+		ret = kbfs_nameset_new(&fs->quiet);
 	if (!ret)
-		ret = kbfs_sib_new(&fs->sib);
+		ret = kbfs_siblings_new(&fs->siblings);
 	if (!ret)
-		ret = kbfs_fresh_new(&fs->fresh);
+		ret = kbfs_newdirs_new(&fs->newdirs);
 	if (!ret)
 		ret = kbfs_list_new(&fs->list, list_forget, fs);
 	return ret;
@@ -219,14 +218,14 @@ void kbfs_fini_state(struct kbfs *fs)
 	fs->rpc = NULL;
 	kb_cache_free(fs->cache);
 	fs->cache = NULL;
-	kbfs_names_free(fs->missing);
+	kbfs_nameset_free(fs->missing);
 	fs->missing = NULL;
-	kbfs_names_free(fs->quiet);
+	kbfs_nameset_free(fs->quiet);
 	fs->quiet = NULL;
-	kbfs_sib_free(fs->sib);
-	fs->sib = NULL;
-	kbfs_fresh_free(fs->fresh);
-	fs->fresh = NULL;
+	kbfs_siblings_free(fs->siblings);
+	fs->siblings = NULL;
+	kbfs_newdirs_free(fs->newdirs);
+	fs->newdirs = NULL;
 	kbfs_list_free(fs->list); /* the session is gone: nothing to forget */
 	fs->list = NULL;
 	kbfs_rd_pool_free(fs);

@@ -22,9 +22,8 @@
 #include "log.h"
 #include "err.h"
 #include "kbfs_list.h"
-#include "rpc.h"
+#include "rpc_api.h"
 #include "util.h"
-#include "wire.h"
 
 struct kbfs_status {
 	time_t mounted_at; /* set once at mount, before requests */
@@ -109,10 +108,9 @@ static int by_op_line(const struct kb_rpc_stats *rs, char *buf, size_t cap)
 		n += (size_t)w;
 		if (n >= cap)
 			return (int)cap - 1;
-		w = rs->by_op[op]
-			    ? snprintf(buf + n, cap - n, " %s %llu", kb_wire_op_name((kb_Op)op),
-				       (unsigned long long)rs->by_op[op])
-			    : 0;
+		w = rs->by_op[op] ? snprintf(buf + n, cap - n, " %s %llu", kb_rpc_op_name(op),
+					     (unsigned long long)rs->by_op[op])
+				  : 0;
 	}
 	if (w >= 0)
 		n += (size_t)w;
@@ -132,8 +130,7 @@ static int latency_line(const struct kb_rpc_stats *rs, char *buf, size_t cap)
 		if (n >= cap)
 			return (int)cap - 1;
 		w = rs->lat_n[op]
-			    ? snprintf(buf + n, cap - n, " %s %.2f/%.2f",
-				       kb_wire_op_name((kb_Op)op),
+			    ? snprintf(buf + n, cap - n, " %s %.2f/%.2f", kb_rpc_op_name(op),
 				       (double)rs->lat_sum_us[op] / (double)rs->lat_n[op] / 1e3,
 				       (double)rs->lat_max_us[op] / 1e3)
 			    : 0;
@@ -170,8 +167,8 @@ static int state_lines(struct kbfs *fs, const struct kb_rpc_stats *rs, char *buf
 		return n < 0 ? 0 : (int)cap - 1;
 	if (rs->last_err)
 		n += snprintf(buf + n, cap - (size_t)n, "last error: %s: %s at %s (%lld s ago)\n",
-			      kb_wire_op_name((kb_Op)rs->last_err_op), kb_strerror(rs->last_err),
-			      errwhen, (long long)(now - (time_t)rs->last_err_time));
+			      kb_rpc_op_name(rs->last_err_op), kb_strerror(rs->last_err), errwhen,
+			      (long long)(now - (time_t)rs->last_err_time));
 	else
 		n += snprintf(buf + n, cap - (size_t)n, "last error: none\n");
 	return (int)KB_MIN((size_t)n, cap - 1);
@@ -237,7 +234,7 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 
 bool kbfs_status_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	struct kbfs *fs = fuse_req_userdata(req);
+	struct kbfs *fs = FS(req);
 	char buf[KBFS_STATUS_MAX]; /* the text; bounded */
 	size_t len;
 

@@ -1,20 +1,22 @@
 /* kbfs_write.c - the write path: open for writing, create, pipelined
  * writes, flush, fsync, release, fallocate, copy_file_range, lseek.
  *
- * A FUSE write becomes one asynchronous WRITE (kb_rpc_submit encrypts the
- * bytes into its frame before it returns, so libfuse may reuse its buffer);
- * the completion replies to the kernel from the rpc receiver thread. The
- * worker is free at once, so several writes of a file are in flight (the
- * kernel's writeback sends them in parallel). Each open file counts its
- * writes in flight and keeps the first error no reply could carry (a short
- * write); flush, fsync and release wait until none is in flight, and flush
- * and fsync report (and clear) that error. fsync then asks the server for
- * FSYNC, which returns only once the data is durable there.
+ * A FUSE write becomes one asynchronous WRITE (kb_rpc_write_async encrypts
+ * the bytes into its frame before it returns, so libfuse may reuse its
+ * buffer); the completion replies to the kernel from the rpc receiver
+ * thread. The worker is free at once, so several writes of a file are in
+ * flight (the kernel's writeback sends them in parallel). Each open file
+ * counts its writes in flight and keeps the first error no reply could
+ * carry (a short write); flush, fsync and release wait until none is in
+ * flight, and flush and fsync report (and clear) that error. fsync then
+ * asks the server for FSYNC, which returns only once the data is durable
+ * there.
  *
  * A new session (server restart, or ours expired during an outage) makes
- * the file's server handle meaningless: kbfs_file_handle reopens it (by
- * node, re-resolved by parent and name) the first time the file is used
- * in the new session. Each WRITE keeps a copy of the kernel's bytes until
+ * the file's server handle meaningless: kbfs_file_handle (kbfs_call.c)
+ * reopens it (by node, re-resolved by parent and name) the first time the
+ * file is used in the new session; kbfs_call sends the synchronous calls
+ * again on it. Each WRITE keeps a copy of the kernel's bytes until
  * it is answered: one re-sent on a new connection carries the same bytes
  * (libfuse reuses its buffer once kbfs_write returns), and one that was
  * sent on a handle of an older session (answered EBADF/ESTALE by the new
@@ -34,8 +36,9 @@
 
 #include "err.h"
 #include "kbfs.h"
+#include "kbfs_call.h"
 #include "kbfs_node.h"
-#include "rpc.h"
+#include "rpc_api.h"
 #include "util.h"
 
 #define FILE_OF(fi) ((struct kbfs_file *)(uintptr_t)(fi)->fh)
@@ -69,11 +72,11 @@ void kbfs_file_free(struct kbfs_file *f)
 	free(f);
 }
 
-void kbfs_changed(struct kbfs *fs, fuse_ino_t ino, bool data)
+void kbfs_file_own_change(struct kbfs *fs, fuse_ino_t ino, bool data)
 {
 	if (data)
 		kb_cache_invalidate(fs->cache, ino, 0);
-	kbfs_node_changed(fs->nodes, ino);
+	kbfs_node_own_change(fs->nodes, ino);
 	kbfs_quiet_node(fs, ino);
 }
 
@@ -102,114 +105,11 @@ int kbfs_file_drain(struct kbfs_file *f, bool take_err)
 	return err;
 }
 
-/* Errors that say the file itself is gone or refused to us, as opposed to
- * the transport or an unknown outcome (tried again at the next use). */
-static bool reopen_final(int err)
-{
-	return err == -ESTALE || err == -ENOENT || err == -EACCES || err == -EPERM ||
-	       err == -EROFS || err == -EISDIR || err == -ENXIO;
-}
-
-#define KBFS_REOPEN_TRIES 8
-
-/* f's handle is from an older session than gen: OPEN its node again.
- * f->reopen_lock held. */
-static int file_reopen(struct kbfs *fs, struct kbfs_file *f, uint64_t gen)
-{
-	uint64_t remote, fh = 0;
-	int ret;
-
-	pthread_mutex_lock(&f->lock);
-	ret = f->sgen == gen ? 0 : f->lost;
-	pthread_mutex_unlock(&f->lock);
-	if (ret || f->sgen == gen) /* done (or failed) by another thread */
-		return ret;
-	/* A verdict is final only if no other session began meanwhile: the
-	 * server restarting again answers ESTALE for ids we just resolved, and
-	 * an OPEN in flight across it fails with EIO (its outcome unknown).
-	 * Any failure while a new session began is tried again in it. */
-	for (int tries = 0; tries < KBFS_REOPEN_TRIES; tries++) {
-		uint64_t now = kb_rpc_gen(fs->rpc);
-
-		remote = kbfs_node_remote(fs->nodes, f->ino);
-		ret = kb_rpc_open(fs->rpc, remote, f->oflags, &fh, NULL);
-		if (kbfs_stale_retry(fs, f->ino, ret, &remote))
-			ret = kb_rpc_open(fs->rpc, remote, f->oflags, &fh, NULL);
-		if (!ret || kb_rpc_gen(fs->rpc) == now)
-			break;
-		gen = kb_rpc_gen(fs->rpc);
-	}
-	if (ret == 0) {
-		pthread_mutex_lock(&f->lock);
-		f->remote = remote;
-		f->remote_fh = fh;
-		f->sgen = gen;
-		pthread_mutex_unlock(&f->lock);
-		return 0;
-	}
-	if (!reopen_final(ret))
-		return ret;
-	pthread_mutex_lock(&f->lock);
-	f->lost = ret == -ENOENT ? -ESTALE : ret;
-	ret = f->lost;
-	pthread_mutex_unlock(&f->lock);
-	kbfs_node_expire(fs->nodes, f->ino); /* its size is the server's again */
-	kb_cache_invalidate(fs->cache, f->ino, 0);
-	kbfs_logf(fs, "an open file could not be reopened in the new session: %s",
-		  kb_strerror(ret));
-	return ret;
-}
-
-int kbfs_file_handle(struct kbfs *fs, struct kbfs_file *f, uint64_t *node, uint64_t *fh,
-		     uint64_t *sgen)
-{
-	uint64_t gen = kb_rpc_gen(fs->rpc);
-	bool current;
-	int ret;
-
-	pthread_mutex_lock(&f->lock);
-	ret = f->lost;
-	current = !f->remote_fh || f->sgen == gen;
-	pthread_mutex_unlock(&f->lock);
-	if (!ret && !current) {
-		pthread_mutex_lock(&f->reopen_lock);
-		ret = file_reopen(fs, f, gen);
-		pthread_mutex_unlock(&f->reopen_lock);
-	}
-	pthread_mutex_lock(&f->lock);
-	*fh = f->remote_fh;
-	*node = f->remote;
-	if (sgen)
-		*sgen = f->sgen;
-	pthread_mutex_unlock(&f->lock);
-	if (!*fh) /* no handle: by node, as re-resolved (kbfs_stale.c) */
-		*node = kbfs_node_remote(fs->nodes, f->ino);
-	return ret;
-}
-
-/* A request on f's handle got EBADF or ESTALE: true when that is because
- * the handle is of an older session (try again with kbfs_file_handle). */
-static bool handle_old(struct kbfs *fs, int ret, uint64_t sgen)
-{
-	return (ret == -EBADF || ret == -ESTALE) && sgen != kb_rpc_gen(fs->rpc);
-}
-
-static void ignore_done(void *arg, int status, struct kb_rpc_result *res)
-{
-	(void)arg, (void)status, (void)res;
-}
-
 /* Nobody waits for a RELEASE: the handle dies with the session anyway. */
 static void release_remote(struct kbfs *fs, uint64_t remote, uint64_t fh)
 {
-	kb_Request r = kb_Request_init_zero;
-
-	if (!fh)
-		return;
-	r.op = kb_Op_RELEASE;
-	r.node = remote;
-	r.fh = fh;
-	kb_rpc_submit(fs->rpc, &r, NULL, 0, -1, ignore_done, NULL);
+	if (fh)
+		kb_rpc_release_async(fs->rpc, remote, fh, false);
 }
 
 static uint32_t open_flags(const struct kbfs *fs, int flags)
@@ -224,25 +124,41 @@ static uint32_t open_flags(const struct kbfs *fs, int flags)
 	return fl;
 }
 
+struct open_arg {
+	uint32_t flags, set_mask;
+	uint64_t fh;
+	uint64_t sgen; /* before it was sent: a handle of a newer one is reopened */
+};
+
+static int open_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	struct open_arg *a = arg;
+
+	a->sgen = kb_rpc_gen(fs->rpc);
+	return kb_rpc_open_mask(fs->rpc, c->node, a->flags, a->set_mask, &a->fh, NULL);
+}
+
 void kbfs_open_rw(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);
-	uint64_t remote = kbfs_node_remote(fs->nodes, ino), version, fh = 0;
-	uint64_t sgen = kb_rpc_gen(fs->rpc); /* before: a handle of a newer one is reopened */
+	struct kbfs_call c = KBFS_CALL_NODE(ino);
+	struct open_arg o = {.flags = open_flags(fs, fi->flags) & ~(uint32_t)O_EXCL};
+	uint64_t remote, version, fh;
 	struct kbfs_file *f = NULL;
 	kb_Attr a;
 	int ret;
 
 	if (kbfs_rofs(req))
 		return;
-	ret = kb_rpc_open_mask(
-		fs->rpc, remote, open_flags(fs, fi->flags) & ~(uint32_t)O_EXCL,
-		(fi->flags & O_TRUNC) && kbfs_dev_kill_suidgid() ? kb_SetMask_SET_KILL_SUIDGID : 0,
-		&fh, NULL);
+	if ((fi->flags & O_TRUNC) && kbfs_devio_kill_suidgid())
+		o.set_mask = kb_SetMask_SET_KILL_SUIDGID;
+	ret = kbfs_call(fs, &c, open_send, &o);
+	remote = c.node;
+	fh = o.fh;
 	if (ret < 0)
 		goto fail;
 	if (fi->flags & O_TRUNC)
-		kbfs_changed(fs, ino, true);
+		kbfs_file_own_change(fs, ino, true);
 	ret = kbfs_attr_now(fs, ino, &a, &version);
 	if (ret < 0)
 		goto fail;
@@ -251,7 +167,7 @@ void kbfs_open_rw(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!f)
 		goto fail;
 	f->remote_fh = fh;
-	f->sgen = sgen;
+	f->sgen = o.sgen;
 	f->oflags = open_flags(fs, fi->flags) & ~(uint32_t)(O_EXCL | O_TRUNC);
 	f->writer = true;
 	kbfs_node_writers(fs->nodes, ino, 1);
@@ -270,18 +186,23 @@ fail:
 	kbfs_reply_err(req, ret);
 }
 
-struct create_out {
+struct create_arg {
+	const char *name;
+	uint32_t flags, mode;
+	const kb_Creds *who; /* NULL or &creds */
+	kb_Creds creds;
 	kb_Entry e;
 	uint64_t fh;
+	uint64_t sgen; /* before it was sent */
 };
 
-static void take_create(void *arg, const kb_Response *resp, const uint8_t *b, size_t n)
+static int create_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
 {
-	struct create_out *o = arg;
+	struct create_arg *a = arg;
 
-	(void)b, (void)n;
-	o->e = resp->entry;
-	o->fh = resp->fh;
+	kbfs_name_touched(fs, c->node, a->name, true);
+	a->sgen = kb_rpc_gen(fs->rpc);
+	return kb_rpc_create(fs->rpc, c->node, a->name, a->flags, a->mode, a->who, &a->e, &a->fh);
 }
 
 static void forget_ino(struct kbfs *fs, uint64_t ino)
@@ -297,28 +218,22 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 		 struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);
-	kb_Request r = kb_Request_init_zero;
+	struct kbfs_call c = KBFS_CALL_NODE(parent);
 	struct fuse_entry_param ep = {0};
-	struct create_out o = {0};
-	uint64_t sgen = kb_rpc_gen(fs->rpc);
+	struct create_arg o = {.name = name, .mode = mode}; /* the kernel applied the umask */
 	struct kbfs_file *f;
 	int ret;
 
 	if (kbfs_rofs(req))
 		return;
-	if (strlen(name) >= sizeof(r.name)) {
+	if (strlen(name) > KB_RPC_NAME_MAX) {
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
-	r.op = kb_Op_CREATE;
-	kbfs_creds(req, &r);
-	r.node = kbfs_node_remote(fs->nodes, parent);
-	strcpy(r.name, name);
-	kbfs_name_touched(fs, r.node, name, true);
-	r.flags = open_flags(fs, fi->flags);
-	r.mode = mode; /* the kernel applied the umask */
-	ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_create, &o);
-	kbfs_nodes_changed(fs->nodes); /* the parent's attributes */
+	o.who = kbfs_creds(req, &o.creds);
+	o.flags = open_flags(fs, fi->flags);
+	ret = kbfs_call(fs, &c, create_send, &o);
+	kbfs_nodes_outdate_attrs(fs->nodes); /* the parent's attributes */
 	if (ret < 0) {
 		kbfs_reply_err(req, ret);
 		return;
@@ -337,12 +252,12 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 		return;
 	}
 	f->remote_fh = o.fh;
-	f->sgen = sgen;
+	f->sgen = o.sgen;
 	f->oflags = open_flags(fs, fi->flags) & ~(uint32_t)(O_EXCL | O_TRUNC);
 	f->writer = true;
 	kbfs_node_writers(fs->nodes, ep.ino, 1);
 	if (fi->flags & O_TRUNC)
-		kbfs_changed(fs, ep.ino, true);
+		kbfs_file_own_change(fs, ep.ino, true);
 	ep.generation = o.e.generation;
 	ep.attr_timeout = fs->o->attr_timeout;
 	ep.entry_timeout = fs->o->entry_timeout;
@@ -373,7 +288,7 @@ struct kbfs_wr {
 
 #define KBFS_WR_REDOS 8 /* sessions one WRITE follows before it fails */
 
-/* A WRITE answered (attributes after it in a, or NULL): as kbfs_changed. */
+/* A WRITE answered (attributes after it in a, or NULL): as kbfs_file_own_change. */
 static void wrote(struct kbfs *fs, fuse_ino_t ino, const struct kbfs_wr_ticket *tk,
 		  const kb_Attr *a)
 {
@@ -414,27 +329,22 @@ static void write_done(void *arg, int status, struct kb_rpc_result *res);
 static int wr_send(struct kbfs_wr *w)
 {
 	struct kbfs *fs = w->fs;
-	kb_Request r = kb_Request_init_zero;
-	uint64_t fh;
-	int ret = kbfs_file_handle(fs, w->f, &r.node, &fh, &w->sgen);
+	struct kb_rpc_write wr = {
+		.off = w->off, .data = w->data, .len = w->size, .set_mask = w->set_mask};
+	kb_Creds creds;
+	int ret = kbfs_file_handle(fs, w->f, &wr.node, &wr.fh, &w->sgen);
 
 	if (ret < 0)
 		return ret;
-	if (!fh)
+	if (!wr.fh)
 		return -EBADF;
-	r.op = kb_Op_WRITE;
-	kbfs_creds(w->req, &r);
-	r.set_mask = w->set_mask;
-	if (kbfs_node_kernel_mtime(fs->nodes, w->f->ino, &r.attr.mtime, &r.attr.mtime_ns)) {
-		r.has_attr = true; /* keep the kernel's mtime (kbfs_node.h) */
-		r.set_mask |= kb_SetMask_SET_MTIME;
-	}
-	r.fh = fh;
-	r.offset = w->off;
+	wr.who = kbfs_creds(w->req, &creds);
+	if (kbfs_node_kernel_mtime(fs->nodes, w->f->ino, &wr.mtime, &wr.mtime_ns))
+		wr.set_mask |= kb_SetMask_SET_MTIME; /* keep the kernel's mtime (kbfs_node.h) */
 	/* Spread a large file's writes over the connections (the server
 	 * writes them in parallel); pwrite at offsets needs no ordering. */
-	return kb_rpc_submit(fs->rpc, &r, w->data, w->size,
-			     (int)((w->off >> fs->block_shift) % fs->conns), write_done, w);
+	return kb_rpc_write_async(fs->rpc, &wr, (int)((w->off >> fs->block_shift) % fs->conns),
+				  write_done, w);
 }
 
 /* A WRITE sent on a handle of an older session: send it again on the
@@ -457,7 +367,7 @@ static void write_done(void *arg, int status, struct kb_rpc_result *res)
 	pthread_t th;
 	bool ok;
 
-	if (!handle_old(w->fs, status, w->sgen) || w->redos >= KBFS_WR_REDOS) {
+	if (!kbfs_call_handle_old(w->fs, status, w->sgen) || w->redos >= KBFS_WR_REDOS) {
 		wr_finish(w, status, res);
 		return;
 	}
@@ -494,7 +404,7 @@ void kbfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, of
 	}
 	*w = (struct kbfs_wr){.fs = fs, .f = f, .req = req, .size = size, .off = (uint64_t)off};
 	memcpy(w->data, buf, size);
-	if (kbfs_dev_kill_suidgid()) /* a writer without CAP_FSETID */
+	if (kbfs_devio_kill_suidgid()) /* a writer without CAP_FSETID */
 		w->set_mask = kb_SetMask_SET_KILL_SUIDGID;
 	pthread_mutex_lock(&f->lock);
 	f->inflight++;
@@ -522,25 +432,20 @@ void kbfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	kbfs_reply_err(req, err);
 }
 
+static int fsync_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	return kb_rpc_fsync(fs->rpc, c->node, c->fh, *(const int *)arg != 0);
+}
+
 void kbfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);
 	struct kbfs_file *f = FILE_OF(fi);
+	struct kbfs_call c = {.f = f};
 	int err = kbfs_file_drain(f, true), ret;
-	uint64_t sgen;
 
 	(void)ino;
-	for (int tries = 0; tries < 2; tries++) {
-		kb_Request r = kb_Request_init_zero;
-
-		r.op = kb_Op_FSYNC;
-		r.flags = datasync ? 1 : 0;
-		ret = kbfs_file_handle(fs, f, &r.node, &r.fh, &sgen);
-		if (ret == 0)
-			ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL);
-		if (!handle_old(fs, ret, sgen))
-			break;
-	}
+	ret = kbfs_call(fs, &c, fsync_send, &datasync);
 	kbfs_reply_err(req, err ? err : ret);
 }
 
@@ -558,12 +463,28 @@ void kbfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, 0);
 }
 
+struct fallocate_arg {
+	uint32_t mode;
+	uint64_t off, len;
+	const kb_Creds *who; /* NULL or &creds */
+	kb_Creds creds;
+};
+
+static int fallocate_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	struct fallocate_arg *a = arg;
+
+	if (!c->fh)
+		return -EBADF;
+	return kb_rpc_fallocate(fs->rpc, c->node, c->fh, a->mode, a->off, a->len, a->who);
+}
+
 void kbfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 		    struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);
-	struct kbfs_file *f = FILE_OF(fi);
-	kb_Request r = kb_Request_init_zero;
+	struct kbfs_call c = {.f = FILE_OF(fi)};
+	struct fallocate_arg a = {.mode = (uint32_t)mode};
 	int ret;
 
 	if (kbfs_rofs(req))
@@ -572,62 +493,29 @@ void kbfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t l
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	r.op = kb_Op_FALLOCATE;
-	kbfs_creds(req, &r);
-	r.flags = (uint32_t)mode;
-	r.offset = (uint64_t)off;
-	r.length = (uint64_t)len;
-	for (int tries = 0; tries < 2; tries++) {
-		uint64_t sgen;
-
-		ret = kbfs_file_handle(fs, f, &r.node, &r.fh, &sgen);
-		if (!ret)
-			ret = r.fh ? kb_rpc_call_take(fs->rpc, &r, NULL, 0, NULL, NULL) : -EBADF;
-		if (!handle_old(fs, ret, sgen))
-			break;
-	}
+	a.who = kbfs_creds(req, &a.creds);
+	a.off = (uint64_t)off;
+	a.len = (uint64_t)len;
+	ret = kbfs_call(fs, &c, fallocate_send, &a);
 	if (ret == 0)
-		kbfs_changed(fs, ino, true);
+		kbfs_file_own_change(fs, ino, true);
 	kbfs_reply_err(req, ret);
 }
 
-/* The server handle of f, opened read-only now when f has none (files
- * opened for reading cost no OPEN until a copy needs one). */
-static int file_fh(struct kbfs *fs, struct kbfs_file *f, uint64_t *node, uint64_t *fh,
-		   uint64_t *sgen)
-{
-	uint64_t h = 0, old, remote, gen = kb_rpc_gen(fs->rpc);
-	int ret = kbfs_file_handle(fs, f, node, fh, sgen);
+struct copy_arg {
+	uint64_t off_in, off_out, len;
+	uint32_t flags;
+	uint64_t copied;
+};
 
-	if (ret < 0 || *fh)
-		return ret;
-	remote = *node;
-	ret = kb_rpc_open(fs->rpc, remote, O_RDONLY, &h, NULL);
-	if (kbfs_stale_retry(fs, f->ino, ret, &remote))
-		ret = kb_rpc_open(fs->rpc, remote, O_RDONLY, &h, NULL);
-	if (ret < 0)
-		return ret;
-	pthread_mutex_lock(&f->lock);
-	old = f->remote_fh;
-	if (!old) {
-		f->remote_fh = h;
-		f->remote = remote;
-		f->sgen = gen;
-		f->oflags = O_RDONLY;
-	}
-	*fh = f->remote_fh;
-	*node = f->remote;
-	*sgen = f->sgen;
-	pthread_mutex_unlock(&f->lock);
-	if (old) /* another thread won */
-		release_remote(fs, remote, h);
-	return 0;
-}
-
-static void take_value(void *arg, const kb_Response *resp, const uint8_t *b, size_t n)
+static int copy_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
 {
-	(void)b, (void)n;
-	*(uint64_t *)arg = resp->value;
+	struct copy_arg *a = arg;
+
+	if (!c->fh2)
+		return -EBADF;
+	return kb_rpc_copy_range(fs->rpc, c->node, c->fh, a->off_in, c->node2, c->fh2, a->off_out,
+				 a->len, a->flags, &a->copied);
 }
 
 /* A copy inside the mount is done by the server: no data crosses the wire.
@@ -638,46 +526,45 @@ void kbfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			  struct fuse_file_info *fi_out, size_t len, int flags)
 {
 	struct kbfs *fs = FS(req);
-	struct kbfs_file *in = FILE_OF(fi_in), *out = FILE_OF(fi_out);
-	kb_Request r = kb_Request_init_zero;
-	uint64_t copied = 0;
+	/* the source's handle opened read-only now when it has none */
+	struct kbfs_call c = {.f = FILE_OF(fi_in), .open_ro = true, .f2 = FILE_OF(fi_out)};
+	struct copy_arg a = {.off_in = (uint64_t)off_in,
+			     .off_out = (uint64_t)off_out,
+			     .len = len,
+			     .flags = (uint32_t)flags};
 	int ret;
 
 	(void)ino_in;
 	if (kbfs_rofs(req))
 		return;
-	r.op = kb_Op_COPY_FILE_RANGE;
-	r.offset = (uint64_t)off_in;
-	r.offset2 = (uint64_t)off_out;
-	r.length = len;
-	r.flags = (uint32_t)flags;
-	ret = off_in < 0 || off_out < 0 ? -EINVAL : 0;
-	for (int tries = 0; !ret && tries < 2; tries++) {
-		uint64_t sin = 0, sout = 0;
-
-		ret = file_fh(fs, in, &r.node, &r.fh, &sin);
-		if (!ret)
-			ret = kbfs_file_handle(fs, out, &r.node2, &r.fh2, &sout);
-		if (!ret)
-			ret = r.fh2 ? kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_value, &copied)
-				    : -EBADF;
-		if (!handle_old(fs, ret, KB_MIN(sin, sout)))
-			break;
-	}
+	ret = off_in < 0 || off_out < 0 ? -EINVAL : kbfs_call(fs, &c, copy_send, &a);
 	if (ret < 0) {
 		kbfs_reply_err(req, ret);
 		return;
 	}
-	kbfs_changed(fs, ino_out, true);
-	fuse_reply_write(req, (size_t)KB_MIN(copied, (uint64_t)len));
+	kbfs_file_own_change(fs, ino_out, true);
+	fuse_reply_write(req, (size_t)KB_MIN(a.copied, (uint64_t)len));
+}
+
+struct lseek_arg {
+	uint64_t off;
+	uint32_t whence;
+	uint64_t pos;
+};
+
+static int lseek_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
+{
+	struct lseek_arg *a = arg;
+
+	/* fh 0: the server's read-only descriptor */
+	return kb_rpc_lseek(fs->rpc, c->node, c->fh, a->off, a->whence, &a->pos);
 }
 
 void kbfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
 	struct kbfs *fs = FS(req);
-	struct kbfs_file *f = FILE_OF(fi);
-	kb_Request r = kb_Request_init_zero;
-	uint64_t pos = 0;
+	struct kbfs_call c = {.f = FILE_OF(fi)};
+	struct lseek_arg a = {.off = off < 0 ? 0 : (uint64_t)off, .whence = (uint32_t)whence};
 	int ret;
 
 	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
@@ -694,15 +581,9 @@ void kbfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fu
 		fuse_reply_err(req, EOPNOTSUPP);
 		return;
 	}
-	r.op = kb_Op_LSEEK;
-	r.offset = off < 0 ? 0 : (uint64_t)off;
-	r.flags = (uint32_t)whence;
-	/* fh 0: the server's read-only descriptor */
-	ret = off < 0 ? -ENXIO : kbfs_file_handle(fs, f, &r.node, &r.fh, NULL);
-	if (!ret)
-		ret = kb_rpc_call_take(fs->rpc, &r, NULL, 0, take_value, &pos);
+	ret = off < 0 ? -ENXIO : kbfs_call(fs, &c, lseek_send, &a);
 	if (ret < 0)
 		kbfs_reply_err(req, ret);
 	else
-		fuse_reply_lseek(req, (off_t)pos);
+		fuse_reply_lseek(req, (off_t)a.pos);
 }

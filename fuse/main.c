@@ -213,7 +213,7 @@ int main(int argc, char *argv[])
 			  remote_name(&o, rname, sizeof(rname)), real,
 			  kbfs_peer_fpr(&fs, fpr, sizeof(fpr)), o.port, o.conns);
 	}
-	if (kbfs_dev_hook(se) < 0) {
+	if (kbfs_devio_hook(se) < 0) {
 		fprintf(stderr, "keibifs: cannot take over /dev/fuse I/O\n");
 		goto out;
 	}

@@ -477,7 +477,7 @@ START_TEST(test_listing_serves_stat)
 END_TEST
 
 /* Opening a small file pulls the small files listed after it in its
- * directory (kbfs_sib.c): after one open, 32 more are cached; listing
+ * directory (kbfs_siblings.c): after one open, 32 more are cached; listing
  * alone pulls nothing; every file still reads back as on the share. */
 START_TEST(test_siblings_prefetched)
 {

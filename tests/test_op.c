@@ -1,12 +1,16 @@
 /* test_op.c - the operation table (src/core/op.c) classifies every
- * operation of the protocol, and only those, consistently. */
+ * operation of the protocol, and only those, consistently; every one a
+ * client sends has a typed call (src/client/rpc_api.h), and the mount
+ * (fuse/) builds no request of its own. */
 #include <check.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "keibifs.pb.h"
 #include "op.h"
+#include "rpc_api.h"
 #include "th.h"
 
 /* The values of `enum Op` in proto/keibifs.proto: listed[v] for each. */
@@ -86,6 +90,85 @@ START_TEST(test_rules)
 }
 END_TEST
 
+/* The text of the file at path under the source tree (malloc'd). */
+static char *src_text(const char *path)
+{
+	char full[4096];
+	char *buf;
+	long n;
+	FILE *f;
+
+	snprintf(full, sizeof(full), "%s/%s", th_srcdir(), path);
+	f = fopen(full, "r");
+	ck_assert_msg(f, "open %s", full);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	ck_assert(buf && fread(buf, 1, (size_t)n, f) == (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+START_TEST(test_every_client_op_typed)
+{
+	bool listed[_kb_Op_MAX + 1] = {false};
+	char *api = src_text("src/client/rpc_api.h"), *rpc = src_text("src/client/rpc.h");
+
+	proto_ops(listed, sizeof(listed) / sizeof(listed[0]));
+	for (int v = _kb_Op_MIN; v <= _kb_Op_MAX; v++) {
+		const char *call = kb_rpc_api_call((uint32_t)v);
+		char decl[128];
+
+		/* LEASE_RETURN goes only in the write-behind stream (stream.h) */
+		if (!listed[v] || v == kb_Op_OP_NONE || v == kb_Op_LEASE_RETURN ||
+		    (kb_op_props((uint32_t)v) & (KB_OP_FIRST | KB_OP_PUSH))) {
+			ck_assert_msg(!call, "%d is sent by no caller but names %s", v, call);
+			continue;
+		}
+		ck_assert_msg(call, "operation %d has no typed call", v);
+		snprintf(decl, sizeof(decl), " %s(struct kb_rpc *r", call);
+		ck_assert_msg(strstr(api, decl) || strstr(rpc, decl), "%s is not declared", call);
+	}
+	free(api);
+	free(rpc);
+}
+END_TEST
+
+/* The mount speaks only through the typed calls: no kb_Request, no wire
+ * codec, no raw send anywhere in fuse/. */
+START_TEST(test_fuse_no_raw_requests)
+{
+	static const char *const banned[] = {"kb_Request",        "\"wire.h\"",     "kb_rpc_call(",
+					     "kb_rpc_call_take(", "kb_rpc_submit(", "kb_wire_"};
+	char dir[4096];
+	struct dirent *de;
+	unsigned files = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s/fuse", th_srcdir());
+	d = opendir(dir);
+	ck_assert_msg(d, "open %s", dir);
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		char path[512];
+		char *text;
+
+		if (n < 3 || (strcmp(de->d_name + n - 2, ".c") && strcmp(de->d_name + n - 2, ".h")))
+			continue;
+		snprintf(path, sizeof(path), "fuse/%s", de->d_name);
+		text = src_text(path);
+		for (size_t i = 0; i < sizeof(banned) / sizeof(banned[0]); i++)
+			ck_assert_msg(!strstr(text, banned[i]), "%s mentions %s", path, banned[i]);
+		free(text);
+		files++;
+	}
+	closedir(d);
+	ck_assert_uint_gt(files, 20);
+}
+END_TEST
+
 Suite *suite_op(void);
 Suite *suite_op(void)
 {
@@ -94,6 +177,8 @@ Suite *suite_op(void)
 
 	tcase_add_test(tc, test_every_op_classified);
 	tcase_add_test(tc, test_rules);
+	tcase_add_test(tc, test_every_client_op_typed);
+	tcase_add_test(tc, test_fuse_no_raw_requests);
 	suite_add_tcase(s, tc);
 	return s;
 }

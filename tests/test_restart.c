@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "th.h"
@@ -247,6 +248,10 @@ static void setup_nowb(void)
 {
 	start(false, "timeout=10,no_writeback_cache");
 }
+static void setup_names(void)
+{
+	start(false, "timeout=10,entry_timeout=600");
+}
 static void setup_expire(void)
 {
 	start(true, "timeout=10");
@@ -379,6 +384,54 @@ START_TEST(test_deleted_meanwhile)
 }
 END_TEST
 
+/* Right after a restart, through what the kernel still holds (dentries
+ * for entry_timeout, open descriptors), every call by an old server id
+ * gets ESTALE and is re-resolved (fuse/kbfs_call.c). Calls on descriptors
+ * the kernel does not retry itself: fsync of a directory, lseek and
+ * fsetxattr on a read-only descriptor (no server handle: by node) failed
+ * with ESTALE before. unlink, rmdir and link by path the kernel retries
+ * with a fresh lookup (retry_estale); here they succeed at once. */
+START_TEST(test_names_after_restart)
+{
+	char from[PATH_MAX + 64], to[PATH_MAX + 64];
+	int dfd, fd, xfd;
+	bool xattrs;
+	struct stat st;
+
+	ck_assert(F.up);
+	ck_assert_int_eq(
+		th_sh("cd '%s' && mkdir u r r/e l && touch u/a l/f && echo hello > x", F.ts.share),
+		0);
+	xattrs = setxattr(th_server_path(&F.ts, "l/f"), "user.kb", "1", 1, 0) == 0;
+	ck_assert_int_eq(th_sh("cd '%s' && stat u/a r/e l/f x > /dev/null", F.m.mnt), 0);
+	dfd = open(mpath("r"), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = open(mpath("x"), O_RDONLY | O_CLOEXEC);
+	xfd = open(mpath("l/f"), O_RDONLY | O_CLOEXEC);
+	ck_assert(dfd >= 0 && fd >= 0 && xfd >= 0);
+	restart_server();
+	ck_assert_msg(fsync(dfd) == 0, "fsync of a directory: %s", strerror(errno));
+	ck_assert_msg(lseek(fd, 0, SEEK_DATA) == 0, "lseek: %s", strerror(errno));
+	if (xattrs)
+		ck_assert_msg(fsetxattr(xfd, "user.kb", "2", 1, 0) == 0, "fsetxattr: %s",
+			      strerror(errno));
+	close(dfd);
+	close(fd);
+	close(xfd);
+	ck_assert_msg(unlink(mpath("u/a")) == 0, "unlink: %s", strerror(errno));
+	ck_assert_msg(rmdir(mpath("r/e")) == 0, "rmdir: %s", strerror(errno));
+	snprintf(from, sizeof(from), "%s", mpath("l/f"));
+	snprintf(to, sizeof(to), "%s", mpath("l/g"));
+	ck_assert_msg(link(from, to) == 0, "link: %s", strerror(errno));
+	ck_assert_msg(truncate(mpath("x"), 3) == 0, "truncate: %s", strerror(errno));
+	ck_assert_int_ne(access(th_server_path(&F.ts, "u/a"), F_OK), 0);
+	ck_assert_int_ne(access(th_server_path(&F.ts, "r/e"), F_OK), 0);
+	ck_assert_int_eq(stat(th_server_path(&F.ts, "l/g"), &st), 0);
+	ck_assert_uint_eq(st.st_nlink, 2);
+	ck_assert_int_eq(stat(th_server_path(&F.ts, "x"), &st), 0);
+	ck_assert_int_eq(st.st_size, 3);
+}
+END_TEST
+
 struct streamer {
 	atomic_bool stop;
 	uint64_t written;
@@ -444,6 +497,7 @@ Suite *suite_restart(void)
 	TCase *wb = tcase_create("writeback");
 	TCase *nowb = tcase_create("no_writeback");
 	TCase *exp = tcase_create("expire");
+	TCase *names = tcase_create("names");
 
 	tcase_add_unchecked_fixture(wb, setup_wb, stop);
 	tcase_set_timeout(wb, 120);
@@ -466,5 +520,9 @@ Suite *suite_restart(void)
 	tcase_add_test(exp, test_reader_after_ls);
 	tcase_add_test(exp, test_append_writer);
 	suite_add_tcase(s, exp);
+	tcase_add_unchecked_fixture(names, setup_names, stop);
+	tcase_set_timeout(names, 60);
+	tcase_add_test(names, test_names_after_restart);
+	suite_add_tcase(s, names);
 	return s;
 }

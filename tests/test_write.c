@@ -211,12 +211,12 @@ START_TEST(test_missing_then_made_on_server)
 END_TEST
 
 /* A directory this mount made answers for the names it never put there
- * without asking (kbfs_fresh.c). A second mount with entry_timeout=0 makes
+ * without asking (kbfs_newdirs.c). A second mount with entry_timeout=0 makes
  * the kernel ask again for every name: each name we made there (file,
  * hard link, symlink, fifo, subdirectory, rename target) is found; a name
  * renamed away is gone; a name made on the server is found once its push
  * arrives, long before the 30 s negative_timeout this mount was given
- * (without the push it would stay hidden until KBFS_FRESH_MAX_NS). */
+ * (without the push it would stay hidden until KBFS_NEWDIRS_MAX_NS). */
 START_TEST(test_fresh_dir)
 {
 	static const char *const made[] = {"fr/a",   "fr/h", "fr/l",       "fr/p",
@@ -335,7 +335,7 @@ static bool as_nobody(int dirfd, const char *name, int how)
 }
 
 /* setuid/setgid bits as on a local disk (FUSE_HANDLE_KILLPRIV_V2,
- * kbfs_dev.c): a write, a truncation or an open with O_TRUNC by a caller
+ * kbfs_devio.c): a write, a truncation or an open with O_TRUNC by a caller
  * without CAP_FSETID clears them, the server being root or not. In this
  * default owners=map mount root's own write clears them too (the server
  * squashes setuid/setgid outside owners mode, test_privilege.c). */

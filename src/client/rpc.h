@@ -228,7 +228,8 @@ size_t kb_rpc_max_read(const struct kb_rpc *r);
 size_t kb_rpc_max_write(const struct kb_rpc *r);
 unsigned kb_rpc_conns(const struct kb_rpc *r);
 
-/* Thin wrappers (rpc_ops.c). Each returns as kb_rpc_call. */
+/* Thin wrappers (rpc_ops.c). Each returns as kb_rpc_call. The typed calls
+ * for the other operations are in rpc_api.h. */
 int kb_rpc_ping(struct kb_rpc *r, uint64_t *rtt_us);
 int kb_rpc_lookup(struct kb_rpc *r, uint64_t parent, const char *name, kb_Entry *out);
 int kb_rpc_getattr(struct kb_rpc *r, uint64_t node, kb_Attr *out);

@@ -1,18 +1,18 @@
-/* kbfs_fresh.c - directories we created and the names we put there
- * (kbfs_fresh.h). */
+/* kbfs_newdirs.c - directories we created and the names we put there
+ * (kbfs_newdirs.h). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kbfs_fresh.h"
+#include "kbfs_newdirs.h"
 #include "util.h"
 
 #define BLOOM_BITS 65536u /* 8 KiB per directory: ~1.4% false "maybe" at 6,000 names */
 #define BLOOM_K 3
 
-struct fresh_dir {
+struct new_dir {
 	uint64_t dir; /* server id; 0: empty slot */
 	uint64_t gen; /* session generation */
 	uint64_t born_ns, expiry_ns;
@@ -20,17 +20,17 @@ struct fresh_dir {
 	uint64_t bits[BLOOM_BITS / 64];
 };
 
-struct kbfs_fresh {
+struct kbfs_newdirs {
 	pthread_mutex_t lock;
-	struct fresh_dir *d; /* owned, KBFS_FRESH_DIRS of them (lock); 2 MiB
+	struct new_dir *d; /* owned, KBFS_NEWDIRS_DIRS of them (lock); 2 MiB
 				   * calloc'd: pages are touched only as dirs are made */
 };
 
-int kbfs_fresh_new(struct kbfs_fresh **out)
+int kbfs_newdirs_new(struct kbfs_newdirs **out)
 {
-	struct kbfs_fresh *fr = calloc(1, sizeof(*fr));
+	struct kbfs_newdirs *fr = calloc(1, sizeof(*fr));
 
-	if (!fr || !(fr->d = calloc(KBFS_FRESH_DIRS, sizeof(*fr->d)))) {
+	if (!fr || !(fr->d = calloc(KBFS_NEWDIRS_DIRS, sizeof(*fr->d)))) {
 		free(fr);
 		return -ENOMEM;
 	}
@@ -39,7 +39,7 @@ int kbfs_fresh_new(struct kbfs_fresh **out)
 	return 0;
 }
 
-void kbfs_fresh_free(struct kbfs_fresh *fr)
+void kbfs_newdirs_free(struct kbfs_newdirs *fr)
 {
 	if (!fr)
 		return;
@@ -48,17 +48,17 @@ void kbfs_fresh_free(struct kbfs_fresh *fr)
 	free(fr);
 }
 
-static struct fresh_dir *slot(struct kbfs_fresh *fr, uint64_t dir)
+static struct new_dir *slot(struct kbfs_newdirs *fr, uint64_t dir)
 {
 	uint64_t h = dir * 0x9e3779b97f4a7c15ull;
 
-	return &fr->d[(h >> 32) % KBFS_FRESH_DIRS];
+	return &fr->d[(h >> 32) % KBFS_NEWDIRS_DIRS];
 }
 
 /* The live entry for dir, or NULL. Lock held. */
-static struct fresh_dir *find_locked(struct kbfs_fresh *fr, uint64_t dir, uint64_t now_ns)
+static struct new_dir *find_locked(struct kbfs_newdirs *fr, uint64_t dir, uint64_t now_ns)
 {
-	struct fresh_dir *d = slot(fr, dir);
+	struct new_dir *d = slot(fr, dir);
 
 	if (d->dir != dir)
 		return NULL;
@@ -99,10 +99,10 @@ static void bloom_pos(uint64_t dir, const char *fold, uint32_t pos[BLOOM_K])
 		pos[i] = (a + i * b) % BLOOM_BITS;
 }
 
-void kbfs_fresh_born(struct kbfs_fresh *fr, uint64_t dir, uint64_t gen, uint64_t now_ns,
-		     uint64_t ttl_ns)
+void kbfs_newdirs_born(struct kbfs_newdirs *fr, uint64_t dir, uint64_t gen, uint64_t now_ns,
+		       uint64_t ttl_ns)
 {
-	struct fresh_dir *d;
+	struct new_dir *d;
 
 	if (!fr || !dir || !ttl_ns)
 		return;
@@ -112,14 +112,14 @@ void kbfs_fresh_born(struct kbfs_fresh *fr, uint64_t dir, uint64_t gen, uint64_t
 	d->dir = dir;
 	d->gen = gen;
 	d->born_ns = now_ns;
-	d->expiry_ns = now_ns + KB_MIN(ttl_ns, KBFS_FRESH_MAX_NS);
+	d->expiry_ns = now_ns + KB_MIN(ttl_ns, KBFS_NEWDIRS_MAX_NS);
 	pthread_mutex_unlock(&fr->lock);
 }
 
-void kbfs_fresh_add(struct kbfs_fresh *fr, uint64_t dir, const char *name, uint64_t now_ns,
-		    uint64_t ttl_ns)
+void kbfs_newdirs_add(struct kbfs_newdirs *fr, uint64_t dir, const char *name, uint64_t now_ns,
+		      uint64_t ttl_ns)
 {
-	struct fresh_dir *d;
+	struct new_dir *d;
 	uint32_t pos[BLOOM_K];
 	char fold[256];
 	bool ascii;
@@ -131,20 +131,20 @@ void kbfs_fresh_add(struct kbfs_fresh *fr, uint64_t dir, const char *name, uint6
 		bloom_pos(dir, fold, pos);
 	pthread_mutex_lock(&fr->lock);
 	d = find_locked(fr, dir, now_ns);
-	if (d && (!ascii || ++d->names > KBFS_FRESH_NAMES)) {
+	if (d && (!ascii || ++d->names > KBFS_NEWDIRS_NAMES)) {
 		d->dir = 0; /* it may match names we cannot tell; or "maybe" too often */
 	} else if (d) {
 		for (unsigned i = 0; i < BLOOM_K; i++)
 			d->bits[pos[i] / 64] |= 1ull << (pos[i] % 64);
-		d->expiry_ns = KB_MIN(now_ns + ttl_ns, d->born_ns + KBFS_FRESH_MAX_NS);
+		d->expiry_ns = KB_MIN(now_ns + ttl_ns, d->born_ns + KBFS_NEWDIRS_MAX_NS);
 	}
 	pthread_mutex_unlock(&fr->lock);
 }
 
-uint64_t kbfs_fresh_missing(struct kbfs_fresh *fr, uint64_t dir, const char *name, uint64_t gen,
-			    uint64_t now_ns)
+uint64_t kbfs_newdirs_missing(struct kbfs_newdirs *fr, uint64_t dir, const char *name, uint64_t gen,
+			      uint64_t now_ns)
 {
-	struct fresh_dir *d;
+	struct new_dir *d;
 	uint32_t pos[BLOOM_K];
 	uint64_t left = 0;
 	bool maybe = true;
@@ -166,9 +166,9 @@ uint64_t kbfs_fresh_missing(struct kbfs_fresh *fr, uint64_t dir, const char *nam
 	return left;
 }
 
-void kbfs_fresh_drop(struct kbfs_fresh *fr, uint64_t dir)
+void kbfs_newdirs_drop(struct kbfs_newdirs *fr, uint64_t dir)
 {
-	struct fresh_dir *d;
+	struct new_dir *d;
 
 	if (!fr || !dir)
 		return;

@@ -1,4 +1,4 @@
-/* kbfs_names.h - a table of (server node id, name) -> (session, expiry).
+/* kbfs_nameset.h - a table of (server node id, name) -> (session, expiry).
  *
  * Two of them serve the mount:
  * - missing (kbfs_ops.c): names the server said are missing, for
@@ -20,24 +20,24 @@
  * rsync's own pushes found its mark overwritten). Thread-safe; never
  * blocks beyond its own mutex.
  */
-#ifndef KBFS_NAMES_H
-#define KBFS_NAMES_H
+#ifndef KBFS_NAMESET_H
+#define KBFS_NAMESET_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-struct kbfs_names;
+struct kbfs_nameset;
 
-int kbfs_names_new(struct kbfs_names **out);
-void kbfs_names_free(struct kbfs_names *ng); /* NULL-safe */
+int kbfs_nameset_new(struct kbfs_nameset **out);
+void kbfs_nameset_free(struct kbfs_nameset *ng); /* NULL-safe */
 /* Remember node/name (name "" for the node itself) until expiry_ns, in
  * session gen; replaces what was there. */
-void kbfs_names_add(struct kbfs_names *ng, uint64_t node, const char *name, uint64_t gen,
-		    uint64_t expiry_ns);
+void kbfs_nameset_add(struct kbfs_nameset *ng, uint64_t node, const char *name, uint64_t gen,
+		      uint64_t expiry_ns);
 /* Still remembered at now_ns in session gen: the time left (ns), or 0. */
-uint64_t kbfs_names_left(struct kbfs_names *ng, uint64_t node, const char *name, uint64_t gen,
-			 uint64_t now_ns);
+uint64_t kbfs_nameset_left(struct kbfs_nameset *ng, uint64_t node, const char *name, uint64_t gen,
+			   uint64_t now_ns);
 /* Forget node/name. */
-void kbfs_names_drop(struct kbfs_names *ng, uint64_t node, const char *name);
+void kbfs_nameset_drop(struct kbfs_nameset *ng, uint64_t node, const char *name);
 
 #endif

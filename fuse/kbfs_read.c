@@ -1,4 +1,4 @@
-/* kbfs_pull.c - the read path: cache lookups, block pulls, readahead, and
+/* kbfs_read.c - the read path: cache lookups, block pulls, readahead, and
  * zero-copy replies.
  *
  * A read maps to at most a few blocks ("pieces"). Each piece is looked up
@@ -48,7 +48,7 @@ struct kbfs_rd {
 	size_t size;
 	uint64_t remote; /* server node id */
 	unsigned npieces;
-	bool retried;        /* re-run once after ESTALE (kbfs_stale.c) */
+	bool retried;        /* re-run once after ESTALE (kbfs_remap.c) */
 	atomic_uint pending; /* unresolved pieces + 1 while starting */
 	struct kbfs_piece p[KBFS_MAX_PIECES];
 };
@@ -260,7 +260,7 @@ static unsigned sub_shift_for(const struct kbfs *fs, size_t size)
 
 void kbfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	struct kbfs *fs = fuse_req_userdata(req);
+	struct kbfs *fs = FS(req);
 	struct kbfs_file *f = (struct kbfs_file *)(uintptr_t)fi->fh;
 	uint64_t from, to, first, last;
 	unsigned shift = fs->block_shift;
@@ -294,7 +294,7 @@ void kbfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fu
 	rd->req = req;
 	rd->off = (uint64_t)off;
 	rd->size = size;
-	rd->remote = kbfs_node_remote(fs->nodes, f->ino); /* remapped by kbfs_stale.c */
+	rd->remote = kbfs_node_remote(fs->nodes, f->ino); /* remapped by kbfs_remap.c */
 	rd->npieces = (unsigned)(last - first + 1);
 	atomic_store(&rd->pending, rd->npieces + 1);
 	for (unsigned i = 0; i < rd->npieces; i++) {
@@ -321,7 +321,7 @@ static void *rd_retry_main(void *arg)
 	struct kbfs_rd *rd = arg;
 	struct kbfs *fs = rd->fs;
 	uint64_t remote;
-	int ret = kbfs_stale_resolve(fs, rd->p[0].key.node, rd->remote, &remote);
+	int ret = kbfs_remap_resolve(fs, rd->p[0].key.node, rd->remote, &remote);
 
 	if (ret < 0) {
 		fuse_reply_err(rd->req, -kb_err_to_errno(ret));

@@ -1,11 +1,11 @@
-/* kbfs_stale.c - carrying nodes over to a new session (server restart, or
+/* kbfs_remap.c - carrying nodes over to a new session (server restart, or
  * a session expired while the network was down).
  *
  * The rpc layer re-HELLOs by itself and tells us the new root
  * (kbfs_session_cb); every other server node id we hold is then from the
- * old session and the server answers ESTALE for it. We remap lazily: an
- * operation that gets ESTALE for a node calls kbfs_stale_retry(), which
- * LOOKUPs the node's name in its parent (re-resolving the parent the same
+ * old session and the server answers ESTALE for it. We remap lazily: a
+ * call that gets ESTALE for a node (kbfs_call.c decides) calls
+ * kbfs_remap_resolve(), which LOOKUPs the node's name in its parent (re-resolving the parent the same
  * way first when that is stale too, up to the new root), checks that the
  * server's inode number and file type are still the ones we knew (else the
  * file was replaced: ESTALE stays), remaps the node and lets the caller try
@@ -14,7 +14,7 @@
  * session that names an old node (a listing, a LOOKUP) re-uses that node
  * when it is the same file (kbfs_nodes_session).
  *
- * Open files (kbfs_file_handle in kbfs_write.c) reopen their server handle
+ * Open files (kbfs_file_handle in kbfs_call.c) reopen their server handle
  * on the re-resolved node the first time they are used in the new session.
  */
 #include <errno.h>
@@ -25,7 +25,7 @@
 #include "kbfs_node.h"
 #include "rpc.h"
 
-#define KBFS_STALE_DEPTH 128 /* deepest path re-resolved */
+#define KBFS_REMAP_DEPTH 128 /* deepest path re-resolved */
 
 void kbfs_session_cb(void *arg, uint64_t gen, const kb_Entry *root)
 {
@@ -52,7 +52,7 @@ static int resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, unsigned depth, 
 		*out = w.remote;
 		return 0;
 	}
-	if (ret < 0 || depth >= KBFS_STALE_DEPTH)
+	if (ret < 0 || depth >= KBFS_REMAP_DEPTH)
 		return -ESTALE;
 	ret = kb_rpc_lookup(fs->rpc, w.parent_remote, w.name, &e);
 	if (ret == -ESTALE) {
@@ -82,9 +82,9 @@ static int resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, unsigned depth, 
 	return 0;
 }
 
-#define KBFS_STALE_TRIES 8 /* sessions one re-resolution follows */
+#define KBFS_REMAP_TRIES 8 /* sessions one re-resolution follows */
 
-int kbfs_stale_resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, uint64_t *remote)
+int kbfs_remap_resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, uint64_t *remote)
 {
 	int ret;
 
@@ -94,7 +94,7 @@ int kbfs_stale_resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, uint64_t *re
 		uint64_t gen = kb_rpc_gen(fs->rpc);
 
 		ret = resolve(fs, ino, bad, 0, remote);
-		if (ret != -ESTALE || kb_rpc_gen(fs->rpc) == gen || tries + 1 >= KBFS_STALE_TRIES)
+		if (ret != -ESTALE || kb_rpc_gen(fs->rpc) == gen || tries + 1 >= KBFS_REMAP_TRIES)
 			break;
 		bad = kbfs_node_remote(fs->nodes, ino); /* what the node has now */
 	}
@@ -103,9 +103,4 @@ int kbfs_stale_resolve(struct kbfs *fs, uint64_t ino, uint64_t bad, uint64_t *re
 		fprintf(stderr, "keibifs: node %#llx not re-resolved: %s\n",
 			(unsigned long long)ino, kb_strerror(ret));
 	return ret;
-}
-
-bool kbfs_stale_retry(struct kbfs *fs, uint64_t ino, int ret, uint64_t *remote)
-{
-	return ret == -ESTALE && kbfs_stale_resolve(fs, ino, *remote, remote) == 0;
 }

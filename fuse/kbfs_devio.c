@@ -1,4 +1,4 @@
-/* kbfs_dev.c - our own read/writev on /dev/fuse (fuse_session_custom_io),
+/* kbfs_devio.c - our own read/writev on /dev/fuse (fuse_session_custom_io),
  * for what libfuse 3.14 cannot ask for or pass on.
  *
  * Without FUSE_HANDLE_KILLPRIV_V2 the kernel asks the filesystem for
@@ -14,7 +14,7 @@
  * - read: for a WRITE, SETATTR or OPEN, whether the kernel asked to kill
  *   suid/sgid is kept for the thread that handles that request (libfuse's
  *   loop reads and handles a request on the same thread):
- *   kbfs_dev_kill_suidgid(). The server then clears them (SET_KILL_SUIDGID).
+ *   kbfs_devio_kill_suidgid(). The server then clears them (SET_KILL_SUIDGID).
  */
 #include <errno.h>
 #include <linux/fuse.h>
@@ -89,12 +89,12 @@ static ssize_t dev_writev(int fd, struct iovec *iov, int count, void *userdata)
 	return writev(fd, iov, count);
 }
 
-bool kbfs_dev_kill_suidgid(void)
+bool kbfs_devio_kill_suidgid(void)
 {
 	return kill_suidgid;
 }
 
-int kbfs_dev_hook(struct fuse_session *se)
+int kbfs_devio_hook(struct fuse_session *se)
 {
 	static const struct fuse_custom_io io = {.read = dev_read, .writev = dev_writev};
 

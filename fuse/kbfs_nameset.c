@@ -1,10 +1,10 @@
-/* kbfs_names.c - (server node, name) -> session and expiry (kbfs_names.h). */
+/* kbfs_nameset.c - (server node, name) -> session and expiry (kbfs_nameset.h). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "kbfs_names.h"
+#include "kbfs_nameset.h"
 #include "util.h"
 
 #define NAMES_SLOTS 4096 /* power of two */
@@ -17,14 +17,14 @@ struct names_ent {
 	char name[256];
 };
 
-struct kbfs_names {
+struct kbfs_nameset {
 	pthread_mutex_t lock;
 	struct names_ent *e; /* owned, NAMES_SLOTS of them (lock) */
 };
 
-int kbfs_names_new(struct kbfs_names **out)
+int kbfs_nameset_new(struct kbfs_nameset **out)
 {
-	struct kbfs_names *ng = calloc(1, sizeof(*ng));
+	struct kbfs_nameset *ng = calloc(1, sizeof(*ng));
 
 	if (!ng || !(ng->e = calloc(NAMES_SLOTS, sizeof(*ng->e)))) {
 		free(ng);
@@ -35,7 +35,7 @@ int kbfs_names_new(struct kbfs_names **out)
 	return 0;
 }
 
-void kbfs_names_free(struct kbfs_names *ng)
+void kbfs_nameset_free(struct kbfs_nameset *ng)
 {
 	if (!ng)
 		return;
@@ -45,7 +45,7 @@ void kbfs_names_free(struct kbfs_names *ng)
 }
 
 /* The first entry of name's set of NAMES_WAYS. */
-static struct names_ent *set_of(struct kbfs_names *ng, uint64_t node, const char *name)
+static struct names_ent *set_of(struct kbfs_nameset *ng, uint64_t node, const char *name)
 {
 	uint64_t h = kb_hash_key_name(node, name);
 
@@ -58,7 +58,7 @@ static bool same(const struct names_ent *e, uint64_t node, const char *name)
 }
 
 /* node/name's entry, or NULL. Lock held. */
-static struct names_ent *find_locked(struct kbfs_names *ng, uint64_t node, const char *name)
+static struct names_ent *find_locked(struct kbfs_nameset *ng, uint64_t node, const char *name)
 {
 	struct names_ent *set = set_of(ng, node, name);
 
@@ -68,8 +68,8 @@ static struct names_ent *find_locked(struct kbfs_names *ng, uint64_t node, const
 	return NULL;
 }
 
-void kbfs_names_add(struct kbfs_names *ng, uint64_t node, const char *name, uint64_t gen,
-		    uint64_t expiry_ns)
+void kbfs_nameset_add(struct kbfs_nameset *ng, uint64_t node, const char *name, uint64_t gen,
+		      uint64_t expiry_ns)
 {
 	struct names_ent *e, *set;
 	size_t len = strlen(name);
@@ -92,8 +92,8 @@ void kbfs_names_add(struct kbfs_names *ng, uint64_t node, const char *name, uint
 	pthread_mutex_unlock(&ng->lock);
 }
 
-uint64_t kbfs_names_left(struct kbfs_names *ng, uint64_t node, const char *name, uint64_t gen,
-			 uint64_t now_ns)
+uint64_t kbfs_nameset_left(struct kbfs_nameset *ng, uint64_t node, const char *name, uint64_t gen,
+			   uint64_t now_ns)
 {
 	struct names_ent *e;
 	uint64_t left = 0;
@@ -108,7 +108,7 @@ uint64_t kbfs_names_left(struct kbfs_names *ng, uint64_t node, const char *name,
 	return left;
 }
 
-void kbfs_names_drop(struct kbfs_names *ng, uint64_t node, const char *name)
+void kbfs_nameset_drop(struct kbfs_nameset *ng, uint64_t node, const char *name)
 {
 	struct names_ent *e;
 
