@@ -7,8 +7,10 @@
 #                        restart-loop-san: the same under ASan+UBSan
 #   make fuzz            libFuzzer targets (clang) into build/fuzz/
 #   make bench           benchmarks, one table beside sshfs and local limits
-#                        (then make bench-remote)
+#                        (then make bench-remote and make bench-write)
 #   make bench-remote    browsing at +2/+20/+50 ms RTT beside sshfs, rclone
+#   make bench-write     writing into the mount at +2/+20/+50 ms RTT beside
+#                        sshfs, rclone (timed until it is on the server's disk)
 #   make demo            serve a sample directory on 127.0.0.1 and mount it
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make CRYPTO=mbedtls  force the mbedTLS reference AEAD for bulk frames
@@ -121,7 +123,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 
 .SECONDARY: $(GEN_C) $(GEN_H)
-.PHONY: all product test check restart-loop restart-loop-san fuzz fuzz-run fuzz-bins bench bench-remote demo install uninstall clean \
+.PHONY: all product test check restart-loop restart-loop-san fuzz fuzz-run fuzz-bins bench bench-remote bench-write demo install uninstall clean \
 	format format-check deps
 all: product $(BENCH_BIN) $(TEST_BIN) $(TOOL_BIN)
 product: $(PROD_BIN)
@@ -256,11 +258,19 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(CLIENT_LIB) $(SERVER_LIB) $(CORE_LIB)
 bench: all
 	bash scripts/bench.sh
 	bash scripts/bench-remote.sh
+	bash scripts/bench-write.sh
 
 # Browsing a remote peer: keibifs, sshfs and rclone through kbproxy at
 # +2, +20 and +50 ms RTT (scripts/bench-remote.sh; a few minutes).
 bench-remote: all
 	bash scripts/bench-remote.sh
+
+# Writing into a remote peer: rsync, git clone, tar x, rm -rf, cp -r and
+# make -j2 on keibifs, sshfs and rclone through kbproxy at +2, +20 and
+# +50 ms RTT, each timed until its result is on the server's disk
+# (scripts/bench-write.sh; about 25 minutes, BENCH_ROW_TIMEOUT cuts rows).
+bench-write: all
+	bash scripts/bench-write.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all
