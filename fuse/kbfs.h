@@ -50,6 +50,7 @@ struct kbfs_opts {
 	int ro, foreground, debug, show_help, show_version;
 	int writeback;     /* writeback_cache (default) / no_writeback_cache */
 	int noreconnect;   /* a lost connection stays lost (rpc cfg.noreconnect) */
+	int sync_meta;     /* sync_meta: no write-behind (kbfs_wb.c) */
 	size_t block_size; /* bytes, power of two */
 	size_t cache_size; /* bytes */
 	enum kb_aead_backend backend;
@@ -95,6 +96,8 @@ struct kbfs {
 	struct kbfs_siblings *siblings; /* owned: small files in listing order (kbfs_siblings.c) */
 	struct kbfs_newdirs *newdirs;   /* owned: dirs we made, names we put there */
 	struct kbfs_list *list;         /* owned: whole directories (kbfs_list.c) */
+	struct kb_stream *stream;       /* owned: write-behind stream; NULL: off */
+	struct kbfs_wb *wb;             /* owned: leased directories' names (kbfs_wb.c) */
 };
 
 /* The filesystem a FUSE request belongs to (its session userdata). */
@@ -154,6 +157,10 @@ void kbfs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const
 /* ...whose attributes are current if nothing changed since gen (kbfs_node.h). */
 void kbfs_reply_entry_gen(fuse_req_t req, fuse_ino_t parent, const char *name, const kb_Entry *e,
 			  uint64_t gen);
+/* The same; before(fs, ino) runs once the node is entered, before the
+ * kernel hears of it (mkdir: the new directory's lease, kbfs_wb.h). */
+void kbfs_reply_entry_hook(fuse_req_t req, fuse_ino_t parent, const char *name, const kb_Entry *e,
+			   uint64_t gen, void (*before)(struct kbfs *fs, fuse_ino_t ino));
 /* EROFS for a read-only mount or share: true when it replied. */
 bool kbfs_rofs(fuse_req_t req);
 
@@ -215,6 +222,9 @@ struct kbfs_file {
 			    * and flush fails with it (lock) */
 	pthread_mutex_t reopen_lock; /* one reopen at a time; held across
 				      * synchronous calls, never by a callback */
+	bool wb;                     /* its node is in the write-behind stream (kbfs_wb.h):
+			* writes answered early, close does not wait */
+	bool released; /* wb: RELEASE seen; the last write's completion frees it (lock) */
 };
 
 /* Wait until no WRITE of f is in flight; returns the error stored for it
@@ -333,6 +343,8 @@ bool kbfs_status_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size
 /* keibifs --status PATH (the mount point or anything inside the mount):
  * prints the text; exit status. */
 int kbfs_status_print(const char *mountpoint);
+/* keibifs --sync MOUNTPOINT: drain the write-behind stream; exit status. */
+int kbfs_sync_print(const char *mountpoint);
 /* The peer's SHA256: fingerprint into buf. */
 const char *kbfs_peer_fpr(struct kbfs *fs, char *buf, size_t len);
 

@@ -75,7 +75,7 @@ bool kbfs_attr_listed(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *ver
 
 int kbfs_attr_now(struct kbfs *fs, fuse_ino_t ino, kb_Attr *a, uint64_t *version)
 {
-	if (kbfs_node_attr_unexpired(fs->nodes, ino, a)) {
+	if (kbfs_node_wb_attr(fs->nodes, ino, a) || kbfs_node_attr_unexpired(fs->nodes, ino, a)) {
 		*version = kbfs_attr_version(a);
 		return 0;
 	}

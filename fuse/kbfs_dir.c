@@ -317,7 +317,7 @@ static size_t add_entry(fuse_req_t req, struct kbfs_dirh *dh, fuse_ino_t dir, ui
 	struct fuse_entry_param ep = {0};
 	size_t need;
 
-	ep.attr.st_ino = d->ino;
+	ep.attr.st_ino = kbfs_nodes_shown_ino(fs->nodes, d->ino);
 	ep.attr.st_mode = (mode_t)d->type << 12;
 	if (!dh->plus) {
 		need = fuse_add_direntry(req, buf, rem, d->name, &ep.attr, (off_t)d->cookie);

@@ -569,7 +569,7 @@ static size_t readdir_one(struct kbfs *fs, fuse_req_t req, uint64_t dir_ino, str
 	struct fuse_entry_param ep = {0};
 	size_t need;
 
-	ep.attr.st_ino = e->ino;
+	ep.attr.st_ino = kbfs_nodes_shown_ino(fs->nodes, e->ino);
 	ep.attr.st_mode = (mode_t)e->type << 12;
 	if (!plus) {
 		need = fuse_add_direntry(req, buf, rem, e->name, &ep.attr, (off_t)e->cookie);

@@ -16,6 +16,7 @@
 #include "kbfs_call.h"
 #include "kbfs_newdirs.h"
 #include "kbfs_node.h"
+#include "kbfs_wb.h"
 #include "rpc_api.h"
 #include "util.h"
 
@@ -117,7 +118,7 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	/* The kernel's own time flush (fi set) does not wait for the pages it
 	 * just wrote back: their WRITEs are in flight and would reach the
 	 * server after it, and their mtime would win over the kernel's. */
-	if (f)
+	if (f && !f->wb) /* the stream keeps a wb file's order itself */
 		kbfs_file_drain(f, false);
 	/* the kernel's own time flush: it owns mtime (writeback cache) */
 	if (f && fs->writeback && (to_set & FUSE_SET_ATTR_MTIME) &&
@@ -137,6 +138,12 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	s.mask = set_mask(fs, attr, to_set, &s.values);
 	if (s.mask && kbfs_devio_kill_suidgid()) /* with a size or owner change */
 		s.mask |= kb_SetMask_SET_KILL_SUIDGID;
+	if (s.mask && kbfs_wb_setattr(fs, ino, f && f->wb ? f->remote_fh : 0, s.mask, &s.values,
+				      &a)) { /* answered here, queued in the stream */
+		kbfs_attr_to_stat(fs, &a, &st);
+		fuse_reply_attr(req, &st, fs->o->attr_timeout);
+		return;
+	}
 	/* Its outcome unknown after a new session began (EIO): the attributes
 	 * are absolute values, so setting them again is harmless, but for a
 	 * size (a write may have followed the first copy). The kernel's time
@@ -169,6 +176,7 @@ struct ns_arg {
 	kb_Creds creds;
 	kb_Entry e;  /* the entry made */
 	uint64_t fh; /* mknod(S_IFREG)'s handle */
+	bool leased; /* mkdir: the server leased the new directory to us */
 };
 
 static int mkdir_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
@@ -176,6 +184,9 @@ static int mkdir_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
 	struct ns_arg *a = arg;
 
 	kbfs_name_touched(fs, c->node, a->name, true);
+	if (kbfs_wb_on(fs)) /* a directory of ours alone: write-behind in it */
+		return kb_rpc_mkdir_lease(fs->rpc, c->node, a->name, a->mode, a->who, &a->e,
+					  &a->leased);
 	return kb_rpc_mkdir(fs->rpc, c->node, a->name, a->mode, a->who, &a->e);
 }
 
@@ -259,7 +270,8 @@ static void entry_call(fuse_req_t req, fuse_ino_t parent, const char *name, stru
 	if (fn == mkdir_send) /* empty: what we put there is all there is */
 		kbfs_newdirs_born(fs->newdirs, a->e.node, gen, kb_now_ns(),
 				  NS(fs->o->negative_timeout));
-	kbfs_reply_entry(req, parent, name, &a->e);
+	kbfs_reply_entry_hook(req, parent, name, &a->e, UINT64_MAX,
+			      a->leased ? kbfs_wb_dir_leased : NULL);
 }
 
 /* A change of `name` under parent; false (and replied) when the name
@@ -303,6 +315,7 @@ void kbfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
 	 * decides); fifos, sockets (bind(2) makes one) and files always. */
 	if (!name_ok(req, name, &a))
 		return;
+	kbfs_wb_fallback(FS(req), parent);
 	if (S_ISREG(mode))
 		mknod_file(req, parent, name, &a);
 	else
@@ -314,8 +327,9 @@ void kbfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
 	struct kbfs_call c = KBFS_CALL_NODE(parent);
 	struct ns_arg a = {.mode = mode};
 
-	if (name_ok(req, name, &a))
-		entry_call(req, parent, name, &c, mkdir_send, &a);
+	if (!name_ok(req, name, &a) || kbfs_wb_mkdir(req, parent, name, mode))
+		return;
+	entry_call(req, parent, name, &c, mkdir_send, &a);
 }
 
 void kbfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
@@ -329,6 +343,9 @@ void kbfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const cha
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
+	if (kbfs_wb_symlink(req, link, parent, name))
+		return;
+	kbfs_wb_fallback(FS(req), parent);
 	entry_call(req, parent, name, &c, symlink_send, &a);
 }
 
@@ -344,6 +361,7 @@ void kbfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char 
 		return;
 	}
 	a.who = kbfs_creds(req, &a.creds);
+	kbfs_wb_fallback(FS(req), newparent);
 	kbfs_quiet_node(FS(req), ino); /* its link count */
 	entry_call(req, newparent, newname, &c, link_send, &a);
 }
@@ -363,8 +381,10 @@ void kbfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct kbfs_call c = KBFS_CALL_NODE(parent);
 	struct ns_arg a = {0};
 
-	if (name_ok(req, name, &a))
-		status_call(req, &c, unlink_send, &a);
+	if (!name_ok(req, name, &a) || kbfs_wb_remove(req, parent, name, false))
+		return;
+	kbfs_wb_fallback(FS(req), parent);
+	status_call(req, &c, unlink_send, &a);
 }
 
 void kbfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -372,8 +392,10 @@ void kbfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct kbfs_call c = KBFS_CALL_NODE(parent);
 	struct ns_arg a = {0};
 
-	if (name_ok(req, name, &a))
-		status_call(req, &c, rmdir_send, &a);
+	if (!name_ok(req, name, &a) || kbfs_wb_remove(req, parent, name, true))
+		return;
+	kbfs_wb_fallback(FS(req), parent);
+	status_call(req, &c, rmdir_send, &a);
 }
 
 void kbfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -390,6 +412,10 @@ void kbfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
+	if (kbfs_wb_rename(req, parent, name, newparent, newname, flags))
+		return;
+	kbfs_wb_fallback(fs, parent);
+	kbfs_wb_fallback(fs, newparent);
 	ret = kbfs_call(fs, &c, rename_send, &a);
 	kbfs_nodes_outdate_attrs(fs->nodes); /* ctimes, a replaced target's nlink */
 	if (ret == 0)

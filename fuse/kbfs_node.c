@@ -1,5 +1,6 @@
 /* kbfs_node.c - the inode table (see kbfs_node.h). */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 #define KBFS_ROOT_INO 1 /* FUSE_ROOT_ID */
 #define NODE_BUCKETS 4096
 #define OLD_BUCKETS 1024
+#define IMAP_BUCKETS 1024
 
 struct kbfs_nodes {
 	pthread_mutex_t lock;
@@ -22,7 +24,17 @@ struct kbfs_nodes {
 	uint64_t gen;                          /* kbfs_nodes_outdate_attrs (lock) */
 	kbfs_lease_fn lease;                   /* NULL: no lease (set before use) */
 	void *lease_arg;
-	uint64_t epoch; /* lease epoch last seen (lock) */
+	uint64_t epoch;    /* lease epoch last seen (lock) */
+	uint64_t wb_epoch; /* write-behind epoch (lock): kbfs_nodes_wb_lapse */
+	/* The server's st_ino of nodes shown under a fake one (lock): every
+	 * stat we give maps it (kbfs_nodes_shown_ino). */
+	struct ino_map *imap[IMAP_BUCKETS];
+	atomic_uint nimap;
+};
+
+struct ino_map {
+	uint64_t real, fake;
+	struct ino_map *next;
 };
 
 void kbfs_nodes_set_lease(struct kbfs_nodes *t, kbfs_lease_fn fn, void *arg)
@@ -211,6 +223,8 @@ int kbfs_nodes_new(struct kbfs_nodes **out, const kb_Entry *root)
 	return 0;
 }
 
+static void imap_set(struct kbfs_nodes *t, uint64_t real, uint64_t fake);
+
 static void node_free_chain(struct kbfs_nodes *t, struct kbfs_node *n)
 {
 	while (n && n != &t->root && n->nlookup == 0 && n->pins == 0) {
@@ -220,6 +234,8 @@ static void node_free_chain(struct kbfs_nodes *t, struct kbfs_node *n)
 		if (n->remote)
 			hash_del(t, n);
 		name_del(t, n);
+		if (n->fake_ino && n->real_ino)
+			imap_set(t, n->real_ino, 0);
 		free(n->name);
 		free(n);
 		t->count--;
@@ -245,6 +261,11 @@ void kbfs_nodes_free(struct kbfs_nodes *t)
 			}
 		}
 	}
+	for (unsigned b = 0; b < IMAP_BUCKETS; b++)
+		for (struct ino_map *m = t->imap[b], *next; m; m = next) {
+			next = m->next;
+			free(m);
+		}
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 }
@@ -267,11 +288,61 @@ uint64_t kbfs_node_remote(struct kbfs_nodes *t, uint64_t ino)
 /* Store a reply's attributes: current, and backed by the lease of epoch
  * e, if nothing changed since gen was read, before the request
  * (UINT64_MAX: neither). Lock held. */
+static unsigned imap_bucket(uint64_t real)
+{
+	return (unsigned)((real * 0x9e3779b97f4a7c15ull) >> 40) % IMAP_BUCKETS;
+}
+
+/* Lock held: real is shown as fake (0: forget real). */
+static void imap_set(struct kbfs_nodes *t, uint64_t real, uint64_t fake)
+{
+	struct ino_map **pp = &t->imap[imap_bucket(real)], *m;
+
+	while (*pp && (*pp)->real != real)
+		pp = &(*pp)->next;
+	m = *pp;
+	if (m && !fake) {
+		*pp = m->next;
+		free(m);
+		atomic_fetch_sub(&t->nimap, 1);
+	} else if (m) {
+		m->fake = fake;
+	} else if (fake && (m = malloc(sizeof(*m)))) {
+		*m = (struct ino_map){real, fake, NULL};
+		*pp = m;
+		atomic_fetch_add(&t->nimap, 1);
+	}
+}
+
+uint64_t kbfs_nodes_shown_ino(struct kbfs_nodes *t, uint64_t ino)
+{
+	struct ino_map *m;
+
+	if (!atomic_load_explicit(&t->nimap, memory_order_relaxed))
+		return ino;
+	pthread_mutex_lock(&t->lock);
+	for (m = t->imap[imap_bucket(ino)]; m && m->real != ino; m = m->next)
+		;
+	if (m)
+		ino = m->fake;
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
 static void set_attr_locked(struct kbfs_nodes *t, struct kbfs_node *n, const kb_Attr *a,
 			    uint64_t ttl_ns, uint64_t gen, uint64_t e)
 {
 	sync_epoch_locked(t, e);
 	n->attr = *a;
+	if (n->fake_ino) { /* shown as made: the server's number kept aside */
+		if (!(a->ino & KBFS_FAKE_INO) && a->ino != n->real_ino) {
+			if (n->real_ino)
+				imap_set(t, n->real_ino, 0);
+			n->real_ino = a->ino;
+			imap_set(t, a->ino, n->fake_ino);
+		}
+		n->attr.ino = n->fake_ino;
+	}
 	n->attr_gen = gen == t->gen ? gen : UINT64_MAX;
 	/* not within KBFS_NODE_QUIET_NS of our own change: its push, and
 	 * another client's in that moment, may not come (kbfs_notify.c) */
@@ -339,7 +410,8 @@ static int set_name_locked(struct kbfs_nodes *t, struct kbfs_node *n, struct kbf
  * type): give it e's id. Lock held. */
 static bool adopt_locked(struct kbfs_nodes *t, struct kbfs_node *n, const kb_Entry *e)
 {
-	if (n->attr.ino != e->attr.ino || (n->attr.mode & 0170000) != (e->attr.mode & 0170000))
+	if ((n->fake_ino ? n->real_ino : n->attr.ino) != e->attr.ino ||
+	    (n->attr.mode & 0170000) != (e->attr.mode & 0170000))
 		return false;
 	old_del(t, n);
 	hash_del(t, n);
@@ -370,6 +442,8 @@ uint64_t kbfs_node_enter(struct kbfs_nodes *t, uint64_t parent_ino, const char *
 		n->ino = (uintptr_t)n;
 		n->remote = e->node;
 		n->sgen = t->sgen;
+		if (e->attr.ino & KBFS_FAKE_INO) /* made here (write-behind) */
+			n->fake_ino = e->attr.ino;
 		hash_add(t, n);
 		t->count++;
 	}
@@ -661,6 +735,8 @@ int kbfs_node_where(struct kbfs_nodes *t, uint64_t ino, struct kbfs_node_where *
 	pthread_mutex_lock(&t->lock);
 	w->remote = n->remote;
 	w->attr = n->attr;
+	if (n->fake_ino) /* compared with the server's (kbfs_remap.c) */
+		w->attr.ino = n->real_ino;
 	if (n != &t->root && n->parent && n->name && n->remote &&
 	    strlen(n->name) < sizeof(w->name)) {
 		w->parent_ino = n->parent->ino;
@@ -846,4 +922,154 @@ uint64_t kbfs_node_kids_gen(struct kbfs_nodes *t, uint64_t ino)
 	g = kbfs_node_of(t, ino)->kids_gen;
 	pthread_mutex_unlock(&t->lock);
 	return g;
+}
+
+/* ---- write-behind ---- */
+
+bool kbfs_node_wb_remote(struct kbfs_nodes *t, uint64_t remote)
+{
+	struct kbfs_node *n;
+	bool wb;
+
+	pthread_mutex_lock(&t->lock);
+	n = hash_find(t, remote);
+	wb = n && n->wb;
+	pthread_mutex_unlock(&t->lock);
+	return wb;
+}
+
+void kbfs_node_wb_set(struct kbfs_nodes *t, uint64_t ino, bool dlease)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+
+	pthread_mutex_lock(&t->lock);
+	if (!n->wb || n->wb_epoch != t->wb_epoch)
+		n->wb_epoch = t->wb_epoch;
+	n->wb = true;
+	if (dlease)
+		n->dlease = true;
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool kbfs_node_wb_dlease(struct kbfs_nodes *t, uint64_t ino, uint64_t *remote)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+	bool on;
+
+	pthread_mutex_lock(&t->lock);
+	on = n->dlease && n->sgen == t->sgen && n->remote;
+	if (remote)
+		*remote = n->remote;
+	pthread_mutex_unlock(&t->lock);
+	return on;
+}
+
+bool kbfs_node_wb_dlease_end(struct kbfs_nodes *t, uint64_t remote)
+{
+	struct kbfs_node *n;
+	bool was = false;
+
+	pthread_mutex_lock(&t->lock);
+	n = hash_find(t, remote);
+	if (n) {
+		was = n->dlease;
+		n->dlease = false;
+	}
+	t->wb_epoch++; /* what we kept there may be changed by others now */
+	pthread_mutex_unlock(&t->lock);
+	return was;
+}
+
+void kbfs_node_wb_begin(struct kbfs_nodes *t, uint64_t ino)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+
+	pthread_mutex_lock(&t->lock);
+	n->wb = true;
+	n->wb_pending++;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void kbfs_node_wb_end(struct kbfs_nodes *t, uint64_t remote, int status, const kb_Attr *a,
+		      uint64_t attr_ttl_ns)
+{
+	struct kbfs_node *n;
+
+	pthread_mutex_lock(&t->lock);
+	n = hash_find(t, remote);
+	if (n) {
+		if (n->wb_pending)
+			n->wb_pending--;
+		if (status && !n->wb_err)
+			n->wb_err = status;
+		if (a && !status && !n->wb_pending) { /* the server's word, nothing of ours after */
+			bool kernel_has_ours = n->kcache_version == n->version;
+
+			set_attr_locked(t, n, a, attr_ttl_ns, UINT64_MAX, t->epoch);
+			if (kernel_has_ours) /* its page cache holds what the server has */
+				n->kcache_version = n->version;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool kbfs_node_wb_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+	bool ours;
+
+	pthread_mutex_lock(&t->lock);
+	ours = n->wb && n->wb_epoch == t->wb_epoch && n->sgen == t->sgen && !n->in_old;
+	if (ours)
+		*a = n->attr;
+	pthread_mutex_unlock(&t->lock);
+	return ours;
+}
+
+void kbfs_node_wb_attr_set(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
+			   uint64_t attr_ttl_ns)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+
+	pthread_mutex_lock(&t->lock);
+	set_attr_locked(t, n, a, attr_ttl_ns, UINT64_MAX, t->epoch);
+	n->kcache_version = n->version; /* the kernel holds what we changed */
+	pthread_mutex_unlock(&t->lock);
+}
+
+int kbfs_node_wb_error(struct kbfs_nodes *t, uint64_t ino)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+	int err;
+
+	pthread_mutex_lock(&t->lock);
+	err = n->wb_err;
+	pthread_mutex_unlock(&t->lock);
+	return err;
+}
+
+uint64_t kbfs_node_ref_remote(struct kbfs_nodes *t, uint64_t remote, kb_Attr *a)
+{
+	struct kbfs_node *n;
+	uint64_t ino = 0;
+
+	pthread_mutex_lock(&t->lock);
+	n = hash_find(t, remote);
+	if (n && n != &t->root && n->sgen == t->sgen && !n->in_old && n->nlookup) {
+		n->nlookup++;
+		*a = n->attr;
+		ino = n->ino;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ino;
+}
+
+void kbfs_nodes_wb_lapse(struct kbfs_nodes *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->wb_epoch++;
+	for (unsigned b = 0; b < NODE_BUCKETS; b++)
+		for (struct kbfs_node *n = t->hash[b]; n; n = n->hnext)
+			n->dlease = false;
+	pthread_mutex_unlock(&t->lock);
 }

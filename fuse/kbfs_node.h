@@ -45,7 +45,20 @@ struct kbfs_node {
 	struct kbfs_node *onext; /* old-session index chain (in_old) */
 	bool in_old;             /* in the old-session index: remote is stale */
 	struct kbfs_node *nnext; /* (parent, name) hash chain, while named */
+	/* Write-behind (kbfs_wb.c): */
+	bool wb;             /* requests naming it go through the stream */
+	bool dlease;         /* a directory leased to us: its names decided here */
+	unsigned wb_pending; /* its stream requests not answered yet */
+	uint64_t wb_epoch;   /* the table's wb_epoch when its attributes became ours */
+	int wb_err;          /* first error of a stream request for it (0: none) */
+	uint64_t fake_ino;   /* made here: the st_ino shown for its life (0: none) */
+	uint64_t real_ino;   /* ...and the server's, once an answer told it */
 };
+
+/* st_ino of what the mount made itself (write-behind) before the server
+ * answered: kept for the node's life, so st_ino never changes under a
+ * program that compares it (tar, find, cp -a). */
+#define KBFS_FAKE_INO (1ull << 62)
 
 struct kbfs_nodes;
 
@@ -205,5 +218,40 @@ bool kbfs_node_remap(struct kbfs_nodes *t, uint64_t ino, uint64_t old_remote, ui
 uint64_t kbfs_node_expire_remote(struct kbfs_nodes *t, uint64_t remote, bool *writing);
 /* Changed on the server (NOTIFY): the cached attributes are stale. */
 void kbfs_node_expire(struct kbfs_nodes *t, uint64_t ino);
+
+/* ---- write-behind (kbfs_wb.c) ----
+ * A node is "in the stream" (wb) once a change the mount answered itself
+ * named it: every later request naming it goes through the stream too
+ * (kbfs_node_wb_remote is the rpc's route), so none overtakes those
+ * changes. While the write-behind epoch has not moved (a recall, a new
+ * session, a lease lapse move it), its attributes are the mount's own:
+ * kept by its changes, answered without asking. */
+bool kbfs_node_wb_remote(struct kbfs_nodes *t, uint64_t remote);
+/* Mark ino in the stream; dlease: a directory whose lease we hold. */
+void kbfs_node_wb_set(struct kbfs_nodes *t, uint64_t ino, bool dlease);
+/* true when ino is a directory we hold the lease on (*remote: its id). */
+bool kbfs_node_wb_dlease(struct kbfs_nodes *t, uint64_t ino, uint64_t *remote);
+/* The lease on directory `remote` ends (a recall): true when we held it. */
+bool kbfs_node_wb_dlease_end(struct kbfs_nodes *t, uint64_t remote);
+/* A stream request for ino queued / answered (by remote id: the node may
+ * be forgotten by then). The first error sticks (kbfs_node_wb_error); a
+ * reply's attributes are kept when it was the node's last one pending. */
+void kbfs_node_wb_begin(struct kbfs_nodes *t, uint64_t ino);
+void kbfs_node_wb_end(struct kbfs_nodes *t, uint64_t remote, int status, const kb_Attr *a,
+		      uint64_t attr_ttl_ns);
+/* ino's attributes when they are the mount's own (see above): true, *a. */
+bool kbfs_node_wb_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a);
+/* Change them (a change answered here), as the kernel will see them. */
+void kbfs_node_wb_attr_set(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
+			   uint64_t attr_ttl_ns);
+/* The first error a stream request for ino got (0: none). */
+int kbfs_node_wb_error(struct kbfs_nodes *t, uint64_t ino);
+/* The st_ino to show for the server's ino (its fake one, if it has). */
+uint64_t kbfs_nodes_shown_ino(struct kbfs_nodes *t, uint64_t ino);
+/* One more kernel lookup of the live node with server id remote (a name
+ * of a leased directory answered here): its ino and attributes, or 0. */
+uint64_t kbfs_node_ref_remote(struct kbfs_nodes *t, uint64_t remote, kb_Attr *a);
+/* Every lease and every attribute of our own ends (new session, lapse). */
+void kbfs_nodes_wb_lapse(struct kbfs_nodes *t);
 
 #endif

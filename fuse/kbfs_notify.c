@@ -26,6 +26,7 @@
 #include "kbfs_list.h"
 #include "kbfs_nameset.h"
 #include "kbfs_node.h"
+#include "kbfs_wb.h"
 #include "util.h"
 
 #define NQ_LEN 256
@@ -33,6 +34,9 @@
 struct kbfs_nq_item {
 	uint64_t ino;
 	char name[256]; /* empty: the inode changed */
+	uint64_t lease; /* not 0: end our answers in this directory (a recall,
+			  * or someone else's change there: kbfs_wb.h); ino unused */
+	bool recall;
 };
 
 struct kbfs_nq {
@@ -102,7 +106,9 @@ static void *nq_main(void *arg)
 		q->count--;
 		q->delivered++;
 		pthread_mutex_unlock(&q->lock);
-		if (fs->se)
+		if (it.lease) /* may wait for the stream: on this thread */
+			it.recall ? kbfs_wb_recall(fs, it.lease) : kbfs_wb_foreign(fs, it.lease);
+		else if (fs->se)
 			deliver(fs, &it);
 		pthread_mutex_lock(&q->lock);
 	}
@@ -176,6 +182,28 @@ static bool own_change(struct kbfs *fs, const kb_Response *n)
 	return true;
 }
 
+/* Hand a lease's end to the queue's thread (a receiver must not wait). */
+static void queue_lease(struct kbfs *fs, uint64_t dir, bool recall)
+{
+	struct kbfs_nq *q = fs->nq;
+	struct kbfs_nq_item *it;
+
+	if (!q || !fs->wb)
+		return;
+	pthread_mutex_lock(&q->lock);
+	if (!q->stop && q->count < NQ_LEN) {
+		it = &q->ring[(q->head + q->count) % NQ_LEN];
+		memset(it, 0, sizeof(*it));
+		it->lease = dir;
+		it->recall = recall;
+		q->count++;
+		pthread_cond_signal(&q->cond);
+	} else if (!q->stop) {
+		q->dropped++; /* a recall lost: the server ends our session after its wait */
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
 void kbfs_notify(void *arg, const kb_Response *n)
 {
 	struct kbfs *fs = arg;
@@ -184,9 +212,15 @@ void kbfs_notify(void *arg, const kb_Response *n)
 	bool writing = false;
 	uint64_t ino;
 
+	if (n->notify_flags & kb_NotifyFlags_NOTIFY_RECALL) {
+		queue_lease(fs, n->notify_node, true);
+		return;
+	}
 	if (own_change(fs, n))
 		return;
-	if (n->notify_name[0]) { /* someone else changed that directory */
+	if (n->notify_name[0] && fs->wb && kbfs_node_wb_remote(fs->nodes, n->notify_node))
+		queue_lease(fs, n->notify_node, false); /* not ours: stop deciding there */
+	if (n->notify_name[0]) {                        /* someone else changed that directory */
 		kbfs_nameset_drop(fs->missing, n->notify_node, n->notify_name);
 		kbfs_newdirs_drop(fs->newdirs, n->notify_node);
 		kbfs_list_drop(fs->list, n->notify_node);
@@ -198,6 +232,7 @@ void kbfs_notify(void *arg, const kb_Response *n)
 			pthread_mutex_lock(&q->lock);
 			if (!q->stop && q->count < NQ_LEN) {
 				it = &q->ring[(q->head + q->count) % NQ_LEN];
+				memset(it, 0, sizeof(*it));
 				it->ino = ino;
 				it->name[0] = '\0';
 				q->count++;
@@ -231,6 +266,7 @@ void kbfs_notify(void *arg, const kb_Response *n)
 		q->dropped++;
 	} else {
 		it = &q->ring[(q->head + q->count) % NQ_LEN];
+		memset(it, 0, sizeof(*it));
 		it->ino = ino;
 		snprintf(it->name, sizeof(it->name), "%s", n->notify_name);
 		q->count++;

@@ -14,6 +14,7 @@
 #include "kbfs_call.h"
 #include "kbfs_nameset.h"
 #include "kbfs_node.h"
+#include "kbfs_wb.h"
 #include "kbfs_newdirs.h"
 #include "kbfs_list.h"
 #include "kbfs_siblings.h"
@@ -110,6 +111,8 @@ void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	uint64_t left = kbfs_nameset_left(fs->missing, remote, name, gen, now), agen;
 	int ret;
 
+	if (kbfs_wb_lookup(req, parent, name)) /* a directory leased to us */
+		return;
 	if (!left) /* a directory we made, and a name we never put there */
 		left = kbfs_newdirs_missing(fs->newdirs, remote, name, gen, now);
 	if (left) { /* the kernel re-asks before O_EXCL creates and renames */
@@ -157,8 +160,10 @@ void kbfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int ret = 0;
 
 	/* The kernel asks again after every change it made (a write, a
-	 * close): answered from a reply nothing has overtaken since. */
-	if (!kbfs_node_attr_current(fs->nodes, ino, &a) && !kbfs_attr_listed(fs, ino, &a, &version))
+	 * close): answered from a reply nothing has overtaken since, or from
+	 * what we keep ourselves (write-behind). */
+	if (!kbfs_node_wb_attr(fs->nodes, ino, &a) && !kbfs_node_attr_current(fs->nodes, ino, &a) &&
+	    !kbfs_attr_listed(fs, ino, &a, &version))
 		ret = kbfs_fetch_attr(fs, ino, &a, &version);
 	kbfs_raise_readahead_once(fs);
 	(void)fi;
@@ -367,7 +372,7 @@ void kbfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
-	if (kbfs_status_getxattr(req, ino, name, size))
+	if (kbfs_status_getxattr(req, ino, name, size) || kbfs_wb_sync_xattr(req, ino, name))
 		return;
 	xattr_op(req, ino, name, size);
 }

@@ -48,6 +48,8 @@ static const struct fuse_opt kbfs_opt_table[] = {
 	OPT("log=%s", log, 0),
 	OPT("writeback_cache", writeback, 1),
 	OPT("no_writeback_cache", writeback, 0),
+	OPT("sync_meta", sync_meta, 1),
+	OPT("write_behind", sync_meta, 0),
 	OPT("noreconnect", noreconnect, 1),
 	OPT("reconnect", noreconnect, 0),
 	OPT("owners=preserve", owners, 1),
@@ -559,6 +561,9 @@ void kbfs_usage(FILE *f, const char *prog)
 		"  -V, --version          version and AEAD backend\n"
 		"  --status PATH          peer, connections, round trip, throughput, cache,\n"
 		"                         latency by op and last error of the mount holding PATH\n"
+		"  --sync MOUNTPOINT      return once every change queued by write-behind is\n"
+		"                         on the server's disk; exit 1 with the error if one\n"
+		"                         failed since the last --sync\n"
 		"  --browse [-o known_peers=FILE]  keibifs servers announced on the LAN\n"
 		"                         (mDNS, avahi-daemon): name, address, port, key, and\n"
 		"                         whether known_peers trusts it\n\n"
@@ -588,6 +593,10 @@ void kbfs_usage(FILE *f, const char *prog)
 		"                         (root mount; keibifsd --allow-owners)\n"
 		"  no_writeback_cache     write through: no kernel write-back of pages\n"
 		"                         (use when others change the files on the server)\n"
+		"  sync_meta              every create, rename, remove and attribute change\n"
+		"                         waits for the server (default: write_behind, they\n"
+		"                         are answered here in directories we hold a lease\n"
+		"                         on and sent in order; errors come at fsync/close)\n"
 		"  crypto=openssl|mbedtls AEAD backend for bulk frames (openssl when built)\n"
 		"  log=FILE|stderr|syslog where the mount's log lines go once detached\n"
 		"                         (syslog; -f: stderr)\n"

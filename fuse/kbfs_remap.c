@@ -23,6 +23,7 @@
 #include "err.h"
 #include "kbfs.h"
 #include "kbfs_node.h"
+#include "kbfs_wb.h"
 #include "rpc.h"
 
 #define KBFS_REMAP_DEPTH 128 /* deepest path re-resolved */
@@ -34,6 +35,7 @@ void kbfs_session_cb(void *arg, uint64_t gen, const kb_Entry *root)
 	/* Runs on an rpc keeper thread under its session lock: no calls, just
 	 * the root's new id (and the other nodes marked as of an old session). */
 	kbfs_nodes_session(fs->nodes, gen, root->node);
+	kbfs_wb_session(fs); /* its directory leases died with the old session */
 }
 
 static bool same_file(const kb_Attr *known, const kb_Attr *now)

@@ -27,7 +27,7 @@ bool kbfs_rofs(fuse_req_t req)
 void kbfs_attr_to_stat(const struct kbfs *fs, const kb_Attr *a, struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
-	st->st_ino = a->ino;
+	st->st_ino = kbfs_nodes_shown_ino(fs->nodes, a->ino);
 	st->st_mode = a->mode;
 	st->st_nlink = a->nlink;
 	/* idmap=user: the share owner's ids appear as the mounting user's */
@@ -48,6 +48,12 @@ void kbfs_attr_to_stat(const struct kbfs *fs, const kb_Attr *a, struct stat *st)
 void kbfs_reply_entry_gen(fuse_req_t req, fuse_ino_t parent, const char *name, const kb_Entry *e,
 			  uint64_t gen)
 {
+	kbfs_reply_entry_hook(req, parent, name, e, gen, NULL);
+}
+
+void kbfs_reply_entry_hook(fuse_req_t req, fuse_ino_t parent, const char *name, const kb_Entry *e,
+			   uint64_t gen, void (*before)(struct kbfs *fs, fuse_ino_t ino))
+{
 	struct kbfs *fs = FS(req);
 	struct fuse_entry_param ep = {0};
 	uint64_t remote, count;
@@ -58,6 +64,8 @@ void kbfs_reply_entry_gen(fuse_req_t req, fuse_ino_t parent, const char *name, c
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	if (before)
+		before(fs, ep.ino);
 	ep.generation = e->generation;
 	ep.attr_timeout = fs->o->attr_timeout;
 	ep.entry_timeout = fs->o->entry_timeout;

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "err.h"
 #include "kbfs_list.h"
+#include "kbfs_wb.h"
 #include "rpc_api.h"
 #include "util.h"
 
@@ -225,6 +226,10 @@ size_t kbfs_status_text(struct kbfs *fs, char *buf, size_t cap)
 		n += compress_line(fs, &rs, buf + n, cap - (size_t)n);
 	if ((size_t)n < cap)
 		n += lease_line(fs, buf + n, cap - (size_t)n);
+	if ((size_t)n < cap) {
+		kbfs_wb_status(fs, buf + n, cap - (size_t)n);
+		n += (int)strlen(buf + n);
+	}
 	if ((size_t)n < cap)
 		n += by_op_line(&rs, buf + n, cap - (size_t)n);
 	if ((size_t)n < cap)
@@ -279,6 +284,39 @@ static int find_mount(const char *path, char *mnt, size_t mcap, char *type, size
 	}
 	fclose(f);
 	return best ? 0 : -ENOENT;
+}
+
+/* keibifs --sync MOUNTPOINT: the mount's keibifs.sync attribute drains
+ * its write-behind stream and syncs the share's filesystem (kbfs_wb.c). */
+int kbfs_sync_print(const char *path)
+{
+	char real[PATH_MAX], mnt[PATH_MAX + 1] = "?", type[64] = "?", b[8];
+
+	if (!realpath(path, real)) {
+		fprintf(stderr, "keibifs: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	if (find_mount(real, mnt, sizeof(mnt), type, sizeof(type)) < 0 ||
+	    strcmp(type, "fuse.keibifs")) {
+		fprintf(stderr, "keibifs: %s: not a keibifs mount (it is on %s, %s)\n", path, mnt,
+			type);
+		return 1;
+	}
+	if (getxattr(mnt, KBFS_WB_SYNC_XATTR, b, sizeof(b)) < 0) {
+		int e = errno;
+
+		fprintf(stderr, "keibifs: %s: %s\n", mnt,
+			e == EOPNOTSUPP || e == ENODATA
+				? "this keibifs mount cannot drain (an older version)"
+				: strerror(e));
+		if (e != EOPNOTSUPP && e != ENODATA)
+			fprintf(stderr,
+				"keibifs: %s: a change queued since the last --sync failed "
+				"on the server; the mount's log names it\n",
+				mnt);
+		return 1;
+	}
+	return 0;
 }
 
 int kbfs_status_print(const char *path)

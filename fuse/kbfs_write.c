@@ -38,6 +38,7 @@
 #include "kbfs.h"
 #include "kbfs_call.h"
 #include "kbfs_node.h"
+#include "kbfs_wb.h"
 #include "rpc_api.h"
 #include "util.h"
 
@@ -170,6 +171,7 @@ void kbfs_open_rw(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	f->sgen = o.sgen;
 	f->oflags = open_flags(fs, fi->flags) & ~(uint32_t)(O_EXCL | O_TRUNC);
 	f->writer = true;
+	f->wb = kbfs_node_wb_attr(fs->nodes, ino, &a); /* ours: write-behind */
 	kbfs_node_writers(fs->nodes, ino, 1);
 	fi->fh = (uintptr_t)f;
 	fi->keep_cache = kbfs_node_open_version(fs->nodes, ino, version);
@@ -214,6 +216,51 @@ static void forget_ino(struct kbfs *fs, uint64_t ino)
 		kb_rpc_forget(fs->rpc, remote, count);
 }
 
+/* A CREATE decided here (kbfs_wb_create gave o->e): the node, the file
+ * (its handle's id is the node's), the CREATE queued, the reply. false:
+ * it could not be queued after all: ask the server. */
+static bool create_here(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+			struct fuse_file_info *fi, struct create_arg *o)
+{
+	struct kbfs *fs = FS(req);
+	struct fuse_entry_param ep = {0};
+	struct kbfs_file *f;
+	uint64_t remote, count;
+	int ret;
+
+	ep.ino = kbfs_node_enter(fs->nodes, parent, name, &o->e, NS(fs->o->attr_timeout),
+				 UINT64_MAX);
+	f = ep.ino ? kbfs_file_new(ep.ino, o->e.node, kbfs_attr_version(&o->e.attr), 0) : NULL;
+	ret = f ? kbfs_wb_created(fs, req, parent, name, o->flags, mode, &o->e, ep.ino) : -ENOMEM;
+	if (ret) {
+		if (ep.ino) /* never on the server: nothing to FORGET there */
+			kbfs_node_forget(fs->nodes, ep.ino, 1, &remote, &count);
+		kbfs_file_free(f);
+		if (ret == -EAGAIN)
+			return false;
+		kbfs_reply_err(req, ret);
+		return true;
+	}
+	f->remote_fh = o->e.node;
+	f->sgen = kb_rpc_gen(fs->rpc);
+	f->oflags = o->flags & ~(uint32_t)(O_EXCL | O_TRUNC);
+	f->writer = true;
+	f->wb = true;
+	kbfs_node_writers(fs->nodes, ep.ino, 1);
+	ep.attr_timeout = fs->o->attr_timeout;
+	ep.entry_timeout = fs->o->entry_timeout;
+	kbfs_attr_to_stat(fs, &o->e.attr, &ep.attr);
+	fi->fh = (uintptr_t)f;
+	fi->keep_cache = kbfs_node_open_version(fs->nodes, ep.ino, f->version);
+	if (fuse_reply_create(req, &ep, fi) != 0) { /* the kernel never got it: close it */
+		kbfs_node_writers(fs->nodes, ep.ino, -1);
+		release_remote(fs, o->e.node, f->remote_fh);
+		forget_ino(fs, ep.ino);
+		kbfs_file_free(f);
+	}
+	return true;
+}
+
 void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		 struct fuse_file_info *fi)
 {
@@ -232,6 +279,13 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	}
 	o.who = kbfs_creds(req, &o.creds);
 	o.flags = open_flags(fs, fi->flags);
+	ret = kbfs_wb_create(req, parent, name, o.flags, mode, &o.e);
+	if (ret == 1 && create_here(req, parent, name, mode, fi, &o))
+		return;
+	if (ret < 0) {
+		kbfs_reply_err(req, ret);
+		return;
+	}
 	ret = kbfs_call(fs, &c, create_send, &o);
 	kbfs_nodes_outdate_attrs(fs->nodes); /* the parent's attributes */
 	if (ret < 0) {
@@ -283,6 +337,8 @@ struct kbfs_wr {
 	uint64_t sgen;            /* session generation of the handle it went on */
 	unsigned redos;           /* sent again on a reopened handle */
 	struct kbfs_wr_ticket tk; /* kbfs_node_write_start */
+	kb_Creds creds;           /* the writer's (owners=preserve), taken at once: */
+	const kb_Creds *who;      /* req may be answered (write-behind) before it is sent */
 	uint8_t data[];           /* the kernel's bytes (owned: re-sent as needed) */
 };
 
@@ -303,9 +359,15 @@ static void wr_finish(struct kbfs_wr *w, int status, struct kb_rpc_result *res)
 	struct kbfs_file *f = w->f;
 	size_t n = status == 0 && res ? (size_t)KB_MIN(res->resp.value, (uint64_t)w->size) : 0;
 
-	wrote(w->fs, f->ino, &w->tk,
-	      status == 0 && res && res->resp.has_attr ? &res->resp.attr : NULL);
-	if (status < 0)
+	const kb_Attr *a = status == 0 && res && res->resp.has_attr ? &res->resp.attr : NULL;
+	bool free_f;
+
+	if (f->wb) /* its attributes are ours until its last change is answered */
+		kbfs_node_wb_end(w->fs->nodes, f->remote, status, a, NS(w->fs->o->attr_timeout));
+	wrote(w->fs, f->ino, &w->tk, f->wb ? NULL : a);
+	if (!w->req) /* answered already (write-behind) */
+		;
+	else if (status < 0)
 		kbfs_reply_err(w->req, status);
 	else
 		fuse_reply_write(w->req, n);
@@ -318,7 +380,10 @@ static void wr_finish(struct kbfs_wr *w, int status, struct kb_rpc_result *res)
 		file_err_locked(f, -EIO, true);
 	if (--f->inflight == 0)
 		pthread_cond_broadcast(&f->idle);
-	pthread_mutex_unlock(&f->lock); /* f may be freed from here on */
+	free_f = f->released && !f->inflight; /* a wb file closed meanwhile */
+	pthread_mutex_unlock(&f->lock);       /* f may be freed from here on */
+	if (free_f)
+		kbfs_file_free(f);
 	free(w);
 }
 
@@ -331,14 +396,13 @@ static int wr_send(struct kbfs_wr *w)
 	struct kbfs *fs = w->fs;
 	struct kb_rpc_write wr = {
 		.off = w->off, .data = w->data, .len = w->size, .set_mask = w->set_mask};
-	kb_Creds creds;
 	int ret = kbfs_file_handle(fs, w->f, &wr.node, &wr.fh, &w->sgen);
 
 	if (ret < 0)
 		return ret;
 	if (!wr.fh)
 		return -EBADF;
-	wr.who = kbfs_creds(w->req, &creds);
+	wr.who = w->who;
 	if (kbfs_node_kernel_mtime(fs->nodes, w->f->ino, &wr.mtime, &wr.mtime_ns))
 		wr.set_mask |= kb_SetMask_SET_MTIME; /* keep the kernel's mtime (kbfs_node.h) */
 	/* Spread a large file's writes over the connections (the server
@@ -386,9 +450,9 @@ void kbfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, of
 	struct kbfs *fs = FS(req);
 	struct kbfs_file *f = FILE_OF(fi);
 	struct kbfs_wr *w;
+	bool early;
 	int ret;
 
-	(void)ino;
 	if (kbfs_rofs(req))
 		return;
 	if (!f->remote_fh || off < 0) {
@@ -404,15 +468,34 @@ void kbfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, of
 	}
 	*w = (struct kbfs_wr){.fs = fs, .f = f, .req = req, .size = size, .off = (uint64_t)off};
 	memcpy(w->data, buf, size);
+	w->who = kbfs_creds(req, &w->creds);
+	if (w->who)
+		w->who = &w->creds;
 	if (kbfs_devio_kill_suidgid()) /* a writer without CAP_FSETID */
 		w->set_mask = kb_SetMask_SET_KILL_SUIDGID;
 	pthread_mutex_lock(&f->lock);
 	f->inflight++;
 	pthread_mutex_unlock(&f->lock);
 	kbfs_node_write_start(fs->nodes, f->ino, &w->tk);
+	/* In the stream: answered now, when the share has room for it (else
+	 * ENOSPC must come back to write(2) itself); its error, if any, comes
+	 * at fsync and close. */
+	early = f->wb && kbfs_wb_early(fs, size);
+	if (early)
+		w->req = NULL;
+	if (f->wb)
+		kbfs_node_wb_begin(fs->nodes, f->ino);
 	ret = wr_send(w);
-	if (ret < 0) /* not accepted: write_done will not run */
+	if (ret < 0) { /* not accepted: write_done will not run */
 		wr_finish(w, ret, NULL);
+		if (early)
+			kbfs_reply_err(req, ret);
+		return;
+	}
+	if (early) {
+		kbfs_wb_wrote(fs, ino, (uint64_t)off + size);
+		fuse_reply_write(req, size);
+	}
 }
 
 /* close(): with the writeback cache the kernel wrote its dirty pages back
@@ -421,9 +504,19 @@ void kbfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, of
 void kbfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct kbfs_file *f = FILE_OF(fi);
-	int err = kbfs_file_drain(f, true);
+	int err;
 
-	(void)ino;
+	if (f->wb) { /* not waited for: an error already known, else at fsync */
+		pthread_mutex_lock(&f->lock);
+		err = f->err ? f->err : f->lost;
+		f->err = 0;
+		pthread_mutex_unlock(&f->lock);
+		if (!err)
+			err = kbfs_node_wb_error(FS(req)->nodes, ino);
+		kbfs_reply_err(req, err);
+		return;
+	}
+	err = kbfs_file_drain(f, true);
 	if (!err) {
 		pthread_mutex_lock(&f->lock);
 		err = f->lost;
@@ -442,9 +535,13 @@ void kbfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_i
 	struct kbfs *fs = FS(req);
 	struct kbfs_file *f = FILE_OF(fi);
 	struct kbfs_call c = {.f = f};
-	int err = kbfs_file_drain(f, true), ret;
+	int err, ret;
 
-	(void)ino;
+	/* a file in the stream: everything queued before, on which it may
+	 * depend, answered first (its own writes are in there too) */
+	err = f->wb ? kbfs_wb_wait(fs, ino) : 0;
+	ret = kbfs_file_drain(f, true);
+	err = err ? err : ret;
 	ret = kbfs_call(fs, &c, fsync_send, &datasync);
 	kbfs_reply_err(req, err ? err : ret);
 }
@@ -454,12 +551,22 @@ void kbfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct kbfs *fs = FS(req);
 	struct kbfs_file *f = FILE_OF(fi);
 
-	kbfs_file_drain(f, false);
+	bool free_f = true;
+
+	if (!f->wb)
+		kbfs_file_drain(f, false);
 	if (f->writer)
 		kbfs_node_writers(fs->nodes, ino, -1);
 	if (f->sgen == kb_rpc_gen(fs->rpc)) /* else it died with its session */
 		release_remote(fs, f->remote, f->remote_fh);
-	kbfs_file_free(f);
+	if (f->wb) { /* its writes may be in flight: the last one frees it */
+		pthread_mutex_lock(&f->lock);
+		f->released = true;
+		free_f = !f->inflight;
+		pthread_mutex_unlock(&f->lock);
+	}
+	if (free_f)
+		kbfs_file_free(f);
 	fuse_reply_err(req, 0);
 }
 

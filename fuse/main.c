@@ -22,6 +22,7 @@
 
 #include "err.h"
 #include "kbfs.h"
+#include "kbfs_wb.h"
 #include "kbfs_node.h"
 #include "keys.h"
 #include "log.h"
@@ -129,6 +130,8 @@ int main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);
 	if (argc == 3 && !strcmp(argv[1], "--status"))
 		return kbfs_status_print(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "--sync"))
+		return kbfs_sync_print(argv[2]);
 	if (argc == 2 && !strcmp(argv[1], "--browse"))
 		return kbfs_browse_print(NULL);
 	if (argc == 4 && !strcmp(argv[1], "--browse") && !strcmp(argv[2], "-o") &&
@@ -184,6 +187,8 @@ int main(int argc, char *argv[])
 	if (kbfs_nodes_new(&fs.nodes, &root) < 0)
 		goto out;
 	kbfs_nodes_set_lease(fs.nodes, kbfs_lease, &fs);
+	if (kbfs_wb_start(&fs) < 0)
+		goto out;
 	se = fuse_session_new(&args, &kbfs_ops, sizeof(kbfs_ops), &fs);
 	if (!se) {
 		mount_failed(&o, "bad FUSE options (see --help)");
@@ -233,11 +238,13 @@ out:
 		fuse_session_unmount(se);
 	if (fs.rpc && fs.status && mounted)
 		kbfs_logf(&fs, "unmounted %s from %s", remote_name(&o, rname, sizeof(rname)), real);
+	kbfs_wb_stop(&fs);        /* what is queued reaches the server first */
 	kbfs_notify_stop(&fs);    /* no more ticks or invalidations */
 	kb_rpc_bye(fs.rpc, 1000); /* the server frees our session now, not after its grace */
 	/* Pending pulls complete (and reply) while the session still exists. */
 	kb_rpc_free(fs.rpc);
 	fs.rpc = NULL;
+	kbfs_wb_free(&fs);     /* after the rpc: its callbacks ran */
 	kbfs_notify_free(&fs); /* after the rpc: no more pushes */
 	kbfs_status_free(&fs);
 	if (se) {

@@ -151,6 +151,16 @@ typedef void (*kb_rpc_take_fn)(void *arg, const kb_Response *resp, const uint8_t
 int kb_rpc_call_take(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
 		     kb_rpc_take_fn take, void *arg);
 
+/* Write-behind routing: a request naming (node, node2) a node for which
+ * fn says true goes through `stream` (a struct kb_stream, stream.h)
+ * instead, so it is ordered after the changes queued there. Set once,
+ * before requests are made; fn runs on the caller's thread, with no rpc
+ * lock held. kb_rpc_route returns the stream for req, or NULL. The typed
+ * calls (rpc_send.h) consult it; kb_rpc_call etc. do not. */
+typedef bool (*kb_rpc_route_fn)(void *arg, uint64_t node);
+void kb_rpc_set_route(struct kb_rpc *r, void *stream, kb_rpc_route_fn fn, void *arg);
+void *kb_rpc_route(struct kb_rpc *r, const kb_Request *req);
+
 /* Server pushes (NOTIFY) are handed to this callback (receiver thread):
  * notify_name empty: node notify_node changed (inval inode); else the entry
  * notify_name of directory notify_node changed (inval entry). Node ids the

@@ -1,6 +1,6 @@
 /* rpc_api.c - the typed calls of rpc_api.h: each builds its kb_Request
  * (on the caller's stack: ~9 KB, fine on any thread we run on) and sends
- * it through kb_rpc_call_take / kb_rpc_call / kb_rpc_submit. What a reply
+ * it through rpc_send.h (the stream or the rpc, kb_rpc_set_route). What a reply
  * holds is copied out on the receiver thread (the take_* callbacks), but
  * for READDIR, whose entries stay in the frame. */
 #include <errno.h>
@@ -9,6 +9,7 @@
 
 #include "op.h"
 #include "rpc_api.h"
+#include "rpc_send.h"
 #include "util.h"
 #include "wire.h"
 
@@ -72,7 +73,7 @@ static int entry_call(struct kb_rpc *r, kb_Request *req, const kb_Creds *who, kb
 	memset(out, 0, sizeof(*out));
 	if (fh)
 		*fh = 0;
-	return kb_rpc_call_take(r, req, NULL, 0, take_entry, &o);
+	return kb_send_take(r, req, NULL, 0, take_entry, &o);
 }
 
 int kb_rpc_mkdir(struct kb_rpc *r, uint64_t parent, const char *name, uint32_t mode,
@@ -85,6 +86,37 @@ int kb_rpc_mkdir(struct kb_rpc *r, uint64_t parent, const char *name, uint32_t m
 	req.node = parent;
 	req.mode = mode;
 	return entry_call(r, &req, who, out, NULL);
+}
+
+struct lease_out {
+	kb_Entry *e;
+	bool *leased;
+};
+
+static void take_lease(void *arg, const kb_Response *resp, const uint8_t *b, size_t n)
+{
+	struct lease_out *o = arg;
+
+	(void)b, (void)n;
+	*o->e = resp->entry;
+	*o->leased = resp->dir_lease;
+}
+
+int kb_rpc_mkdir_lease(struct kb_rpc *r, uint64_t parent, const char *name, uint32_t mode,
+		       const kb_Creds *who, kb_Entry *out, bool *leased)
+{
+	struct lease_out o = {.e = out, .leased = leased};
+	REQ(req, kb_Op_MKDIR);
+
+	if (PUT_NAME(&req, name, name))
+		return -ENAMETOOLONG;
+	req.node = parent;
+	req.mode = mode;
+	req.want_lease = true;
+	put_creds(&req, who);
+	memset(out, 0, sizeof(*out));
+	*leased = false;
+	return kb_send_take(r, &req, NULL, 0, take_lease, &o);
 }
 
 int kb_rpc_mknod(struct kb_rpc *r, uint64_t parent, const char *name, uint32_t mode, uint64_t rdev,
@@ -154,7 +186,7 @@ static int status_call(struct kb_rpc *r, kb_Request *req, const kb_Creds *who, c
 		       size_t len)
 {
 	put_creds(req, who);
-	return kb_rpc_call_take(r, req, bulk, len, NULL, NULL);
+	return kb_send_take(r, req, bulk, len, NULL, NULL);
 }
 
 static int remove_name(struct kb_rpc *r, kb_Op op, uint64_t parent, const char *name,
@@ -212,7 +244,7 @@ int kb_rpc_setattr(struct kb_rpc *r, uint64_t node, uint64_t fh, uint32_t set_ma
 	req.attr = *values;
 	req.set_mask = set_mask;
 	memset(out, 0, sizeof(*out));
-	return kb_rpc_call_take(r, &req, NULL, 0, take_attr, out);
+	return kb_send_take(r, &req, NULL, 0, take_attr, out);
 }
 
 /* ---- extended attributes --------------------------------------------------- */
@@ -248,7 +280,7 @@ static int xattr_read(struct kb_rpc *r, kb_Op op, uint64_t node, const char *nam
 		return -ENAMETOOLONG;
 	req.node = node;
 	req.length = size;
-	ret = kb_rpc_call_take(r, &req, NULL, 0, take_xattr, &x);
+	ret = kb_send_take(r, &req, NULL, 0, take_xattr, &x);
 	if (ret == 0 && x.too_big)
 		ret = -ERANGE;
 	if (ret == 0) {
@@ -300,7 +332,7 @@ int kb_rpc_access(struct kb_rpc *r, uint64_t node, uint32_t mask)
 
 	req.node = node;
 	req.mode = mask;
-	return kb_rpc_call_take(r, &req, NULL, 0, NULL, NULL);
+	return kb_send_take(r, &req, NULL, 0, NULL, NULL);
 }
 
 int kb_rpc_fsyncdir(struct kb_rpc *r, uint64_t node, bool datasync)
@@ -309,7 +341,7 @@ int kb_rpc_fsyncdir(struct kb_rpc *r, uint64_t node, bool datasync)
 
 	req.node = node;
 	req.flags = datasync ? 1 : 0;
-	return kb_rpc_call_take(r, &req, NULL, 0, NULL, NULL);
+	return kb_send_take(r, &req, NULL, 0, NULL, NULL);
 }
 
 int kb_rpc_fsync(struct kb_rpc *r, uint64_t node, uint64_t fh, bool datasync)
@@ -319,7 +351,7 @@ int kb_rpc_fsync(struct kb_rpc *r, uint64_t node, uint64_t fh, bool datasync)
 	req.node = node;
 	req.fh = fh;
 	req.flags = datasync ? 1 : 0;
-	return kb_rpc_call_take(r, &req, NULL, 0, NULL, NULL);
+	return kb_send_take(r, &req, NULL, 0, NULL, NULL);
 }
 
 int kb_rpc_syncfs(struct kb_rpc *r, uint64_t node)
@@ -327,7 +359,7 @@ int kb_rpc_syncfs(struct kb_rpc *r, uint64_t node)
 	REQ(req, kb_Op_SYNCFS);
 
 	req.node = node;
-	return kb_rpc_call_take(r, &req, NULL, 0, NULL, NULL);
+	return kb_send_take(r, &req, NULL, 0, NULL, NULL);
 }
 
 int kb_rpc_flush(struct kb_rpc *r, uint64_t node, uint64_t fh)
@@ -336,7 +368,7 @@ int kb_rpc_flush(struct kb_rpc *r, uint64_t node, uint64_t fh)
 
 	req.node = node;
 	req.fh = fh;
-	return kb_rpc_call_take(r, &req, NULL, 0, NULL, NULL);
+	return kb_send_take(r, &req, NULL, 0, NULL, NULL);
 }
 
 /* ---- handles --------------------------------------------------------------- */
@@ -374,7 +406,7 @@ int kb_rpc_copy_range(struct kb_rpc *r, uint64_t node, uint64_t fh, uint64_t off
 	req.length = len;
 	req.flags = flags;
 	*copied = 0;
-	return kb_rpc_call_take(r, &req, NULL, 0, take_value, copied);
+	return kb_send_take(r, &req, NULL, 0, take_value, copied);
 }
 
 int kb_rpc_lseek(struct kb_rpc *r, uint64_t node, uint64_t fh, uint64_t off, uint32_t whence,
@@ -387,7 +419,7 @@ int kb_rpc_lseek(struct kb_rpc *r, uint64_t node, uint64_t fh, uint64_t off, uin
 	req.offset = off;
 	req.flags = whence;
 	*pos = 0;
-	return kb_rpc_call_take(r, &req, NULL, 0, take_value, pos);
+	return kb_send_take(r, &req, NULL, 0, take_value, pos);
 }
 
 int kb_rpc_release_async(struct kb_rpc *r, uint64_t node, uint64_t fh, bool dir)
@@ -396,7 +428,7 @@ int kb_rpc_release_async(struct kb_rpc *r, uint64_t node, uint64_t fh, bool dir)
 
 	req.node = node;
 	req.fh = fh;
-	return kb_rpc_submit(r, &req, NULL, 0, -1, ignore_done, NULL);
+	return kb_send_async(r, &req, NULL, 0, -1, ignore_done, NULL);
 }
 
 int kb_rpc_write_async(struct kb_rpc *r, const struct kb_rpc_write *w, int conn_hint, kb_rpc_cb cb,
@@ -414,7 +446,7 @@ int kb_rpc_write_async(struct kb_rpc *r, const struct kb_rpc_write *w, int conn_
 	req.node = w->node;
 	req.fh = w->fh;
 	req.offset = w->off;
-	return kb_rpc_submit(r, &req, w->data, w->len, conn_hint, cb, arg);
+	return kb_send_async(r, &req, w->data, w->len, conn_hint, cb, arg);
 }
 
 /* ---- listings -------------------------------------------------------------- */
@@ -435,7 +467,7 @@ int kb_rpc_readdir(struct kb_rpc *r, uint64_t node, uint64_t fh, uint64_t cookie
 	REQ(req, kb_Op_READDIR);
 
 	readdir_req(&req, node, fh, cookie, count, plus);
-	return kb_rpc_call(r, &req, NULL, 0, res);
+	return kb_send_res(r, &req, NULL, 0, res);
 }
 
 int kb_rpc_readdir_async(struct kb_rpc *r, uint64_t node, uint64_t fh, uint64_t cookie,
@@ -444,7 +476,7 @@ int kb_rpc_readdir_async(struct kb_rpc *r, uint64_t node, uint64_t fh, uint64_t 
 	REQ(req, kb_Op_READDIR);
 
 	readdir_req(&req, node, fh, cookie, count, plus);
-	return kb_rpc_submit(r, &req, NULL, 0, -1, cb, arg);
+	return kb_send_async(r, &req, NULL, 0, -1, cb, arg);
 }
 
 int kb_rpc_dirent_next(const uint8_t *bulk, size_t len, size_t *off, kb_Dirent *d)
@@ -507,9 +539,9 @@ const char *kb_rpc_api_call(uint32_t op)
 	case kb_Op_ACCESS: return "kb_rpc_access";
 	case kb_Op_BYE: return "kb_rpc_bye";
 	case kb_Op_SYNCFS: return "kb_rpc_syncfs";
-	/* Only in the write-behind stream (stream.h), after what the holder
-	 * queued; the mount does not hold directory leases yet. */
-	case kb_Op_LEASE_RETURN: return NULL;
+	/* Only in the write-behind stream (rpc_wb.h), after what the holder
+	 * queued. */
+	case kb_Op_LEASE_RETURN: return "kb_wb_lease_return";
 	}
 	return NULL;
 }

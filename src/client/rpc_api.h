@@ -31,6 +31,10 @@
  * server counted one lookup for it). */
 int kb_rpc_mkdir(struct kb_rpc *r, uint64_t parent, const char *name, uint32_t mode,
 		 const kb_Creds *who, kb_Entry *out);
+/* MKDIR asking for a lease on the new directory (FEATURE_WRITE_BEHIND):
+ * *leased says whether the server granted it (PROTOCOL.md). */
+int kb_rpc_mkdir_lease(struct kb_rpc *r, uint64_t parent, const char *name, uint32_t mode,
+		       const kb_Creds *who, kb_Entry *out, bool *leased);
 int kb_rpc_mknod(struct kb_rpc *r, uint64_t parent, const char *name, uint32_t mode, uint64_t rdev,
 		 const kb_Creds *who, kb_Entry *out);
 int kb_rpc_symlink(struct kb_rpc *r, uint64_t parent, const char *name, const char *target,

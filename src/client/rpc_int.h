@@ -142,10 +142,14 @@ struct kb_rpc {
 	bool timer_started;
 	void (*notify)(void *arg, const kb_Response *n); /* lock */
 	void *notify_arg;                                /* lock */
-	kb_rpc_session_fn session_cb;                    /* lock */
-	void *session_arg;                               /* lock */
-	kb_rpc_log_fn log;                               /* lock; NULL: stderr */
-	void *log_arg;                                   /* lock */
+	/* Write-behind routing (kb_rpc_set_route): set once before use. */
+	void *route_stream;
+	kb_rpc_route_fn route_fn;
+	void *route_arg;
+	kb_rpc_session_fn session_cb; /* lock */
+	void *session_arg;            /* lock */
+	kb_rpc_log_fn log;            /* lock; NULL: stderr */
+	void *log_arg;                /* lock */
 
 	/* Reconnection (rpc_keep.c). */
 	bool reconnect;               /* immutable after kb_rpc_new */

@@ -110,3 +110,20 @@ uint64_t kb_rpc_lease(struct kb_rpc *r, uint64_t now_ns)
 	/* read again: a lapse during the checks must not be missed */
 	return atomic_load(&r->lease_epoch) == epoch ? epoch : 0;
 }
+
+void kb_rpc_set_route(struct kb_rpc *r, void *stream, kb_rpc_route_fn fn, void *arg)
+{
+	r->route_stream = stream;
+	r->route_fn = fn;
+	r->route_arg = arg;
+}
+
+void *kb_rpc_route(struct kb_rpc *r, const kb_Request *req)
+{
+	if (!r->route_stream || req->seq)
+		return NULL;
+	if ((req->node && r->route_fn(r->route_arg, req->node)) ||
+	    (req->node2 && r->route_fn(r->route_arg, req->node2)))
+		return r->route_stream;
+	return NULL;
+}

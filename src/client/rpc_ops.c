@@ -1,5 +1,5 @@
-/* rpc_ops.c - thin synchronous/asynchronous wrappers over kb_rpc_call_take
- * and kb_rpc_submit for the common operations. Each copies what it needs
+/* rpc_ops.c - thin synchronous/asynchronous wrappers over rpc_send.h
+ * (the stream or the rpc) for the common operations. Each copies what it needs
  * out of the reply on the receiver thread (no Response struct to keep). */
 #include <errno.h>
 #include <pthread.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "rpc.h"
+#include "rpc_send.h"
 #include "util.h"
 
 /* A kb_Request is ~9 KB: fine on any thread we run on (FUSE workers have
@@ -30,7 +31,7 @@ int kb_rpc_ping(struct kb_rpc *r, uint64_t *rtt_us)
 {
 	REQ(req, kb_Op_PING);
 	uint64_t t0 = kb_now_ns();
-	int rc = kb_rpc_call_take(r, &req, NULL, 0, NULL, NULL);
+	int rc = kb_send_take(r, &req, NULL, 0, NULL, NULL);
 
 	if (!rc && rtt_us)
 		*rtt_us = (kb_now_ns() - t0) / 1000u;
@@ -51,7 +52,7 @@ int kb_rpc_lookup(struct kb_rpc *r, uint64_t parent, const char *name, kb_Entry 
 
 	req.node = parent;
 	memset(out, 0, sizeof(*out));
-	return rc ? rc : kb_rpc_call_take(r, &req, NULL, 0, take_entry, out);
+	return rc ? rc : kb_send_take(r, &req, NULL, 0, take_entry, out);
 }
 
 static void take_attr(void *arg, const kb_Response *resp, const uint8_t *b, size_t n)
@@ -67,7 +68,7 @@ int kb_rpc_getattr(struct kb_rpc *r, uint64_t node, kb_Attr *out)
 
 	req.node = node;
 	memset(out, 0, sizeof(*out));
-	return kb_rpc_call_take(r, &req, NULL, 0, take_attr, out);
+	return kb_send_take(r, &req, NULL, 0, take_attr, out);
 }
 
 static void forget_done(void *arg, int status, struct kb_rpc_result *res)
@@ -84,7 +85,7 @@ int kb_rpc_forget(struct kb_rpc *r, uint64_t node, uint64_t count)
 	req.node = node;
 	req.count = (uint32_t)KB_MIN(count, UINT32_MAX);
 	req.length = count; /* full width; the server takes count, else length */
-	return kb_rpc_submit(r, &req, NULL, 0, -1, forget_done, NULL);
+	return kb_send_async(r, &req, NULL, 0, -1, forget_done, NULL);
 }
 
 struct open_out {
@@ -117,7 +118,7 @@ int kb_rpc_open_mask(struct kb_rpc *r, uint64_t node, uint32_t flags, uint32_t s
 	req.node = node;
 	req.flags = flags;
 	req.set_mask = set_mask;
-	rc = kb_rpc_call_take(r, &req, NULL, 0, take_open, &o);
+	rc = kb_send_take(r, &req, NULL, 0, take_open, &o);
 	*fh = o.fh;
 	if (open_flags)
 		*open_flags = o.open_flags;
@@ -131,7 +132,7 @@ int kb_rpc_opendir(struct kb_rpc *r, uint64_t node, uint64_t *fh)
 	int rc;
 
 	req.node = node;
-	rc = kb_rpc_call_take(r, &req, NULL, 0, take_open, &o);
+	rc = kb_send_take(r, &req, NULL, 0, take_open, &o);
 	*fh = o.fh;
 	return rc;
 }
@@ -142,7 +143,7 @@ int kb_rpc_release(struct kb_rpc *r, uint64_t node, uint64_t fh, bool dir)
 
 	req.node = node;
 	req.fh = fh;
-	return kb_rpc_call_take(r, &req, NULL, 0, NULL, NULL);
+	return kb_send_take(r, &req, NULL, 0, NULL, NULL);
 }
 
 int kb_rpc_read_async(struct kb_rpc *r, uint64_t node, uint64_t fh, uint64_t off, uint32_t len,
@@ -154,7 +155,7 @@ int kb_rpc_read_async(struct kb_rpc *r, uint64_t node, uint64_t fh, uint64_t off
 	req.fh = fh;
 	req.offset = off;
 	req.length = len;
-	return kb_rpc_submit(r, &req, NULL, 0, conn_hint, cb, arg);
+	return kb_send_async(r, &req, NULL, 0, conn_hint, cb, arg);
 }
 
 struct pread_out {
@@ -184,7 +185,7 @@ int kb_rpc_pread(struct kb_rpc *r, uint64_t node, uint64_t fh, void *buf, size_t
 	req.fh = fh;
 	req.offset = off;
 	req.length = len;
-	rc = kb_rpc_call_take(r, &req, NULL, 0, take_read, &o);
+	rc = kb_send_take(r, &req, NULL, 0, take_read, &o);
 	*got = o.got;
 	return rc;
 }
@@ -217,7 +218,7 @@ int kb_rpc_readlink(struct kb_rpc *r, uint64_t node, char *buf, size_t cap)
 	int rc;
 
 	req.node = node;
-	rc = kb_rpc_call_take(r, &req, NULL, 0, take_link, &o);
+	rc = kb_send_take(r, &req, NULL, 0, take_link, &o);
 	return rc ? rc : o.rc;
 }
 
@@ -234,7 +235,7 @@ int kb_rpc_statfs(struct kb_rpc *r, uint64_t node, kb_Statfs *out)
 
 	req.node = node;
 	memset(out, 0, sizeof(*out));
-	return kb_rpc_call_take(r, &req, NULL, 0, take_statfs, out);
+	return kb_send_take(r, &req, NULL, 0, take_statfs, out);
 }
 
 /* ---- BYE ----------------------------------------------------------------- */
@@ -298,7 +299,7 @@ void kb_rpc_bye(struct kb_rpc *r, int wait_ms)
 	pthread_condattr_destroy(&ca);
 	w->refs = 2;
 	req.op = kb_Op_BYE;
-	if (kb_rpc_submit(r, &req, NULL, 0, -1, bye_cb, w)) {
+	if (kb_send_async(r, &req, NULL, 0, -1, bye_cb, w)) {
 		w->refs = 1; /* the callback will not run */
 		bye_unref(w);
 		return;

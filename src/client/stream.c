@@ -259,20 +259,37 @@ int kb_stream_call_res(struct kb_stream *st, kb_Request *req, const void *bulk, 
 	return q.sync_status;
 }
 
-int kb_stream_drain(struct kb_stream *st, int timeout_ms)
+/* Lock held: wait until every ticket given so far is answered. */
+static int wait_all(struct kb_stream *st, int timeout_ms)
 {
 	uint64_t deadline = kb_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	uint64_t mark;
-	int ret = 0;
+	uint64_t mark = st->ticket;
 
-	pthread_mutex_lock(&st->lock);
-	mark = st->ticket;
-	while (st->low < mark && !ret) {
+	while (st->low < mark) {
 		struct timespec ts = abs_ts(deadline);
 
 		if (pthread_cond_timedwait(&st->cond, &st->lock, &ts) == ETIMEDOUT)
-			ret = -ETIMEDOUT;
+			return -ETIMEDOUT;
 	}
+	return 0;
+}
+
+int kb_stream_wait(struct kb_stream *st, int timeout_ms)
+{
+	int ret;
+
+	pthread_mutex_lock(&st->lock);
+	ret = wait_all(st, timeout_ms);
+	pthread_mutex_unlock(&st->lock);
+	return ret;
+}
+
+int kb_stream_drain(struct kb_stream *st, int timeout_ms)
+{
+	int ret;
+
+	pthread_mutex_lock(&st->lock);
+	ret = wait_all(st, timeout_ms);
 	if (!ret) {
 		ret = st->first_err;
 		st->first_err = 0;
@@ -296,5 +313,6 @@ void kb_stream_stats(struct kb_stream *st, struct kb_stream_stats *out)
 	pthread_mutex_lock(&st->lock);
 	*out = st->stats;
 	out->pending = st->pending;
+	out->pending_bytes = st->bytes;
 	pthread_mutex_unlock(&st->lock);
 }

@@ -53,6 +53,8 @@ int kb_stream_call_res(struct kb_stream *st, kb_Request *req, const void *bulk, 
  * most timeout_ms: -ETIMEDOUT), then return the first error any stream
  * request got since the last drain, and forget it; 0 when none. */
 int kb_stream_drain(struct kb_stream *st, int timeout_ms);
+/* Wait as kb_stream_drain, but leave the first error for the drain. */
+int kb_stream_wait(struct kb_stream *st, int timeout_ms);
 /* Requests submitted and not answered yet. */
 unsigned kb_stream_pending(struct kb_stream *st);
 
@@ -60,6 +62,7 @@ struct kb_stream_stats {
 	uint64_t sent;        /* requests submitted */
 	uint64_t failed;      /* answered with an error (or failed in transport) */
 	unsigned pending;     /* unanswered now */
+	size_t pending_bytes; /* their bulk */
 	unsigned max_pending; /* most unanswered at once */
 	int last_err;         /* -errno of the last failure; 0: none */
 	uint32_t last_err_op; /* its kb_Op */

@@ -1,0 +1,117 @@
+/* rpc_wb.c - the typed write-behind calls of rpc_wb.h. */
+#include <errno.h>
+#include <string.h>
+
+#include "op.h"
+#include "rpc_wb.h"
+
+#define REQ(name, opv)                          \
+	kb_Request name = kb_Request_init_zero; \
+	name.op = (opv)
+
+static int put(char *dst, size_t cap, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n >= cap)
+		return -ENAMETOOLONG;
+	memcpy(dst, s, n + 1);
+	return 0;
+}
+
+#define PUT(req, field, s) put((req)->field, sizeof((req)->field), (s))
+
+static int queue(struct kb_stream *st, kb_Request *req, const kb_Creds *who, kb_rpc_cb cb,
+		 void *arg)
+{
+	if (who && kb_op_is(req->op, KB_OP_CREDS)) {
+		req->has_creds = true;
+		req->creds = *who;
+	}
+	return kb_stream_submit(st, req, NULL, 0, cb, arg);
+}
+
+int kb_wb_mkdir(struct kb_stream *st, uint64_t parent, const char *name, uint32_t mode,
+		uint64_t new_id, const kb_Creds *who, kb_rpc_cb cb, void *arg)
+{
+	REQ(req, kb_Op_MKDIR);
+
+	if (PUT(&req, name, name))
+		return -ENAMETOOLONG;
+	req.node = parent;
+	req.mode = mode;
+	req.new_id = new_id;
+	req.want_lease = true; /* ours alone: it is new */
+	return queue(st, &req, who, cb, arg);
+}
+
+int kb_wb_create(struct kb_stream *st, uint64_t parent, const char *name, uint32_t flags,
+		 uint32_t mode, uint64_t new_id, const kb_Creds *who, kb_rpc_cb cb, void *arg)
+{
+	REQ(req, kb_Op_CREATE);
+
+	if (PUT(&req, name, name))
+		return -ENAMETOOLONG;
+	req.node = parent;
+	req.flags = flags;
+	req.mode = mode;
+	req.new_id = new_id;
+	return queue(st, &req, who, cb, arg);
+}
+
+int kb_wb_symlink(struct kb_stream *st, uint64_t parent, const char *name, const char *target,
+		  uint64_t new_id, const kb_Creds *who, kb_rpc_cb cb, void *arg)
+{
+	REQ(req, kb_Op_SYMLINK);
+
+	if (PUT(&req, name, name) || PUT(&req, name2, target))
+		return -ENAMETOOLONG;
+	req.node = parent;
+	req.new_id = new_id;
+	return queue(st, &req, who, cb, arg);
+}
+
+int kb_wb_setattr(struct kb_stream *st, uint64_t node, uint64_t fh, uint32_t set_mask,
+		  const kb_Attr *values, kb_rpc_cb cb, void *arg)
+{
+	REQ(req, kb_Op_SETATTR);
+
+	req.node = node;
+	req.fh = fh;
+	req.has_attr = true;
+	req.attr = *values;
+	req.set_mask = set_mask;
+	return queue(st, &req, NULL, cb, arg);
+}
+
+int kb_wb_rename(struct kb_stream *st, uint64_t parent, const char *name, uint64_t newparent,
+		 const char *newname, uint32_t flags, const kb_Creds *who, kb_rpc_cb cb, void *arg)
+{
+	REQ(req, kb_Op_RENAME);
+
+	if (PUT(&req, name, name) || PUT(&req, name2, newname))
+		return -ENAMETOOLONG;
+	req.node = parent;
+	req.node2 = newparent;
+	req.flags = flags;
+	return queue(st, &req, who, cb, arg);
+}
+
+int kb_wb_remove(struct kb_stream *st, uint64_t parent, const char *name, bool dir,
+		 const kb_Creds *who, kb_rpc_cb cb, void *arg)
+{
+	REQ(req, dir ? kb_Op_RMDIR : kb_Op_UNLINK);
+
+	if (PUT(&req, name, name))
+		return -ENAMETOOLONG;
+	req.node = parent;
+	return queue(st, &req, who, cb, arg);
+}
+
+int kb_wb_lease_return(struct kb_stream *st, uint64_t node)
+{
+	REQ(req, kb_Op_LEASE_RETURN);
+
+	req.node = node;
+	return queue(st, &req, NULL, NULL, NULL);
+}
