@@ -24,6 +24,7 @@
 #include "kbfs_call.h"
 #include "kbfs_list.h"
 #include "kbfs_node.h"
+#include "kbfs_wb.h"
 #include "kbfs_siblings.h"
 #include "rpc_api.h"
 
@@ -276,6 +277,8 @@ static int readdir_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
 	struct fetch_arg *a = arg;
 
 	kb_rpc_result_reset(a->dh->b.res);
+	if (kbfs_wb_on(fs) && a->plus && !a->off) /* ours alone? write-behind there */
+		return kb_rpc_readdir_lease(fs->rpc, c->node, c->fh, KBFS_DIR_BATCH, a->dh->b.res);
 	return kb_rpc_readdir(fs->rpc, c->node, c->fh, a->off, KBFS_DIR_BATCH, a->plus,
 			      a->dh->b.res);
 }
@@ -300,6 +303,8 @@ static int fetch(struct kbfs *fs, struct kbfs_dirh *dh, fuse_ino_t ino, uint64_t
 	dh->plus = plus;
 	dh->next_off = dh->start_off = off;
 	if (plus && !off) { /* the whole directory in one batch: held (kbfs_list.h) */
+		kbfs_wb_listed(fs, ino, c.node, dh->b.res->resp.dir_lease, dh->b.res,
+			       dh->b.key.kids);
 		kbfs_list_adopt(fs, &dh->b.key, dh->b.res);
 		kbfs_list_walk(fs, ino, c.node); /* and its next siblings, if a walk */
 	}

@@ -9,6 +9,7 @@
 #include "kbfs.h"
 #include "kbfs_list.h"
 #include "kbfs_node.h"
+#include "kbfs_wb.h"
 #include "rpc_api.h"
 #include "util.h"
 
@@ -465,7 +466,9 @@ int kbfs_list_fetch(struct kbfs *fs, uint64_t dir_ino, uint64_t dir)
 	epoch = k.lease;
 	res = kb_rpc_result_new();
 	/* fh 0, no OPENDIR: the server lists through a descriptor of its own */
-	ret = res ? kb_rpc_readdir(fs->rpc, dir, 0, 0, KBFS_LIST_MAX, true, res) : -ENOMEM;
+	ret = !res             ? -ENOMEM
+	      : kbfs_wb_on(fs) ? kb_rpc_readdir_lease(fs->rpc, dir, 0, KBFS_LIST_MAX, res)
+			       : kb_rpc_readdir(fs->rpc, dir, 0, 0, KBFS_LIST_MAX, true, res);
 	/* backed by the lease only if it held from before the request to now
 	 * (a lapse between may have lost a push about it) */
 	if (epoch && kbfs_lease(fs, kb_now_ns()) != epoch)
@@ -498,6 +501,8 @@ int kbfs_list_fetch(struct kbfs *fs, uint64_t dir_ino, uint64_t dir)
 	take_deferred(l, &b);
 	pthread_mutex_unlock(&l->lock);
 	fbag_run(l, &b);
+	if (res && res->resp.dir_lease) /* whole and unchanged, or it goes back */
+		kbfs_wb_listed(fs, dir_ino, dir, true, ret ? NULL : res, kids);
 	kb_rpc_result_free(res);
 	if (!ret)
 		kbfs_list_walk(fs, dir_ino, dir);

@@ -26,6 +26,7 @@ struct kbfs_nodes {
 	void *lease_arg;
 	uint64_t epoch;    /* lease epoch last seen (lock) */
 	uint64_t wb_epoch; /* write-behind epoch (lock): kbfs_nodes_wb_lapse */
+	uint64_t wb_lease; /* the server's lease epoch last seen by kbfs_node_wb_attr (lock) */
 	/* The server's st_ino of nodes shown under a fake one (lock): every
 	 * stat we give maps it (kbfs_nodes_shown_ino). */
 	struct ino_map *imap[IMAP_BUCKETS];
@@ -941,23 +942,33 @@ bool kbfs_node_wb_remote(struct kbfs_nodes *t, uint64_t remote)
 void kbfs_node_wb_set(struct kbfs_nodes *t, uint64_t ino, bool dlease)
 {
 	struct kbfs_node *n = kbfs_node_of(t, ino);
+	uint64_t e = lease_now(t);
 
 	pthread_mutex_lock(&t->lock);
 	if (!n->wb || n->wb_epoch != t->wb_epoch)
 		n->wb_epoch = t->wb_epoch;
 	n->wb = true;
-	if (dlease)
+	n->wb_until_ns = kb_now_ns() + KBFS_WB_OURS_NS;
+	if (dlease) {
 		n->dlease = true;
+		n->dlease_epoch = e;
+	}
 	pthread_mutex_unlock(&t->lock);
 }
 
 bool kbfs_node_wb_dlease(struct kbfs_nodes *t, uint64_t ino, uint64_t *remote)
 {
 	struct kbfs_node *n = kbfs_node_of(t, ino);
+	uint64_t e = lease_now(t);
 	bool on;
 
 	pthread_mutex_lock(&t->lock);
-	on = n->dlease && n->sgen == t->sgen && n->remote;
+	/* only while the server's promise holds since the lease was taken:
+	 * a push about the directory lost meanwhile (a change on the server's
+	 * own disk) would leave our names wrong */
+	if (n->dlease && n->dlease_epoch != e)
+		n->dlease = false;
+	on = n->dlease && e && n->sgen == t->sgen && n->remote;
 	if (remote)
 		*remote = n->remote;
 	pthread_mutex_unlock(&t->lock);
@@ -980,6 +991,17 @@ bool kbfs_node_wb_dlease_end(struct kbfs_nodes *t, uint64_t remote)
 	return was;
 }
 
+void kbfs_node_wb_pushed(struct kbfs_nodes *t, uint64_t remote)
+{
+	struct kbfs_node *n;
+
+	pthread_mutex_lock(&t->lock);
+	n = hash_find(t, remote);
+	if (n)
+		n->wb_epoch = t->wb_epoch - 1; /* changed by someone else: ask */
+	pthread_mutex_unlock(&t->lock);
+}
+
 void kbfs_node_wb_begin(struct kbfs_nodes *t, uint64_t ino)
 {
 	struct kbfs_node *n = kbfs_node_of(t, ino);
@@ -987,6 +1009,7 @@ void kbfs_node_wb_begin(struct kbfs_nodes *t, uint64_t ino)
 	pthread_mutex_lock(&t->lock);
 	n->wb = true;
 	n->wb_pending++;
+	n->wb_until_ns = kb_now_ns() + KBFS_WB_OURS_NS;
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -1016,10 +1039,18 @@ void kbfs_node_wb_end(struct kbfs_nodes *t, uint64_t remote, int status, const k
 bool kbfs_node_wb_attr(struct kbfs_nodes *t, uint64_t ino, kb_Attr *a)
 {
 	struct kbfs_node *n = kbfs_node_of(t, ino);
+	uint64_t e = lease_now(t);
 	bool ours;
 
 	pthread_mutex_lock(&t->lock);
-	ours = n->wb && n->wb_epoch == t->wb_epoch && n->sgen == t->sgen && !n->in_old;
+	if (e != t->wb_lease) { /* a lapse: pushes may have been lost meanwhile */
+		t->wb_lease = e;
+		t->wb_epoch++;
+	}
+	/* ours while changes of ours are on their way, then as any reply: for
+	 * the attribute timeout (someone else's change shows after it) */
+	ours = e && n->wb && n->wb_epoch == t->wb_epoch && n->sgen == t->sgen && !n->in_old &&
+	       (n->wb_pending || n->attr_expiry_ns > kb_now_ns() || n->wb_until_ns > kb_now_ns());
 	if (ours)
 		*a = n->attr;
 	pthread_mutex_unlock(&t->lock);
@@ -1046,6 +1077,36 @@ int kbfs_node_wb_error(struct kbfs_nodes *t, uint64_t ino)
 	err = n->wb_err;
 	pthread_mutex_unlock(&t->lock);
 	return err;
+}
+
+void kbfs_node_hold(struct kbfs_nodes *t, uint64_t ino, int delta)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+
+	if (n == &t->root)
+		return;
+	pthread_mutex_lock(&t->lock);
+	n->pins = (unsigned)((int)n->pins + delta);
+	if (delta < 0)
+		node_free_chain(t, n); /* forgotten meanwhile: now it goes */
+	pthread_mutex_unlock(&t->lock);
+}
+
+void kbfs_node_wb_unlinked(struct kbfs_nodes *t, uint64_t remote, bool dir)
+{
+	struct kbfs_node *n;
+
+	pthread_mutex_lock(&t->lock);
+	n = hash_find(t, remote);
+	if (n && n != &t->root && n->sgen == t->sgen) {
+		n->wb = true;
+		n->wb_epoch = t->wb_epoch;
+		n->wb_until_ns = kb_now_ns() + KBFS_WB_OURS_NS;
+		n->attr.nlink = dir || n->attr.nlink <= 1 ? 0 : n->attr.nlink - 1;
+		n->version = kbfs_attr_version(&n->attr);
+		n->kcache_version = n->version;
+	}
+	pthread_mutex_unlock(&t->lock);
 }
 
 uint64_t kbfs_node_ref_remote(struct kbfs_nodes *t, uint64_t remote, kb_Attr *a)

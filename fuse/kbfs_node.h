@@ -46,13 +46,15 @@ struct kbfs_node {
 	bool in_old;             /* in the old-session index: remote is stale */
 	struct kbfs_node *nnext; /* (parent, name) hash chain, while named */
 	/* Write-behind (kbfs_wb.c): */
-	bool wb;             /* requests naming it go through the stream */
-	bool dlease;         /* a directory leased to us: its names decided here */
-	unsigned wb_pending; /* its stream requests not answered yet */
-	uint64_t wb_epoch;   /* the table's wb_epoch when its attributes became ours */
-	int wb_err;          /* first error of a stream request for it (0: none) */
-	uint64_t fake_ino;   /* made here: the st_ino shown for its life (0: none) */
-	uint64_t real_ino;   /* ...and the server's, once an answer told it */
+	bool wb;               /* requests naming it go through the stream */
+	bool dlease;           /* a directory leased to us: its names decided here */
+	uint64_t dlease_epoch; /* the server's push lease epoch when it was taken */
+	unsigned wb_pending;   /* its stream requests not answered yet */
+	uint64_t wb_epoch;     /* the table's wb_epoch when its attributes became ours */
+	int wb_err;            /* first error of a stream request for it (0: none) */
+	uint64_t wb_until_ns;  /* its attributes stay ours until then (or while pending) */
+	uint64_t fake_ino;     /* made here: the st_ino shown for its life (0: none) */
+	uint64_t real_ino;     /* ...and the server's, once an answer told it */
 };
 
 /* st_ino of what the mount made itself (write-behind) before the server
@@ -227,12 +229,18 @@ void kbfs_node_expire(struct kbfs_nodes *t, uint64_t ino);
  * session, a lease lapse move it), its attributes are the mount's own:
  * kept by its changes, answered without asking. */
 bool kbfs_node_wb_remote(struct kbfs_nodes *t, uint64_t remote);
+/* After a change of ours, a node's attributes stay ours this long (a push
+ * about it from someone else ends that sooner). */
+#define KBFS_WB_OURS_NS (10ull * 1000000000ull)
 /* Mark ino in the stream; dlease: a directory whose lease we hold. */
 void kbfs_node_wb_set(struct kbfs_nodes *t, uint64_t ino, bool dlease);
 /* true when ino is a directory we hold the lease on (*remote: its id). */
 bool kbfs_node_wb_dlease(struct kbfs_nodes *t, uint64_t ino, uint64_t *remote);
 /* The lease on directory `remote` ends (a recall): true when we held it. */
 bool kbfs_node_wb_dlease_end(struct kbfs_nodes *t, uint64_t remote);
+/* A push about node remote (not our own change): its attributes are not
+ * ours to keep any more. */
+void kbfs_node_wb_pushed(struct kbfs_nodes *t, uint64_t remote);
 /* A stream request for ino queued / answered (by remote id: the node may
  * be forgotten by then). The first error sticks (kbfs_node_wb_error); a
  * reply's attributes are kept when it was the node's last one pending. */
@@ -246,6 +254,12 @@ void kbfs_node_wb_attr_set(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
 			   uint64_t attr_ttl_ns);
 /* The first error a stream request for ino got (0: none). */
 int kbfs_node_wb_error(struct kbfs_nodes *t, uint64_t ino);
+/* Keep ino's node (+1) while something outlives the kernel's use of it
+ * (a file closed with its writes still queued), or let it go (-1). */
+void kbfs_node_hold(struct kbfs_nodes *t, uint64_t ino, int delta);
+/* The name of node `remote` was removed here (write-behind): it is in the
+ * stream now (its time flushes go behind the UNLINK), one link fewer. */
+void kbfs_node_wb_unlinked(struct kbfs_nodes *t, uint64_t remote, bool dir);
 /* The st_ino to show for the server's ino (its fake one, if it has). */
 uint64_t kbfs_nodes_shown_ino(struct kbfs_nodes *t, uint64_t ino);
 /* One more kernel lookup of the live node with server id remote (a name

@@ -216,6 +216,10 @@ void kbfs_notify(void *arg, const kb_Response *n)
 		queue_lease(fs, n->notify_node, true);
 		return;
 	}
+	/* even one that looks like our own echo: the attributes we keep as
+	 * ours are asked again (a change on the server's disk just after ours) */
+	if (!n->notify_name[0] && fs->wb)
+		kbfs_node_wb_pushed(fs->nodes, n->notify_node);
 	if (own_change(fs, n))
 		return;
 	if (n->notify_name[0] && fs->wb && kbfs_node_wb_remote(fs->nodes, n->notify_node))

@@ -359,6 +359,54 @@ void kbfs_wb_dir_leased(struct kbfs *fs, fuse_ino_t dir)
 	pthread_mutex_unlock(&fs->wb->lock);
 }
 
+/* Lock held: d gets the names of a whole listing; false when one cannot
+ * be kept (no node id, too many, no memory). */
+static bool names_from(struct wb_dir *d, const struct kb_rpc_result *res)
+{
+	size_t off = 0;
+	kb_Dirent e;
+	int r;
+
+	while ((r = kb_rpc_dirent_next(res->bulk, res->bulk_len, &off, &e)) == 1) {
+		if (!strcmp(e.name, ".") || !strcmp(e.name, ".."))
+			continue;
+		if (!e.has_entry || !e.entry.node ||
+		    name_add(d, e.name, e.entry.node, (e.type & 017) << 12))
+			return false;
+	}
+	return r == 0;
+}
+
+void kbfs_wb_listed(struct kbfs *fs, fuse_ino_t dir, uint64_t remote, bool granted,
+		    const struct kb_rpc_result *whole, uint64_t kids_before)
+{
+	struct kbfs_wb *wb = fs->wb;
+	struct wb_dir *d;
+	bool ok;
+
+	if (!wb || !granted)
+		return;
+	/* all of it, and none of our own changes there came in between */
+	ok = whole && whole->resp.eof && kbfs_node_remote(fs->nodes, dir) == remote &&
+	     kbfs_node_kids_gen(fs->nodes, dir) == kids_before;
+	pthread_rwlock_wrlock(&wb->gate);
+	pthread_mutex_lock(&wb->lock);
+	if (ok && !dir_new(wb, remote)) {
+		d = dir_find(wb, remote);
+		ok = names_from(d, whole);
+		if (!ok)
+			dir_drop(wb, remote);
+	} else {
+		ok = false;
+	}
+	pthread_mutex_unlock(&wb->lock);
+	if (ok)
+		kbfs_node_wb_set(fs->nodes, dir, true);
+	else /* not of use to us: the server may give it to another */
+		kb_wb_lease_return(fs->stream, remote);
+	pthread_rwlock_unlock(&wb->gate);
+}
+
 /* ---- completions ---- */
 
 struct wb_done {
@@ -500,9 +548,11 @@ bool kbfs_wb_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!known || (child && !ep.ino))
 		return false; /* the server decides (through the stream) */
 	if (ep.ino) {
+		ep.attr_timeout = fs->o->attr_timeout;
 		if (kbfs_node_wb_attr(fs->nodes, ep.ino, &mine))
 			a = mine;
-		ep.attr_timeout = fs->o->attr_timeout;
+		else /* the name is sure, its attributes maybe not: the kernel asks */
+			ep.attr_timeout = 0;
 		ep.entry_timeout = fs->o->entry_timeout;
 		kbfs_attr_to_stat(fs, &a, &ep.attr);
 		if (fuse_reply_entry(req, &ep) != 0) {
@@ -745,6 +795,7 @@ bool kbfs_wb_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool di
 	if (!ret) {
 		if (dir)
 			dir_drop(wb, n->child);
+		kbfs_node_wb_unlinked(fs->nodes, n->child, dir);
 		name_del(d, name);
 		dn->dir = premote;
 		kbfs_node_wb_begin(fs->nodes, parent);
@@ -818,6 +869,8 @@ bool kbfs_wb_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_in
 		if (!ret) {
 			child = n->child;
 			fmt = n->fmt;
+			if (dst) /* replaced: what still names it goes behind the RENAME */
+				kbfs_node_wb_unlinked(fs->nodes, dst->child, dst->fmt == S_IFDIR);
 			if (dst && dst->fmt == S_IFDIR)
 				dir_drop(wb, dst->child);
 			name_del(d, name);
@@ -948,6 +1001,18 @@ void kbfs_wb_wrote(struct kbfs *fs, fuse_ino_t ino, uint64_t end)
 	}
 }
 
+void kbfs_wb_write_failed(struct kbfs *fs, fuse_ino_t ino, int status)
+{
+	struct wb_done d = {.fs = fs, .op = kb_Op_WRITE};
+	struct kbfs_node_where w;
+
+	if (!fs->wb)
+		return;
+	if (kbfs_node_where(fs->nodes, ino, &w) == 0)
+		snprintf(d.name, sizeof(d.name), "%.63s", w.name);
+	log_failure(fs, &d, status);
+}
+
 /* ---- space, waits, drain ---- */
 
 /* The share's free bytes, measured at most every second (one thread asks;
@@ -1006,7 +1071,16 @@ bool kbfs_wb_sync_xattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct kbfs *fs = FS(req);
 	int ret = 0;
 
-	if (ino != FUSE_ROOT_ID || strcmp(name, KBFS_WB_SYNC_XATTR))
+	if (ino != FUSE_ROOT_ID)
+		return false;
+	if (!strcmp(name, KBFS_WB_DRAIN_XATTR)) { /* only wait: tools and tests */
+		if (fs->stream && kb_stream_wait(fs->stream, fs->o->timeout * 1000))
+			fuse_reply_err(req, EIO);
+		else
+			fuse_reply_buf(req, NULL, 0);
+		return true;
+	}
+	if (strcmp(name, KBFS_WB_SYNC_XATTR))
 		return false;
 	if (fs->stream)
 		ret = kb_stream_drain(fs->stream, fs->o->timeout * 1000);

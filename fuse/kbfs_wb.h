@@ -34,6 +34,9 @@
 /* Names one leased directory keeps; past it, the directory is asked. */
 #define KBFS_WB_DIR_NAMES 65536
 #define KBFS_WB_SYNC_XATTR "keibifs.sync"
+/* getxattr of it on the root only waits for the queue (no error taken, no
+ * syncfs): for scripts that look at the share right after. */
+#define KBFS_WB_DRAIN_XATTR "keibifs.drain"
 
 /* After connecting (rpc and node table made): start the stream when it
  * may be used; 0 or -ENOMEM. */
@@ -65,6 +68,14 @@ bool kbfs_wb_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const 
 bool kbfs_wb_remove(fuse_req_t req, fuse_ino_t parent, const char *name, bool dir);
 bool kbfs_wb_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		    const char *newname, unsigned flags);
+/* A READDIR asking for the lease on dir (server id remote) was answered:
+ * granted: the server said so; whole: the reply when it was all of the
+ * directory and succeeded (else NULL); kids_before: kbfs_node_kids_gen
+ * read before asking. Its names are kept and the lease used, or it goes
+ * back. */
+struct kb_rpc_result;
+void kbfs_wb_listed(struct kbfs *fs, fuse_ino_t dir, uint64_t remote, bool granted,
+		    const struct kb_rpc_result *whole, uint64_t kids_before);
 /* A synchronous MKDIR was granted the lease on its new, empty directory. */
 void kbfs_wb_dir_leased(struct kbfs *fs, fuse_ino_t dir);
 
@@ -88,6 +99,9 @@ bool kbfs_wb_setattr(struct kbfs *fs, fuse_ino_t ino, uint64_t fh, uint32_t set_
  * server did? Not when the share's free space comes near what is queued:
  * then ENOSPC reaches write(2) itself. */
 bool kbfs_wb_early(struct kbfs *fs, size_t len);
+/* An early-answered write failed on the server: logged (the file's
+ * fsync and close return it). */
+void kbfs_wb_write_failed(struct kbfs *fs, fuse_ino_t ino, int status);
 /* An early-answered write reached `end`: the size we show follows. */
 void kbfs_wb_wrote(struct kbfs *fs, fuse_ino_t ino, uint64_t end);
 /* fsync: wait until everything queued so far is answered (timeout); then

@@ -73,6 +73,16 @@ void kbfs_file_free(struct kbfs_file *f)
 	free(f);
 }
 
+/* A write-behind file holds its node until its last write is answered
+ * (the kernel may forget the node once the file is closed). */
+static void wb_file_free(struct kbfs *fs, struct kbfs_file *f)
+{
+	fuse_ino_t ino = f->ino;
+
+	kbfs_file_free(f);
+	kbfs_node_hold(fs->nodes, ino, -1);
+}
+
 void kbfs_file_own_change(struct kbfs *fs, fuse_ino_t ino, bool data)
 {
 	if (data)
@@ -172,6 +182,8 @@ void kbfs_open_rw(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	f->oflags = open_flags(fs, fi->flags) & ~(uint32_t)(O_EXCL | O_TRUNC);
 	f->writer = true;
 	f->wb = kbfs_node_wb_attr(fs->nodes, ino, &a); /* ours: write-behind */
+	if (f->wb)
+		kbfs_node_hold(fs->nodes, ino, 1);
 	kbfs_node_writers(fs->nodes, ino, 1);
 	fi->fh = (uintptr_t)f;
 	fi->keep_cache = kbfs_node_open_version(fs->nodes, ino, version);
@@ -180,7 +192,10 @@ void kbfs_open_rw(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fuse_reply_open(req, fi) != 0) {
 		kbfs_node_writers(fs->nodes, ino, -1);
 		release_remote(fs, remote, fh);
-		kbfs_file_free(f);
+		if (f->wb)
+			wb_file_free(fs, f);
+		else
+			kbfs_file_free(f);
 	}
 	return;
 fail:
@@ -246,6 +261,7 @@ static bool create_here(fuse_req_t req, fuse_ino_t parent, const char *name, mod
 	f->oflags = o->flags & ~(uint32_t)(O_EXCL | O_TRUNC);
 	f->writer = true;
 	f->wb = true;
+	kbfs_node_hold(fs->nodes, ep.ino, 1);
 	kbfs_node_writers(fs->nodes, ep.ino, 1);
 	ep.attr_timeout = fs->o->attr_timeout;
 	ep.entry_timeout = fs->o->entry_timeout;
@@ -256,7 +272,7 @@ static bool create_here(fuse_req_t req, fuse_ino_t parent, const char *name, mod
 		kbfs_node_writers(fs->nodes, ep.ino, -1);
 		release_remote(fs, o->e.node, f->remote_fh);
 		forget_ino(fs, ep.ino);
-		kbfs_file_free(f);
+		wb_file_free(fs, f);
 	}
 	return true;
 }
@@ -365,7 +381,9 @@ static void wr_finish(struct kbfs_wr *w, int status, struct kb_rpc_result *res)
 	if (f->wb) /* its attributes are ours until its last change is answered */
 		kbfs_node_wb_end(w->fs->nodes, f->remote, status, a, NS(w->fs->o->attr_timeout));
 	wrote(w->fs, f->ino, &w->tk, f->wb ? NULL : a);
-	if (!w->req) /* answered already (write-behind) */
+	if (!w->req && status < 0) /* answered already (write-behind): fsync, close say it */
+		kbfs_wb_write_failed(w->fs, f->ino, status);
+	else if (!w->req)
 		;
 	else if (status < 0)
 		kbfs_reply_err(w->req, status);
@@ -383,7 +401,7 @@ static void wr_finish(struct kbfs_wr *w, int status, struct kb_rpc_result *res)
 	free_f = f->released && !f->inflight; /* a wb file closed meanwhile */
 	pthread_mutex_unlock(&f->lock);       /* f may be freed from here on */
 	if (free_f)
-		kbfs_file_free(f);
+		wb_file_free(w->fs, f);
 	free(w);
 }
 
@@ -480,7 +498,8 @@ void kbfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, of
 	/* In the stream: answered now, when the share has room for it (else
 	 * ENOSPC must come back to write(2) itself); its error, if any, comes
 	 * at fsync and close. */
-	early = f->wb && kbfs_wb_early(fs, size);
+	/* free space known: the share's own filesystem's */
+	early = f->wb && !kbfs_node_no_lease(fs->nodes, ino) && kbfs_wb_early(fs, size);
 	if (early)
 		w->req = NULL;
 	if (f->wb)
@@ -564,6 +583,9 @@ void kbfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		f->released = true;
 		free_f = !f->inflight;
 		pthread_mutex_unlock(&f->lock);
+		if (free_f)
+			wb_file_free(fs, f);
+		free_f = false;
 	}
 	if (free_f)
 		kbfs_file_free(f);

@@ -44,6 +44,12 @@ bool th_wait_file_contains(const char *path, const char *needle, int timeout_ms)
 /* An unused TCP port on 127.0.0.1. */
 int th_free_port(void);
 
+/* Wait until every mount this test made has sent its write-behind queue
+ * (the keibifs.drain attribute): the server's tree is then what the mounts
+ * did. th_server_path calls it, so a test looks at the share after its
+ * mounts' changes reached it, as write-behind keeps it about one round
+ * trip behind. */
+void th_mounts_drain(void);
 /* Record a mountpoint for the runner's final cleanup / drop the record. */
 void th_track_mount(const char *mnt);
 /* Unmount (fusermount3 -u, then lazy umount) if mounted. */

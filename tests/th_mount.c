@@ -6,10 +6,36 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "th.h"
 #include "th_mount.h"
+
+/* This test process's live mounts: th_mounts_drain waits for their
+ * write-behind queues. */
+#define LIVE_MAX 16
+static char live[LIVE_MAX][PATH_MAX];
+
+static void live_set(const char *mnt, bool on)
+{
+	for (int i = 0; i < LIVE_MAX; i++) {
+		if (on ? !live[i][0] : !strcmp(live[i], mnt)) {
+			if (on)
+				snprintf(live[i], sizeof(live[i]), "%s", mnt);
+			else
+				live[i][0] = '\0';
+			return;
+		}
+	}
+}
+
+void th_mounts_drain(void)
+{
+	for (int i = 0; i < LIVE_MAX; i++)
+		if (live[i][0])
+			(void)getxattr(live[i], "keibifs.drain", NULL, 0);
+}
 
 static int build_opts(char *buf, size_t len, const struct th_server *ts, const char *opts)
 {
@@ -58,8 +84,10 @@ int th_mount_start(struct th_mount *m, const struct th_server *ts, const char *r
 	}
 	th_track_mount(m->mnt);
 	for (int waited = 0; waited < 15000; waited += 10) {
-		if (th_is_mounted(m->mnt))
+		if (th_is_mounted(m->mnt)) {
+			live_set(m->mnt, true);
 			return 0;
+		}
 		if (waitpid(m->pid, &st, WNOHANG) == m->pid) {
 			m->pid = 0;
 			break;
@@ -73,8 +101,10 @@ int th_mount_start(struct th_mount *m, const struct th_server *ts, const char *r
 
 void th_mount_stop(struct th_mount *m)
 {
-	if (m->mnt[0])
+	if (m->mnt[0]) {
+		live_set(m->mnt, false);
 		th_umount(m->mnt);
+	}
 	if (m->pid > 0) {
 		/* unmounting ends the session loop: give it time to exit itself */
 		for (int waited = 0; waited < 5000; waited += 10) {

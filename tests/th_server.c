@@ -193,6 +193,7 @@ const char *th_server_path(const struct th_server *ts, const char *rel)
 {
 	static __thread char p[PATH_MAX * 2];
 
+	th_mounts_drain(); /* what the mounts queued is there first */
 	snprintf(p, sizeof(p), "%s/%s", ts->share, rel);
 	return p;
 }

@@ -323,7 +323,7 @@ static bool fail_match(const struct kb_rpc_slot *s, enum kb_rpc_fail which, uint
 _Static_assert(KB_RPC_SLOTS <= 64, "claimed slots are a 64-bit mask");
 void kb_rpc_fail_pending(struct kb_rpc_conn *c, int status, enum kb_rpc_fail which, uint64_t now)
 {
-	uint64_t mine = 0;
+	uint64_t mine = 0, stale = 0;
 
 	pthread_mutex_lock(&c->lock);
 	for (unsigned i = 0; c->nfree < KB_RPC_SLOTS && i < KB_RPC_SLOTS; i++) {
@@ -332,12 +332,18 @@ void kb_rpc_fail_pending(struct kb_rpc_conn *c, int status, enum kb_rpc_fail whi
 		if (s->state == KB_SLOT_INFLIGHT && fail_match(s, which, now)) {
 			s->state = KB_SLOT_CLAIMED;
 			mine |= 1ull << i;
+			/* a stream request safe to repeat did not run in the new
+			 * session: as an old id there would say (ESTALE), so its
+			 * caller sends it again (a WRITE on its reopened file) */
+			if (which == KB_FAIL_UNSAFE && s->stream &&
+			    kb_op_is(s->op, KB_OP_IDEMPOTENT))
+				stale |= 1ull << i;
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
-	for (unsigned i = 0; mine; i++, mine >>= 1)
+	for (unsigned i = 0; mine; i++, mine >>= 1, stale >>= 1)
 		if (mine & 1)
-			kb_rpc_complete(c, &c->slots[i], status, NULL);
+			kb_rpc_complete(c, &c->slots[i], (stale & 1) ? -ESTALE : status, NULL);
 }
 
 void kb_rpc_conn_down(struct kb_rpc_conn *c, int err)

@@ -470,6 +470,16 @@ int kb_rpc_readdir(struct kb_rpc *r, uint64_t node, uint64_t fh, uint64_t cookie
 	return kb_send_res(r, &req, NULL, 0, res);
 }
 
+int kb_rpc_readdir_lease(struct kb_rpc *r, uint64_t node, uint64_t fh, uint32_t count,
+			 struct kb_rpc_result *res)
+{
+	REQ(req, kb_Op_READDIR);
+
+	readdir_req(&req, node, fh, 0, count, true);
+	req.want_lease = true;
+	return kb_send_res(r, &req, NULL, 0, res);
+}
+
 int kb_rpc_readdir_async(struct kb_rpc *r, uint64_t node, uint64_t fh, uint64_t cookie,
 			 uint32_t count, bool plus, kb_rpc_cb cb, void *arg)
 {

@@ -123,6 +123,10 @@ int kb_rpc_write_async(struct kb_rpc *r, const struct kb_rpc_write *w, int conn_
  * the end, how many. */
 int kb_rpc_readdir(struct kb_rpc *r, uint64_t node, uint64_t fh, uint64_t cookie, uint32_t count,
 		   bool plus, struct kb_rpc_result *res);
+/* The first batch (plus) asking for a lease on the directory
+ * (FEATURE_WRITE_BEHIND): res->resp.dir_lease says if it was granted. */
+int kb_rpc_readdir_lease(struct kb_rpc *r, uint64_t node, uint64_t fh, uint32_t count,
+			 struct kb_rpc_result *res);
 int kb_rpc_readdir_async(struct kb_rpc *r, uint64_t node, uint64_t fh, uint64_t cookie,
 			 uint32_t count, bool plus, kb_rpc_cb cb, void *arg);
 /* The entry at *off of a READDIR reply's bulk into d, *off moved past it:

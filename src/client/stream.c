@@ -11,6 +11,7 @@
 struct sreq {
 	struct kb_stream *st;
 	uint64_t ticket; /* order of submission (never reset) */
+	uint64_t gen;    /* session generation it was sent in */
 	size_t bytes;
 	uint32_t op;
 	kb_rpc_cb cb;
@@ -125,7 +126,14 @@ static void on_reply(void *arg, int status, struct kb_rpc_result *res)
 	if (q->cb)
 		q->cb(q->arg, status, res);
 	pthread_mutex_lock(&st->lock);
-	mark_done(st, q, status);
+	/* not an error of the stream: a synchronous call's (its caller has
+	 * it), or one that did not run because another session began and that
+	 * its caller sends again (ESTALE, EBADF) */
+	mark_done(
+		st, q,
+		q->sync || ((status == -ESTALE || status == -EBADF) && kb_rpc_gen(st->r) != q->gen)
+			? 0
+			: status);
 	if (q->sync) { /* a kb_stream_call: its caller owns q */
 		q->sync_done = true;
 		q->sync_status = status;
@@ -164,6 +172,7 @@ static int send_locked(struct kb_stream *st, kb_Request *req, const void *bulk, 
 			st->seq = 0;
 		}
 		req->seq = st->seq + 1;
+		q->gen = gen;
 		ret = kb_rpc_submit_gen(st->r, gen, req, bulk, len, 0, on_reply, q);
 		if (!ret)
 			st->seq++;

@@ -13,8 +13,9 @@
  * a submit past that waits (backpressure) up to the timeout.
  *
  * Errors are never lost: each request's status goes to its callback, and
- * the stream also keeps the first error since the last kb_stream_drain,
- * which returns it (keibifs --sync, fsync, unmount).
+ * the stream also keeps the first error of a kb_stream_submit since the
+ * last kb_stream_drain, which returns it (keibifs --sync, unmount); a
+ * kb_stream_call's status is its caller's alone.
  */
 #ifndef KB_STREAM_H
 #define KB_STREAM_H

@@ -225,6 +225,8 @@ const char *kb_wire_op_name(kb_Op op)
 		[kb_Op_FSYNCDIR] = "FSYNCDIR",
 		[kb_Op_ACCESS] = "ACCESS",
 		[kb_Op_BYE] = "BYE",
+		[kb_Op_LEASE_RETURN] = "LEASE_RETURN",
+		[kb_Op_SYNCFS] = "SYNCFS",
 		[kb_Op_NOTIFY] = "NOTIFY",
 	};
 

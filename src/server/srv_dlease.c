@@ -136,7 +136,7 @@ out:
 	return ret;
 }
 
-void kb_srv_dlease_leave(struct kb_srv_sess *s, dev_t dev, ino_t ino)
+void kb_srv_dlease_leave(struct kb_srv_sess *s, dev_t dev, ino_t ino, bool dropped)
 {
 	struct kb_srv_dleases *d = &s->srv->dleases;
 	struct kb_srv_dlease **pp, *e;
@@ -145,7 +145,7 @@ void kb_srv_dlease_leave(struct kb_srv_sess *s, dev_t dev, ino_t ino)
 	pp = slot(d, dev, ino);
 	e = *pp;
 	if (e) {
-		if (e->holder == s) { /* it forgot the directory: no lease left */
+		if (dropped && e->holder == s) { /* it forgot the directory: no lease left */
 			e->holder = NULL;
 			e->recalling = false;
 			pthread_cond_broadcast(&d->cond);

@@ -114,7 +114,9 @@ void kb_srv_dleases_destroy(struct kb_srv_dleases *d);
 /* Session s is about to hold directory (dev, ino): recall another
  * session's lease on it first (waits). Pair with kb_srv_dlease_leave. */
 int kb_srv_dlease_enter(struct kb_srv_sess *s, dev_t dev, ino_t ino);
-void kb_srv_dlease_leave(struct kb_srv_sess *s, dev_t dev, ino_t ino);
+/* dropped: s no longer holds a node of it (its lease ends); false: an
+ * enter that found the node already held (only the count goes back). */
+void kb_srv_dlease_leave(struct kb_srv_sess *s, dev_t dev, ino_t ino, bool dropped);
 /* Grant s a lease on directory node n when nobody else uses it. */
 bool kb_srv_dlease_grant(struct kb_srv_sess *s, const struct kb_srv_node *n);
 /* LEASE_RETURN: s gives its lease on n back. */

@@ -174,7 +174,7 @@ void kb_srv_nodetab_destroy(struct kb_srv_nodetab *t)
 		for (; n; n = next) {
 			next = n->next_id;
 			if (n->fmt == S_IFDIR && t->sess)
-				kb_srv_dlease_leave(t->sess, n->dev, n->ino);
+				kb_srv_dlease_leave(t->sess, n->dev, n->ino, true);
 			kb_srv_node_put(n);
 		}
 	}
@@ -277,7 +277,7 @@ int kb_srv_node_add_id(struct kb_srv_nodetab *t, int fd, const struct stat *st, 
 		       struct kb_srv_node **out)
 {
 	struct kb_srv_node *n, *fresh;
-	bool dir = S_ISDIR(st->st_mode) && t->sess, added = false;
+	bool dir = S_ISDIR(st->st_mode) && t->sess, added = false, known;
 	int ret = 0;
 
 	if (want_id && !(want_id & KB_SRV_CLIENT_ID)) {
@@ -292,6 +292,7 @@ int kb_srv_node_add_id(struct kb_srv_nodetab *t, int fd, const struct stat *st, 
 	fresh = calloc(1, sizeof(*fresh));
 	pthread_mutex_lock(&t->lock);
 	n = find_ino(t, st->st_dev, st->st_ino);
+	known = n != NULL;
 	if (n && want_id) {
 		n = NULL;
 		ret = -EEXIST;
@@ -316,7 +317,7 @@ int kb_srv_node_add_id(struct kb_srv_nodetab *t, int fd, const struct stat *st, 
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (dir && !added) /* known already, or not added: counted once */
-		kb_srv_dlease_leave(t->sess, st->st_dev, st->st_ino);
+		kb_srv_dlease_leave(t->sess, st->st_dev, st->st_ino, !known);
 	if (fd >= 0)
 		close(fd);
 	free(fresh);
@@ -361,7 +362,7 @@ int kb_srv_node_forget(struct kb_srv_nodetab *t, uint64_t id, uint64_t count)
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (drop && drop->fmt == S_IFDIR && t->sess)
-		kb_srv_dlease_leave(t->sess, drop->dev, drop->ino);
+		kb_srv_dlease_leave(t->sess, drop->dev, drop->ino, true);
 	kb_srv_node_put(drop);
 	return drop ? 1 : n ? 0 : -ENOENT;
 }

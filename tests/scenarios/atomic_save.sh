@@ -15,6 +15,7 @@ os.close(fd)
 os.rename(tmp, f"{mnt}/doc.txt")
 PY
 	[ "$(head -1 "$MNT/doc.txt")" = "version $i" ] || fail "mount shows stale doc after save $i"
+	drain
 	[ "$(head -1 "$SHARE/doc.txt")" = "version $i" ] || fail "server has stale doc after save $i"
 	[ "$(wc -l <"$MNT/doc.txt")" = 1000 ] || fail "partial file"
 done

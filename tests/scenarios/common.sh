@@ -7,6 +7,9 @@
 set -euo pipefail
 MNT=$1 SHARE=$2 WORK=$3
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# drain: the mount's write-behind queue has reached the server (look at
+# SHARE after it: the server is about one round trip behind the mount).
+drain() { python3 -c 'import os, sys; os.getxattr(sys.argv[1], "keibifs.drain")' "$MNT" 2>/dev/null || true; }
 # make_tree DIR: regular files 0 B .. 50 MiB, a sparse file, symlinks, hard
 # links, modes, mtimes and xattrs.
 make_tree() {
@@ -32,6 +35,7 @@ make_tree() {
 }
 same_tree() { # A B: identical content, metadata, xattrs
 	local out
+	drain
 	out=$(rsync -a -H -X --checksum --dry-run --itemize-changes --delete "$1/" "$2/")
 	[ -z "$out" ] || fail "trees differ ($1 vs $2): $out"
 	diff -r --no-dereference "$1" "$2" >/dev/null || fail "diff -r $1 $2"

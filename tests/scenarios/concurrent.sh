@@ -6,6 +6,7 @@ for i in 1 2 3 4; do
 	cp "$WORK/in$i" "$MNT/w$i" &
 done
 wait
+drain
 for i in 1 2 3 4; do cmp "$WORK/in$i" "$SHARE/w$i" || fail "file w$i differs"; done
 python3 - "$MNT/ranges" "$SHARE/ranges" <<'PY'
 import os, sys, threading
