@@ -307,39 +307,81 @@ static void free_names(char **v, int n)
 
 #define RECALL_FILES 300
 
+struct burst {
+	const char *mnt;
+	volatile int done; /* files written */
+	int err;
+};
+
+static void *burst_main(void *arg)
+{
+	struct burst *bu = arg;
+	char data[64];
+
+	for (int i = 0; i < RECALL_FILES && !bu->err; i++) {
+		snprintf(data, sizeof(data), "file %d\n", i);
+		bu->err = put(pathf(bu->mnt, "d/f%03d", i), data);
+		if (!bu->err)
+			bu->done = i + 1;
+	}
+	return NULL;
+}
+
+/* B looks at d while A is still creating files there (queued behind a
+ * +20 ms proxy): B sees every file A had made before B looked, as a
+ * prefix of A's order, each with its bytes. */
 START_TEST(test_recall_sees_queue)
 {
 	struct wt t;
 	struct th_mount b = {0};
-	char want[64], **names;
+	struct burst bu = {0};
+	pthread_t th;
+	char want[64], **names, *sync_out = NULL;
 	long queued;
-	int n;
+	int n, before, sync_st;
 
 	wt_start(&t, 20, NULL);
 	SKIP_NO_FUSE(&t);
-	ck_assert_int_eq(mkdir(pathf(t.a.mnt, "d"), 0755), 0);
-	for (int i = 0; i < RECALL_FILES; i++) {
-		snprintf(want, sizeof(want), "file %d\n", i);
-		PUT(pathf(t.a.mnt, "d/f%03d", i), want);
-	}
-	queued = wb_count(t.a.mnt, " queued now");
-	fprintf(stderr, "wb recall: %ld changes still queued in A when B mounts\n", queued);
-	ck_assert_int_ge(queued, 0); /* write-behind is on */
 	ck_assert_int_eq(th_mount_start(&b, &t.srv, "/", NULL), 0);
-	/* B's lookup of d recalls A's lease: everything A queued lands first */
+	ck_assert_int_eq(mkdir(pathf(t.a.mnt, "d"), 0755), 0);
+	bu.mnt = t.a.mnt;
+	ck_assert_int_eq(pthread_create(&th, NULL, burst_main, &bu), 0);
+	for (int i = 0; i < 3000 && bu.done < RECALL_FILES / 2 && !bu.err; i++)
+		usleep(2000);
+	before = bu.done;
+	queued = wb_count(t.a.mnt, " queued now");
+	/* B's lookup of d recalls A's lease: what A queued lands first */
 	n = list_dir(pathf(b.mnt, "d"), &names);
-	ck_assert_int_eq(n, RECALL_FILES);
-	for (int i = 0; i < RECALL_FILES; i++) {
+	fprintf(stderr, "wb recall: B looked after %d files, %ld changes queued in A; saw %d\n",
+		before, queued, n);
+	ck_assert_int_ge(queued, 0); /* write-behind is on */
+	ck_assert_int_ge(n, before);
+	for (int i = 0; i < n; i++) {
 		snprintf(want, sizeof(want), "f%03d", i);
 		ck_assert_str_eq(names[i], want);
 	}
 	free_names(names, n);
-	for (int i = 0; i < RECALL_FILES; i++) {
+	for (int i = 0; i < before; i++) {
 		snprintf(want, sizeof(want), "file %d\n", i);
 		ck_assert_msg(has_content(pathf(b.mnt, "d/f%03d", i), want), "B reads d/f%03d", i);
 	}
+	pthread_join(th, NULL);
+	ck_assert_msg(bu.err == 0, "A: %s", strerror(bu.err));
 	ck_assert_int_ge(wb_count(t.a.mnt, " recalls"), 1);
-	SYNC_OK(&t.a);
+	sync_st = kb_sync(t.a.mnt, &sync_out); /* drained: its status checked below */
+	n = list_dir(pathf(b.mnt, "d"), &names);
+	ck_assert_int_eq(n, RECALL_FILES);
+	free_names(names, n);
+	for (int i = 0; i < RECALL_FILES; i++) {
+		snprintf(want, sizeof(want), "file %d\n", i);
+		ck_assert_msg(has_content(pathf(t.srv.share, "d/f%03d", i), want), "d/f%03d", i);
+	}
+	/* BUG: as in test_recall_under_load: every file landed, yet --sync
+	 * exits 1; the failed stream requests are LOOKUPs (ENOENT) of the
+	 * names A went on creating in d after the recall */
+	ck_assert_msg(sync_st == 0, "keibifs --sync: exit %d: %s\n%s", sync_st,
+		      sync_out ? sync_out : "", status(t.a.mnt));
+	free(sync_out);
 	th_mount_stop(&b);
 	wt_stop(&t);
 }
@@ -384,9 +426,9 @@ START_TEST(test_recall_under_load)
 	struct th_mount b = {0};
 	struct loader l = {0};
 	pthread_t th;
-	char **names, **kids, data[64];
+	char **names, **kids, data[64], *sync_out = NULL;
 	unsigned rounds = 0;
-	int n, k;
+	int n, k, sync_st;
 
 	wt_start(&t, 5, NULL);
 	SKIP_NO_FUSE(&t);
@@ -410,7 +452,7 @@ START_TEST(test_recall_under_load)
 	}
 	pthread_join(th, NULL);
 	ck_assert_msg(l.err == 0, "A: %s: %s", l.where, strerror(l.err));
-	SYNC_OK(&t.a);
+	sync_st = kb_sync(t.a.mnt, &sync_out); /* drained: checked below */
 	fprintf(stderr, "wb load: %u listing rounds, %ld recalls in A\n", rounds,
 		wb_count(t.a.mnt, " recalls"));
 	ck_assert_int_ge(wb_count(t.a.mnt, " recalls"), 1);
@@ -427,6 +469,18 @@ START_TEST(test_recall_under_load)
 			ck_assert(has_content(pathf(b.mnt, "d/s%d/f%02d", s, i), data));
 		}
 	}
+	/* BUG: every change landed, yet --sync exits 1 ("a change queued
+	 * since the last --sync failed on the server") and --status counts
+	 * tens of failed stream requests, the last one's op a LOOKUP (seen by
+	 * printing kb_stream_stats.last_err_op), ENOENT, and the log names
+	 * none: the kernel's LOOKUPs of the new names in a directory whose
+	 * lease was recalled go to the server through the stream (the rpc
+	 * route: the directory is a node the stream touched) and
+	 * kb_stream's mark_done counts their expected ENOENT, already
+	 * answered to the caller, as the drain's error. */
+	ck_assert_msg(sync_st == 0, "keibifs --sync: exit %d: %s\n%s", sync_st,
+		      sync_out ? sync_out : "", status(t.a.mnt));
+	free(sync_out);
 	ck_assert_int_eq(wb_count(t.a.mnt, " failed"), 0);
 	th_mount_stop(&b);
 	wt_stop(&t);
@@ -471,30 +525,67 @@ static void settle(const char *dir)
 	}
 }
 
+/* One file the way an editor saves it: .fNNNN.tmp written, renamed to
+ * fNNNN. 0 or the first errno. */
+static int kill_step(const char *mnt, int i, bool sync_file)
+{
+	char data[160];
+	int fd, err = 0;
+
+	kill_content(i, data, sizeof(data));
+	fd = open(pathf(mnt, "d/.f%04d.tmp", i), O_WRONLY | O_CREAT | O_EXCL, 0644);
+	if (fd < 0)
+		return errno;
+	if (write(fd, data, strlen(data)) != (ssize_t)strlen(data))
+		err = errno ? errno : EIO;
+	if (!err && sync_file && fsync(fd) < 0)
+		err = errno;
+	if (close(fd) < 0 && !err)
+		err = errno;
+	if (!err && rename(pathf(mnt, "d/.f%04d.tmp", i), pathf(mnt, "d/f%04d", i)) < 0)
+		err = errno;
+	return err;
+}
+
+struct killer {
+	const char *mnt;
+	int from, to;
+	volatile int done; /* steps finished */
+	int err, at;
+};
+
+/* Steps from..to until one fails (A is killed meanwhile). */
+static void *kill_steps(void *arg)
+{
+	struct killer *k = arg;
+
+	for (int i = k->from; i <= k->to && !k->err; i++) {
+		k->err = kill_step(k->mnt, i, false);
+		if (k->err)
+			k->at = i;
+		else
+			k->done = i;
+	}
+	return NULL;
+}
+
 START_TEST(test_kill_leaves_prefix)
 {
 	struct wt t;
-	char data[160], **names;
+	struct killer kl = {0};
+	pthread_t th;
+	char **names;
 	int n, fd, k = 0, tmp = 0, st;
 	bool seen[KILL_FILES + 2] = {0};
 
 	wt_start(&t, 20, NULL);
 	SKIP_NO_FUSE(&t);
 	ck_assert_int_eq(mkdir(pathf(t.a.mnt, "d"), 0755), 0);
-	for (int i = 1; i <= KILL_FILES; i++) {
-		kill_content(i, data, sizeof(data));
-		fd = open(pathf(t.a.mnt, "d/.f%04d.tmp", i), O_WRONLY | O_CREAT | O_EXCL, 0644);
-		ck_assert_int_ge(fd, 0);
-		ck_assert_int_eq(write(fd, data, strlen(data)), (ssize_t)strlen(data));
-		if (i == 200) { /* a file's fsync: everything before it is there */
-			ck_assert_int_eq(fsync(fd), 0);
+	for (int i = 1; i <= 300; i++) {
+		/* at 200 a file's fsync: everything before it is there */
+		ck_assert_int_eq(kill_step(t.a.mnt, i, i == 200), 0);
+		if (i == 200) /* (its rename came after the fsync) */
 			assert_have_upto(&t, 199);
-			ck_assert(has_content(pathf(t.srv.share, "d/.f0200.tmp"), data));
-		}
-		ck_assert_int_eq(close(fd), 0);
-		ck_assert_int_eq(rename(pathf(t.a.mnt, "d/.f%04d.tmp", i),
-					pathf(t.a.mnt, "d/f%04d", i)),
-				 0);
 		if (i == 100) { /* the directory's fsync */
 			fd = open(pathf(t.a.mnt, "d"), O_RDONLY | O_DIRECTORY);
 			ck_assert_int_ge(fd, 0);
@@ -502,16 +593,30 @@ START_TEST(test_kill_leaves_prefix)
 			ck_assert_int_eq(close(fd), 0);
 			assert_have_upto(&t, 100);
 		}
-		if (i == 300) { /* keibifs --sync */
-			SYNC_OK(&t.a);
-			assert_have_upto(&t, 300);
-		}
 	}
-	fprintf(stderr, "wb kill: %ld changes queued in A when it is killed\n",
+	SYNC_OK(&t.a); /* keibifs --sync */
+	assert_have_upto(&t, 300);
+	/* more, and A is killed in the middle of them: what is still queued
+	 * (in A, in the proxy's delay line) is lost: the proxy holds it, A
+	 * dies, the connections are cut */
+	kl.mnt = t.a.mnt;
+	kl.from = 301;
+	kl.to = KILL_FILES;
+	ck_assert_int_eq(pthread_create(&th, NULL, kill_steps, &kl), 0);
+	for (int i = 0; i < 3000 && kl.done < 400 && !kl.err; i++)
+		usleep(5000);
+	fprintf(stderr, "wb kill: killed after step %d, %ld changes queued in A\n", kl.done,
 		wb_count(t.a.mnt, " queued now"));
+	ck_assert_int_eq(kill(t.proxy, SIGUSR2), 0);
+	ck_assert(th_wait_file_contains(t.plog, "kbproxy: stalled", 5000));
 	ck_assert_int_eq(kill(t.a.pid, SIGKILL), 0);
 	ck_assert_int_eq(waitpid(t.a.pid, &st, 0), t.a.pid);
 	t.a.pid = 0;
+	ck_assert_int_eq(kill(t.proxy, SIGUSR1), 0);
+	ck_assert_int_eq(kill(t.proxy, SIGUSR2), 0);
+	pthread_join(th, NULL);
+	fprintf(stderr, "wb kill: A's steps stopped at %d: %s\n", kl.at,
+		kl.err ? strerror(kl.err) : "none");
 	th_umount(t.a.mnt);
 	settle(pathf(t.srv.share, "d"));
 	n = list_dir(pathf(t.srv.share, "d"), &names);
@@ -602,6 +707,19 @@ START_TEST(test_enospc)
 END_TEST
 
 /* ---- 5. renames keep their order ---- */
+
+/* BUG: keibifs crashes here in about half the runs (SIGSEGV; the test
+ * then fails with ENOTCONN or ECONNABORTED from the next syscall). The
+ * core's backtrace: rx thread, stream.c on_reply -> kbfs_write.c
+ * wr_finish -> wrote -> kbfs_quiet_node -> kbfs_node_where -> strlen of
+ * a freed node's name. An early-answered WRITE of .doc.swp (the kernel
+ * writes it back at close) is answered by the server after the rename
+ * over doc made the kernel FORGET the replaced doc's inode, and after the
+ * file was released: wr_finish keeps the kbfs_file alive for that case
+ * (f->released) but not its node, and uses f->ino (the node's address)
+ * after the node was freed. The log also shows "write-behind: SETATTR ''
+ * failed on the server: Stale file handle" for a queued SETATTR of the
+ * replaced file. */
 
 START_TEST(test_rename_order)
 {
@@ -872,11 +990,107 @@ START_TEST(test_ino_stable)
 	/* another client looks: the lease is recalled, attributes are the server's */
 	ck_assert_int_eq(th_mount_start(&b, &t.srv, "/", NULL), 0);
 	ck_assert_int_eq(stat(pathf(b.mnt, "d/f"), &st1), 0);
-	fprintf(stderr, "DEBUG %s\n", status(t.a.mnt));
-	ck_assert_int_ge(wb_count(t.a.mnt, " recalls"), 1);
 	usleep(600 * 1000);
 	ck_assert_int_eq(stat(pathf(t.a.mnt, "d/f"), &st1), 0);
 	ck_assert_uint_eq(st1.st_ino, st0.st_ino);
+	th_mount_stop(&b);
+	wt_stop(&t);
+}
+END_TEST
+
+/* ---- the holder looking its own leased directory up again ---- */
+
+/* BUG: the server drops a session's lease on a directory when that
+ * session looks the directory up again (the kernel re-validates it after
+ * entry_timeout): kb_srv_node_add_id counts a known directory once with
+ * kb_srv_dlease_enter + kb_srv_dlease_leave, and kb_srv_dlease_leave ends
+ * the lease whenever the leaving session is the holder. The mount still
+ * answers there itself, but another session is no longer made to wait for
+ * its queue: B lists d without A's queued CREATE of g. */
+START_TEST(test_relookup_keeps_lease)
+{
+	struct wt t;
+	struct th_mount b = {0};
+	struct stat st;
+	char *out = NULL, cmd[PATH_MAX + 64];
+	FILE *ls;
+	size_t n;
+
+	wt_start(&t, 0, "attr_timeout=0.3,entry_timeout=0.3,negative_timeout=0.3");
+	SKIP_NO_FUSE(&t);
+	ck_assert_int_eq(th_mount_start(&b, &t.srv, "/", NULL), 0);
+	ck_assert_int_eq(mkdir(pathf(t.a.mnt, "d"), 0755), 0);
+	PUT(pathf(t.a.mnt, "d/f"), "f\n");
+	SYNC_OK(&t.a);
+	usleep(600 * 1000); /* past entry_timeout: the kernel looks d up again */
+	ck_assert_int_eq(stat(pathf(t.a.mnt, "d"), &st), 0);
+	ck_assert_int_eq(stat(pathf(t.a.mnt, "d/f"), &st), 0);
+	/* g is queued and held in the proxy; B's look at d must wait for it */
+	ck_assert_int_eq(kill(t.proxy, SIGUSR2), 0);
+	ck_assert(th_wait_file_contains(t.plog, "kbproxy: stalled", 5000));
+	PUT(pathf(t.a.mnt, "d/g"), "g\n");
+	snprintf(cmd, sizeof(cmd), "ls '%s' 2>&1", pathf(b.mnt, "d"));
+	ls = popen(cmd, "r");
+	ck_assert_ptr_nonnull(ls);
+	usleep(300 * 1000); /* (not a condition: B waits for the recall either way) */
+	ck_assert_int_eq(kill(t.proxy, SIGUSR2), 0);
+	out = calloc(1, 4096);
+	n = fread(out, 1, 4095, ls);
+	out[n] = '\0';
+	ck_assert_int_eq(pclose(ls), 0);
+	ck_assert_msg(strstr(out, "g\n") != NULL,
+		      "B listed d without A's queued g (the lease was not recalled):\n%s", out);
+	free(out);
+	ck_assert_int_ge(wb_count(t.a.mnt, " recalls"), 1);
+	SYNC_OK(&t.a);
+	th_mount_stop(&b);
+	wt_stop(&t);
+}
+END_TEST
+
+/* ---- --sync reports queued changes only ---- */
+
+/* Errors a caller got at once (ENOENT of a name looked up, EEXIST of an
+ * O_EXCL create the server decided) while A's lease on d is being given
+ * back or after it came back are not failures of queued changes: --sync
+ * stays clean. (A narrower case than test_recall_under_load's; it has not
+ * reproduced that test's failure.) A +50 ms proxy keeps the giving back
+ * (a round trip) going while A looks names up. */
+START_TEST(test_sync_ignores_answered_errors)
+{
+	struct wt t;
+	struct th_mount b = {0};
+	struct stat st;
+	char cmd[PATH_MAX + 64];
+	FILE *bst;
+	int fd, enoent = 0;
+
+	wt_start(&t, 50, NULL);
+	SKIP_NO_FUSE(&t);
+	ck_assert_int_eq(th_mount_start(&b, &t.srv, "/", NULL), 0);
+	ck_assert_int_eq(mkdir(pathf(t.a.mnt, "d"), 0755), 0);
+	for (int i = 0; i < 20; i++)
+		PUT(pathf(t.a.mnt, "d/f%d", i), "f\n");
+	snprintf(cmd, sizeof(cmd), "stat '%s' >/dev/null 2>&1", pathf(b.mnt, "d/f0"));
+	bst = popen(cmd, "r"); /* B: recalls A's lease */
+	ck_assert_ptr_nonnull(bst);
+	/* A meanwhile: names that are not there (answered ENOENT at once) */
+	for (int i = 0; i < 40; i++) {
+		ck_assert_int_eq(stat(pathf(t.a.mnt, "d/none%d", i), &st), -1);
+		ck_assert_int_eq(errno, ENOENT);
+		enoent++;
+		usleep(10000);
+	}
+	ck_assert_int_eq(pclose(bst), 0);
+	ck_assert_int_ge(wb_count(t.a.mnt, " recalls"), 1);
+	/* new files in d now: the server decides (the kernel's LOOKUP first) */
+	for (int i = 0; i < 10; i++)
+		PUT(pathf(t.a.mnt, "d/g%d", i), "g\n");
+	fd = open(pathf(t.a.mnt, "d/f0"), O_WRONLY | O_CREAT | O_EXCL, 0644);
+	ck_assert_int_eq(fd, -1);
+	ck_assert_int_eq(errno, EEXIST);
+	SYNC_OK(&t.a);
+	ck_assert_int_eq(enoent, 40);
 	th_mount_stop(&b);
 	wt_stop(&t);
 }
@@ -889,17 +1103,18 @@ Suite *suite_wb(void)
 	TCase *tc = tcase_create("mounted");
 
 	tcase_set_timeout(tc, 90);
-#define ADD(tc, fn) do { const char *o_ = getenv("KB_WB_ONLY"); if (!o_ || strstr(#fn, o_)) tcase_add_test(tc, fn); } while (0) /* DEV */
-	ADD(tc, test_recall_sees_queue);
-	ADD(tc, test_recall_under_load);
-	ADD(tc, test_kill_leaves_prefix);
-	ADD(tc, test_enospc);
-	ADD(tc, test_rename_order);
-	ADD(tc, test_cut_full_queue);
-	ADD(tc, test_git_clone_cut);
-	ADD(tc, test_sync_reports_error);
-	ADD(tc, test_sync_meta_same_tree);
-	ADD(tc, test_ino_stable);
+	tcase_add_test(tc, test_recall_sees_queue);
+	tcase_add_test(tc, test_recall_under_load);
+	tcase_add_test(tc, test_kill_leaves_prefix);
+	tcase_add_test(tc, test_enospc);
+	tcase_add_test(tc, test_rename_order);
+	tcase_add_test(tc, test_cut_full_queue);
+	tcase_add_test(tc, test_git_clone_cut);
+	tcase_add_test(tc, test_sync_reports_error);
+	tcase_add_test(tc, test_sync_meta_same_tree);
+	tcase_add_test(tc, test_ino_stable);
+	tcase_add_test(tc, test_relookup_keeps_lease);
+	tcase_add_test(tc, test_sync_ignores_answered_errors);
 	suite_add_tcase(s, tc);
 	return s;
 }
