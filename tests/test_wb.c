@@ -706,6 +706,44 @@ START_TEST(test_enospc)
 }
 END_TEST
 
+/* The same where the small filesystem is mounted inside the share (a
+ * share holding other mounts): the share's root has room, small/ does
+ * not. */
+START_TEST(test_enospc_submount)
+{
+	struct wt t;
+	int err;
+
+	wt_start(&t, 20, NULL);
+	SKIP_NO_FUSE(&t);
+	ck_assert_int_eq(mkdir(pathf(t.srv.share, "small"), 0755), 0);
+	ck_assert_int_eq(mount("tmpfs", pathf(t.srv.share, "small"), "tmpfs", 0, "size=2m"), 0);
+	th_track_mount(pathf(t.srv.share, "small"));
+	ck_assert(th_wait_exists(pathf(t.a.mnt, "small"), 3000));
+	ck_assert_int_eq(mkdir(pathf(t.a.mnt, "small/d"), 0755), 0); /* leased to A */
+	err = fill_file(pathf(t.a.mnt, "small/d/big"), 4u << 20, true);
+	ck_assert_msg(err == ENOSPC, "write+fsync+close of 4 MiB: %s, not ENOSPC", strerror(err));
+	ck_assert_int_eq(unlink(pathf(t.a.mnt, "small/d/big")), 0);
+	kb_sync(t.a.mnt, NULL);
+	/* BUG (expected to fail here; see the report): writes are answered
+	 * before the server's while the *share root's* free space (statfs of
+	 * the root, kbfs_wb.c avail_now) is large, and close does not wait:
+	 * write(2) and close(2) all succeed, the ENOSPC is only in the log */
+	err = fill_file(pathf(t.a.mnt, "small/d/big2"), 4u << 20, false);
+	if (err != ENOSPC) {
+		char *log = NULL;
+
+		kb_sync(t.a.mnt, NULL);
+		th_sh_out(&log, "tail -n 5 '%s'", t.a.log);
+		ck_abort_msg("write+close of 4 MiB: %s, not ENOSPC; --sync then: %s; log:\n%s",
+			     strerror(err), status(t.a.mnt), log ? log : "");
+	}
+	th_sh("umount '%s' || umount -l '%s'", pathf(t.srv.share, "small"),
+	      pathf(t.srv.share, "small"));
+	wt_stop(&t);
+}
+END_TEST
+
 /* ---- 5. renames keep their order ---- */
 
 /* BUG: keibifs crashes here in about half the runs (SIGSEGV; the test
@@ -721,6 +759,8 @@ END_TEST
  * failed on the server: Stale file handle" for a queued SETATTR of the
  * replaced file. */
 
+#define ROUNDS 60
+
 START_TEST(test_rename_order)
 {
 	struct wt t;
@@ -731,7 +771,7 @@ START_TEST(test_rename_order)
 	SKIP_NO_FUSE(&t);
 	ck_assert_int_eq(mkdir(pathf(t.a.mnt, "d"), 0755), 0);
 	PUT(pathf(t.a.mnt, "d/doc"), "v 0\n");
-	for (int r = 1; r <= 20; r++) {
+	for (int r = 1; r <= ROUNDS; r++) {
 		/* a chain a -> b -> c -> d (d replaced from the round before) */
 		snprintf(data, sizeof(data), "round %d\n", r);
 		PUT(pathf(t.a.mnt, "d/a"), data);
@@ -750,11 +790,11 @@ START_TEST(test_rename_order)
 	ck_assert_str_eq(names[1], "doc");
 	free_names(names, n);
 	ck_assert_int_ge(slurp(pathf(t.srv.share, "d/d"), buf, sizeof(buf)), 0);
-	ck_assert_str_eq(buf, "round 20\n");
+	ck_assert_str_eq(buf, "round 60\n");
 	ck_assert_int_ge(slurp(pathf(t.srv.share, "d/doc"), buf, sizeof(buf)), 0);
-	ck_assert_str_eq(buf, "v 20\n");
+	ck_assert_str_eq(buf, "v 60\n");
 	ck_assert_int_ge(slurp(pathf(t.a.mnt, "d/doc"), buf, sizeof(buf)), 0);
-	ck_assert_str_eq(buf, "v 20\n");
+	ck_assert_str_eq(buf, "v 60\n");
 	wt_stop(&t);
 }
 END_TEST
@@ -1107,6 +1147,7 @@ Suite *suite_wb(void)
 	tcase_add_test(tc, test_recall_under_load);
 	tcase_add_test(tc, test_kill_leaves_prefix);
 	tcase_add_test(tc, test_enospc);
+	tcase_add_test(tc, test_enospc_submount);
 	tcase_add_test(tc, test_rename_order);
 	tcase_add_test(tc, test_cut_full_queue);
 	tcase_add_test(tc, test_git_clone_cut);
