@@ -12,7 +12,14 @@
  * behind; SIGUSR1 cuts, SIGUSR2 stalls); a second mount B, when used,
  * talks to the server directly. No timing assertions: delays only make
  * the interesting interleavings likely, the checks hold whatever the
- * interleaving. */
+ * interleaving.
+ *
+ * Tests with a comment "BUG:" fail on purpose against the write-behind
+ * as it was added (625a0f8): test_recall_sees_queue and
+ * test_recall_under_load (--sync exit 1 from LOOKUPs' ENOENT),
+ * test_enospc_submount (ENOSPC reaches no syscall), test_rename_order
+ * (keibifs crashes, use after free), test_relookup_keeps_lease (the
+ * server drops a lease on a re-lookup). Each comment says what happens. */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
