@@ -14,12 +14,12 @@
  * the interesting interleavings likely, the checks hold whatever the
  * interleaving.
  *
- * Tests with a comment "BUG:" fail on purpose against the write-behind
- * as it was added (625a0f8): test_recall_sees_queue and
- * test_recall_under_load (--sync exit 1 from LOOKUPs' ENOENT),
- * test_enospc_submount (ENOSPC reaches no syscall), test_rename_order
- * (keibifs crashes, use after free), test_relookup_keeps_lease (the
- * server drops a lease on a re-lookup). Each comment says what happens. */
+ * Comments marked "Was:" tell what five of these found in the write-behind
+ * as it was first added (625a0f8), where they failed every time:
+ * test_recall_sees_queue and test_recall_under_load (--sync exit 1 from
+ * LOOKUPs' ENOENT), test_enospc_submount (ENOSPC reached no syscall),
+ * test_rename_order (keibifs crashed: use after free),
+ * test_relookup_keeps_lease (the server dropped a lease on a re-lookup). */
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
@@ -172,9 +172,9 @@ static int put(const char *path, const char *data)
 	return err;
 }
 
-#define PUT(path, data)                                                                     \
-	do {                                                                                \
-		int put_err_ = put(path, data);                                             \
+#define PUT(path, data)                                                               \
+	do {                                                                          \
+		int put_err_ = put(path, data);                                       \
 		ck_assert_msg(put_err_ == 0, "put %s: %s", path, strerror(put_err_)); \
 	} while (0)
 
@@ -218,17 +218,17 @@ static int kb_sync(const char *mnt, char **out)
 }
 
 /* --sync of mount m must succeed; else its output, status and log tail. */
-#define SYNC_OK(m)                                                                            \
-	do {                                                                                  \
-		char *sync_out_ = NULL, *log_ = NULL;                                         \
-		int sync_st_ = kb_sync((m)->mnt, &sync_out_);                                 \
-		if (sync_st_)                                                                 \
-			th_sh_out(&log_, "tail -n 15 '%s'", (m)->log);                        \
+#define SYNC_OK(m)                                                                                \
+	do {                                                                                      \
+		char *sync_out_ = NULL, *log_ = NULL;                                             \
+		int sync_st_ = kb_sync((m)->mnt, &sync_out_);                                     \
+		if (sync_st_)                                                                     \
+			th_sh_out(&log_, "tail -n 15 '%s'", (m)->log);                            \
 		ck_assert_msg(sync_st_ == 0, "keibifs --sync: exit %d: %s\nstatus: %s\nlog:\n%s", \
-			      sync_st_, sync_out_ ? sync_out_ : "", status((m)->mnt),         \
-			      log_ ? log_ : "");                                              \
-		free(sync_out_);                                                              \
-		free(log_);                                                                   \
+			      sync_st_, sync_out_ ? sync_out_ : "", status((m)->mnt),             \
+			      log_ ? log_ : "");                                                  \
+		free(sync_out_);                                                                  \
+		free(log_);                                                                       \
 	} while (0)
 
 /* The mount's status text (thread-local buffer). */
@@ -383,8 +383,8 @@ START_TEST(test_recall_sees_queue)
 		snprintf(want, sizeof(want), "file %d\n", i);
 		ck_assert_msg(has_content(pathf(t.srv.share, "d/f%03d", i), want), "d/f%03d", i);
 	}
-	/* BUG: as in test_recall_under_load: every file landed, yet --sync
-	 * exits 1; the failed stream requests are LOOKUPs (ENOENT) of the
+	/* Was: as in test_recall_under_load: every file landed, yet --sync
+	 * exited 1; the failed stream requests were LOOKUPs (ENOENT) of the
 	 * names A went on creating in d after the recall */
 	ck_assert_msg(sync_st == 0, "keibifs --sync: exit %d: %s\n%s", sync_st,
 		      sync_out ? sync_out : "", status(t.a.mnt));
@@ -476,7 +476,7 @@ START_TEST(test_recall_under_load)
 			ck_assert(has_content(pathf(b.mnt, "d/s%d/f%02d", s, i), data));
 		}
 	}
-	/* BUG: every change landed, yet --sync exits 1 ("a change queued
+	/* Was: every change landed, yet --sync exited 1 ("a change queued
 	 * since the last --sync failed on the server") and --status counts
 	 * tens of failed stream requests, the last one's op a LOOKUP (seen by
 	 * printing kb_stream_stats.last_err_op), ENOENT, and the log names
@@ -732,10 +732,11 @@ START_TEST(test_enospc_submount)
 	ck_assert_msg(err == ENOSPC, "write+fsync+close of 4 MiB: %s, not ENOSPC", strerror(err));
 	ck_assert_int_eq(unlink(pathf(t.a.mnt, "small/d/big")), 0);
 	kb_sync(t.a.mnt, NULL);
-	/* BUG (expected to fail here; see the report): writes are answered
-	 * before the server's while the *share root's* free space (statfs of
-	 * the root, kbfs_wb.c avail_now) is large, and close does not wait:
-	 * write(2) and close(2) all succeed, the ENOSPC is only in the log */
+	/* Was: writes were answered before the server's while the *share
+	 * root's* free space (statfs of the root, kbfs_wb.c avail_now) was
+	 * large, and close does not wait: write(2) and close(2) all succeeded,
+	 * the ENOSPC only in --sync (now: no lease, no early answer on a
+	 * filesystem mounted beneath the share) */
 	err = fill_file(pathf(t.a.mnt, "small/d/big2"), 4u << 20, false);
 	if (err != ENOSPC) {
 		char *log = NULL;
@@ -753,7 +754,7 @@ END_TEST
 
 /* ---- 5. renames keep their order ---- */
 
-/* BUG: keibifs crashes here in about half the runs (SIGSEGV; the test
+/* Was: keibifs crashed here in about half the runs (SIGSEGV; the test
  * then fails with ENOTCONN or ECONNABORTED from the next syscall). The
  * core's backtrace: rx thread, stream.c on_reply -> kbfs_write.c
  * wr_finish -> wrote -> kbfs_quiet_node -> kbfs_node_where -> strlen of
@@ -854,19 +855,20 @@ START_TEST(test_git_clone_cut)
 	work = th_tmpdir("wbgit");
 	ck_assert_ptr_nonnull(work);
 	snprintf(src, sizeof(src), "%s/src", work);
-	ck_assert_int_eq(th_sh("git init -q '%s' && cd '%s' && "
-			       "for i in $(seq 100); do mkdir -p d$((i %% 10)); "
-			       "seq $i > d$((i %% 10))/f$i.txt; done && ln -s d1/f1.txt link && "
-			       "git add -A && git -c user.name=t -c user.email=t@t commit -qm one && "
-			       "for i in $(seq 1 3 100); do echo more >> d$((i %% 10))/f$i.txt; done && "
-			       "git -c user.name=t -c user.email=t@t commit -qam two",
-			       src, src),
-			 0);
+	ck_assert_int_eq(
+		th_sh("git init -q '%s' && cd '%s' && "
+		      "for i in $(seq 100); do mkdir -p d$((i %% 10)); "
+		      "seq $i > d$((i %% 10))/f$i.txt; done && ln -s d1/f1.txt link && "
+		      "git add -A && git -c user.name=t -c user.email=t@t commit -qm one && "
+		      "for i in $(seq 1 3 100); do echo more >> d$((i %% 10))/f$i.txt; done && "
+		      "git -c user.name=t -c user.email=t@t commit -qam two",
+		      src, src),
+		0);
 	ck_assert_int_eq(mkdir(pathf(t.a.mnt, "d"), 0755), 0);
 	snprintf(url, sizeof(url), "file://%s", src);
 	{
-		const char *argv[] = {"/usr/bin/git", "clone", "-q", url, pathf(t.a.mnt, "d/clone"),
-				      NULL};
+		const char *argv[] = {
+			"/usr/bin/git", "clone", "-q", url, pathf(t.a.mnt, "d/clone"), NULL};
 		char log[PATH_MAX + 16];
 
 		snprintf(log, sizeof(log), "%s/clone.log", work);
@@ -893,8 +895,8 @@ START_TEST(test_git_clone_cut)
 	ck_assert_msg(rc == 0 && out && !out[0], "git status on the server: %d\n%s", rc,
 		      out ? out : "");
 	free(out);
-	ck_assert_int_eq(th_sh("diff -r --exclude=.git '%s' '%s'", src, pathf(t.srv.share, "d/clone")),
-			 0);
+	ck_assert_int_eq(
+		th_sh("diff -r --exclude=.git '%s' '%s'", src, pathf(t.srv.share, "d/clone")), 0);
 	th_sh("rm -rf '%s'", work);
 	free(work);
 	wt_stop(&t);
@@ -1047,7 +1049,7 @@ END_TEST
 
 /* ---- the holder looking its own leased directory up again ---- */
 
-/* BUG: the server drops a session's lease on a directory when that
+/* Was: the server dropped a session's lease on a directory when that
  * session looks the directory up again (the kernel re-validates it after
  * entry_timeout): kb_srv_node_add_id counts a known directory once with
  * kb_srv_dlease_enter + kb_srv_dlease_leave, and kb_srv_dlease_leave ends

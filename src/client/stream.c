@@ -110,10 +110,20 @@ static void mark_done(struct kb_stream *st, struct sreq *q, int status)
 	pthread_cond_broadcast(&st->cond);
 }
 
+/* Requests whose failure loses nothing (a handle or lookup count given
+ * back, a lease returned): not the stream's errors. A RELEASE of a file
+ * whose queued CREATE failed gets EBADF; the CREATE's error was told. */
+static bool quiet_op(uint32_t op)
+{
+	return op == kb_Op_RELEASE || op == kb_Op_RELEASEDIR || op == kb_Op_FORGET ||
+	       op == kb_Op_LEASE_RETURN;
+}
+
 static void on_reply(void *arg, int status, struct kb_rpc_result *res)
 {
 	struct sreq *q = arg;
 	struct kb_stream *st = q->st;
+	bool stale;
 
 	if (q->take && res)
 		q->take(q->take_arg, &res->resp, res->bulk, res->bulk_len);
@@ -127,13 +137,10 @@ static void on_reply(void *arg, int status, struct kb_rpc_result *res)
 		q->cb(q->arg, status, res);
 	pthread_mutex_lock(&st->lock);
 	/* not an error of the stream: a synchronous call's (its caller has
-	 * it), or one that did not run because another session began and that
-	 * its caller sends again (ESTALE, EBADF) */
-	mark_done(
-		st, q,
-		q->sync || ((status == -ESTALE || status == -EBADF) && kb_rpc_gen(st->r) != q->gen)
-			? 0
-			: status);
+	 * it), one whose failure loses nothing, or one that did not run
+	 * because another session began and that its caller sends again */
+	stale = (status == -ESTALE || status == -EBADF) && kb_rpc_gen(st->r) != q->gen;
+	mark_done(st, q, q->sync || quiet_op(q->op) || stale ? 0 : status);
 	if (q->sync) { /* a kb_stream_call: its caller owns q */
 		q->sync_done = true;
 		q->sync_status = status;

@@ -164,7 +164,9 @@ bool kb_srv_dlease_grant(struct kb_srv_sess *s, const struct kb_srv_node *n)
 	struct kb_srv_dlease *e;
 	bool ok = false;
 
-	if (n->fmt != S_IFDIR || !s->srv->notifier || s->ro)
+	/* on another filesystem mounted beneath the share: its changes are
+	 * not promised to be pushed (Entry.no_lease), nor its free space known */
+	if (n->fmt != S_IFDIR || !s->srv->notifier || s->ro || n->dev != s->srv->root_dev)
 		return false;
 	pthread_mutex_lock(&d->lock);
 	e = *slot(d, n->dev, n->ino);
