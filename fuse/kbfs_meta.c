@@ -125,11 +125,6 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	    !(to_set & FUSE_SET_ATTR_MTIME_NOW))
 		kbfs_node_kernel_mtime_set(fs->nodes, ino, (int64_t)attr->st_mtim.tv_sec,
 					   (uint32_t)attr->st_mtim.tv_nsec);
-	if (setattr_known(fs, ino, attr, to_set, &a)) {
-		kbfs_attr_to_stat(fs, &a, &st);
-		fuse_reply_attr(req, &st, fs->o->attr_timeout);
-		return;
-	}
 	/* No creds even with owners=preserve: the kernel checked it all
 	 * (default_permissions, sgid clearing) and, with the writeback cache,
 	 * sends utimes(NULL) as explicit times only the owner could set.
@@ -138,8 +133,16 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	s.mask = set_mask(fs, attr, to_set, &s.values);
 	if (s.mask && kbfs_devio_kill_suidgid()) /* with a size or owner change */
 		s.mask |= kb_SetMask_SET_KILL_SUIDGID;
-	if (s.mask && kbfs_wb_setattr(fs, ino, f && f->wb ? f->remote_fh : 0, s.mask, &s.values,
-				      &a)) { /* answered here, queued in the stream */
+	/* In the stream: answered here and always queued (costs no round
+	 * trip), never skipped as "nothing changes": the attributes we keep
+	 * may miss a change on the server's disk in the same moment. */
+	if (s.mask &&
+	    kbfs_wb_setattr(fs, ino, f && f->wb ? f->remote_fh : 0, s.mask, &s.values, &a)) {
+		kbfs_attr_to_stat(fs, &a, &st);
+		fuse_reply_attr(req, &st, fs->o->attr_timeout);
+		return;
+	}
+	if (setattr_known(fs, ino, attr, to_set, &a)) {
 		kbfs_attr_to_stat(fs, &a, &st);
 		fuse_reply_attr(req, &st, fs->o->attr_timeout);
 		return;

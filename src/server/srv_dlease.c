@@ -75,18 +75,28 @@ static struct kb_srv_dlease **slot(struct kb_srv_dleases *d, dev_t dev, ino_t in
 	return pp;
 }
 
-/* Lock held: the holder did not give it back in time. */
-static void revoke(struct kb_srv *srv, struct kb_srv_dlease *e)
+/* Lock held: the holder did not give it back in time, or cannot hear. */
+static void revoke(struct kb_srv *srv, struct kb_srv_dlease *e, const char *why)
 {
 	struct kb_srv_sess *h = e->holder;
 
 	e->holder = NULL;
 	e->recalling = false;
 	srv->dleases.revoked++;
-	kb_srv_logf(srv, KB_SRV_LOG_INFO,
-		    "directory lease not given back within %d ms: its session is cut",
-		    KB_SRV_RECALL_MS);
+	kb_srv_logf(srv, KB_SRV_LOG_INFO, "directory lease taken back (%s): its session is cut",
+		    why);
 	kb_srv_sess_cut(h);
+}
+
+/* Lock held: has the holder a connection to hear a recall on? */
+static bool holder_reachable(struct kb_srv *srv, struct kb_srv_sess *h)
+{
+	bool up;
+
+	pthread_mutex_lock(&srv->lock);
+	up = h->conns > 0 && !h->bye;
+	pthread_mutex_unlock(&srv->lock);
+	return up;
 }
 
 /* Lock held: recall e's lease for `s` and wait until it is back. */
@@ -98,6 +108,13 @@ static void recall(struct kb_srv *srv, struct kb_srv_sess *s, struct kb_srv_dlea
 	while (e->holder && e->holder != s) {
 		struct timespec ts = kb_srv_ts(deadline);
 
+		if (!holder_reachable(srv, e->holder)) {
+			/* no connection to hear the recall (a mount gone without
+			 * BYE, in its grace period): waiting would only stall the
+			 * asker (its receiver, its keepalives) */
+			revoke(srv, e, "its client is not connected");
+			break;
+		}
 		if (!e->recalling) {
 			e->recalling = true;
 			d->recalls++;
@@ -105,7 +122,7 @@ static void recall(struct kb_srv *srv, struct kb_srv_sess *s, struct kb_srv_dlea
 		}
 		if (pthread_cond_timedwait(&d->cond, &d->lock, &ts) == ETIMEDOUT &&
 		    kb_now_ns() >= deadline && e->holder && e->holder != s)
-			revoke(srv, e);
+			revoke(srv, e, "not given back within 5 s");
 	}
 }
 
