@@ -907,9 +907,6 @@ bool kbfs_wb_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_in
 			kbfs_name_touched(fs, p1, name, false);
 			kbfs_name_touched(fs, p2, newname, true);
 			kbfs_node_renamed(fs->nodes, parent, name, newparent, newname, false);
-			/* its ctime is the server's rename time: asked next time
-			 * (behind the RENAME), not guessed */
-			kbfs_node_wb_pushed(fs->nodes, child);
 			dir_touched(fs, parent, 0);
 			if (newparent != parent)
 				dir_touched(fs, newparent, 0);
