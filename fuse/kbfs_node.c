@@ -1002,6 +1002,17 @@ void kbfs_node_wb_pushed(struct kbfs_nodes *t, uint64_t remote)
 	pthread_mutex_unlock(&t->lock);
 }
 
+void kbfs_node_wb_begin_remote(struct kbfs_nodes *t, uint64_t remote)
+{
+	struct kbfs_node *n;
+
+	pthread_mutex_lock(&t->lock);
+	n = hash_find(t, remote);
+	if (n)
+		n->wb_pending++;
+	pthread_mutex_unlock(&t->lock);
+}
+
 void kbfs_node_wb_begin(struct kbfs_nodes *t, uint64_t ino)
 {
 	struct kbfs_node *n = kbfs_node_of(t, ino);

@@ -245,6 +245,7 @@ void kbfs_node_wb_pushed(struct kbfs_nodes *t, uint64_t remote);
  * be forgotten by then). The first error sticks (kbfs_node_wb_error); a
  * reply's attributes are kept when it was the node's last one pending. */
 void kbfs_node_wb_begin(struct kbfs_nodes *t, uint64_t ino);
+void kbfs_node_wb_begin_remote(struct kbfs_nodes *t, uint64_t remote);
 void kbfs_node_wb_end(struct kbfs_nodes *t, uint64_t remote, int status, const kb_Attr *a,
 		      uint64_t attr_ttl_ns);
 /* ino's attributes when they are the mount's own (see above): true, *a. */

@@ -881,6 +881,8 @@ bool kbfs_wb_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_in
 			}
 		}
 		if (!ret) {
+			dn->node = child; /* the reply's attributes: its ctime */
+			kbfs_node_wb_begin_remote(fs->nodes, child);
 			dn->dir = p1;
 			dn->dir2 = p2;
 			kbfs_node_wb_begin(fs->nodes, parent);
@@ -899,6 +901,7 @@ bool kbfs_wb_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_in
 				name_add(d, name, child, fmt);
 			pthread_mutex_unlock(&wb->lock);
 			kbfs_node_wb_end(fs->nodes, p1, 0, NULL, 0);
+			kbfs_node_wb_end(fs->nodes, child, 0, NULL, 0);
 			if (newparent != parent)
 				kbfs_node_wb_end(fs->nodes, p2, 0, NULL, 0);
 			ret = 1;

@@ -335,6 +335,15 @@ int kb_srv_op_rename(struct kb_srv_req *rq, struct kb_srv_node *p)
 	ret = np == p ? 0 : kb_srv_confined(rq, np);
 	if (!ret)
 		ret = renameat2(p->fd, q->name, np->fd, q->name2, q->flags) ? -errno : 0;
+	if (!ret) { /* the moved file's attributes (its ctime moved): for a
+		     * client that answered the rename itself (write-behind) */
+		struct stat st;
+
+		if (!fstatat(np->fd, q->name2, &st, AT_SYMLINK_NOFOLLOW)) {
+			rq->r->has_attr = true;
+			kb_srv_attr_fill(&rq->r->attr, &st);
+		}
+	}
 	kb_srv_node_put(np);
 	return ret;
 }
