@@ -413,6 +413,7 @@ struct wb_done {
 	struct kbfs *fs;
 	uint64_t node, dir, dir2; /* server ids it named (0: none); node gets the reply's attrs */
 	uint32_t op;
+	uint64_t gen;  /* rpc session generation when queued */
 	char name[64]; /* for the log line */
 };
 
@@ -443,6 +444,17 @@ static void wb_done(void *arg, int status, struct kb_rpc_result *res)
 	uint64_t ttl = NS(fs->o->attr_timeout);
 	const kb_Attr *a = NULL;
 
+	/* a SETATTR lost with a session the server did not keep (a restart):
+	 * logged, not the file's error (its values were absolute; the old
+	 * synchronous path sent it again) */
+	if (d->op == kb_Op_SETATTR && (status == -EIO || status == -ESTALE || status == -EBADF) &&
+	    kb_rpc_gen(fs->rpc) != d->gen) {
+		kbfs_logf(fs,
+			  "write-behind: an attribute change was lost with the server's session "
+			  "(a restart)");
+		status = 0;
+	}
+
 	if (!status && res && res->resp.has_entry && res->resp.entry.has_attr)
 		a = &res->resp.entry.attr;
 	else if (!status && res && res->resp.has_attr)
@@ -465,6 +477,7 @@ static struct wb_done *done_new(struct kbfs *fs, uint32_t op, const char *name)
 	if (d) {
 		d->fs = fs;
 		d->op = op;
+		d->gen = kb_rpc_gen(fs->rpc);
 		snprintf(d->name, sizeof(d->name), "%s", name);
 	}
 	return d;

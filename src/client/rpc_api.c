@@ -9,37 +9,13 @@
 
 #include "op.h"
 #include "rpc_api.h"
+#include "rpc_req.h"
 #include "rpc_send.h"
 #include "util.h"
 #include "wire.h"
 
 _Static_assert(KB_RPC_NAME_MAX + 1 == sizeof(((kb_Request *)0)->name), "Request.name");
 _Static_assert(KB_RPC_PATH_MAX + 1 == sizeof(((kb_Request *)0)->name2), "Request.name2");
-
-#define REQ(name, opv)                          \
-	kb_Request name = kb_Request_init_zero; \
-	name.op = (opv)
-
-static int put_str(char *dst, size_t cap, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n >= cap)
-		return -ENAMETOOLONG;
-	memcpy(dst, s, n + 1);
-	return 0;
-}
-
-#define PUT_NAME(req, field, s) put_str((req)->field, sizeof((req)->field), (s))
-
-/* The caller's ids, on the operations the server performs as the caller. */
-static void put_creds(kb_Request *req, const kb_Creds *who)
-{
-	if (!who || !kb_op_is(req->op, KB_OP_CREDS))
-		return;
-	req->has_creds = true;
-	req->creds = *who;
-}
 
 static void ignore_done(void *arg, int status, struct kb_rpc_result *res)
 {
@@ -69,7 +45,7 @@ static int entry_call(struct kb_rpc *r, kb_Request *req, const kb_Creds *who, kb
 {
 	struct entry_out o = {.e = out, .fh = fh};
 
-	put_creds(req, who);
+	kb_req_put_creds(req, who);
 	memset(out, 0, sizeof(*out));
 	if (fh)
 		*fh = 0;
@@ -113,7 +89,7 @@ int kb_rpc_mkdir_lease(struct kb_rpc *r, uint64_t parent, const char *name, uint
 	req.node = parent;
 	req.mode = mode;
 	req.want_lease = true;
-	put_creds(&req, who);
+	kb_req_put_creds(&req, who);
 	memset(out, 0, sizeof(*out));
 	*leased = false;
 	return kb_send_take(r, &req, NULL, 0, take_lease, &o);
@@ -185,7 +161,7 @@ int kb_rpc_mknod_file(struct kb_rpc *r, uint64_t parent, const char *name, uint3
 static int status_call(struct kb_rpc *r, kb_Request *req, const kb_Creds *who, const void *bulk,
 		       size_t len)
 {
-	put_creds(req, who);
+	kb_req_put_creds(req, who);
 	return kb_send_take(r, req, bulk, len, NULL, NULL);
 }
 
@@ -436,7 +412,7 @@ int kb_rpc_write_async(struct kb_rpc *r, const struct kb_rpc_write *w, int conn_
 {
 	REQ(req, kb_Op_WRITE);
 
-	put_creds(&req, w->who);
+	kb_req_put_creds(&req, w->who);
 	req.set_mask = w->set_mask;
 	if (w->set_mask & kb_SetMask_SET_MTIME) {
 		req.has_attr = true;

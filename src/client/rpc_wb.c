@@ -3,31 +3,13 @@
 #include <string.h>
 
 #include "op.h"
+#include "rpc_req.h"
 #include "rpc_wb.h"
-
-#define REQ(name, opv)                          \
-	kb_Request name = kb_Request_init_zero; \
-	name.op = (opv)
-
-static int put(char *dst, size_t cap, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n >= cap)
-		return -ENAMETOOLONG;
-	memcpy(dst, s, n + 1);
-	return 0;
-}
-
-#define PUT(req, field, s) put((req)->field, sizeof((req)->field), (s))
 
 static int queue(struct kb_stream *st, kb_Request *req, const kb_Creds *who, kb_rpc_cb cb,
 		 void *arg)
 {
-	if (who && kb_op_is(req->op, KB_OP_CREDS)) {
-		req->has_creds = true;
-		req->creds = *who;
-	}
+	kb_req_put_creds(req, who);
 	return kb_stream_submit(st, req, NULL, 0, cb, arg);
 }
 
@@ -36,7 +18,7 @@ int kb_wb_mkdir(struct kb_stream *st, uint64_t parent, const char *name, uint32_
 {
 	REQ(req, kb_Op_MKDIR);
 
-	if (PUT(&req, name, name))
+	if (PUT_NAME(&req, name, name))
 		return -ENAMETOOLONG;
 	req.node = parent;
 	req.mode = mode;
@@ -50,7 +32,7 @@ int kb_wb_create(struct kb_stream *st, uint64_t parent, const char *name, uint32
 {
 	REQ(req, kb_Op_CREATE);
 
-	if (PUT(&req, name, name))
+	if (PUT_NAME(&req, name, name))
 		return -ENAMETOOLONG;
 	req.node = parent;
 	req.flags = flags;
@@ -64,7 +46,7 @@ int kb_wb_symlink(struct kb_stream *st, uint64_t parent, const char *name, const
 {
 	REQ(req, kb_Op_SYMLINK);
 
-	if (PUT(&req, name, name) || PUT(&req, name2, target))
+	if (PUT_NAME(&req, name, name) || PUT_NAME(&req, name2, target))
 		return -ENAMETOOLONG;
 	req.node = parent;
 	req.new_id = new_id;
@@ -89,7 +71,7 @@ int kb_wb_rename(struct kb_stream *st, uint64_t parent, const char *name, uint64
 {
 	REQ(req, kb_Op_RENAME);
 
-	if (PUT(&req, name, name) || PUT(&req, name2, newname))
+	if (PUT_NAME(&req, name, name) || PUT_NAME(&req, name2, newname))
 		return -ENAMETOOLONG;
 	req.node = parent;
 	req.node2 = newparent;
@@ -102,7 +84,7 @@ int kb_wb_remove(struct kb_stream *st, uint64_t parent, const char *name, bool d
 {
 	REQ(req, dir ? kb_Op_RMDIR : kb_Op_UNLINK);
 
-	if (PUT(&req, name, name))
+	if (PUT_NAME(&req, name, name))
 		return -ENAMETOOLONG;
 	req.node = parent;
 	return queue(st, &req, who, cb, arg);

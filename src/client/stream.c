@@ -139,7 +139,11 @@ static void on_reply(void *arg, int status, struct kb_rpc_result *res)
 	/* not an error of the stream: a synchronous call's (its caller has
 	 * it), one whose failure loses nothing, or one that did not run
 	 * because another session began and that its caller sends again */
-	stale = (status == -ESTALE || status == -EBADF) && kb_rpc_gen(st->r) != q->gen;
+	stale = kb_rpc_gen(st->r) != q->gen &&
+		(status == -ESTALE || status == -EBADF ||
+		 /* attributes set to absolute values, lost with the session: the
+		  * mount logs it (its kernel sets them again at the next flush) */
+		 (status == -EIO && q->op == kb_Op_SETATTR));
 	mark_done(st, q, q->sync || quiet_op(q->op) || stale ? 0 : status);
 	if (q->sync) { /* a kb_stream_call: its caller owns q */
 		q->sync_done = true;
