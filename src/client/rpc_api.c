@@ -57,10 +57,8 @@ int kb_rpc_mkdir(struct kb_rpc *r, uint64_t parent, const char *name, uint32_t m
 {
 	REQ(req, kb_Op_MKDIR);
 
-	if (PUT_NAME(&req, name, name))
+	if (kb_req_mkdir(&req, parent, name, mode))
 		return -ENAMETOOLONG;
-	req.node = parent;
-	req.mode = mode;
 	return entry_call(r, &req, who, out, NULL);
 }
 
@@ -84,10 +82,8 @@ int kb_rpc_mkdir_lease(struct kb_rpc *r, uint64_t parent, const char *name, uint
 	struct lease_out o = {.e = out, .leased = leased};
 	REQ(req, kb_Op_MKDIR);
 
-	if (PUT_NAME(&req, name, name))
+	if (kb_req_mkdir(&req, parent, name, mode))
 		return -ENAMETOOLONG;
-	req.node = parent;
-	req.mode = mode;
 	req.want_lease = true;
 	kb_req_put_creds(&req, who);
 	memset(out, 0, sizeof(*out));
@@ -113,9 +109,8 @@ int kb_rpc_symlink(struct kb_rpc *r, uint64_t parent, const char *name, const ch
 {
 	REQ(req, kb_Op_SYMLINK);
 
-	if (PUT_NAME(&req, name, name) || PUT_NAME(&req, name2, target))
+	if (kb_req_symlink(&req, parent, name, target))
 		return -ENAMETOOLONG;
-	req.node = parent;
 	return entry_call(r, &req, who, out, NULL);
 }
 
@@ -136,11 +131,8 @@ int kb_rpc_create(struct kb_rpc *r, uint64_t parent, const char *name, uint32_t 
 {
 	REQ(req, kb_Op_CREATE);
 
-	if (PUT_NAME(&req, name, name))
+	if (kb_req_create(&req, parent, name, flags, mode))
 		return -ENAMETOOLONG;
-	req.node = parent;
-	req.flags = flags;
-	req.mode = mode;
 	return entry_call(r, &req, who, out, fh);
 }
 
@@ -170,9 +162,8 @@ static int remove_name(struct kb_rpc *r, kb_Op op, uint64_t parent, const char *
 {
 	REQ(req, op);
 
-	if (PUT_NAME(&req, name, name))
+	if (kb_req_remove(&req, parent, name))
 		return -ENAMETOOLONG;
-	req.node = parent;
 	return status_call(r, &req, who, NULL, 0);
 }
 
@@ -191,13 +182,8 @@ int kb_rpc_rename(struct kb_rpc *r, uint64_t parent, const char *name, uint64_t 
 {
 	REQ(req, kb_Op_RENAME);
 
-	/* newname is a name, though it travels as name2 */
-	if (PUT_NAME(&req, name, name) || strlen(newname) > KB_RPC_NAME_MAX ||
-	    PUT_NAME(&req, name2, newname))
+	if (kb_req_rename(&req, parent, name, newparent, newname, flags))
 		return -ENAMETOOLONG;
-	req.node = parent;
-	req.node2 = newparent;
-	req.flags = flags;
 	return status_call(r, &req, who, NULL, 0);
 }
 
@@ -214,11 +200,7 @@ int kb_rpc_setattr(struct kb_rpc *r, uint64_t node, uint64_t fh, uint32_t set_ma
 {
 	REQ(req, set_mask ? kb_Op_SETATTR : kb_Op_GETATTR);
 
-	req.node = node;
-	req.fh = fh;
-	req.has_attr = true;
-	req.attr = *values;
-	req.set_mask = set_mask;
+	kb_req_setattr(&req, node, fh, set_mask, values);
 	memset(out, 0, sizeof(*out));
 	return kb_send_take(r, &req, NULL, 0, take_attr, out);
 }

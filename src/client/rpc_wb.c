@@ -18,10 +18,8 @@ int kb_wb_mkdir(struct kb_stream *st, uint64_t parent, const char *name, uint32_
 {
 	REQ(req, kb_Op_MKDIR);
 
-	if (PUT_NAME(&req, name, name))
+	if (kb_req_mkdir(&req, parent, name, mode))
 		return -ENAMETOOLONG;
-	req.node = parent;
-	req.mode = mode;
 	req.new_id = new_id;
 	req.want_lease = true; /* ours alone: it is new */
 	return queue(st, &req, who, cb, arg);
@@ -32,11 +30,8 @@ int kb_wb_create(struct kb_stream *st, uint64_t parent, const char *name, uint32
 {
 	REQ(req, kb_Op_CREATE);
 
-	if (PUT_NAME(&req, name, name))
+	if (kb_req_create(&req, parent, name, flags, mode))
 		return -ENAMETOOLONG;
-	req.node = parent;
-	req.flags = flags;
-	req.mode = mode;
 	req.new_id = new_id;
 	return queue(st, &req, who, cb, arg);
 }
@@ -46,9 +41,8 @@ int kb_wb_symlink(struct kb_stream *st, uint64_t parent, const char *name, const
 {
 	REQ(req, kb_Op_SYMLINK);
 
-	if (PUT_NAME(&req, name, name) || PUT_NAME(&req, name2, target))
+	if (kb_req_symlink(&req, parent, name, target))
 		return -ENAMETOOLONG;
-	req.node = parent;
 	req.new_id = new_id;
 	return queue(st, &req, who, cb, arg);
 }
@@ -58,11 +52,7 @@ int kb_wb_setattr(struct kb_stream *st, uint64_t node, uint64_t fh, uint32_t set
 {
 	REQ(req, kb_Op_SETATTR);
 
-	req.node = node;
-	req.fh = fh;
-	req.has_attr = true;
-	req.attr = *values;
-	req.set_mask = set_mask;
+	kb_req_setattr(&req, node, fh, set_mask, values);
 	return queue(st, &req, NULL, cb, arg);
 }
 
@@ -71,11 +61,8 @@ int kb_wb_rename(struct kb_stream *st, uint64_t parent, const char *name, uint64
 {
 	REQ(req, kb_Op_RENAME);
 
-	if (PUT_NAME(&req, name, name) || PUT_NAME(&req, name2, newname))
+	if (kb_req_rename(&req, parent, name, newparent, newname, flags))
 		return -ENAMETOOLONG;
-	req.node = parent;
-	req.node2 = newparent;
-	req.flags = flags;
 	return queue(st, &req, who, cb, arg);
 }
 
@@ -84,9 +71,8 @@ int kb_wb_remove(struct kb_stream *st, uint64_t parent, const char *name, bool d
 {
 	REQ(req, dir ? kb_Op_RMDIR : kb_Op_UNLINK);
 
-	if (PUT_NAME(&req, name, name))
+	if (kb_req_remove(&req, parent, name))
 		return -ENAMETOOLONG;
-	req.node = parent;
 	return queue(st, &req, who, cb, arg);
 }
 
