@@ -303,6 +303,9 @@ int kbfs_notify_start(struct kbfs *fs);
 void kbfs_notify_stop(struct kbfs *fs);
 void kbfs_notify_free(struct kbfs *fs);
 void kbfs_notify_counts(struct kbfs *fs, uint64_t *delivered, uint64_t *dropped, uint64_t *own);
+/* End our write-behind answers in directory `dir` from that thread
+ * (kbfs_wb_foreign; callers such as an rpc receiver must not wait). */
+void kbfs_notify_lease_end(struct kbfs *fs, uint64_t dir);
 /* We change node/name (name "": the node itself): for KBFS_QUIET_MS the
  * server's pushes about it are taken as our own change coming back and
  * ignored (a change by someone else in that moment is then seen after the

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "kbfs.h"
@@ -56,29 +57,44 @@ static bool reopen_final(int err)
 
 #define KBFS_REOPEN_TRIES 8
 
-/* f's handle is from an older session than gen: OPEN its node again.
- * f->reopen_lock held. */
-static int file_reopen(struct kbfs *fs, struct kbfs_file *f, uint64_t gen)
+/* f's handle is from an older session than the current one: OPEN its
+ * node again. f->reopen_lock held. The session is read here, under the
+ * lock: a thread that waited for it while another reopened (perhaps
+ * across several sessions) must neither reopen again nor record an
+ * older session than the handle's. */
+static int file_reopen(struct kbfs *fs, struct kbfs_file *f)
 {
-	uint64_t remote = 0, fh = 0;
+	uint64_t remote = 0, fh = 0, gen = kb_rpc_gen(fs->rpc);
+	uint64_t deadline = kb_now_ns() + NS(fs->o->timeout);
+	unsigned nap_us = 10000;
+	bool done;
 	int ret;
 
 	pthread_mutex_lock(&f->lock);
-	ret = f->sgen == gen ? 0 : f->lost;
+	ret = f->lost;
+	done = f->sgen == gen;
 	pthread_mutex_unlock(&f->lock);
-	if (ret || f->sgen == gen) /* done (or failed) by another thread */
+	if (ret || done) /* done (or failed) by another thread */
 		return ret;
 	/* A verdict is final only if no other session began meanwhile: the
-	 * server restarting again answers ESTALE for ids we just resolved, and
-	 * an OPEN in flight across it fails with EIO (its outcome unknown).
-	 * Any failure while a new session began is tried again in it. */
-	for (int tries = 0; tries < KBFS_REOPEN_TRIES; tries++) {
-		uint64_t now = kb_rpc_gen(fs->rpc);
-
-		ret = open_node(fs, f->ino, f->oflags, &remote, &fh);
-		if (!ret || kb_rpc_gen(fs->rpc) == now)
-			break;
+	 * server restarting again answers ESTALE for ids we just resolved.
+	 * An OPEN in flight when the link dropped fails with EIO (its outcome
+	 * unknown), on each connection as it is found down, before the new
+	 * session exists: tried again, with a growing pause, for as long as
+	 * the mount's timeout. */
+	for (int tries = 0; tries < KBFS_REOPEN_TRIES;) {
 		gen = kb_rpc_gen(fs->rpc);
+		ret = open_node(fs, f->ino, f->oflags, &remote, &fh);
+		if (!ret)
+			break;
+		if (ret == -EIO && kb_now_ns() < deadline) {
+			usleep(nap_us);
+			nap_us = KB_MIN(nap_us * 2, 500000u);
+			continue;
+		}
+		if (kb_rpc_gen(fs->rpc) == gen)
+			break;
+		tries++;
 	}
 	if (ret == 0) {
 		pthread_mutex_lock(&f->lock);
@@ -114,7 +130,7 @@ int kbfs_file_handle(struct kbfs *fs, struct kbfs_file *f, uint64_t *node, uint6
 	pthread_mutex_unlock(&f->lock);
 	if (!ret && !current) {
 		pthread_mutex_lock(&f->reopen_lock);
-		ret = file_reopen(fs, f, gen);
+		ret = file_reopen(fs, f);
 		pthread_mutex_unlock(&f->reopen_lock);
 	}
 	pthread_mutex_lock(&f->lock);
@@ -205,7 +221,7 @@ int kbfs_call(struct kbfs *fs, struct kbfs_call *c, kbfs_call_fn fn, void *arg)
 		c->ino = c->f->ino;
 	if (c->f2 && !c->ino2)
 		c->ino2 = c->f2->ino;
-	for (int tries = 1;; tries++) {
+	for (int tries = 1, settled = 0;; tries++) {
 		uint64_t gen = kb_rpc_gen(fs->rpc), sgen = gen;
 		int ret;
 
@@ -216,7 +232,10 @@ int kbfs_call(struct kbfs *fs, struct kbfs_call *c, kbfs_call_fn fn, void *arg)
 		if (ret < 0)
 			return ret;
 		ret = fn(fs, c, arg);
-		if (tries >= KBFS_CALL_TRIES || !again(fs, c, ret, gen, sgen))
+		if (kb_rpc_gen(fs->rpc) == gen) /* no new session cut it short */
+			settled++;
+		if (settled >= KBFS_CALL_TRIES || tries >= KBFS_CALL_MAX ||
+		    !again(fs, c, ret, gen, sgen))
 			return ret;
 	}
 }

@@ -7,8 +7,9 @@
  * handles of the old one are then invalid and the server answers ESTALE
  * (nodes) or EBADF (handles). kbfs_call runs one attempt of the typed call
  * (src/client/rpc_api.h) with the server ids the FUSE inodes and files map
- * to now, and sends it again (KBFS_CALL_TRIES attempts at most: the server
- * may restart again meanwhile) when:
+ * to now, and sends it again (KBFS_CALL_TRIES attempts at most, not
+ * counting those during which another session began: the server may
+ * restart again meanwhile; KBFS_CALL_MAX in all) when:
  *  - ESTALE for a call by node: the node is re-resolved by parent and
  *    name (kbfs_remap.c) and, when that found the same file, it is sent
  *    again with the new id;
@@ -40,7 +41,8 @@
 
 #include "kbfs.h"
 
-#define KBFS_CALL_TRIES 4 /* attempts of one call (sessions it follows) */
+#define KBFS_CALL_TRIES 4 /* attempts of one call that no new session cut short */
+#define KBFS_CALL_MAX 32  /* attempts of one call in all (sessions it follows) */
 
 struct kbfs_call;
 /* One attempt: send the typed call with the server ids in c (node, node2,

@@ -113,7 +113,7 @@ void kbfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	kb_Attr a = {0};
 	int ret;
 
-	if (kbfs_rofs(req))
+	if (kbfs_rofs(req) || kbfs_wb_refuse(req, ino, 0))
 		return;
 	/* The kernel's own time flush (fi set) does not wait for the pages it
 	 * just wrote back: their WRITEs are in flight and would reach the
@@ -277,11 +277,13 @@ static void entry_call(fuse_req_t req, fuse_ino_t parent, const char *name, stru
 			      a->leased ? kbfs_wb_dir_leased : NULL);
 }
 
-/* A change of `name` under parent; false (and replied) when the name
- * cannot travel or the mount is read-only. */
-static bool name_ok(fuse_req_t req, const char *name, struct ns_arg *a)
+/* A change of `name` under parent (and parent2, 0: none); false (and
+ * replied) when the name cannot travel, the mount is read-only or a
+ * queued change of the directory itself failed. */
+static bool name_ok(fuse_req_t req, fuse_ino_t parent, fuse_ino_t parent2, const char *name,
+		    struct ns_arg *a)
 {
-	if (kbfs_rofs(req))
+	if (kbfs_rofs(req) || kbfs_wb_refuse(req, parent, parent2))
 		return false;
 	if (strlen(name) > KB_RPC_NAME_MAX) {
 		fuse_reply_err(req, ENAMETOOLONG);
@@ -316,7 +318,7 @@ void kbfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
 
 	/* Devices only as a root caller with owners=preserve (the server
 	 * decides); fifos, sockets (bind(2) makes one) and files always. */
-	if (!name_ok(req, name, &a))
+	if (!name_ok(req, parent, 0, name, &a))
 		return;
 	kbfs_wb_fallback(FS(req), parent);
 	if (S_ISREG(mode))
@@ -330,7 +332,7 @@ void kbfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode
 	struct kbfs_call c = KBFS_CALL_NODE(parent);
 	struct ns_arg a = {.mode = mode};
 
-	if (!name_ok(req, name, &a) || kbfs_wb_mkdir(req, parent, name, mode))
+	if (!name_ok(req, parent, 0, name, &a) || kbfs_wb_mkdir(req, parent, name, mode))
 		return;
 	entry_call(req, parent, name, &c, mkdir_send, &a);
 }
@@ -340,7 +342,7 @@ void kbfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const cha
 	struct kbfs_call c = KBFS_CALL_NODE(parent);
 	struct ns_arg a = {.name2 = link};
 
-	if (!name_ok(req, name, &a))
+	if (!name_ok(req, parent, 0, name, &a))
 		return;
 	if (strlen(link) > KB_RPC_PATH_MAX) {
 		fuse_reply_err(req, ENAMETOOLONG);
@@ -357,7 +359,7 @@ void kbfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char 
 	struct kbfs_call c = {.ino = ino, .ino2 = newparent};
 	struct ns_arg a = {.name2 = newname};
 
-	if (kbfs_rofs(req))
+	if (kbfs_rofs(req) || kbfs_wb_refuse(req, ino, newparent))
 		return;
 	if (strlen(newname) > KB_RPC_PATH_MAX) {
 		fuse_reply_err(req, ENAMETOOLONG);
@@ -384,7 +386,7 @@ void kbfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct kbfs_call c = KBFS_CALL_NODE(parent);
 	struct ns_arg a = {0};
 
-	if (!name_ok(req, name, &a) || kbfs_wb_remove(req, parent, name, false))
+	if (!name_ok(req, parent, 0, name, &a) || kbfs_wb_remove(req, parent, name, false))
 		return;
 	kbfs_wb_fallback(FS(req), parent);
 	status_call(req, &c, unlink_send, &a);
@@ -395,7 +397,7 @@ void kbfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct kbfs_call c = KBFS_CALL_NODE(parent);
 	struct ns_arg a = {0};
 
-	if (!name_ok(req, name, &a) || kbfs_wb_remove(req, parent, name, true))
+	if (!name_ok(req, parent, 0, name, &a) || kbfs_wb_remove(req, parent, name, true))
 		return;
 	kbfs_wb_fallback(FS(req), parent);
 	status_call(req, &c, rmdir_send, &a);
@@ -409,7 +411,7 @@ void kbfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t
 	struct ns_arg a = {.name2 = newname, .flags = flags}; /* RENAME_NOREPLACE / _EXCHANGE */
 	int ret;
 
-	if (!name_ok(req, name, &a))
+	if (!name_ok(req, parent, newparent, name, &a))
 		return;
 	if (strlen(newname) > KB_RPC_NAME_MAX) { /* a name, though it travels as name2 */
 		fuse_reply_err(req, ENAMETOOLONG);
@@ -462,7 +464,7 @@ void kbfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char 
 	struct kbfs_call c = KBFS_CALL_NODE(ino);
 	struct xattr_arg x = {.name = name, .value = value, .size = size, .flags = (uint32_t)flags};
 
-	if (kbfs_rofs(req))
+	if (kbfs_rofs(req) || kbfs_wb_refuse(req, ino, 0))
 		return;
 	if (local_xattr(name)) {
 		fuse_reply_err(req, EOPNOTSUPP);
@@ -482,7 +484,7 @@ void kbfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	struct kbfs_call c = KBFS_CALL_NODE(ino);
 	struct xattr_arg x = {.name = name};
 
-	if (kbfs_rofs(req))
+	if (kbfs_rofs(req) || kbfs_wb_refuse(req, ino, 0))
 		return;
 	if (local_xattr(name)) {
 		fuse_reply_err(req, EOPNOTSUPP);

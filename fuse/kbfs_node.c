@@ -453,6 +453,7 @@ uint64_t kbfs_node_enter(struct kbfs_nodes *t, uint64_t parent_ino, const char *
 	n->nlookup++;
 	n->rlookup++;
 	n->no_lease = e->no_lease;
+	n->wb_failed = 0; /* looked up again */
 	set_attr_locked(t, n, &e->attr, attr_ttl_ns, gen, ep);
 	ino = n->ino;
 out:
@@ -876,6 +877,7 @@ uint64_t kbfs_node_enter_listed(struct kbfs_nodes *t, uint64_t parent_ino, const
 	n->nlookup++;
 	if (held)
 		n->rlookup++;
+	n->wb_failed = 0; /* looked up again */
 	*a = n->attr;
 	ino = n->ino;
 out:
@@ -1077,6 +1079,28 @@ void kbfs_node_wb_attr_set(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
 	set_attr_locked(t, n, a, attr_ttl_ns, UINT64_MAX, t->epoch);
 	n->kcache_version = n->version; /* the kernel holds what we changed */
 	pthread_mutex_unlock(&t->lock);
+}
+
+void kbfs_node_wb_fail(struct kbfs_nodes *t, uint64_t remote, int status)
+{
+	struct kbfs_node *n;
+
+	pthread_mutex_lock(&t->lock);
+	n = hash_find(t, remote);
+	if (n && n != &t->root && !n->wb_failed)
+		n->wb_failed = status;
+	pthread_mutex_unlock(&t->lock);
+}
+
+int kbfs_node_wb_failed(struct kbfs_nodes *t, uint64_t ino)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+	int err;
+
+	pthread_mutex_lock(&t->lock);
+	err = n->wb_failed;
+	pthread_mutex_unlock(&t->lock);
+	return err;
 }
 
 int kbfs_node_wb_error(struct kbfs_nodes *t, uint64_t ino)

@@ -52,6 +52,8 @@ struct kbfs_node {
 	unsigned wb_pending;   /* its stream requests not answered yet */
 	uint64_t wb_epoch;     /* the table's wb_epoch when its attributes became ours */
 	int wb_err;            /* first error of a stream request for it (0: none) */
+	int wb_failed;         /* a queued change of its own failed: changes to it are
+				* refused with this until it is looked up again */
 	uint64_t wb_until_ns;  /* its attributes stay ours until then (or while pending) */
 	uint64_t fake_ino;     /* made here: the st_ino shown for its life (0: none) */
 	uint64_t real_ino;     /* ...and the server's, once an answer told it */
@@ -255,6 +257,11 @@ void kbfs_node_wb_attr_set(struct kbfs_nodes *t, uint64_t ino, const kb_Attr *a,
 			   uint64_t attr_ttl_ns);
 /* The first error a stream request for ino got (0: none). */
 int kbfs_node_wb_error(struct kbfs_nodes *t, uint64_t ino);
+/* A queued change of node remote itself (its CREATE, a SETATTR, a WRITE)
+ * failed with status: until the node is entered again from a lookup or a
+ * listing, kbfs_node_wb_failed gives that error. */
+void kbfs_node_wb_fail(struct kbfs_nodes *t, uint64_t remote, int status);
+int kbfs_node_wb_failed(struct kbfs_nodes *t, uint64_t ino);
 /* Keep ino's node (+1) while something outlives the kernel's use of it
  * (a file closed with its writes still queued), or let it go (-1). */
 void kbfs_node_hold(struct kbfs_nodes *t, uint64_t ino, int delta);

@@ -204,6 +204,11 @@ static void queue_lease(struct kbfs *fs, uint64_t dir, bool recall)
 	pthread_mutex_unlock(&q->lock);
 }
 
+void kbfs_notify_lease_end(struct kbfs *fs, uint64_t dir)
+{
+	queue_lease(fs, dir, false);
+}
+
 void kbfs_notify(void *arg, const kb_Response *n)
 {
 	struct kbfs *fs = arg;

@@ -437,6 +437,20 @@ static void log_failure(struct kbfs *fs, const struct wb_done *d, int status)
 			  kb_rpc_op_name(d->op), d->name, strerror(-kb_err_to_errno(status)));
 }
 
+/* A queued change failed: said in the log; its node refuses further
+ * changes until it is looked up again, and our names in its directories
+ * are not the server's any more: they are asked there again. */
+static void failed(struct kbfs *fs, const struct wb_done *d, int status)
+{
+	if (d->node)
+		kbfs_node_wb_fail(fs->nodes, d->node, status);
+	if (d->dir)
+		kbfs_notify_lease_end(fs, d->dir);
+	if (d->dir2 && d->dir2 != d->dir)
+		kbfs_notify_lease_end(fs, d->dir2);
+	log_failure(fs, d, status);
+}
+
 static void wb_done(void *arg, int status, struct kb_rpc_result *res)
 {
 	struct wb_done *d = arg;
@@ -466,7 +480,7 @@ static void wb_done(void *arg, int status, struct kb_rpc_result *res)
 	if (d->dir2 && d->dir2 != d->dir)
 		kbfs_node_wb_end(fs->nodes, d->dir2, status, NULL, ttl);
 	if (status)
-		log_failure(fs, d, status);
+		failed(fs, d, status);
 	free(d);
 }
 
@@ -1026,7 +1040,23 @@ void kbfs_wb_write_failed(struct kbfs *fs, fuse_ino_t ino, int status)
 		return;
 	if (kbfs_node_where(fs->nodes, ino, &w) == 0)
 		snprintf(d.name, sizeof(d.name), "%.63s", w.name);
-	log_failure(fs, &d, status);
+	d.node = kbfs_node_remote(fs->nodes, ino);
+	failed(fs, &d, status);
+}
+
+bool kbfs_wb_refuse(fuse_req_t req, fuse_ino_t ino, fuse_ino_t ino2)
+{
+	struct kbfs *fs = FS(req);
+	int err;
+
+	if (!fs->wb)
+		return false;
+	err = kbfs_node_wb_failed(fs->nodes, ino);
+	if (!err && ino2)
+		err = kbfs_node_wb_failed(fs->nodes, ino2);
+	if (err)
+		kbfs_reply_err(req, err);
+	return err != 0;
 }
 
 /* ---- space, waits, drain ---- */

@@ -56,6 +56,11 @@ void kbfs_wb_recall(struct kbfs *fs, uint64_t remote);
 /* Someone else changed directory `remote` (a push naming an entry). */
 void kbfs_wb_foreign(struct kbfs *fs, uint64_t remote);
 
+/* A change to ino (and ino2, 0: none) when a queued change of its own
+ * failed (kbfs_node_wb_fail): refused with that error (replied; true)
+ * until the node is looked up again. */
+bool kbfs_wb_refuse(fuse_req_t req, fuse_ino_t ino, fuse_ino_t ino2);
+
 /* A change of names in dir goes to the server after all (a case decided
  * there): our list of its names would not follow, so our answers there
  * end (and the lease goes back). Before sending it. */

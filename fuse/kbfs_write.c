@@ -159,7 +159,7 @@ void kbfs_open_rw(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	kb_Attr a;
 	int ret;
 
-	if (kbfs_rofs(req))
+	if (kbfs_rofs(req) || kbfs_wb_refuse(req, ino, 0))
 		return;
 	if ((fi->flags & O_TRUNC) && kbfs_devio_kill_suidgid())
 		o.set_mask = kb_SetMask_SET_KILL_SUIDGID;
@@ -287,7 +287,7 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	struct kbfs_file *f;
 	int ret;
 
-	if (kbfs_rofs(req))
+	if (kbfs_rofs(req) || kbfs_wb_refuse(req, parent, 0))
 		return;
 	if (strlen(name) > KB_RPC_NAME_MAX) {
 		fuse_reply_err(req, ENAMETOOLONG);
@@ -421,6 +421,7 @@ static int wr_send(struct kbfs_wr *w)
 	if (!wr.fh)
 		return -EBADF;
 	wr.who = w->who;
+	wr.sgen = w->sgen;
 	if (kbfs_node_kernel_mtime(fs->nodes, w->f->ino, &wr.mtime, &wr.mtime_ns))
 		wr.set_mask |= kb_SetMask_SET_MTIME; /* keep the kernel's mtime (kbfs_node.h) */
 	/* Spread a large file's writes over the connections (the server
@@ -471,7 +472,7 @@ void kbfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, of
 	bool early;
 	int ret;
 
-	if (kbfs_rofs(req))
+	if (kbfs_rofs(req) || kbfs_wb_refuse(req, ino, 0))
 		return;
 	if (!f->remote_fh || off < 0) {
 		fuse_reply_err(req, EBADF);
@@ -616,7 +617,7 @@ void kbfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t l
 	struct fallocate_arg a = {.mode = (uint32_t)mode};
 	int ret;
 
-	if (kbfs_rofs(req))
+	if (kbfs_rofs(req) || kbfs_wb_refuse(req, ino, 0))
 		return;
 	if (off < 0 || len <= 0) {
 		fuse_reply_err(req, EINVAL);
@@ -664,7 +665,7 @@ void kbfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	int ret;
 
 	(void)ino_in;
-	if (kbfs_rofs(req))
+	if (kbfs_rofs(req) || kbfs_wb_refuse(req, ino_out, 0))
 		return;
 	ret = off_in < 0 || off_out < 0 ? -EINVAL : kbfs_call(fs, &c, copy_send, &a);
 	if (ret < 0) {

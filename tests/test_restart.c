@@ -248,13 +248,6 @@ static void setup_nowb(void)
 {
 	start(false, "timeout=10,no_writeback_cache");
 }
-/* The streaming writer across 20 kills, written through (sync_meta): with
- * write-behind it failed with ESTALE or EIO in about 1 run of 5 (a known
- * gap: the issue's note), so this pins the behaviour it had. */
-static void setup_stream(void)
-{
-	start(false, "timeout=10,sync_meta");
-}
 static void setup_names(void)
 {
 	start(false, "timeout=10,entry_timeout=600");
@@ -515,7 +508,7 @@ Suite *suite_restart(void)
 	tcase_add_test(wb, test_reader_after_ls);
 	tcase_add_test(wb, test_deleted_meanwhile);
 	suite_add_tcase(s, wb);
-	tcase_add_unchecked_fixture(stream, setup_stream, stop);
+	tcase_add_unchecked_fixture(stream, setup_wb, stop); /* its own server */
 	tcase_set_timeout(stream, 120);
 	tcase_add_test(stream, test_stream_restarts);
 	suite_add_tcase(s, stream);

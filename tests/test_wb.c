@@ -945,6 +945,57 @@ START_TEST(test_sync_reports_error)
 }
 END_TEST
 
+/* After a queued CREATE failed on the server, the file refuses further
+ * changes with that error (its chmod is not answered as done), and its
+ * name shows the server's file again once looked up again: the mount no
+ * longer answers for that directory by the names it guessed. (Before:
+ * fchmod succeeded, and the name kept the failed file for good: reads
+ * through the mount never saw the server's "server".) */
+START_TEST(test_failed_create_refuses)
+{
+	struct wt t;
+	char *out = NULL, buf[16];
+	int fd, sfd, ret, err = 0;
+	bool seen = false;
+
+	wt_start(&t, 0, NULL);
+	SKIP_NO_FUSE(&t);
+	ck_assert_int_eq(mkdir(pathf(t.a.mnt, "d"), 0755), 0);
+	SYNC_OK(&t.a);
+	ck_assert_int_eq(kill(t.proxy, SIGUSR2), 0);
+	ck_assert(th_wait_file_contains(t.plog, "kbproxy: stalled", 5000));
+	fd = open(pathf(t.a.mnt, "d/x"), O_WRONLY | O_CREAT, 0644);
+	ck_assert_int_ge(fd, 0);
+	sfd = open(pathf(t.srv.share, "d/x"), O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(sfd, 0);
+	ck_assert_int_eq(write(sfd, "server", 6), 6);
+	ck_assert_int_eq(close(sfd), 0);
+	ck_assert_int_eq(kill(t.proxy, SIGUSR2), 0);
+	ret = kb_sync(t.a.mnt, &out);
+	ck_assert_msg(ret == 1, "keibifs --sync: exit %d:\n%s", ret, out ? out : "");
+	free(out);
+	ret = fchmod(fd, 0600);
+	err = errno;
+	ck_assert_msg(ret == -1, "fchmod of the failed file succeeded");
+	fprintf(stderr, "wb failed create: fchmod says %s\n", strerror(err));
+	close(fd);
+	/* the kernel keeps the name's entry for its timeout, then asks again */
+	for (int i = 0; i < 100 && !seen; i++) {
+		int rfd = open(pathf(t.a.mnt, "d/x"), O_RDONLY);
+		ssize_t n = rfd >= 0 ? read(rfd, buf, sizeof(buf)) : -1;
+
+		seen = n == 6 && !memcmp(buf, "server", 6);
+		if (rfd >= 0)
+			close(rfd);
+		if (!seen)
+			usleep(100000);
+	}
+	ck_assert_msg(seen, "the mount never showed the server's d/x");
+	ck_assert(has_content(pathf(t.srv.share, "d/x"), "server"));
+	wt_stop(&t);
+}
+END_TEST
+
 /* ---- 9. -o sync_meta gives the same tree ---- */
 
 static void sequence(const char *where)
@@ -1161,6 +1212,7 @@ Suite *suite_wb(void)
 	tcase_add_test(tc, test_cut_full_queue);
 	tcase_add_test(tc, test_git_clone_cut);
 	tcase_add_test(tc, test_sync_reports_error);
+	tcase_add_test(tc, test_failed_create_refuses);
 	tcase_add_test(tc, test_sync_meta_same_tree);
 	tcase_add_test(tc, test_ino_stable);
 	tcase_add_test(tc, test_relookup_keeps_lease);

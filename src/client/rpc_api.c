@@ -404,7 +404,7 @@ int kb_rpc_write_async(struct kb_rpc *r, const struct kb_rpc_write *w, int conn_
 	req.node = w->node;
 	req.fh = w->fh;
 	req.offset = w->off;
-	return kb_send_async(r, &req, w->data, w->len, conn_hint, cb, arg);
+	return kb_send_async_basis(r, w->sgen, &req, w->data, w->len, conn_hint, cb, arg);
 }
 
 /* ---- listings -------------------------------------------------------------- */

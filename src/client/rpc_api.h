@@ -111,6 +111,7 @@ struct kb_rpc_write {
 	int64_t mtime; /* with kb_SetMask_SET_MTIME */
 	uint32_t mtime_ns;
 	const kb_Creds *who;
+	uint64_t sgen; /* kb_rpc_gen of the session fh belongs to */
 };
 int kb_rpc_write_async(struct kb_rpc *r, const struct kb_rpc_write *w, int conn_hint, kb_rpc_cb cb,
 		       void *arg);

@@ -20,11 +20,17 @@ int kb_send_res(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk
 		  : kb_rpc_call(r, req, bulk, bulk_len, res);
 }
 
-int kb_send_async(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
-		  int conn_hint, kb_rpc_cb cb, void *arg)
+int kb_send_async_basis(struct kb_rpc *r, uint64_t basis, kb_Request *req, const void *bulk,
+			size_t bulk_len, int conn_hint, kb_rpc_cb cb, void *arg)
 {
 	struct kb_stream *st = kb_rpc_route(r, req);
 
-	return st ? kb_stream_submit(st, req, bulk, bulk_len, cb, arg)
+	return st ? kb_stream_submit_basis(st, basis, req, bulk, bulk_len, cb, arg)
 		  : kb_rpc_submit(r, req, bulk, bulk_len, conn_hint, cb, arg);
+}
+
+int kb_send_async(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
+		  int conn_hint, kb_rpc_cb cb, void *arg)
+{
+	return kb_send_async_basis(r, KB_STREAM_NOW, req, bulk, bulk_len, conn_hint, cb, arg);
 }

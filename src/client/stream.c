@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "stream.h"
 #include "util.h"
@@ -12,6 +13,7 @@ struct sreq {
 	struct kb_stream *st;
 	uint64_t ticket; /* order of submission (never reset) */
 	uint64_t gen;    /* session generation it was sent in */
+	uint64_t basis;  /* session generation its ids belong to */
 	size_t bytes;
 	uint32_t op;
 	kb_rpc_cb cb;
@@ -139,11 +141,13 @@ static void on_reply(void *arg, int status, struct kb_rpc_result *res)
 	/* not an error of the stream: a synchronous call's (its caller has
 	 * it), one whose failure loses nothing, or one that did not run
 	 * because another session began and that its caller sends again */
-	stale = kb_rpc_gen(st->r) != q->gen &&
-		(status == -ESTALE || status == -EBADF ||
+	stale = (kb_rpc_gen(st->r) != q->gen &&
+		 (status == -ESTALE || status == -EBADF ||
 		 /* attributes set to absolute values, lost with the session: the
 		  * mount logs it (its kernel sets them again at the next flush) */
-		 (status == -EIO && q->op == kb_Op_SETATTR));
+		  (status == -EIO && q->op == kb_Op_SETATTR))) ||
+		/* sent with ids of an older session than the one it went to */
+		(q->basis != q->gen && (status == -ESTALE || status == -EBADF));
 	mark_done(st, q, q->sync || quiet_op(q->op) || stale ? 0 : status);
 	if (q->sync) { /* a kb_stream_call: its caller owns q */
 		q->sync_done = true;
@@ -169,13 +173,19 @@ static int wait_room(struct kb_stream *st, size_t bytes)
 	return 0;
 }
 
-/* send_lock held: number req in the current session and send it. */
+/* send_lock held: number req in the current session and send it. The
+ * rpc refuses it (-ESTALE) while connection 0 is not yet in the session
+ * kb_rpc_gen names: a new session is being made (the mount learns of it
+ * before kb_rpc_gen moves), or connection 0 has yet to find the old one
+ * gone. Both end within the timeout: wait for that. */
 static int send_locked(struct kb_stream *st, kb_Request *req, const void *bulk, size_t len,
 		       struct sreq *q)
 {
+	uint64_t deadline = kb_now_ns() + (uint64_t)st->timeout_ms * 1000000u;
+	unsigned nap_us = 500;
 	int ret = -ESTALE;
 
-	for (int tries = 0; tries < 4 && ret == -ESTALE; tries++) {
+	for (;;) {
 		uint64_t gen = kb_rpc_gen(st->r);
 
 		if (gen != st->gen) { /* a new session: its stream starts at 1 */
@@ -184,11 +194,18 @@ static int send_locked(struct kb_stream *st, kb_Request *req, const void *bulk, 
 		}
 		req->seq = st->seq + 1;
 		q->gen = gen;
+		if (q->basis == KB_STREAM_NOW)
+			q->basis = gen;
 		ret = kb_rpc_submit_gen(st->r, gen, req, bulk, len, 0, on_reply, q);
 		if (!ret)
 			st->seq++;
+		if (ret != -ESTALE || kb_now_ns() > deadline)
+			return ret;
+		if (kb_rpc_gen(st->r) == gen) {
+			usleep(nap_us);
+			nap_us = KB_MIN(nap_us * 2, 50000u);
+		}
 	}
-	return ret;
 }
 
 static int submit(struct kb_stream *st, kb_Request *req, const void *bulk, size_t len,
@@ -223,20 +240,27 @@ static int submit(struct kb_stream *st, kb_Request *req, const void *bulk, size_
 	return ret;
 }
 
-int kb_stream_submit(struct kb_stream *st, kb_Request *req, const void *bulk, size_t bulk_len,
-		     kb_rpc_cb cb, void *arg)
+int kb_stream_submit_basis(struct kb_stream *st, uint64_t basis, kb_Request *req,
+			   const void *bulk, size_t bulk_len, kb_rpc_cb cb, void *arg)
 {
 	struct sreq *q = calloc(1, sizeof(*q));
 	int ret;
 
 	if (!q)
 		return -ENOMEM;
+	q->basis = basis;
 	q->cb = cb;
 	q->arg = arg;
 	ret = submit(st, req, bulk, bulk_len, q);
 	if (ret)
 		free(q);
 	return ret;
+}
+
+int kb_stream_submit(struct kb_stream *st, kb_Request *req, const void *bulk, size_t bulk_len,
+		     kb_rpc_cb cb, void *arg)
+{
+	return kb_stream_submit_basis(st, KB_STREAM_NOW, req, bulk, bulk_len, cb, arg);
 }
 
 static void take_none(void *arg, const kb_Response *resp, const uint8_t *bulk, size_t len)

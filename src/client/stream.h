@@ -32,6 +32,8 @@ struct kb_stream; /* opaque, thread-safe */
  * window). */
 #define KB_STREAM_MAX_OPS 4096
 
+#define KB_STREAM_NOW UINT64_MAX /* kb_stream_submit_basis: the ids are current */
+
 int kb_stream_new(struct kb_stream **out, struct kb_rpc *r, unsigned max_ops, size_t max_bytes,
 		  int timeout_ms);
 /* Waits for nothing: drain first. NULL-safe. */
@@ -43,6 +45,12 @@ void kb_stream_free(struct kb_stream *st);
  * stayed full; -ENOTCONN...). */
 int kb_stream_submit(struct kb_stream *st, kb_Request *req, const void *bulk, size_t bulk_len,
 		     kb_rpc_cb cb, void *arg);
+/* The same for a request whose ids (a file handle) belong to session
+ * generation `basis` (kb_rpc_gen; KB_STREAM_NOW: the current one). Answered ESTALE or
+ * EBADF while that session is not the one it went to, it is not an error
+ * of the stream: its caller sends it again on ids of the new session. */
+int kb_stream_submit_basis(struct kb_stream *st, uint64_t basis, kb_Request *req,
+			   const void *bulk, size_t bulk_len, kb_rpc_cb cb, void *arg);
 /* The same, waiting for the reply: take (may be NULL) sees it. Returns
  * the status. */
 int kb_stream_call(struct kb_stream *st, kb_Request *req, const void *bulk, size_t bulk_len,
