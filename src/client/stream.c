@@ -143,7 +143,7 @@ static void on_reply(void *arg, int status, struct kb_rpc_result *res)
 	 * because another session began and that its caller sends again */
 	stale = (kb_rpc_gen(st->r) != q->gen &&
 		 (status == -ESTALE || status == -EBADF ||
-		 /* attributes set to absolute values, lost with the session: the
+		  /* attributes set to absolute values, lost with the session: the
 		  * mount logs it (its kernel sets them again at the next flush) */
 		  (status == -EIO && q->op == kb_Op_SETATTR))) ||
 		/* sent with ids of an older session than the one it went to */
@@ -240,8 +240,8 @@ static int submit(struct kb_stream *st, kb_Request *req, const void *bulk, size_
 	return ret;
 }
 
-int kb_stream_submit_basis(struct kb_stream *st, uint64_t basis, kb_Request *req,
-			   const void *bulk, size_t bulk_len, kb_rpc_cb cb, void *arg)
+int kb_stream_submit_basis(struct kb_stream *st, uint64_t basis, kb_Request *req, const void *bulk,
+			   size_t bulk_len, kb_rpc_cb cb, void *arg)
 {
 	struct sreq *q = calloc(1, sizeof(*q));
 	int ret;

@@ -49,8 +49,8 @@ int kb_stream_submit(struct kb_stream *st, kb_Request *req, const void *bulk, si
  * generation `basis` (kb_rpc_gen; KB_STREAM_NOW: the current one). Answered ESTALE or
  * EBADF while that session is not the one it went to, it is not an error
  * of the stream: its caller sends it again on ids of the new session. */
-int kb_stream_submit_basis(struct kb_stream *st, uint64_t basis, kb_Request *req,
-			   const void *bulk, size_t bulk_len, kb_rpc_cb cb, void *arg);
+int kb_stream_submit_basis(struct kb_stream *st, uint64_t basis, kb_Request *req, const void *bulk,
+			   size_t bulk_len, kb_rpc_cb cb, void *arg);
 /* The same, waiting for the reply: take (may be NULL) sees it. Returns
  * the status. */
 int kb_stream_call(struct kb_stream *st, kb_Request *req, const void *bulk, size_t bulk_len,
