@@ -35,12 +35,18 @@ static void reply_missing(fuse_req_t req, double secs)
 static void forget_one(struct kbfs *fs, fuse_ino_t ino, uint64_t n)
 {
 	uint64_t remote, count;
+	/* named by queued requests: forgotten behind them */
+	bool behind = fs->stream &&
+		      kbfs_node_wb_remote(fs->nodes, kbfs_node_remote(fs->nodes, ino));
 
 	kbfs_node_forget(fs->nodes, ino, n, &remote, &count);
 	if (count) {
 		/* the server stops watching it: a listing of it is not backed */
 		kbfs_list_drop(fs->list, remote);
-		kb_rpc_forget(fs->rpc, remote, count);
+		if (behind)
+			kb_rpc_forget_behind(fs->rpc, remote, count);
+		else
+			kb_rpc_forget(fs->rpc, remote, count);
 	}
 }
 

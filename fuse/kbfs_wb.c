@@ -1134,6 +1134,10 @@ bool kbfs_wb_sync_xattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		ret = kb_rpc_syncfs(fs->rpc, kbfs_node_remote(fs->nodes, FUSE_ROOT_ID));
 	if (ret == -ENOSYS || ret == -EOPNOTSUPP)
 		ret = 0; /* an older server: what it answered is on its disk's cache */
+	/* the kernel repeats a path call answered ESTALE (once, revalidating
+	 * the path): the repeat would find the error taken and say 0 */
+	if (ret == -ESTALE)
+		ret = -EIO;
 	if (ret)
 		kbfs_reply_err(req, ret);
 	else

@@ -160,6 +160,7 @@ int kb_rpc_call_take(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t
 typedef bool (*kb_rpc_route_fn)(void *arg, uint64_t node);
 void kb_rpc_set_route(struct kb_rpc *r, void *stream, kb_rpc_route_fn fn, void *arg);
 void *kb_rpc_route(struct kb_rpc *r, const kb_Request *req);
+void *kb_rpc_route_stream(struct kb_rpc *r); /* the stream routed to, or NULL */
 
 /* Server pushes (NOTIFY) are handed to this callback (receiver thread):
  * notify_name empty: node notify_node changed (inval inode); else the entry
@@ -245,6 +246,10 @@ int kb_rpc_lookup(struct kb_rpc *r, uint64_t parent, const char *name, kb_Entry 
 int kb_rpc_getattr(struct kb_rpc *r, uint64_t node, kb_Attr *out);
 /* Fire and forget (async, status ignored). */
 int kb_rpc_forget(struct kb_rpc *r, uint64_t node, uint64_t count);
+/* The same behind everything queued in the write-behind stream (when one
+ * is routed to, kb_rpc_set_route): for a node that queued requests may
+ * still name, which the server must not forget before they ran. */
+int kb_rpc_forget_behind(struct kb_rpc *r, uint64_t node, uint64_t count);
 int kb_rpc_open(struct kb_rpc *r, uint64_t node, uint32_t flags, uint64_t *fh,
 		uint32_t *open_flags);
 /* ...with set_mask (kb_SetMask_SET_KILL_SUIDGID: O_TRUNC by a caller

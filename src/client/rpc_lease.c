@@ -118,6 +118,11 @@ void kb_rpc_set_route(struct kb_rpc *r, void *stream, kb_rpc_route_fn fn, void *
 	r->route_arg = arg;
 }
 
+void *kb_rpc_route_stream(struct kb_rpc *r)
+{
+	return r->route_stream;
+}
+
 void *kb_rpc_route(struct kb_rpc *r, const kb_Request *req)
 {
 	if (!r->route_stream || req->seq)

@@ -78,14 +78,25 @@ static void forget_done(void *arg, int status, struct kb_rpc_result *res)
 	(void)res;
 }
 
-int kb_rpc_forget(struct kb_rpc *r, uint64_t node, uint64_t count)
+static int forget(struct kb_rpc *r, uint64_t node, uint64_t count, bool behind)
 {
 	REQ(req, kb_Op_FORGET);
 
 	req.node = node;
 	req.count = (uint32_t)KB_MIN(count, UINT32_MAX);
 	req.length = count; /* full width; the server takes count, else length */
-	return kb_send_async(r, &req, NULL, 0, -1, forget_done, NULL);
+	return behind ? kb_send_async_behind(r, &req, NULL, 0, forget_done, NULL)
+		      : kb_send_async(r, &req, NULL, 0, -1, forget_done, NULL);
+}
+
+int kb_rpc_forget(struct kb_rpc *r, uint64_t node, uint64_t count)
+{
+	return forget(r, node, count, false);
+}
+
+int kb_rpc_forget_behind(struct kb_rpc *r, uint64_t node, uint64_t count)
+{
+	return forget(r, node, count, true);
 }
 
 struct open_out {

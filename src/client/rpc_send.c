@@ -34,3 +34,12 @@ int kb_send_async(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bu
 {
 	return kb_send_async_basis(r, KB_STREAM_NOW, req, bulk, bulk_len, conn_hint, cb, arg);
 }
+
+int kb_send_async_behind(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
+			 kb_rpc_cb cb, void *arg)
+{
+	struct kb_stream *st = kb_rpc_route_stream(r);
+
+	return st ? kb_stream_submit(st, req, bulk, bulk_len, cb, arg)
+		  : kb_rpc_submit(r, req, bulk, bulk_len, -1, cb, arg);
+}

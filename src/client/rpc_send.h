@@ -13,6 +13,10 @@ int kb_send_res(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk
 		struct kb_rpc_result *res);
 int kb_send_async(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
 		  int conn_hint, kb_rpc_cb cb, void *arg);
+/* The same behind everything in the stream when there is one (whatever
+ * the request names). */
+int kb_send_async_behind(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bulk_len,
+			 kb_rpc_cb cb, void *arg);
 /* The same for a request on a handle of session generation `basis`
  * (kb_stream_submit_basis). */
 int kb_send_async_basis(struct kb_rpc *r, uint64_t basis, kb_Request *req, const void *bulk,
