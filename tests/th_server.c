@@ -135,46 +135,21 @@ void th_server_cleanup(struct th_server *ts)
 	ts->dir = NULL;
 }
 
-int th_server_connect_as(struct th_server *ts, const uint8_t priv[32], unsigned conns,
-			 struct kb_rpc **out, kb_Entry *root, char *err, size_t errlen)
+int th_server_connect_via(struct th_server *ts, const char *port, const uint8_t priv[32],
+			  unsigned conns, int timeout_ms, struct kb_rpc **out, kb_Entry *root,
+			  bool *read_only, char *err, size_t errlen)
 {
 	struct kb_keyset *trust = NULL;
 	struct kb_rpc_cfg cfg = {
 		.host = "127.0.0.1",
-		.port = ts->port_str,
+		.port = port,
 		.path = "/",
 		.conns = conns,
 		.identity = priv,
-		.timeout_ms = 10000,
+		.timeout_ms = timeout_ms,
 	};
 	kb_Entry dummy;
 	bool ro;
-	int ret = kb_keyset_new(&trust);
-
-	if (!ret)
-		ret = kb_keyset_add(trust, ts->server_pub, 0);
-	cfg.trust = trust;
-	if (!ret)
-		ret = kb_rpc_new(out, &cfg, root ? root : &dummy, &ro, err, errlen);
-	kb_keyset_free(trust);
-	return ret;
-}
-
-int th_server_connect(struct th_server *ts, unsigned conns, struct kb_rpc **out, kb_Entry *root,
-		      bool *read_only)
-{
-	struct kb_keyset *trust = NULL;
-	struct kb_rpc_cfg cfg = {
-		.host = "127.0.0.1",
-		.port = ts->port_str,
-		.path = "/",
-		.conns = conns,
-		.identity = ts->client_priv,
-		.timeout_ms = 10000,
-	};
-	kb_Entry dummy;
-	bool ro;
-	char err[256];
 	int ret = kb_keyset_new(&trust);
 
 	if (!ret)
@@ -182,10 +157,27 @@ int th_server_connect(struct th_server *ts, unsigned conns, struct kb_rpc **out,
 	cfg.trust = trust;
 	if (!ret)
 		ret = kb_rpc_new(out, &cfg, root ? root : &dummy, read_only ? read_only : &ro, err,
-				 sizeof(err));
+				 errlen);
+	kb_keyset_free(trust);
+	return ret;
+}
+
+int th_server_connect_as(struct th_server *ts, const uint8_t priv[32], unsigned conns,
+			 struct kb_rpc **out, kb_Entry *root, char *err, size_t errlen)
+{
+	return th_server_connect_via(ts, ts->port_str, priv, conns, 10000, out, root, NULL, err,
+				     errlen);
+}
+
+int th_server_connect(struct th_server *ts, unsigned conns, struct kb_rpc **out, kb_Entry *root,
+		      bool *read_only)
+{
+	char err[256] = "";
+	int ret = th_server_connect_via(ts, ts->port_str, ts->client_priv, conns, 10000, out, root,
+					read_only, err, sizeof(err));
+
 	if (ret)
 		fprintf(stderr, "th_server_connect: %s\n", err);
-	kb_keyset_free(trust);
 	return ret;
 }
 

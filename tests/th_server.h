@@ -58,6 +58,11 @@ int th_server_connect(struct th_server *ts, unsigned conns, struct kb_rpc **out,
  * client's message. */
 int th_server_connect_as(struct th_server *ts, const uint8_t priv[32], unsigned conns,
 			 struct kb_rpc **out, kb_Entry *root, char *err, size_t errlen);
+/* The same through another port (e.g. a kbproxy's) with a timeout;
+ * read_only may be NULL. */
+int th_server_connect_via(struct th_server *ts, const char *port, const uint8_t priv[32],
+			  unsigned conns, int timeout_ms, struct kb_rpc **out, kb_Entry *root,
+			  bool *read_only, char *err, size_t errlen);
 /* kb_rpc_call after resetting res (res may be NULL). */
 int th_call(struct kb_rpc *r, kb_Request *q, const void *bulk, size_t blen,
 	    struct kb_rpc_result *res);
