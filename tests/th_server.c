@@ -12,6 +12,7 @@
 #include "net.h"
 #include "wire.h"
 #include "noise.h"
+#include "raw_chan.h"
 #include "rpc.h"
 #include "th.h"
 #include "th_server.h"
@@ -78,12 +79,17 @@ out:
 
 int th_server_start(struct th_server *ts, unsigned flags, const char *const *extra)
 {
+	if (th_server_prepare(ts, flags))
+		return -1;
+	return th_server_spawn(ts, flags, extra);
+}
+
+int th_server_spawn(struct th_server *ts, unsigned flags, const char *const *extra)
+{
 	const char *argv[32];
 	char listen[64];
 	int n = 0;
 
-	if (th_server_prepare(ts, flags))
-		return -1;
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", ts->port);
 	argv[n++] = th_bin("keibifsd");
 	argv[n++] = "--share";
@@ -133,6 +139,25 @@ void th_server_cleanup(struct th_server *ts)
 		th_sh("rm -rf '%s'", ts->dir);
 	free(ts->dir);
 	ts->dir = NULL;
+}
+
+void th_session_free(struct kb_rpc **r, struct kb_rpc_result **res)
+{
+	kb_rpc_result_free(*res);
+	*res = NULL;
+	kb_rpc_free(*r);
+	*r = NULL;
+}
+
+int th_server_end(struct th_server *ts, struct kb_rpc **r, struct kb_rpc_result **res)
+{
+	int st = 0;
+
+	th_session_free(r, res);
+	if (ts->pid > 0)
+		st = th_server_stop(ts);
+	th_server_cleanup(ts);
+	return st;
 }
 
 int th_server_connect_via(struct th_server *ts, const char *port, const uint8_t priv[32],
@@ -208,34 +233,15 @@ int th_lookup(struct kb_rpc *r, uint64_t parent, const char *name, uint64_t *nod
 	return ret;
 }
 
-static int accept_any(void *arg, const uint8_t rs[static 32], unsigned *flags)
-{
-	(void)arg;
-	(void)rs;
-	*flags = 0;
-	return 0;
-}
-
 int th_raw_connect(struct th_server *ts, const uint8_t *priv, struct kb_chan **out)
 {
 	struct kb_net_opts o = {.timeout_ms = 5000};
-	struct kb_noise_rng *rng = NULL;
-	struct kb_chan_cfg cfg = {
-		.initiator = true,
-		.s = priv ? priv : ts->client_priv,
-		.verify = accept_any,
-		.timeout_ms = 5000,
-	};
 	struct kb_chan_info info;
 	char err[256];
-	int fd = -1, ret = kb_noise_rng_new(&rng);
+	int fd = -1, ret = kb_net_connect(&fd, "127.0.0.1", ts->port_str, &o, err, sizeof(err));
 
-	cfg.rng = rng;
 	if (!ret)
-		ret = kb_net_connect(&fd, "127.0.0.1", ts->port_str, &o, err, sizeof(err));
-	if (!ret)
-		ret = kb_chan_handshake(out, fd, &cfg, &info);
-	kb_noise_rng_free(rng);
+		ret = kb_rawchan_handshake(fd, priv ? priv : ts->client_priv, 5000, out, &info);
 	return ret;
 }
 
