@@ -256,7 +256,8 @@ START_TEST(test_not_reading_and_expiry)
 	struct kb_chan *slow, *gone = NULL;
 
 	start_srv(TH_SRV_RO_KEY, extra);
-	slow = not_reading(); /* 32 MiB of replies nobody reads */
+	/* 32 MiB of replies nobody reads */
+	slow = not_reading();
 	usleep(300000);                 /* the workers are now blocked sending */
 	for (int i = 0; i < 200; i++) { /* pushes for the slow session */
 		char name[32];

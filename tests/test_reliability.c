@@ -150,8 +150,8 @@ static void setup(struct rel *t, bool proxy)
 static void connect_rpc(struct rel *t, unsigned conns, int timeout_ms, kb_Entry *root)
 {
 	char err[512] = "";
-	int rc = th_server_connect_via(&t->ts, t->pport, t->ts.client_priv, conns, timeout_ms, &t->r,
-				       root, NULL, err, sizeof(err));
+	int rc = th_server_connect_via(&t->ts, t->pport, t->ts.client_priv, conns, timeout_ms,
+				       &t->r, root, NULL, err, sizeof(err));
 
 	ck_assert_msg(rc == 0, "%s", err);
 	kb_rpc_set_log(t->r, log_cb, t);
