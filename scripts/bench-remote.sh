@@ -148,8 +148,8 @@ bounded() {
 }
 
 declare -A T REQS
-run_row() { # CONTENDER RTT ROW PORT
-	local c=$1 rtt=$2 row=$3 port=$4 t
+run_row() { # CONTENDER RTT ROUND ROW PORT
+	local c=$1 rtt=$2 row=$4 port=$5 t
 	C=$c
 	"mount_$c" "$port"
 	t=$(bounded "row_$row" "$M")
@@ -170,19 +170,9 @@ for rtt in $RTTS; do
 	# settle each clone's index once (git rewrites it on a new mount)
 	for c in $CONTENDERS; do
 		C=$c
-		port=${PORTS[$SSH_PORT]}
-		[ "$c" = keibifs ] && port=${PORTS[$KB_PORT]}
-		"mount_$c" "$port"; bounded row_git "$M" >/dev/null; "umount_$c"
+		"mount_$c" "$(kb_port "$c")"; bounded row_git "$M" >/dev/null; "umount_$c"
 	done
-	for ((r = 0; r < REPS; r++)); do
-		for row in $ROWS; do
-			for c in $CONTENDERS; do
-				port=${PORTS[$SSH_PORT]}
-				[ "$c" = keibifs ] && port=${PORTS[$KB_PORT]}
-				run_row "$c" "$rtt" "$row" "$port"
-			done
-		done
-	done
+	kb_rounds "$rtt"
 	kb_proxies_stop
 done
 

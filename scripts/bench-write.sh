@@ -295,14 +295,7 @@ done
 for rtt in $RTTS; do
 	declare -A PORTS=()
 	kb_proxies "$rtt" "$work/proxy.log" "$KB_PORT" ${SSH_PORT:+"$SSH_PORT"}
-	for ((r = 0; r < REPS; r++)); do
-		for row in $ROWS; do
-			for c in $CONTENDERS; do
-				if [ "$c" = keibifs ]; then port=${PORTS[$KB_PORT]}; else port=${PORTS[$SSH_PORT]}; fi
-				run_row "$c" "$rtt" "$r" "$row" "$port"
-			done
-		done
-	done
+	kb_rounds "$rtt"
 	kb_proxies_stop
 done
 

@@ -229,6 +229,22 @@ kb_proxies() {
 	done
 	sleep 0.2
 }
+# kb_port C: the proxy port contender C mounts through (keibifs: KB_PORT's)
+kb_port() {
+	if [ "$1" = keibifs ]; then echo "${PORTS[$KB_PORT]}"; else echo "${PORTS[$SSH_PORT]}"; fi
+}
+# kb_rounds RTT: the caller's run_row CONTENDER RTT ROUND ROW PORT for each
+# of REPS rounds, each of ROWS, each of CONTENDERS
+kb_rounds() {
+	local r row c
+	for ((r = 0; r < REPS; r++)); do
+		for row in $ROWS; do
+			for c in $CONTENDERS; do
+				run_row "$c" "$1" "$r" "$row" "$(kb_port "$c")"
+			done
+		done
+	done
+}
 kb_proxies_stop() {
 	local p
 	for p in "${KB_PROXY_PIDS[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
