@@ -67,6 +67,16 @@ kb_mount() {
 	return 1
 }
 
+# kb_wait_mount MNT PID TRIES: PID (a FUSE client in the foreground) and
+# MNT tracked for kb_cleanup; waits until MNT is mounted (TRIES x 50 ms at
+# the most) and sets M=MNT.
+kb_wait_mount() {
+	KB_PIDS+=("$2")
+	KB_MOUNTS+=("$1")
+	for _ in $(seq "$3"); do mountpoint -q "$1" && break; sleep 0.05; done
+	M=$1
+}
+
 # kb_sshd DIR: a throw-away sshd on 127.0.0.1 for the sshfs and rclone
 # contenders (root logs in with the key DIR/id; sftp inside). Sets
 # SSH_PORT and SSHD_PID (the caller stops it).
@@ -192,10 +202,7 @@ mount_sshfs() { # PORT
 		-o IdentityFile="$KBC_WORK/ssh/id",StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null \
 		-o Ciphers=aes256-gcm@openssh.com,LogLevel=ERROR 2>>"$KBC_WORK/ssh/sshfs.log" &
 	SS_PID=$!
-	KB_PIDS+=("$SS_PID")
-	KB_MOUNTS+=("$SS_MNT")
-	for _ in $(seq 400); do mountpoint -q "$SS_MNT" && break; sleep 0.05; done
-	M=$SS_MNT
+	kb_wait_mount "$SS_MNT" "$SS_PID" 400
 }
 umount_sshfs() { unmount "$SS_MNT" "$SS_PID"; }
 
@@ -205,10 +212,7 @@ mount_rclone() { # PORT
 		"$RC_MNT" --config /dev/null "${KBC_RCLONE_ARGS[@]}" --log-level ERROR \
 		2>>"$KBC_WORK/ssh/rclone.log" &
 	RC_PID=$!
-	KB_PIDS+=("$RC_PID")
-	KB_MOUNTS+=("$RC_MNT")
-	for _ in $(seq 400); do mountpoint -q "$RC_MNT" && break; sleep 0.05; done
-	M=$RC_MNT
+	kb_wait_mount "$RC_MNT" "$RC_PID" 400
 }
 umount_rclone() { unmount "$RC_MNT" "$RC_PID"; }
 
