@@ -105,7 +105,8 @@ static void spawn_server(struct rel *t)
 /* Server with share/big (FILE_LEN bytes), optionally a proxy in front. */
 static void setup_drop(struct rel *t, bool proxy, const char *drop_first)
 {
-	char to[64];
+	const char *const drop[] = {"--drop-first", drop_first, NULL};
+	struct th_server via;
 	size_t n = 0;
 	FILE *f;
 
@@ -123,23 +124,9 @@ static void setup_drop(struct rel *t, bool proxy, const char *drop_first)
 	snprintf(t->pport, sizeof(t->pport), "%s", t->ts.port_str);
 	if (!proxy)
 		return;
-	snprintf(t->pport, sizeof(t->pport), "%d", th_free_port());
-	snprintf(to, sizeof(to), "127.0.0.1:%d", t->ts.port);
-	snprintf(t->plog, sizeof(t->plog), "%s/proxy.log", t->ts.dir);
-	{
-		const char *argv[] = {th_bin("tests/kbproxy"),
-				      "--listen",
-				      t->pport,
-				      "--to",
-				      to,
-				      drop_first ? "--drop-first" : NULL,
-				      drop_first,
-				      NULL};
-
-		t->proxy = th_spawn((char *const *)argv, t->plog);
-	}
-	ck_assert_int_gt(t->proxy, 0);
-	ck_assert(th_wait_file_contains(t->plog, "kbproxy: ready", 10000));
+	ck_assert_int_eq(th_proxy_start(&t->ts, drop_first ? drop : NULL, &via, &t->proxy, t->plog),
+			 0);
+	snprintf(t->pport, sizeof(t->pport), "%s", via.port_str);
 }
 
 static void setup(struct rel *t, bool proxy)

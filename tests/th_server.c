@@ -206,6 +206,34 @@ int th_server_connect(struct th_server *ts, unsigned conns, struct kb_rpc **out,
 	return ret;
 }
 
+int th_proxy_start(const struct th_server *ts, const char *const *extra, struct th_server *via,
+		   pid_t *pid, char plog[PATH_MAX])
+{
+	const char *argv[16];
+	char to[64];
+	int n = 0;
+
+	*via = *ts;
+	via->port = th_free_port();
+	snprintf(via->port_str, sizeof(via->port_str), "%d", via->port);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", ts->port);
+	snprintf(plog, PATH_MAX, "%s/proxy.log", ts->dir);
+	argv[n++] = th_bin("tests/kbproxy");
+	argv[n++] = "--listen";
+	argv[n++] = via->port_str;
+	argv[n++] = "--to";
+	argv[n++] = to;
+	for (; extra && *extra && n < 15; extra++)
+		argv[n++] = *extra;
+	argv[n] = NULL;
+	*pid = th_spawn((char *const *)argv, plog);
+	if (*pid <= 0) {
+		*pid = 0;
+		return -1;
+	}
+	return th_wait_file_contains(plog, "kbproxy: ready", 10000) ? 0 : -1;
+}
+
 const char *th_server_path(const struct th_server *ts, const char *rel)
 {
 	static __thread char p[PATH_MAX * 2];

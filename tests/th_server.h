@@ -92,6 +92,14 @@ int th_raw_connect(struct th_server *ts, const uint8_t *priv, struct kb_chan **o
  * resp; returns 0, or the channel error (e.g. -KB_ECLOSED). */
 int th_raw_call(struct kb_chan *c, const uint8_t *pt, size_t len, kb_Response *resp);
 
+/* tests/kbproxy in front of ts on a free port, logging to ts->dir/proxy.log
+ * (its path in plog), with extra: NULL or a NULL-terminated list of more
+ * kbproxy arguments. *via becomes ts as seen through the proxy (its port),
+ * for th_mount_start or th_server_connect_via; *pid the proxy (stop it with
+ * th_stop; 0 if it did not start). 0 once it is ready, or -1. */
+int th_proxy_start(const struct th_server *ts, const char *const *extra, struct th_server *via,
+		   pid_t *pid, char plog[PATH_MAX]);
+
 /* A path inside the share: th_server_path(ts, "a/b"). Thread-local buffer. */
 const char *th_server_path(const struct th_server *ts, const char *rel);
 
