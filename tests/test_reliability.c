@@ -81,25 +81,9 @@ static void notify_cb(void *arg, const kb_Response *n)
 
 static void spawn_server(struct rel *t)
 {
-	char listen[64];
-	const char *argv[] = {th_bin("keibifsd"),
-			      "--share",
-			      t->ts.share,
-			      "--key",
-			      t->ts.server_key,
-			      "--authorized",
-			      t->ts.authorized,
-			      "--listen",
-			      listen,
-			      "--foreground",
-			      NULL};
-
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", t->ts.port);
 	if (truncate(t->ts.log, 0) && errno != ENOENT)
 		ck_abort_msg("truncate %s", t->ts.log);
-	t->ts.pid = th_spawn((char *const *)argv, t->ts.log);
-	ck_assert_int_gt(t->ts.pid, 0);
-	ck_assert(th_wait_file_contains(t->ts.log, "keibifsd: ready", 10000));
+	ck_assert_int_eq(th_server_spawn(&t->ts, 0, NULL), 0);
 }
 
 /* Server with share/big (FILE_LEN bytes), optionally a proxy in front. */

@@ -41,23 +41,9 @@ static struct {
 
 static void spawn_server(void)
 {
-	char listen[64];
-	const char *argv[] = {th_bin("keibifsd"),
-			      "--share",
-			      F.ts.share,
-			      "--key",
-			      F.ts.server_key,
-			      "--authorized",
-			      F.ts.authorized,
-			      "--listen",
-			      listen,
-			      "--foreground",
-			      NULL};
-
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", F.ts.port);
 	if (truncate(F.ts.log, 0) < 0)
 		return;
-	F.ts.pid = th_spawn((char *const *)argv, F.ts.log);
+	th_server_spawn(&F.ts, TH_SRV_NOWAIT, NULL); /* the caller waits */
 }
 
 static void start(bool proxy, const char *opts)

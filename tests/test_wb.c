@@ -59,28 +59,6 @@ struct wt {
 		}                                                             \
 	} while (0)
 
-/* keibifsd on the prepared t->srv (its share may be a tmpfs by now). */
-static void spawn_server(struct wt *t)
-{
-	char listen[64];
-	const char *argv[] = {th_bin("keibifsd"),
-			      "--share",
-			      t->srv.share,
-			      "--key",
-			      t->srv.server_key,
-			      "--authorized",
-			      t->srv.authorized,
-			      "--listen",
-			      listen,
-			      "--foreground",
-			      NULL};
-
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", t->srv.port);
-	t->srv.pid = th_spawn((char *const *)argv, t->srv.log);
-	ck_assert_int_gt(t->srv.pid, 0);
-	ck_assert(th_wait_file_contains(t->srv.log, "keibifsd: ready", 10000));
-}
-
 /* Server (its share a tmpfs of tmpfs_size when not NULL), a proxy with
  * delay_ms in front, mount A through it with opts. */
 static void wt_start_on(struct wt *t, int delay_ms, const char *opts, const char *tmpfs_size)
@@ -97,7 +75,7 @@ static void wt_start_on(struct wt *t, int delay_ms, const char *opts, const char
 		ck_assert_int_eq(mount("tmpfs", t->srv.share, "tmpfs", 0, tmo), 0);
 		th_track_mount(t->srv.share);
 		snprintf(t->tmpfs, sizeof(t->tmpfs), "%s", t->srv.share);
-		spawn_server(t);
+		ck_assert_int_eq(th_server_spawn(&t->srv, 0, NULL), 0); /* on the tmpfs */
 	} else {
 		ck_assert_int_eq(th_server_start(&t->srv, 0, NULL), 0);
 	}
