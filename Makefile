@@ -105,7 +105,7 @@ FUSE_SRC := $(wildcard fuse/*.c)
 FUSE_OBJ := $(patsubst fuse/%.c,$(BUILD)/obj/fuse/%.o,$(FUSE_SRC))
 
 # Tests: tests/test_NAME.c defines `Suite *suite_NAME(void)`; one Check runner.
-# tests/lib/ holds test-only code (JSON reader, Noise vector runner).
+# tests/lib/ holds test-only code (JSON reader, Noise vector runner, raw channel).
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_NAMES := $(patsubst tests/test_%.c,%,$(TEST_SRC))
 TEST_OBJ := $(patsubst tests/%.c,$(BUILD)/obj/tests/%.o,$(TEST_SRC) tests/runner.c \
@@ -196,7 +196,8 @@ $(BUILD)/bench-server: $(BUILD)/obj/bench/bench-server.o $(CLIENT_LIB) $(SERVER_
 $(BUILD)/kb-soak: $(BUILD)/obj/tools/kb-soak.o $(CLIENT_LIB) $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/kb-hostile: $(BUILD)/obj/tools/kb-hostile.o $(CLIENT_LIB) $(CORE_LIB)
+$(BUILD)/kb-hostile: $(BUILD)/obj/tools/kb-hostile.o $(BUILD)/obj/testlib/raw_chan.o $(CLIENT_LIB) \
+		$(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/noise-vectors: $(BUILD)/obj/tools/noise-vectors.o $(TESTLIB_OBJ) $(CORE_LIB)

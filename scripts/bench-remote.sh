@@ -41,12 +41,7 @@ trap cleanup EXIT
 share=$work/share
 mkdir -p "$share" "$work/out"
 
-for c in $CONTENDERS; do
-	case $c in
-	sshfs) command -v sshfs >/dev/null || { echo "bench-remote: SKIP sshfs (not installed: scripts/install-deps.sh)" >&2; CONTENDERS=${CONTENDERS/sshfs/}; } ;;
-	rclone) command -v rclone >/dev/null || { echo "bench-remote: SKIP rclone (not installed: scripts/install-deps.sh)" >&2; CONTENDERS=${CONTENDERS/rclone/}; } ;;
-	esac
-done
+CONTENDERS=$(kb_contenders_installed bench-remote "$CONTENDERS")
 
 echo "bench-remote: preparing data" >&2
 python3 - "$share" <<'PY'
@@ -98,51 +93,8 @@ print(f">{m - 1e9:g}" if m >= 1e9 else m)' "$@"
 }
 
 # --- contenders ---------------------------------------------------------------
-kb_keys "$work/keys"
-KB_PORT=$(kb_free_port)
-kb_serve "$work/keys" "$share" "$KB_PORT"
-KB_MNT=$work/kbmnt
-mount_keibifs() { # PORT
-	KB_CLIENT_PID=$(kb_mount "$work/keys" "$1" "$KB_MNT" "$KB_EXTRA")
-	M=$KB_MNT
-}
-# unmount, retried while a process cut at the row timeout is still leaving
-unmount() { # MNT PID
-	for _ in $(seq 40); do fusermount3 -u "$1" 2>/dev/null && break; sleep 0.25; done
-	mountpoint -q "$1" && fusermount3 -uz "$1"
-	wait "$2" 2>/dev/null || true
-}
-umount_keibifs() { unmount "$KB_MNT" "$KB_CLIENT_PID"; }
-
-if [[ $CONTENDERS == *sshfs* || $CONTENDERS == *rclone* ]]; then
-	kb_sshd "$work/ssh"
-	sleep 0.5
-fi
-SS_MNT=$work/ssmnt
-mount_sshfs() { # PORT
-	mkdir -p "$SS_MNT"
-	sshfs "root@127.0.0.1:$share" "$SS_MNT" -f -p "$1" \
-		-o IdentityFile="$work/ssh/id",StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null \
-		-o Ciphers=aes256-gcm@openssh.com,LogLevel=ERROR 2>>"$work/ssh/sshfs.log" &
-	SS_PID=$!
-	KB_PIDS+=("$SS_PID")
-	KB_MOUNTS+=("$SS_MNT")
-	for _ in $(seq 400); do mountpoint -q "$SS_MNT" && break; sleep 0.05; done
-	M=$SS_MNT
-}
-umount_sshfs() { unmount "$SS_MNT" "$SS_PID"; }
-RC_MNT=$work/rcmnt
-mount_rclone() { # PORT: rclone's defaults (no VFS file cache, 5 min dir cache)
-	mkdir -p "$RC_MNT"
-	rclone mount ":sftp,host=127.0.0.1,port=$1,user=root,key_file=$work/ssh/id:$share" "$RC_MNT" \
-		--config /dev/null --log-level ERROR 2>>"$work/ssh/rclone.log" &
-	RC_PID=$!
-	KB_PIDS+=("$RC_PID")
-	KB_MOUNTS+=("$RC_MNT")
-	for _ in $(seq 400); do mountpoint -q "$RC_MNT" && break; sleep 0.05; done
-	M=$RC_MNT
-}
-umount_rclone() { unmount "$RC_MNT" "$RC_PID"; }
+# rclone with its defaults (no VFS file cache, 5 min dir cache)
+kb_contenders "$work" "$share" "$CONTENDERS" "$KB_EXTRA"
 
 # --- rows: each takes the mount point, prints nothing ---------------------------
 row_find() { find "$1/tree" -type f -print0 | xargs -0 stat >/dev/null; }
@@ -196,8 +148,8 @@ bounded() {
 }
 
 declare -A T REQS
-run_row() { # CONTENDER RTT ROW PORT
-	local c=$1 rtt=$2 row=$3 port=$4 t
+run_row() { # CONTENDER RTT ROUND ROW PORT
+	local c=$1 rtt=$2 row=$4 port=$5 t
 	C=$c
 	"mount_$c" "$port"
 	t=$(bounded "row_$row" "$M")
@@ -214,33 +166,14 @@ for rtt in $RTTS; do
 	GITN=$GIT_FILES
 	[ "$rtt" -ge 20 ] && GITN=$GIT_FILES_SLOW
 	declare -A PORTS=()
-	pids=()
-	for to in "$KB_PORT" "$SSH_PORT"; do
-		p=$(kb_free_port)
-		"$KB_BUILD/tests/kbproxy" --listen "$p" --to "127.0.0.1:$to" --delay-ms "$((rtt / 2))" \
-			2>>"$work/proxy.log" &
-		pids+=($!)
-		KB_PIDS+=($!)
-		PORTS[$to]=$p
-	done
-	sleep 0.2
+	kb_proxies "$rtt" "$work/proxy.log" "$KB_PORT" "$SSH_PORT"
 	# settle each clone's index once (git rewrites it on a new mount)
 	for c in $CONTENDERS; do
 		C=$c
-		port=${PORTS[$SSH_PORT]}
-		[ "$c" = keibifs ] && port=${PORTS[$KB_PORT]}
-		"mount_$c" "$port"; bounded row_git "$M" >/dev/null; "umount_$c"
+		"mount_$c" "$(kb_port "$c")"; bounded row_git "$M" >/dev/null; "umount_$c"
 	done
-	for ((r = 0; r < REPS; r++)); do
-		for row in $ROWS; do
-			for c in $CONTENDERS; do
-				port=${PORTS[$SSH_PORT]}
-				[ "$c" = keibifs ] && port=${PORTS[$KB_PORT]}
-				run_row "$c" "$rtt" "$row" "$port"
-			done
-		done
-	done
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+	kb_rounds "$rtt"
+	kb_proxies_stop
 done
 
 # --- the table ------------------------------------------------------------------
@@ -257,26 +190,13 @@ label() {
 }
 printf '\nkeibifs remote browsing, fresh mounts, seconds (median of %s; %s)\n' "$REPS" "$(date -u +%Y-%m-%dT%H:%MZ)"
 printf '%-8s %-32s' "RTT" "measure"
-for c in $CONTENDERS; do printf ' %10s' "$c"; done
-printf '   rounds\n'
+kb_table_head
 for rtt in $RTTS; do
 	GITN=$GIT_FILES
 	[ "$rtt" -ge 20 ] && GITN=$GIT_FILES_SLOW
 	for row in $ROWS; do
 		printf '%-8s %-32s' "+$rtt ms" "$(label "$row" "$GITN")"
-		rounds=""
-		for c in $CONTENDERS; do
-			printf ' %10s' "$(median ${T[$c,$rtt,$row]})"
-			rounds+=" $c:${T[$c,$rtt,$row]# }"
-		done
-		printf '  %s\n' "$rounds"
+		kb_table_cells "$rtt" "$row"
 	done
 done
-if [[ $CONTENDERS == *keibifs* ]]; then
-	printf '\nkeibifs requests per row (last round):\n'
-	for rtt in $RTTS; do
-		for row in $ROWS; do
-			printf '  +%s ms %-7s %s\n' "$rtt" "$row" "${REQS[$rtt,$row]:-}"
-		done
-	done
-fi
+kb_table_reqs 7

@@ -51,12 +51,7 @@ trap cleanup EXIT
 share=$work/share
 mkdir -p "$share" "$work/local" "$work/man"
 
-for c in $CONTENDERS; do
-	case $c in
-	sshfs) command -v sshfs >/dev/null || { echo "bench-write: SKIP sshfs (not installed: scripts/install-deps.sh)" >&2; CONTENDERS=${CONTENDERS/sshfs/}; } ;;
-	rclone) command -v rclone >/dev/null || { echo "bench-write: SKIP rclone (not installed: scripts/install-deps.sh)" >&2; CONTENDERS=${CONTENDERS/rclone/}; } ;;
-	esac
-done
+CONTENDERS=$(kb_contenders_installed bench-write "$CONTENDERS")
 KB_SYNC=""
 if [[ $CONTENDERS == *keibifs* ]]; then
 	if "$KB_BUILD/keibifs" --help 2>&1 | grep -q -- --sync; then
@@ -248,52 +243,9 @@ print((f">{m - 1e9:g}" if m >= 1e9 else f"{m:g}") + bad)' "$@"
 }
 
 # --- contenders --------------------------------------------------------------------
-kb_keys "$work/keys"
-KB_PORT=$(kb_free_port)
-kb_serve "$work/keys" "$share" "$KB_PORT"
-KB_MNT=$work/kbmnt
-mount_keibifs() { # PORT
-	KB_CLIENT_PID=$(kb_mount "$work/keys" "$1" "$KB_MNT" "$KB_EXTRA")
-	M=$KB_MNT
-}
-# unmount, retried while a process cut at the row timeout is still leaving
-unmount() { # MNT PID
-	for _ in $(seq 40); do fusermount3 -u "$1" 2>/dev/null && break; sleep 0.25; done
-	mountpoint -q "$1" && fusermount3 -uz "$1"
-	wait "$2" 2>/dev/null || true
-}
-umount_keibifs() { unmount "$KB_MNT" "$KB_CLIENT_PID"; }
-
-if [[ $CONTENDERS == *sshfs* || $CONTENDERS == *rclone* ]]; then
-	kb_sshd "$work/ssh"
-	sleep 0.5
-fi
-SS_MNT=$work/ssmnt
-mount_sshfs() { # PORT
-	mkdir -p "$SS_MNT"
-	sshfs "root@127.0.0.1:$share" "$SS_MNT" -f -p "$1" \
-		-o IdentityFile="$work/ssh/id",StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null \
-		-o Ciphers=aes256-gcm@openssh.com,LogLevel=ERROR 2>>"$work/ssh/sshfs.log" &
-	SS_PID=$!
-	KB_PIDS+=("$SS_PID")
-	KB_MOUNTS+=("$SS_MNT")
-	for _ in $(seq 400); do mountpoint -q "$SS_MNT" && break; sleep 0.05; done
-	M=$SS_MNT
-}
-umount_sshfs() { unmount "$SS_MNT" "$SS_PID"; }
-RC_MNT=$work/rcmnt
-mount_rclone() { # PORT: a local write cache, uploads after close (no drain)
-	mkdir -p "$RC_MNT"
-	rclone mount ":sftp,host=127.0.0.1,port=$1,user=root,key_file=$work/ssh/id:$share" "$RC_MNT" \
-		--config /dev/null --vfs-cache-mode writes --cache-dir "$work/rclone-cache" \
-		--log-level ERROR 2>>"$work/ssh/rclone.log" &
-	RC_PID=$!
-	KB_PIDS+=("$RC_PID")
-	KB_MOUNTS+=("$RC_MNT")
-	for _ in $(seq 400); do mountpoint -q "$RC_MNT" && break; sleep 0.05; done
-	M=$RC_MNT
-}
-umount_rclone() { unmount "$RC_MNT" "$RC_PID"; }
+# rclone with a local write cache: uploads after close (no drain)
+kb_contenders "$work" "$share" "$CONTENDERS" "$KB_EXTRA" \
+	--vfs-cache-mode writes --cache-dir "$work/rclone-cache"
 
 declare -A T REQS
 FAILS=0   # keibifs and local rows with a wrong tree: the exit status
@@ -342,25 +294,9 @@ for ((r = 0; r < REPS; r++)); do
 done
 for rtt in $RTTS; do
 	declare -A PORTS=()
-	pids=()
-	for to in "$KB_PORT" ${SSH_PORT:+"$SSH_PORT"}; do
-		p=$(kb_free_port)
-		"$KB_BUILD/tests/kbproxy" --listen "$p" --to "127.0.0.1:$to" --delay-ms "$((rtt / 2))" \
-			2>>"$work/proxy.log" &
-		pids+=($!)
-		KB_PIDS+=($!)
-		PORTS[$to]=$p
-	done
-	sleep 0.2
-	for ((r = 0; r < REPS; r++)); do
-		for row in $ROWS; do
-			for c in $CONTENDERS; do
-				if [ "$c" = keibifs ]; then port=${PORTS[$KB_PORT]}; else port=${PORTS[$SSH_PORT]}; fi
-				run_row "$c" "$rtt" "$r" "$row" "$port"
-			done
-		done
-	done
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done
+	kb_proxies "$rtt" "$work/proxy.log" "$KB_PORT" ${SSH_PORT:+"$SSH_PORT"}
+	kb_rounds "$rtt"
+	kb_proxies_stop
 done
 
 # --- the table ---------------------------------------------------------------------
@@ -378,27 +314,14 @@ printf '\nkeibifs remote writing, fresh mounts, seconds until the result is on t
 printf '(median of %s; %s; keibifs %s; rclone: no drain, polled only; local: the machine'"'"'s limit)\n' \
 	"$REPS" "$(date -u +%Y-%m-%dT%H:%MZ)" "$([ -n "$KB_SYNC" ] && echo "--sync then polled" || echo "polled only")"
 printf '%-8s %-32s %10s' "RTT" "measure" "local"
-for c in $CONTENDERS; do printf ' %10s' "$c"; done
-printf '   rounds\n'
+kb_table_head
 for rtt in $RTTS; do
 	for row in $ROWS; do
 		printf '%-8s %-32s %10s' "+$rtt ms" "$(label "$row")" "$(median ${T[local,0,$row]})"
-		rounds=""
-		for c in $CONTENDERS; do
-			printf ' %10s' "$(median ${T[$c,$rtt,$row]})"
-			rounds+=" $c:${T[$c,$rtt,$row]# }"
-		done
-		printf '  %s\n' "$rounds"
+		kb_table_cells "$rtt" "$row"
 	done
 done
-if [[ $CONTENDERS == *keibifs* ]]; then
-	printf '\nkeibifs requests per row (last round):\n'
-	for rtt in $RTTS; do
-		for row in $ROWS; do
-			printf '  +%s ms %-6s %s\n' "$rtt" "$row" "${REQS[$rtt,$row]:-}"
-		done
-	done
-fi
+kb_table_reqs 6
 [ "$OTHER_FAILS" -eq 0 ] ||
 	printf '\nbench-write: FAIL: %s sshfs/rclone rows (marked !) left a wrong tree on the server (see above)\n' "$OTHER_FAILS"
 if [ "$FAILS" -gt 0 ]; then

@@ -137,10 +137,7 @@ mount_sshfs() {
 		-o Ciphers=aes256-gcm@openssh.com,LogLevel=ERROR ${SSHFS_EXTRA:-} \
 		2>>"$work/ssh/sshfs.log" &
 	SS_PID=$!
-	KB_PIDS+=("$SS_PID")
-	KB_MOUNTS+=("$SS_MNT")
-	for _ in $(seq 200); do mountpoint -q "$SS_MNT" && break; sleep 0.05; done
-	M=$SS_MNT
+	kb_wait_mount "$SS_MNT" "$SS_PID" 200
 	# sshfs runs ssh as a child process: count both
 	PIDS="$SS_PID $( (pgrep -P "$SS_PID" || true) | tr '\n' ' ')"
 }

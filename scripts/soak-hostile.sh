@@ -18,14 +18,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 minutes=2 halfopen=300 slowloris=100
-while [ $# -gt 0 ]; do
-	case $1 in
-	--minutes) minutes=$2; shift 2 ;;
-	--halfopen) halfopen=$2; shift 2 ;;
-	--slowloris) slowloris=$2; shift 2 ;;
-	*) echo "usage: $0 [--minutes N] [--halfopen N] [--slowloris N]" >&2; exit 2 ;;
-	esac
-done
+kb_opts minutes halfopen slowloris -- "$@"
 
 tmp=$(mktemp -d /tmp/kbhostile.XXXXXX)
 trap 'kb_cleanup; [ -n "${KB_KEEP:-}" ] || rm -rf "$tmp"' EXIT

@@ -8,14 +8,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 minutes=3 clients=16 conns=4
-while [ $# -gt 0 ]; do
-	case $1 in
-	--minutes) minutes=$2; shift 2 ;;
-	--clients) clients=$2; shift 2 ;;
-	--conns) conns=$2; shift 2 ;;
-	*) echo "usage: $0 [--minutes N] [--clients N] [--conns N]" >&2; exit 2 ;;
-	esac
-done
+kb_opts minutes clients conns -- "$@"
 
 tmp=$(mktemp -d /tmp/kbsoak.XXXXXX)
 trap 'kb_cleanup; rm -rf "$tmp"' EXIT

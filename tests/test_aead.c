@@ -7,6 +7,7 @@
 
 #include "aead.h"
 #include "err.h"
+#include "th_aead.h"
 #include "util.h"
 
 struct kat {
@@ -30,14 +31,6 @@ static const struct kat kats[] = {
 	 "4cb5448037ae5eab45e663ef33d12189124df2",
 	 0x0102030405060708ull},
 };
-
-static const enum kb_aead_backend backends[] = {
-	KB_AEAD_MBEDTLS,
-#ifdef KB_HAVE_OPENSSL
-	KB_AEAD_OPENSSL,
-#endif
-};
-#define NBE ((int)KB_ARRAY_SIZE(backends))
 
 static size_t unhex(uint8_t *out, size_t cap, const char *hex)
 {

@@ -295,35 +295,38 @@ START_TEST(test_tamper_length_shorter)
 }
 END_TEST
 
+/* A raw pair where the first n bytes of a 100-byte frame reach r.rx, then
+ * the sender's side is closed. */
+static void open_cut(struct tc_raw *r, size_t n)
+{
+	uint8_t fr[KB_FRAME_HEAD + 100 + KB_FRAME_TAG];
+
+	tc_raw_open(r, KB_AEAD_DEFAULT);
+	tc_capture(r, fr, 100, 1);
+	tc_inject(r, fr, n);
+	shutdown(r->rx_raw, SHUT_WR);
+}
+
 START_TEST(test_truncated)
 {
 	struct tc_raw r;
-	uint8_t fr[KB_FRAME_HEAD + 100 + KB_FRAME_TAG], buf[200];
+	uint8_t buf[200];
 	size_t plen;
 
 	/* close in the middle of the body */
-	tc_raw_open(&r, KB_AEAD_DEFAULT);
-	tc_capture(&r, fr, 100, 1);
-	tc_inject(&r, fr, 50);
-	shutdown(r.rx_raw, SHUT_WR);
+	open_cut(&r, 50);
 	ck_assert_int_eq(kb_chan_recv_len(r.rx, &plen), 0);
 	ck_assert_int_eq(kb_chan_recv_body(r.rx, buf, plen), -KB_ETRUNC);
 	ck_assert_int_eq(kb_chan_recv_len(r.rx, &plen), -KB_ETRUNC);
 	tc_raw_close(&r);
 
 	/* close in the middle of the length */
-	tc_raw_open(&r, KB_AEAD_DEFAULT);
-	tc_capture(&r, fr, 100, 1);
-	tc_inject(&r, fr, 2);
-	shutdown(r.rx_raw, SHUT_WR);
+	open_cut(&r, 2);
 	ck_assert_int_eq(kb_chan_recv_len(r.rx, &plen), -KB_ETRUNC);
 	tc_raw_close(&r);
 
 	/* close right after the length: still a truncated frame */
-	tc_raw_open(&r, KB_AEAD_DEFAULT);
-	tc_capture(&r, fr, 100, 1);
-	tc_inject(&r, fr, KB_FRAME_HEAD);
-	shutdown(r.rx_raw, SHUT_WR);
+	open_cut(&r, KB_FRAME_HEAD);
 	ck_assert_int_eq(kb_chan_recv_len(r.rx, &plen), 0);
 	ck_assert_int_eq(kb_chan_recv_body(r.rx, buf, plen), -KB_ETRUNC);
 	tc_raw_close(&r);
@@ -364,58 +367,73 @@ START_TEST(test_oversized)
 }
 END_TEST
 
-START_TEST(test_replay)
+/* Frames 0 and 1 (40 bytes each) sealed on a raw pair's sender, then
+ * frame a and frame b put on the wire, in that order: the first receive
+ * gives want (0: frame 0's bytes), the second a bad tag. */
+static void inject_two(unsigned a, unsigned b, int want)
 {
 	struct tc_raw r;
-	uint8_t f0[KB_FRAME_HEAD + 40 + KB_FRAME_TAG], f1[sizeof(f0)], buf[64];
+	uint8_t f[2][KB_FRAME_HEAD + 40 + KB_FRAME_TAG], buf[64];
 	size_t plen;
 
 	tc_raw_open(&r, KB_AEAD_DEFAULT);
-	tc_capture(&r, f0, 40, 0);
-	tc_capture(&r, f1, 40, 1);
-	tc_inject(&r, f0, sizeof(f0));
-	tc_inject(&r, f0, sizeof(f0));
-	ck_assert_int_eq(kb_chan_recv(r.rx, buf, sizeof(buf), &plen), 0);
-	ck_assert(tc_check(buf, plen, 0));
+	tc_capture(&r, f[0], 40, 0);
+	tc_capture(&r, f[1], 40, 1);
+	tc_inject(&r, f[a], sizeof(f[a]));
+	tc_inject(&r, f[b], sizeof(f[b]));
+	ck_assert_int_eq(kb_chan_recv(r.rx, buf, sizeof(buf), &plen), want);
+	if (!want)
+		ck_assert(tc_check(buf, plen, 0));
 	ck_assert_int_eq(kb_chan_recv(r.rx, buf, sizeof(buf), &plen), -KB_EBADTAG);
 	tc_raw_close(&r);
+}
+
+START_TEST(test_replay)
+{
+	inject_two(0, 0, 0);
 }
 END_TEST
 
 START_TEST(test_reorder)
 {
-	struct tc_raw r;
-	uint8_t f0[KB_FRAME_HEAD + 40 + KB_FRAME_TAG], f1[sizeof(f0)], buf[64];
-	size_t plen;
-
-	tc_raw_open(&r, KB_AEAD_DEFAULT);
-	tc_capture(&r, f0, 40, 0);
-	tc_capture(&r, f1, 40, 1);
-	tc_inject(&r, f1, sizeof(f1));
-	tc_inject(&r, f0, sizeof(f0));
-	ck_assert_int_eq(kb_chan_recv(r.rx, buf, sizeof(buf), &plen), -KB_EBADTAG);
-	ck_assert_int_eq(kb_chan_recv(r.rx, buf, sizeof(buf), &plen), -KB_EBADTAG);
-	tc_raw_close(&r);
+	inject_two(1, 0, -KB_EBADTAG);
 }
 END_TEST
+
+/* A raw pair whose two sides rekey every `frames` frames or `bytes`
+ * ciphertext bytes (kb_chan_set_rekey). */
+static void open_rekeying(struct tc_raw *r, enum kb_aead_backend be, uint64_t frames,
+			  uint64_t bytes)
+{
+	tc_raw_open(r, be);
+	kb_chan_set_rekey(r->tx, frames, bytes);
+	kb_chan_set_rekey(r->rx, frames, bytes);
+}
+
+/* n frames of len (<= 300) bytes from r.tx to r.rx, each received (and
+ * its bytes checked if check). */
+static void pass_frames(struct tc_raw *r, unsigned n, size_t len, bool check)
+{
+	uint8_t fr[KB_FRAME_HEAD + 300 + KB_FRAME_TAG], buf[400];
+	size_t plen;
+
+	for (unsigned i = 0; i < n; i++) {
+		tc_capture(r, fr, len, i);
+		tc_inject(r, fr, KB_FRAME_HEAD + len + KB_FRAME_TAG);
+		ck_assert_int_eq(kb_chan_recv(r->rx, buf, sizeof(buf), &plen), 0);
+		if (check)
+			ck_assert(tc_check(buf, plen, i));
+	}
+}
 
 /* Both sides rekey in step, by frame count and by byte count. */
 START_TEST(test_rekey_in_step)
 {
 	struct tc_raw r;
-	uint8_t fr[KB_FRAME_HEAD + 300 + KB_FRAME_TAG], buf[400];
 	struct kb_chan_stats st;
-	size_t plen;
 
-	tc_raw_open(&r, be_pairs[_i][0]);
-	kb_chan_set_rekey(r.tx, 3, 0);
-	kb_chan_set_rekey(r.rx, 3, 0);
-	for (unsigned i = 0; i < 10; i++) {
-		tc_capture(&r, fr, 300, i);
-		tc_inject(&r, fr, sizeof(fr));
-		ck_assert_int_eq(kb_chan_recv(r.rx, buf, sizeof(buf), &plen), 0);
-		ck_assert(tc_check(buf, plen, i));
-	}
+	open_rekeying(&r, be_pairs[_i][0], 3, 0);
+	pass_frames(&r, 10, 300, true);
 	kb_chan_stats(r.tx, &st);
 	ck_assert_uint_eq(st.rekeys, 3);
 	kb_chan_stats(r.rx, &st);
@@ -423,14 +441,8 @@ START_TEST(test_rekey_in_step)
 	tc_raw_close(&r);
 
 	/* 316 ciphertext bytes a frame, rekey at >= 1000: after every 4th */
-	tc_raw_open(&r, be_pairs[_i][0]);
-	kb_chan_set_rekey(r.tx, 0, 1000);
-	kb_chan_set_rekey(r.rx, 0, 1000);
-	for (unsigned i = 0; i < 13; i++) {
-		tc_capture(&r, fr, 300, i);
-		tc_inject(&r, fr, sizeof(fr));
-		ck_assert_int_eq(kb_chan_recv(r.rx, buf, sizeof(buf), &plen), 0);
-	}
+	open_rekeying(&r, be_pairs[_i][0], 0, 1000);
+	pass_frames(&r, 13, 300, false);
 	kb_chan_stats(r.rx, &st);
 	ck_assert_uint_eq(st.rekeys, 3);
 	tc_raw_close(&r);
@@ -461,21 +473,14 @@ START_TEST(test_rekey_changes_key)
 	static const uint8_t zeros[32];
 	struct tc_raw r;
 	struct kb_aead *a;
-	uint8_t fr[KB_FRAME_HEAD + 8 + KB_FRAME_TAG], buf[64], k2[32], tag[16];
-	size_t plen;
+	uint8_t k2[32], tag[16];
 
 	ck_assert_int_eq(kb_aead_new(&a, KB_AEAD_MBEDTLS, tc_key_ab), 0);
 	ck_assert_int_eq(kb_aead_seal(a, UINT64_MAX, NULL, 0, zeros, k2, 32, tag), 0);
 	kb_aead_free(a);
 	for (int good = 0; good < 2; good++) {
-		tc_raw_open(&r, be_pairs[_i][1]);
-		kb_chan_set_rekey(r.tx, 2, 0);
-		kb_chan_set_rekey(r.rx, 2, 0);
-		for (unsigned i = 0; i < 2; i++) {
-			tc_capture(&r, fr, 8, i);
-			tc_inject(&r, fr, sizeof(fr));
-			ck_assert_int_eq(kb_chan_recv(r.rx, buf, sizeof(buf), &plen), 0);
-		}
+		open_rekeying(&r, be_pairs[_i][1], 2, 0);
+		pass_frames(&r, 2, 8, false);
 		/* the nonce keeps counting across a rekey: next is 2 */
 		inject_sealed(&r, good ? k2 : tc_key_ab, 2, good ? 0 : -KB_EBADTAG);
 		tc_raw_close(&r);

@@ -78,22 +78,12 @@ static void check_outside(void)
 
 static void teardown(void)
 {
-	kb_rpc_result_free(res);
-	res = NULL;
-	kb_rpc_free(R);
-	R = NULL;
-	if (ts.pid > 0) { /* a clean exit: no crash, no sanitizer report */
-		int st = th_server_stop(&ts);
+	int st = th_server_end(&ts, &R, &res);
 
-		th_server_cleanup(&ts);
-		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "keibifsd exit status %d", st);
-	}
-	th_server_cleanup(&ts);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "keibifsd exit status %d", st);
 }
 
-#define Q(var, o)                              \
-	kb_Request var = kb_Request_init_zero; \
-	var.op = kb_Op_##o
+#define Q(var, o) TH_REQ(var, o)
 
 static int lookup(uint64_t p, const char *name, uint64_t *n)
 {

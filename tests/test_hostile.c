@@ -30,6 +30,7 @@
 #include "err.h"
 #include "keys.h"
 #include "noise.h"
+#include "raw_chan.h"
 #include "rpc.h"
 #include "th.h"
 #include "th_server.h"
@@ -52,11 +53,9 @@ static void teardown(void)
 static void start_srv(unsigned flags, const char *const *extra)
 {
 	struct kb_noise_rng *rng = NULL;
-	const char *argv[40];
-	char listen[64], key[PATH_MAX + 16], err[256];
+	char key[PATH_MAX + 16], err[256];
 	uint8_t pub[32];
 	FILE *f;
-	int n = 0;
 
 	ck_assert_int_eq(th_server_prepare(&ts, flags), 0);
 	ck_assert_int_eq(kb_noise_rng_new(&rng), 0);
@@ -65,23 +64,7 @@ static void start_srv(unsigned flags, const char *const *extra)
 	kb_noise_rng_free(rng);
 	ck_assert_int_eq(kb_key_load_private(key, other_priv, pub, err, sizeof(err)), 0);
 	ck_assert_int_eq(th_sh("cat '%s.pub' >> '%s'", key, ts.authorized), 0);
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", ts.port);
-	argv[n++] = th_bin("keibifsd");
-	argv[n++] = "--share";
-	argv[n++] = ts.share;
-	argv[n++] = "--key";
-	argv[n++] = ts.server_key;
-	argv[n++] = "--authorized";
-	argv[n++] = ts.authorized;
-	argv[n++] = "--listen";
-	argv[n++] = listen;
-	argv[n++] = "--foreground";
-	for (; extra && *extra && n < 38; extra++)
-		argv[n++] = *extra;
-	argv[n] = NULL;
-	ts.pid = th_spawn((char *const *)argv, ts.log);
-	ck_assert_int_gt(ts.pid, 0);
-	ck_assert_msg(th_wait_file_contains(ts.log, "keibifsd: ready", 10000), "not ready");
+	ck_assert_msg(th_server_spawn(&ts, flags, extra) == 0, "not ready");
 	f = fopen(ts.log, "r");
 	ck_assert_ptr_nonnull(f);
 	fclose(f);
@@ -127,25 +110,10 @@ static int tcp(const char *src)
 	return fd;
 }
 
-static int accept_any(void *arg, const uint8_t rs[static 32], unsigned *flags)
-{
-	(void)arg;
-	(void)rs;
-	*flags = 0;
-	return 0;
-}
-
 /* An encrypted channel (no HELLO yet); rcvbuf > 0 shrinks the socket's
  * receive buffer first (a peer that reads nothing fills up sooner). */
 static int raw_conn(const uint8_t *priv, int rcvbuf, struct kb_chan **out)
 {
-	struct kb_noise_rng *rng = NULL;
-	struct kb_chan_cfg cfg = {
-		.initiator = true,
-		.s = priv ? priv : ts.client_priv,
-		.verify = accept_any,
-		.timeout_ms = 10000,
-	};
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)ts.port)};
 	struct timeval tv = {.tv_sec = 20};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ret;
@@ -161,23 +129,7 @@ static int raw_conn(const uint8_t *priv, int rcvbuf, struct kb_chan **out)
 		close(fd);
 		return ret;
 	}
-	ret = kb_noise_rng_new(&rng);
-	cfg.rng = rng;
-	if (!ret)
-		ret = kb_chan_handshake(out, fd, &cfg, NULL);
-	else
-		close(fd);
-	kb_noise_rng_free(rng);
-	return ret;
-}
-
-static int send_req(struct kb_chan *c, const kb_Request *q)
-{
-	static __thread uint8_t f[KB_FRAME_HEAD + 8192 + KB_FRAME_TAG];
-	size_t len = 0;
-	int ret = kb_wire_encode_req(f + KB_FRAME_HEAD, 8192, q, &len);
-
-	return ret ? ret : kb_chan_send(c, f, len);
+	return kb_rawchan_handshake(fd, priv ? priv : ts.client_priv, 10000, out, NULL);
 }
 
 static int raw_call(struct kb_chan *c, const kb_Request *q, kb_Response *resp)
@@ -266,35 +218,46 @@ START_TEST(test_handshake_deadline)
 }
 END_TEST
 
-/* 2. A client (an ro key) that stops reading while its replies and pushes
- * pile up, and another session expiring: accept must not freeze. */
-START_TEST(test_not_reading_and_expiry)
+/* A raw connection with a small receive buffer that asks for 32 MiB of
+ * the share's "big" (16 MiB, written here) in 8 READs and reads none of
+ * the replies. */
+static struct kb_chan *not_reading(void)
 {
-	static const char *const extra[] = {"--session-grace", "1", NULL};
-	struct kb_chan *slow = NULL, *gone = NULL;
-	kb_Request q = {.op = kb_Op_LOOKUP};
+	struct kb_chan *slow = NULL;
+	kb_Request q = {.id = 2, .op = kb_Op_LOOKUP};
 	static kb_Response resp;
 	int64_t root;
 
-	start_srv(TH_SRV_RO_KEY, extra);
 	ck_assert_int_eq(th_write_pattern(th_server_path(&ts, "big"), 16u << 20, 1, 0644), 0);
 	ck_assert_int_eq(raw_conn(NULL, 4096, &slow), 0);
 	root = raw_hello(slow);
 	ck_assert_int_gt(root, 0);
-	q.id = 2;
 	q.node = (uint64_t)root;
 	snprintf(q.name, sizeof(q.name), "big");
 	ck_assert_int_eq(raw_call(slow, &q, &resp), 0);
 	ck_assert_int_eq(resp.err, kb_Err_OK);
-	for (int i = 0; i < 8; i++) { /* 32 MiB of replies nobody reads */
+	for (int i = 0; i < 8; i++) {
 		kb_Request rd = {.id = 10 + (uint64_t)i,
 				 .op = kb_Op_READ,
 				 .node = resp.entry.node,
 				 .offset = (uint64_t)(i % 4) << 22,
 				 .length = 4u << 20};
 
-		ck_assert_int_eq(send_req(slow, &rd), 0);
+		ck_assert_int_eq(kb_rawchan_send_req(slow, &rd), 0);
 	}
+	return slow;
+}
+
+/* 2. A client (an ro key) that stops reading while its replies and pushes
+ * pile up, and another session expiring: accept must not freeze. */
+START_TEST(test_not_reading_and_expiry)
+{
+	static const char *const extra[] = {"--session-grace", "1", NULL};
+	struct kb_chan *slow, *gone = NULL;
+
+	start_srv(TH_SRV_RO_KEY, extra);
+	/* 32 MiB of replies nobody reads */
+	slow = not_reading();
 	usleep(300000);                 /* the workers are now blocked sending */
 	for (int i = 0; i < 200; i++) { /* pushes for the slow session */
 		char name[32];
@@ -370,55 +333,53 @@ END_TEST
 START_TEST(test_queued_budget)
 {
 	static const char *const extra[] = {"--max-queued-mib", "4", NULL};
-	struct kb_chan *slow = NULL;
-	kb_Request q = {.id = 2, .op = kb_Op_LOOKUP};
-	static kb_Response resp;
-	int64_t root;
+	struct kb_chan *slow;
 
 	start_srv(0, extra);
-	ck_assert_int_eq(th_write_pattern(th_server_path(&ts, "big"), 16u << 20, 1, 0644), 0);
-	ck_assert_int_eq(raw_conn(NULL, 4096, &slow), 0);
-	root = raw_hello(slow);
-	ck_assert_int_gt(root, 0);
-	q.node = (uint64_t)root;
-	snprintf(q.name, sizeof(q.name), "big");
-	ck_assert_int_eq(raw_call(slow, &q, &resp), 0);
-	for (int i = 0; i < 8; i++) {
-		kb_Request rd = {.id = 10 + (uint64_t)i,
-				 .op = kb_Op_READ,
-				 .node = resp.entry.node,
-				 .offset = (uint64_t)(i % 4) << 22,
-				 .length = 4u << 20};
-
-		ck_assert_int_eq(send_req(slow, &rd), 0);
-	}
+	slow = not_reading();
 	ck_assert(logged("queued bytes over budget", 15000));
 	client_works(other_priv);
 	kb_chan_free(slow);
 }
 END_TEST
 
-/* 4. fds: one session looks up nodes until refused (EMFILE, its budget);
- * another key still says HELLO and works. RLIMIT_NOFILE is made small for
- * the server (inherited; this test runs in its own process). */
-#define NFILES 4500
-START_TEST(test_fd_budget)
+/* keibifsd under RLIMIT_NOFILE 4096 (made small for the server, which
+ * inherits it; these tests run in their own process), the files n1..n<n>
+ * in its share, and a session *r: the root node. */
+static uint64_t start_small_fds(int n, struct kb_rpc **r)
 {
 	struct rlimit rl = {.rlim_cur = 4096, .rlim_max = 4096};
-	struct kb_rpc *r = NULL;
-	char name[32];
-	kb_Entry root, e;
+	kb_Entry root;
 	bool ro;
-	int ret = 0, n;
 
 	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
 	start_srv(0, NULL);
-	ck_assert_int_eq(
-		th_sh("cd '%s' && seq 1 %d | sed 's/^/n/' | xargs touch", ts.share, NFILES), 0);
-	ck_assert_int_eq(th_server_connect(&ts, 1, &r, &root, &ro), 0);
+	ck_assert_int_eq(th_sh("cd '%s' && seq 1 %d | sed 's/^/n/' | xargs touch", ts.share, n), 0);
+	ck_assert_int_eq(th_server_connect(&ts, 1, r, &root, &ro), 0);
+	return root.node;
+}
+
+/* LOOKUP of n<i> in the root. */
+static int lookup_n(struct kb_rpc *r, uint64_t root, int i)
+{
+	char name[32];
+	kb_Entry e;
+
+	snprintf(name, sizeof(name), "n%d", i);
+	return kb_rpc_lookup(r, root, name, &e);
+}
+
+/* 4. fds: one session looks up nodes until refused (EMFILE, its budget);
+ * another key still says HELLO and works. */
+#define NFILES 4500
+START_TEST(test_fd_budget)
+{
+	struct kb_rpc *r = NULL;
+	uint64_t root = start_small_fds(NFILES, &r);
+	int ret = 0, n;
+
 	for (n = 1; n <= NFILES; n++) {
-		snprintf(name, sizeof(name), "n%d", n);
-		ret = kb_rpc_lookup(r, root.node, name, &e);
+		ret = lookup_n(r, root, n);
 		if (ret)
 			break;
 	}
@@ -437,22 +398,11 @@ END_TEST
 #define NBIG 2000
 START_TEST(test_fd_budget_big_dir)
 {
-	struct rlimit rl = {.rlim_cur = 4096, .rlim_max = 4096};
 	struct kb_rpc *r = NULL;
-	char name[32];
-	kb_Entry root, e;
-	bool ro;
-	int n;
+	uint64_t root = start_small_fds(NBIG, &r);
 
-	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
-	start_srv(0, NULL);
-	ck_assert_int_eq(th_sh("cd '%s' && seq 1 %d | sed 's/^/n/' | xargs touch", ts.share, NBIG),
-			 0);
-	ck_assert_int_eq(th_server_connect(&ts, 1, &r, &root, &ro), 0);
-	for (n = 1; n <= NBIG; n++) {
-		snprintf(name, sizeof(name), "n%d", n);
-		ck_assert_int_eq(kb_rpc_lookup(r, root.node, name, &e), 0);
-	}
+	for (int n = 1; n <= NBIG; n++)
+		ck_assert_int_eq(lookup_n(r, root, n), 0);
 	client_works(other_priv);
 	kb_rpc_free(r);
 }

@@ -32,25 +32,11 @@ struct lt {
 
 static void lt_start(struct lt *t, const char *opts)
 {
-	char to[64];
-
 	memset(t, 0, sizeof(*t));
 	if (!th_fuse_available("lease"))
 		return;
 	ck_assert_int_eq(th_server_start(&t->srv, 0, NULL), 0);
-	t->via = t->srv;
-	t->via.port = th_free_port();
-	snprintf(t->via.port_str, sizeof(t->via.port_str), "%d", t->via.port);
-	snprintf(to, sizeof(to), "127.0.0.1:%d", t->srv.port);
-	snprintf(t->plog, sizeof(t->plog), "%s/proxy.log", t->srv.dir);
-	{
-		const char *argv[] = {
-			th_bin("tests/kbproxy"), "--listen", t->via.port_str, "--to", to, NULL};
-
-		t->proxy = th_spawn((char *const *)argv, t->plog);
-	}
-	ck_assert_int_gt(t->proxy, 0);
-	ck_assert(th_wait_file_contains(t->plog, "kbproxy: ready", 10000));
+	ck_assert_int_eq(th_proxy_start(&t->srv, NULL, &t->via, &t->proxy, t->plog), 0);
 	ck_assert_int_eq(th_mount_start(&t->mnt, &t->via, "/", opts ? opts : SHORT), 0);
 }
 

@@ -627,46 +627,6 @@ START_TEST(test_missing_path)
 }
 END_TEST
 
-/* The pid of a running keibifs (argv[0] ends in "keibifs") that has `arg`
- * as one of its arguments, or 0. Read from /proc directly: a shell loop
- * would find itself, its own command line holding the same words. */
-static pid_t find_pid(const char *arg)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	pid_t pid = 0;
-
-	while (d && !pid && (e = readdir(d))) {
-		char path[300], buf[8192];
-		ssize_t n;
-		int fd;
-
-		if (e->d_name[0] < '1' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
-		fd = open(path, O_RDONLY);
-		if (fd < 0)
-			continue;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		{
-			size_t l0 = strlen(buf);
-
-			if (l0 < 7 || strcmp(buf + l0 - 7, "keibifs"))
-				continue;
-		}
-		for (char *a = buf; a < buf + n; a += strlen(a) + 1)
-			if (!strcmp(a, arg))
-				pid = (pid_t)atoi(e->d_name);
-	}
-	if (d)
-		closedir(d);
-	return pid;
-}
-
 /* `mount -t fuse.keibifs` through mount(8) and mount.fuse3, with the binary
  * staged the way `make install DESTDIR=` lays it out. mount(8) drops PATH,
  * so the helper only finds keibifs in the standard directories: the test
@@ -698,7 +658,7 @@ START_TEST(test_mount_type)
 	ck_assert_msg(st == 0 && strstr(out, "MOUNT-T-OK"), "exit %d: %s", st, out);
 	free(out);
 	/* unmounting ended the daemon by itself */
-	for (int waited = 0; (pid = find_pid(m)) > 0 && waited < 5000; waited += 20)
+	for (int waited = 0; (pid = th_find_keibifs(m)) > 0 && waited < 5000; waited += 20)
 		usleep(20000);
 	if (pid > 0) {
 		char *info = NULL;

@@ -12,18 +12,11 @@
 #include "noise_int.h"
 #include "noise_vec.h"
 #include "th.h"
+#include "th_aead.h"
 #include "util.h"
 
 #define VEC "tests/vectors/cacophony-25519-aesgcm-sha256.json"
 #define XX "Noise_XX_25519_AESGCM_SHA256"
-
-static const enum kb_aead_backend backends[] = {
-	KB_AEAD_MBEDTLS,
-#ifdef KB_HAVE_OPENSSL
-	KB_AEAD_OPENSSL,
-#endif
-};
-#define NBE ((int)KB_ARRAY_SIZE(backends))
 
 START_TEST(test_vectors_binary)
 {

@@ -39,10 +39,9 @@ static void connect_rpc(void)
  * client key and extra arguments. */
 static void start(const char *key_opt, const char *extra)
 {
-	char listen[64], line[512];
-	const char *argv[16];
+	const char *const xs[] = {extra, NULL};
+	char line[512];
 	FILE *f;
-	int n = 0;
 
 	ck_assert_int_eq(th_server_prepare(&ts, 0), 0);
 	f = fopen(ts.authorized, "r");
@@ -53,23 +52,7 @@ static void start(const char *key_opt, const char *extra)
 	ck_assert_ptr_nonnull(f);
 	fprintf(f, "%s%s", key_opt, line);
 	fclose(f);
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", ts.port);
-	argv[n++] = th_bin("keibifsd");
-	argv[n++] = "--share";
-	argv[n++] = ts.share;
-	argv[n++] = "--key";
-	argv[n++] = ts.server_key;
-	argv[n++] = "--authorized";
-	argv[n++] = ts.authorized;
-	argv[n++] = "--listen";
-	argv[n++] = listen;
-	argv[n++] = "--foreground";
-	if (extra)
-		argv[n++] = extra;
-	argv[n] = NULL;
-	ts.pid = th_spawn((char *const *)argv, ts.log);
-	ck_assert_int_gt(ts.pid, 0);
-	ck_assert_msg(th_wait_file_contains(ts.log, "keibifsd: ready", 10000), "log %s", ts.log);
+	ck_assert_msg(th_server_spawn(&ts, 0, xs) == 0, "log %s", ts.log);
 	/* fixtures: a world-writable dir, a sticky one, a setgid one owned by
 	 * group OTHER, a private root file, a group-readable root file */
 	ck_assert_int_eq(mkdir(th_server_path(&ts, "pub"), 0777), 0);
@@ -88,22 +71,12 @@ static void start(const char *key_opt, const char *extra)
 
 static void teardown(void)
 {
-	kb_rpc_result_free(res);
-	res = NULL;
-	kb_rpc_free(R);
-	R = NULL;
-	if (ts.pid > 0) {
-		int st = th_server_stop(&ts);
+	int st = th_server_end(&ts, &R, &res);
 
-		th_server_cleanup(&ts);
-		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "keibifsd exit status %d", st);
-	}
-	th_server_cleanup(&ts);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "keibifsd exit status %d", st);
 }
 
-#define Q(var, o)                              \
-	kb_Request var = kb_Request_init_zero; \
-	var.op = kb_Op_##o
+#define Q(var, o) TH_REQ(var, o)
 
 /* Credentials of uid/gid with up to two groups (0: none). */
 static void as(kb_Request *q, uint32_t uid, uint32_t gid, uint32_t g1)

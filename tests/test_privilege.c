@@ -7,7 +7,6 @@
  * server creates nothing outside. Needs root (skipped loudly otherwise).
  */
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -36,10 +35,7 @@ static kb_Entry root;
 
 static void teardown(void)
 {
-	kb_rpc_result_free(res);
-	res = NULL;
-	kb_rpc_free(R);
-	R = NULL;
+	th_session_free(&R, &res);
 	th_mount_stop(&tm);
 	th_server_cleanup(&ts);
 }
@@ -88,9 +84,7 @@ static void connect_rpc(void)
 	ck_assert_ptr_nonnull(res);
 }
 
-#define Q(var, o)                              \
-	kb_Request var = kb_Request_init_zero; \
-	var.op = kb_Op_##o
+#define Q(var, o) TH_REQ(var, o)
 
 /* ---- 1. the server: setuid/setgid and chown outside owners mode ------ */
 
@@ -224,10 +218,7 @@ START_TEST(test_protocol_squash)
 		q.creds.gid = 0;
 		ck_assert_int_eq(th_call(R, &q, NULL, 0, res), -EPERM);
 	}
-	kb_rpc_result_free(res);
-	res = NULL;
-	kb_rpc_free(R);
-	R = NULL;
+	th_session_free(&R, &res);
 	th_server_cleanup(&ts);
 
 	/* owners mode: the caller's credentials decide, as before */
@@ -455,41 +446,6 @@ START_TEST(test_mount_fuse3_args_nosuid)
 }
 END_TEST
 
-/* The pid of the keibifs serving mnt (daemonized by mount.fuse3), or 0:
- * the process named keibifs with mnt among its arguments. */
-static pid_t find_client(const char *mnt)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	pid_t pid = 0;
-
-	ck_assert_ptr_nonnull(d);
-	while (!pid && (e = readdir(d))) {
-		char path[300], buf[8192];
-		ssize_t n;
-		int fd;
-
-		if (atoi(e->d_name) <= 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
-		fd = open(path, O_RDONLY);
-		if (fd < 0)
-			continue;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		if (strcmp(strrchr(buf, '/') ? strrchr(buf, '/') + 1 : buf, "keibifs"))
-			continue;
-		for (char *a = buf; a < buf + n; a += strlen(a) + 1)
-			if (!strcmp(a, mnt))
-				pid = (pid_t)atoi(e->d_name);
-	}
-	closedir(d);
-	return pid;
-}
-
 /* The real mount.fuse3 (mount -t fuse.keibifs, fstab): it finds keibifs
  * in $PATH and adds dev,suid. */
 START_TEST(test_mount_fuse3_real_nosuid)
@@ -520,7 +476,7 @@ START_TEST(test_mount_fuse3_real_nosuid)
 		       bin, real, ts.port, ts.client_key, ts.known_peers);
 	ck_assert_msg(st == 0, "mount.fuse3: %s", out);
 	free(out);
-	pid = find_client(real);
+	pid = th_find_keibifs(real); /* daemonized by mount.fuse3 */
 	ck_assert_int_gt(pid, 0);
 	th_track_pid(pid);
 	open_path_for_nobody();

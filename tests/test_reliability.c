@@ -81,31 +81,16 @@ static void notify_cb(void *arg, const kb_Response *n)
 
 static void spawn_server(struct rel *t)
 {
-	char listen[64];
-	const char *argv[] = {th_bin("keibifsd"),
-			      "--share",
-			      t->ts.share,
-			      "--key",
-			      t->ts.server_key,
-			      "--authorized",
-			      t->ts.authorized,
-			      "--listen",
-			      listen,
-			      "--foreground",
-			      NULL};
-
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", t->ts.port);
 	if (truncate(t->ts.log, 0) && errno != ENOENT)
 		ck_abort_msg("truncate %s", t->ts.log);
-	t->ts.pid = th_spawn((char *const *)argv, t->ts.log);
-	ck_assert_int_gt(t->ts.pid, 0);
-	ck_assert(th_wait_file_contains(t->ts.log, "keibifsd: ready", 10000));
+	ck_assert_int_eq(th_server_spawn(&t->ts, 0, NULL), 0);
 }
 
 /* Server with share/big (FILE_LEN bytes), optionally a proxy in front. */
 static void setup_drop(struct rel *t, bool proxy, const char *drop_first)
 {
-	char to[64];
+	const char *const drop[] = {"--drop-first", drop_first, NULL};
+	struct th_server via;
 	size_t n = 0;
 	FILE *f;
 
@@ -123,23 +108,9 @@ static void setup_drop(struct rel *t, bool proxy, const char *drop_first)
 	snprintf(t->pport, sizeof(t->pport), "%s", t->ts.port_str);
 	if (!proxy)
 		return;
-	snprintf(t->pport, sizeof(t->pport), "%d", th_free_port());
-	snprintf(to, sizeof(to), "127.0.0.1:%d", t->ts.port);
-	snprintf(t->plog, sizeof(t->plog), "%s/proxy.log", t->ts.dir);
-	{
-		const char *argv[] = {th_bin("tests/kbproxy"),
-				      "--listen",
-				      t->pport,
-				      "--to",
-				      to,
-				      drop_first ? "--drop-first" : NULL,
-				      drop_first,
-				      NULL};
-
-		t->proxy = th_spawn((char *const *)argv, t->plog);
-	}
-	ck_assert_int_gt(t->proxy, 0);
-	ck_assert(th_wait_file_contains(t->plog, "kbproxy: ready", 10000));
+	ck_assert_int_eq(th_proxy_start(&t->ts, drop_first ? drop : NULL, &via, &t->proxy, t->plog),
+			 0);
+	snprintf(t->pport, sizeof(t->pport), "%s", via.port_str);
 }
 
 static void setup(struct rel *t, bool proxy)
@@ -149,28 +120,24 @@ static void setup(struct rel *t, bool proxy)
 
 static void connect_rpc(struct rel *t, unsigned conns, int timeout_ms, kb_Entry *root)
 {
-	struct kb_keyset *trust = NULL;
-	struct kb_rpc_cfg cfg = {
-		.host = "127.0.0.1",
-		.port = t->pport,
-		.path = "/",
-		.conns = conns,
-		.identity = t->ts.client_priv,
-		.timeout_ms = timeout_ms,
-	};
-	char err[512];
-	bool ro;
-	int rc;
+	char err[512] = "";
+	int rc = th_server_connect_via(&t->ts, t->pport, t->ts.client_priv, conns, timeout_ms,
+				       &t->r, root, NULL, err, sizeof(err));
 
-	ck_assert_int_eq(kb_keyset_new(&trust), 0);
-	ck_assert_int_eq(kb_keyset_add(trust, t->ts.server_pub, 0), 0);
-	cfg.trust = trust;
-	rc = kb_rpc_new(&t->r, &cfg, root, &ro, err, sizeof(err));
-	kb_keyset_free(trust);
 	ck_assert_msg(rc == 0, "%s", err);
 	kb_rpc_set_log(t->r, log_cb, t);
 	kb_rpc_set_session_cb(t->r, session_cb, t);
 	kb_rpc_set_notify(t->r, notify_cb, t);
+}
+
+/* A session (connect_rpc) and the node of "big". */
+static uint64_t open_big(struct rel *t, unsigned conns, int timeout_ms)
+{
+	kb_Entry root, e;
+
+	connect_rpc(t, conns, timeout_ms, &root);
+	ck_assert_int_eq(kb_rpc_lookup(t->r, root.node, "big", &e), 0);
+	return e.node;
 }
 
 static void teardown(struct rel *t)
@@ -232,6 +199,23 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
+/* setup, a session of 2 connections, and rd reading big in thread th. */
+static void setup_reader(struct rel *t, bool proxy, int timeout_ms, struct reader *rd,
+			 pthread_t *th)
+{
+	setup(t, proxy);
+	rd->node = open_big(t, 2, timeout_ms);
+	ck_assert_int_eq(pthread_create(th, NULL, reader_main, rd), 0);
+}
+
+/* The reader ended having read every piece right. */
+static void reader_join(struct reader *rd, pthread_t th)
+{
+	pthread_join(th, NULL);
+	ck_assert_int_eq(rd->first_err, 0);
+	ck_assert_uint_eq(rd->ok, rd->n);
+}
+
 static void wait_progress(struct reader *rd, unsigned n)
 {
 	for (int i = 0; i < 2000 && atomic_load(&rd->progress) < n; i++)
@@ -242,21 +226,14 @@ START_TEST(test_cut_during_reads)
 {
 	struct rel t;
 	struct reader rd = {.t = &t, .n = 400};
-	kb_Entry root, e;
 	pthread_t th;
 
-	setup(&t, true);
-	connect_rpc(&t, 2, 5000, &root);
-	ck_assert_int_eq(kb_rpc_lookup(t.r, root.node, "big", &e), 0);
-	rd.node = e.node;
-	ck_assert_int_eq(pthread_create(&th, NULL, reader_main, &rd), 0);
+	setup_reader(&t, true, 5000, &rd, &th);
 	for (unsigned cut = 1; cut <= 5; cut++) {
 		wait_progress(&rd, cut * 60);
 		ck_assert_int_eq(kill(t.proxy, SIGUSR1), 0); /* cut every connection */
 	}
-	pthread_join(th, NULL);
-	ck_assert_int_eq(rd.first_err, 0);
-	ck_assert_uint_eq(rd.ok, rd.n);
+	reader_join(&rd, th);
 	ck_assert_uint_ge(atomic_load(&t.reconnected), 1);
 	/* same session: ATTACH (the log says why if not: a rare flake seen once) */
 	ck_assert_msg(atomic_load(&t.sessions) == 0, "new session; rpc log:\n%s", t.log);
@@ -268,21 +245,14 @@ START_TEST(test_server_restart)
 {
 	struct rel t;
 	struct reader rd = {.t = &t, .n = 300};
-	kb_Entry root, e;
 	pthread_t th;
 
-	setup(&t, false);
-	connect_rpc(&t, 2, 8000, &root);
-	ck_assert_int_eq(kb_rpc_lookup(t.r, root.node, "big", &e), 0);
-	rd.node = e.node;
-	ck_assert_int_eq(pthread_create(&th, NULL, reader_main, &rd), 0);
+	setup_reader(&t, false, 8000, &rd, &th);
 	wait_progress(&rd, 50);
 	ck_assert_int_eq(kill(t.ts.pid, SIGKILL), 0); /* mid-read */
 	th_stop(t.ts.pid, 2000);
 	spawn_server(&t); /* same port, share and key */
-	pthread_join(th, NULL);
-	ck_assert_int_eq(rd.first_err, 0);
-	ck_assert_uint_eq(rd.ok, rd.n);
+	reader_join(&rd, th);
 	ck_assert_uint_eq(atomic_load(&t.sessions), 1);
 	ck_assert_uint_eq(kb_rpc_session(t.r, NULL), 1);
 	teardown(&t);
@@ -295,11 +265,9 @@ END_TEST
 START_TEST(test_first_connect_retried)
 {
 	struct rel t;
-	kb_Entry root, e;
 
 	setup_drop(&t, true, "2");
-	connect_rpc(&t, 2, 8000, &root);
-	ck_assert_int_eq(kb_rpc_lookup(t.r, root.node, "big", &e), 0);
+	open_big(&t, 2, 8000);
 	ck_assert(th_wait_file_contains(t.plog, "dropped a new connection", 1000));
 	teardown(&t);
 }
@@ -308,14 +276,11 @@ END_TEST
 START_TEST(test_stall_times_out)
 {
 	struct rel t;
-	kb_Entry root, e;
 	uint64_t node;
 	int rc = -1;
 
 	setup(&t, true);
-	connect_rpc(&t, 1, 800, &root);
-	ck_assert_int_eq(kb_rpc_lookup(t.r, root.node, "big", &e), 0);
-	node = e.node;
+	node = open_big(&t, 1, 800);
 	ck_assert_int_eq(read_piece(&t, &node, 0), 0);
 	ck_assert_int_eq(kill(t.proxy, SIGUSR2), 0); /* stall on */
 	usleep(50000);
@@ -334,13 +299,10 @@ END_TEST
 START_TEST(test_bitflip)
 {
 	struct rel t;
-	kb_Entry root, e;
 	uint64_t node;
 
 	setup(&t, true);
-	connect_rpc(&t, 2, 5000, &root);
-	ck_assert_int_eq(kb_rpc_lookup(t.r, root.node, "big", &e), 0);
-	node = e.node;
+	node = open_big(&t, 2, 5000);
 	ck_assert_int_eq(read_piece(&t, &node, 0), 0);
 	ck_assert_int_eq(kill(t.proxy, SIGHUP), 0);
 	usleep(20000);
@@ -405,6 +367,24 @@ static int raw(struct kb_chan *c, kb_Request *q, kb_Response *resp)
 	return rc ? rc : th_raw_call(c, pt, len, resp);
 }
 
+/* A raw connection (*c) and its HELLO (id 1, answered OK into resp): the
+ * session's token and its root node. */
+static uint64_t raw_hello(struct th_server *ts, struct kb_chan **c, kb_Response *resp,
+			  uint8_t token[16])
+{
+	kb_Request q = kb_Request_init_zero;
+
+	ck_assert_int_eq(th_raw_connect(ts, NULL, c), 0);
+	q.id = 1;
+	q.op = kb_Op_HELLO;
+	q.version = 1;
+	snprintf(q.path, sizeof(q.path), "/");
+	ck_assert_int_eq(raw(*c, &q, resp), 0);
+	ck_assert_int_eq(resp->err, kb_Err_OK);
+	memcpy(token, resp->token.bytes, 16);
+	return resp->entry.node;
+}
+
 START_TEST(test_session_grace_and_replay)
 {
 	struct th_server ts;
@@ -415,16 +395,8 @@ START_TEST(test_session_grace_and_replay)
 	uint64_t root, fh;
 
 	ck_assert_int_eq(th_server_start(&ts, 0, NULL), 0);
-	ck_assert_int_eq(th_raw_connect(&ts, NULL, &c1), 0);
-	q.id = 1;
-	q.op = kb_Op_HELLO;
-	q.version = 1;
-	snprintf(q.path, sizeof(q.path), "/");
-	ck_assert_int_eq(raw(c1, &q, resp), 0);
-	ck_assert_int_eq(resp->err, kb_Err_OK);
+	root = raw_hello(&ts, &c1, resp, token);
 	ck_assert_uint_eq(resp->token.size, 16);
-	memcpy(token, resp->token.bytes, 16);
-	root = resp->entry.node;
 	ck_assert_uint_gt(root, 1u << 20); /* random base per session */
 	q = (kb_Request)kb_Request_init_zero;
 	q.id = 77 << 12;
@@ -516,15 +488,7 @@ START_TEST(test_resent_runs_once)
 			       "printf %%4096s | tr ' ' D > dst && echo k > keep",
 			       ts.share),
 			 0);
-	ck_assert_int_eq(th_raw_connect(&ts, NULL, &c1), 0);
-	q.id = 1;
-	q.op = kb_Op_HELLO;
-	q.version = 1;
-	snprintf(q.path, sizeof(q.path), "/");
-	ck_assert_int_eq(raw(c1, &q, resp), 0);
-	ck_assert_int_eq(resp->err, kb_Err_OK);
-	memcpy(token, resp->token.bytes, 16);
-	root = resp->entry.node;
+	root = raw_hello(&ts, &c1, resp, token);
 	{
 		const char *names[] = {"src", "dst", "keep", "keep"};
 		uint64_t *nodes[] = {&nsrc, &ndst, &nkeep, &nkeep};
@@ -602,14 +566,7 @@ START_TEST(test_bye_ends_session)
 	uint8_t token[16];
 
 	ck_assert_int_eq(th_server_start(&ts, 0, NULL), 0);
-	ck_assert_int_eq(th_raw_connect(&ts, NULL, &c1), 0);
-	q.id = 1;
-	q.op = kb_Op_HELLO;
-	q.version = 1;
-	snprintf(q.path, sizeof(q.path), "/");
-	ck_assert_int_eq(raw(c1, &q, resp), 0);
-	ck_assert_int_eq(resp->err, kb_Err_OK);
-	memcpy(token, resp->token.bytes, 16);
+	raw_hello(&ts, &c1, resp, token);
 	q = (kb_Request)kb_Request_init_zero;
 	q.id = 2;
 	q.op = kb_Op_BYE;
@@ -676,26 +633,36 @@ static void wb_file(struct kb_stream *st, uint64_t dir, unsigned i, const char *
 	WB_SUBMIT(st, &rn, NULL, 0);
 }
 
+/* A session and a stream whose first request makes the directory "w"
+ * (PROV | 1) in the root. */
+static struct kb_stream *open_stream(struct rel *t)
+{
+	kb_Request m = {.op = kb_Op_MKDIR, .mode = 0755, .new_id = PROV | 1};
+	struct kb_stream *st = NULL;
+	kb_Entry root;
+
+	connect_rpc(t, 2, 8000, &root);
+	ck_assert_int_eq(kb_stream_new(&st, t->r, 256, 4 << 20, 8000), 0);
+	m.node = root.node;
+	strcpy(m.name, "w");
+	ck_assert_int_eq(kb_stream_submit(st, &m, NULL, 0, NULL, NULL), 0);
+	return st;
+}
+
 /* Every connection cut five times while 2,400 stream requests are queued:
  * re-sent in order to the same session, each runs once, none is lost or
  * reordered (every file has its name and bytes, no temporary is left). */
 START_TEST(test_stream_cuts)
 {
 	static char data[WB_FILES][24];
-	struct kb_stream *st = NULL;
-	kb_Request m = {.op = kb_Op_MKDIR, .mode = 0755, .new_id = PROV | 1};
+	struct kb_stream *st;
 	struct rel t;
-	kb_Entry root;
 	char path[64];
 
 	setup(&t, true);
 	wb_server_log = t.ts.log;
 	wb_rpc_log = t.log;
-	connect_rpc(&t, 2, 8000, &root);
-	ck_assert_int_eq(kb_stream_new(&st, t.r, 256, 4 << 20, 8000), 0);
-	m.node = root.node;
-	strcpy(m.name, "w");
-	ck_assert_int_eq(kb_stream_submit(st, &m, NULL, 0, NULL, NULL), 0);
+	st = open_stream(&t);
 	for (unsigned i = 0; i < WB_FILES; i++) {
 		snprintf(data[i], sizeof(data[i]), "content %u\n", i);
 		wb_at = i;
@@ -730,20 +697,14 @@ END_TEST
 START_TEST(test_stream_restart_reports)
 {
 	static char data[WB_FILES][24];
-	struct kb_stream *st = NULL;
-	kb_Request m = {.op = kb_Op_MKDIR, .mode = 0755, .new_id = PROV | 1};
+	struct kb_stream *st;
 	struct rel t;
-	kb_Entry root;
 	char path[64];
 	unsigned have = 0;
 	int ret;
 
 	setup(&t, false);
-	connect_rpc(&t, 2, 8000, &root);
-	ck_assert_int_eq(kb_stream_new(&st, t.r, 256, 4 << 20, 8000), 0);
-	m.node = root.node;
-	strcpy(m.name, "w");
-	ck_assert_int_eq(kb_stream_submit(st, &m, NULL, 0, NULL, NULL), 0);
+	st = open_stream(&t);
 	for (unsigned i = 0; i < WB_FILES; i++) {
 		snprintf(data[i], sizeof(data[i]), "content %u\n", i);
 		if (i == WB_FILES / 2) {

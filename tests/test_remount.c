@@ -41,29 +41,14 @@ static struct {
 
 static void spawn_server(void)
 {
-	char listen[64];
-	const char *argv[] = {th_bin("keibifsd"),
-			      "--share",
-			      F.ts.share,
-			      "--key",
-			      F.ts.server_key,
-			      "--authorized",
-			      F.ts.authorized,
-			      "--listen",
-			      listen,
-			      "--foreground",
-			      NULL};
-
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", F.ts.port);
 	if (truncate(F.ts.log, 0) < 0)
 		return;
-	F.ts.pid = th_spawn((char *const *)argv, F.ts.log);
+	th_server_spawn(&F.ts, TH_SRV_NOWAIT, NULL); /* the caller waits */
 }
 
 static void start(bool proxy, const char *opts)
 {
 	struct th_server via;
-	char to[64];
 
 	memset(&F, 0, sizeof(F));
 	if (!th_fuse_available("remount") || th_server_start(&F.ts, 0, NULL) < 0)
@@ -74,19 +59,8 @@ static void start(bool proxy, const char *opts)
 	    th_sh("cd '%s' && mkdir dir && echo one > dir/f && echo gone > dir/old", F.ts.share))
 		return;
 	via = F.ts;
-	if (proxy) {
-		const char *argv[] = {th_bin("tests/kbproxy"), "--listen", NULL, "--to", to, NULL};
-		char port[16];
-
-		via.port = th_free_port();
-		snprintf(port, sizeof(port), "%d", via.port);
-		argv[2] = port;
-		snprintf(to, sizeof(to), "127.0.0.1:%d", F.ts.port);
-		snprintf(F.plog, sizeof(F.plog), "%s/proxy.log", F.ts.dir);
-		F.proxy = th_spawn((char *const *)argv, F.plog);
-		if (F.proxy <= 0 || !th_wait_file_contains(F.plog, "kbproxy: ready", 10000))
-			return;
-	}
+	if (proxy && th_proxy_start(&F.ts, NULL, &via, &F.proxy, F.plog) < 0)
+		return;
 	if (th_mount_start(&F.m, &via, "/", opts) < 0)
 		return;
 	F.up = true;

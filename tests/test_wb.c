@@ -59,33 +59,12 @@ struct wt {
 		}                                                             \
 	} while (0)
 
-/* keibifsd on the prepared t->srv (its share may be a tmpfs by now). */
-static void spawn_server(struct wt *t)
-{
-	char listen[64];
-	const char *argv[] = {th_bin("keibifsd"),
-			      "--share",
-			      t->srv.share,
-			      "--key",
-			      t->srv.server_key,
-			      "--authorized",
-			      t->srv.authorized,
-			      "--listen",
-			      listen,
-			      "--foreground",
-			      NULL};
-
-	snprintf(listen, sizeof(listen), "127.0.0.1:%d", t->srv.port);
-	t->srv.pid = th_spawn((char *const *)argv, t->srv.log);
-	ck_assert_int_gt(t->srv.pid, 0);
-	ck_assert(th_wait_file_contains(t->srv.log, "keibifsd: ready", 10000));
-}
-
 /* Server (its share a tmpfs of tmpfs_size when not NULL), a proxy with
  * delay_ms in front, mount A through it with opts. */
 static void wt_start_on(struct wt *t, int delay_ms, const char *opts, const char *tmpfs_size)
 {
-	char to[64], delay[16], tmo[32];
+	char delay[16], tmo[32];
+	const char *const extra[] = {"--delay-ms", delay, NULL};
 
 	memset(t, 0, sizeof(*t));
 	if (!th_fuse_available("wb"))
@@ -96,30 +75,12 @@ static void wt_start_on(struct wt *t, int delay_ms, const char *opts, const char
 		ck_assert_int_eq(mount("tmpfs", t->srv.share, "tmpfs", 0, tmo), 0);
 		th_track_mount(t->srv.share);
 		snprintf(t->tmpfs, sizeof(t->tmpfs), "%s", t->srv.share);
-		spawn_server(t);
+		ck_assert_int_eq(th_server_spawn(&t->srv, 0, NULL), 0); /* on the tmpfs */
 	} else {
 		ck_assert_int_eq(th_server_start(&t->srv, 0, NULL), 0);
 	}
-	t->via = t->srv;
-	t->via.port = th_free_port();
-	snprintf(t->via.port_str, sizeof(t->via.port_str), "%d", t->via.port);
-	snprintf(to, sizeof(to), "127.0.0.1:%d", t->srv.port);
 	snprintf(delay, sizeof(delay), "%d", delay_ms);
-	snprintf(t->plog, sizeof(t->plog), "%s/proxy.log", t->srv.dir);
-	{
-		const char *argv[] = {th_bin("tests/kbproxy"),
-				      "--listen",
-				      t->via.port_str,
-				      "--to",
-				      to,
-				      "--delay-ms",
-				      delay,
-				      NULL};
-
-		t->proxy = th_spawn((char *const *)argv, t->plog);
-	}
-	ck_assert_int_gt(t->proxy, 0);
-	ck_assert(th_wait_file_contains(t->plog, "kbproxy: ready", 10000));
+	ck_assert_int_eq(th_proxy_start(&t->srv, extra, &t->via, &t->proxy, t->plog), 0);
 	ck_assert_int_eq(th_mount_start(&t->a, &t->via, "/", opts), 0);
 }
 

@@ -41,6 +41,11 @@ int th_stop(pid_t pid, int timeout_ms);
 bool th_wait_exists(const char *path, int timeout_ms);
 /* Wait up to timeout_ms until `path` contains `needle`. */
 bool th_wait_file_contains(const char *path, const char *needle, int timeout_ms);
+/* The pid of a running keibifs (a process whose argv[0] is keibifs or
+ * ends in /keibifs) with `arg` among its arguments, or 0. Read from /proc
+ * directly: a shell loop would find itself, its own command line holding
+ * the same words. */
+pid_t th_find_keibifs(const char *arg);
 /* An unused TCP port on 127.0.0.1. */
 int th_free_port(void);
 

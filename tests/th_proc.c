@@ -1,5 +1,6 @@
 /* th_proc.c - test harness: paths, processes, mounts, and final cleanup. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -253,6 +254,41 @@ bool th_wait_file_contains(const char *path, const char *needle, int timeout_ms)
 		usleep(20000);
 	}
 	return false;
+}
+
+pid_t th_find_keibifs(const char *arg)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t pid = 0;
+
+	while (d && !pid && (e = readdir(d))) {
+		char path[300], buf[8192];
+		const char *base;
+		ssize_t n;
+		int fd;
+
+		if (atoi(e->d_name) <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		base = strrchr(buf, '/') ? strrchr(buf, '/') + 1 : buf;
+		if (strcmp(base, "keibifs"))
+			continue;
+		for (char *a = buf; a < buf + n; a += strlen(a) + 1)
+			if (!strcmp(a, arg))
+				pid = (pid_t)atoi(e->d_name);
+	}
+	if (d)
+		closedir(d);
+	return pid;
 }
 
 int th_free_port(void)

@@ -12,6 +12,7 @@
 #include "net.h"
 #include "wire.h"
 #include "noise.h"
+#include "raw_chan.h"
 #include "rpc.h"
 #include "th.h"
 #include "th_server.h"
@@ -78,12 +79,17 @@ out:
 
 int th_server_start(struct th_server *ts, unsigned flags, const char *const *extra)
 {
+	if (th_server_prepare(ts, flags))
+		return -1;
+	return th_server_spawn(ts, flags, extra);
+}
+
+int th_server_spawn(struct th_server *ts, unsigned flags, const char *const *extra)
+{
 	const char *argv[32];
 	char listen[64];
 	int n = 0;
 
-	if (th_server_prepare(ts, flags))
-		return -1;
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", ts->port);
 	argv[n++] = th_bin("keibifsd");
 	argv[n++] = "--share";
@@ -135,46 +141,40 @@ void th_server_cleanup(struct th_server *ts)
 	ts->dir = NULL;
 }
 
-int th_server_connect_as(struct th_server *ts, const uint8_t priv[32], unsigned conns,
-			 struct kb_rpc **out, kb_Entry *root, char *err, size_t errlen)
+void th_session_free(struct kb_rpc **r, struct kb_rpc_result **res)
+{
+	kb_rpc_result_free(*res);
+	*res = NULL;
+	kb_rpc_free(*r);
+	*r = NULL;
+}
+
+int th_server_end(struct th_server *ts, struct kb_rpc **r, struct kb_rpc_result **res)
+{
+	int st = 0;
+
+	th_session_free(r, res);
+	if (ts->pid > 0)
+		st = th_server_stop(ts);
+	th_server_cleanup(ts);
+	return st;
+}
+
+int th_server_connect_via(struct th_server *ts, const char *port, const uint8_t priv[32],
+			  unsigned conns, int timeout_ms, struct kb_rpc **out, kb_Entry *root,
+			  bool *read_only, char *err, size_t errlen)
 {
 	struct kb_keyset *trust = NULL;
 	struct kb_rpc_cfg cfg = {
 		.host = "127.0.0.1",
-		.port = ts->port_str,
+		.port = port,
 		.path = "/",
 		.conns = conns,
 		.identity = priv,
-		.timeout_ms = 10000,
+		.timeout_ms = timeout_ms,
 	};
 	kb_Entry dummy;
 	bool ro;
-	int ret = kb_keyset_new(&trust);
-
-	if (!ret)
-		ret = kb_keyset_add(trust, ts->server_pub, 0);
-	cfg.trust = trust;
-	if (!ret)
-		ret = kb_rpc_new(out, &cfg, root ? root : &dummy, &ro, err, errlen);
-	kb_keyset_free(trust);
-	return ret;
-}
-
-int th_server_connect(struct th_server *ts, unsigned conns, struct kb_rpc **out, kb_Entry *root,
-		      bool *read_only)
-{
-	struct kb_keyset *trust = NULL;
-	struct kb_rpc_cfg cfg = {
-		.host = "127.0.0.1",
-		.port = ts->port_str,
-		.path = "/",
-		.conns = conns,
-		.identity = ts->client_priv,
-		.timeout_ms = 10000,
-	};
-	kb_Entry dummy;
-	bool ro;
-	char err[256];
 	int ret = kb_keyset_new(&trust);
 
 	if (!ret)
@@ -182,11 +182,56 @@ int th_server_connect(struct th_server *ts, unsigned conns, struct kb_rpc **out,
 	cfg.trust = trust;
 	if (!ret)
 		ret = kb_rpc_new(out, &cfg, root ? root : &dummy, read_only ? read_only : &ro, err,
-				 sizeof(err));
-	if (ret)
-		fprintf(stderr, "th_server_connect: %s\n", err);
+				 errlen);
 	kb_keyset_free(trust);
 	return ret;
+}
+
+int th_server_connect_as(struct th_server *ts, const uint8_t priv[32], unsigned conns,
+			 struct kb_rpc **out, kb_Entry *root, char *err, size_t errlen)
+{
+	return th_server_connect_via(ts, ts->port_str, priv, conns, 10000, out, root, NULL, err,
+				     errlen);
+}
+
+int th_server_connect(struct th_server *ts, unsigned conns, struct kb_rpc **out, kb_Entry *root,
+		      bool *read_only)
+{
+	char err[256] = "";
+	int ret = th_server_connect_via(ts, ts->port_str, ts->client_priv, conns, 10000, out, root,
+					read_only, err, sizeof(err));
+
+	if (ret)
+		fprintf(stderr, "th_server_connect: %s\n", err);
+	return ret;
+}
+
+int th_proxy_start(const struct th_server *ts, const char *const *extra, struct th_server *via,
+		   pid_t *pid, char plog[PATH_MAX])
+{
+	const char *argv[16];
+	char to[64];
+	int n = 0;
+
+	*via = *ts;
+	via->port = th_free_port();
+	snprintf(via->port_str, sizeof(via->port_str), "%d", via->port);
+	snprintf(to, sizeof(to), "127.0.0.1:%d", ts->port);
+	snprintf(plog, PATH_MAX, "%s/proxy.log", ts->dir);
+	argv[n++] = th_bin("tests/kbproxy");
+	argv[n++] = "--listen";
+	argv[n++] = via->port_str;
+	argv[n++] = "--to";
+	argv[n++] = to;
+	for (; extra && *extra && n < 15; extra++)
+		argv[n++] = *extra;
+	argv[n] = NULL;
+	*pid = th_spawn((char *const *)argv, plog);
+	if (*pid <= 0) {
+		*pid = 0;
+		return -1;
+	}
+	return th_wait_file_contains(plog, "kbproxy: ready", 10000) ? 0 : -1;
 }
 
 const char *th_server_path(const struct th_server *ts, const char *rel)
@@ -216,34 +261,15 @@ int th_lookup(struct kb_rpc *r, uint64_t parent, const char *name, uint64_t *nod
 	return ret;
 }
 
-static int accept_any(void *arg, const uint8_t rs[static 32], unsigned *flags)
-{
-	(void)arg;
-	(void)rs;
-	*flags = 0;
-	return 0;
-}
-
 int th_raw_connect(struct th_server *ts, const uint8_t *priv, struct kb_chan **out)
 {
 	struct kb_net_opts o = {.timeout_ms = 5000};
-	struct kb_noise_rng *rng = NULL;
-	struct kb_chan_cfg cfg = {
-		.initiator = true,
-		.s = priv ? priv : ts->client_priv,
-		.verify = accept_any,
-		.timeout_ms = 5000,
-	};
 	struct kb_chan_info info;
 	char err[256];
-	int fd = -1, ret = kb_noise_rng_new(&rng);
+	int fd = -1, ret = kb_net_connect(&fd, "127.0.0.1", ts->port_str, &o, err, sizeof(err));
 
-	cfg.rng = rng;
 	if (!ret)
-		ret = kb_net_connect(&fd, "127.0.0.1", ts->port_str, &o, err, sizeof(err));
-	if (!ret)
-		ret = kb_chan_handshake(out, fd, &cfg, &info);
-	kb_noise_rng_free(rng);
+		ret = kb_rawchan_handshake(fd, priv ? priv : ts->client_priv, 5000, out, &info);
 	return ret;
 }
 

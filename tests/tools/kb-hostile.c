@@ -36,6 +36,7 @@
 #include "err.h"
 #include "keys.h"
 #include "noise.h"
+#include "raw_chan.h"
 #include "rpc.h"
 #include "util.h"
 #include "wire.h"
@@ -136,42 +137,15 @@ static void *pool_main(void *arg)
 	return NULL;
 }
 
-static int accept_any(void *arg, const uint8_t rs[static 32], unsigned *flags)
-{
-	(void)arg;
-	(void)rs;
-	*flags = 0;
-	return 0;
-}
-
 static int raw_conn(int rcvbuf, struct kb_chan **out)
 {
-	struct kb_noise_rng *rng = NULL;
-	struct kb_chan_cfg cfg = {
-		.initiator = true, .s = H.priv, .verify = accept_any, .timeout_ms = 10000};
 	struct timeval tv = {.tv_sec = 30};
-	int fd = tcp_from("127.0.3.1", rcvbuf), ret;
+	int fd = tcp_from("127.0.3.1", rcvbuf);
 
 	if (fd < 0)
 		return -ECONNREFUSED;
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	ret = kb_noise_rng_new(&rng);
-	cfg.rng = rng;
-	if (!ret)
-		ret = kb_chan_handshake(out, fd, &cfg, NULL);
-	else
-		close(fd);
-	kb_noise_rng_free(rng);
-	return ret;
-}
-
-static int send_req(struct kb_chan *c, const kb_Request *q)
-{
-	static __thread uint8_t f[KB_FRAME_HEAD + 8192 + KB_FRAME_TAG];
-	size_t len = 0;
-	int ret = kb_wire_encode_req(f + KB_FRAME_HEAD, 8192, q, &len);
-
-	return ret ? ret : kb_chan_send(c, f, len);
+	return kb_rawchan_handshake(fd, H.priv, 10000, out, NULL);
 }
 
 static int raw_call(struct kb_chan *c, const kb_Request *q, kb_Response *resp)
@@ -179,7 +153,7 @@ static int raw_call(struct kb_chan *c, const kb_Request *q, kb_Response *resp)
 	static __thread uint8_t buf[KB_FRAME_HEAD + 65536 + KB_FRAME_TAG];
 	const uint8_t *bulk;
 	size_t plen, blen;
-	int ret = send_req(c, q);
+	int ret = kb_rawchan_send_req(c, q);
 
 	if (!ret)
 		ret = kb_chan_recv(c, buf, sizeof(buf), &plen);
@@ -276,7 +250,7 @@ static void *nonreader_main(void *arg)
 					 .offset = (uint64_t)(i % 4) << 22,
 					 .length = 4u << 20};
 
-			if (send_req(c, &rd))
+			if (kb_rawchan_send_req(c, &rd))
 				break;
 		}
 		for (int i = 0; i < 32; i++)
