@@ -330,18 +330,25 @@ uint64_t kbfs_nodes_shown_ino(struct kbfs_nodes *t, uint64_t ino)
 	return ino;
 }
 
+/* A node made here: the server's inode number for it, from any answer
+ * (a new session re-resolves it by that). Lock held. */
+static void learn_real_ino_locked(struct kbfs_nodes *t, struct kbfs_node *n, const kb_Attr *a)
+{
+	if (n->fake_ino && !(a->ino & KBFS_FAKE_INO) && a->ino != n->real_ino) {
+		if (n->real_ino)
+			imap_set(t, n->real_ino, 0);
+		n->real_ino = a->ino;
+		imap_set(t, a->ino, n->fake_ino);
+	}
+}
+
 static void set_attr_locked(struct kbfs_nodes *t, struct kbfs_node *n, const kb_Attr *a,
 			    uint64_t ttl_ns, uint64_t gen, uint64_t e)
 {
 	sync_epoch_locked(t, e);
 	n->attr = *a;
 	if (n->fake_ino) { /* shown as made: the server's number kept aside */
-		if (!(a->ino & KBFS_FAKE_INO) && a->ino != n->real_ino) {
-			if (n->real_ino)
-				imap_set(t, n->real_ino, 0);
-			n->real_ino = a->ino;
-			imap_set(t, a->ino, n->fake_ino);
-		}
+		learn_real_ino_locked(t, n, a);
 		n->attr.ino = n->fake_ino;
 	}
 	n->attr_gen = gen == t->gen ? gen : UINT64_MAX;
@@ -1038,6 +1045,8 @@ void kbfs_node_wb_end(struct kbfs_nodes *t, uint64_t remote, int status, const k
 			n->wb_pending--;
 		if (status && !n->wb_err)
 			n->wb_err = status;
+		if (a && !status) /* even while later changes are queued */
+			learn_real_ino_locked(t, n, a);
 		if (a && !status && !n->wb_pending) { /* the server's word, nothing of ours after */
 			bool kernel_has_ours = n->kcache_version == n->version;
 
