@@ -178,6 +178,10 @@ uint64_t kbfs_lease(void *arg, uint64_t now_ns);
 void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void kbfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void kbfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f);
+/* Drop n lookups of ino (the kernel's FORGET, or an entry it never got);
+ * the server's count goes back with them, behind the write-behind queue
+ * when queued requests may name the node. */
+void kbfs_forget_node(struct kbfs *fs, fuse_ino_t ino, uint64_t n);
 void kbfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void kbfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void kbfs_readlink(fuse_req_t req, fuse_ino_t ino);

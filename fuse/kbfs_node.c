@@ -948,6 +948,17 @@ bool kbfs_node_wb_remote(struct kbfs_nodes *t, uint64_t remote)
 	return wb;
 }
 
+bool kbfs_node_wb(struct kbfs_nodes *t, uint64_t ino)
+{
+	struct kbfs_node *n = kbfs_node_of(t, ino);
+	bool wb;
+
+	pthread_mutex_lock(&t->lock);
+	wb = n->wb;
+	pthread_mutex_unlock(&t->lock);
+	return wb;
+}
+
 void kbfs_node_wb_set(struct kbfs_nodes *t, uint64_t ino, bool dlease)
 {
 	struct kbfs_node *n = kbfs_node_of(t, ino);

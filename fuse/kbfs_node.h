@@ -231,6 +231,8 @@ void kbfs_node_expire(struct kbfs_nodes *t, uint64_t ino);
  * session, a lease lapse move it), its attributes are the mount's own:
  * kept by its changes, answered without asking. */
 bool kbfs_node_wb_remote(struct kbfs_nodes *t, uint64_t remote);
+/* The same for the node ino. */
+bool kbfs_node_wb(struct kbfs_nodes *t, uint64_t ino);
 /* After a change of ours, a node's attributes stay ours this long (a push
  * about it from someone else ends that sooner). */
 #define KBFS_WB_OURS_NS (10ull * 1000000000ull)

@@ -32,22 +32,21 @@ static void reply_missing(fuse_req_t req, double secs)
 		fuse_reply_err(req, ENOENT);
 }
 
-static void forget_one(struct kbfs *fs, fuse_ino_t ino, uint64_t n)
+void kbfs_forget_node(struct kbfs *fs, fuse_ino_t ino, uint64_t n)
 {
 	uint64_t remote, count;
 	/* named by queued requests: forgotten behind them */
-	bool behind = fs->stream &&
-		      kbfs_node_wb_remote(fs->nodes, kbfs_node_remote(fs->nodes, ino));
+	bool behind = fs->stream && kbfs_node_wb(fs->nodes, ino);
 
 	kbfs_node_forget(fs->nodes, ino, n, &remote, &count);
-	if (count) {
-		/* the server stops watching it: a listing of it is not backed */
-		kbfs_list_drop(fs->list, remote);
-		if (behind)
-			kb_rpc_forget_behind(fs->rpc, remote, count);
-		else
-			kb_rpc_forget(fs->rpc, remote, count);
-	}
+	if (!count)
+		return;
+	/* the server stops watching it: a listing of it is not backed */
+	kbfs_list_drop(fs->list, remote);
+	if (behind)
+		kb_rpc_forget_behind(fs->rpc, remote, count);
+	else
+		kb_rpc_forget(fs->rpc, remote, count);
 }
 
 /* A LOOKUP answered from the directory's listing: true when replied. */
@@ -90,7 +89,7 @@ static bool lookup_listed(fuse_req_t req, fuse_ino_t parent, uint64_t dir, const
 	ep.entry_timeout = fs->o->entry_timeout;
 	kbfs_attr_to_stat(fs, &a, &ep.attr);
 	if (fuse_reply_entry(req, &ep) != 0)
-		forget_one(fs, ep.ino, 1);
+		kbfs_forget_node(fs, ep.ino, 1);
 	return true;
 }
 
@@ -146,14 +145,14 @@ void kbfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 void kbfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	forget_one(FS(req), ino, nlookup);
+	kbfs_forget_node(FS(req), ino, nlookup);
 	fuse_reply_none(req);
 }
 
 void kbfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
 {
 	for (size_t i = 0; i < count; i++)
-		forget_one(FS(req), f[i].ino, f[i].nlookup);
+		kbfs_forget_node(FS(req), f[i].ino, f[i].nlookup);
 	fuse_reply_none(req);
 }
 

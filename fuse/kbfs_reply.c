@@ -56,7 +56,6 @@ void kbfs_reply_entry_hook(fuse_req_t req, fuse_ino_t parent, const char *name, 
 {
 	struct kbfs *fs = FS(req);
 	struct fuse_entry_param ep = {0};
-	uint64_t remote, count;
 
 	ep.ino = kbfs_node_enter(fs->nodes, parent, name, e, NS(fs->o->attr_timeout), gen);
 	if (!ep.ino) {
@@ -70,11 +69,8 @@ void kbfs_reply_entry_hook(fuse_req_t req, fuse_ino_t parent, const char *name, 
 	ep.attr_timeout = fs->o->attr_timeout;
 	ep.entry_timeout = fs->o->entry_timeout;
 	kbfs_attr_to_stat(fs, &e->attr, &ep.attr);
-	if (fuse_reply_entry(req, &ep) != 0) {
-		kbfs_node_forget(fs->nodes, ep.ino, 1, &remote, &count);
-		if (count)
-			kb_rpc_forget(fs->rpc, remote, count);
-	}
+	if (fuse_reply_entry(req, &ep) != 0)
+		kbfs_forget_node(fs, ep.ino, 1);
 }
 
 void kbfs_reply_entry(fuse_req_t req, fuse_ino_t parent, const char *name, const kb_Entry *e)

@@ -222,15 +222,6 @@ static int create_send(struct kbfs *fs, const struct kbfs_call *c, void *arg)
 	return kb_rpc_create(fs->rpc, c->node, a->name, a->flags, a->mode, a->who, &a->e, &a->fh);
 }
 
-static void forget_ino(struct kbfs *fs, uint64_t ino)
-{
-	uint64_t remote, count;
-
-	kbfs_node_forget(fs->nodes, ino, 1, &remote, &count);
-	if (count)
-		kb_rpc_forget(fs->rpc, remote, count);
-}
-
 /* A CREATE decided here (kbfs_wb_create gave o->e): the node, the file
  * (its handle's id is the node's), the CREATE queued, the reply. false:
  * it could not be queued after all: ask the server. */
@@ -271,7 +262,7 @@ static bool create_here(fuse_req_t req, fuse_ino_t parent, const char *name, mod
 	if (fuse_reply_create(req, &ep, fi) != 0) { /* the kernel never got it: close it */
 		kbfs_node_writers(fs->nodes, ep.ino, -1);
 		release_remote(fs, o->e.node, f->remote_fh);
-		forget_ino(fs, ep.ino);
+		kbfs_forget_node(fs, ep.ino, 1);
 		wb_file_free(fs, f);
 	}
 	return true;
@@ -315,7 +306,7 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	if (!f) {
 		release_remote(fs, o.e.node, o.fh);
 		if (ep.ino)
-			forget_ino(fs, ep.ino);
+			kbfs_forget_node(fs, ep.ino, 1);
 		else
 			kb_rpc_forget(fs->rpc, o.e.node, 1);
 		fuse_reply_err(req, ENOMEM);
@@ -337,7 +328,7 @@ void kbfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mod
 	if (fuse_reply_create(req, &ep, fi) != 0) { /* the kernel never got it */
 		kbfs_node_writers(fs->nodes, ep.ino, -1);
 		release_remote(fs, f->remote, f->remote_fh);
-		forget_ino(fs, ep.ino);
+		kbfs_forget_node(fs, ep.ino, 1);
 		kbfs_file_free(f);
 	}
 }

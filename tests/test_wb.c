@@ -845,8 +845,11 @@ START_TEST(test_git_clone_cut)
 		usleep(10000);
 	if (!WIFEXITED(st))
 		th_stop(pid, 1000);
-	th_sh("cat '%s/clone.log' >&2", work);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "git clone: status %d", st);
+	th_sh_out(&out, "cat '%s/clone.log'", work); /* git's own words, if it failed */
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "git clone: status %d: %s", st,
+		      out ? out : "");
+	free(out);
+	out = NULL;
 	SYNC_OK(&t.a);
 	rc = th_sh_out(&out, "git -C '%s' fsck --full", pathf(t.srv.share, "d/clone"));
 	ck_assert_msg(rc == 0, "git fsck on the server: %d\n%s", rc, out ? out : "");
@@ -866,27 +869,36 @@ END_TEST
 
 /* ---- 8. a queued change that fails: --sync, fsync, close, the log ---- */
 
+/* A's CREATE of d/x, answered by the mount (d is leased), fails on the
+ * server: nothing reaches the server while x is made on its disk ("server"),
+ * then the CREATE goes on and gets EEXIST. Returns A's descriptor. */
+static int create_that_fails(struct wt *t)
+{
+	int fd, sfd;
+
+	ck_assert_int_eq(mkdir(pathf(t->a.mnt, "d"), 0755), 0);
+	SYNC_OK(&t->a);
+	ck_assert_int_eq(kill(t->proxy, SIGUSR2), 0);
+	ck_assert(th_wait_file_contains(t->plog, "kbproxy: stalled", 5000));
+	fd = open(pathf(t->a.mnt, "d/x"), O_WRONLY | O_CREAT, 0644);
+	ck_assert_int_ge(fd, 0);
+	sfd = open(pathf(t->srv.share, "d/x"), O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(sfd, 0);
+	ck_assert_int_eq(write(sfd, "server", 6), 6);
+	ck_assert_int_eq(close(sfd), 0);
+	ck_assert_int_eq(kill(t->proxy, SIGUSR2), 0);
+	return fd;
+}
+
 START_TEST(test_sync_reports_error)
 {
 	struct wt t;
 	char *out = NULL;
-	int fd, sfd, ret, err;
+	int fd, ret, err;
 
 	wt_start(&t, 0, NULL);
 	SKIP_NO_FUSE(&t);
-	ck_assert_int_eq(mkdir(pathf(t.a.mnt, "d"), 0755), 0);
-	SYNC_OK(&t.a);
-	/* nothing reaches the server now: A's CREATE of x waits in the proxy
-	 * while x is made on the server's disk; then it fails there (EEXIST) */
-	ck_assert_int_eq(kill(t.proxy, SIGUSR2), 0);
-	ck_assert(th_wait_file_contains(t.plog, "kbproxy: stalled", 5000));
-	fd = open(pathf(t.a.mnt, "d/x"), O_WRONLY | O_CREAT, 0644);
-	ck_assert_int_ge(fd, 0); /* answered by the mount: its directory is leased */
-	sfd = open(pathf(t.srv.share, "d/x"), O_WRONLY | O_CREAT | O_EXCL, 0600);
-	ck_assert_int_ge(sfd, 0);
-	ck_assert_int_eq(write(sfd, "server", 6), 6);
-	ck_assert_int_eq(close(sfd), 0);
-	ck_assert_int_eq(kill(t.proxy, SIGUSR2), 0);
+	fd = create_that_fails(&t);
 	ret = kb_sync(t.a.mnt, &out);
 	ck_assert_msg(ret == 1, "keibifs --sync: exit %d:\n%s", ret, out ? out : "");
 	ck_assert_ptr_nonnull(strstr(out, "failed"));
@@ -916,22 +928,12 @@ START_TEST(test_failed_create_refuses)
 {
 	struct wt t;
 	char *out = NULL, buf[16];
-	int fd, sfd, ret, err = 0;
+	int fd, ret, err = 0;
 	bool seen = false;
 
 	wt_start(&t, 0, NULL);
 	SKIP_NO_FUSE(&t);
-	ck_assert_int_eq(mkdir(pathf(t.a.mnt, "d"), 0755), 0);
-	SYNC_OK(&t.a);
-	ck_assert_int_eq(kill(t.proxy, SIGUSR2), 0);
-	ck_assert(th_wait_file_contains(t.plog, "kbproxy: stalled", 5000));
-	fd = open(pathf(t.a.mnt, "d/x"), O_WRONLY | O_CREAT, 0644);
-	ck_assert_int_ge(fd, 0);
-	sfd = open(pathf(t.srv.share, "d/x"), O_WRONLY | O_CREAT | O_EXCL, 0600);
-	ck_assert_int_ge(sfd, 0);
-	ck_assert_int_eq(write(sfd, "server", 6), 6);
-	ck_assert_int_eq(close(sfd), 0);
-	ck_assert_int_eq(kill(t.proxy, SIGUSR2), 0);
+	fd = create_that_fails(&t);
 	ret = kb_sync(t.a.mnt, &out);
 	ck_assert_msg(ret == 1, "keibifs --sync: exit %d:\n%s", ret, out ? out : "");
 	free(out);

@@ -125,7 +125,7 @@ static void on_reply(void *arg, int status, struct kb_rpc_result *res)
 {
 	struct sreq *q = arg;
 	struct kb_stream *st = q->st;
-	bool stale;
+	bool moved, stale;
 
 	if (q->take && res)
 		q->take(q->take_arg, &res->resp, res->bulk, res->bulk_len);
@@ -141,13 +141,13 @@ static void on_reply(void *arg, int status, struct kb_rpc_result *res)
 	/* not an error of the stream: a synchronous call's (its caller has
 	 * it), one whose failure loses nothing, or one that did not run
 	 * because another session began and that its caller sends again */
-	stale = (kb_rpc_gen(st->r) != q->gen &&
-		 (status == -ESTALE || status == -EBADF ||
-		  /* attributes set to absolute values, lost with the session: the
-		  * mount logs it (its kernel sets them again at the next flush) */
-		  (status == -EIO && q->op == kb_Op_SETATTR))) ||
-		/* sent with ids of an older session than the one it went to */
-		(q->basis != q->gen && (status == -ESTALE || status == -EBADF));
+	moved = kb_rpc_gen(st->r) != q->gen;
+	stale = ((status == -ESTALE || status == -EBADF) &&
+		 /* or sent with ids of an older session than the one it went to */
+		 (moved || q->basis != q->gen)) ||
+		/* attributes set to absolute values, lost with the session: the
+		 * mount logs it (its kernel sets them again at the next flush) */
+		(moved && status == -EIO && q->op == kb_Op_SETATTR);
 	mark_done(st, q, q->sync || quiet_op(q->op) || stale ? 0 : status);
 	if (q->sync) { /* a kb_stream_call: its caller owns q */
 		q->sync_done = true;
