@@ -104,7 +104,9 @@ START_TEST(test_stream_create_write_dup)
 			.new_id = PROV | 7};
 	kb_Request w = {.op = kb_Op_WRITE, .node = PROV | 7, .fh = PROV | 7, .seq = 2};
 	kb_Request again;
+	struct kb_rpc_result *res;
 	struct stat st;
+	int fd;
 
 	strcpy(c.name, "f");
 	again = c;
@@ -115,6 +117,17 @@ START_TEST(test_stream_create_write_dup)
 	ck_assert_int_eq(st.st_mode & 07777, 0444);
 	/* a new request id for position 1: it ran, its status again */
 	ck_assert_int_eq(th_call(A, &again, NULL, 0, NULL), 0);
+	/* the WRITE again (re-sent after a cut): not run twice, and its count
+	 * again: a count of 0 would be a short write to the client */
+	fd = open(th_server_path(&ts, "f"), O_WRONLY | O_APPEND);
+	ck_assert_int_eq(write(fd, "!", 1), 1);
+	close(fd);
+	res = kb_rpc_result_new();
+	ck_assert_int_eq(th_call(A, &w, "hello", 5, res), 0);
+	ck_assert_uint_eq(res->resp.value, 5);
+	kb_rpc_result_free(res);
+	ck_assert_int_eq(stat(th_server_path(&ts, "f"), &st), 0);
+	ck_assert_int_eq(st.st_size, 6);
 	/* an id without the client bit is refused */
 	c.new_id = 5;
 	c.seq = 3;

@@ -74,8 +74,9 @@ static inline struct timespec kb_srv_ts(uint64_t ns)
 /* A position that does not come within this is given up (ETIMEDOUT). */
 #define KB_SRV_STREAM_WAIT_MS 10000
 struct kb_srv_stream_ent {
-	uint64_t seq; /* 0: unused */
-	int err;      /* its status: 0 or -errno */
+	uint64_t seq;   /* 0: unused */
+	int err;        /* its status: 0 or -errno */
+	uint64_t value; /* its Response.value (a WRITE's count) */
 };
 struct kb_srv_stream {
 	pthread_mutex_t lock;
@@ -87,13 +88,14 @@ struct kb_srv_stream {
 void kb_srv_stream_init(struct kb_srv_stream *st);
 void kb_srv_stream_destroy(struct kb_srv_stream *st);
 /* Before running request op at stream position seq: 0: its turn: run it,
- * then kb_srv_stream_done; 1: it ran before: answer *status without
- * running it; 2: one that only reads ran before: run it again (no
+ * then kb_srv_stream_done; 1: it ran before: answer *status (and, when
+ * that is 0, Response.value *value) without running it; 2: one that only reads ran before: run it again (no
  * _done); 3: as 0, after giving up positions before it (log it);
  * -EINVAL: further ahead than KB_SRV_STREAM_RING. Waits for the
  * positions before it (KB_SRV_STREAM_WAIT_MS, then gives them up). */
-int kb_srv_stream_begin(struct kb_srv_stream *st, uint64_t seq, uint32_t op, int *status);
-void kb_srv_stream_done(struct kb_srv_stream *st, uint64_t seq, int status);
+int kb_srv_stream_begin(struct kb_srv_stream *st, uint64_t seq, uint32_t op, int *status,
+			uint64_t *value);
+void kb_srv_stream_done(struct kb_srv_stream *st, uint64_t seq, int status, uint64_t value);
 
 /* ---- directory leases (srv_dlease.c) ------------------------------- */
 

@@ -499,12 +499,12 @@ static int serve(struct kb_srv_req *rq)
 static int serve_ordered(struct kb_srv_req *rq)
 {
 	struct kb_srv_stream *st = &rq->sess->stream;
-	uint64_t seq = rq->q->seq;
+	uint64_t seq = rq->q->seq, value = 0;
 	int status = 0, ret;
 
 	if (!seq)
 		return serve(rq);
-	ret = kb_srv_stream_begin(st, seq, rq->q->op, &status);
+	ret = kb_srv_stream_begin(st, seq, rq->q->op, &status, &value);
 	if (ret == 3) {
 		kb_srv_logf(
 			rq->conn->srv, KB_SRV_LOG_INFO,
@@ -513,13 +513,15 @@ static int serve_ordered(struct kb_srv_req *rq)
 			rq->conn->fpr, (unsigned long long)seq, KB_SRV_STREAM_WAIT_MS);
 		ret = 0;
 	}
-	if (ret == 1)
-		return status; /* it ran before: its status again */
+	if (ret == 1) { /* it ran before: its answer again */
+		rq->r->value = value;
+		return status;
+	}
 	if (ret < 0)
 		return ret;
 	status = serve(rq);
 	if (ret == 0)
-		kb_srv_stream_done(st, seq, status);
+		kb_srv_stream_done(st, seq, status, status ? 0 : rq->r->value);
 	return status;
 }
 

@@ -9,8 +9,10 @@
  * KB_SRV_STREAM_WAIT_MS; past that the missing positions are given up
  * (answered ETIMEDOUT when they arrive) so the stream moves on and is
  * never reordered. A position already run is a duplicate: one that only
- * reads runs again; any other is answered with the status it had (the
- * reply cache answers first while it still holds the whole reply).
+ * reads runs again; any other is answered with the status and the
+ * Response.value it had (a WRITE's count: without it the copy would read
+ * as a short write); the reply cache answers first while it still holds
+ * the whole reply.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -41,31 +43,36 @@ void kb_srv_stream_destroy(struct kb_srv_stream *st)
 	pthread_mutex_destroy(&st->lock);
 }
 
-/* Lock held: the status position seq had, -EIO when no longer known. */
-static int ring_get(const struct kb_srv_stream *st, uint64_t seq)
+/* Lock held: the status (and value) position seq had, -EIO when no
+ * longer known. */
+static int ring_get(const struct kb_srv_stream *st, uint64_t seq, uint64_t *value)
 {
 	const struct kb_srv_stream_ent *e;
 
+	*value = 0;
 	if (!st->ring)
 		return -EIO;
 	e = &st->ring[seq % KB_SRV_STREAM_RING];
-	return e->seq == seq ? e->err : -EIO;
+	if (e->seq != seq)
+		return -EIO;
+	*value = e->value;
+	return e->err;
 }
 
 /* Lock held. */
-static void ring_put(struct kb_srv_stream *st, uint64_t seq, int err)
+static void ring_put(struct kb_srv_stream *st, uint64_t seq, int err, uint64_t value)
 {
 	if (!st->ring)
 		st->ring = calloc(KB_SRV_STREAM_RING, sizeof(*st->ring));
 	if (st->ring)
-		st->ring[seq % KB_SRV_STREAM_RING] = (struct kb_srv_stream_ent){seq, err};
+		st->ring[seq % KB_SRV_STREAM_RING] = (struct kb_srv_stream_ent){seq, err, value};
 }
 
 /* Lock held: give up the positions before seq (they never came). */
 static void skip_to(struct kb_srv_stream *st, uint64_t seq)
 {
 	for (uint64_t s = st->next; s < seq; s++)
-		ring_put(st, s, -ETIMEDOUT);
+		ring_put(st, s, -ETIMEDOUT, 0);
 	st->next = seq;
 }
 
@@ -86,7 +93,8 @@ static bool run_again(uint32_t op)
 	}
 }
 
-int kb_srv_stream_begin(struct kb_srv_stream *st, uint64_t seq, uint32_t op, int *status)
+int kb_srv_stream_begin(struct kb_srv_stream *st, uint64_t seq, uint32_t op, int *status,
+			uint64_t *value)
 {
 	uint64_t deadline = kb_now_ns() + KB_SRV_STREAM_WAIT_MS * 1000000ull;
 	bool skipped = false;
@@ -111,7 +119,8 @@ int kb_srv_stream_begin(struct kb_srv_stream *st, uint64_t seq, uint32_t op, int
 	}
 	if (seq < st->next) {
 		ret = run_again(op) ? 2 : 1; /* 2: run it again, out of the order */
-		*status = ret == 1 ? ring_get(st, seq) : 0;
+		*value = 0;
+		*status = ret == 1 ? ring_get(st, seq, value) : 0;
 		goto out;
 	}
 	st->busy = true; /* its turn */
@@ -121,10 +130,10 @@ out:
 	return ret;
 }
 
-void kb_srv_stream_done(struct kb_srv_stream *st, uint64_t seq, int status)
+void kb_srv_stream_done(struct kb_srv_stream *st, uint64_t seq, int status, uint64_t value)
 {
 	pthread_mutex_lock(&st->lock);
-	ring_put(st, seq, status);
+	ring_put(st, seq, status, value);
 	if (seq == st->next) {
 		st->next++;
 		st->busy = false;
