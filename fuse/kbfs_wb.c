@@ -241,6 +241,7 @@ void kbfs_wb_stop(struct kbfs *fs)
 	if (!fs->stream)
 		return;
 	ret = kb_stream_drain(fs->stream, fs->o->timeout * 1000);
+	kb_stream_stop(fs->stream); /* before the rpc goes: it sends on it */
 	if (ret == -ETIMEDOUT)
 		kbfs_logf(fs,
 			  "write-behind: %u queued changes not answered within %d s at "
@@ -1159,9 +1160,10 @@ void kbfs_wb_status(struct kbfs *fs, char *buf, size_t cap)
 	}
 	kb_stream_stats(fs->stream, &st);
 	snprintf(buf, cap,
-		 "write-behind: on, %u queued now (most %u), %llu sent, %llu answered here, "
-		 "%llu recalls, %llu failed%s%s\n",
+		 "write-behind: on, %u queued now (most %u), %llu sent (in %llu frames, %llu of "
+		 "them compound), %llu answered here, %llu recalls, %llu failed%s%s\n",
 		 st.pending, st.max_pending, (unsigned long long)st.sent,
+		 (unsigned long long)st.frames, (unsigned long long)st.compounds,
 		 (unsigned long long)atomic_load(&fs->wb->local),
 		 (unsigned long long)atomic_load(&fs->wb->recalls), (unsigned long long)st.failed,
 		 st.last_err ? ", last: " : "",

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include "th.h"
 #include "th_server.h"
 #include "util.h"
+#include "wire.h"
 
 #define PROV (1ull << 63)
 
@@ -138,6 +140,112 @@ START_TEST(test_stream_create_write_dup)
 	c.seq = 4;
 	strcpy(c.name, "f");
 	ck_assert_int_eq(th_call(A, &c, NULL, 0, NULL), -EEXIST);
+}
+END_TEST
+
+/* Append request q (with its bulk) to a COMPOUND's bulk at buf+*len. */
+static void part_put(uint8_t *buf, size_t *len, const kb_Request *q, const char *bulk)
+{
+	size_t hl, bl = bulk ? strlen(bulk) : 0;
+
+	ck_assert_int_eq(kb_wire_encode_req(buf + *len + 4, 4096, q, &hl), 0);
+	memcpy(buf + *len + 4 + hl, bulk ? bulk : "", bl);
+	kb_put_be32(buf + *len, (uint32_t)(hl + bl));
+	*len += 4 + hl + bl;
+}
+
+/* The replies in a COMPOUND's reply: their errors and values. */
+static int parts_of(const struct kb_rpc_result *res, kb_Err *err, uint64_t *value, uint64_t *id)
+{
+	const uint8_t *p = res->bulk, *bulk;
+	size_t left = res->bulk_len, len, blen;
+	kb_Response *r = calloc(1, sizeof(*r));
+	int n = 0;
+
+	while (left >= 4 && (len = kb_get_be32(p)) <= left - 4 &&
+	       kb_wire_decode_resp(p + 4, len, r, &bulk, &blen) == 0) {
+		err[n] = r->err;
+		value[n] = r->value;
+		id[n++] = r->id;
+		p += 4 + len;
+		left -= 4 + len;
+	}
+	free(r);
+	return left ? -1 : n;
+}
+
+#define PART (1ull << 63)
+
+/* Four stream requests in one COMPOUND: run in order, each answered in
+ * the reply's bulk under its own id (an error stays that part's); the
+ * same COMPOUND again (re-sent after a cut) runs none of them twice and
+ * gets the same answers; one with a part that may not be there (a READ)
+ * is refused whole, before any runs. */
+START_TEST(test_stream_compound)
+{
+	kb_Request cq = {.op = kb_Op_COMPOUND},
+		   q[4] = {{.op = kb_Op_MKDIR,
+			    .node = root_a.node,
+			    .mode = 0755,
+			    .new_id = PROV | 20},
+			   {.op = kb_Op_CREATE,
+			    .node = PROV | 20,
+			    .mode = 0644,
+			    .flags = O_WRONLY,
+			    .new_id = PROV | 21},
+			   {.op = kb_Op_WRITE, .node = PROV | 21, .fh = PROV | 21},
+			   {.op = kb_Op_UNLINK, .node = PROV | 20}};
+	kb_Request rd = {.op = kb_Op_READ,
+			 .node = PROV | 21,
+			 .fh = PROV | 21,
+			 .length = 3,
+			 .seq = 5,
+			 .id = PART | 5};
+	kb_Request mk = {.op = kb_Op_MKDIR,
+			 .node = root_a.node,
+			 .mode = 0755,
+			 .seq = 6,
+			 .id = PART | 6,
+			 .new_id = PROV | 22};
+	struct kb_rpc_result *res = kb_rpc_result_new();
+	static uint8_t buf[32768];
+	kb_Err err[8];
+	uint64_t value[8], id[8];
+	size_t len = 0;
+	struct stat sb;
+
+	strcpy(q[0].name, "c");
+	strcpy(q[1].name, "f");
+	strcpy(q[3].name, "nope");
+	strcpy(mk.name, "x");
+	for (int i = 0; i < 4; i++) {
+		q[i].seq = (uint64_t)i + 1;
+		q[i].id = PART | (uint64_t)(i + 1);
+		part_put(buf, &len, &q[i], i == 2 ? "abc" : NULL);
+	}
+	for (int round = 0; round < 2; round++) {
+		ck_assert_int_eq(th_call(A, &cq, buf, len, res), 0);
+		ck_assert_uint_eq(res->resp.value, 4);
+		ck_assert_int_eq(parts_of(res, err, value, id), 4);
+		for (int i = 0; i < 4; i++)
+			ck_assert_uint_eq(id[i], PART | (uint64_t)(i + 1));
+		ck_assert_int_eq(err[0], kb_Err_OK);
+		ck_assert_int_eq(err[1], kb_Err_OK);
+		ck_assert_int_eq(err[2], kb_Err_OK);
+		ck_assert_uint_eq(value[2], 3); /* the WRITE's count, the second time too */
+		ck_assert_int_eq(err[3], kb_Err_E_NOENT);
+		/* the share changed meanwhile: the copy must not write again */
+		ck_assert_int_eq(truncate(th_server_path(&ts, "c/f"), 1), 0);
+	}
+	ck_assert_int_eq(stat(th_server_path(&ts, "c/f"), &sb), 0);
+	ck_assert_int_eq(sb.st_size, 1);
+	/* a READ among the parts: refused whole, the MKDIR before it not run */
+	len = 0;
+	part_put(buf, &len, &mk, NULL);
+	part_put(buf, &len, &rd, NULL);
+	ck_assert_int_eq(th_call(A, &cq, buf, len, res), -EINVAL);
+	ck_assert_int_eq(stat(th_server_path(&ts, "x"), &sb), -1);
+	kb_rpc_result_free(res);
 }
 END_TEST
 
@@ -311,6 +419,69 @@ START_TEST(test_stream_client_pipeline)
 }
 END_TEST
 
+/* The client's stream through a 20 ms round trip: what queues up while
+ * connection 0's window is full goes out as COMPOUNDs (fewer frames than
+ * requests); every request still runs, in order, and the one that fails
+ * is reported by the drain. */
+START_TEST(test_stream_client_compounds)
+{
+	const char *const extra[] = {"--delay-ms", "10", NULL};
+	struct th_server via;
+	struct kb_stream *st = NULL;
+	struct kb_stream_stats ss;
+	static char data[400][16];
+	char err[256], path[64], plog[PATH_MAX];
+	struct stat sb;
+	pid_t proxy = 0;
+
+	ck_assert_int_eq(th_proxy_start(&ts, extra, &via, &proxy, plog), 0);
+	ck_assert_int_eq(th_server_connect_via(&ts, via.port_str, ts.client_priv, 1, 15000, &B,
+					       &root_b, NULL, err, sizeof(err)),
+			 0);
+	ck_assert(kb_rpc_features(B) & kb_Features_FEATURE_COMPOUND);
+	ck_assert_int_eq(kb_stream_new(&st, B, 1024, 8 << 20, 15000), 0);
+	for (int i = 0; i < 400; i++) {
+		uint64_t id = PROV | (uint64_t)(500 + i);
+		kb_Request c = {.op = kb_Op_CREATE,
+				.node = root_b.node,
+				.mode = 0644,
+				.flags = O_WRONLY,
+				.new_id = id};
+		kb_Request w = {.op = kb_Op_WRITE, .node = id, .fh = id};
+		kb_Request rl = {.op = kb_Op_RELEASE, .node = id, .fh = id};
+
+		snprintf(c.name, sizeof(c.name), "c%d", i);
+		snprintf(data[i], sizeof(data[i]), "compound %d\n", i);
+		ck_assert_int_eq(kb_stream_submit(st, &c, NULL, 0, NULL, NULL), 0);
+		ck_assert_int_eq(kb_stream_submit(st, &w, data[i], strlen(data[i]), NULL, NULL), 0);
+		ck_assert_int_eq(kb_stream_submit(st, &rl, NULL, 0, NULL, NULL), 0);
+	}
+	{ /* the name exists: fails, in its place */
+		kb_Request c = {.op = kb_Op_CREATE,
+				.node = root_b.node,
+				.mode = 0644,
+				.flags = O_WRONLY,
+				.new_id = PROV | 499};
+
+		strcpy(c.name, "c7");
+		ck_assert_int_eq(kb_stream_submit(st, &c, NULL, 0, NULL, NULL), 0);
+	}
+	ck_assert_int_eq(kb_stream_drain(st, 15000), -EEXIST);
+	kb_stream_stats(st, &ss);
+	ck_assert_uint_eq(ss.sent, 1201);
+	ck_assert_uint_gt(ss.compounds, 0);
+	ck_assert_uint_lt(ss.frames, ss.sent);
+	ck_assert_uint_eq(ss.failed, 1);
+	for (int i = 0; i < 400; i++) {
+		snprintf(path, sizeof(path), "c%d", i);
+		ck_assert_int_eq(stat(th_server_path(&ts, path), &sb), 0);
+		ck_assert_int_eq(sb.st_size, (off_t)strlen(data[i]));
+	}
+	kb_stream_free(st);
+	th_stop(proxy, 2000);
+}
+END_TEST
+
 Suite *suite_stream(void);
 Suite *suite_stream(void)
 {
@@ -321,10 +492,12 @@ Suite *suite_stream(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_stream_order_and_ids);
 	tcase_add_test(tc, test_stream_create_write_dup);
+	tcase_add_test(tc, test_stream_compound);
 	tcase_add_test(tc, test_dir_lease_recall);
 	tcase_add_test(tc, test_dir_lease_revoked);
 	tcase_add_test(tc, test_mkdir_lease_syncfs);
 	tcase_add_test(tc, test_stream_client_pipeline);
+	tcase_add_test(tc, test_stream_client_compounds);
 	suite_add_tcase(s, tc);
 	return s;
 }

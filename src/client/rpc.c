@@ -555,7 +555,7 @@ static int start(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, struct cal
 	s->take = cl->take;
 	s->take_arg = cl->take_arg;
 	s->op = cl->req->op;
-	s->stream = cl->req->seq != 0;
+	s->stream = cl->req->seq != 0 || cl->req->op == kb_Op_COMPOUND;
 	s->retry = r->reconnect && !pin && !cl->noretry;
 	s->bulk = cl->bulk;
 	s->bulk_len = cl->bulk_len;

@@ -507,6 +507,8 @@ const char *kb_rpc_api_call(uint32_t op)
 	case kb_Op_ACCESS: return "kb_rpc_access";
 	case kb_Op_BYE: return "kb_rpc_bye";
 	case kb_Op_SYNCFS: return "kb_rpc_syncfs";
+	case kb_Op_COMPOUND:
+		return "kb_stream_submit"; /* stream.c packs them */
 	/* Only in the write-behind stream (rpc_wb.h), after what the holder
 	 * queued. */
 	case kb_Op_LEASE_RETURN: return "kb_wb_lease_return";

@@ -2,20 +2,27 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "op.h"
 #include "stream.h"
 #include "util.h"
+#include "wire.h"
 
 /* One request in the stream, until its callback ran. */
 struct sreq {
 	struct kb_stream *st;
-	uint64_t ticket; /* order of submission (never reset) */
-	uint64_t gen;    /* session generation it was sent in */
-	uint64_t basis;  /* session generation its ids belong to */
+	struct sreq *next; /* st->lock: in the queue, not yet sent */
+	uint64_t ticket;   /* order of submission (never reset) */
+	uint64_t gen;      /* session generation it was sent in */
+	uint64_t basis;    /* session generation its ids belong to */
 	size_t bytes;
 	uint32_t op;
+	kb_Request *req;  /* &copy (async), or the waiting caller's (sync) */
+	const void *bulk; /* the caller's, valid until cb ran */
+	size_t bulk_len;
 	kb_rpc_cb cb;
 	void *arg;
 	/* kb_stream_call: the caller waits and owns this */
@@ -25,6 +32,17 @@ struct sreq {
 	struct kb_rpc_result *res; /* kb_stream_call_res: gets the frame */
 	bool sync_done;            /* lock */
 	int sync_status;
+	kb_Request copy; /* async: the request, taken at submit */
+};
+
+/* A COMPOUND in flight: its parts, in order, and its bulk. */
+struct cpd {
+	struct kb_stream *st;
+	unsigned n;
+	struct sreq *part[KB_WIRE_COMPOUND_MAX];
+	uint8_t *buf; /* owned: the parts' plaintexts, kept for a re-send */
+	size_t len, cap;
+	kb_Response resp; /* a part's reply, decoded (receiver thread) */
 };
 
 struct kb_stream {
@@ -32,22 +50,27 @@ struct kb_stream {
 	unsigned max_ops;
 	size_t max_bytes;
 	int timeout_ms;
-	/* send_lock: held across numbering and sending one request, so that
-	 * positions go out in order; it may wait for a free rpc slot, so the
-	 * completions never take it. Order: send_lock, then lock. */
-	pthread_mutex_t send_lock;
-	uint64_t gen;         /* send_lock: session generation the positions belong to */
-	uint64_t seq;         /* send_lock: last position given in gen */
-	pthread_mutex_t lock; /* the fields below */
-	pthread_cond_t cond;  /* monotonic: a request was answered */
-	uint64_t ticket;      /* last ticket given */
-	uint8_t *done;        /* owned ring of KB_STREAM_MAX_OPS: ticket answered */
-	uint64_t low;         /* every ticket <= low is answered */
+	pthread_t sender; /* numbers and sends the queue, in order */
+	bool started;
+	/* The sender thread's alone: */
+	uint64_t gen;              /* session generation the positions belong to */
+	uint64_t seq;              /* last position given in gen */
+	uint64_t part_id;          /* last COMPOUND part id given (never reset) */
+	pthread_mutex_t lock;      /* the fields below */
+	pthread_cond_t cond;       /* monotonic: a request was answered */
+	pthread_cond_t wake;       /* the queue got a request, or stop */
+	struct sreq *head, **tail; /* submitted, not yet sent (owned) */
+	bool stopping;
+	uint64_t ticket; /* last ticket given */
+	uint8_t *done;   /* owned ring of KB_STREAM_MAX_OPS: ticket answered */
+	uint64_t low;    /* every ticket <= low is answered */
 	unsigned pending;
 	size_t bytes;
 	int first_err; /* since the last drain */
 	struct kb_stream_stats stats;
 };
+
+static void *sender_main(void *arg);
 
 int kb_stream_new(struct kb_stream **out, struct kb_rpc *r, unsigned max_ops, size_t max_bytes,
 		  int timeout_ms)
@@ -63,24 +86,43 @@ int kb_stream_new(struct kb_stream **out, struct kb_rpc *r, unsigned max_ops, si
 	st->max_ops = max_ops && max_ops < KB_STREAM_MAX_OPS ? max_ops : KB_STREAM_MAX_OPS - 1;
 	st->max_bytes = max_bytes ? max_bytes : 32u << 20;
 	st->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
-	st->gen = UINT64_MAX; /* numbering starts at the first submit */
+	st->gen = UINT64_MAX; /* numbering starts at the first send */
+	st->tail = &st->head;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_mutex_init(&st->send_lock, NULL);
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->cond, &ca);
+	pthread_cond_init(&st->wake, NULL);
 	pthread_condattr_destroy(&ca);
+	if (pthread_create(&st->sender, NULL, sender_main, st)) {
+		kb_stream_free(st);
+		return -EAGAIN;
+	}
+	st->started = true;
 	*out = st;
 	return 0;
+}
+
+void kb_stream_stop(struct kb_stream *st)
+{
+	if (!st || !st->started)
+		return;
+	pthread_mutex_lock(&st->lock);
+	st->stopping = true;
+	pthread_cond_signal(&st->wake);
+	pthread_mutex_unlock(&st->lock);
+	pthread_join(st->sender, NULL);
+	st->started = false;
 }
 
 void kb_stream_free(struct kb_stream *st)
 {
 	if (!st)
 		return;
+	kb_stream_stop(st);
+	pthread_cond_destroy(&st->wake);
 	pthread_cond_destroy(&st->cond);
 	pthread_mutex_destroy(&st->lock);
-	pthread_mutex_destroy(&st->send_lock);
 	free(st->done);
 	free(st);
 }
@@ -173,13 +215,12 @@ static int wait_room(struct kb_stream *st, size_t bytes)
 	return 0;
 }
 
-/* send_lock held: number req in the current session and send it. The
- * rpc refuses it (-ESTALE) while connection 0 is not yet in the session
+/* The sender: number req in the current session and send it. The rpc
+ * refuses it (-ESTALE) while connection 0 is not yet in the session
  * kb_rpc_gen names: a new session is being made (the mount learns of it
  * before kb_rpc_gen moves), or connection 0 has yet to find the old one
  * gone. Both end within the timeout: wait for that. */
-static int send_locked(struct kb_stream *st, kb_Request *req, const void *bulk, size_t len,
-		       struct sreq *q)
+static int send_one(struct kb_stream *st, struct sreq *q)
 {
 	uint64_t deadline = kb_now_ns() + (uint64_t)st->timeout_ms * 1000000u;
 	unsigned nap_us = 500;
@@ -192,11 +233,11 @@ static int send_locked(struct kb_stream *st, kb_Request *req, const void *bulk, 
 			st->gen = gen;
 			st->seq = 0;
 		}
-		req->seq = st->seq + 1;
+		q->req->seq = st->seq + 1;
 		q->gen = gen;
 		if (q->basis == KB_STREAM_NOW)
 			q->basis = gen;
-		ret = kb_rpc_submit_gen(st->r, gen, req, bulk, len, 0, on_reply, q);
+		ret = kb_rpc_submit_gen(st->r, gen, q->req, q->bulk, q->bulk_len, 0, on_reply, q);
 		if (!ret)
 			st->seq++;
 		if (ret != -ESTALE || kb_now_ns() > deadline)
@@ -208,50 +249,54 @@ static int send_locked(struct kb_stream *st, kb_Request *req, const void *bulk, 
 	}
 }
 
-static int submit(struct kb_stream *st, kb_Request *req, const void *bulk, size_t len,
-		  struct sreq *q)
+/* Send q, or fail it: its callback runs either way. */
+static void send_or_fail(struct kb_stream *st, struct sreq *q)
+{
+	int ret = send_one(st, q);
+
+	if (ret)
+		on_reply(q, ret, NULL);
+}
+
+/* The queue was submitted: cb runs for each request, once. */
+static int submit(struct kb_stream *st, struct sreq *q)
 {
 	int ret;
 
 	q->st = st;
-	q->bytes = len;
-	q->op = req->op;
-	pthread_mutex_lock(&st->send_lock);
+	q->bytes = q->bulk_len;
+	q->op = q->req->op;
 	pthread_mutex_lock(&st->lock);
-	ret = wait_room(st, len);
+	ret = st->stopping ? -ESHUTDOWN : wait_room(st, q->bytes);
 	if (!ret) { /* counted before it is sent: its reply may come at once */
 		q->ticket = ++st->ticket;
 		st->pending++;
-		st->bytes += len;
+		st->bytes += q->bytes;
 		st->stats.sent++;
 		if (st->pending > st->stats.max_pending)
 			st->stats.max_pending = st->pending;
+		q->next = NULL;
+		*st->tail = q;
+		st->tail = &q->next;
+		pthread_cond_signal(&st->wake);
 	}
 	pthread_mutex_unlock(&st->lock);
-	if (!ret)
-		ret = send_locked(st, req, bulk, len, q);
-	pthread_mutex_unlock(&st->send_lock);
-	if (ret && q->ticket) { /* never sent: out of the count, not an error of the stream */
-		pthread_mutex_lock(&st->lock);
-		st->stats.sent--;
-		mark_done(st, q, 0);
-		pthread_mutex_unlock(&st->lock);
-	}
 	return ret;
 }
 
 int kb_stream_submit_basis(struct kb_stream *st, uint64_t basis, kb_Request *req, const void *bulk,
 			   size_t bulk_len, kb_rpc_cb cb, void *arg)
 {
-	struct sreq *q = calloc(1, sizeof(*q));
+	struct sreq *q = malloc(sizeof(*q));
 	int ret;
 
 	if (!q)
 		return -ENOMEM;
-	q->basis = basis;
-	q->cb = cb;
-	q->arg = arg;
-	ret = submit(st, req, bulk, bulk_len, q);
+	*q = (struct sreq){
+		.basis = basis, .bulk = bulk, .bulk_len = bulk_len, .cb = cb, .arg = arg};
+	q->copy = *req;
+	q->req = &q->copy;
+	ret = submit(st, q);
 	if (ret)
 		free(q);
 	return ret;
@@ -271,36 +316,243 @@ static void take_none(void *arg, const kb_Response *resp, const uint8_t *bulk, s
 	(void)len;
 }
 
-int kb_stream_call(struct kb_stream *st, kb_Request *req, const void *bulk, size_t bulk_len,
-		   kb_rpc_take_fn take, void *arg)
+/* A synchronous call: q (the caller's) queued, waited for. */
+static int call(struct kb_stream *st, struct sreq *q)
 {
-	struct sreq q = {.sync = true, .take = take ? take : take_none, .take_arg = arg};
-	int ret = submit(st, req, bulk, bulk_len, &q);
+	int ret = submit(st, q);
 
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&st->lock);
-	while (!q.sync_done) /* the rpc's deadline bounds this */
+	while (!q->sync_done) /* the rpc's deadline bounds this */
 		pthread_cond_wait(&st->cond, &st->lock);
 	pthread_mutex_unlock(&st->lock);
-	return q.sync_status;
+	return q->sync_status;
+}
+
+int kb_stream_call(struct kb_stream *st, kb_Request *req, const void *bulk, size_t bulk_len,
+		   kb_rpc_take_fn take, void *arg)
+{
+	struct sreq q = {.sync = true,
+			 .take = take ? take : take_none,
+			 .take_arg = arg,
+			 .req = req,
+			 .bulk = bulk,
+			 .bulk_len = bulk_len,
+			 .basis = KB_STREAM_NOW};
+
+	return call(st, &q);
 }
 
 int kb_stream_call_res(struct kb_stream *st, kb_Request *req, const void *bulk, size_t bulk_len,
 		       struct kb_rpc_result *res)
 {
-	struct sreq q = {.sync = true, .take = take_none, .res = res};
-	int ret;
+	struct sreq q = {.sync = true,
+			 .take = take_none,
+			 .res = res,
+			 .req = req,
+			 .bulk = bulk,
+			 .bulk_len = bulk_len,
+			 .basis = KB_STREAM_NOW};
 
 	kb_rpc_result_reset(res);
-	ret = submit(st, req, bulk, bulk_len, &q);
-	if (ret)
-		return ret;
+	return call(st, &q);
+}
+
+/* ---- COMPOUND: queued requests in one frame --------------------------- */
+
+/* Parts: asynchronous requests with a small bulk and none in their reply
+ * (a READ of a file in the stream goes alone, as a synchronous call:
+ * its caller may want a bulk reply). The server checks the same. */
+#define KB_STREAM_PART_BULK (16u << 10)
+#define KB_STREAM_CPD_BULK (256u << 10) /* their bulk in one COMPOUND */
+#define KB_STREAM_PART_ID (1ull << 63)  /* parts' ids: the rpc's never have it */
+
+static bool part_ok(const struct sreq *q)
+{
+	return !q->sync && q->bulk_len <= KB_STREAM_PART_BULK &&
+	       !(kb_op_props(q->op) & (KB_OP_BULK_OUT | KB_OP_FIRST | KB_OP_PUSH)) &&
+	       q->op != kb_Op_BYE && q->op != kb_Op_COMPOUND;
+}
+
+/* A part's status when the whole COMPOUND failed: what the request alone
+ * would have got. In a new session the rpc says ESTALE (the COMPOUND is
+ * safe to repeat); only parts safe to repeat say so too, the others'
+ * outcome is unknown. */
+static int part_fail(const struct sreq *q, int status)
+{
+	return status == -ESTALE && !kb_op_is(q->op, KB_OP_IDEMPOTENT) ? -EIO : status;
+}
+
+/* The reply to a COMPOUND: each part's own reply to its callback. */
+static void cpd_done(void *arg, int status, struct kb_rpc_result *res)
+{
+	struct cpd *c = arg;
+	const uint8_t *p = status == 0 && res ? res->bulk : NULL;
+	size_t left = p ? res->bulk_len : 0;
+
+	for (unsigned i = 0; i < c->n; i++) {
+		struct kb_rpc_result part = {.frame = res ? res->frame : NULL};
+		size_t len;
+		int st = status ? part_fail(c->part[i], status) : -EIO;
+
+		if (p && left >= KB_WIRE_LEN && (len = kb_get_be32(p)) <= left - KB_WIRE_LEN &&
+		    !kb_wire_decode_resp(p + KB_WIRE_LEN, len, &c->resp, &part.bulk,
+					 &part.bulk_len) &&
+		    c->resp.id == c->part[i]->req->id) {
+			part.resp = c->resp;
+			st = part.resp.err == kb_Err_OK ? 0 : kb_wire_err_to_errno(part.resp.err);
+			p += KB_WIRE_LEN + len;
+			left -= KB_WIRE_LEN + len;
+		} else {
+			p = NULL; /* short or malformed: the rest are unknown (EIO) */
+		}
+		on_reply(c->part[i], st, st || !p ? NULL : &part);
+	}
+	free(c->buf);
+	free(c);
+}
+
+/* Append q's plaintext to c: [u32 len][header][bulk]. */
+static int cpd_put(struct cpd *c, struct sreq *q)
+{
+	size_t hl = kb_wire_req_size(q->req), need = KB_WIRE_LEN + hl + q->bulk_len;
+	uint8_t *at;
+
+	if (c->len + need > c->cap) {
+		size_t cap = KB_MAX(c->len + need, 2 * c->cap);
+		uint8_t *nb = realloc(c->buf, cap);
+
+		if (!nb)
+			return -ENOMEM;
+		c->buf = nb;
+		c->cap = cap;
+	}
+	at = c->buf + c->len;
+	if (kb_wire_encode_req(at + KB_WIRE_LEN, hl, q->req, &hl))
+		return -EIO;
+	if (q->bulk_len) /* a small write's bytes: the one copy a part costs */
+		memcpy(at + KB_WIRE_LEN + hl, q->bulk, q->bulk_len);
+	kb_put_be32(at, (uint32_t)(hl + q->bulk_len));
+	c->len += KB_WIRE_LEN + hl + q->bulk_len;
+	c->part[c->n++] = q;
+	return 0;
+}
+
+/* Number b[0..n) in session gen after the positions given so far, into
+ * c's plaintext. */
+static int cpd_build(struct kb_stream *st, struct cpd *c, struct sreq **b, unsigned n, uint64_t gen)
+{
+	int ret = 0;
+
+	c->n = 0;
+	c->len = 0;
+	for (unsigned i = 0; i < n && !ret; i++) {
+		b[i]->req->seq = st->seq + 1 + i;
+		b[i]->req->id = KB_STREAM_PART_ID | ++st->part_id;
+		b[i]->gen = gen;
+		if (b[i]->basis == KB_STREAM_NOW)
+			b[i]->basis = gen;
+		ret = cpd_put(c, b[i]);
+	}
+	return ret;
+}
+
+/* Send b[0..n), taken from the queue in order, as one COMPOUND (waiting
+ * for the session as send_one does), or fail each part. */
+static void send_cpd(struct kb_stream *st, struct sreq **b, unsigned n)
+{
+	uint64_t deadline = kb_now_ns() + (uint64_t)st->timeout_ms * 1000000u;
+	struct cpd *c = calloc(1, sizeof(*c));
+	kb_Request req = {.op = kb_Op_COMPOUND};
+	unsigned nap_us = 500;
+	int ret = -ENOMEM;
+
+	for (c ? c->st = st : 0; c;) {
+		uint64_t gen = kb_rpc_gen(st->r);
+
+		if (gen != st->gen) {
+			st->gen = gen;
+			st->seq = 0;
+		}
+		ret = cpd_build(st, c, b, n, gen);
+		if (!ret)
+			ret = kb_rpc_submit_gen(st->r, gen, &req, c->buf, c->len, 0, cpd_done, c);
+		if (!ret) {
+			st->seq += n;
+			return;
+		}
+		if (ret != -ESTALE || kb_now_ns() > deadline)
+			break;
+		if (kb_rpc_gen(st->r) == gen) {
+			usleep(nap_us);
+			nap_us = KB_MIN(nap_us * 2, 50000u);
+		}
+	}
+	for (unsigned i = 0; i < n; i++)
+		on_reply(b[i], part_fail(b[i], ret), NULL);
+	if (c)
+		free(c->buf);
+	free(c);
+}
+
+/* Lock held: the next requests to send, in order: one, or as many parts
+ * as one COMPOUND takes when the server has it. */
+static unsigned take_batch(struct kb_stream *st, struct sreq **b, bool cpd)
+{
+	size_t bulk = 0;
+	unsigned n = 0;
+
+	while (st->head && n < KB_WIRE_COMPOUND_MAX) {
+		struct sreq *q = st->head;
+		bool part = cpd && part_ok(q);
+
+		if (n && (!part || bulk + q->bulk_len > KB_STREAM_CPD_BULK))
+			break;
+		st->head = q->next;
+		if (!st->head)
+			st->tail = &st->head;
+		b[n++] = q;
+		bulk += q->bulk_len;
+		if (!part)
+			break;
+	}
+	return n;
+}
+
+/* The sender thread: what is queued goes out at once, in order; what
+ * queued up while it sent (the connection's window full) goes out as
+ * one COMPOUND. At stop, what was never sent fails. */
+static void *sender_main(void *arg)
+{
+	struct kb_stream *st = arg;
+	struct sreq *b[KB_WIRE_COMPOUND_MAX];
+
 	pthread_mutex_lock(&st->lock);
-	while (!q.sync_done)
-		pthread_cond_wait(&st->cond, &st->lock);
+	for (;;) {
+		bool cpd = kb_rpc_features(st->r) & kb_Features_FEATURE_COMPOUND, stop;
+		unsigned n;
+
+		while (!st->head && !st->stopping)
+			pthread_cond_wait(&st->wake, &st->lock);
+		if (!st->head)
+			break;
+		stop = st->stopping;
+		n = take_batch(st, b, cpd && !stop);
+		st->stats.frames++;
+		if (n > 1)
+			st->stats.compounds++;
+		pthread_mutex_unlock(&st->lock);
+		if (stop)
+			on_reply(b[0], -ESHUTDOWN, NULL);
+		else if (n == 1)
+			send_or_fail(st, b[0]);
+		else
+			send_cpd(st, b, n);
+		pthread_mutex_lock(&st->lock);
+	}
 	pthread_mutex_unlock(&st->lock);
-	return q.sync_status;
+	return NULL;
 }
 
 /* Lock held: wait until every ticket given so far is answered. */

@@ -7,7 +7,9 @@
  * are per session: after a new session (server restart) numbering starts
  * again, and requests of the old one in flight fail (their outcome is
  * unknown; the rpc reports EIO). All go out on connection 0, in order; a
- * reconnect re-sends them in order too.
+ * reconnect re-sends them in order too. A sender thread sends what is
+ * queued at once; what queued up meanwhile (the connection's window
+ * full) goes as one COMPOUND when the server has FEATURE_COMPOUND.
  *
  * Bounded: at most max_ops requests and max_bytes of bulk unanswered;
  * a submit past that waits (backpressure) up to the timeout.
@@ -36,13 +38,16 @@ struct kb_stream; /* opaque, thread-safe */
 
 int kb_stream_new(struct kb_stream **out, struct kb_rpc *r, unsigned max_ops, size_t max_bytes,
 		  int timeout_ms);
-/* Waits for nothing: drain first. NULL-safe. */
+/* Stop the sender thread (before the rpc goes): what is queued and not
+ * yet sent fails (-ESHUTDOWN), later submits too. Drain first. NULL-safe. */
+void kb_stream_stop(struct kb_stream *st);
+/* Stops it, waits for nothing else: drain first. NULL-safe. */
 void kb_stream_free(struct kb_stream *st);
 
 /* Queue req (req->seq is set here) with its bulk, which must stay valid
  * until cb runs. cb (may be NULL) runs once on an rpc thread with the
- * status, or not at all when this returns < 0 (-ETIMEDOUT: the stream
- * stayed full; -ENOTCONN...). */
+ * status (also when it could not be sent), or not at all when this
+ * returns < 0 (-ETIMEDOUT: the stream stayed full; -ESHUTDOWN: stopped). */
 int kb_stream_submit(struct kb_stream *st, kb_Request *req, const void *bulk, size_t bulk_len,
 		     kb_rpc_cb cb, void *arg);
 /* The same for a request whose ids (a file handle) belong to session
@@ -69,6 +74,8 @@ unsigned kb_stream_pending(struct kb_stream *st);
 
 struct kb_stream_stats {
 	uint64_t sent;        /* requests submitted */
+	uint64_t frames;      /* frames they went in */
+	uint64_t compounds;   /* of which COMPOUNDs (several requests) */
 	uint64_t failed;      /* answered with an error (or failed in transport) */
 	unsigned pending;     /* unanswered now */
 	size_t pending_bytes; /* their bulk */

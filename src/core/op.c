@@ -62,6 +62,10 @@ uint32_t kb_op_props(uint32_t op)
 	/* Twice: the lease is already back. */
 	case kb_Op_LEASE_RETURN: return K | I | Q;
 	case kb_Op_SYNCFS: return K | I;
+	/* Its parts are stream requests: re-sent whole on the same session,
+	 * where each part is answered once (srv_stream.c, the reply cache);
+	 * like them it fails (ESTALE) in a new session. */
+	case kb_Op_COMPOUND: return K | I | BI;
 	case kb_Op_NOTIFY: return K | KB_OP_PUSH;
 	}
 	return 0;

@@ -227,6 +227,7 @@ const char *kb_wire_op_name(kb_Op op)
 		[kb_Op_BYE] = "BYE",
 		[kb_Op_LEASE_RETURN] = "LEASE_RETURN",
 		[kb_Op_SYNCFS] = "SYNCFS",
+		[kb_Op_COMPOUND] = "COMPOUND",
 		[kb_Op_NOTIFY] = "NOTIFY",
 	};
 

@@ -320,6 +320,8 @@ struct kb_srv_worker {
 	size_t dents_cap;
 	kb_Request req;           /* decoded request (worker-private) */
 	kb_Response resp;         /* reply being built (worker-private) */
+	kb_Request *part_q;       /* owned, made at the first COMPOUND: */
+	kb_Response *part_r;      /* the part being served (worker-private) */
 	uint8_t *ztx;             /* owned, made at the first compressed reply:
 				      * frame head + plaintext + tag, like tx */
 	struct kb_srv_conn *conn; /* thread's connection */

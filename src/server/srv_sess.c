@@ -57,6 +57,8 @@ void kb_srv_worker_free(struct kb_srv_worker *w)
 		return;
 	free(w->tx);
 	free(w->ztx);
+	free(w->part_q);
+	free(w->part_r);
 	free(w->dents);
 	free(w);
 }
@@ -236,7 +238,7 @@ static int hello(struct kb_srv_conn *c, const kb_Request *q, kb_Response *r)
 	r->owners = s->owners;
 	server_ids(r);
 	r->lease_ms = srv->notifier ? KB_SRV_LEASE_MS : 0;
-	r->features = kb_Features_FEATURE_READDIR_NOFH |
+	r->features = kb_Features_FEATURE_READDIR_NOFH | kb_Features_FEATURE_COMPOUND |
 		      (srv->notifier ? kb_Features_FEATURE_WRITE_BEHIND : 0);
 	r->token.size = sizeof(s->token);
 	memcpy(r->token.bytes, s->token, sizeof(s->token));
@@ -525,6 +527,103 @@ static int serve_ordered(struct kb_srv_req *rq)
 	return status;
 }
 
+/* What a COMPOUND may carry: stream requests whose reply has no bulk. */
+static bool part_ok(const kb_Request *q)
+{
+	uint32_t p = kb_op_props(q->op);
+
+	return q->seq && (p & KB_OP_KNOWN) && q->op != kb_Op_COMPOUND && q->op != kb_Op_BYE &&
+	       !(p & (KB_OP_FIRST | KB_OP_PUSH | KB_OP_BULK_OUT));
+}
+
+/* One part of a COMPOUND (plaintext pt, checked), answered as the frame
+ * of its own would be (reply cache, stream order, credentials): its
+ * reply's plaintext at out (cap bytes, room for any reply), *rlen long. */
+static void serve_part(const struct kb_srv_req *top, const uint8_t *pt, size_t len, uint8_t *out,
+		       size_t cap, size_t *rlen)
+{
+	struct kb_srv_worker *w = top->w;
+	struct kb_srv_req rq = {
+		.conn = top->conn, .sess = top->sess, .q = w->part_q, .r = w->part_r, .w = w};
+	bool replay;
+	int status;
+
+	kb_wire_decode_req(pt, len, w->part_q, &rq.bulk, &rq.bulk_len);
+	status = kb_srv_strings_ok(pt + KB_WIRE_LEN, kb_get_be32(pt));
+	replay = !status && kb_srv_replay_op(rq.q->op);
+	if (replay && kb_srv_replay_begin(&rq.sess->replay, rq.q->id, out, cap, rlen))
+		return; /* answered before: the same reply again */
+	resp_reset(rq.r, rq.q->id);
+	if (!status)
+		status = serve_ordered(&rq);
+	if (status) {
+		resp_reset(rq.r, rq.q->id);
+		rq.r->err = kb_wire_err_from_errno(status);
+	}
+	if (kb_wire_encode_resp(out, cap, rq.r, rlen)) { /* cannot happen: cap holds any */
+		resp_reset(rq.r, rq.q->id);
+		rq.r->err = kb_Err_E_IO;
+		kb_wire_encode_resp(out, cap, rq.r, rlen);
+	}
+	if (replay) /* always, so that a waiting duplicate is released */
+		kb_srv_replay_store(&rq.sess->replay, rq.q->id, out, *rlen);
+}
+
+/* The parts of a COMPOUND, each [u32 len][plaintext]: how many, or
+ * -EINVAL when one is malformed, not allowed (part_ok) or over the
+ * count; then none runs. */
+static int compound_parts(struct kb_srv_worker *w, const uint8_t *p, size_t left)
+{
+	const uint8_t *bulk;
+	size_t len, blen;
+	int n = 0;
+
+	while (left) {
+		if (left < KB_WIRE_LEN || (len = kb_get_be32(p)) > left - KB_WIRE_LEN ||
+		    ++n > KB_WIRE_COMPOUND_MAX ||
+		    kb_wire_decode_req(p + KB_WIRE_LEN, len, w->part_q, &bulk, &blen) ||
+		    !part_ok(w->part_q) ||
+		    kb_srv_strings_ok(p + 2 * KB_WIRE_LEN, kb_get_be32(p + KB_WIRE_LEN)) ==
+			    -KB_EPROTO)
+			return -EINVAL;
+		p += KB_WIRE_LEN + len;
+		left -= KB_WIRE_LEN + len;
+	}
+	return n;
+}
+
+/* COMPOUND (PROTOCOL.md): its parts in order; their replies, each
+ * [u32 len][plaintext], are this reply's bulk, and value counts them.
+ * A COMPOUND with a bad part is refused whole (EINVAL), none run. */
+static int serve_compound(struct kb_srv_req *rq)
+{
+	struct kb_srv_worker *w = rq->w;
+	const uint8_t *p = rq->bulk;
+	size_t used = 0, len, rlen;
+	int n;
+
+	if (!w->part_q && !(w->part_q = malloc(sizeof(*w->part_q))))
+		return -ENOMEM;
+	if (!w->part_r && !(w->part_r = malloc(sizeof(*w->part_r))))
+		return -ENOMEM;
+	n = compound_parts(w, p, rq->bulk_len);
+	if (n < 0)
+		return n;
+	if ((size_t)n * (KB_WIRE_LEN + kb_Response_size + KB_WIRE_LEN) > rq->data_max)
+		return -E2BIG; /* the replies might not fit */
+	for (int i = 0; i < n; i++) {
+		len = kb_get_be32(p);
+		serve_part(rq, p + KB_WIRE_LEN, len, rq->data + used + KB_WIRE_LEN,
+			   rq->data_max - used - KB_WIRE_LEN, &rlen);
+		kb_put_be32(rq->data + used, (uint32_t)rlen);
+		used += KB_WIRE_LEN + rlen;
+		p += KB_WIRE_LEN + len;
+	}
+	rq->r->value = (uint64_t)n;
+	rq->data_len = used;
+	return 0;
+}
+
 int kb_srv_handle_frame(struct kb_srv_conn *c, struct kb_srv_worker *w, const uint8_t *pt,
 			size_t len, uint8_t **reply, size_t *rlen)
 {
@@ -564,7 +663,7 @@ int kb_srv_handle_frame(struct kb_srv_conn *c, struct kb_srv_worker *w, const ui
 			*reply = w->tx; /* answered before: the same reply again */
 			return 0;
 		}
-		status = serve_ordered(&rq);
+		status = w->req.op == kb_Op_COMPOUND ? serve_compound(&rq) : serve_ordered(&rq);
 	}
 	if (status) {
 		resp_reset(&w->resp, w->req.id);

@@ -5,6 +5,9 @@
  * node and handle ids found by earlier inputs stay valid and the fuzzer can
  * chain operations. RLIMIT_FSIZE keeps WRITE/FALLOCATE from filling the
  * disk. Every reply must decode as a kb.Response with the request's id.
+ * An input that starts with 0xC0 is a COMPOUND: the rest, as records of
+ * [u16 BE length][bytes], are its parts (each a request plaintext), and
+ * every part's reply in its reply must decode too.
  */
 #include <signal.h>
 #include <stdint.h>
@@ -18,6 +21,7 @@
 #include "chan.h"
 #include "server.h"
 #include "srv_impl.h"
+#include "util.h"
 #include "wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -93,12 +97,52 @@ static void init(void)
 		abort();
 }
 
+/* 0xC0 + records: a COMPOUND frame of those parts into out. */
+static size_t compound_of(const uint8_t *data, size_t size, uint8_t *out, size_t cap)
+{
+	static uint8_t parts[1u << 20];
+	size_t n = 0, len = 0;
+
+	memset(&req, 0, sizeof(req));
+	req.id = 77;
+	req.op = kb_Op_COMPOUND;
+	for (size_t i = 1; i + 2 <= size;) {
+		size_t rl = (size_t)data[i] << 8 | data[i + 1];
+
+		rl = rl < size - i - 2 ? rl : size - i - 2;
+		kb_put_be32(parts + n, (uint32_t)rl);
+		memcpy(parts + n + 4, data + i + 2, rl);
+		n += 4 + rl;
+		i += 2 + rl;
+	}
+	if (kb_wire_encode_req(out, cap, &req, &len) || len + n > cap)
+		return 0;
+	memcpy(out + len, parts, n);
+	return len + n;
+}
+
+/* Every part's reply in a COMPOUND's reply decodes. */
+static void check_parts(const uint8_t *bulk, size_t left)
+{
+	static kb_Response part;
+	const uint8_t *b;
+	size_t len, bl;
+
+	while (left) {
+		if (left < 4 || (len = kb_get_be32(bulk)) > left - 4 ||
+		    kb_wire_decode_resp(bulk + 4, len, &part, &b, &bl))
+			abort();
+		bulk += 4 + len;
+		left -= 4 + len;
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint8_t *copy;
-	const uint8_t *bulk;
+	const uint8_t *bulk, *rb;
 	uint8_t *reply;
-	size_t blen, rlen;
+	size_t blen, rlen, rbl;
 	int rc;
 
 	if (!srv)
@@ -107,14 +151,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (!copy)
 		copy = malloc(1u << 20);
-	memcpy(copy, data, size);          /* the server may keep no pointer into it */
+	if (size && data[0] == 0xC0)
+		size = compound_of(data, size, copy, 1u << 20);
+	else
+		memcpy(copy, data, size);  /* the server may keep no pointer into it */
 	(void)kb_srv_quick_op(copy, size); /* the receiver's op peek */
 	rc = kb_srv_handle_frame(conn, worker, copy, size, &reply, &rlen);
 	if (reply) {
-		if (kb_wire_decode_resp(reply + KB_FRAME_HEAD, rlen, &resp, &bulk, &blen))
+		if (kb_wire_decode_resp(reply + KB_FRAME_HEAD, rlen, &resp, &rb, &rbl))
 			abort(); /* the server sent something malformed */
 		if (kb_wire_decode_req(copy, size, &req, &bulk, &blen) == 0 && resp.id != req.id)
 			abort();
+		if (req.op == kb_Op_COMPOUND && resp.err == kb_Err_OK)
+			check_parts(rb, rbl);
 	}
 	(void)rc;
 	return 0;
