@@ -567,8 +567,7 @@ static int start(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, struct cal
 	rc = keep_header(c, s, cl->req);
 	pthread_mutex_unlock(&c->lock);
 	atomic_fetch_add(&r->requests, 1);
-	if ((unsigned)cl->req->op < KB_RPC_NOPS)
-		atomic_fetch_add_explicit(&r->by_op[cl->req->op], 1, memory_order_relaxed);
+	kb_rpc_count_op(r, cl->req->op);
 
 	if (!rc)
 		rc = send_raw(c, chan, s->op, s->hdr, s->hlen, cl->bulk, cl->bulk_len);
@@ -588,6 +587,12 @@ static int start(struct kb_rpc *r, struct kb_rpc_conn *pin, int hint, struct cal
 		rc = 0; /* a failure claimed it first: its completion runs */
 	pthread_mutex_unlock(&c->lock);
 	return rc;
+}
+
+void kb_rpc_count_op(struct kb_rpc *r, uint32_t op)
+{
+	if (op < KB_RPC_NOPS)
+		atomic_fetch_add_explicit(&r->by_op[op], 1, memory_order_relaxed);
 }
 
 static int call_sync(struct kb_rpc *r, struct kb_rpc_conn *pin, struct call *cl)
@@ -653,8 +658,8 @@ int kb_rpc_submit(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bu
 	return rc;
 }
 
-int kb_rpc_submit_gen(struct kb_rpc *r, uint64_t gen, kb_Request *req, const void *bulk,
-		      size_t bulk_len, int conn_hint, kb_rpc_cb cb, void *arg)
+static int submit_gen(struct kb_rpc *r, uint64_t gen, kb_Request *req, const void *bulk,
+		      size_t bulk_len, int conn_hint, kb_rpc_cb cb, void *arg, uint64_t wait)
 {
 	struct call cl = {.req = req,
 			  .bulk = bulk,
@@ -663,17 +668,30 @@ int kb_rpc_submit_gen(struct kb_rpc *r, uint64_t gen, kb_Request *req, const voi
 			  .arg = arg,
 			  .want_gen = true,
 			  .gen = gen};
-	uint64_t wait = kb_now_ns() + (uint64_t)r->timeout_ms * 1000000u;
 	struct kb_rpc_conn *c;
 	struct kb_rpc_slot *s;
-	int rc;
 
 	if (!cb)
 		return -EINVAL;
-	rc = start(r, NULL, conn_hint, &cl, wait, &c, &s);
+	return start(r, NULL, conn_hint, &cl, wait, &c, &s);
+}
+
+int kb_rpc_submit_gen(struct kb_rpc *r, uint64_t gen, kb_Request *req, const void *bulk,
+		      size_t bulk_len, int conn_hint, kb_rpc_cb cb, void *arg)
+{
+	uint64_t wait = kb_now_ns() + (uint64_t)r->timeout_ms * 1000000u;
+	int rc = submit_gen(r, gen, req, bulk, bulk_len, conn_hint, cb, arg, wait);
+
 	if (rc && rc != -ESTALE)
 		atomic_fetch_add(&r->errors, 1);
 	return rc;
+}
+
+int kb_rpc_submit_gen_until(struct kb_rpc *r, uint64_t gen, kb_Request *req, const void *bulk,
+			    size_t bulk_len, int conn_hint, kb_rpc_cb cb, void *arg,
+			    uint64_t until_ns)
+{
+	return submit_gen(r, gen, req, bulk, bulk_len, conn_hint, cb, arg, until_ns);
 }
 
 /* ---- timer: deadlines and keepalive ----------------------------------- */

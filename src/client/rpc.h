@@ -141,6 +141,12 @@ int kb_rpc_submit(struct kb_rpc *r, kb_Request *req, const void *bulk, size_t bu
  * are per session, stream.h). */
 int kb_rpc_submit_gen(struct kb_rpc *r, uint64_t gen, kb_Request *req, const void *bulk,
 		      size_t bulk_len, int conn_hint, kb_rpc_cb cb, void *arg);
+/* The same, waiting for a slot (or the connection) only until until_ns
+ * (kb_now_ns clock; now: not at all): -ETIMEDOUT, or -ENOTCONN while it
+ * is down, and cb will not run. */
+int kb_rpc_submit_gen_until(struct kb_rpc *r, uint64_t gen, kb_Request *req, const void *bulk,
+			    size_t bulk_len, int conn_hint, kb_rpc_cb cb, void *arg,
+			    uint64_t until_ns);
 
 /* Synchronous call without a kb_rpc_result: `take` (may be NULL) runs on the
  * receiver thread with the decoded reply and its bulk when the server
@@ -207,6 +213,9 @@ uint32_t kb_rpc_features(struct kb_rpc *r);
 /* Lease length the server promised, ms (0: none). */
 uint32_t kb_rpc_lease_ms(struct kb_rpc *r);
 
+/* Count one request of op in kb_rpc_stats.by_op (each one the rpc sends,
+ * and each part of a COMPOUND, stream.c). */
+void kb_rpc_count_op(struct kb_rpc *r, uint32_t op);
 /* Ops counted one by one in kb_rpc_stats.by_op (kb_Op values below this). */
 #define KB_RPC_NOPS 40
 
@@ -217,7 +226,7 @@ struct kb_rpc_stats {
 	char peer_fpr[64];
 	uint64_t reconnects;         /* connections re-established */
 	uint64_t session_gen;        /* new sessions after the first */
-	uint64_t by_op[KB_RPC_NOPS]; /* requests sent, by kb_Op */
+	uint64_t by_op[KB_RPC_NOPS]; /* requests sent, by kb_Op (a COMPOUND's parts too) */
 	uint64_t inflight;           /* requests sent and not answered yet */
 	/* Answered (or failed) requests by kb_Op: count, total and largest
 	 * latency in microseconds, from the first send to the completion. */

@@ -1,6 +1,7 @@
 /* stream.c - the write-behind stream (stream.h). */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -50,9 +51,10 @@ struct kb_stream {
 	unsigned max_ops;
 	size_t max_bytes;
 	int timeout_ms;
-	pthread_t sender; /* numbers and sends the queue, in order */
+	pthread_t sender; /* sends what queued up, in order */
 	bool started;
-	/* The sender thread's alone: */
+	/* The thread that holds `busy` alone (the sender thread, or a
+	 * submitter sending its request at once): */
 	uint64_t gen;              /* session generation the positions belong to */
 	uint64_t seq;              /* last position given in gen */
 	uint64_t part_id;          /* last COMPOUND part id given (never reset) */
@@ -60,10 +62,12 @@ struct kb_stream {
 	pthread_cond_t cond;       /* monotonic: a request was answered */
 	pthread_cond_t wake;       /* the queue got a request, or stop */
 	struct sreq *head, **tail; /* submitted, not yet sent (owned) */
+	bool busy;                 /* a thread numbers and sends */
 	bool stopping;
-	uint64_t ticket; /* last ticket given */
-	uint8_t *done;   /* owned ring of KB_STREAM_MAX_OPS: ticket answered */
-	uint64_t low;    /* every ticket <= low is answered */
+	atomic_bool halt; /* stopping, for the sender's waits (no lock) */
+	uint64_t ticket;  /* last ticket given */
+	uint8_t *done;    /* owned ring of KB_STREAM_MAX_OPS: ticket answered */
+	uint64_t low;     /* every ticket <= low is answered */
 	unsigned pending;
 	size_t bytes;
 	int first_err; /* since the last drain */
@@ -109,6 +113,7 @@ void kb_stream_stop(struct kb_stream *st)
 		return;
 	pthread_mutex_lock(&st->lock);
 	st->stopping = true;
+	atomic_store(&st->halt, true);
 	pthread_cond_signal(&st->wake);
 	pthread_mutex_unlock(&st->lock);
 	pthread_join(st->sender, NULL);
@@ -215,6 +220,24 @@ static int wait_room(struct kb_stream *st, size_t bytes)
 	return 0;
 }
 
+#define KB_STREAM_SLICE_NS 100000000ull /* a stop waits for a send at most this */
+
+/* Submit in session gen, waiting for a slot (or the connection) until
+ * deadline, in slices: a stop is not kept waiting. */
+static int submit_until(struct kb_stream *st, uint64_t gen, kb_Request *req, const void *bulk,
+			size_t len, kb_rpc_cb cb, void *arg, uint64_t deadline)
+{
+	for (;;) {
+		uint64_t until = KB_MIN(deadline, kb_now_ns() + KB_STREAM_SLICE_NS);
+		int ret = kb_rpc_submit_gen_until(st->r, gen, req, bulk, len, 0, cb, arg, until);
+
+		if ((ret != -ETIMEDOUT && ret != -ENOTCONN) || kb_now_ns() >= deadline)
+			return ret;
+		if (atomic_load(&st->halt))
+			return -ESHUTDOWN;
+	}
+}
+
 /* The sender: number req in the current session and send it. The rpc
  * refuses it (-ESTALE) while connection 0 is not yet in the session
  * kb_rpc_gen names: a new session is being made (the mount learns of it
@@ -237,7 +260,7 @@ static int send_one(struct kb_stream *st, struct sreq *q)
 		q->gen = gen;
 		if (q->basis == KB_STREAM_NOW)
 			q->basis = gen;
-		ret = kb_rpc_submit_gen(st->r, gen, q->req, q->bulk, q->bulk_len, 0, on_reply, q);
+		ret = submit_until(st, gen, q->req, q->bulk, q->bulk_len, on_reply, q, deadline);
 		if (!ret)
 			st->seq++;
 		if (ret != -ESTALE || kb_now_ns() > deadline)
@@ -249,18 +272,61 @@ static int send_one(struct kb_stream *st, struct sreq *q)
 	}
 }
 
-/* Send q, or fail it: its callback runs either way. */
-static void send_or_fail(struct kb_stream *st, struct sreq *q)
+/* Send q, or fail it: its callback runs either way. Returns the failure. */
+static int send_or_fail(struct kb_stream *st, struct sreq *q)
 {
 	int ret = send_one(st, q);
 
 	if (ret)
 		on_reply(q, ret, NULL);
+	return ret;
 }
 
-/* The queue was submitted: cb runs for each request, once. */
+/* Lock held: q into the queue, at its end or (front) its head. */
+static void enqueue(struct kb_stream *st, struct sreq *q, bool front)
+{
+	if (front) {
+		q->next = st->head;
+		st->head = q;
+		if (!q->next)
+			st->tail = &q->next;
+	} else {
+		q->next = NULL;
+		*st->tail = q;
+		st->tail = &q->next;
+	}
+	pthread_cond_signal(&st->wake);
+}
+
+/* busy held, the queue empty: send q now if connection 0 has a free
+ * slot in the current session; -EAGAIN: not now (the sender thread will
+ * wait for one). */
+static int send_now(struct kb_stream *st, struct sreq *q)
+{
+	uint64_t gen = kb_rpc_gen(st->r);
+	int ret;
+
+	if (gen != st->gen) {
+		st->gen = gen;
+		st->seq = 0;
+	}
+	q->req->seq = st->seq + 1;
+	q->gen = gen;
+	if (q->basis == KB_STREAM_NOW)
+		q->basis = gen;
+	ret = kb_rpc_submit_gen_until(st->r, gen, q->req, q->bulk, q->bulk_len, 0, on_reply, q,
+				      kb_now_ns());
+	if (!ret)
+		st->seq++;
+	return ret == -ESTALE || ret == -ETIMEDOUT || ret == -ENOTCONN ? -EAGAIN : ret;
+}
+
+/* Count q in and send it: at once when nothing is queued before it and
+ * the window has room (no thread handoff), else through the queue. cb
+ * runs for it, once. */
 static int submit(struct kb_stream *st, struct sreq *q)
 {
+	bool now;
 	int ret;
 
 	q->st = st;
@@ -268,20 +334,37 @@ static int submit(struct kb_stream *st, struct sreq *q)
 	q->op = q->req->op;
 	pthread_mutex_lock(&st->lock);
 	ret = st->stopping ? -ESHUTDOWN : wait_room(st, q->bytes);
-	if (!ret) { /* counted before it is sent: its reply may come at once */
-		q->ticket = ++st->ticket;
-		st->pending++;
-		st->bytes += q->bytes;
-		st->stats.sent++;
-		if (st->pending > st->stats.max_pending)
-			st->stats.max_pending = st->pending;
-		q->next = NULL;
-		*st->tail = q;
-		st->tail = &q->next;
-		pthread_cond_signal(&st->wake);
+	if (ret) {
+		pthread_mutex_unlock(&st->lock);
+		return ret;
 	}
+	q->ticket = ++st->ticket; /* counted before it is sent: its reply may come at once */
+	st->pending++;
+	st->bytes += q->bytes;
+	st->stats.sent++;
+	if (st->pending > st->stats.max_pending)
+		st->stats.max_pending = st->pending;
+	now = !st->busy && !st->head;
+	st->busy |= now;
+	if (!now)
+		enqueue(st, q, false);
 	pthread_mutex_unlock(&st->lock);
-	return ret;
+	if (!now)
+		return 0;
+	ret = send_now(st, q);
+	pthread_mutex_lock(&st->lock);
+	if (!ret)
+		st->stats.frames++;
+	if (ret == -EAGAIN && st->stopping)
+		ret = -ESHUTDOWN;
+	else if (ret == -EAGAIN)
+		enqueue(st, q, true); /* before what queued meanwhile */
+	st->busy = false;
+	pthread_cond_signal(&st->wake); /* the sender: its turn, if anything queued */
+	pthread_mutex_unlock(&st->lock);
+	if (ret && ret != -EAGAIN)
+		on_reply(q, ret, NULL);
+	return 0;
 }
 
 int kb_stream_submit_basis(struct kb_stream *st, uint64_t basis, kb_Request *req, const void *bulk,
@@ -459,8 +542,8 @@ static int cpd_build(struct kb_stream *st, struct cpd *c, struct sreq **b, unsig
 }
 
 /* Send b[0..n), taken from the queue in order, as one COMPOUND (waiting
- * for the session as send_one does), or fail each part. */
-static void send_cpd(struct kb_stream *st, struct sreq **b, unsigned n)
+ * for the session as send_one does), or fail each part: that failure. */
+static int send_cpd(struct kb_stream *st, struct sreq **b, unsigned n)
 {
 	uint64_t deadline = kb_now_ns() + (uint64_t)st->timeout_ms * 1000000u;
 	struct cpd *c = calloc(1, sizeof(*c));
@@ -477,10 +560,12 @@ static void send_cpd(struct kb_stream *st, struct sreq **b, unsigned n)
 		}
 		ret = cpd_build(st, c, b, n, gen);
 		if (!ret)
-			ret = kb_rpc_submit_gen(st->r, gen, &req, c->buf, c->len, 0, cpd_done, c);
+			ret = submit_until(st, gen, &req, c->buf, c->len, cpd_done, c, deadline);
 		if (!ret) {
 			st->seq += n;
-			return;
+			for (unsigned i = 0; i < n; i++)
+				kb_rpc_count_op(st->r, b[i]->op);
+			return 0;
 		}
 		if (ret != -ESTALE || kb_now_ns() > deadline)
 			break;
@@ -494,6 +579,23 @@ static void send_cpd(struct kb_stream *st, struct sreq **b, unsigned n)
 	if (c)
 		free(c->buf);
 	free(c);
+	return ret;
+}
+
+/* Lock held: fail what is queued (the link stayed down for the whole
+ * timeout: each would wait as long again behind it). */
+static void fail_queue(struct kb_stream *st, int err)
+{
+	while (st->head) {
+		struct sreq *q = st->head;
+
+		st->head = q->next;
+		if (!st->head)
+			st->tail = &st->head;
+		pthread_mutex_unlock(&st->lock);
+		on_reply(q, err, NULL);
+		pthread_mutex_lock(&st->lock);
+	}
 }
 
 /* Lock held: the next requests to send, in order: one, or as many parts
@@ -532,8 +634,11 @@ static void *sender_main(void *arg)
 	for (;;) {
 		bool cpd = kb_rpc_features(st->r) & kb_Features_FEATURE_COMPOUND, stop;
 		unsigned n;
+		int ret = 0;
 
-		while (!st->head && !st->stopping)
+		while ((!st->head || st->busy) && !st->stopping)
+			pthread_cond_wait(&st->wake, &st->lock);
+		while (st->busy) /* stopping: a submitter sends; it signals when done */
 			pthread_cond_wait(&st->wake, &st->lock);
 		if (!st->head)
 			break;
@@ -542,14 +647,18 @@ static void *sender_main(void *arg)
 		st->stats.frames++;
 		if (n > 1)
 			st->stats.compounds++;
+		st->busy = true;
 		pthread_mutex_unlock(&st->lock);
 		if (stop)
 			on_reply(b[0], -ESHUTDOWN, NULL);
 		else if (n == 1)
-			send_or_fail(st, b[0]);
+			ret = send_or_fail(st, b[0]);
 		else
-			send_cpd(st, b, n);
+			ret = send_cpd(st, b, n);
 		pthread_mutex_lock(&st->lock);
+		if (ret == -ETIMEDOUT || ret == -ESHUTDOWN)
+			fail_queue(st, ret);
+		st->busy = false;
 	}
 	pthread_mutex_unlock(&st->lock);
 	return NULL;
