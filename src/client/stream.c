@@ -21,7 +21,7 @@ struct sreq {
 	uint64_t basis;    /* session generation its ids belong to */
 	size_t bytes;
 	uint32_t op;
-	kb_Request *req;  /* &copy (async), or the waiting caller's (sync) */
+	kb_Request *req;  /* the caller's while it waits (sync, or in submit), else copy */
 	const void *bulk; /* the caller's, valid until cb ran */
 	size_t bulk_len;
 	kb_rpc_cb cb;
@@ -33,7 +33,7 @@ struct sreq {
 	struct kb_rpc_result *res; /* kb_stream_call_res: gets the frame */
 	bool sync_done;            /* lock */
 	int sync_status;
-	kb_Request copy; /* async: the request, taken at submit */
+	kb_Request *copy; /* owned: an async request's, made when it queues */
 };
 
 /* A COMPOUND in flight: its parts, in order, and its bulk. */
@@ -203,6 +203,7 @@ static void on_reply(void *arg, int status, struct kb_rpc_result *res)
 		return;
 	}
 	pthread_mutex_unlock(&st->lock);
+	free(q->copy);
 	free(q);
 }
 
@@ -282,9 +283,17 @@ static int send_or_fail(struct kb_stream *st, struct sreq *q)
 	return ret;
 }
 
-/* Lock held: q into the queue, at its end or (front) its head. */
-static void enqueue(struct kb_stream *st, struct sreq *q, bool front)
+/* Lock held: q into the queue, at its end or (front) its head; an
+ * asynchronous one with a copy of its request (its caller's goes when
+ * submit returns). -ENOMEM: not queued. */
+static int enqueue(struct kb_stream *st, struct sreq *q, bool front)
 {
+	if (!q->sync && !q->copy) {
+		if (!(q->copy = malloc(sizeof(*q->copy))))
+			return -ENOMEM;
+		*q->copy = *q->req;
+		q->req = q->copy;
+	}
 	if (front) {
 		q->next = st->head;
 		st->head = q;
@@ -296,6 +305,7 @@ static void enqueue(struct kb_stream *st, struct sreq *q, bool front)
 		st->tail = &q->next;
 	}
 	pthread_cond_signal(&st->wake);
+	return 0;
 }
 
 /* busy held, the queue empty: send q now if connection 0 has a free
@@ -347,18 +357,21 @@ static int submit(struct kb_stream *st, struct sreq *q)
 	now = !st->busy && !st->head;
 	st->busy |= now;
 	if (!now)
-		enqueue(st, q, false);
+		ret = enqueue(st, q, false);
 	pthread_mutex_unlock(&st->lock);
-	if (!now)
+	if (!now) {
+		if (ret)
+			on_reply(q, ret, NULL);
 		return 0;
+	}
 	ret = send_now(st, q);
 	pthread_mutex_lock(&st->lock);
 	if (!ret)
 		st->stats.frames++;
 	if (ret == -EAGAIN && st->stopping)
 		ret = -ESHUTDOWN;
-	else if (ret == -EAGAIN)
-		enqueue(st, q, true); /* before what queued meanwhile */
+	else if (ret == -EAGAIN && enqueue(st, q, true)) /* before what queued meanwhile */
+		ret = -ENOMEM;
 	st->busy = false;
 	pthread_cond_signal(&st->wake); /* the sender: its turn, if anything queued */
 	pthread_mutex_unlock(&st->lock);
@@ -377,8 +390,7 @@ int kb_stream_submit_basis(struct kb_stream *st, uint64_t basis, kb_Request *req
 		return -ENOMEM;
 	*q = (struct sreq){
 		.basis = basis, .bulk = bulk, .bulk_len = bulk_len, .cb = cb, .arg = arg};
-	q->copy = *req;
-	q->req = &q->copy;
+	q->req = req;
 	ret = submit(st, q);
 	if (ret)
 		free(q);
@@ -548,10 +560,16 @@ static int send_cpd(struct kb_stream *st, struct sreq **b, unsigned n)
 	uint64_t deadline = kb_now_ns() + (uint64_t)st->timeout_ms * 1000000u;
 	struct cpd *c = calloc(1, sizeof(*c));
 	kb_Request req = {.op = kb_Op_COMPOUND};
+	uint32_t ops[KB_WIRE_COMPOUND_MAX];
 	unsigned nap_us = 500;
 	int ret = -ENOMEM;
 
-	for (c ? c->st = st : 0; c;) {
+	for (unsigned i = 0; i < n; i++)
+		ops[i] = b[i]->op;
+	if (!c)
+		goto fail;
+	c->st = st;
+	for (;;) {
 		uint64_t gen = kb_rpc_gen(st->r);
 
 		if (gen != st->gen) {
@@ -563,8 +581,8 @@ static int send_cpd(struct kb_stream *st, struct sreq **b, unsigned n)
 			ret = submit_until(st, gen, &req, c->buf, c->len, cpd_done, c, deadline);
 		if (!ret) {
 			st->seq += n;
-			for (unsigned i = 0; i < n; i++)
-				kb_rpc_count_op(st->r, b[i]->op);
+			for (unsigned i = 0; i < n; i++) /* b[i] may be answered and freed */
+				kb_rpc_count_op(st->r, ops[i]);
 			return 0;
 		}
 		if (ret != -ESTALE || kb_now_ns() > deadline)
@@ -574,11 +592,11 @@ static int send_cpd(struct kb_stream *st, struct sreq **b, unsigned n)
 			nap_us = KB_MIN(nap_us * 2, 50000u);
 		}
 	}
+	free(c->buf);
+	free(c);
+fail:
 	for (unsigned i = 0; i < n; i++)
 		on_reply(b[i], part_fail(b[i], ret), NULL);
-	if (c)
-		free(c->buf);
-	free(c);
 	return ret;
 }
 
