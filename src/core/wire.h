@@ -15,8 +15,10 @@
 /* Room a sender reserves before bulk data for [frame len][H][small header]:
  * READ replies and WRITE requests have headers far below this. */
 #define KB_WIRE_HEADROOM 512
-/* The most requests one COMPOUND carries (each [u32 len][plaintext]). */
-#define KB_WIRE_COMPOUND_MAX 64
+/* The most requests one COMPOUND carries (each [u32 len][plaintext]): the
+ * largest replies of that many fit the server's small reply buffer (a
+ * COMPOUND of quick requests is served on its receiver thread). */
+#define KB_WIRE_COMPOUND_MAX 12
 
 /* Encode r as [u32 H][H bytes] at out; *len = 4 + H. -ENOSPC if cap is short. */
 int kb_wire_encode_req(uint8_t *out, size_t cap, const kb_Request *r, size_t *len);

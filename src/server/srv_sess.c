@@ -435,7 +435,30 @@ static bool quick(uint64_t op, uint64_t set_mask, uint64_t flags, size_t bulk)
 	}
 }
 
+static bool peek_quick(const uint8_t *pt, size_t len, bool compound);
+
+/* A COMPOUND is quick when every part is (a malformed one: the worker
+ * refuses it). */
+static bool parts_quick(const uint8_t *p, size_t left)
+{
+	size_t len;
+
+	while (left) {
+		if (left < KB_WIRE_LEN || (len = kb_get_be32(p)) > left - KB_WIRE_LEN ||
+		    !peek_quick(p + KB_WIRE_LEN, len, false))
+			return false;
+		p += KB_WIRE_LEN + len;
+		left -= KB_WIRE_LEN + len;
+	}
+	return true;
+}
+
 bool kb_srv_quick_op(const uint8_t *pt, size_t len)
+{
+	return peek_quick(pt, len, true);
+}
+
+static bool peek_quick(const uint8_t *pt, size_t len, bool compound)
 {
 	pb_istream_t is;
 	pb_wire_type_t wt;
@@ -467,8 +490,11 @@ bool kb_srv_quick_op(const uint8_t *pt, size_t len)
 		}
 	}
 	/* the whole header parsed: the last value of a field wins, as in nanopb */
-	return eof && is.bytes_left == 0 && have_op &&
-	       quick(op, set_mask, flags, len - KB_WIRE_LEN - h);
+	if (!eof || is.bytes_left || !have_op)
+		return false;
+	if (op == kb_Op_COMPOUND)
+		return compound && parts_quick(pt + KB_WIRE_LEN + h, len - KB_WIRE_LEN - h);
+	return quick(op, set_mask, flags, len - KB_WIRE_LEN - h);
 }
 
 static void resp_reset(kb_Response *r, uint64_t id)
@@ -591,6 +617,10 @@ static int compound_parts(struct kb_srv_worker *w, const uint8_t *p, size_t left
 	}
 	return n;
 }
+
+_Static_assert(KB_WIRE_COMPOUND_MAX *(2 * KB_WIRE_LEN + kb_Response_size) <=
+		       KB_SRV_SMALL_FRAME - KB_WIRE_HEADROOM,
+	       "a COMPOUND's replies fit the receiver's reply buffer");
 
 /* COMPOUND (PROTOCOL.md): its parts in order; their replies, each
  * [u32 len][plaintext], are this reply's bulk, and value counts them.
