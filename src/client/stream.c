@@ -63,7 +63,7 @@ struct kb_stream {
 	pthread_cond_t wake;       /* the queue got a request, or stop */
 	struct sreq *head, **tail; /* submitted, not yet sent (owned) */
 	bool busy;                 /* a thread numbers and sends */
-	bool stopping;
+	bool stopping;             /* kb_stream_stop: nothing more goes out */
 	atomic_bool halt; /* stopping, for the sender's waits (no lock) */
 	uint64_t ticket;  /* last ticket given */
 	uint8_t *done;    /* owned ring of KB_STREAM_MAX_OPS: ticket answered */
