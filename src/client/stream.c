@@ -64,10 +64,10 @@ struct kb_stream {
 	struct sreq *head, **tail; /* submitted, not yet sent (owned) */
 	bool busy;                 /* a thread numbers and sends */
 	bool stopping;             /* kb_stream_stop: nothing more goes out */
-	atomic_bool halt; /* stopping, for the sender's waits (no lock) */
-	uint64_t ticket;  /* last ticket given */
-	uint8_t *done;    /* owned ring of KB_STREAM_MAX_OPS: ticket answered */
-	uint64_t low;     /* every ticket <= low is answered */
+	atomic_bool halt;          /* stopping, for the sender's waits (no lock) */
+	uint64_t ticket;           /* last ticket given */
+	uint8_t *done;             /* owned ring of KB_STREAM_MAX_OPS: ticket answered */
+	uint64_t low;              /* every ticket <= low is answered */
 	unsigned pending;
 	size_t bytes;
 	int first_err; /* since the last drain */
