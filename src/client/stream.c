@@ -38,7 +38,6 @@ struct sreq {
 
 /* A COMPOUND in flight: its parts, in order, and its bulk. */
 struct cpd {
-	struct kb_stream *st;
 	unsigned n;
 	struct sreq *part[KB_WIRE_COMPOUND_MAX];
 	uint8_t *buf; /* owned: the parts' plaintexts, kept for a re-send */
@@ -239,50 +238,6 @@ static int submit_until(struct kb_stream *st, uint64_t gen, kb_Request *req, con
 	}
 }
 
-/* The sender: number req in the current session and send it. The rpc
- * refuses it (-ESTALE) while connection 0 is not yet in the session
- * kb_rpc_gen names: a new session is being made (the mount learns of it
- * before kb_rpc_gen moves), or connection 0 has yet to find the old one
- * gone. Both end within the timeout: wait for that. */
-static int send_one(struct kb_stream *st, struct sreq *q)
-{
-	uint64_t deadline = kb_now_ns() + (uint64_t)st->timeout_ms * 1000000u;
-	unsigned nap_us = 500;
-	int ret = -ESTALE;
-
-	for (;;) {
-		uint64_t gen = kb_rpc_gen(st->r);
-
-		if (gen != st->gen) { /* a new session: its stream starts at 1 */
-			st->gen = gen;
-			st->seq = 0;
-		}
-		q->req->seq = st->seq + 1;
-		q->gen = gen;
-		if (q->basis == KB_STREAM_NOW)
-			q->basis = gen;
-		ret = submit_until(st, gen, q->req, q->bulk, q->bulk_len, on_reply, q, deadline);
-		if (!ret)
-			st->seq++;
-		if (ret != -ESTALE || kb_now_ns() > deadline)
-			return ret;
-		if (kb_rpc_gen(st->r) == gen) {
-			usleep(nap_us);
-			nap_us = KB_MIN(nap_us * 2, 50000u);
-		}
-	}
-}
-
-/* Send q, or fail it: its callback runs either way. Returns the failure. */
-static int send_or_fail(struct kb_stream *st, struct sreq *q)
-{
-	int ret = send_one(st, q);
-
-	if (ret)
-		on_reply(q, ret, NULL);
-	return ret;
-}
-
 /* Lock held: q into the queue, at its end or (front) its head; an
  * asynchronous one with a copy of its request (its caller's goes when
  * submit returns). -ENOMEM: not queued. */
@@ -308,22 +263,37 @@ static int enqueue(struct kb_stream *st, struct sreq *q, bool front)
 	return 0;
 }
 
-/* busy held, the queue empty: send q now if connection 0 has a free
- * slot in the current session; -EAGAIN: not now (the sender thread will
- * wait for one). */
-static int send_now(struct kb_stream *st, struct sreq *q)
+/* busy held: the session generation to number in now (a new session's
+ * stream starts at position 1). */
+static uint64_t session_now(struct kb_stream *st)
 {
 	uint64_t gen = kb_rpc_gen(st->r);
-	int ret;
 
 	if (gen != st->gen) {
 		st->gen = gen;
 		st->seq = 0;
 	}
-	q->req->seq = st->seq + 1;
+	return gen;
+}
+
+/* busy held: q is position pos of session gen. */
+static void number(struct sreq *q, uint64_t gen, uint64_t pos)
+{
+	q->req->seq = pos;
 	q->gen = gen;
 	if (q->basis == KB_STREAM_NOW)
 		q->basis = gen;
+}
+
+/* busy held, the queue empty: send q now if connection 0 has a free
+ * slot in the current session; -EAGAIN: not now (the sender thread will
+ * wait for one). */
+static int send_now(struct kb_stream *st, struct sreq *q)
+{
+	uint64_t gen = session_now(st);
+	int ret;
+
+	number(q, gen, st->seq + 1);
 	ret = kb_rpc_submit_gen_until(st->r, gen, q->req, q->bulk, q->bulk_len, 0, on_reply, q,
 				      kb_now_ns());
 	if (!ret)
@@ -543,48 +513,63 @@ static int cpd_build(struct kb_stream *st, struct cpd *c, struct sreq **b, unsig
 	c->n = 0;
 	c->len = 0;
 	for (unsigned i = 0; i < n && !ret; i++) {
-		b[i]->req->seq = st->seq + 1 + i;
+		number(b[i], gen, st->seq + 1 + i);
 		b[i]->req->id = KB_STREAM_PART_ID | ++st->part_id;
-		b[i]->gen = gen;
-		if (b[i]->basis == KB_STREAM_NOW)
-			b[i]->basis = gen;
 		ret = cpd_put(c, b[i]);
 	}
 	return ret;
 }
 
-/* Send b[0..n), taken from the queue in order, as one COMPOUND (waiting
- * for the session as send_one does), or fail each part: that failure. */
-static int send_cpd(struct kb_stream *st, struct sreq **b, unsigned n)
+/* One try to send b[0..n) in the current session: alone, or (c) as one
+ * COMPOUND. */
+static int send_try(struct kb_stream *st, struct sreq **b, unsigned n, struct cpd *c,
+		    uint64_t deadline)
+{
+	kb_Request req = {.op = kb_Op_COMPOUND};
+	uint64_t gen = session_now(st);
+	int ret;
+
+	if (!c) {
+		number(b[0], gen, st->seq + 1);
+		ret = submit_until(st, gen, b[0]->req, b[0]->bulk, b[0]->bulk_len, on_reply, b[0],
+				   deadline);
+	} else {
+		ret = cpd_build(st, c, b, n, gen);
+		if (!ret)
+			ret = submit_until(st, gen, &req, c->buf, c->len, cpd_done, c, deadline);
+	}
+	if (!ret)
+		st->seq += n;
+	return ret;
+}
+
+/* The sender: send b[0..n), taken from the queue in order, alone (n == 1)
+ * or as one COMPOUND, or fail each: that failure. The rpc refuses it
+ * (-ESTALE) while connection 0 is not yet in the session kb_rpc_gen
+ * names: a new session is being made (the mount learns of it before
+ * kb_rpc_gen moves), or connection 0 has yet to find the old one gone.
+ * Both end within the timeout: wait for that. */
+static int send_batch(struct kb_stream *st, struct sreq **b, unsigned n)
 {
 	uint64_t deadline = kb_now_ns() + (uint64_t)st->timeout_ms * 1000000u;
-	struct cpd *c = calloc(1, sizeof(*c));
-	kb_Request req = {.op = kb_Op_COMPOUND};
+	struct cpd *c = n > 1 ? calloc(1, sizeof(*c)) : NULL;
 	uint32_t ops[KB_WIRE_COMPOUND_MAX];
 	unsigned nap_us = 500;
 	int ret = -ENOMEM;
 
 	for (unsigned i = 0; i < n; i++)
 		ops[i] = b[i]->op;
-	if (!c)
+	if (n > 1 && !c)
 		goto fail;
-	c->st = st;
 	for (;;) {
 		uint64_t gen = kb_rpc_gen(st->r);
 
-		if (gen != st->gen) {
-			st->gen = gen;
-			st->seq = 0;
-		}
-		ret = cpd_build(st, c, b, n, gen);
-		if (!ret)
-			ret = submit_until(st, gen, &req, c->buf, c->len, cpd_done, c, deadline);
-		if (!ret) {
-			st->seq += n;
-			for (unsigned i = 0; i < n; i++) /* b[i] may be answered and freed */
+		ret = send_try(st, b, n, c, deadline);
+		if (!ret && c) /* the rpc counted the COMPOUND; b[i] may be freed by now */
+			for (unsigned i = 0; i < n; i++)
 				kb_rpc_count_op(st->r, ops[i]);
+		if (!ret)
 			return 0;
-		}
 		if (ret != -ESTALE || kb_now_ns() > deadline)
 			break;
 		if (kb_rpc_gen(st->r) == gen) {
@@ -592,11 +577,12 @@ static int send_cpd(struct kb_stream *st, struct sreq **b, unsigned n)
 			nap_us = KB_MIN(nap_us * 2, 50000u);
 		}
 	}
-	free(c->buf);
+	if (c)
+		free(c->buf);
 	free(c);
 fail:
 	for (unsigned i = 0; i < n; i++)
-		on_reply(b[i], part_fail(b[i], ret), NULL);
+		on_reply(b[i], n > 1 ? part_fail(b[i], ret) : ret, NULL);
 	return ret;
 }
 
@@ -669,10 +655,8 @@ static void *sender_main(void *arg)
 		pthread_mutex_unlock(&st->lock);
 		if (stop)
 			on_reply(b[0], -ESHUTDOWN, NULL);
-		else if (n == 1)
-			ret = send_or_fail(st, b[0]);
 		else
-			ret = send_cpd(st, b, n);
+			ret = send_batch(st, b, n);
 		pthread_mutex_lock(&st->lock);
 		if (ret == -ETIMEDOUT || ret == -ESHUTDOWN)
 			fail_queue(st, ret);
