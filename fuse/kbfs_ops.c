@@ -377,7 +377,7 @@ void kbfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
-	if (kbfs_status_getxattr(req, ino, name, size) || kbfs_wb_sync_xattr(req, ino, name))
+	if (kbfs_status_getxattr(req, ino, name, size) || kbfs_wb_sync_xattr(req, ino, name, size))
 		return;
 	xattr_op(req, ino, name, size);
 }

@@ -1113,7 +1113,16 @@ int kbfs_wb_wait(struct kbfs *fs, fuse_ino_t ino)
 	return ino ? kbfs_node_wb_error(fs->nodes, ino) : 0;
 }
 
-bool kbfs_wb_sync_xattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+/* An empty value: its size (a size query), or its no bytes. */
+static void reply_empty(fuse_req_t req, size_t size)
+{
+	if (size)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_xattr(req, 0);
+}
+
+bool kbfs_wb_sync_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct kbfs *fs = FS(req);
 	int ret = 0;
@@ -1124,7 +1133,7 @@ bool kbfs_wb_sync_xattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		if (fs->stream && kb_stream_wait(fs->stream, fs->o->timeout * 1000))
 			fuse_reply_err(req, EIO);
 		else
-			fuse_reply_buf(req, NULL, 0);
+			reply_empty(req, size);
 		return true;
 	}
 	if (strcmp(name, KBFS_WB_SYNC_XATTR))
@@ -1142,7 +1151,7 @@ bool kbfs_wb_sync_xattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	if (ret)
 		kbfs_reply_err(req, ret);
 	else
-		fuse_reply_buf(req, NULL, 0);
+		reply_empty(req, size);
 	return true;
 }
 

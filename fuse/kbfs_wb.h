@@ -112,8 +112,9 @@ void kbfs_wb_wrote(struct kbfs *fs, fuse_ino_t ino, uint64_t end);
 /* fsync: wait until everything queued so far is answered (timeout); then
  * ino's error, if a queued change for it failed. */
 int kbfs_wb_wait(struct kbfs *fs, fuse_ino_t ino);
-/* getxattr keibifs.sync on the root: true when it was that (answered). */
-bool kbfs_wb_sync_xattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+/* getxattr keibifs.sync (or .drain) on the root, asked with size: true
+ * when it was that (answered: an empty value). */
+bool kbfs_wb_sync_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
 /* One status line ("write-behind: ..."). */
 void kbfs_wb_status(struct kbfs *fs, char *buf, size_t cap);
 

@@ -1001,6 +1001,24 @@ static char *tree(struct wt *t, const char *rel)
 	return out;
 }
 
+/* The mount root's keibifs.sync and keibifs.drain attributes asked for
+ * their size only (size 0, as getfattr and the tests' drain do): 0 bytes,
+ * not EIO from a reply the kernel refuses. */
+START_TEST(test_sync_xattr_size_query)
+{
+	struct wt t;
+	char buf[16];
+
+	wt_start(&t, 0, NULL);
+	SKIP_NO_FUSE(&t);
+	PUT(pathf(t.a.mnt, "f"), "x\n");
+	ck_assert_int_eq(getxattr(t.a.mnt, "keibifs.drain", NULL, 0), 0);
+	ck_assert_int_eq(getxattr(t.a.mnt, "keibifs.sync", NULL, 0), 0);
+	ck_assert_int_eq(getxattr(t.a.mnt, "keibifs.sync", buf, sizeof(buf)), 0);
+	wt_stop(&t);
+}
+END_TEST
+
 START_TEST(test_sync_meta_same_tree)
 {
 	struct wt t;
@@ -1177,6 +1195,7 @@ Suite *suite_wb(void)
 	tcase_add_test(tc, test_sync_reports_error);
 	tcase_add_test(tc, test_failed_create_refuses);
 	tcase_add_test(tc, test_sync_meta_same_tree);
+	tcase_add_test(tc, test_sync_xattr_size_query);
 	tcase_add_test(tc, test_ino_stable);
 	tcase_add_test(tc, test_relookup_keeps_lease);
 	tcase_add_test(tc, test_sync_ignores_answered_errors);
