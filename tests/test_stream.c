@@ -157,21 +157,19 @@ static void part_put(uint8_t *buf, size_t *len, const kb_Request *q, const char 
 /* The replies in a COMPOUND's reply: their errors and values. */
 static int parts_of(const struct kb_rpc_result *res, kb_Err *err, uint64_t *value, uint64_t *id)
 {
-	const uint8_t *p = res->bulk, *bulk;
+	const uint8_t *p = res->bulk, *pt, *bulk;
 	size_t left = res->bulk_len, len, blen;
 	kb_Response *r = calloc(1, sizeof(*r));
-	int n = 0;
+	int n = 0, more;
 
-	while (left >= 4 && (len = kb_get_be32(p)) <= left - 4 &&
-	       kb_wire_decode_resp(p + 4, len, r, &bulk, &blen) == 0) {
+	while ((more = kb_wire_part_next(&p, &left, &pt, &len)) > 0 && n < 8 &&
+	       kb_wire_decode_resp(pt, len, r, &bulk, &blen) == 0) {
 		err[n] = r->err;
 		value[n] = r->value;
 		id[n++] = r->id;
-		p += 4 + len;
-		left -= 4 + len;
 	}
 	free(r);
-	return left ? -1 : n;
+	return more ? -1 : n;
 }
 
 #define PART (1ull << 63)

@@ -453,26 +453,23 @@ static int part_fail(const struct sreq *q, int status)
 static void cpd_done(void *arg, int status, struct kb_rpc_result *res)
 {
 	struct cpd *c = arg;
-	const uint8_t *p = status == 0 && res ? res->bulk : NULL;
-	size_t left = p ? res->bulk_len : 0;
+	const uint8_t *p = status == 0 && res ? res->bulk : NULL, *pt;
+	size_t left = p ? res->bulk_len : 0, len;
+	bool ok = p; /* the replies so far decoded */
 
 	for (unsigned i = 0; i < c->n; i++) {
 		struct kb_rpc_result part = {.frame = res ? res->frame : NULL};
-		size_t len;
 		int st = status ? part_fail(c->part[i], status) : -EIO;
 
-		if (p && left >= KB_WIRE_LEN && (len = kb_get_be32(p)) <= left - KB_WIRE_LEN &&
-		    !kb_wire_decode_resp(p + KB_WIRE_LEN, len, &c->resp, &part.bulk,
-					 &part.bulk_len) &&
-		    c->resp.id == c->part[i]->req->id) {
+		/* short or malformed: this one and the rest are unknown (EIO) */
+		ok = ok && kb_wire_part_next(&p, &left, &pt, &len) > 0 &&
+		     !kb_wire_decode_resp(pt, len, &c->resp, &part.bulk, &part.bulk_len) &&
+		     c->resp.id == c->part[i]->req->id;
+		if (ok) {
 			part.resp = c->resp;
 			st = part.resp.err == kb_Err_OK ? 0 : kb_wire_err_to_errno(part.resp.err);
-			p += KB_WIRE_LEN + len;
-			left -= KB_WIRE_LEN + len;
-		} else {
-			p = NULL; /* short or malformed: the rest are unknown (EIO) */
 		}
-		on_reply(c->part[i], st, st || !p ? NULL : &part);
+		on_reply(c->part[i], st, st || !ok ? NULL : &part);
 	}
 	free(c->buf);
 	free(c);

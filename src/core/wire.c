@@ -123,6 +123,21 @@ int kb_wire_dirent_put(uint8_t *out, size_t cap, const kb_Dirent *d, size_t *len
 	return 0;
 }
 
+int kb_wire_part_next(const uint8_t **p, size_t *left, const uint8_t **part, size_t *len)
+{
+	size_t n;
+
+	if (!*left)
+		return 0;
+	if (*left < KB_WIRE_LEN || (n = kb_get_be32(*p)) > *left - KB_WIRE_LEN)
+		return -KB_EPROTO;
+	*part = *p + KB_WIRE_LEN;
+	*len = n;
+	*p += KB_WIRE_LEN + n;
+	*left -= KB_WIRE_LEN + n;
+	return 1;
+}
+
 int kb_wire_dirent_next(const uint8_t *bulk, size_t len, size_t *off, kb_Dirent *d)
 {
 	pb_istream_t is;

@@ -52,6 +52,12 @@ int kb_wire_dirent_put(uint8_t *out, size_t cap, const kb_Dirent *d, size_t *len
  * end of the bulk, or -KB_EPROTO for anything malformed. */
 int kb_wire_dirent_next(const uint8_t *bulk, size_t len, size_t *off, kb_Dirent *d);
 
+/* A COMPOUND's bulk (its requests, or their replies), each
+ * [u32 BE length][plaintext]: the next one at *p into *part (*len bytes),
+ * moving *p and *left past it: 1, 0 at the end, or -KB_EPROTO when a
+ * length runs past the bulk. */
+int kb_wire_part_next(const uint8_t **p, size_t *left, const uint8_t **part, size_t *len);
+
 /* errno <-> portable wire enum. err is 0 or -errno; unknown -> E_IO / -EIO. */
 kb_Err kb_wire_err_from_errno(int err);
 int kb_wire_err_to_errno(kb_Err e);

@@ -441,16 +441,14 @@ static bool peek_quick(const uint8_t *pt, size_t len, bool compound);
  * refuses it). */
 static bool parts_quick(const uint8_t *p, size_t left)
 {
+	const uint8_t *part;
 	size_t len;
+	int r;
 
-	while (left) {
-		if (left < KB_WIRE_LEN || (len = kb_get_be32(p)) > left - KB_WIRE_LEN ||
-		    !peek_quick(p + KB_WIRE_LEN, len, false))
+	while ((r = kb_wire_part_next(&p, &left, &part, &len)) > 0)
+		if (!peek_quick(part, len, false))
 			return false;
-		p += KB_WIRE_LEN + len;
-		left -= KB_WIRE_LEN + len;
-	}
-	return true;
+	return r == 0;
 }
 
 bool kb_srv_quick_op(const uint8_t *pt, size_t len)
@@ -600,22 +598,16 @@ static void serve_part(const struct kb_srv_req *top, const uint8_t *pt, size_t l
  * count; then none runs. */
 static int compound_parts(struct kb_srv_worker *w, const uint8_t *p, size_t left)
 {
-	const uint8_t *bulk;
+	const uint8_t *part, *bulk;
 	size_t len, blen;
-	int n = 0;
+	int n = 0, r;
 
-	while (left) {
-		if (left < KB_WIRE_LEN || (len = kb_get_be32(p)) > left - KB_WIRE_LEN ||
-		    ++n > KB_WIRE_COMPOUND_MAX ||
-		    kb_wire_decode_req(p + KB_WIRE_LEN, len, w->part_q, &bulk, &blen) ||
-		    !part_ok(w->part_q) ||
-		    kb_srv_strings_ok(p + 2 * KB_WIRE_LEN, kb_get_be32(p + KB_WIRE_LEN)) ==
-			    -KB_EPROTO)
+	while ((r = kb_wire_part_next(&p, &left, &part, &len)) > 0)
+		if (++n > KB_WIRE_COMPOUND_MAX ||
+		    kb_wire_decode_req(part, len, w->part_q, &bulk, &blen) || !part_ok(w->part_q) ||
+		    kb_srv_strings_ok(part + KB_WIRE_LEN, kb_get_be32(part)) == -KB_EPROTO)
 			return -EINVAL;
-		p += KB_WIRE_LEN + len;
-		left -= KB_WIRE_LEN + len;
-	}
-	return n;
+	return r < 0 ? -EINVAL : n;
 }
 
 _Static_assert(KB_WIRE_COMPOUND_MAX *(2 * KB_WIRE_LEN + kb_Response_size) <=
@@ -628,8 +620,8 @@ _Static_assert(KB_WIRE_COMPOUND_MAX *(2 * KB_WIRE_LEN + kb_Response_size) <=
 static int serve_compound(struct kb_srv_req *rq)
 {
 	struct kb_srv_worker *w = rq->w;
-	const uint8_t *p = rq->bulk;
-	size_t used = 0, len, rlen;
+	const uint8_t *p = rq->bulk, *part;
+	size_t left = rq->bulk_len, used = 0, len, rlen;
 	int n;
 
 	if (!w->part_q && !(w->part_q = malloc(sizeof(*w->part_q))))
@@ -640,14 +632,12 @@ static int serve_compound(struct kb_srv_req *rq)
 	if (n < 0)
 		return n;
 	if ((size_t)n * (KB_WIRE_LEN + kb_Response_size + KB_WIRE_LEN) > rq->data_max)
-		return -E2BIG; /* the replies might not fit */
-	for (int i = 0; i < n; i++) {
-		len = kb_get_be32(p);
-		serve_part(rq, p + KB_WIRE_LEN, len, rq->data + used + KB_WIRE_LEN,
+		return -E2BIG;                                  /* the replies might not fit */
+	while (kb_wire_part_next(&p, &left, &part, &len) > 0) { /* checked above */
+		serve_part(rq, part, len, rq->data + used + KB_WIRE_LEN,
 			   rq->data_max - used - KB_WIRE_LEN, &rlen);
 		kb_put_be32(rq->data + used, (uint32_t)rlen);
 		used += KB_WIRE_LEN + rlen;
-		p += KB_WIRE_LEN + len;
 	}
 	rq->r->value = (uint64_t)n;
 	rq->data_len = used;

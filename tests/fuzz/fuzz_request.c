@@ -125,16 +125,15 @@ static size_t compound_of(const uint8_t *data, size_t size, uint8_t *out, size_t
 static void check_parts(const uint8_t *bulk, size_t left)
 {
 	static kb_Response part;
-	const uint8_t *b;
+	const uint8_t *pt, *b;
 	size_t len, bl;
+	int r;
 
-	while (left) {
-		if (left < 4 || (len = kb_get_be32(bulk)) > left - 4 ||
-		    kb_wire_decode_resp(bulk + 4, len, &part, &b, &bl))
+	while ((r = kb_wire_part_next(&bulk, &left, &pt, &len)) > 0)
+		if (kb_wire_decode_resp(pt, len, &part, &b, &bl))
 			abort();
-		bulk += 4 + len;
-		left -= 4 + len;
-	}
+	if (r < 0)
+		abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
